@@ -1,0 +1,37 @@
+"""The ``callcenter`` command. Each area registers its own sub-commands here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from callcenter.settings import SettingsError
+
+app = typer.Typer(help="证券呼叫中心 · brokerage call-centre engine", no_args_is_help=True, add_completion=False)
+
+
+def _register() -> None:
+    # Each area keeps its commands in its own module: callcenter/<area>/cli.py exposing `app` (a Typer).
+    # Add one line per area (name, module path).
+    areas: list[tuple[str, str]] = [
+        # --- registered areas (one line each) ---
+    ]
+    import importlib
+
+    for name, module in areas:
+        sub = importlib.import_module(module).app
+        app.add_typer(sub, name=name)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except SettingsError as exc:
+        print(f"callcenter: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

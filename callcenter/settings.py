@@ -1,0 +1,169 @@
+"""Settings: defaults in config/callcenter.toml, overridden by CALLCENTER_* environment variables.
+
+Settings are built once by the entry point (``load_settings``) and passed down; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "callcenter.toml"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names it in one line."""
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("CALLCENTER_CONFIG")
+    if explicit:
+        return Path(explicit)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLCENTER_", extra="forbid", validate_default=True)
+
+    # storage
+    database_url: str = "sqlite:///var/callcenter.db"
+    # telephony
+    telephony_backend: Literal["simulated", "asterisk", "twilio"] = "simulated"
+    ami_servers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:5038"])
+    ami_username: str = "callcenter"
+    ami_secret: SecretStr = SecretStr("")
+    ami_connect_timeout_s: float = 5.0
+    agi_host: str = "127.0.0.1"
+    agi_port: int = Field(4573, ge=1, le=65535)
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from_number: str = ""
+    twilio_public_url: str = "http://127.0.0.1:8000"
+    sms_backend: Literal["simulated", "twilio"] = "simulated"
+    # web
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8000, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr("")
+    session_idle_minutes: int = Field(30, ge=1)
+    session_absolute_hours: int = Field(12, ge=1)
+    max_request_bytes: int = Field(1_000_000, ge=1024)
+    # business
+    timezone: str = "Asia/Shanghai"
+    transfer_window_start: time = time(9, 0)
+    transfer_window_end: time = time(16, 0)
+    transfer_per_limit_yuan: Decimal = Decimal("500000.00")
+    transfer_daily_limit_yuan: Decimal = Decimal("1000000.00")
+    ivr_pin_attempts_per_call: int = Field(3, ge=1)
+    ivr_lockout_failures: int = Field(5, ge=1)
+    ivr_lockout_minutes: int = Field(30, ge=1)
+    market_closures: list[str] = Field(default_factory=list)  # extra non-trading days (YYYY-MM-DD)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("ami_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ami_servers")
+    @classmethod
+    def _check_servers(cls, value: list[str]) -> list[str]:
+        for server in value:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port, got {server!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        return value
+
+    @field_validator("transfer_per_limit_yuan", "transfer_daily_limit_yuan")
+    @classmethod
+    def _positive_money(cls, value: Decimal) -> Decimal:
+        if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise ValueError("must be a positive amount in yuan with at most 2 decimals")
+        return value
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "Settings":
+        if self.transfer_window_start >= self.transfer_window_end:
+            raise ValueError("transfer_window_start must be before transfer_window_end")
+        if self.telephony_backend == "twilio" and not self.twilio_account_sid:
+            raise ValueError("telephony_backend is 'twilio' but twilio_account_sid is empty")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def transfer_per_limit_fen(self) -> int:
+        return int(self.transfer_per_limit_yuan * 100)
+
+    @property
+    def transfer_daily_limit_fen(self) -> int:
+        return int(self.transfer_daily_limit_yuan * 100)
+
+    def resolved_database_url(self) -> str:
+        """SQLite paths are relative to the project root, so every command finds the same file."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and not self.database_url.startswith(prefix + "/"):
+            rel = self.database_url[len(prefix):]
+            if rel and rel != ":memory:":
+                return prefix + str(PROJECT_ROOT / rel)
+        return self.database_url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings or raise SettingsError with one line naming the bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        env = f"CALLCENTER_{name.upper()}" if first["loc"] else "settings"
+        raise SettingsError(f"invalid setting {name} ({env}): {first['msg']}") from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise SettingsError(f"cannot read settings: {exc}") from None
