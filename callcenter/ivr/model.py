@@ -1,0 +1,122 @@
+"""The IVR flow model: named, typed nodes with event-keyed transitions (standard library only).
+
+A flow is data (``ivr_flows/*.yaml``, loaded and checked by :mod:`callcenter.ivr.flow`); the pure
+interpreter (:mod:`callcenter.ivr.interpreter`) walks it.  Node types:
+
+``prompt``   say something, then go to ``next``
+``menu``     say, collect one key, follow ``options[key]``; ``timeout`` and ``invalid`` branches required
+``collect``  say, collect several digits (min/max length, terminator, ``*`` as decimal point for amounts)
+             into a variable; ``done``, ``timeout`` and ``invalid`` branches required
+``choose``   say each item of a list variable ("press 1 for ..."), the caller picks one by number
+``action``   run a named backend call (see :data:`ACTIONS`), branch on its outcome
+``handoff``  say, then hand the call to an agent with a summary
+``hangup``   say, then end the call with a reason
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DTMF_KEYS = frozenset("0123456789*#")
+INPUT_TYPES = frozenset({"menu", "collect", "choose"})
+NODE_TYPES = frozenset({"prompt", "menu", "collect", "choose", "action", "handoff", "hangup"})
+TERMINAL_TYPES = frozenset({"handoff", "hangup"})
+PROMPT_AREA = "ivr"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A backend call a flow may name: the variables it reads, the outcomes it can report."""
+
+    args: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    record: tuple[str, ...] = ()  # result fields safe to store in the call record
+    idempotent: bool = False  # the interpreter adds idempotency_key = "<call id>:<step>"
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "authenticate": ActionSpec(
+        args=("fund_account", "pin"),
+        outcomes=("ok", "wrong_pin", "locked", "unknown_account", "call_limit", "error"),
+        record=("client_id", "masked_account"),
+    ),
+    "balances": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "holdings": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "transfer_accounts": ActionSpec(args=("client_id",), outcomes=("one", "several", "none", "error")),
+    "transfer": ActionSpec(
+        args=("client_id", "account", "direction", "amount_fen"),
+        outcomes=("ok", "rejected", "error"),
+        record=("reference", "error_code"),
+        idempotent=True,
+    ),
+    "bulletin": ActionSpec(args=(), outcomes=("ok", "none", "error")),
+}
+
+
+@dataclass(frozen=True)
+class SayItem:
+    """One piece of a spoken prompt.
+
+    kind: ``key`` (catalogue text), ``name`` (catalogue text whose key is a template such as
+    ``bank.{account.bank_code}``; skipped when no such text exists), ``digits`` / ``number`` /
+    ``amount`` (a variable read out), ``text`` (a variable holding free text, e.g. a bulletin),
+    ``each`` (the nested ``items`` once per element of the list variable ``value``).
+    ``when``: only said when that variable is truthy.
+    """
+
+    kind: str
+    value: str
+    items: tuple["SayItem", ...] = ()
+    when: str | None = None
+    limit: int | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    next: str
+    set: tuple[tuple[str, str], ...] = ()
+    count: str | None = None  # counter name; when it reaches ``max`` go to ``exceeded`` instead
+    max: int | None = None
+    exceeded: str | None = None
+    line: int = 0
+
+    def targets(self) -> tuple[str, ...]:
+        return (self.next,) + ((self.exceeded,) if self.exceeded else ())
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    type: str
+    line: int = 0
+    say: tuple[SayItem, ...] = ()
+    next: Transition | None = None  # prompt
+    options: dict[str, Transition] = field(default_factory=dict)  # menu / choose: key -> transition
+    transitions: dict[str, Transition] = field(default_factory=dict)  # event / outcome -> transition
+    # input nodes
+    timeout_s: float = 8.0
+    retries: int = 2
+    retry_say: tuple[SayItem, ...] = ()
+    var: str | None = None
+    min_digits: int = 1
+    max_digits: int = 1
+    terminator: str = "#"
+    amount: bool = False  # collect: yuan with "*" as decimal point, stored as integer fen
+    secret: bool = False  # collect: never echoed, recorded or logged (PINs)
+    list_var: str | None = None  # choose
+    item_var: str | None = None  # choose
+    item_say: tuple[SayItem, ...] = ()  # choose
+    # action
+    action: str | None = None
+    args: dict[str, str] = field(default_factory=dict)  # action arg -> variable path
+    # hangup / handoff
+    reason: str = "goodbye"
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    initial: str
+    nodes: dict[str, Node]
+    file: str = ""
