@@ -8,7 +8,12 @@ import typer
 
 from callcenter.settings import SettingsError
 
-app = typer.Typer(help="证券呼叫中心 · brokerage call-centre engine", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="证券呼叫中心 · brokerage call-centre engine",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 def _register() -> None:
@@ -16,12 +21,20 @@ def _register() -> None:
     # Add one line per area (name, module path).
     areas: list[tuple[str, str]] = [
         # --- registered areas (one line each) ---
+        ("scripts", "callcenter.scripts.cli"),
+        ("db", "callcenter.commands.db"),
+        ("demo", "callcenter.commands.demo"),
+        ("custody", "callcenter.commands.custody"),
     ]
     import importlib
 
     for name, module in areas:
         sub = importlib.import_module(module).app
         app.add_typer(sub, name=name)
+    from callcenter.commands import serve
+
+    app.command("run")(serve.run)
+    app.command("serve")(serve.serve)
 
 
 def main() -> None:

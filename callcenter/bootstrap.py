@@ -1,0 +1,64 @@
+"""Wiring: build the engine, adapters and services once from settings. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.adapters.bank_sim import SimulatedBank
+from callcenter.adapters.trading_calendar import TradingCalendar
+from callcenter.domain.custody import Limits
+from callcenter.services.ports import DepositoryBank
+from callcenter.services.transfers import Checkpoint, TransferService, _no_checkpoint
+from callcenter.settings import Settings
+from callcenter.store.db import make_engine, make_session_factory
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    calendar: TradingCalendar
+    bank: DepositoryBank
+    transfers: TransferService
+    clock: Callable[[], datetime] = utc_now
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        per_transfer_fen=settings.transfer_per_limit_fen,
+        daily_fen=settings.transfer_daily_limit_fen,
+        window_start=settings.transfer_window_start,
+        window_end=settings.transfer_window_end,
+    )
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    bank: DepositoryBank | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> App:
+    engine = engine or make_engine(settings.resolved_database_url())
+    sessions = make_session_factory(engine)
+    calendar = TradingCalendar(settings.market_closures)
+    bank = bank or SimulatedBank(sessions)
+    transfers = TransferService(
+        sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint
+    )
+    return App(settings, engine, sessions, calendar, bank, transfers, clock)

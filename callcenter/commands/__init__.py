@@ -1,0 +1,1 @@
+"""The foundation commands: db, demo, custody, serve/run, bench."""

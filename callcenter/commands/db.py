@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import typer
+
+from callcenter.commands.common import make_core
+from callcenter.store.migrate import current, upgrade
+
+app = typer.Typer(help="数据库 · database migrations (Alembic)", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade_cmd(revision: str = typer.Argument("head")) -> None:
+    """Migrate the configured database to REVISION (default: head)."""
+    core = make_core()
+    upgrade(core.engine, revision)
+    typer.echo(f"database {core.engine.url.render_as_string(hide_password=True)} at revision {current(core.engine)}")
+
+
+@app.command("current")
+def current_cmd() -> None:
+    core = make_core()
+    typer.echo(current(core.engine) or "empty")

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import typer
+
+from callcenter.commands.common import make_core
+from callcenter.demo.seed import DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN, seed
+
+app = typer.Typer(help="演示数据 · demo data", no_args_is_help=True)
+
+
+def print_demo_logins() -> None:
+    typer.echo("Demo logins (演示账号):")
+    for username, password, role in DEMO_LOGINS:
+        typer.echo(f"  {role:<10} {username} / {password}")
+    typer.echo(f"Demo client for the IVR: fund account {DEMO_FUND_ACCOUNT}, PIN {DEMO_PIN}, caller {DEMO_CALLER}")
+
+
+@app.command("seed")
+def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000), rng_seed: int = 20261125) -> None:
+    """Build the demo brokerage into an empty database (does nothing when clients exist)."""
+    core = make_core()
+    summary = seed(core.sessions, clients=clients, rng_seed=rng_seed)
+    if summary is None:
+        typer.echo("database already has clients; demo data not written")
+    else:
+        typer.echo(f"seeded {summary.clients} clients ({summary.closed} former, {summary.dormant} dormant), "
+                   f"{summary.fund_accounts} fund accounts, {summary.staff} staff in {summary.groups} service groups")
+    print_demo_logins()

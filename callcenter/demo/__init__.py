@@ -1,0 +1,1 @@
+"""Demo data: a believable brokerage built from a fixed random seed."""

@@ -1,0 +1,195 @@
+"""``callcenter demo seed``: a believable brokerage from a fixed random seed, written once into an empty database."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.demo import data
+from callcenter.services.auth import hash_secret
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import (
+    BankAccount,
+    BankSimAccount,
+    Client,
+    FundAccount,
+    Holding,
+    JournalEntry,
+    LedgerAccount,
+    Posting,
+    Security,
+    ServiceGroup,
+    Staff,
+)
+
+# The client named in the README: fund account and IVR PIN.
+DEMO_FUND_ACCOUNT = "310000000001"
+DEMO_PIN = "135790"
+DEMO_CALLER = "+8613912345678"
+DEMO_LOGINS = [("admin", "admin-demo-1", "admin"), ("supervisor1", "super-demo-1", "supervisor"),
+               ("agent01", "agent-demo-1", "agent")]
+
+
+@dataclass
+class SeedSummary:
+    clients: int = 0
+    fund_accounts: int = 0
+    closed: int = 0
+    dormant: int = 0
+    staff: int = 0
+    groups: int = 0
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _name(rng: random.Random) -> tuple[str, str]:
+    gender = rng.choice("MF")
+    given = rng.choice(data.GIVEN_MALE if gender == "M" else data.GIVEN_FEMALE)
+    return rng.choice(data.SURNAMES) + given, gender
+
+
+def _mobile(rng: random.Random, used: set[str]) -> str:
+    while True:
+        number = "+86" + rng.choice(data.MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+        if number not in used:
+            used.add(number)
+            return number
+
+
+def _masked_id(rng: random.Random, birthday: date) -> str:
+    region = rng.choice(["310115", "110105", "440304", "330106", "320102", "510107"])
+    return f"{region}********{rng.randrange(10000):04d}"[:6] + "********" + f"{rng.randrange(1000):03d}" + rng.choice("0123456789X")
+
+
+def seed(sessions: sessionmaker[Session], *, clients: int = 2000, rng_seed: int = 20261125,
+         today: date | None = None) -> SeedSummary | None:
+    """Fill an empty database. Returns None (and changes nothing) when clients already exist."""
+    today = today or date.today()
+    rng = random.Random(rng_seed)
+
+    def work(s: Session) -> SeedSummary | None:
+        if s.execute(select(func.count(Client.id))).scalar_one():
+            return None
+        summary = SeedSummary()
+        now = datetime.now(timezone.utc)
+        s.add_all(Security(code=c, name=n, exchange=x, last_price_fen=p) for c, n, x, p in data.SECURITIES)
+        groups, staff = _staff(s, rng, summary)
+        pin_hash = hash_secret(DEMO_PIN)  # one hash for all demo accounts: hashing 5,000 PINs would take minutes
+        used_mobiles: set[str] = {DEMO_CALLER}
+        equity = LedgerAccount(kind="equity", owner_id=0, balance_fen=0)
+        s.add(equity)
+        s.flush()
+        opening = JournalEntry(at=now, memo="demo opening balances")
+        s.add(opening)
+        s.flush()
+        fund_seq = 0
+        for i in range(clients):
+            name, gender = _name(rng)
+            if i == 0:
+                name, gender = "张伟", "M"
+            birthday = date(rng.randrange(1950, 2001), rng.randrange(1, 13), rng.randrange(1, 29))
+            opened = today - timedelta(days=rng.randrange(60, 15 * 365))
+            roll = rng.random()
+            status, closed_on, reason, last_trade = "active", None, "", today - timedelta(days=rng.randrange(0, 60))
+            if i > 0 and roll < 0.10:
+                status, reason = "closed", rng.choice(data.CLOSE_REASONS)
+                closed_on = today - timedelta(days=rng.randrange(1, 548))
+                last_trade = closed_on - timedelta(days=rng.randrange(1, 90))
+                summary.closed += 1
+            elif i > 0 and roll < 0.22:
+                status = "dormant"
+                last_trade = today - timedelta(days=rng.randrange(180, 1500))
+                summary.dormant += 1
+            client = Client(
+                client_no=f"C{100000 + i}", name=name, gender=gender, id_number_masked=_masked_id(rng, birthday),
+                mobile=DEMO_CALLER if i == 0 else _mobile(rng, used_mobiles), birthday=birthday,
+                branch=rng.choice(data.BRANCHES), onsite=rng.random() < 0.6, status=status, opened_on=opened,
+                closed_on=closed_on, closed_reason=reason, last_trade_on=last_trade,
+                service_group_id=groups[i % len(groups)].id, risk_level=rng.choice(["C1", "C2", "C3", "C4", "C5"]),
+            )
+            s.add(client)
+            s.flush()
+            n_accounts = 2 if i == 0 else rng.choices([1, 2, 3, 4, 5], weights=[60, 22, 10, 5, 3])[0]
+            banks = rng.sample(data.BANKS, n_accounts) if i else [data.BANKS[0], data.BANKS[5]]
+            for seq, (bank_code, bank_name) in enumerate(banks, start=1):
+                fund_seq += 1
+                bank = BankAccount(client_id=client.id, bank_code=bank_code, bank_name=bank_name,
+                                   account_no=f"62{rng.randrange(10**15):015d}{fund_seq % 10}")
+                s.add(bank)
+                s.flush()
+                main = seq == 1
+                fund = FundAccount(
+                    client_id=client.id, seq=seq, account_no=f"31{fund_seq:010d}", is_main=main,
+                    main_of_client=client.id if main else None, bank_account_id=bank.id,
+                    status="closed" if status == "closed" else "active", pin_hash=pin_hash, opened_on=opened,
+                )
+                s.add(fund)
+                s.flush()
+                cash = 0 if status == "closed" else int(rng.lognormvariate(11.5, 1.3)) * 100
+                if i == 0:
+                    cash = 8_888_800 if main else 1_200_000
+                bank_cash = int(rng.lognormvariate(11.0, 1.2)) * 100
+                _open_books(s, opening.id, equity, fund, bank, cash, bank_cash)
+                summary.fund_accounts += 1
+                if main and status != "closed":
+                    for code, _n, _x, price in rng.sample(data.SECURITIES, rng.randrange(0 if i else 3, 6)):
+                        qty = rng.randrange(1, 50) * 100
+                        s.add(Holding(fund_account_id=fund.id, code=code, quantity=qty,
+                                      cost_fen=int(price * rng.uniform(0.7, 1.3))))
+            summary.clients += 1
+        summary.staff, summary.groups = len(staff), len(groups)
+        return summary
+
+    return run_in_transaction(sessions, work, attempts=1)
+
+
+def _open_books(s: Session, entry_id: int, equity: LedgerAccount, fund: FundAccount, bank: BankAccount,
+                cash: int, bank_cash: int) -> None:
+    books = {kind: LedgerAccount(kind=kind, owner_id=fund.id, balance_fen=0) for kind in ("fund", "frozen", "transit")}
+    books["bank"] = LedgerAccount(kind="bank", owner_id=bank.id, balance_fen=0)
+    s.add_all(books.values())
+    s.add(BankSimAccount(account_no=bank.account_no, balance_fen=bank_cash))
+    s.flush()
+    for kind, amount in (("fund", cash), ("bank", bank_cash)):
+        if amount:
+            s.add(Posting(entry_id=entry_id, ledger_account_id=books[kind].id, amount_fen=amount))
+            s.add(Posting(entry_id=entry_id, ledger_account_id=equity.id, amount_fen=-amount))
+            books[kind].balance_fen += amount
+            equity.balance_fen -= amount
+
+
+def _staff(s: Session, rng: random.Random, summary: SeedSummary) -> tuple[list[ServiceGroup], list[Staff]]:
+    staff: list[Staff] = []
+    for username, password, role in DEMO_LOGINS[:2]:
+        staff.append(Staff(username=username, display_name="系统管理员" if role == "admin" else "陈主管",
+                           password_hash=hash_secret(password), role=role))
+    supervisor2 = Staff(username="supervisor2", display_name="林主管", password_hash=hash_secret("super-demo-2"),
+                        role="supervisor")
+    staff.append(supervisor2)
+    s.add_all(staff)
+    s.flush()
+    supervisors = [staff[1], supervisor2]
+    groups: list[ServiceGroup] = []
+    agent_no = 0
+    agent_hash = hash_secret("agent-demo-1")
+    for g in range(8):
+        group = ServiceGroup(name=f"服务{'一二三四五六七八'[g]}组", branch=data.BRANCHES[g % len(data.BRANCHES)],
+                             supervisor_id=supervisors[g % 2].id)
+        s.add(group)
+        s.flush()
+        groups.append(group)
+        size = 3 if g % 3 else 2
+        for m in range(size):
+            agent_no += 1
+            name, _ = _name(rng)
+            member = Staff(username=f"agent{agent_no:02d}", display_name=name, password_hash=agent_hash,
+                           role="agent", back_office=(m == size - 1), service_group_id=group.id,
+                           extension=f"{1000 + agent_no}")
+            s.add(member)
+            staff.append(member)
+    s.flush()
+    summary.logins = list(DEMO_LOGINS)
+    return groups, staff

@@ -1,0 +1,366 @@
+"""Bank-securities and main/auxiliary transfers: one use case, applied exactly once per idempotency key.
+
+The life of a transfer::
+
+    step 1 (one transaction)  check rules under the client's lock; store the request with its key;
+                              fund->bank: move the money into transit; fund->fund: post and finish
+    step 2 (the bank)         debit or credit at the depository bank, idempotent on our reference
+    step 3 (one transaction)  post the bank's answer: complete, or void step 1; store the answer
+
+A process that dies anywhere leaves at most a ``pending`` transfer. Retrying the same key resumes it
+(the bank call is idempotent), and ``reconcile`` settles what nobody retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.domain.custody import (
+    AccountView,
+    CustodyError,
+    Limits,
+    TRANSFER_KINDS,
+    Rule,
+    TransferRequest,
+    completion_moves,
+    decide,
+    void_moves,
+)
+from callcenter.domain.money import MoneyError, fen_to_yuan, yuan_to_fen
+from callcenter.i18n import t
+from callcenter.services.ports import BankAnswer, BankUnavailable, Calendar, DepositoryBank
+from callcenter.store.db import dialect_name, run_in_transaction
+from callcenter.store.ledger import balances, post
+from callcenter.store.models import BankAccount, Client, FundAccount, Transfer
+
+log = logging.getLogger(__name__)
+
+Checkpoint = Callable[[str], None]
+
+
+def _no_checkpoint(name: str) -> None:
+    return None
+
+
+class IdempotencyConflict(Exception):
+    """The same idempotency key was sent with a different request."""
+
+
+@dataclass(frozen=True)
+class TransferCommand:
+    idempotency_key: str
+    kind: str
+    fund_account_no: str
+    amount_yuan: str  # as typed: '12345.6'; parsed to fen here
+    to_fund_account_no: str | None = None
+    bank_account_id: int | None = None
+    channel: str = "api"
+    caller_phone: str = ""
+    staff_id: int | None = None
+    client_id: int | None = None  # when set (IVR: the authenticated client), accounts must belong to this client
+
+    def fingerprint(self) -> str:
+        body = {k: v for k, v in asdict(self).items() if k not in ("idempotency_key", "caller_phone", "staff_id")}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class TransferOutcome:
+    status: str  # done / pending / rejected / failed / voided
+    reference: str = ""
+    kind: str = ""
+    amount: str = ""
+    error_code: str = ""
+    message: str = ""
+    replayed: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("replayed")
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TransferOutcome":
+        return cls(**json.loads(text))
+
+
+@dataclass
+class ReconcileReport:
+    completed: list[str] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)  # differences the rules do not allow us to repair
+
+    @property
+    def differences(self) -> int:
+        return len(self.completed) + len(self.voided) + len(self.unresolved)
+
+
+class TransferService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        bank: DepositoryBank,
+        calendar: Calendar,
+        limits: Limits,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        checkpoint: Checkpoint = _no_checkpoint,
+        lang: str = "zh-CN",
+    ) -> None:
+        self._sessions = sessions
+        self._bank = bank
+        self._calendar = calendar
+        self._limits = limits
+        self._tz = tz
+        self._clock = clock
+        self._checkpoint = checkpoint
+        self._lang = lang
+        self._pg = dialect_name(sessions) == "postgresql"
+
+    # ------------------------------------------------------------------ public
+    def transfer(self, cmd: TransferCommand) -> TransferOutcome:
+        """Apply ``cmd`` once. The same key again returns the first answer; a different body is refused."""
+        if not cmd.idempotency_key or len(cmd.idempotency_key) > 128:
+            return self._refusal(Rule.AMOUNT_INVALID, "idempotency_key_invalid")
+        fingerprint = cmd.fingerprint()
+        for _ in range(5):
+            try:
+                transfer_id, outcome = run_in_transaction(self._sessions, lambda s: self._step1(s, cmd, fingerprint))
+                break
+            except IntegrityError:
+                continue  # a concurrent twin inserted the same key (or a reference collided): look again
+        else:  # pragma: no cover - five collisions in a row
+            raise RuntimeError("could not record transfer")
+        self._checkpoint("after_commit")
+        if outcome is not None:
+            return outcome
+        return self._resume(transfer_id)
+
+    def reconcile(self) -> ReconcileReport:
+        """Compare our journal with the bank's books; settle every pending transfer the rules allow."""
+        report = ReconcileReport()
+        pending = run_in_transaction(
+            self._sessions,
+            lambda s: [t.id for t in s.execute(select(Transfer).where(Transfer.status == "pending")).scalars()],
+        )
+        for transfer_id in pending:
+            ref, state = self._reconcile_one(transfer_id)
+            if state == "done":
+                report.completed.append(ref)
+            elif state in ("voided", "failed"):
+                report.voided.append(ref)
+        statement = self._bank.statement()
+        ours = run_in_transaction(self._sessions, self._our_bank_side)
+        for ref, (account_no, amount) in sorted(statement.items()):
+            mine = ours.get(ref)
+            if mine is None:
+                report.unresolved.append(f"{ref}: applied at the bank ({amount} fen) but unknown to our journal")
+            elif mine != (account_no, amount):
+                report.unresolved.append(f"{ref}: bank has {amount} fen, our journal {mine[1]} fen")
+        for ref in sorted(set(ours) - set(statement)):
+            report.unresolved.append(f"{ref}: done in our journal but not applied at the bank")
+        return report
+
+    # ------------------------------------------------------------------ steps
+    def _step1(self, s: Session, cmd: TransferCommand, fingerprint: str) -> tuple[int, TransferOutcome | None]:
+        existing = s.execute(select(Transfer).where(Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
+        if existing is not None:
+            return self._existing(existing, fingerprint)
+        if cmd.kind not in TRANSFER_KINDS:
+            return 0, self._refusal(Rule.BAD_KIND)
+        try:
+            amount = yuan_to_fen(cmd.amount_yuan)
+        except MoneyError as exc:
+            return 0, self._refusal(Rule(exc.code))
+        fund = s.execute(select(FundAccount).where(FundAccount.account_no == cmd.fund_account_no)).scalar_one_or_none()
+        if fund is None or (cmd.client_id is not None and fund.client_id != cmd.client_id):
+            return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
+        self._lock_client(s, fund.client_id)
+        # A twin with the same key may have committed while we waited for the lock.
+        existing = s.execute(select(Transfer).where(Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
+        if existing is not None:
+            return self._existing(existing, fingerprint)
+
+        accounts = self._account_views(s, fund.client_id)
+        to_id = None
+        if cmd.to_fund_account_no is not None:
+            target = s.execute(
+                select(FundAccount).where(FundAccount.account_no == cmd.to_fund_account_no)
+            ).scalar_one_or_none()
+            if target is None:
+                return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
+            to_id = target.id
+            if target.id not in accounts:  # another client's account: the rules refuse it
+                accounts[target.id] = AccountView(target.id, target.client_id, target.is_main, target.status,
+                                                  target.bank_account_id, 0)
+        now = self._clock()
+        local = now.astimezone(self._tz)
+        trade_date = local.date()
+        today = s.execute(
+            select(func.coalesce(func.sum(Transfer.amount_fen), 0)).where(
+                Transfer.client_id == fund.client_id,
+                Transfer.trade_date == trade_date,
+                Transfer.kind != "fund_to_fund",
+                Transfer.status.in_(("pending", "done")),
+            )
+        ).scalar_one()
+        request = TransferRequest(cmd.kind, amount, fund.id, to_id, cmd.bank_account_id)
+        transfer = Transfer(
+            idempotency_key=cmd.idempotency_key, request_hash=fingerprint, reference=self._new_reference(local),
+            client_id=fund.client_id, kind=cmd.kind, from_fund_account_id=fund.id, to_fund_account_id=to_id,
+            bank_account_id=fund.bank_account_id if cmd.kind != "fund_to_fund" else None,
+            amount_fen=amount, status="pending", channel=cmd.channel[:16], caller_phone=cmd.caller_phone[:20],
+            staff_id=cmd.staff_id, trade_date=trade_date, created_at=now,
+        )
+        try:
+            decision = decide(request, accounts, local_now=local, is_trading_day=self._calendar.is_trading_day(trade_date),
+                              limits=self._limits, transferred_today_fen=int(today))
+        except CustodyError as exc:
+            outcome = self._refusal(exc.rule)
+            outcome.reference = transfer.reference
+            outcome.kind, outcome.amount = cmd.kind, str(fen_to_yuan(amount))
+            transfer.status, transfer.error_code = "rejected", exc.rule.value
+            transfer.finished_at, transfer.response_json = now, outcome.to_json()
+            s.add(transfer)
+            s.flush()
+            return transfer.id, outcome
+        s.add(transfer)
+        s.flush()
+        if decision.moves:
+            post(s, now, f"transfer {transfer.reference} step 1", decision.moves, transfer.id)
+        outcome = None
+        if not decision.needs_bank:
+            transfer.status, transfer.finished_at = "done", now
+            outcome = self._outcome(transfer)
+            transfer.response_json = outcome.to_json()
+        self._checkpoint("before_commit")
+        return transfer.id, outcome
+
+    def _existing(self, existing: Transfer, fingerprint: str) -> tuple[int, TransferOutcome | None]:
+        if existing.request_hash != fingerprint:
+            raise IdempotencyConflict(existing.idempotency_key)
+        if existing.status == "pending":
+            return existing.id, None  # resume it
+        outcome = TransferOutcome.from_json(existing.response_json)
+        outcome.replayed = True
+        return existing.id, outcome
+
+    def _resume(self, transfer_id: int) -> TransferOutcome:
+        """Call the bank for a pending transfer (idempotent on its reference) and post the answer."""
+        info = run_in_transaction(self._sessions, lambda s: self._bank_call_info(s, transfer_id))
+        if info is None:  # settled meanwhile by a twin or by reconcile
+            return run_in_transaction(self._sessions, lambda s: self._final(s, transfer_id))
+        kind, reference, account_no, amount = info
+        try:
+            if kind == "fund_to_bank":
+                answer = self._bank.credit(reference, account_no, amount)
+            else:
+                answer = self._bank.debit(reference, account_no, amount)
+        except BankUnavailable:
+            log.warning("bank did not answer for transfer %s; left pending for reconcile", reference)
+            outcome = run_in_transaction(self._sessions, lambda s: self._outcome(s.get(Transfer, transfer_id)))
+            outcome.message = t("custody.pending", self._lang)
+            return outcome
+        self._checkpoint("after_bank")
+        return run_in_transaction(self._sessions, lambda s: self._settle(s, transfer_id, answer))
+
+    def _bank_call_info(self, s: Session, transfer_id: int) -> tuple[str, str, str, int] | None:
+        tr = s.get(Transfer, transfer_id)
+        if tr is None or tr.status != "pending":
+            return None
+        bank = s.get(BankAccount, tr.bank_account_id)
+        assert bank is not None
+        return tr.kind, tr.reference, bank.account_no, tr.amount_fen
+
+    def _settle(self, s: Session, transfer_id: int, answer: BankAnswer) -> TransferOutcome:
+        tr = s.get(Transfer, transfer_id)
+        assert tr is not None
+        self._lock_client(s, tr.client_id)
+        s.refresh(tr)
+        if tr.status != "pending":  # a twin or reconcile settled it first
+            return self._final(s, transfer_id)
+        now = self._clock()
+        fund_id = tr.from_fund_account_id
+        assert fund_id is not None and tr.bank_account_id is not None
+        if answer.status == "applied":
+            post(s, now, f"transfer {tr.reference} bank applied",
+                 completion_moves(tr.kind, fund_id, tr.bank_account_id, tr.amount_fen), tr.id)
+            tr.status = "done"
+            outcome = self._outcome(tr)
+        else:
+            moves = void_moves(tr.kind, fund_id, tr.amount_fen)
+            if moves:
+                post(s, now, f"transfer {tr.reference} voided", moves, tr.id)
+            tr.status = "failed"
+            tr.error_code = f"bank_{answer.code or answer.status}"
+            outcome = self._outcome(tr)
+        tr.finished_at = now
+        tr.response_json = outcome.to_json()
+        return outcome
+
+    def _final(self, s: Session, transfer_id: int) -> TransferOutcome:
+        tr = s.get(Transfer, transfer_id)
+        assert tr is not None
+        if tr.response_json:
+            return TransferOutcome.from_json(tr.response_json)
+        return self._outcome(tr)
+
+    def _reconcile_one(self, transfer_id: int) -> tuple[str, str]:
+        ref = run_in_transaction(self._sessions, lambda s: s.get(Transfer, transfer_id).reference)
+        state = self._bank.status(ref)
+        if state == "unknown":
+            state = self._bank.cancel(ref)  # from now on the bank refuses this reference
+        answer = BankAnswer("applied") if state == "applied" else BankAnswer("cancelled", "not_applied")
+        outcome = run_in_transaction(self._sessions, lambda s: self._settle(s, transfer_id, answer))
+        return ref, outcome.status if outcome.status == "done" else "voided"
+
+    def _our_bank_side(self, s: Session) -> dict[str, tuple[str, int]]:
+        rows = s.execute(
+            select(Transfer.reference, Transfer.kind, Transfer.amount_fen, BankAccount.account_no)
+            .join(BankAccount, BankAccount.id == Transfer.bank_account_id)
+            .where(Transfer.status == "done", Transfer.kind != "fund_to_fund")
+        ).all()
+        return {ref: (acct, amount if kind == "fund_to_bank" else -amount) for ref, kind, amount, acct in rows}
+
+    # ------------------------------------------------------------------ helpers
+    def _lock_client(self, s: Session, client_id: int) -> None:
+        """Serialise all money movements of one client. PostgreSQL: a row lock; SQLite: BEGIN IMMEDIATE has
+        already taken the database write lock."""
+        if self._pg:
+            s.execute(select(Client.id).where(Client.id == client_id).with_for_update())
+
+    def _account_views(self, s: Session, client_id: int) -> dict[int, AccountView]:
+        funds = s.execute(select(FundAccount).where(FundAccount.client_id == client_id)).scalars().all()
+        cash = balances(s, "fund", [f.id for f in funds])
+        return {
+            f.id: AccountView(f.id, f.client_id, f.is_main, f.status, f.bank_account_id, cash[f.id]) for f in funds
+        }
+
+    def _new_reference(self, local: datetime) -> str:
+        return f"{local:%y%m%d}{secrets.randbelow(10**8):08d}"
+
+    def _outcome(self, tr: Transfer | None) -> TransferOutcome:
+        assert tr is not None
+        message_key = {"done": "custody.done", "pending": "custody.pending"}.get(tr.status, f"custody.{tr.error_code}")
+        try:
+            message = t(message_key, self._lang)
+        except KeyError:
+            message = tr.error_code
+        return TransferOutcome(status=tr.status, reference=tr.reference, kind=tr.kind,
+                               amount=str(fen_to_yuan(tr.amount_fen)), error_code=tr.error_code, message=message)
+
+    def _refusal(self, rule: Rule | str, code: str | None = None) -> TransferOutcome:
+        code = code or (rule.value if isinstance(rule, Rule) else rule)
+        return TransferOutcome(status="rejected", error_code=code, message=t(f"custody.{code}", self._lang))

@@ -1,0 +1,100 @@
+"""Engine, sessions and transactions for SQLite (default) and PostgreSQL.
+
+* SQLite: WAL, foreign keys on, a busy timeout, and every transaction opened with ``BEGIN IMMEDIATE`` so a
+  read-then-write transaction holds the write lock from its first read (no lost updates, no upgrade deadlocks).
+* PostgreSQL: READ COMMITTED with explicit row locks taken in a fixed order by the services; serialisation
+  failures and deadlocks (SQLSTATE 40001 / 40P01) are retried inside ``transaction()`` and never reach a caller.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("sqlite:///", 1)[-1]
+        if path and path != ":memory:" and not url.startswith("sqlite://" + "/:memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_begin_immediate(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def _sqlite_begin_immediate(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # let us emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if code in RETRYABLE_SQLSTATES:
+            return True
+        if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
+            return True
+    return False
+
+
+def run_in_transaction(
+    sessions: sessionmaker[Session], work: Callable[[Session], T], *, attempts: int = 8
+) -> T:
+    """Run ``work(session)`` in one transaction, committing at the end; retry serialisation failures."""
+    for attempt in range(1, attempts + 1):
+        session = sessions()
+        try:
+            with session.begin():
+                result = work(session)
+            return result
+        except DBAPIError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        finally:
+            session.close()
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A single transaction without retry (for reads and for code that manages its own retries)."""
+    session = sessions()
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+def dialect_name(sessions: sessionmaker[Session] | Session) -> str:
+    bind = sessions.kw["bind"] if isinstance(sessions, sessionmaker) else sessions.get_bind()
+    return bind.dialect.name

@@ -1,0 +1,35 @@
+"""SQLAlchemy models, one module per area. Import this package to register every table on ``Base.metadata``."""
+
+from callcenter.store.models.base import Base
+from callcenter.store.models.core import (
+    AuditLog,
+    BankAccount,
+    Client,
+    FundAccount,
+    Holding,
+    Security,
+    ServiceGroup,
+    Staff,
+)
+from callcenter.store.models.web import LoginFailure, WebSession
+from callcenter.store.models.ledger import BankSimAccount, BankSimTxn, LedgerAccount, Posting, Transfer, JournalEntry
+
+__all__ = [
+    "AuditLog",
+    "Base",
+    "BankAccount",
+    "BankSimAccount",
+    "BankSimTxn",
+    "Client",
+    "FundAccount",
+    "Holding",
+    "JournalEntry",
+    "LedgerAccount",
+    "Posting",
+    "Security",
+    "ServiceGroup",
+    "Staff",
+    "Transfer",
+    "LoginFailure",
+    "WebSession",
+]

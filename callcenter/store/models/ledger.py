@@ -1,0 +1,110 @@
+"""The money ledger: double-entry postings, transfers with idempotency keys, and the simulated bank's own books."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from callcenter.store.models.base import Base, Fen, UtcDateTime
+
+
+class LedgerAccount(Base):
+    """One book in our journal.
+
+    kinds: ``fund`` (a client's cash in a fund account), ``bank`` (our mirror of the client's bank account),
+    ``transit`` (money of a fund account on its way to the bank), ``equity`` (opening balances).
+    ``balance_fen`` is a cache of the sum of postings, updated in the same transaction;
+    ``callcenter custody check`` proves the two equal.
+    """
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (
+        UniqueConstraint("kind", "owner_id", name="uq_ledger_accounts_kind_owner"),
+        CheckConstraint("kind in ('fund','frozen','bank','transit','equity')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    owner_id: Mapped[int] = mapped_column(Integer)  # fund account id, bank account id, or 0 for equity
+    balance_fen: Mapped[int] = mapped_column(Fen, default=0)
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), nullable=True, index=True)
+    memo: Mapped[str] = mapped_column(String(64))
+
+    postings: Mapped[list["Posting"]] = relationship(back_populates="entry")
+
+
+class Posting(Base):
+    __tablename__ = "postings"
+    __table_args__ = (
+        CheckConstraint("amount_fen <> 0", name="nonzero"),
+        Index("ix_postings_account", "ledger_account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"), index=True)
+    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    amount_fen: Mapped[int] = mapped_column(Fen)  # signed: + increases the book
+
+    entry: Mapped[JournalEntry] = relationship(back_populates="postings")
+
+
+class Transfer(Base):
+    """A bank-securities or main/auxiliary transfer request and its single, stored answer."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0 or status = 'rejected'", name="positive"),
+        CheckConstraint("status in ('pending','done','rejected','failed','voided')", name="status"),
+        CheckConstraint("kind in ('bank_to_fund','fund_to_bank','fund_to_fund')", name="kind"),
+        Index("ix_transfers_client_day", "client_id", "trade_date"),
+        Index("ix_transfers_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the client (流水号)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    from_fund_account_id: Mapped[int | None] = mapped_column(ForeignKey("fund_accounts.id"), nullable=True)
+    to_fund_account_id: Mapped[int | None] = mapped_column(ForeignKey("fund_accounts.id"), nullable=True)
+    bank_account_id: Mapped[int | None] = mapped_column(ForeignKey("bank_accounts.id"), nullable=True)
+    amount_fen: Mapped[int] = mapped_column(Fen)
+    status: Mapped[str] = mapped_column(String(8))
+    error_code: Mapped[str] = mapped_column(String(40), default="")
+    channel: Mapped[str] = mapped_column(String(16))  # ivr / twilio / api / agent
+    caller_phone: Mapped[str] = mapped_column(String(20), default="")  # part of the regulator's order record
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    trade_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    response_json: Mapped[str] = mapped_column(Text, default="")  # the stored answer, given again for the same key
+
+
+class BankSimAccount(Base):
+    """The simulated depository bank's own books (an outside system: it shares the database only for convenience)."""
+
+    __tablename__ = "bank_sim_accounts"
+
+    account_no: Mapped[str] = mapped_column(String(32), primary_key=True)
+    balance_fen: Mapped[int] = mapped_column(Fen, default=0)
+
+
+class BankSimTxn(Base):
+    __tablename__ = "bank_sim_txns"
+    __table_args__ = (CheckConstraint("status in ('applied','cancelled')", name="status"),)
+
+    reference: Mapped[str] = mapped_column(String(24), primary_key=True)
+    account_no: Mapped[str] = mapped_column(String(32))
+    amount_fen: Mapped[int] = mapped_column(Fen)  # + credit to the client's bank account, - debit
+    status: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)

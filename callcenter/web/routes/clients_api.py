@@ -1,0 +1,51 @@
+"""A client's accounts, balances and holdings. Every record opened is audit-logged; access is by service group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Path
+
+from callcenter.services.clients import client_summary
+from callcenter.services.staff_sessions import Principal
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import AuditLog, Client
+from callcenter.web.deps import CoreDep, PrincipalDep
+from callcenter.web.errors import ApiError
+
+router = APIRouter(prefix="/api/clients", tags=["clients"])
+
+
+def open_client(core: Any, principal: Principal, client_id: int, purpose: str) -> dict[str, object]:
+    """Load a client the principal may see, and write the audit record in the same transaction.
+    Another group's client is reported as not found, so ids cannot be probed."""
+
+    def work(s: Any) -> dict[str, object]:
+        client = s.get(Client, client_id)
+        if client is None or not principal.may_see_group(client.service_group_id):
+            raise ApiError(404, "not_found")
+        s.add(AuditLog(at=core.clock(), staff_id=principal.staff_id, action=purpose, client_id=client.id))
+        return client_summary(s, client)
+
+    return run_in_transaction(core.sessions, work)
+
+
+@router.get("/{client_id}", responses={401: {}, 404: {}})
+async def get_client(core: CoreDep, principal: PrincipalDep,
+                     client_id: int = Path(ge=1, le=2**31 - 1)) -> dict[str, object]:
+    return await anyio.to_thread.run_sync(open_client, core, principal, client_id, "api_view_client")
+
+
+@router.get("/{client_id}/accounts", responses={401: {}, 404: {}})
+async def get_accounts(core: CoreDep, principal: PrincipalDep,
+                       client_id: int = Path(ge=1, le=2**31 - 1)) -> list[dict[str, object]]:
+    data = await anyio.to_thread.run_sync(open_client, core, principal, client_id, "api_view_accounts")
+    return data["accounts"]  # type: ignore[return-value]
+
+
+@router.get("/{client_id}/holdings", responses={401: {}, 404: {}})
+async def get_holdings(core: CoreDep, principal: PrincipalDep,
+                       client_id: int = Path(ge=1, le=2**31 - 1)) -> list[dict[str, object]]:
+    data = await anyio.to_thread.run_sync(open_client, core, principal, client_id, "api_view_holdings")
+    return data["holdings"]  # type: ignore[return-value]
