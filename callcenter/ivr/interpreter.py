@@ -455,7 +455,7 @@ class IvrSession:
         if self.path:
             parts.append("path=" + ">".join(self.path[-12:]))
         if self.transfers:
-            parts.append("transfers=" + ",".join(self.transfers))
+            parts.append("transfers=" + "/".join(self.transfers))
         return ";".join(parts)
 
     def _handoff(self, node: Node, out: list[Command]) -> None:

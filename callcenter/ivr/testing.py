@@ -1,0 +1,132 @@
+"""A fake Asterisk for FastAGI tests and the benchmark: connects to a FastAGI server over TCP, sends
+the ``agi_*`` header exactly as Asterisk 22 does (../shared/fixtures/asterisk-22/fastagi_session.agi)
+and answers each command the way Asterisk answers it, with a scripted caller behind it.
+
+``inputs`` are the caller's answers to successive GET DATA commands: digits (as Asterisk returns
+them, without the ``#``), ``"w"`` for silence (``200 result= (timeout)``), ``"w:12"`` for digits then
+silence (``200 result=12 (timeout)``), ``"hangup"`` (``200 result=-1``, then ``HANGUP`` + ``511`` for
+every later command), ``"drop"`` (the TCP connection closes instead of answering).
+When the inputs run out, the caller hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from dataclasses import dataclass, field
+
+HEADER_TEMPLATE = [
+    ("agi_network", "yes"),
+    ("agi_network_script", "{script}"),
+    ("agi_request", "agi://{host}:{port}/{script}"),
+    ("agi_channel", "Local/123456@sim-caller-00000006;1"),
+    ("agi_language", "en"),
+    ("agi_type", "Local"),
+    ("agi_uniqueid", "{uniqueid}"),
+    ("agi_version", "22.11.0-rc1"),
+    ("agi_callerid", "{callerid}"),
+    ("agi_calleridname", "Client"),
+    ("agi_callingpres", "0"),
+    ("agi_callingani2", "0"),
+    ("agi_callington", "0"),
+    ("agi_callingtns", "0"),
+    ("agi_dnid", "unknown"),
+    ("agi_rdnis", "unknown"),
+    ("agi_context", "hotline"),
+    ("agi_extension", "s"),
+    ("agi_priority", "2"),
+    ("agi_enhanced", "0.0"),
+    ("agi_accountcode", ""),
+    ("agi_threadid", "140424163190464"),
+]
+DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
+
+
+@dataclass
+class FakeCall:
+    inputs: list[str]
+    uniqueid: str = "ivr-test-3"
+    callerid: str = "13912345678"
+    script: str = "hotline"
+    transcript: list[tuple[str, str]] = field(default_factory=list)  # (command, answer)
+    variables: dict[str, str] = field(default_factory=dict)
+    turnarounds: list[float] = field(default_factory=list)  # seconds from our answer to the next command
+    closed_by_server: bool = False
+    hung_up: bool = False
+    hangup_announced: bool = False
+
+    def commands(self, verb: str = "") -> list[str]:
+        return [c for c, _ in self.transcript if c.startswith(verb)]
+
+
+def _answer(call: FakeCall, command: str) -> str | None:
+    """Asterisk's answer to one command; None = drop the connection."""
+    if call.hung_up:
+        if call.hangup_announced:
+            return DEAD
+        call.hangup_announced = True
+        return "HANGUP\n" + DEAD
+    verb = command.split(" ", 2)
+    head = " ".join(verb[:2]).upper()
+    if head.startswith("ANSWER") or head.startswith("NOOP"):
+        return "200 result=0"
+    if head == "STREAM FILE":
+        return "200 result=0 endpos=11234"
+    if head in ("SAY DIGITS", "SAY NUMBER"):
+        return "200 result=0"
+    if head == "GET DATA":
+        if not call.inputs:
+            call.hung_up = True
+            return "200 result=-1"
+        given = call.inputs.pop(0)
+        if given == "drop":
+            return None
+        if given == "hangup":
+            call.hung_up = True
+            return "200 result=-1"
+        if given == "w":
+            return "200 result= (timeout)"
+        if given.startswith("w:"):
+            return f"200 result={given[2:]} (timeout)"
+        return f"200 result={given}"
+    if head == "SET VARIABLE":
+        parts = shlex.split(command)
+        call.variables[parts[2]] = parts[3] if len(parts) > 3 else ""
+        return "200 result=1"
+    if head.startswith("HANGUP"):
+        call.hung_up = True
+        return "200 result=1"
+    return "510 Invalid or unknown command"
+
+
+async def run_fake_call(host: str, port: int, call: FakeCall, timeout_s: float = 30.0) -> FakeCall:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        header = "".join(f"{k}: {v}\n" for k, v in HEADER_TEMPLATE)
+        header = header.format(script=call.script, host=host, port=port, uniqueid=call.uniqueid,
+                               callerid=call.callerid)
+        writer.write(header.encode() + b"\n")
+        await writer.drain()
+        answered_at: float | None = None
+        while True:
+            raw = await asyncio.wait_for(reader.readline(), timeout_s)
+            if not raw:
+                call.closed_by_server = True
+                return call
+            if answered_at is not None:
+                call.turnarounds.append(time.perf_counter() - answered_at)
+            command = raw.decode("utf-8").rstrip("\n")
+            answer = _answer(call, command)
+            call.transcript.append((command, answer or "<dropped>"))
+            if answer is None:
+                return call
+            writer.write(answer.encode("utf-8") + b"\n")
+            await writer.drain()
+            answered_at = time.perf_counter()
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
