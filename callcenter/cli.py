@@ -21,6 +21,9 @@ def _register() -> None:
     # Add one line per area (name, module path).
     areas: list[tuple[str, str]] = [
         # --- registered areas (one line each) ---
+        ("ivr", "callcenter.ivr.cli"),
+        ("prompts", "callcenter.ivr.cli_prompts"),
+        ("agi", "callcenter.ivr.cli_agi"),
         ("scripts", "callcenter.scripts.cli"),
         ("db", "callcenter.commands.db"),
         ("demo", "callcenter.commands.demo"),
