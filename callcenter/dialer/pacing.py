@@ -1,0 +1,641 @@
+"""Pacing of the outbound dialler: how many attempts to start now.
+
+Pure standard library, no I/O, no clock: time comes in through ``DialerState.now``.
+The contract (see DESIGN.md, "Pacing API") is stable; benchmarks and outside checks drive it::
+
+    pacer = make_pacer("predictive", target_abandon=0.03)
+    pacer.record(AttemptOutcome(kind="human", ring_s=7.2, talk_s=95.0, abandoned=False))
+    n = pacer.calls_to_place(DialerState(now=123.0, agents=[AgentView("idle", 4.0)], in_flight=[3.2]))
+
+Modes:
+
+* ``preview``     -- never dials by itself (the agent dials); always 0.
+* ``progressive`` -- one attempt per idle agent not already covered by an attempt in flight.
+* ``ratio``       -- ``ratio`` attempts per idle agent, minus the attempts in flight.
+* ``predictive``  -- learns from ``record`` the answer (human) probability and the distributions of
+  time-to-outcome per kind, talk time and (from the agents it is shown) wrap-up time.  For every
+  candidate new attempt it estimates the probability that, if a human answers it, no agent will be
+  free within the grace period (the *marginal abandon probability*), from a normal approximation
+  of "agents free by then" minus "humans answered before it" (attempts in flight, the other new
+  attempts, and the attempts it will probably place in the next seconds).  It places attempts while
+  that probability is under a threshold.  A feedback controller moves the threshold so that the
+  realised abandon rate (answered humans and abandoned ones, counted from ``record``) settles below
+  the target: it backs off after abandons and pushes harder while there are none, and it cuts hard
+  whenever the running count is over budget.  Until it has seen enough outcomes it behaves like
+  ``progressive``.  It is deterministic given its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right, insort
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol, Sequence
+
+__all__ = [
+    "AGENT_STATES",
+    "KINDS",
+    "MODES",
+    "AgentView",
+    "AttemptOutcome",
+    "DialerState",
+    "Pacer",
+    "PredictivePacer",
+    "PreviewPacer",
+    "ProgressivePacer",
+    "RatioPacer",
+    "make_pacer",
+]
+
+KINDS: tuple[str, ...] = ("human", "machine", "busy", "no_answer", "failed")
+AGENT_STATES: tuple[str, ...] = ("idle", "talking", "wrap_up")
+MODES: tuple[str, ...] = ("preview", "progressive", "ratio", "predictive")
+
+_KIND_SET = frozenset(KINDS)
+_STATE_SET = frozenset(AGENT_STATES)
+_INF = math.inf
+
+
+def _check_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """One finished attempt. ``ring_s``: seconds from dialling to the outcome (answer for humans)."""
+
+    kind: str
+    ring_s: float
+    talk_s: float | None = None
+    abandoned: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KIND_SET:
+            raise ValueError(f"unknown attempt kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        _check_seconds("ring_s", self.ring_s)
+        if self.talk_s is not None:
+            _check_seconds("talk_s", self.talk_s)
+            if self.kind != "human":
+                raise ValueError(f"talk_s is only meaningful for a human answer, not {self.kind!r}")
+        if not isinstance(self.abandoned, bool):
+            raise ValueError(f"abandoned must be a bool, got {self.abandoned!r}")
+        if self.abandoned and self.kind != "human":
+            raise ValueError(f"only an answered human can be abandoned, not {self.kind!r}")
+        if self.abandoned and self.talk_s is not None:
+            raise ValueError("an abandoned call was never connected, so it has no talk_s")
+
+
+class _AgentViewFields(NamedTuple):
+    state: str
+    seconds: float
+
+
+class AgentView(_AgentViewFields):
+    """A logged-in, unpaused agent: its state and the seconds spent in that state so far.
+
+    An immutable named tuple (the dialler builds one per agent at every decision, so it is kept cheap).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, state: str, seconds: float = 0.0) -> AgentView:
+        if state not in _STATE_SET:
+            raise ValueError(f"unknown agent state {state!r}; expected one of {', '.join(AGENT_STATES)}")
+        if seconds.__class__ is not float or not 0.0 <= seconds < _INF:
+            _check_seconds("AgentView.seconds", seconds)
+        return tuple.__new__(cls, (state, seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class DialerState:
+    """What the dialler sees now. ``in_flight``: seconds since each attempt in flight was dialled."""
+
+    now: float
+    agents: Sequence[AgentView] = ()
+    in_flight: Sequence[float] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.now, bool) or not isinstance(self.now, (int, float)) or not math.isfinite(self.now):
+            raise ValueError(f"now must be a finite number of seconds, got {self.now!r}")
+        agents = self.agents
+        if agents and not set(map(type, agents)) <= {AgentView}:
+            bad = next(a for a in agents if type(a) is not AgentView)
+            raise ValueError(f"agents must be AgentView instances, got {bad!r}")
+        ages = self.in_flight
+        if ages:
+            try:
+                fine = 0.0 <= min(ages) and sum(ages) < _INF
+            except TypeError:
+                fine = False
+            if not fine:
+                for age in ages:
+                    _check_seconds("in_flight age", age)
+
+
+class Pacer(Protocol):
+    mode: str
+
+    def record(self, outcome: AttemptOutcome) -> None: ...
+
+    def calls_to_place(self, state: DialerState) -> int: ...
+
+
+def _check_outcome(outcome: AttemptOutcome) -> None:
+    if not isinstance(outcome, AttemptOutcome):
+        raise ValueError(f"record() takes an AttemptOutcome, got {outcome!r}")
+
+
+def _check_state(state: DialerState) -> None:
+    if not isinstance(state, DialerState):
+        raise ValueError(f"calls_to_place() takes a DialerState, got {state!r}")
+
+
+@dataclass
+class _Counts:
+    attempts: int = 0
+    humans: int = 0
+    abandoned: int = 0
+
+    def add(self, outcome: AttemptOutcome) -> None:
+        self.attempts += 1
+        if outcome.kind == "human":
+            self.humans += 1
+            if outcome.abandoned:
+                self.abandoned += 1
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.humans if self.humans else 0.0
+
+
+class PreviewPacer:
+    """The agent dials from the preview screen; the pacer never places a call."""
+
+    mode = "preview"
+
+    def __init__(self) -> None:
+        self.counts = _Counts()
+
+    def record(self, outcome: AttemptOutcome) -> None:
+        _check_outcome(outcome)
+        self.counts.add(outcome)
+
+    def calls_to_place(self, state: DialerState) -> int:
+        _check_state(state)
+        return 0
+
+
+class RatioPacer:
+    """``ratio`` attempts per idle agent, minus those already in flight (ratio 1 is progressive)."""
+
+    mode = "ratio"
+
+    def __init__(self, ratio: float = 2.0) -> None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
+            raise ValueError(f"ratio must be a number, got {ratio!r}")
+        if ratio < 1.0:
+            raise ValueError(f"ratio must be >= 1.0 (one call per idle agent at least), got {ratio!r}")
+        self.ratio = float(ratio)
+        self.counts = _Counts()
+
+    def record(self, outcome: AttemptOutcome) -> None:
+        _check_outcome(outcome)
+        self.counts.add(outcome)
+
+    def calls_to_place(self, state: DialerState) -> int:
+        _check_state(state)
+        idle = [a[0] for a in state.agents].count("idle")
+        wanted = math.floor(self.ratio * idle + 1e-9)
+        return max(0, wanted - len(state.in_flight))
+
+
+class ProgressivePacer(RatioPacer):
+    """One attempt per idle agent not already covered by an attempt in flight."""
+
+    mode = "progressive"
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# predictive
+
+
+class _Window:
+    """The last ``size`` values, kept sorted too, for empirical distribution functions."""
+
+    __slots__ = ("size", "values", "ordered")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: deque[float] = deque()
+        self.ordered: list[float] = []
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+        insort(self.ordered, value)
+        if len(self.values) > self.size:
+            old = self.values.popleft()
+            del self.ordered[bisect_right(self.ordered, old) - 1]
+
+    def __len__(self) -> int:
+        return len(self.ordered)
+
+    def cdf(self, x: float) -> float:
+        """P(X <= x)."""
+        n = len(self.ordered)
+        return bisect_right(self.ordered, x) / n if n else 0.0
+
+    def quantile(self, q: float) -> float:
+        n = len(self.ordered)
+        return self.ordered[min(n - 1, max(0, int(q * n)))]
+
+    def mean(self) -> float:
+        return sum(self.ordered) / len(self.ordered) if self.ordered else 0.0
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+@dataclass
+class _Tables:
+    """Quantities derived from what the pacer has learnt; rebuilt now and then, filled lazily."""
+
+    p_human: float
+    p_kind: dict[str, float]
+    horizons: tuple[float, ...]  # answer times of a new call's human (quantiles of the learnt distribution)
+    future_humans: tuple[float, ...]  # humans expected from calls placed after now, answering before each horizon
+    wrap_mean: float
+    wrap_survival: list[float]  # per _WRAP_BIN, P(wrap-up longer than that)
+    inflight: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    talking: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    wrapping: dict[int, tuple[float, ...]] = field(default_factory=dict)
+
+
+_QUANTILES = (0.125, 0.375, 0.625, 0.875)
+_M = len(_QUANTILES)
+_AGE_BIN = 0.5  # seconds, in-flight ages
+_TALK_BIN = 1.0  # seconds, talking agents
+_WRAP_BIN = 0.5  # seconds, wrap-up agents
+_WRAP_MAX_BINS = 1200
+_TALK_PER_S = 1.0 / _TALK_BIN
+_WRAP_PER_S = 1.0 / _WRAP_BIN
+_AGE_PER_S = 1.0 / _AGE_BIN  # 600 s of wrap-up at most
+
+
+class PredictivePacer:
+    """Model-based predictive pacing with feedback on the realised abandon rate (see module doc)."""
+
+    mode = "predictive"
+
+    def __init__(
+        self,
+        target_abandon: float = 0.03,
+        *,
+        grace_s: float = 2.0,
+        setpoint: float = 0.8,
+        gain: float = 0.08,
+        warmup_attempts: int = 60,
+        warmup_humans: int = 15,
+        rebuild_every_s: float = 120.0,
+        max_per_decision: int | None = None,
+    ) -> None:
+        if isinstance(target_abandon, bool) or not isinstance(target_abandon, (int, float)):
+            raise ValueError(f"target_abandon must be a number, got {target_abandon!r}")
+        if not 0.0 < target_abandon < 1.0:
+            raise ValueError(f"target_abandon must be between 0 and 1 (e.g. 0.03), got {target_abandon!r}")
+        _check_seconds("grace_s", grace_s)
+        if not 0.0 < setpoint <= 1.0:
+            raise ValueError(f"setpoint is a fraction of the target in (0, 1], got {setpoint!r}")
+        if gain <= 0:
+            raise ValueError(f"gain must be > 0, got {gain!r}")
+        if warmup_attempts < 0 or warmup_humans < 0:
+            raise ValueError("warm-up counts must be >= 0")
+        _check_seconds("rebuild_every_s", rebuild_every_s)
+        self.target_abandon = float(target_abandon)
+        self.grace_s = float(grace_s)
+        self.setpoint = float(setpoint)
+        self.gain = float(gain)
+        self.warmup_attempts = warmup_attempts
+        self.warmup_humans = warmup_humans
+        self.rebuild_every_s = float(rebuild_every_s)
+        self.max_per_decision = max_per_decision
+        self.counts = _Counts()
+        # learnt from record(): outcome mix over the last attempts, times to outcome per kind, talk times
+        self._kinds: deque[str] = deque()
+        self._kind_counts = {kind: 0 for kind in KINDS}
+        self._kind_window = 4000
+        self._ring = {kind: _Window(1500) for kind in KINDS}
+        self._talk = _Window(2000)
+        # learnt from the agents it is shown: ages of agents in wrap-up, sampled once a second
+        self._wrap_ages: deque[int] = deque()
+        self._wrap_hist = [0] * (_WRAP_MAX_BINS + 1)
+        self._wrap_window = 30000
+        self._last_sample_second: int | None = None
+        # feedback: log of the marginal-abandon threshold, and the recent humans for the budget term
+        self._log_threshold = math.log(self.target_abandon)
+        self._recent: deque[bool] = deque()
+        self._recent_abandoned = 0
+        self._recent_size = 600
+        # placed-call rate (for the calls placed over the next seconds)
+        self._placed: deque[tuple[float, int]] = deque()
+        self._placed_sum = 0
+        self._rate_window_s = 60.0
+        self._first_now: float | None = None
+        self._tables: _Tables | None = None
+        self._built_at = -math.inf
+        self._dirty = True
+        self._talking_now = 0
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def record(self, outcome: AttemptOutcome) -> None:
+        _check_outcome(outcome)
+        self.counts.add(outcome)
+        kind = outcome.kind
+        self._kinds.append(kind)
+        self._kind_counts[kind] += 1
+        if len(self._kinds) > self._kind_window:
+            self._kind_counts[self._kinds.popleft()] -= 1
+        self._ring[kind].add(float(outcome.ring_s))
+        if outcome.talk_s is not None:
+            self._talk.add(float(outcome.talk_s))
+        if kind == "human":
+            self._feedback(outcome.abandoned)
+        self._dirty = True
+
+    def _feedback(self, abandoned: bool) -> None:
+        # Integral action (a Robbins-Monro step): each answered human moves log(threshold) by
+        # gain * (setpoint*target - abandoned); it settles where the abandon rate is at the setpoint.
+        goal = self.setpoint * self.target_abandon
+        self._log_threshold += self.gain * (goal - (1.0 if abandoned else 0.0))
+        self._log_threshold = min(math.log(0.9), max(math.log(1e-4), self._log_threshold))
+        self._recent.append(abandoned)
+        self._recent_abandoned += abandoned
+        if len(self._recent) > self._recent_size:
+            self._recent_abandoned -= self._recent.popleft()
+
+    @property
+    def threshold(self) -> float:
+        """The marginal abandon probability a new attempt may carry, after the budget terms."""
+        threshold = math.exp(self._log_threshold)
+        # Budget terms: over budget (lifetime, or the recent window) -> cut hard, proportionally.
+        for abandoned, humans in (
+            (self.counts.abandoned, self.counts.humans),
+            (self._recent_abandoned, len(self._recent)),
+        ):
+            if humans:
+                excess = abandoned - self.target_abandon * humans
+                if excess > -1.0:
+                    threshold *= math.exp(-0.5 * (excess + 1.0))
+        return threshold
+
+    @property
+    def warmed_up(self) -> bool:
+        return (
+            self.counts.attempts >= self.warmup_attempts
+            and len(self._ring["human"]) >= max(1, self.warmup_humans)
+            and len(self._talk) >= max(1, self.warmup_humans)
+        )
+
+    def _observe_agents(self, now: float, agents: Sequence[AgentView]) -> None:
+        second = math.floor(now)
+        if second == self._last_sample_second:
+            return
+        self._last_sample_second = second
+        hist = self._wrap_hist
+        ages = self._wrap_ages
+        for agent in agents:
+            if agent.state == "wrap_up":
+                b = min(_WRAP_MAX_BINS, int(agent.seconds / _WRAP_BIN))
+                ages.append(b)
+                hist[b] += 1
+        while len(ages) > self._wrap_window:
+            hist[ages.popleft()] -= 1
+        self._dirty = True
+
+    # -- tables -------------------------------------------------------------------------------
+
+    def _build(self, now: float) -> _Tables:
+        total = len(self._kinds)
+        # Humans connected but not yet recorded (still talking) would otherwise bias the answer rate low.
+        unrecorded = self._talking_now
+        p_kind = {kind: (self._kind_counts[kind] + (unrecorded if kind == "human" else 0)) / (total + unrecorded)
+                  for kind in KINDS}
+        p_human = p_kind["human"]
+        human_ring = self._ring["human"]
+        horizons = tuple(human_ring.quantile(q) for q in _QUANTILES)
+        rate = self._placed_rate(now)
+        future = []
+        for horizon in horizons:
+            # Expected humans from calls placed uniformly over (0, horizon) that answer before horizon:
+            # rate * p_human * integral_0^horizon F(u) du, on a coarse grid.
+            steps = 8
+            integral = sum(human_ring.cdf(horizon * (i + 0.5) / steps) for i in range(steps)) * horizon / steps
+            future.append(rate * p_human * integral)
+        # Wrap-up: the age of an agent seen in wrap-up at a random moment has density S(a) / E[W],
+        # so the age histogram, normalised at zero, is the survival function of the wrap-up time.
+        hist = self._wrap_hist
+        top = max(i for i, c in enumerate(hist) if c) if any(hist) else -1
+        if top >= 0 and len(self._wrap_ages) >= 100:
+            ref = max(1.0, (hist[0] + hist[1]) / 2.0)
+            survival = []
+            running = 1.0
+            for b in range(top + 1):
+                running = min(running, hist[b] / ref)
+                survival.append(running)
+            wrap_mean = sum(survival) * _WRAP_BIN
+        else:
+            survival = []
+            wrap_mean = 30.0  # not learnt yet: assume long wrap-ups (dials less)
+        return _Tables(
+            p_human=p_human,
+            p_kind=p_kind,
+            horizons=horizons,
+            future_humans=tuple(future),
+            wrap_mean=wrap_mean,
+            wrap_survival=survival,
+        )
+
+    def _inflight_row(self, tables: _Tables, b: int) -> tuple[float, ...]:
+        """For an attempt in flight aged b bins: P(a human answers it by each horizon), and variances."""
+        age = b * _AGE_BIN
+        alive = 0.0
+        for kind in KINDS:
+            window = self._ring[kind]
+            if len(window):
+                alive += tables.p_kind[kind] * (1.0 - window.cdf(age))
+        means = []
+        if alive <= 1e-9:
+            means = [0.0] * _M
+        else:
+            human = self._ring["human"]
+            f_age = human.cdf(age)
+            for horizon in tables.horizons:
+                means.append(max(0.0, tables.p_human * (human.cdf(age + horizon) - f_age) / alive))
+        return tuple(means) + tuple(m * (1.0 - m) for m in means)
+
+    def _talking_row(self, tables: _Tables, b: int) -> tuple[float, ...]:
+        """For an agent talking for b bins: P(it is free by each horizon + grace), and variances."""
+        elapsed = b * _TALK_BIN
+        talk = self._talk
+        survive = 1.0 - talk.cdf(elapsed)
+        means = []
+        for horizon in tables.horizons:
+            reach = elapsed + horizon + self.grace_s - tables.wrap_mean
+            if survive <= 1e-9 or reach <= elapsed:
+                means.append(0.0)
+            else:
+                means.append(min(1.0, max(0.0, (talk.cdf(reach) - talk.cdf(elapsed)) / survive)))
+        return tuple(means) + tuple(m * (1.0 - m) for m in means)
+
+    def _wrapping_row(self, tables: _Tables, b: int) -> tuple[float, ...]:
+        survival = tables.wrap_survival
+        means = []
+        for horizon in tables.horizons:
+            if not survival:
+                means.append(0.0)
+                continue
+            here = survival[b] if b < len(survival) else 0.0
+            if here <= 1e-9:
+                means.append(0.5)  # older than any wrap-up seen: probably about to finish
+                continue
+            later = int(b + (horizon + self.grace_s) / _WRAP_BIN)
+            there = survival[later] if later < len(survival) else 0.0
+            means.append(min(1.0, max(0.0, 1.0 - there / here)))
+        return tuple(means) + tuple(m * (1.0 - m) for m in means)
+
+    def _placed_rate(self, now: float) -> float:
+        placed = self._placed
+        while placed and placed[0][0] < now - self._rate_window_s:
+            self._placed_sum -= placed.popleft()[1]
+        span = min(self._rate_window_s, now - self._first_now) if self._first_now is not None else 0.0
+        return self._placed_sum / span if span >= 5.0 else 0.0
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def calls_to_place(self, state: DialerState) -> int:
+        _check_state(state)
+        now = float(state.now)
+        if self._first_now is None:
+            self._first_now = now
+        agents = state.agents
+        self._observe_agents(now, agents)
+        talking: list[int] = []
+        wrapping: list[int] = []
+        talking_add = talking.append
+        wrapping_add = wrapping.append
+        for agent_state, seconds in agents:
+            if agent_state == "talking":
+                talking_add(int(seconds * _TALK_PER_S))
+            elif agent_state == "wrap_up":
+                wrapping_add(int(seconds * _WRAP_PER_S))
+        idle = len(agents) - len(talking) - len(wrapping)
+        self._talking_now = len(talking)
+        in_flight = state.in_flight
+        if not self.warmed_up:
+            n = max(0, idle - len(in_flight))
+            return self._placed_now(now, n)
+        every = self.rebuild_every_s if self.counts.attempts >= 10 * self.warmup_attempts else self.rebuild_every_s / 8
+        if self._tables is None or (self._dirty and now - self._built_at >= every) or now < self._built_at:
+            self._tables = self._build(now)
+            self._built_at = now
+            self._dirty = False
+        tables = self._tables
+        # Agents free by each horizon (+ grace): idle ones surely, the others with learnt probabilities.
+        mu_a = [float(idle)] * _M
+        var_a = [0.0] * _M
+        for rows, cache, maker in (
+            (talking, tables.talking, self._talking_row),
+            (wrapping, tables.wrapping, self._wrapping_row),
+        ):
+            if not rows:
+                continue
+            for b in set(rows).difference(cache):
+                cache[b] = maker(tables, b)
+            sums = [sum(col) for col in zip(*[cache[b] for b in rows])]
+            for m in range(_M):
+                mu_a[m] += sums[m]
+                var_a[m] += sums[_M + m]
+        # Humans answering before each horizon: in flight, plus those from calls placed in the next seconds.
+        mu_h = list(tables.future_humans)
+        var_h = list(tables.future_humans)
+        if in_flight:
+            bins = [int(a * _AGE_PER_S) for a in in_flight]
+            cache = tables.inflight
+            for b in set(bins).difference(cache):
+                cache[b] = self._inflight_row(tables, b)
+            sums = [sum(col) for col in zip(*[cache[b] for b in bins])]
+            for m in range(_M):
+                mu_h[m] += sums[m]
+                var_h[m] += sums[_M + m]
+        threshold = self.threshold
+        p = tables.p_human
+        gaps = [mu_a[m] - mu_h[m] for m in range(_M)]
+        spreads = [var_a[m] + var_h[m] for m in range(_M)]
+        steps = [p * q for q in _QUANTILES]
+        erf = math.erf
+        sqrt = math.sqrt
+
+        def risky(k: int) -> bool:
+            # The (k+1)-th new call: if a human answers it at horizon m, each of the other k new calls
+            # has answered before with probability p * q_m.  It is abandoned if the agents free by then
+            # (+ grace) are no more than the humans answered before it.  Is that likelier than allowed?
+            risk = 0.0
+            for m in range(_M):
+                q = steps[m]
+                mean = gaps[m] - k * q
+                var = spreads[m] + k * q * (1.0 - q)
+                if var <= 1e-12:
+                    risk += 1.0 if mean < 0.5 else 0.0
+                else:
+                    risk += 0.5 * (1.0 + erf((0.5 - mean) / sqrt(2.0 * var)))
+            return risk > threshold * _M
+
+        limit = self.max_per_decision if self.max_per_decision is not None else max(1, 2 * len(agents))
+        # The risk grows with k: find the first risky k by galloping then bisection.
+        if risky(0):
+            return self._placed_now(now, 0)
+        safe, high = 0, 1
+        while high < limit and not risky(high):
+            safe, high = high, min(limit, high * 2)
+        if high >= limit and not risky(limit - 1):
+            n = limit
+        else:
+            while high - safe > 1:
+                mid = (safe + high) // 2
+                if risky(mid):
+                    high = mid
+                else:
+                    safe = mid
+            n = safe + 1
+        return self._placed_now(now, n)
+
+    def _placed_now(self, now: float, n: int) -> int:
+        if n:
+            self._placed.append((now, n))
+            self._placed_sum += n
+        return n
+
+
+def make_pacer(mode: str, *, target_abandon: float = 0.03, ratio: float = 2.0, **options: float) -> Pacer:
+    """Build a pacer: ``preview``, ``progressive``, ``ratio`` (``ratio=``) or ``predictive`` (``target_abandon=``)."""
+    if mode == "preview":
+        pacer: Pacer = PreviewPacer()
+    elif mode == "progressive":
+        pacer = ProgressivePacer()
+    elif mode == "ratio":
+        pacer = RatioPacer(ratio)
+    elif mode == "predictive":
+        pacer = PredictivePacer(target_abandon, **options)  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"unknown dial mode {mode!r}; expected one of {', '.join(MODES)}")
+    if options and mode != "predictive":
+        raise ValueError(f"options {sorted(options)} only apply to the predictive mode")
+    return pacer
