@@ -44,6 +44,18 @@ def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
     return seen
 
 
+def _distances(start: str, edges: dict[str, list[str]]) -> dict[str, int]:
+    dist = {start: 0}
+    todo = deque([start])
+    while todo:
+        here = todo.popleft()
+        for nxt in edges.get(here, ()):
+            if nxt not in dist:
+                dist[nxt] = dist[here] + 1
+                todo.append(nxt)
+    return dist
+
+
 def check_graph(script: Script) -> list[Problem]:
     problems: list[Problem] = []
     path = script.source
@@ -71,12 +83,15 @@ def check_graph(script: Script) -> list[Problem]:
     for step in script.steps.values():
         if step.id in reachable and step.id not in can_finish and step.answers:
             problems.append(Problem(path, step.line, "no_terminal_path", {"step": step.id}))
+    # An answer "goes back" when its target lies on a cycle through this step and is no further from the
+    # initial step than this step is (breadth-first distance): that answer must say `loop: true`.
     reach_from = {sid: _reach(sid, edges) for sid in script.steps}
+    dist = _distances(script.initial, edges)
     for step in script.steps.values():
         for ans in step.answers:
             if ans.next not in script.steps:
                 continue
-            closes_cycle = step.id in reach_from[ans.next]
+            closes_cycle = step.id in reach_from[ans.next] and dist.get(ans.next, 0) <= dist.get(step.id, 0)
             if closes_cycle and not ans.loop:
                 problems.append(Problem(path, ans.line, "unmarked_loop", {"step": step.id, "answer": ans.key, "next": ans.next}))
             elif ans.loop and not closes_cycle:
