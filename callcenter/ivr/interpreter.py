@@ -84,7 +84,7 @@ class SayText:
 
 @dataclass(frozen=True)
 class Collect:
-    max_digits: int
+    max_digits: int  # stop waiting after this many keys (the terminator also ends input)
     timeout_s: float
     terminator: str | None  # "#" ends input early; None for one-key menus
     secret: bool = False  # the digits must never be echoed or logged
@@ -358,7 +358,10 @@ class IvrSession:
             for index, element in enumerate(self._choices(node), start=1):
                 self._say(node.item_say, out, {"item": element, "index": index})
         if node.type == "collect":
-            out.append(Collect(node.max_digits, node.timeout_s, node.terminator or None, secret=node.secret))
+            # with a terminator, wait for one key more than the longest valid input: a caller who types
+            # six PIN digits and then "#" must not have the "#" land in the next menu
+            keys = node.max_digits + (1 if node.terminator else 0)
+            out.append(Collect(keys, node.timeout_s, node.terminator or None, secret=node.secret))
         else:
             out.append(Collect(1, node.timeout_s, None))
         self.waiting = "input"
