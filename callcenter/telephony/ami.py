@@ -1,0 +1,618 @@
+"""Asterisk backend of the telephony port, over panoramisk's ``Manager``.
+
+- ``AmiClient``: one Asterisk server.  ``AmiPool``: several, originates spread by least in-flight.
+- Login is ours (not panoramisk's auto-login) so a refused login raises ``AmiLoginError`` and
+  the client stops retrying: no crash loop.
+- panoramisk's own reconnect is disabled (``_Manager.connection_lost``); our supervisor task
+  reconnects with exponential backoff, then reconciles with ``CoreShowChannels``.
+- Actions pending when the socket drops fail at once with ``AmiDisconnected``, and panoramisk's
+  "awaiting actions" queue is emptied so NOTHING is re-sent after a reconnect (an Originate
+  sent twice would dial the customer twice).
+- Originate is sent with ``Async: true``, ``ChannelId`` = our call id, and ``as_list=False``: the
+  awaited result is the immediate "queued" reply, and the later ``OriginateResponse`` (same
+  ActionID) reaches our event handler instead of being folded into the action's result.
+- Every message goes through the pure ``CallTracker`` (ami_events.py); a message that breaks the
+  mapping is logged (masked) and skipped, never crashing the reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from callcenter.telephony import variables as V
+from callcenter.telephony.ami_events import CallTracker, headers
+from callcenter.telephony.port import (
+    EventStream,
+    NoServerAvailable,
+    OriginateRejected,
+    TelephonyError,
+    TelephonyEvent,
+    check_dial_string,
+    check_id,
+    check_number,
+    check_prompt,
+    check_text,
+    check_variables,
+    mask_number,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AmiError(TelephonyError):
+    pass
+
+
+class AmiLoginError(AmiError):
+    """Asterisk refused our username/secret. Not retried: fix the settings."""
+
+
+class AmiDisconnected(AmiError):
+    """The connection dropped (or was not up) while an action was pending."""
+
+
+class AmiActionError(AmiError):
+    """Asterisk answered an action with ``Response: Error``."""
+
+
+@dataclass(frozen=True)
+class AmiServer:
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AmiOptions:
+    dial_template: str = "PJSIP/{number}@trunk"  # Channel of an outbound Originate
+    outbound_context: str = V.CONTEXT_OUTBOUND
+    outbound_amd_context: str = "cc-outbound-amd"
+    amd: bool = False  # answered calls run AMD() and report through UserEvent CallAnswered
+    agent_login_context: str = V.CONTEXT_AGENT_LOGIN
+    agent_join_context: str = V.CONTEXT_AGENT_JOIN
+    play_context: str = V.CONTEXT_PLAY
+    action_timeout_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    heartbeat_s: float = 20.0  # Ping interval; 0 disables
+    tick_s: float = 1.0  # settle lost OriginateResponses / overdue attempts; 0 disables
+    settle_grace_s: float = 5.0
+
+
+_SECRETS = re.compile(r"(?im)^(secret|key|variable|callerid):[^\r\n]*")
+_DIGITS = re.compile(r"\d{7,}")
+
+
+def mask(text: str) -> str:
+    """Logs never carry secrets, variables or full phone numbers."""
+    text = _SECRETS.sub(lambda m: f"{m.group(1)}: ***", text)
+    return _DIGITS.sub(lambda m: mask_number(m.group(0)), text)
+
+
+class _Manager(Manager):
+    """panoramisk Manager without its fixed-delay auto-reconnect and without re-sending actions."""
+
+    def __init__(self, owner: "AmiClient", **config: Any) -> None:
+        super().__init__(**config)
+        self._owner = owner
+
+    def connection_lost(self, exc: Any) -> None:
+        self._connected = False
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+        self.awaiting_actions.clear()  # never re-send (above all never an Originate)
+        self._owner._on_connection_lost(exc)
+
+
+class _SafeProtocol(AMIProtocol):
+    """panoramisk's framing, with a reader that survives a malformed frame."""
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            super().data_received(data)
+        except Exception:  # a bad frame must not kill the connection's reader
+            log.warning("AMI: malformed data skipped: %r", mask(data[:200].decode("utf8", "replace")))
+            self.queue.clear()
+
+
+class AmiClient:
+    """Telephony port on one Asterisk server. Publishes into ``stream`` (its own unless given)."""
+
+    def __init__(
+        self,
+        server: AmiServer,
+        options: AmiOptions | None = None,
+        *,
+        stream: EventStream | None = None,
+    ) -> None:
+        self.server = server
+        self.options = options or AmiOptions()
+        self.stream = stream or EventStream()
+        self.tracker = CallTracker(server.name, settle_grace_s=self.options.settle_grace_s)
+        self.login_error: AmiLoginError | None = None
+        self.messages_seen = 0  # AMI messages (events and responses) read from the server
+        self.connections = 0
+        self._manager: _Manager | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._up = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._closing = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first: asyncio.Future[None] | None = None
+        self._helpers: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+
+    # --- life ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    def in_flight(self) -> int:
+        return len(self.tracker.in_flight())
+
+    async def start(self) -> None:
+        """Connect and log in. Raises ``AmiLoginError`` on refused credentials; if the server is
+        unreachable, returns and keeps trying in the background."""
+        loop = asyncio.get_running_loop()
+        self._first = loop.create_future()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"ami:{self.name}")
+        await asyncio.shield(self._first)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self.connected:
+            try:
+                await self._send({"Action": "Logoff"}, timeout=2.0)
+            except (AmiError, asyncio.TimeoutError):
+                pass
+        if self._manager is not None:
+            self._manager.close()
+        for task in [self._supervisor, *self._helpers]:
+            if task is not None and not task.done():
+                task.cancel()
+        for task in [self._supervisor, *self._helpers]:
+            if task is not None:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._fail_pending()
+        self.stream.close()
+
+    def events(self) -> AsyncIterator[TelephonyEvent]:
+        return self.stream.__aiter__()
+
+    async def __aenter__(self) -> "AmiClient":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _supervise(self) -> None:
+        delay = self.options.backoff_initial_s
+        while not self._closing:
+            try:
+                await self._connect_once()
+            except AmiLoginError as exc:
+                log.error("AMI %s: login refused; not retrying", self.name)
+                self.login_error = exc
+                self._settle_first(exc)
+                return
+            except (OSError, asyncio.TimeoutError, AmiError) as exc:
+                log.warning("AMI %s: connect failed (%s); retry in %.1fs", self.name, type(exc).__name__, delay)
+                self._settle_first(None)
+                await asyncio.sleep(delay)
+                delay = min(max(delay * 2, 0.05), self.options.backoff_max_s)
+                continue
+            delay = self.options.backoff_initial_s
+            self._settle_first(None)
+            helpers = [asyncio.create_task(self._ticker()), asyncio.create_task(self._heartbeat())]
+            try:
+                await self._lost.wait()
+            finally:
+                for task in helpers:
+                    task.cancel()
+                for task in helpers:
+                    try:
+                        await task
+                    except asyncio.CancelledError:
+                        pass
+            if not self._closing:
+                await asyncio.sleep(self.options.backoff_initial_s)
+
+    def _settle_first(self, exc: BaseException | None) -> None:
+        if self._first is not None and not self._first.done():
+            if exc is None:
+                self._first.set_result(None)
+            else:
+                self._first.set_exception(exc)
+
+    async def _connect_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        manager = _Manager(
+            self,
+            host=self.server.host,
+            port=self.server.port,
+            loop=loop,
+            protocol_factory=_SafeProtocol,
+            ping_delay=10**9,
+            ping_interval=10**9,
+        )
+        manager.register_event("*", self._on_message)
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(_SafeProtocol, self.server.host, self.server.port),
+            self.options.connect_timeout_s,
+        )
+        done: asyncio.Future[tuple[Any, Any]] = loop.create_future()
+        done.set_result((transport, protocol))
+        self._lost.clear()
+        manager.connection_made(done)  # wires protocol <-> manager; no auto-login (no username)
+        if manager.pinger is not None:
+            manager.pinger.cancel()
+            manager.pinger = None
+        self._manager = manager
+        self.connections += 1
+        reply = await self._send(
+            {"Action": "Login", "Username": self.server.username, "Secret": self.server.secret, "Events": "on"},
+            ready=False,
+        )
+        if reply.get("Response") != "Success":
+            manager.close()
+            raise AmiLoginError(f"AMI {self.name}: {reply.get('Message') or 'login refused'}")
+        self._up.set()
+        if self.connections > 1 or self.tracker.needs_reconcile():
+            await self.reconcile()  # after every REconnect: settle what died while we were away
+        self._publish(self.tracker.connected(loop.time()))  # ServerUp once the state is reconciled
+
+    def _on_connection_lost(self, exc: Any) -> None:
+        now = asyncio.get_running_loop().time()
+        was_up = self._up.is_set()
+        self._up.clear()
+        self._fail_pending()
+        if isinstance(exc, Message) and str(exc.get("Event", "")).lower() == "shutdown":
+            self._feed(exc)  # panoramisk calls us before dispatching Shutdown: apply it first
+        if was_up or self.tracker.up:
+            self._publish(self.tracker.connection_lost(now))
+        self._lost.set()
+
+    def _fail_pending(self) -> None:
+        for fut in list(self._pending):
+            if not fut.done():
+                fut.set_exception(AmiDisconnected(f"AMI {self.name}: connection lost"))
+                fut.exception()  # mark retrieved: the caller may already be gone
+        self._pending.clear()
+
+    # --- messages ---------------------------------------------------------------------------------
+
+    def _on_message(self, manager: Manager, message: Message) -> None:
+        self._feed(message)
+
+    def _feed(self, message: Mapping[str, Any]) -> None:
+        self.messages_seen += 1
+        now = asyncio.get_running_loop().time()
+        try:
+            events = self.tracker.feed(message, now)
+        except Exception:  # never let one odd message kill the reader
+            log.exception("AMI %s: message skipped: %s", self.name, mask(repr(dict(message))[:300]))
+            return
+        self._publish(events)
+
+    def _publish(self, events: Iterable[TelephonyEvent]) -> None:
+        for event in events:
+            self.stream.publish(event)
+
+    async def _ticker(self) -> None:
+        if self.options.tick_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.options.tick_s)
+            now = loop.time()
+            self._publish(self.tracker.tick(now))
+            overdue = self.tracker.overdue(now)
+            if overdue:
+                self.tracker.mark_unverified(overdue)
+                try:
+                    await self.reconcile()
+                except (AmiError, asyncio.TimeoutError):
+                    pass
+
+    async def _heartbeat(self) -> None:
+        if self.options.heartbeat_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.options.heartbeat_s)
+            try:
+                await self._send({"Action": "Ping"})
+            except asyncio.TimeoutError:
+                log.warning("AMI %s: no answer to Ping; dropping the connection", self.name)
+                if self._manager is not None and self._manager.protocol is not None:
+                    self._manager.protocol.transport.abort()
+                return
+            except AmiError:
+                return
+
+    # --- actions ------------------------------------------------------------------------------------
+
+    def _action(self, fields: Mapping[str, Any], as_list: bool | None) -> Action:
+        action = Action(dict(fields))
+        action.as_list = as_list
+        return action
+
+    async def _send(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        as_list: bool | None = None,
+        timeout: float | None = None,
+        ready: bool = True,
+    ) -> Any:
+        """Send one action and await its reply (a Message, or a list for EventList actions)."""
+        manager = self._manager
+        if manager is None or manager.protocol is None or manager.protocol.closed or (ready and not self.connected):
+            raise AmiDisconnected(f"AMI {self.name}: not connected")
+        action = self._action(fields, as_list)
+        future = manager.send_action(action, as_list=as_list)
+        self._pending.add(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout or self.options.action_timeout_s)
+        finally:
+            self._pending.discard(future)
+
+    async def query(self, action: str, **fields: str) -> list[dict[str, Any]]:
+        """Run a list action (CoreShowChannels, Status...) and return its events as plain dicts."""
+        for value in fields.values():
+            check_text(value)
+        reply = await self._send({"Action": check_id(action, "action"), **fields}, as_list=True)
+        messages = reply if isinstance(reply, list) else [reply]
+        if messages and messages[0].get("Response") == "Error":
+            raise AmiActionError(f"{action}: {messages[0].get('Message', '')}")
+        return [dict(m.items()) for m in messages if "Event" in m and not str(m["Event"]).endswith("Complete")]
+
+    async def reconcile(self) -> set[str]:
+        """Ask which channels are alive; unverified calls that are gone get their terminal event."""
+        channels = await self.query("CoreShowChannels")
+        now = asyncio.get_running_loop().time()
+        self._publish(self.tracker.reconcile(channels, now))
+        return {headers(c).get("uniqueid", "") for c in channels}
+
+    async def originate(
+        self,
+        call_id: str,
+        number: str,
+        caller_id: str,
+        variables: Mapping[str, str],
+        timeout_s: float,
+    ) -> None:
+        check_id(call_id)
+        check_number(number)
+        check_text(caller_id, "caller id")
+        variables = check_variables({**variables, V.CC_CALL_ID: call_id})
+        if not 1 <= timeout_s <= 300:
+            raise ValueError("timeout_s must be between 1 and 300 seconds")
+        if not self.connected:
+            raise NoServerAvailable(call_id, f"AMI {self.name} is not connected")
+        amd = self.options.amd
+        action_id = f"cc-orig-{call_id}-{next(self._ids)}"
+        fields = {
+            "Action": "Originate",
+            "ActionID": action_id,
+            "Channel": self.options.dial_template.format(number=number),
+            "Context": self.options.outbound_amd_context if amd else self.options.outbound_context,
+            "Exten": "s",
+            "Priority": "1",
+            "Timeout": str(int(timeout_s * 1000)),
+            "CallerID": caller_id,
+            "Async": "true",
+            "ChannelId": call_id,
+            "Variable": [f"{k}={v}" for k, v in variables.items()],
+        }
+        loop = asyncio.get_running_loop()
+        # Tracked BEFORE the write: Newchannel etc. can arrive before the "queued" reply.
+        self.tracker.track(call_id, loop.time(), timeout_s, expect_amd=amd, action_id=action_id)
+        try:
+            reply = await self._send(fields, as_list=False)
+        except AmiDisconnected:
+            # Written or not, we cannot know: keep it tracked as unverified, reconcile settles it.
+            # It is NOT re-sent.
+            self.tracker.mark_unverified([call_id])
+            raise
+        except asyncio.TimeoutError:
+            self.tracker.mark_unverified([call_id])
+            raise AmiDisconnected(f"AMI {self.name}: no reply to Originate {call_id}") from None
+        if reply.get("Response") != "Success":
+            self.tracker.forget(call_id)
+            raise OriginateRejected(call_id, str(reply.get("Message") or "refused"))
+        log.info("AMI %s: originate %s to %s queued", self.name, call_id, mask_number(number))
+
+    def _call_channel(self, call_id: str) -> str:
+        channel = self.tracker.channel_of(check_id(call_id))
+        if channel is None:
+            raise TelephonyError(f"call {call_id} has no live channel on {self.name}")
+        return channel
+
+    async def connect(self, call_id: str, agent_id: str) -> None:
+        check_id(agent_id, "agent id")
+        reply = await self._send(
+            {
+                "Action": "Redirect",
+                "Channel": self._call_channel(call_id),
+                "Context": self.options.agent_join_context,
+                "Exten": agent_id,
+                "Priority": "1",
+            }
+        )
+        _ok(reply, "Redirect")
+
+    async def play(self, call_id: str, prompt: str) -> None:
+        """Send the call to the play context; the prompt name goes first, via a channel variable."""
+        channel = self._call_channel(call_id)
+        check_prompt(prompt)
+        _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_PROMPT, "Value": prompt}), "Setvar")
+        _ok(
+            await self._send(
+                {"Action": "Redirect", "Channel": channel, "Context": self.options.play_context, "Exten": "s", "Priority": "1"}
+            ),
+            "Redirect",
+        )
+
+    async def hangup(self, call_id: str) -> None:
+        if not self.tracker.is_live(check_id(call_id)):
+            return  # already over: nothing to do
+        channel = self.tracker.channel_of(call_id)
+        if channel is None:
+            raise TelephonyError(f"call {call_id} has no channel yet on {self.name}")
+        _ok(await self._send({"Action": "Hangup", "Channel": channel, "Cause": "16"}, as_list=None), "Hangup")
+
+    async def agent_login(self, agent_id: str, phone: str) -> None:
+        check_id(agent_id, "agent id")
+        check_dial_string(phone)
+        leg = self.tracker.track_agent(agent_id)
+        reply = await self._send(
+            {
+                "Action": "Originate",
+                "Channel": phone,
+                "Context": self.options.agent_login_context,
+                "Exten": agent_id,
+                "Priority": "1",
+                "Async": "true",
+                "ChannelId": leg,
+                "OtherChannelId": f"{leg}2",
+                "Variable": f"{V.CC_AGENT_ID}={agent_id}",
+            },
+            as_list=False,
+        )
+        if reply.get("Response") != "Success":
+            self.tracker.forget_agent(agent_id)
+            raise OriginateRejected(leg, str(reply.get("Message") or "refused"))
+
+    async def agent_logout(self, agent_id: str) -> None:
+        check_id(agent_id, "agent id")
+        channel = self.tracker.agent_channel(agent_id)
+        if channel is None:
+            return
+        _ok(await self._send({"Action": "Hangup", "Channel": channel}), "Hangup")
+
+
+def _ok(reply: Any, what: str) -> None:
+    first = reply[0] if isinstance(reply, list) and reply else reply
+    if getattr(first, "get", None) is None or first.get("Response") not in ("Success", "Goodbye"):
+        message = first.get("Message", "") if hasattr(first, "get") else ""
+        raise AmiActionError(f"{what} refused: {message}")
+
+
+class AmiPool:
+    """Several Asterisk servers behind one port. Attempts go to the connected server with the
+    fewest calls in flight; when one server goes away the others carry on.
+
+    Calls stay on the server that placed them. An agent's room lives on one server: ``connect``
+    needs the call and the agent on the same server (route agents with ``agent_login``'s
+    ``server`` argument, or give each server its own agents).
+    """
+
+    def __init__(self, servers: Iterable[AmiServer], options: AmiOptions | None = None) -> None:
+        self.stream = EventStream()
+        self.clients = [AmiClient(s, options, stream=self.stream) for s in servers]
+        if not self.clients:
+            raise ValueError("AmiPool needs at least one server")
+        self._calls: dict[str, AmiClient] = {}
+        self._agents: dict[str, AmiClient] = {}
+
+    async def start(self) -> None:
+        """Start every server; fails only if no server accepted our login."""
+        results = await asyncio.gather(*(c.start() for c in self.clients), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for r in errors:
+            if not isinstance(r, AmiLoginError):
+                raise r
+        if len(errors) == len(self.clients):
+            raise errors[0]
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        self.stream.close()
+
+    def events(self) -> AsyncIterator[TelephonyEvent]:
+        return self.stream.__aiter__()
+
+    def _client_of(self, call_id: str) -> AmiClient:
+        client = self._calls.get(call_id)
+        if client is None or not client.tracker.is_live(call_id):
+            self._calls.pop(call_id, None)
+            raise TelephonyError(f"unknown call {call_id}")
+        return client
+
+    async def originate(
+        self, call_id: str, number: str, caller_id: str, variables: Mapping[str, str], timeout_s: float
+    ) -> None:
+        candidates = sorted((c for c in self.clients if c.connected), key=lambda c: c.in_flight())
+        if not candidates:
+            raise NoServerAvailable(call_id, "no Asterisk server is connected")
+        for client in candidates:
+            try:
+                await client.originate(call_id, number, caller_id, variables, timeout_s)
+            except NoServerAvailable:
+                continue  # went down before anything was written: safe to try the next one
+            self._calls[call_id] = client
+            if len(self._calls) > 4 * sum(c.in_flight() + 1 for c in self.clients):
+                self._calls = {k: v for k, v in self._calls.items() if v.tracker.is_live(k)}
+            return
+        raise NoServerAvailable(call_id, "no Asterisk server is connected")
+
+    async def connect(self, call_id: str, agent_id: str) -> None:
+        await self._client_of(call_id).connect(call_id, agent_id)
+
+    async def hangup(self, call_id: str) -> None:
+        client = self._calls.get(call_id)
+        if client is not None:
+            await client.hangup(call_id)
+
+    async def play(self, call_id: str, prompt: str) -> None:
+        await self._client_of(call_id).play(call_id, prompt)
+
+    async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
+        pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]
+        if not pool:
+            raise NoServerAvailable(agent_id, "no Asterisk server is connected")
+        client = min(pool, key=lambda c: sum(1 for a in self._agents.values() if a is c))
+        await client.agent_login(agent_id, phone)
+        self._agents[agent_id] = client
+
+    async def agent_logout(self, agent_id: str) -> None:
+        client = self._agents.pop(agent_id, None)
+        if client is not None:
+            await client.agent_logout(agent_id)
+
+
+def servers_from_settings(settings: Any) -> list[AmiServer]:
+    """``Settings.ami_servers`` ("host:port" list) + username/secret -> server list."""
+    out = []
+    for entry in settings.ami_servers:
+        host, _, port = entry.rpartition(":")
+        out.append(AmiServer(host, int(port), settings.ami_username, settings.ami_secret.get_secret_value()))
+    return out

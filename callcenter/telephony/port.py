@@ -1,0 +1,267 @@
+"""The telephony port: domain call events, the ``Telephony`` protocol, and input checks.
+
+Pure standard library.  Every backend (simulated PBX, Asterisk AMI, Twilio) implements
+``Telephony`` and reports what happens to calls as the events below.
+
+Life of one outbound attempt (``call_id`` is OUR attempt id, never the PBX's)::
+
+    originate() -> [Ringing] -> Answered(amd) -> [Connected(agent)] -> Ended(cause, talk_s)
+                             \\-> Failed(reason, cause)
+
+Every attempt accepted by ``originate`` ends with exactly ONE terminal event, ``Failed`` or
+``Ended``, even when the PBX restarts or the connection drops (the adapters reconcile).
+``at`` is the loop/monotonic time in seconds when the backend saw the event.
+
+Events are read with ``events()``: an async iterator over ONE queue per backend (one consumer;
+it stops after ``aclose()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, Union, runtime_checkable
+
+AmdVerdict = Literal["human", "machine", "notsure"]
+FailReason = Literal["busy", "no_answer", "congestion", "invalid", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    call_id: str
+    at: float
+    amd: AmdVerdict | None = None  # None when no answering-machine detection ran
+    amd_cause: str | None = None  # e.g. "LONGGREETING-1500-1500", "TOOLONG-4901"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Terminal: the attempt never reached an answered state."""
+
+    call_id: str
+    at: float
+    reason: FailReason
+    cause: int | None = None  # Q.850 cause when the PBX told us one
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    call_id: str
+    at: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """Terminal: an answered call is over."""
+
+    call_id: str
+    at: float
+    cause: int | None
+    cause_text: str
+    talk_s: float | None = None  # seconds connected to an agent; None if never connected
+
+
+@dataclass(frozen=True, slots=True)
+class AgentJoined:
+    """The agent's phone leg is up and in its ConfBridge room."""
+
+    agent_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLeft:
+    """The agent's phone leg is gone (hung up, logged out, PBX restart)."""
+
+    agent_id: str
+    at: float
+    cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerDown:
+    server: str
+    at: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerUp:
+    server: str
+    at: float
+
+
+CallEvent = Union[Ringing, Answered, Failed, Connected, Ended]
+TelephonyEvent = Union[CallEvent, AgentJoined, AgentLeft, ServerDown, ServerUp]
+TERMINAL_EVENTS = (Failed, Ended)
+
+
+class TelephonyError(Exception):
+    """Base class of the port's errors."""
+
+
+class OriginateRejected(TelephonyError):
+    """The PBX refused the originate at once (no channel was created, no terminal event follows)."""
+
+    def __init__(self, call_id: str, reason: str) -> None:
+        super().__init__(f"originate {call_id} rejected: {reason}")
+        self.call_id = call_id
+        self.reason = reason
+
+
+class NoServerAvailable(OriginateRejected):
+    """No PBX connection is up to place the call on."""
+
+
+class UnknownCall(TelephonyError):
+    """The call id is not (or no longer) known to this backend."""
+
+
+@runtime_checkable
+class Telephony(Protocol):
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def originate(
+        self,
+        call_id: str,
+        number: str,
+        caller_id: str,
+        variables: Mapping[str, str],
+        timeout_s: float,
+    ) -> None:
+        """Start dialling ``number``; returns once the PBX accepted the attempt.
+
+        Raises ``OriginateRejected`` when the PBX refuses at once, ``ValueError`` on bad input.
+        The outcome arrives later as events keyed by ``call_id``.
+        """
+
+    async def connect(self, call_id: str, agent_id: str) -> None:
+        """Move an answered call into the agent's room (``Connected`` follows)."""
+
+    async def hangup(self, call_id: str) -> None: ...
+
+    async def play(self, call_id: str, prompt: str) -> None:
+        """Play a prompt (e.g. the safe-harbour message) to an answered call, then hang up."""
+
+    async def agent_login(self, agent_id: str, phone: str) -> None:
+        """Call the agent's phone and keep it in ConfBridge room ``agent-<id>`` (``AgentJoined``)."""
+
+    async def agent_logout(self, agent_id: str) -> None: ...
+
+    def events(self) -> AsyncIterator[TelephonyEvent]: ...
+
+
+def notsure_as(amd: AmdVerdict | None, policy: Literal["human", "machine"] = "human") -> AmdVerdict | None:
+    """Resolve AMD's NOTSURE by campaign policy (default: treat as human, never hang up on a person)."""
+    return policy if amd == "notsure" else amd
+
+
+# --- input checks: everything that reaches a PBX goes through these --------------------------
+
+_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_PROMPT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/.-]{0,127}")
+_DIAL = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9@._+:/-]{1,128}")
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
+
+
+def check_number(number: str) -> str:
+    """Digits with an optional leading +, 3 to 20 digits."""
+    if not isinstance(number, str) or not _NUMBER.fullmatch(number):
+        raise ValueError("phone number must be 3-20 digits with an optional leading '+'")
+    return number
+
+
+def check_id(value: str, what: str = "call id") -> str:
+    """Ids become channel ids, extensions and room names: letters, digits, '.', '_', '-' only."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ValueError(f"{what} must be 1-64 of [A-Za-z0-9._-], got {value!r}")
+    return value
+
+
+def check_text(value: str, what: str = "value") -> str:
+    """Free text sent in an AMI header or a channel variable: no CR, LF or NUL (AMI injection)."""
+    if not isinstance(value, str) or _FORBIDDEN.search(value):
+        raise ValueError(f"{what} must not contain CR, LF or NUL")
+    if len(value) > 1024:
+        raise ValueError(f"{what} is longer than 1024 characters")
+    return value
+
+
+def check_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in variables.items():
+        if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
+            raise ValueError(f"bad channel variable name {name!r}")
+        out[name] = check_text(value, f"variable {name}")
+    return out
+
+
+def check_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not _PROMPT.fullmatch(prompt) or ".." in prompt:
+        raise ValueError("prompt must be a sound file name of [A-Za-z0-9_/.-] without '..'")
+    return prompt
+
+
+def check_dial_string(phone: str) -> str:
+    """An agent phone as a dial string, e.g. ``PJSIP/1001`` or ``Local/1001@sim-agents/n``."""
+    if not isinstance(phone, str) or not _DIAL.fullmatch(phone):
+        raise ValueError("agent phone must be a dial string like 'PJSIP/1001'")
+    return phone
+
+
+def mask_number(number: str) -> str:
+    """For logs: keep the first 3 and last 2 digits."""
+    if len(number) <= 5:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 5) + number[-2:]
+
+
+class EventStream:
+    """One queue of telephony events with an async-iterator reader (used by every backend)."""
+
+    _CLOSED = object()
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._closed = False
+
+    def publish(self, event: TelephonyEvent) -> None:
+        if not self._closed:
+            self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(self._CLOSED)
+
+    def pending(self) -> list[TelephonyEvent]:
+        """Take the events queued so far without waiting (tests, benchmarks)."""
+        out: list[TelephonyEvent] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is self._CLOSED:
+                self._queue.put_nowait(item)
+                break
+            out.append(item)  # type: ignore[arg-type]
+        return out
+
+    async def __aiter__(self) -> AsyncIterator[TelephonyEvent]:
+        while True:
+            item = await self._queue.get()
+            if item is self._CLOSED:
+                self._queue.put_nowait(item)  # later readers stop too
+                return
+            yield item  # type: ignore[misc]

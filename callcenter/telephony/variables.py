@@ -1,0 +1,37 @@
+"""Channel-variable names shared by the engine and the dialplan (config/asterisk/extensions.conf).
+
+One module, so the Python side and the dialplan never drift apart (Wazo keeps the same habit in
+``wazo_agid/dialplan_variables.py``).  Keep the dialplan in step when you change a name here.
+"""
+
+from __future__ import annotations
+
+CC_CALL_ID = "CC_CALL_ID"  # our attempt id; also the channel's Uniqueid (Originate ChannelId)
+CC_CAMPAIGN_ID = "CC_CAMPAIGN_ID"
+CC_CLIENT_ID = "CC_CLIENT_ID"  # the client (or lead) the call is about
+CC_IVR_SUMMARY = "CC_IVR_SUMMARY"  # what the caller did in the IVR, shown to the agent on hand-off
+CC_HANDOFF = "CC_HANDOFF"  # "1" when the IVR asks for an agent
+CC_AGENT_ID = "CC_AGENT_ID"  # agent whose ConfBridge room the call joins
+CC_PROMPT = "CC_PROMPT"  # sound file played by the cc-play context (safe-harbour message)
+CC_AMD = "CC_AMD"  # "1" when cc-outbound must run AMD() before reporting
+
+# UserEvent the dialplan raises when an outbound call is answered (after AMD when enabled).
+USEREVENT_CALL_ANSWERED = "CallAnswered"
+
+# Dialplan contexts the engine sends calls to.
+CONTEXT_OUTBOUND = "cc-outbound"
+CONTEXT_AGENT_JOIN = "cc-agent-join"
+CONTEXT_AGENT_LOGIN = "cc-agent-login"
+CONTEXT_PLAY = "cc-play"
+
+# ConfBridge room of one agent: the agent's phone stays in it for the whole shift.
+AGENT_ROOM_PREFIX = "agent-"
+
+
+def agent_room(agent_id: str) -> str:
+    return f"{AGENT_ROOM_PREFIX}{agent_id}"
+
+
+def agent_leg_id(agent_id: str) -> str:
+    """Uniqueid (Originate ChannelId) of an agent's phone leg."""
+    return f"agent-{agent_id}-leg"
