@@ -377,6 +377,8 @@ class IvrAgiApplication(Application):  # type: ignore[misc]
         self.on_turnaround = on_turnaround
         self.active = 0
         self.calls = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         for name, flow in flows.items():
             self.add_route(name, self._endpoint(flow))
 
@@ -387,8 +389,13 @@ class IvrAgiApplication(Application):  # type: ignore[misc]
 
         return endpoint
 
+    async def wait_idle(self) -> None:
+        """Until no call is in progress (tests, graceful shutdown)."""
+        await self._idle.wait()
+
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.active += 1
+        self._idle.clear()
         self.calls += 1
         try:
             headers = await read_headers(reader)
@@ -403,10 +410,12 @@ class IvrAgiApplication(Application):  # type: ignore[misc]
         except Exception:  # noqa: BLE001 - one broken call must not stop the server
             log.exception("FastAGI call failed")
         finally:
-            self.active -= 1
             writer.close()
             with suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+            self.active -= 1
+            if self.active == 0:
+                self._idle.set()
 
 
 def load_flows(folder: Path = FLOWS_DIR) -> dict[str, Flow]:

@@ -1,0 +1,158 @@
+"""Twilio voice webhooks: signed requests drive the hotline, forged ones get 403, replays do nothing twice."""
+
+import warnings
+from urllib.parse import urlencode
+
+import pytest
+from fastapi import FastAPI
+
+with warnings.catch_warnings():  # this starlette asks for "httpx2" when the TestClient is imported with httpx
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+from twilio.request_validator import RequestValidator
+
+from callcenter.ivr.backend import demo_backend
+from callcenter.ivr.flow import load_flow
+from callcenter.ivr.twilio_voice import InMemoryCallStateStore, make_router
+
+TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC = "https://ivr.example.com"
+SID = "CA0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def backend():
+    return demo_backend()
+
+
+@pytest.fixture
+def client(backend):
+    app = FastAPI()
+    app.include_router(make_router(backend, load_flow("hotline"), TOKEN, PUBLIC, InMemoryCallStateStore()))
+    return TestClient(app)
+
+
+def post(client, path, params, token=None, sign=True, signature=None, sign_url=None):
+    url = PUBLIC + path
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if sign:
+        headers["X-Twilio-Signature"] = signature or RequestValidator(TOKEN).compute_signature(sign_url or url, params)
+    if token:
+        headers["I-Twilio-Idempotency-Token"] = token
+    return client.post(path, content=urlencode(params), headers=headers)
+
+
+def step(client, n, digits=None, token=None):
+    params = {"CallSid": SID, "From": "+8613912345678"}
+    if digits is None:
+        return post(client, f"/twilio/voice/input?step={n}&timeout=1", params, token)
+    return post(client, f"/twilio/voice/input?step={n}", {**params, "Digits": digits}, token)
+
+
+def start(client):
+    return post(client, "/twilio/voice", {"CallSid": SID, "From": "+8613912345678"})
+
+
+def test_start_returns_gather_with_chinese_say(client):
+    r = start(client)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+    assert '<Gather action="https://ivr.example.com/twilio/voice/input?step=0"' in r.text
+    assert 'input="dtmf"' in r.text and 'numDigits="1"' in r.text
+    assert '<Say language="zh-CN">您好，欢迎致电证券客户服务热线。' in r.text
+    assert '<Redirect method="POST">https://ivr.example.com/twilio/voice/input?step=0&amp;timeout=1</Redirect>' in r.text
+
+
+def test_forged_and_unsigned_requests_are_refused(client, backend):
+    assert post(client, "/twilio/voice", {"CallSid": SID}, sign=False).status_code == 403
+    assert post(client, "/twilio/voice", {"CallSid": SID}, signature="AAAAbogus=").status_code == 403
+    # signed for another URL (e.g. an attacker's copy of the app) or with other parameters
+    assert post(client, "/twilio/voice", {"CallSid": SID}, sign_url="https://evil.example.com/twilio/voice").status_code == 403
+    good = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/voice", {"CallSid": SID})
+    assert post(client, "/twilio/voice", {"CallSid": SID, "From": "x"}, signature=good).status_code == 403
+    assert post(client, "/twilio/voice/status", {"CallSid": SID, "CallStatus": "completed"}, sign=False).status_code == 403
+    assert backend.events == []
+
+
+def login(client):
+    start(client)
+    step(client, 0, "1")
+    step(client, 1, "1234567890123456")
+    return step(client, 2, "123456")
+
+
+def test_login_and_balances(client):
+    r = login(client)
+    assert "验证成功" in r.text and 'finishOnKey="#"' not in r.text
+    r = step(client, 3, "1")
+    assert "可用资金 一万二千三百四十五元六角" in r.text
+
+
+def test_english_say_language(client):
+    start(client)
+    r = step(client, 0, "2")
+    assert '<Say language="en-US">Please enter your fund account number' in r.text
+    assert 'finishOnKey="#"' in r.text and 'numDigits="21"' in r.text
+
+
+def test_timeout_redirect_reprompts(client):
+    start(client)
+    r = step(client, 0, None)
+    assert "我们没有收到您的按键" in r.text and "step=1" in r.text
+
+
+def test_transfer_confirm_replayed_moves_money_once(client, backend):
+    login(client)
+    step(client, 3, "3")
+    step(client, 4, "1")
+    step(client, 5, "2")
+    r = step(client, 6, "1000*5")
+    assert "一千元五角" in r.text and "确认请按1" in r.text
+    first = step(client, 7, "1", token="tok-1")
+    again_same_token = step(client, 7, "1", token="tok-1")
+    again_new_token = step(client, 7, "1", token="tok-2")
+    again_no_token = step(client, 7, "1")
+    assert len(backend.transfers) == 1 and backend.transfers[0].amount_fen == 100050
+    assert "转账成功" in first.text
+    assert first.text == again_same_token.text == again_new_token.text == again_no_token.text
+    assert backend.transfers[0].channel == "ivr-twilio"
+
+
+def test_hangup_before_confirm_moves_nothing_and_status_is_recorded(client, backend):
+    login(client)
+    step(client, 3, "3")
+    step(client, 4, "1")
+    step(client, 5, "2")
+    step(client, 6, "500#")
+    r = post(client, "/twilio/voice/status", {"CallSid": SID, "CallStatus": "completed", "CallDuration": "42"})
+    assert r.status_code == 204
+    assert backend.transfers == []
+    assert (SID, "twilio_status", {"CallStatus": "completed", "CallDuration": "42"}) in backend.events
+    end = [d for cid, s, d in backend.events if s == "end"][0]
+    assert end["reason"] == "twilio_completed" and end["node"] == "transfer_readback"
+    # the call is over: a late or replayed confirm does nothing
+    step(client, 7, "1")
+    assert backend.transfers == []
+
+
+def test_replayed_start_has_no_second_effect(client, backend):
+    a = start(client)
+    b = start(client)
+    assert a.text == b.text
+    assert [s for _, s, _ in backend.events].count("start") == 1
+
+
+def test_handoff_enqueues(client):
+    login(client)
+    r = step(client, 3, "0")
+    assert "<Enqueue>agents</Enqueue>" in r.text
+
+
+def test_wrong_pins_hang_up(client, backend):
+    start(client)
+    step(client, 0, "1")
+    n = 1
+    for _ in range(3):
+        step(client, n, "1234567890123456")
+        r = step(client, n + 1, "000000")
+        n += 2
+    assert "<Hangup />" in r.text and "密码错误次数过多" in r.text
