@@ -1,0 +1,261 @@
+"""Pure tests of the AMI -> domain event mapping and of the port's input checks (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callcenter.telephony.ami import AmiClient, AmiOptions, AmiServer, mask
+from callcenter.telephony.ami_events import CallTracker
+from callcenter.telephony.ami_replay import parse_capture
+from callcenter.telephony.port import (
+    AgentJoined,
+    Answered,
+    Connected,
+    Ended,
+    Failed,
+    Ringing,
+    ServerDown,
+    check_number,
+    check_text,
+    check_variables,
+)
+
+
+def ev(name, **h):
+    return {"Event": name, **h}
+
+
+def tracker(*ids, amd=False):
+    t = CallTracker("pbx1", settle_grace_s=5.0)
+    t.connected(0.0)
+    for call_id in ids:
+        t.track(call_id, 0.0, 20, expect_amd=amd, action_id=f"a-{call_id}")
+    return t
+
+
+ANSWERED_FLOW = [
+    ev("Newchannel", Channel="PJSIP/trunk-00000001", Uniqueid="c1"),
+    ev("Newstate", Channel="PJSIP/trunk-00000001", ChannelState="5", Uniqueid="c1"),
+    ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="c1", Channel="PJSIP/trunk-00000001"),
+    ev("ConfbridgeStart", Conference="agent-7", BridgeUniqueid="b1"),
+    ev("BridgeEnter", BridgeUniqueid="b1", Uniqueid="c1"),
+    ev("ConfbridgeJoin", Conference="agent-7", BridgeUniqueid="b1", Uniqueid="c1"),
+    ev("Hangup", Uniqueid="c1", Cause="16", **{"Cause-txt": "Normal Clearing"}),
+]
+
+
+def run(t, messages, start=1.0):
+    out = []
+    for i, m in enumerate(messages):
+        out += t.feed(m, start + i)
+    return out
+
+
+def test_answered_connected_ended():
+    t = tracker("c1")
+    out = run(t, ANSWERED_FLOW)
+    assert [type(e) for e in out] == [Ringing, Answered, Connected, Ended]
+    assert out[2].agent_id == "7"
+    assert out[3] == Ended("c1", 7.0, 16, "Normal Clearing", talk_s=2.0)
+    assert t.in_flight() == set()
+
+
+def test_duplicates_change_nothing():
+    t = tracker("c1")
+    doubled = [m for m in ANSWERED_FLOW for _ in range(2)]
+    out = run(t, doubled)
+    assert [type(e) for e in out] == [Ringing, Answered, Connected, Ended]
+    assert run(t, ANSWERED_FLOW) == []  # a full late replay after the end: nothing
+
+
+def test_reordered_hangup_before_originate_response_is_held_then_settled():
+    # real order for a busy line: our leg hangs up (cause 0), the other half says 17, then Reason 5
+    t = tracker("c2")
+    assert t.feed(ev("Hangup", Uniqueid="c2", Cause="0"), 1.0) == []
+    assert t.feed(ev("Hangup", Uniqueid="c2;2", Cause="17"), 1.1) == []
+    assert t.feed(ev("OriginateResponse", Response="Failure", Reason="5", Uniqueid="c2"), 1.2) == [
+        Failed("c2", 1.2, "busy", 17)
+    ]
+
+
+def test_lost_originate_response_settled_by_channel_id():
+    t = tracker("c3")
+    t.feed(ev("Hangup", Uniqueid="c3", Cause="19"), 10.0)
+    assert t.tick(14.9) == []
+    assert t.tick(15.0) == [Failed("c3", 15.0, "no_answer", 19)]
+    # the response turns up after all: ignored
+    assert t.feed(ev("OriginateResponse", Response="Failure", Reason="3", Uniqueid="c3"), 16.0) == []
+
+
+def test_originate_response_found_by_action_id_when_uniqueid_missing():
+    t = tracker("c4")
+    out = t.feed(ev("OriginateResponse", Response="Failure", Reason="8", ActionID="a-c4"), 1.0)
+    assert out == [Failed("c4", 1.0, "congestion", None)]
+
+
+@pytest.mark.parametrize(
+    "reason,expected", [("0", "error"), ("1", "no_answer"), ("3", "no_answer"), ("5", "busy"), ("8", "congestion")]
+)
+def test_originate_reasons(reason, expected):
+    t = tracker("c")
+    out = t.feed(ev("OriginateResponse", Response="Failure", Reason=reason, Uniqueid="c"), 1.0)
+    assert [(type(e), e.reason) for e in out] == [(Failed, expected)]
+
+
+def test_amd_user_event_reports_answer_once_even_if_before_originate_response():
+    t = tracker("c5", amd=True)
+    out = t.feed(
+        ev("UserEvent", UserEvent="CallAnswered", Uniqueid="c5", AMDStatus="MACHINE", AMDCause="LONGGREETING-1500-1500"),
+        2.0,
+    )
+    assert out == [Answered("c5", 2.0, "machine", "LONGGREETING-1500-1500")]
+    assert t.feed(ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="c5"), 2.5) == []
+    assert t.feed(ev("UserEvent", UserEvent="CallAnswered", Uniqueid="c5", AMDStatus="HUMAN"), 3.0) == []
+
+
+def test_amd_hangup_before_report_still_gives_answered_then_ended():
+    t = tracker("c6", amd=True)
+    assert t.feed(ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="c6"), 1.0) == []
+    out = t.feed(ev("Hangup", Uniqueid="c6", Cause="16"), 2.0)
+    assert [type(e) for e in out] == [Answered, Ended] and out[0].amd is None
+
+
+def test_shutdown_ends_everything_and_reports_server_down():
+    t = tracker("up", "ringing")
+    t.feed(ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="up"), 1.0)
+    t.track_agent("9")
+    out = t.feed(ev("Shutdown", Shutdown="Cleanly", Restart="True"), 2.0)
+    assert out[0] == ServerDown("pbx1", 2.0, "restart")
+    assert {type(e).__name__ for e in out[1:]} == {"Ended", "Failed", "AgentLeft"}
+    assert t.in_flight() == set()
+    assert t.feed(ev("Shutdown"), 3.0) == []
+
+
+def test_reconcile_after_connection_loss():
+    t = tracker("alive", "gone", "gone-answered")
+    t.feed(ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="gone-answered"), 1.0)
+    assert [type(e) for e in t.connection_lost(2.0)] == [ServerDown]
+    t.track("new", 3.0, 20)  # placed after the reconnect: not part of this reconcile
+    out = t.reconcile([{"Event": "CoreShowChannel", "Uniqueid": "alive", "Channel": "PJSIP/x-1"}], 4.0)
+    assert sorted((type(e).__name__, e.call_id) for e in out) == [
+        ("Ended", "gone-answered"),
+        ("Failed", "gone"),
+    ]
+    assert t.in_flight() == {"alive", "new"}
+    assert t.channel_of("alive") == "PJSIP/x-1"
+
+
+def test_agent_leg_join_and_messages_that_are_not_ours():
+    t = tracker()
+    t.track_agent("1001")
+    out = run(
+        t,
+        [
+            ev("ConfbridgeJoin", Conference="agent-1001", BridgeUniqueid="b", Uniqueid="agent-1001-leg2"),
+            ev("ConfbridgeJoin", Conference="agent-1001", BridgeUniqueid="b", Uniqueid="agent-1001-leg2"),
+            ev("Hangup", Uniqueid="someone-else", Cause="16"),
+            ev("OriginateResponse", Reason="4", Uniqueid="someone-else"),
+        ],
+    )
+    assert out == [AgentJoined("1001", 1.0)]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {},
+        {"Event": ""},
+        {"Event": "Hangup"},
+        {"Event": "Hangup", "Uniqueid": "c1", "Cause": "not-a-number"},
+        {"Event": "OriginateResponse", "Uniqueid": "zz", "Reason": "99999999999"},
+        {"Event": ["Hangup", "Hangup"], "Uniqueid": ["c1", "x"]},
+        {"Event": "UserEvent", "UserEvent": "CallAnswered", "Uniqueid": "c1", "AMDStatus": "\x00weird"},
+        {1: 2, "Event": None},
+    ],
+)
+def test_malformed_messages_do_not_break_the_machine(message):
+    t = tracker("c1")
+    t.feed(message, 1.0)  # never raises
+    out = run(t, ANSWERED_FLOW, start=2.0)
+    assert isinstance(out[-1], Ended)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.permutations(ANSWERED_FLOW),
+    st.lists(st.sampled_from(ANSWERED_FLOW), max_size=6),
+)
+def test_any_order_and_duplicates_give_exactly_one_terminal_event(order, extra):
+    t = tracker("c1")
+    out = run(t, list(order) + extra)
+    out += t.tick(1e9)
+    assert sum(isinstance(e, (Failed, Ended)) for e in out) <= 1
+    assert sum(isinstance(e, Answered) for e in out) <= 1
+    t.connection_lost(1e9)
+    out += t.reconcile([], 1e9)
+    assert sum(isinstance(e, (Failed, Ended)) for e in out) == 1
+    assert t.in_flight() == set()
+
+
+def test_panoramisk_framing_of_malformed_bytes_keeps_the_reader_alive():
+    # parse_capture keeps the bytes verbatim: garbage lines and an empty frame go straight through
+    cap = parse_capture(b"Asterisk Call Manager/11.0.0\r\nno colon here\r\n\r\n\r\n\r\nEvent: Ping\r\n\r\n")
+    assert cap.opening.startswith(b"no colon here")
+
+
+# --- AMI injection: nothing with CR/LF reaches a header -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number", ["", "12", "1380000000a", "138 0000 0001", "1380000\r\nAction: Command", "+", "++8613800000001"]
+)
+def test_numbers_refused(number):
+    with pytest.raises(ValueError):
+        check_number(number)
+
+
+def test_numbers_accepted():
+    assert check_number("+8613800000001") == "+8613800000001"
+    assert check_number("02155551234") == "02155551234"
+
+
+@pytest.mark.parametrize("value", ["x\r\nAction: Command\r\nCommand: core restart now", "a\nb", "a\rb", "a\x00b"])
+def test_crlf_refused_in_text_and_variables(value):
+    with pytest.raises(ValueError):
+        check_text(value)
+    with pytest.raises(ValueError):
+        check_variables({"CC_CLIENT_ID": value})
+
+
+def test_bad_variable_names_refused():
+    for name in ["", "1X", "A=B", "A B", "A\r\nAction"]:
+        with pytest.raises(ValueError):
+            check_variables({name: "x"})
+
+
+async def test_adapter_refuses_injection_before_anything_is_sent():
+    client = AmiClient(AmiServer("127.0.0.1", 1, "u", "s"), AmiOptions())
+    bad = [
+        ("c1", "13800000001", "95555\r\nAction: Command", {}),
+        ("c1", "13800000001", "95555", {"CC_IVR_SUMMARY": "ok\r\n\r\nAction: Hangup"}),
+        ("c1\r\nAction: Hangup", "13800000001", "95555", {}),
+        ("c1", "138\r\n00000001", "95555", {}),
+    ]
+    for call_id, number, cid, variables in bad:
+        with pytest.raises(ValueError):
+            await client.originate(call_id, number, cid, variables, 20)
+    with pytest.raises(ValueError):
+        await client.agent_login("1001", "PJSIP/1001\r\nAction: Command")
+    with pytest.raises(ValueError):
+        await client.connect("c1", "1001\r\nAction: Command")
+    await asyncio.sleep(0)
+    assert client.tracker.in_flight() == set()
+
+
+def test_logs_are_masked():
+    text = mask("Action: Login\r\nSecret: hunter2\r\nChannel: PJSIP/13800000001@trunk\r\nVariable: CC_CLIENT_ID=42")
+    assert "hunter2" not in text and "13800000001" not in text and "CC_CLIENT_ID=42" not in text
