@@ -111,7 +111,9 @@ def validate_value(fld: CaptureField, raw: Any) -> Any:
     raise ValueError("bad_type")
 
 
-def validate_capture(step: Step, captured: dict[str, Any] | None, required_extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def validate_capture(
+    step: Step, captured: dict[str, Any] | None, required_extra: tuple[str, ...] = (), *, enforce_required: bool = True
+) -> dict[str, Any]:
     """Validate values recorded at ``step``; returns the normalised non-empty ones or raises CaptureError."""
     captured = dict(captured or {})
     errors: dict[str, str] = {}
@@ -127,7 +129,7 @@ def validate_capture(step: Step, captured: dict[str, Any] | None, required_extra
             errors[key] = str(exc)
             continue
         if value is None:
-            if fld.required or key in required_extra:
+            if enforce_required and (fld.required or key in required_extra):
                 errors[key] = "required"
             continue
         out[key] = value
@@ -195,12 +197,13 @@ class ScriptRun:
         return step.outcome  # type: ignore[return-value]
 
     def end_early(self, outcome: str, captured: dict[str, Any] | None = None) -> str:
-        """The call ended before a terminal step (client hung up, asked not to be called …)."""
+        """The call ended before a terminal step (client hung up, asked not to be called …).
+        Values given are type-checked, but the step's required fields are not demanded."""
         if self.finished:
             raise RunError("finished", outcome=self.outcome)
         if outcome not in OUTCOMES:
             raise RunError("bad_outcome", outcome=outcome)
-        values = validate_capture(self.step, captured)
+        values = validate_capture(self.step, captured, enforce_required=False)
         self._record(self.current, None, outcome, values)
         self.outcome = outcome
         return outcome

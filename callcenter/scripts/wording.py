@@ -155,9 +155,10 @@ def _norm(term: str) -> str:
     return normalise(term)[0]
 
 
-_TERMS: tuple[tuple[str, str], ...] = tuple(
-    sorted({(_norm(t), t) for t in FORBIDDEN_TERMS}, key=lambda p: (-len(p[0]), p[0]))
-)
+_FIRST_SPELLING: dict[str, str] = {}
+for _term in FORBIDDEN_TERMS:
+    _FIRST_SPELLING.setdefault(_norm(_term), _term)  # "risk-free" and "risk free" are one term
+_TERMS: tuple[tuple[str, str], ...] = tuple(sorted(_FIRST_SPELLING.items(), key=lambda p: (-len(p[0]), p[0])))
 _NEGATIONS: tuple[str, ...] = tuple(sorted({_norm(n) for n in NEGATIONS}, key=len, reverse=True))
 
 
