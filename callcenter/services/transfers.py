@@ -178,15 +178,18 @@ class TransferService:
         existing = s.execute(select(Transfer).where(Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
         if existing is not None:
             return self._existing(existing, fingerprint)
+        # Refusals before we know the client (no such account, an unknown kind) are not recorded: the key is
+        # bound to a request from the moment the request names a real fund account.
         if cmd.kind not in TRANSFER_KINDS:
             return 0, self._refusal(Rule.BAD_KIND)
-        try:
-            amount = yuan_to_fen(cmd.amount_yuan)
-        except MoneyError as exc:
-            return 0, self._refusal(Rule(exc.code))
         fund = s.execute(select(FundAccount).where(FundAccount.account_no == cmd.fund_account_no)).scalar_one_or_none()
         if fund is None or (cmd.client_id is not None and fund.client_id != cmd.client_id):
             return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
+        try:
+            amount = yuan_to_fen(cmd.amount_yuan)
+            amount_error: Rule | None = None
+        except MoneyError as exc:
+            amount, amount_error = 0, Rule(exc.code)
         self._lock_client(s, fund.client_id)
         # A twin with the same key may have committed while we waited for the lock.
         existing = s.execute(select(Transfer).where(Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
@@ -225,6 +228,8 @@ class TransferService:
             staff_id=cmd.staff_id, trade_date=trade_date, created_at=now,
         )
         try:
+            if amount_error is not None:
+                raise CustodyError(amount_error)
             decision = decide(request, accounts, local_now=local, is_trading_day=self._calendar.is_trading_day(trade_date),
                               limits=self._limits, transferred_today_fen=int(today))
         except CustodyError as exc:

@@ -1,0 +1,69 @@
+"""Shared fixtures: databases (SQLite always; PostgreSQL too when CALLCENTER_TEST_DATABASE_URL is set), a
+wired App on a fixed clock, and small factories for clients and accounts."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from callcenter.bootstrap import App, bootstrap
+from callcenter.settings import load_settings
+from callcenter.store.db import make_engine
+from callcenter.store.migrate import upgrade
+
+PG_URL = os.environ.get("CALLCENTER_TEST_DATABASE_URL", "")
+
+# 2026-11-25 is a Wednesday and an SSE trading day; 10:30 in Shanghai is inside the transfer window.
+TRADING_NOON_UTC = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)
+
+
+def database_params() -> list[object]:
+    params: list[object] = [pytest.param("sqlite", id="sqlite")]
+    if PG_URL:
+        params.append(pytest.param("postgresql", id="postgresql"))
+    return params
+
+
+class FixedClock:
+    def __init__(self, now: datetime = TRADING_NOON_UTC) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def fresh_database(kind: str, tmp_path: Path) -> str:
+    """An empty, migrated database of ``kind``; PostgreSQL must be reachable when configured (fail, never skip)."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        engine = make_engine(url)
+    else:
+        url = PG_URL
+        engine = make_engine(url)
+        with engine.begin() as conn:  # raises (test fails) when PostgreSQL is not reachable
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=database_params())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return fresh_database(request.param, tmp_path)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def core(db_url: str, clock: FixedClock) -> App:
+    app = bootstrap(load_settings(database_url=db_url), clock=clock)
+    yield app
+    app.close()
