@@ -1,0 +1,101 @@
+"""Twilio backend: requests made through the library with its http_client swapped (no network)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import pytest
+from twilio.http import HttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from callcenter.telephony.port import Answered, Connected, Ended, Failed, OriginateRejected, Ringing
+from callcenter.telephony.twilio_calls import CallState, TwilioCalls, map_status
+
+SID = "AC" + "0" * 32
+
+
+class FakeHttp(HttpClient):
+    def __init__(self, status: int = 201) -> None:
+        super().__init__(logger=None, is_async=False)  # type: ignore[arg-type]
+        self.requests: list[dict] = []
+        self.status = status
+
+    def request(self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
+        self.requests.append({"method": method, "uri": uri, "data": data or {}})
+        if self.status >= 400:
+            return Response(self.status, json.dumps({"code": 21211, "message": "Invalid 'To' number", "status": self.status}))
+        return Response(self.status, json.dumps({"sid": "CA" + "1" * 32, "account_sid": SID, "status": "queued"}))
+
+
+def make(status: int = 201):
+    http = FakeHttp(status)
+    client = Client(SID, "token", http_client=http)
+    return TwilioCalls(client, "+15005550006", "https://cc.example.com/"), http
+
+
+async def test_originate_uses_machine_detection_and_status_callbacks():
+    calls, http = make()
+    await calls.start()
+    await calls.originate("c1", "+8613800000001", "95555", {"CC_CLIENT_ID": "9"}, 25)
+    req = http.requests[-1]
+    assert req["method"] == "POST" and req["uri"].endswith(f"/Accounts/{SID}/Calls.json")
+    data = req["data"]
+    assert data["To"] == "+8613800000001"
+    assert data["MachineDetection"] == "Enable"
+    assert data["StatusCallback"] == "https://cc.example.com/twilio/calls/c1/status"
+    assert data["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    assert data["Timeout"] == 25
+
+
+async def test_rejected_by_twilio():
+    calls, _ = make(status=400)
+    with pytest.raises(OriginateRejected, match="Invalid"):
+        await calls.originate("c1", "+8613800000001", "95555", {}, 25)
+
+
+async def test_status_callbacks_to_events_and_connect():
+    calls, http = make()
+    await calls.originate("c1", "+8613800000001", "95555", {}, 25)
+    assert [type(e) for e in calls.status_callback("c1", {"CallStatus": "ringing"}, 1.0)] == [Ringing]
+    answered = calls.status_callback("c1", {"CallStatus": "in-progress", "AnsweredBy": "human"}, 5.0)
+    assert answered == [Answered("c1", 5.0, "human", "human")]
+    assert calls.status_callback("c1", {"CallStatus": "in-progress", "AnsweredBy": "human"}, 5.5) == []
+    await calls.connect("c1", "7")
+    update = http.requests[-1]
+    assert update["uri"].endswith(".json") and "<Conference>agent-7</Conference>" in update["data"]["Twiml"]
+    ended = calls.status_callback("c1", {"CallStatus": "completed", "CallDuration": "30"})
+    assert isinstance(ended[0], Ended) and ended[0].talk_s is not None
+    assert any(isinstance(e, Connected) for e in calls.stream.pending())
+
+
+@pytest.mark.parametrize(
+    "params,expected",
+    [
+        ({"CallStatus": "busy"}, ("busy", 17)),
+        ({"CallStatus": "no-answer"}, ("no_answer", 19)),
+        ({"CallStatus": "failed", "SipResponseCode": "404"}, ("invalid", 1)),
+        ({"CallStatus": "failed", "SipResponseCode": "503"}, ("congestion", 34)),
+        ({"CallStatus": "failed"}, ("error", None)),
+        ({"CallStatus": "completed", "SipResponseCode": "486"}, ("busy", 17)),
+    ],
+)
+def test_failures(params, expected):
+    out = map_status("c", params, 1.0, CallState())
+    assert [(type(e), e.reason, e.cause) for e in out] == [(Failed, *expected)]
+
+
+@pytest.mark.parametrize("by,amd", [("machine_end_beep", "machine"), ("fax", "machine"), ("unknown", "notsure"), ("", None)])
+def test_answered_by(by, amd):
+    out = map_status("c", {"CallStatus": "in-progress", "AnsweredBy": by}, 1.0, CallState())
+    assert out[0].amd == amd
+
+
+async def test_injection_refused():
+    calls, http = make()
+    with pytest.raises(ValueError):
+        await calls.originate("c1", "+86138\r\n", "95555", {}, 25)
+    with pytest.raises(ValueError):
+        await calls.originate("c1", "+8613800000001", "95555", {"X": "a\r\nb"}, 25)
+    assert http.requests == []
