@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Callable, Literal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.ports import BankAnswer, BankUnavailable
@@ -48,12 +49,13 @@ class SimulatedBank:
             raise BankUnavailable(f"bank timeout for {reference}")
 
         def work(session: Session) -> BankAnswer:
-            existing = session.get(BankSimTxn, reference)
-            if existing is not None:
-                return BankAnswer("applied" if existing.status == "applied" else "cancelled")
+            # Lock the account first, so two deliveries of one reference queue up and the second sees the first.
             acct = session.execute(
                 select(BankSimAccount).where(BankSimAccount.account_no == account_no).with_for_update()
             ).scalar_one_or_none()
+            existing = session.get(BankSimTxn, reference)
+            if existing is not None:
+                return BankAnswer("applied" if existing.status == "applied" else "cancelled")
             if acct is None:
                 return BankAnswer("rejected", "unknown_account")
             if acct.balance_fen + signed < 0:
@@ -63,7 +65,10 @@ class SimulatedBank:
                                    status="applied", at=datetime.now(timezone.utc)))
             return BankAnswer("applied")
 
-        answer = run_in_transaction(self._sessions, work)
+        try:
+            answer = run_in_transaction(self._sessions, work)
+        except IntegrityError:  # a concurrent cancel of the same reference won: answer as it stands now
+            answer = run_in_transaction(self._sessions, work)
         if answer.status == "applied" and self._on_applied is not None:
             self._on_applied(reference)
         if answer.status == "applied" and self.faults.timeout_after(reference):
@@ -80,6 +85,12 @@ class SimulatedBank:
         return run_in_transaction(self._sessions, work)
 
     def cancel(self, reference: str) -> Literal["applied", "cancelled"]:
+        try:
+            return self._cancel(reference)
+        except IntegrityError:  # a concurrent delivery inserted it first
+            return self._cancel(reference)
+
+    def _cancel(self, reference: str) -> Literal["applied", "cancelled"]:
         def work(session: Session) -> Literal["applied", "cancelled"]:
             txn = session.get(BankSimTxn, reference)
             if txn is not None:
