@@ -271,3 +271,20 @@ class ReplayServer:
         action_id = dict((k.lower(), v) for k, v in fields).get("actionid", "")
         writer.write(f"Response: Error\r\nActionID: {action_id}\r\nMessage: Not in the capture\r\n\r\n".encode())
         await writer.drain()
+
+
+# After a restart Asterisk is back: a login and an empty channel list. Synthetic (no capture of
+# the reconnect exists), in the capture format, built from the Login/CoreShowChannels/Logoff
+# replies recorded in answered_to_agent.ami.
+AFTER_RESTART = (
+    b">>> Action: Login\r\n>>> ActionID: l1\r\n"
+    b"Asterisk Call Manager/11.0.0\r\n"
+    b"Response: Success\r\nActionID: l1\r\nMessage: Authentication accepted\r\n\r\n"
+    b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 1\r\nLastReload: 1\r\nStatus: Fully Booted\r\n\r\n"
+    b">>> Action: CoreShowChannels\r\n>>> ActionID: chans-1\r\n"
+    b"Response: Success\r\nActionID: chans-1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n"
+    b"Event: CoreShowChannelsComplete\r\nActionID: chans-1\r\nEventList: Complete\r\nListItems: 0\r\n\r\n"
+    b">>> Action: Logoff\r\n>>> ActionID: bye\r\n"
+    b"Response: Goodbye\r\nActionID: bye\r\nMessage: Thanks for all the fish.\r\n\r\n"
+    b"### connection closed by peer\r\n"
+)
