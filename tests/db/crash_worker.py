@@ -1,0 +1,40 @@
+"""Run one transfer in a child process and kill the process (os._exit) at a named point.
+
+Usage: python -m tests.db.crash_worker DB_URL POINT NOW_ISO KEY KIND ACCOUNT AMOUNT [TO_ACCOUNT]
+POINT: before_commit | after_commit | during_bank | after_bank | none
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+
+from callcenter.adapters.bank_sim import SimulatedBank
+from callcenter.bootstrap import bootstrap
+from callcenter.services.transfers import TransferCommand
+from callcenter.settings import load_settings
+from callcenter.store.db import make_engine, make_session_factory
+
+KILLED = 137
+
+
+def main(argv: list[str]) -> None:
+    url, point, now_iso, key, kind, account, amount = argv[:7]
+    to = argv[7] if len(argv) > 7 else None
+    now = datetime.fromisoformat(now_iso)
+
+    def checkpoint(name: str) -> None:
+        if name == point:
+            os._exit(KILLED)
+
+    engine = make_engine(url)
+    bank = SimulatedBank(make_session_factory(engine), on_applied=lambda ref: checkpoint("during_bank"))
+    core = bootstrap(load_settings(database_url=url), engine=engine, bank=bank, clock=lambda: now, checkpoint=checkpoint)
+    out = core.transfers.transfer(TransferCommand(idempotency_key=key, kind=kind, fund_account_no=account,
+                                                  amount_yuan=amount, to_fund_account_no=to))
+    print(out.status, out.reference)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
