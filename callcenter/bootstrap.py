@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.adapters.bank_sim import SimulatedBank
 from callcenter.adapters.trading_calendar import TradingCalendar
 from callcenter.domain.custody import Limits
+from callcenter.services.bus import EventBus
 from callcenter.services.ports import DepositoryBank
 from callcenter.services.transfers import Checkpoint, TransferService, _no_checkpoint
 from callcenter.settings import Settings
@@ -31,6 +32,7 @@ class App:
     bank: DepositoryBank
     transfers: TransferService
     clock: Callable[[], datetime] = utc_now
+    bus: EventBus = field(default_factory=EventBus)
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:

@@ -1,0 +1,78 @@
+"""In-process live event bus: the dialler, the IVR and the services publish; SSE streams subscribe.
+
+Topics are strings: ``agent:<staff id>`` (one agent's screen), ``wallboard`` (supervisors), ``calls``.
+Payloads are JSON-safe dicts. Publishing never blocks: a subscriber that falls more than ``maxsize``
+events behind loses the oldest ones (a screen then re-reads its state), never stalls the dialler.
+
+Several engine processes share live events through PostgreSQL LISTEN/NOTIFY in production; that bridge
+publishes into this bus, so code here and in subscribers does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+
+class Subscription:
+    def __init__(self, topics: tuple[str, ...], maxsize: int) -> None:
+        self.topics = topics
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        return await self.queue.get()
+
+    def offer(self, item: tuple[str, dict[str, Any]]) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+
+class EventBus:
+    def __init__(self, maxsize: int = 1000) -> None:
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        self._maxsize = maxsize
+        self._seq = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """Deliver to every subscriber of ``topic``. Call from the event loop's thread (see publish_threadsafe)."""
+        event = dict(payload, seq=next(self._seq), topic=topic)
+        for sub in list(self._subs.get(topic, ())):
+            sub.offer((topic, event))
+
+    def publish_threadsafe(self, topic: str, payload: dict[str, Any]) -> None:
+        """From a worker thread (e.g. a service running in asyncio.to_thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self.publish, topic, payload)
+
+    @asynccontextmanager
+    async def subscribe(self, *topics: str) -> AsyncIterator[Subscription]:
+        self._loop = asyncio.get_running_loop()
+        sub = Subscription(topics, self._maxsize)
+        for topic in topics:
+            self._subs[topic].add(sub)
+        try:
+            yield sub
+        finally:
+            for topic in topics:
+                self._subs[topic].discard(sub)
+                if not self._subs[topic]:
+                    del self._subs[topic]
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._subs.get(topic, ()))
