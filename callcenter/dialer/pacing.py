@@ -285,6 +285,8 @@ _TALK_BIN = 1.0  # seconds, talking agents
 _WRAP_BIN = 0.5  # seconds, wrap-up agents
 _WRAP_MAX_BINS = 1200
 _TALK_PER_S = 1.0 / _TALK_BIN
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _WRAP_PER_S = 1.0 / _WRAP_BIN
 _AGE_PER_S = 1.0 / _AGE_BIN  # 600 s of wrap-up at most
 
@@ -299,12 +301,17 @@ class PredictivePacer:
         target_abandon: float = 0.03,
         *,
         grace_s: float = 2.0,
-        setpoint: float = 0.8,
+        setpoint: float = 0.9,
         gain: float = 0.08,
-        warmup_attempts: int = 60,
-        warmup_humans: int = 15,
+        warmup_attempts: int = 20,
+        warmup_humans: int = 5,
         rebuild_every_s: float = 120.0,
         max_per_decision: int | None = None,
+        future_weight: float = 1.0,
+        budget: bool = True,
+        displace: bool = False,
+        initial_threshold: float | None = None,
+        edgeworth: bool = False,
     ) -> None:
         if isinstance(target_abandon, bool) or not isinstance(target_abandon, (int, float)):
             raise ValueError(f"target_abandon must be a number, got {target_abandon!r}")
@@ -326,6 +333,10 @@ class PredictivePacer:
         self.warmup_humans = warmup_humans
         self.rebuild_every_s = float(rebuild_every_s)
         self.max_per_decision = max_per_decision
+        self.future_weight = float(future_weight)
+        self.budget = budget
+        self.displace = displace
+        self.edgeworth = edgeworth
         self.counts = _Counts()
         # learnt from record(): outcome mix over the last attempts, times to outcome per kind, talk times
         self._kinds: deque[str] = deque()
@@ -334,12 +345,15 @@ class PredictivePacer:
         self._ring = {kind: _Window(1500) for kind in KINDS}
         self._talk = _Window(2000)
         # learnt from the agents it is shown: ages of agents in wrap-up, sampled once a second
-        self._wrap_ages: deque[int] = deque()
-        self._wrap_hist = [0] * (_WRAP_MAX_BINS + 1)
-        self._wrap_window = 30000
-        self._last_sample_second: int | None = None
+        # (time-weighted: between two decisions nothing changed, so each agent seen in wrap-up at the
+        # previous decision spent the interval there, at ages around its age then + half the interval)
+        self._wrap_hist = [0.0] * (_WRAP_MAX_BINS + 2)
+        self._wrap_weight = 0.0  # agent-seconds in the histogram
+        self._wrap_memory_s = 20000.0  # halve the histogram beyond this many agent-seconds
+        self._prev_wrap: list[float] = []
+        self._prev_now: float | None = None
         # feedback: log of the marginal-abandon threshold, and the recent humans for the budget term
-        self._log_threshold = math.log(self.target_abandon)
+        self._log_threshold = math.log(initial_threshold or self.target_abandon)
         self._recent: deque[bool] = deque()
         self._recent_abandoned = 0
         self._recent_size = 600
@@ -385,6 +399,8 @@ class PredictivePacer:
     def threshold(self) -> float:
         """The marginal abandon probability a new attempt may carry, after the budget terms."""
         threshold = math.exp(self._log_threshold)
+        if not self.budget:
+            return threshold
         # Budget terms: over budget (lifetime, or the recent window) -> cut hard, proportionally.
         for abandoned, humans in (
             (self.counts.abandoned, self.counts.humans),
@@ -404,21 +420,31 @@ class PredictivePacer:
             and len(self._talk) >= max(1, self.warmup_humans)
         )
 
-    def _observe_agents(self, now: float, agents: Sequence[AgentView]) -> None:
-        second = math.floor(now)
-        if second == self._last_sample_second:
-            return
-        self._last_sample_second = second
-        hist = self._wrap_hist
-        ages = self._wrap_ages
-        for agent in agents:
-            if agent.state == "wrap_up":
-                b = min(_WRAP_MAX_BINS, int(agent.seconds / _WRAP_BIN))
-                ages.append(b)
-                hist[b] += 1
-        while len(ages) > self._wrap_window:
-            hist[ages.popleft()] -= 1
-        self._dirty = True
+    def _observe_wrap_ups(self, now: float, ages: list[float]) -> None:
+        prev_now = self._prev_now
+        if prev_now is not None and self._prev_wrap:
+            dt = now - prev_now
+            if 0.0 < dt <= 5.0:  # longer gaps (a pause, the night) say nothing about wrap-up
+                hist = self._wrap_hist
+                for age in self._prev_wrap:
+                    # spread dt over the bins the age went through, [age, age + dt)
+                    lo = age * _WRAP_PER_S
+                    hi = lo + dt * _WRAP_PER_S
+                    b = int(lo)
+                    while lo < hi and b < _WRAP_MAX_BINS:
+                        edge = min(hi, b + 1.0)
+                        hist[b] += (edge - lo) * _WRAP_BIN
+                        lo = edge
+                        b += 1
+                    if lo < hi:
+                        hist[_WRAP_MAX_BINS] += (hi - lo) * _WRAP_BIN
+                self._wrap_weight += dt * len(self._prev_wrap)
+                if self._wrap_weight > self._wrap_memory_s:
+                    self._wrap_hist = [c / 2.0 for c in hist]
+                    self._wrap_weight /= 2.0
+                self._dirty = True
+        self._prev_now = now
+        self._prev_wrap = ages
 
     # -- tables -------------------------------------------------------------------------------
 
@@ -438,17 +464,19 @@ class PredictivePacer:
             # rate * p_human * integral_0^horizon F(u) du, on a coarse grid.
             steps = 8
             integral = sum(human_ring.cdf(horizon * (i + 0.5) / steps) for i in range(steps)) * horizon / steps
-            future.append(rate * p_human * integral)
+            future.append(self.future_weight * rate * p_human * integral)
         # Wrap-up: the age of an agent seen in wrap-up at a random moment has density S(a) / E[W],
         # so the age histogram, normalised at zero, is the survival function of the wrap-up time.
         hist = self._wrap_hist
         top = max(i for i, c in enumerate(hist) if c) if any(hist) else -1
-        if top >= 0 and len(self._wrap_ages) >= 100:
-            ref = max(1.0, (hist[0] + hist[1]) / 2.0)
-            survival = []
+        if top >= 0 and self._wrap_weight >= 200.0:
+            # Three-bin smoothing, then made non-increasing.
+            ref = max(1e-9, (hist[0] + hist[1]) / 2.0)
+            survival = [1.0]
             running = 1.0
-            for b in range(top + 1):
-                running = min(running, hist[b] / ref)
+            for b in range(1, top + 1):
+                level = (hist[b - 1] * (b > 1) + hist[b] + hist[b + 1]) / (3.0 if b > 1 else 2.0)
+                running = min(running, level / ref)
                 survival.append(running)
             wrap_mean = sum(survival) * _WRAP_BIN
         else:
@@ -479,7 +507,7 @@ class PredictivePacer:
             f_age = human.cdf(age)
             for horizon in tables.horizons:
                 means.append(max(0.0, tables.p_human * (human.cdf(age + horizon) - f_age) / alive))
-        return tuple(means) + tuple(m * (1.0 - m) for m in means)
+        return tuple(means) + tuple(m * (1.0 - m) for m in means) + tuple(m * (1.0 - m) * (1.0 - 2.0 * m) for m in means)
 
     def _talking_row(self, tables: _Tables, b: int) -> tuple[float, ...]:
         """For an agent talking for b bins: P(it is free by each horizon + grace), and variances."""
@@ -493,7 +521,7 @@ class PredictivePacer:
                 means.append(0.0)
             else:
                 means.append(min(1.0, max(0.0, (talk.cdf(reach) - talk.cdf(elapsed)) / survive)))
-        return tuple(means) + tuple(m * (1.0 - m) for m in means)
+        return tuple(means) + tuple(m * (1.0 - m) for m in means) + tuple(m * (1.0 - m) * (1.0 - 2.0 * m) for m in means)
 
     def _wrapping_row(self, tables: _Tables, b: int) -> tuple[float, ...]:
         survival = tables.wrap_survival
@@ -509,7 +537,7 @@ class PredictivePacer:
             later = int(b + (horizon + self.grace_s) / _WRAP_BIN)
             there = survival[later] if later < len(survival) else 0.0
             means.append(min(1.0, max(0.0, 1.0 - there / here)))
-        return tuple(means) + tuple(m * (1.0 - m) for m in means)
+        return tuple(means) + tuple(m * (1.0 - m) for m in means) + tuple(m * (1.0 - m) * (1.0 - 2.0 * m) for m in means)
 
     def _placed_rate(self, now: float) -> float:
         placed = self._placed
@@ -526,18 +554,19 @@ class PredictivePacer:
         if self._first_now is None:
             self._first_now = now
         agents = state.agents
-        self._observe_agents(now, agents)
         talking: list[int] = []
-        wrapping: list[int] = []
+        wrap_ages: list[float] = []
         talking_add = talking.append
-        wrapping_add = wrapping.append
+        wrap_add = wrap_ages.append
         for agent_state, seconds in agents:
             if agent_state == "talking":
                 talking_add(int(seconds * _TALK_PER_S))
             elif agent_state == "wrap_up":
-                wrapping_add(int(seconds * _WRAP_PER_S))
+                wrap_add(seconds)
+        wrapping = [int(a * _WRAP_PER_S) for a in wrap_ages]
         idle = len(agents) - len(talking) - len(wrapping)
         self._talking_now = len(talking)
+        self._observe_wrap_ups(now, wrap_ages)
         in_flight = state.in_flight
         if not self.warmed_up:
             n = max(0, idle - len(in_flight))
@@ -551,6 +580,7 @@ class PredictivePacer:
         # Agents free by each horizon (+ grace): idle ones surely, the others with learnt probabilities.
         mu_a = [float(idle)] * _M
         var_a = [0.0] * _M
+        skew_a = [0.0] * _M  # third cumulants
         for rows, cache, maker in (
             (talking, tables.talking, self._talking_row),
             (wrapping, tables.wrapping, self._wrapping_row),
@@ -563,9 +593,11 @@ class PredictivePacer:
             for m in range(_M):
                 mu_a[m] += sums[m]
                 var_a[m] += sums[_M + m]
+                skew_a[m] += sums[2 * _M + m]
         # Humans answering before each horizon: in flight, plus those from calls placed in the next seconds.
         mu_h = list(tables.future_humans)
         var_h = list(tables.future_humans)
+        skew_h = list(tables.future_humans)  # Poisson: all cumulants equal the mean
         if in_flight:
             bins = [int(a * _AGE_PER_S) for a in in_flight]
             cache = tables.inflight
@@ -575,10 +607,13 @@ class PredictivePacer:
             for m in range(_M):
                 mu_h[m] += sums[m]
                 var_h[m] += sums[_M + m]
+                skew_h[m] += sums[2 * _M + m]
         threshold = self.threshold
         p = tables.p_human
         gaps = [mu_a[m] - mu_h[m] for m in range(_M)]
         spreads = [var_a[m] + var_h[m] for m in range(_M)]
+        skews = [skew_a[m] - skew_h[m] for m in range(_M)]
+        edgeworth = self.edgeworth
         steps = [p * q for q in _QUANTILES]
         erf = math.erf
         sqrt = math.sqrt
@@ -588,14 +623,26 @@ class PredictivePacer:
             # has answered before with probability p * q_m.  It is abandoned if the agents free by then
             # (+ grace) are no more than the humans answered before it.  Is that likelier than allowed?
             risk = 0.0
-            for m in range(_M):
+            later = 0.0
+            for m in range(_M - 1, -1, -1):
                 q = steps[m]
                 mean = gaps[m] - k * q
                 var = spreads[m] + k * q * (1.0 - q)
                 if var <= 1e-12:
-                    risk += 1.0 if mean < 0.5 else 0.0
+                    short = 1.0 if mean < 0.5 else 0.0
                 else:
-                    risk += 0.5 * (1.0 + erf((0.5 - mean) / sqrt(2.0 * var)))
+                    sd = sqrt(var)
+                    z = (0.5 - mean) / sd
+                    short = 0.5 * (1.0 + erf(z * _SQRT_HALF))
+                    if edgeworth:
+                        # skewness correction of the normal approximation (first Edgeworth term)
+                        gamma = (skews[m] - k * q * (1.0 - q) * (1.0 - 2.0 * q)) / (var * sd)
+                        short -= gamma / 6.0 * (z * z - 1.0) * math.exp(-0.5 * z * z) * _INV_SQRT_2PI
+                        short = min(1.0, max(0.0, short))
+                if self.displace and short < later:
+                    short = later
+                later = short
+                risk += short
             return risk > threshold * _M
 
         limit = self.max_per_decision if self.max_per_decision is not None else max(1, 2 * len(agents))
