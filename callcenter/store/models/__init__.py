@@ -12,6 +12,7 @@ from callcenter.store.models.core import (
     Staff,
 )
 from callcenter.store.models.web import LoginFailure, WebSession
+from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns, leads, DNC, attempts, agent sessions, callbacks)
 from callcenter.store.models.ledger import BankSimAccount, BankSimTxn, LedgerAccount, Posting, Transfer, JournalEntry
 
 __all__ = [
