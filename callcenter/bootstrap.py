@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine
@@ -33,6 +34,7 @@ class App:
     transfers: TransferService
     clock: Callable[[], datetime] = utc_now
     bus: EventBus = field(default_factory=EventBus)
+    ivr: Any = None  # callcenter.services.ivr_backend.StoreIvrBackend, the hotline's backend
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -63,4 +65,9 @@ def bootstrap(
     transfers = TransferService(
         sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint
     )
-    return App(settings, engine, sessions, calendar, bank, transfers, clock)
+    app = App(settings, engine, sessions, calendar, bank, transfers, clock)
+    from callcenter.services.ivr_backend import StoreIvrBackend
+
+    app.ivr = StoreIvrBackend(sessions, transfers, clock, lockout_failures=settings.ivr_lockout_failures,
+                              lockout_minutes=settings.ivr_lockout_minutes, bus=app.bus)
+    return app

@@ -37,10 +37,41 @@ async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
     server.should_exit = True
 
 
+async def serve_agi(core: App, stop: asyncio.Event) -> None:
+    """The FastAGI server for the hotline (Asterisk's AGI(agi://host:port/hotline))."""
+    from callcenter.ivr.agi import AgiConfig, start_agi_server
+    from callcenter.ivr.prompts import render_text_cached
+
+    s = core.settings
+    config = AgiConfig(limits={"pin_failures": s.ivr_pin_attempts_per_call},
+                       render_text=lambda text, lang: render_text_cached(text, lang))
+    server, _app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, config=config)
+    log.info("FastAGI listening on %s:%s", s.agi_host, s.agi_port)
+    async with server:
+        await stop.wait()
+
+
+def default_runners() -> list[tuple[str, Runner]]:
+    """Every part of the engine besides the web service, each importable on its own."""
+    parts: list[tuple[str, Runner]] = [("fastagi", serve_agi)]
+    optional = [("dialler", "callcenter.dialer.engine", "dialer_runner"),
+                ("scheduler", "callcenter.scheduling.runner", "scheduler_runner"),
+                ("care", "callcenter.care.runner", "care_runner")]
+    import importlib
+
+    for name, module, attr in optional:
+        try:
+            parts.append((name, getattr(importlib.import_module(module), attr)))
+        except (ImportError, AttributeError) as exc:
+            log.warning("%s not started: %s", name, exc)
+    return parts
+
+
 async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None) -> None:
     stop = asyncio.Event()
+    core.bus.bind_loop(asyncio.get_running_loop())
     parts: list[tuple[str, Runner]] = [("web", serve_web)]
-    parts += runners if runners is not None else list(core.extras.get("runners", []))  # type: ignore[arg-type]
+    parts += runners if runners is not None else default_runners()
     async with asyncio.TaskGroup() as tg:
         for name, runner in parts:
             log.info("starting %s", name)

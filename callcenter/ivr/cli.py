@@ -15,9 +15,15 @@ app = typer.Typer(help="Hotline IVR flows: check them, try them with the text te
 
 
 def _backend_factory(settings: Settings) -> IvrBackend:
-    """The backend the CLI (text phone, FastAGI server) uses. For now the in-memory demo client
-    (fund account 1234567890123456, PIN 123456); the store will provide the DB-backed one."""
-    return demo_backend()
+    """The backend the CLI (text phone, FastAGI server) uses: the real store on the configured database.
+    Set CALLCENTER_IVR_FAKE=1 for the in-memory demo client (fund account 1234567890123456, PIN 123456)."""
+    import os
+
+    if os.environ.get("CALLCENTER_IVR_FAKE") == "1":
+        return demo_backend()
+    from callcenter.bootstrap import bootstrap
+
+    return bootstrap(settings).ivr
 
 
 def limits_from(settings: Settings) -> dict[str, int]:

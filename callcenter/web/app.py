@@ -50,6 +50,18 @@ class BodyLimit(BaseHTTPMiddleware):
         return response
 
 
+def _twilio_voice_router(core: App):  # type: ignore[no-untyped-def]
+    """The hotline over Twilio webhooks; without a configured auth token every request fails validation (403)."""
+    from callcenter.ivr.flow import FLOWS_DIR, load_flow
+    from callcenter.ivr.twilio_voice import make_router
+    from callcenter.services.ivr_backend import StoreCallStateStore
+
+    s = core.settings
+    return make_router(core.ivr, load_flow(FLOWS_DIR / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
+                       s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
+                       limits={"pin_failures": s.ivr_pin_attempts_per_call})
+
+
 def create_app(core: App) -> FastAPI:
     app = FastAPI(title="证券呼叫中心 · Brokerage call centre", version=__version__)
     app.state.core = core
@@ -58,6 +70,7 @@ def create_app(core: App) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=core.settings.max_request_bytes)
     for router in (health.router, auth_api.router, clients_api.router, transfers_api.router):
         app.include_router(router)
+    app.include_router(_twilio_voice_router(core))
     for hook in core.extras.get("web_routers", []):  # other areas add their routers through bootstrap
         hook(app)  # type: ignore[operator]
     return app

@@ -1,0 +1,243 @@
+"""The hotline's backend on the real store: authentication with lockout, balances, holdings, transfers through
+the custody service, bulletins, and the call record. Implements ``callcenter.ivr.backend.IvrBackend``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.domain.masking import mask_account
+from callcenter.domain.money import fen_to_yuan
+from callcenter.ivr.backend import AccountBalance, AuthResult, Bulletin, Holding, TransferAccount, TransferResult
+from callcenter.services import clients as client_views
+from callcenter.services.auth import dummy_hash, verify_secret
+from callcenter.services.bus import EventBus
+from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
+from callcenter.store.db import dialect_name, run_in_transaction
+from callcenter.store.models import Bulletin as BulletinRow
+from callcenter.store.models import FundAccount, IvrSession, IvrStep, TwilioCallState
+
+log = logging.getLogger(__name__)
+
+# custody rule codes -> the IVR's prompt keys (transfer_error.<code>)
+IVR_ERRORS = {
+    "outside_transfer_window": "outside_hours", "not_trading_day": "outside_hours",
+    "insufficient_funds": "insufficient_funds", "bank_insufficient_funds": "insufficient_bank_funds",
+    "over_per_transfer_limit": "over_limit", "over_daily_limit": "daily_limit",
+    "account_locked": "account_locked", "pending": "pending",
+}
+
+
+class StoreIvrBackend:
+    def __init__(self, sessions: sessionmaker[Session], transfers: TransferService, clock: Callable[[], datetime],
+                 *, lockout_failures: int = 5, lockout_minutes: int = 30, bus: EventBus | None = None) -> None:
+        self._sessions = sessions
+        self._transfers = transfers
+        self._clock = clock
+        self._lockout_failures = lockout_failures
+        self._lockout = timedelta(minutes=lockout_minutes)
+        self._bus = bus
+        self._pg = dialect_name(sessions) == "postgresql"
+
+    # -------------------------------------------------------------- authentication
+    def authenticate(self, fund_account: str, pin: str, caller: str, call_id: str) -> AuthResult:
+        fund_account = fund_account.strip()[:20]
+        now = self._clock()
+
+        def read(s: Session) -> tuple[str, datetime | None, int, str] | None:
+            row = s.execute(select(FundAccount).where(FundAccount.account_no == fund_account)).scalar_one_or_none()
+            if row is None:
+                return None
+            return row.pin_hash, row.ivr_locked_until, row.ivr_failures, row.status
+
+        found = run_in_transaction(self._sessions, read)
+        if found is None:
+            verify_secret(dummy_hash(), pin or "x")  # same time as a real check: no account probing by timing
+            return AuthResult("unknown_account")
+        pin_hash, locked_until, failures, status = found
+        if locked_until is not None and locked_until > now:
+            return AuthResult("locked", locked_until=locked_until, failures=failures)
+        if status == "closed":
+            return AuthResult("unknown_account")
+        ok = pin.isdigit() and verify_secret(pin_hash, pin)  # the slow hash runs outside any lock
+
+        def count(s: Session) -> AuthResult:
+            q = select(FundAccount).where(FundAccount.account_no == fund_account)
+            row = s.execute(q.with_for_update() if self._pg else q).scalar_one()
+            if row.ivr_locked_until is not None and row.ivr_locked_until > now:  # a twin call locked it meanwhile
+                return AuthResult("locked", locked_until=row.ivr_locked_until, failures=row.ivr_failures)
+            if ok:
+                row.ivr_failures, row.ivr_locked_until = 0, None
+                return AuthResult("ok", client_id=str(row.client_id), masked_account=mask_account(row.account_no))
+            row.ivr_failures += 1
+            if row.ivr_failures >= self._lockout_failures:
+                row.ivr_locked_until = now + self._lockout
+                row.ivr_failures = 0
+                return AuthResult("locked", locked_until=row.ivr_locked_until, failures=self._lockout_failures)
+            return AuthResult("wrong_pin", failures=row.ivr_failures)
+
+        result = run_in_transaction(self._sessions, count)
+        if result.outcome == "ok":
+            self._with_session(call_id, lambda sess: self._identify(sess, int(result.client_id or 0), result, caller))
+        return result
+
+    @staticmethod
+    def _identify(sess: IvrSession, client_id: int, result: AuthResult, caller: str) -> None:
+        sess.client_id = client_id
+        sess.caller = caller[:32]
+        sess.masked_account = result.masked_account or ""
+
+    # -------------------------------------------------------------- reads
+    def balances(self, client_id: str) -> list[AccountBalance]:
+        def work(s: Session) -> list[AccountBalance]:
+            funds = {f.id: f for f in s.execute(select(FundAccount).where(FundAccount.client_id == int(client_id))).scalars()}
+            out = []
+            for b in client_views.account_balances(s, int(client_id)):
+                if b.status == "closed":
+                    continue
+                f = funds[b.fund_account_id]
+                out.append(AccountBalance(str(b.fund_account_id), b.account_masked, f.account_no[-4:],
+                                          f.bank_account.bank_code.lower(), b.bank_name, b.is_main, b.available_fen,
+                                          b.frozen_fen, b.total_assets_fen))
+            return sorted(out, key=lambda a: not a.main)
+
+        return run_in_transaction(self._sessions, work)
+
+    def holdings(self, client_id: str) -> list[Holding]:
+        def work(s: Session) -> list[Holding]:
+            return [Holding(h.code, h.name, h.quantity, h.market_value_fen)
+                    for h in client_views.holdings(s, int(client_id))]
+
+        return run_in_transaction(self._sessions, work)
+
+    def transfer_accounts(self, client_id: str) -> list[TransferAccount]:
+        def work(s: Session) -> list[TransferAccount]:
+            funds = s.execute(select(FundAccount).where(FundAccount.client_id == int(client_id),
+                                                        FundAccount.status == "active").order_by(FundAccount.seq)).scalars()
+            return [TransferAccount(str(f.id), f.account_no[-4:], f.bank_account.bank_code.lower(),
+                                    f.bank_account.bank_name) for f in funds]
+
+        return run_in_transaction(self._sessions, work)
+
+    def latest_bulletin(self, lang: str) -> Bulletin | None:
+        def work(s: Session) -> Bulletin | None:
+            row = s.execute(select(BulletinRow).where(BulletinRow.lang == lang, BulletinRow.published_at <= self._clock())
+                            .order_by(BulletinRow.published_at.desc()).limit(1)).scalar_one_or_none()
+            if row is None:
+                return None
+            return Bulletin(str(row.id), row.text, row.audio_path or None)
+
+        return run_in_transaction(self._sessions, work)
+
+    # -------------------------------------------------------------- money
+    def transfer(self, client_id: str, fund_account_id: str, direction: str, amount_fen: int, idempotency_key: str,
+                 channel: str, caller_phone: str) -> TransferResult:
+        kind = {"bank_to_broker": "bank_to_fund", "broker_to_bank": "fund_to_bank"}.get(direction)
+        if kind is None or amount_fen <= 0:
+            return TransferResult(False, error_code="bad_amount")
+
+        def account_no(s: Session) -> str | None:
+            f = s.get(FundAccount, int(fund_account_id))
+            return f.account_no if f is not None and f.client_id == int(client_id) else None
+
+        number = run_in_transaction(self._sessions, account_no)
+        if number is None:
+            return TransferResult(False, error_code="unknown_account")
+        cmd = TransferCommand(idempotency_key=f"ivr:{idempotency_key}", kind=kind, fund_account_no=number,
+                              amount_yuan=str(fen_to_yuan(amount_fen)), channel=channel[:16],
+                              caller_phone=caller_phone[:20], client_id=int(client_id))
+        try:
+            out = self._transfers.transfer(cmd)
+        except IdempotencyConflict:
+            return TransferResult(False, error_code="rejected")
+        if out.status == "done":
+            call_id = idempotency_key.split(":", 1)[0]
+            self._with_session(call_id, lambda sess: self._add_ref(sess, out.reference))
+            return TransferResult(True, reference=out.reference)
+        code = "pending" if out.status == "pending" else out.error_code
+        return TransferResult(False, reference=out.reference or None, error_code=IVR_ERRORS.get(code, "rejected"))
+
+    @staticmethod
+    def _add_ref(sess: IvrSession, reference: str) -> None:
+        refs = [r for r in sess.transfer_refs.split(",") if r]
+        if reference not in refs:
+            sess.transfer_refs = ",".join(refs + [reference])
+
+    # -------------------------------------------------------------- records
+    def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> None:
+        detail = {k: v for k, v in detail.items() if k not in ("pin", "digits", "amount", "amount_fen")}
+        now = self._clock()
+
+        def apply(sess: IvrSession) -> None:
+            if step == "start":
+                sess.lang = str(detail.get("lang", sess.lang))[:8]
+            elif step == "handoff":
+                sess.handed_off = True
+                sess.summary = str(detail.get("summary", ""))[:2000]
+            elif step == "end":
+                sess.ended_at = now
+                sess.end_reason = str(detail.get("reason", ""))[:32]
+            elif step == "twilio_status" and detail.get("CallStatus") == "completed" and sess.ended_at is None:
+                sess.ended_at, sess.end_reason = now, "completed"
+
+        sess_id = self._with_session(call_id, apply, step=step, detail=detail, caller=str(detail.get("caller", "")))
+        if step == "handoff" and self._bus is not None:
+            self._bus.publish_threadsafe("wallboard", {"type": "ivr_handoff", "ivr_session_id": sess_id})
+
+    def _with_session(self, call_id: str, change: Callable[[IvrSession], None], *, step: str | None = None,
+                      detail: dict[str, Any] | None = None, caller: str = "") -> int:
+        call_id = call_id[:64]
+        now = self._clock()
+
+        def work(s: Session) -> int:
+            sess = s.execute(select(IvrSession).where(IvrSession.call_id == call_id)).scalar_one_or_none()
+            if sess is None:
+                sess = IvrSession(call_id=call_id, channel="ivr", caller=caller[:32], started_at=now)
+                s.add(sess)
+                s.flush()
+            change(sess)
+            if step is not None:
+                s.add(IvrStep(session_id=sess.id, at=now, step=step[:48],
+                              detail=json.dumps(detail or {}, ensure_ascii=False, default=str)[:4000]))
+            return sess.id
+
+        try:
+            return run_in_transaction(self._sessions, work)
+        except IntegrityError:  # two events of a new call raced to create its session
+            return run_in_transaction(self._sessions, work)
+
+
+class StoreCallStateStore:
+    """Twilio call state in the database, so any web process can take a call's next webhook."""
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    def load(self, call_sid: str) -> dict[str, Any] | None:
+        def work(s: Session) -> dict[str, Any] | None:
+            row = s.get(TwilioCallState, call_sid[:64])
+            return None if row is None else json.loads(row.state)
+
+        return run_in_transaction(self._sessions, work)
+
+    def save(self, call_sid: str, state: dict[str, Any]) -> None:
+        text = json.dumps(state, ensure_ascii=False)
+
+        def work(s: Session) -> None:
+            row = s.get(TwilioCallState, call_sid[:64])
+            if row is None:
+                s.add(TwilioCallState(call_sid=call_sid[:64], state=text, updated_at=self._clock()))
+            else:
+                row.state, row.updated_at = text, self._clock()
+
+        try:
+            run_in_transaction(self._sessions, work)
+        except IntegrityError:
+            run_in_transaction(self._sessions, work)
