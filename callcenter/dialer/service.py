@@ -1,0 +1,461 @@
+"""Use cases of the outbound dialler, one transaction each (web screens, CLI and the engine call these).
+
+Campaigns: create / edit / assign / schedule / start / pause / resume / stop.
+Agents: login / ready / pause / logout / disposition / preview choice.  Every agent state change is a
+row in ``agent_state_changes`` (``change_agent_state``, shared with the engine).
+Also: do-not-call requests and callbacks.
+
+Live events go to ``core.bus`` (thread-safe publish): ``agent:<staff id>`` gets
+``{"type": "agent_state", "state", "reason", "attempt_id"}`` on every change of that agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from callcenter.bootstrap import App
+from callcenter.domain.campaigns import (
+    CALLING_DAYS,
+    DEFAULT_RETRY_MINUTES,
+    RuleError,
+    Window,
+    agent_transition,
+    campaign_transition,
+    editable,
+    zone,
+)
+from callcenter.dialer.hopper import release_lead
+from callcenter.store.db import dialect_name, run_in_transaction
+from callcenter.store.models.core import Staff
+from callcenter.store.models.dialer import (
+    CAMPAIGN_KINDS,
+    DIAL_MODES,
+    AgentSession,
+    AgentStateChange,
+    Attempt,
+    Callback,
+    Campaign,
+    CampaignAgent,
+    CampaignGroup,
+    DncEntry,
+    Lead,
+)
+
+EDITABLE_FIELDS = (
+    "name", "kind", "script_id", "dial_mode", "ratio", "target_abandon", "caller_id", "window_start",
+    "window_end", "days", "timezone", "max_attempts", "retry_delays", "recycle", "amd_policy",
+    "leave_message", "priority",
+)
+
+
+class DialerError(RuleError):
+    """A use case refused: the message says why (shown to the user)."""
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise DialerError(f"unknown campaign field(s): {', '.join(sorted(unknown))}")
+    if "kind" in fields and fields["kind"] not in CAMPAIGN_KINDS:
+        raise DialerError(f"kind must be one of {', '.join(CAMPAIGN_KINDS)}")
+    if "dial_mode" in fields and fields["dial_mode"] not in DIAL_MODES:
+        raise DialerError(f"dial mode must be one of {', '.join(DIAL_MODES)}")
+    if "days" in fields and fields["days"] not in CALLING_DAYS:
+        raise DialerError(f"days must be one of {', '.join(CALLING_DAYS)}")
+    if "timezone" in fields:
+        zone(fields["timezone"])
+    if "target_abandon" in fields and not 0 < float(fields["target_abandon"]) < 0.5:
+        raise DialerError("target abandon rate must be between 0 and 0.5")
+    if "ratio" in fields and float(fields["ratio"]) < 1.0:
+        raise DialerError("ratio must be >= 1")
+    if "max_attempts" in fields and int(fields["max_attempts"]) < 1:
+        raise DialerError("max attempts must be >= 1")
+    if "retry_delays" in fields:
+        delays = fields["retry_delays"]
+        if not isinstance(delays, dict) or any(
+            k not in DEFAULT_RETRY_MINUTES or float(v) < 0 for k, v in delays.items()
+        ):
+            raise DialerError(f"retry delays: minutes >= 0 per outcome of {', '.join(DEFAULT_RETRY_MINUTES)}")
+    if "script_id" in fields and not str(fields["script_id"]).replace("_", "").isalnum():
+        raise DialerError("script id must be letters, digits and '_'")
+    for key in ("window_start", "window_end"):
+        if key in fields and isinstance(fields[key], str):
+            fields[key] = time.fromisoformat(fields[key])
+
+
+def _check_window(c: Campaign) -> None:
+    Window(c.window_start, c.window_end, c.days)
+
+
+# --- campaigns ------------------------------------------------------------------------------------
+
+
+def create_campaign(
+    core: App, *, name: str, kind: str, script_id: str, created_by: int | None = None, **fields: Any
+) -> int:
+    fields = dict(fields, name=name, kind=kind, script_id=script_id)
+    _check_fields(fields)
+    now = core.clock()
+
+    def work(s: Session) -> int:
+        c = Campaign(created_by=created_by, created_at=now, updated_at=now, state="draft",
+                     retry_delays={}, **fields)
+        for key, value in (("dial_mode", "progressive"), ("ratio", 2.0), ("target_abandon", 0.03),
+                           ("caller_id", ""), ("window_start", time(9, 0)), ("window_end", time(20, 0)),
+                           ("days", "working"), ("timezone", core.settings.timezone), ("max_attempts", 3),
+                           ("recycle", False), ("amd_policy", "human"), ("leave_message", False), ("priority", 0)):
+            if getattr(c, key) is None:
+                setattr(c, key, value)
+        _check_window(c)
+        s.add(c)
+        s.flush()
+        return c.id
+
+    return run_in_transaction(core.sessions, work)
+
+
+def _campaign(s: Session, campaign_id: int, lock: bool = True) -> Campaign:
+    q = select(Campaign).where(Campaign.id == campaign_id)
+    if lock and dialect_name(s) == "postgresql":
+        q = q.with_for_update()
+    c = s.scalars(q).first()
+    if c is None:
+        raise DialerError(f"no campaign {campaign_id}")
+    return c
+
+
+def edit_campaign(core: App, campaign_id: int, **fields: Any) -> None:
+    _check_fields(fields)
+    now = core.clock()
+
+    def work(s: Session) -> None:
+        c = _campaign(s, campaign_id)
+        if not editable(c.state):
+            raise DialerError(f"a {c.state} campaign cannot be edited (pause it first)")
+        for key, value in fields.items():
+            setattr(c, key, value)
+        _check_window(c)
+        c.updated_at = now
+
+    run_in_transaction(core.sessions, work)
+
+
+def assign_campaign(core: App, campaign_id: int, *, group_ids: Iterable[int] = (), staff_ids: Iterable[int] = ()) -> None:
+    """Replace the campaign's assigned service groups and agents."""
+
+    def work(s: Session) -> None:
+        c = _campaign(s, campaign_id)
+        c.groups = [CampaignGroup(campaign_id=c.id, service_group_id=g) for g in sorted(set(group_ids))]
+        c.agents = [CampaignAgent(campaign_id=c.id, staff_id=a) for a in sorted(set(staff_ids))]
+        c.updated_at = core.clock()
+
+    run_in_transaction(core.sessions, work)
+
+
+def _transition(core: App, campaign_id: int, action: str, at: datetime | None = None) -> str:
+    now = core.clock()
+
+    def work(s: Session) -> str:
+        c = _campaign(s, campaign_id)
+        c.state = campaign_transition(c.state, action)
+        c.updated_at = now
+        if action == "schedule":
+            c.scheduled_at = at or now
+        if c.state == "running" and c.started_at is None:
+            c.started_at = now
+        if c.state == "finished":
+            c.finished_at = now
+        return c.state
+
+    state = run_in_transaction(core.sessions, work)
+    core.bus.publish_threadsafe("wallboard", {"type": "campaign_state", "campaign_id": campaign_id, "state": state})
+    return state
+
+
+def schedule_campaign(core: App, campaign_id: int, at: datetime) -> str:
+    return _transition(core, campaign_id, "schedule", at)
+
+
+def start_campaign(core: App, campaign_id: int) -> str:
+    return _transition(core, campaign_id, "start")
+
+
+def pause_campaign(core: App, campaign_id: int) -> str:
+    return _transition(core, campaign_id, "pause")
+
+
+def resume_campaign(core: App, campaign_id: int) -> str:
+    return _transition(core, campaign_id, "resume")
+
+
+def stop_campaign(core: App, campaign_id: int) -> str:
+    return _transition(core, campaign_id, "stop")
+
+
+def start_due_campaigns(core: App, now: datetime) -> list[int]:
+    """Scheduled campaigns whose start time has come go running (the dialler calls this)."""
+
+    def work(s: Session) -> list[int]:
+        q = select(Campaign).where(Campaign.state == "scheduled", Campaign.scheduled_at <= now)
+        if dialect_name(s) == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        started = []
+        for c in s.scalars(q):
+            c.state = "running"
+            c.started_at = c.started_at or now
+            c.updated_at = now
+            started.append(c.id)
+        return started
+
+    return run_in_transaction(core.sessions, work)
+
+
+def campaign_agent_ids(s: Session, campaign_id: int) -> set[int]:
+    """Agents assigned by name or through a service group."""
+    ids = set(s.scalars(select(CampaignAgent.staff_id).where(CampaignAgent.campaign_id == campaign_id)))
+    groups = list(s.scalars(select(CampaignGroup.service_group_id).where(CampaignGroup.campaign_id == campaign_id)))
+    if groups:
+        ids |= set(s.scalars(select(Staff.id).where(Staff.service_group_id.in_(groups), Staff.active.is_(True))))
+    return ids
+
+
+# --- do not call ----------------------------------------------------------------------------------
+
+
+def add_dnc(core: App, phone: str, *, campaign_id: int | None = None, reason: str = "", added_by: int | None = None) -> int:
+    """Put a number on the global (``campaign_id`` None) or a campaign's DNC list; its open leads become ``dnc``."""
+    from callcenter.dialer.leads import normalise_phone
+
+    e164 = normalise_phone(phone)
+    now = core.clock()
+
+    def work(s: Session) -> int:
+        entry = DncEntry(phone=e164, campaign_id=campaign_id, reason=reason[:64], added_by=added_by, at=now)
+        s.add(entry)
+        q = update(Lead).where(Lead.phone == e164, Lead.status.in_(("new", "retry", "in_progress")))
+        if campaign_id is not None:
+            q = q.where(Lead.campaign_id == campaign_id)
+        s.execute(q.values(status="dnc", updated_at=now))
+        s.execute(update(Callback).where(Callback.phone == e164, Callback.status == "pending").values(status="missed"))
+        s.flush()
+        return entry.id
+
+    return run_in_transaction(core.sessions, work)
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+
+def open_session(s: Session, staff_id: int, lock: bool = True) -> AgentSession | None:
+    q = select(AgentSession).where(AgentSession.staff_id == staff_id, AgentSession.ended_at.is_(None))
+    if lock and dialect_name(s) == "postgresql":
+        q = q.with_for_update()
+    return s.scalars(q.order_by(AgentSession.id.desc())).first()
+
+
+def change_agent_state(
+    s: Session, session: AgentSession, event: str, now: datetime, *, reason: str = "", attempt_id: int | None = None,
+) -> AgentStateChange:
+    """Apply one agent event by the pure state machine and record the change (raises RuleError if not allowed)."""
+    new = agent_transition(session.state, event)
+    change = AgentStateChange(session_id=session.id, staff_id=session.staff_id, from_state=session.state,
+                              to_state=new, reason=reason[:32], attempt_id=attempt_id, at=now)
+    s.add(change)
+    session.state = new
+    session.reason = reason[:32] if new == "paused" else ""
+    session.state_since = now
+    if new in ("reserved", "talking", "wrap_up"):
+        if attempt_id is not None:
+            session.attempt_id = attempt_id
+    else:
+        session.attempt_id = None
+    if new == "logged_out":
+        session.ended_at = now
+        session.dialer_id = None
+    return change
+
+
+def _agent_event(core: App, staff_id: int, event: str, reason: str = "") -> str:
+    now = core.clock()
+
+    def work(s: Session) -> tuple[str, int | None]:
+        session = open_session(s, staff_id)
+        if session is None:
+            raise DialerError("agent is not logged in to the dialler")
+        if event in ("pause", "logout") and session.preview_lead_id is not None:
+            lead = s.get(Lead, session.preview_lead_id)
+            if lead is not None and lead.status == "in_progress":
+                release_lead(s, lead, now)
+            session.preview_lead_id = None
+            session.preview_action = None
+            if session.state == "reserved":
+                change_agent_state(s, session, "release", now, reason="preview_released")
+        change_agent_state(s, session, event, now, reason=reason)
+        return session.state, session.attempt_id
+
+    state, attempt_id = run_in_transaction(core.sessions, work)
+    core.bus.publish_threadsafe(f"agent:{staff_id}", {"type": "agent_state", "state": state, "reason": reason,
+                                                     "attempt_id": attempt_id})
+    return state
+
+
+def agent_login(core: App, staff_id: int, *, phone: str = "", campaign_id: int | None = None) -> int:
+    """Open a dialler session (state ``paused``/``login`` until the agent goes ready); returns its id.
+
+    ``campaign_id`` None: the highest-priority running campaign the agent is assigned to (if any).
+    ``phone``: the agent's dial string (default ``Local/<staff id>@cc-agents``).
+    """
+    now = core.clock()
+
+    def work(s: Session) -> int:
+        staff = s.get(Staff, staff_id)
+        if staff is None or not staff.active:
+            raise DialerError("unknown or inactive staff member")
+        existing = open_session(s, staff_id)
+        if existing is not None:
+            return existing.id
+        cid = campaign_id
+        if cid is None:
+            running = s.scalars(select(Campaign).where(Campaign.state == "running")
+                                .order_by(Campaign.priority.desc(), Campaign.id)).all()
+            cid = next((c.id for c in running if staff_id in campaign_agent_ids(s, c.id)), None)
+        elif staff_id not in campaign_agent_ids(s, cid):
+            raise DialerError("agent is not assigned to this campaign")
+        session = AgentSession(staff_id=staff_id, campaign_id=cid, phone=phone or f"Local/{staff_id}@cc-agents",
+                               state="logged_out", reason="", state_since=now, started_at=now)
+        s.add(session)
+        s.flush()
+        change_agent_state(s, session, "login", now, reason="login")
+        return session.id
+
+    return run_in_transaction(core.sessions, work)
+
+
+def agent_ready(core: App, staff_id: int) -> str:
+    return _agent_event(core, staff_id, "ready")
+
+
+def agent_pause(core: App, staff_id: int, reason: str) -> str:
+    if not reason:
+        raise DialerError("a pause needs a reason")
+    return _agent_event(core, staff_id, "pause", reason)
+
+
+def agent_logout(core: App, staff_id: int) -> str:
+    return _agent_event(core, staff_id, "logout", "logout")
+
+
+def agent_state(core: App, staff_id: int) -> dict[str, Any] | None:
+    def work(s: Session) -> dict[str, Any] | None:
+        session = open_session(s, staff_id, lock=False)
+        if session is None:
+            return None
+        return {"session_id": session.id, "state": session.state, "reason": session.reason,
+                "since": session.state_since.isoformat(), "campaign_id": session.campaign_id,
+                "attempt_id": session.attempt_id, "preview_lead_id": session.preview_lead_id}
+
+    return run_in_transaction(core.sessions, work)
+
+
+def record_disposition(
+    core: App, staff_id: int, attempt_id: int, disposition: str, *, notes: str = "",
+    script_run: dict[str, Any] | None = None, then: str = "ready", pause_reason: str = "",
+) -> None:
+    """The agent's wrap-up: disposition, notes and the script run saved on the attempt; then ready (or paused).
+
+    A ``dnc`` disposition puts the number on the campaign's DNC list; ``retry`` sends the lead back to the hopper.
+    """
+    if not disposition or len(disposition) > 32:
+        raise DialerError("disposition must be 1-32 characters")
+    now = core.clock()
+
+    def work(s: Session) -> str:
+        attempt = s.get(Attempt, attempt_id)
+        if attempt is None or attempt.agent_id != staff_id:
+            raise DialerError("this call was not yours")
+        attempt.disposition = disposition
+        attempt.notes = notes
+        attempt.script_run = script_run
+        lead = s.get(Lead, attempt.lead_id)
+        if lead is not None and attempt.ended_at is not None:
+            if disposition == "dnc":
+                s.add(DncEntry(phone=lead.phone, campaign_id=lead.campaign_id, reason="disposition",
+                               added_by=staff_id, at=now))
+                lead.status = "dnc"
+            elif disposition == "retry" and lead.status == "done":
+                lead.status = "retry"
+                lead.next_attempt_at = now
+            lead.updated_at = now
+        session = open_session(s, staff_id)
+        if session is not None and session.state == "wrap_up" and session.attempt_id == attempt_id:
+            if then == "pause":
+                change_agent_state(s, session, "pause", now, reason=pause_reason or "after_call")
+            else:
+                change_agent_state(s, session, "ready", now, reason="disposition")
+        return session.state if session is not None else "logged_out"
+
+    state = run_in_transaction(core.sessions, work)
+    core.bus.publish_threadsafe(f"agent:{staff_id}", {"type": "agent_state", "state": state, "reason": "disposition",
+                                                     "attempt_id": None})
+
+
+def preview_choice(core: App, staff_id: int, action: str) -> None:
+    """Preview mode: the agent dials (``dial``) or skips (``skip``) the lead shown; the dialler carries it out."""
+    if action not in ("dial", "skip"):
+        raise DialerError("preview action is dial or skip")
+
+    def work(s: Session) -> None:
+        session = open_session(s, staff_id)
+        if session is None or session.preview_lead_id is None or session.state != "reserved":
+            raise DialerError("no lead is being previewed")
+        session.preview_action = action
+
+    run_in_transaction(core.sessions, work)
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    due_at: datetime
+    agent_only: bool = False
+    owner_id: int | None = None
+    note: str = ""
+
+
+def book_callback(
+    core: App, *, due_at: datetime, attempt_id: int | None = None, lead_id: int | None = None,
+    agent_only: bool = False, owner_id: int | None = None, note: str = "", created_by: int | None = None,
+) -> int:
+    """Book a call back of a lead (directly or through one of its attempts) at ``due_at`` (aware datetime)."""
+    if due_at.tzinfo is None:
+        raise DialerError("due time must carry a time zone")
+    if agent_only and owner_id is None:
+        raise DialerError("an agent-only callback needs its agent")
+    now = core.clock()
+
+    def work(s: Session) -> int:
+        lid = lead_id
+        if attempt_id is not None:
+            attempt = s.get(Attempt, attempt_id)
+            if attempt is None:
+                raise DialerError(f"no attempt {attempt_id}")
+            lid = attempt.lead_id
+        lead = s.get(Lead, lid) if lid is not None else None
+        if lead is None:
+            raise DialerError("a callback needs a lead")
+        cb = Callback(campaign_id=lead.campaign_id, lead_id=lead.id, client_id=lead.client_id, phone=lead.phone,
+                      due_at=due_at, agent_only=agent_only, owner_id=owner_id, status="pending", note=note,
+                      created_by=created_by or owner_id, created_at=now)
+        s.add(cb)
+        s.flush()
+        return cb.id
+
+    return run_in_transaction(core.sessions, work)
