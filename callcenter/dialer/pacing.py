@@ -292,7 +292,17 @@ _AGE_PER_S = 1.0 / _AGE_BIN  # 600 s of wrap-up at most
 
 
 class PredictivePacer:
-    """Model-based predictive pacing with feedback on the realised abandon rate (see module doc)."""
+    """Model-based predictive pacing with feedback on the realised abandon rate (see module doc).
+
+    Tuning knobs (defaults are what the benchmark uses): ``setpoint`` -- the controller aims at
+    setpoint * target_abandon; ``gain`` -- step of log(threshold) per answered human;
+    ``warmup_attempts``/``warmup_humans`` -- progressive until that many outcomes were recorded;
+    ``rebuild_every_s`` -- how often the learnt tables are refreshed; ``future_weight`` -- weight of
+    the humans expected from calls placed in the next seconds; ``budget`` -- cut the threshold when
+    the lifetime or recent abandon count is over target; ``displace`` -- also count the in-flight
+    humans a new call would take an agent from; ``edgeworth`` -- skewness-corrected normal tails;
+    ``initial_threshold`` -- the marginal abandon probability allowed at first (default: the target).
+    """
 
     mode = "predictive"
 
@@ -475,7 +485,7 @@ class PredictivePacer:
             survival = [1.0]
             running = 1.0
             for b in range(1, top + 1):
-                level = (hist[b - 1] * (b > 1) + hist[b] + hist[b + 1]) / (3.0 if b > 1 else 2.0)
+                level = (hist[b - 1] + hist[b] + (hist[b + 1] if b + 1 < len(hist) else 0.0)) / 3.0
                 running = min(running, level / ref)
                 survival.append(running)
             wrap_mean = sum(survival) * _WRAP_BIN
