@@ -1,0 +1,444 @@
+"""Agent desk use cases not in the dialler: the agent's status, the screen pop (call card), walking the talk
+script, notes, disposition, callback booking, do-not-call request and hang-up.
+
+Every use case runs in one transaction and returns plain data; the web layer renders it. Live events are
+published by the caller (the web layer) on ``core.bus`` after the transaction commits.
+
+Access: an agent sees the clients of their own service group AND the client of a call routed to them (a
+``DeskContact`` that is theirs); a supervisor sees their groups; admin sees all. Every card opened is
+audit-logged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.domain.masking import mask_phone
+from callcenter.scripts import (
+    AgentInfo,
+    CampaignInfo,
+    ClientInfo,
+    CompanyInfo,
+    Holding,
+    Script,
+    ScriptContext,
+    ScriptRun,
+    load_all,
+    render_step,
+)
+from callcenter.scripts.model import KINDS, OUTCOMES
+from callcenter.services.clients import client_summary
+from callcenter.services.staff_sessions import Principal
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import AuditLog, Client, ServiceGroup, Staff
+from callcenter.store.models.desk import ClientAssetSnapshot, DeskContact
+from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback, Campaign, DncEntry, Lead
+from callcenter.store.models.ivr import IvrSession
+
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent.parent / "scripts_templates"
+DESK_STATES = ("ready", "paused", "wrap_up", "logged_out")
+PAUSE_REASONS = ("break", "meal", "training", "meeting", "admin")
+CAMPAIGN_KIND_TO_SCRIPT_KIND = {"former_clients": "win_back", "cold_leads": "cold_call", "dormant": "dormant",
+                                "reminder": "reminder", "callback": "other"}
+
+
+class DeskError(Exception):
+    """A refused desk action; ``code`` keys ``web.errors.<code>``; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, code: str, status: int = 409) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+
+
+@lru_cache(maxsize=4)
+def scripts(directory: str = str(SCRIPTS_DIR)) -> dict[str, Script]:
+    return load_all(directory)
+
+
+# --- status ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AgentStatus:
+    state: str
+    reason: str
+    since: datetime
+    contact_id: int | None
+    campaign_id: int | None
+
+
+def _open_session(s: Session, staff_id: int) -> AgentSession | None:
+    return s.execute(select(AgentSession).where(AgentSession.staff_id == staff_id, AgentSession.ended_at.is_(None))
+                     .order_by(AgentSession.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _open_contact(s: Session, staff_id: int) -> DeskContact | None:
+    return s.execute(select(DeskContact).where(DeskContact.agent_id == staff_id, DeskContact.ended_at.is_(None))
+                     .order_by(DeskContact.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def status(s: Session, staff_id: int, now: datetime) -> AgentStatus:
+    sess = _open_session(s, staff_id)
+    contact = _open_contact(s, staff_id)
+    if sess is None:
+        return AgentStatus("logged_out", "", now, contact.id if contact else None, None)
+    return AgentStatus(sess.state, sess.reason, sess.state_since, contact.id if contact else None, sess.campaign_id)
+
+
+def _change(s: Session, sess: AgentSession, to: str, reason: str, now: datetime, attempt_id: int | None = None) -> None:
+    s.add(AgentStateChange(session_id=sess.id, staff_id=sess.staff_id, from_state=sess.state, to_state=to,
+                           reason=reason, attempt_id=attempt_id, at=now))
+    sess.state, sess.reason, sess.state_since = to, reason, now
+    if to == "logged_out":
+        sess.ended_at = now
+
+
+def set_state(sessions: sessionmaker[Session], staff_id: int, to: str, now: datetime, reason: str = "",
+              campaign_id: int | None = None) -> AgentStatus:
+    """Ready / paused (with a reason) / logged out, from the agent's own status bar. Talking and wrap-up are
+    entered by calls; an agent in a call cannot go ready before setting the disposition."""
+    if to not in ("ready", "paused", "logged_out"):
+        raise DeskError("bad_state", 422)
+    if to == "paused" and reason not in PAUSE_REASONS:
+        raise DeskError("bad_reason", 422)
+
+    def work(s: Session) -> AgentStatus:
+        sess = _open_session(s, staff_id)
+        if _open_contact(s, staff_id) is not None and to == "ready":
+            raise DeskError("finish_call_first")
+        if sess is None:
+            if to == "logged_out":
+                return status(s, staff_id, now)
+            sess = AgentSession(staff_id=staff_id, campaign_id=campaign_id, state="logged_out", state_since=now,
+                                started_at=now)
+            s.add(sess)
+            s.flush()
+        if sess.state != to or sess.reason != reason:
+            _change(s, sess, to, reason if to == "paused" else "", now)
+        return status(s, staff_id, now)
+
+    return run_in_transaction(sessions, work)
+
+
+# --- screen pop -----------------------------------------------------------------------------------------
+
+def contact_from_event(sessions: sessionmaker[Session], staff_id: int, event: dict[str, Any],
+                       now: datetime) -> int:
+    """The desk contact for a call event on the agent's own topic (idempotent per attempt / IVR session):
+    ``{"type": "call_connected", "attempt_id", "client_id", "lead_id", "campaign_id", "attempt_no"}`` from the
+    dialler, or ``{"type": "call_connected", "ivr_session_id", "client_id"}`` for an IVR hand-off.
+    The agent goes to ``talking``."""
+    attempt_id = _int(event.get("attempt_id"))
+    ivr_id = _int(event.get("ivr_session_id"))
+
+    def work(s: Session) -> int:
+        q = select(DeskContact).where(DeskContact.agent_id == staff_id)
+        if attempt_id is not None:
+            q = q.where(DeskContact.attempt_id == attempt_id)
+        elif ivr_id is not None:
+            q = q.where(DeskContact.ivr_session_id == ivr_id)
+        else:
+            raise DeskError("bad_event", 422)
+        found = s.execute(q.limit(1)).scalar_one_or_none()
+        if found is not None:
+            return found.id
+        campaign_id = _int(event.get("campaign_id"))
+        script_id = ""
+        if campaign_id is not None:
+            camp = s.get(Campaign, campaign_id)
+            script_id = camp.script_id if camp else ""
+        contact = DeskContact(agent_id=staff_id, client_id=_int(event.get("client_id")),
+                              direction="outbound" if attempt_id is not None else "inbound",
+                              attempt_id=attempt_id, lead_id=_int(event.get("lead_id")), campaign_id=campaign_id,
+                              attempt_no=_int(event.get("attempt_no")) or 1, ivr_session_id=ivr_id, started_at=now,
+                              script_id=script_id if script_id in scripts() else "")
+        if contact.script_id:
+            contact.script_state = json.dumps(ScriptRun.start(scripts()[contact.script_id]).to_dict(), ensure_ascii=False)
+        s.add(contact)
+        sess = _open_session(s, staff_id)
+        if sess is not None:
+            _change(s, sess, "talking", "", now, attempt_id)
+            sess.attempt_id = attempt_id
+        s.flush()
+        return contact.id
+
+    return run_in_transaction(sessions, work)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _contact_for(s: Session, principal: Principal, contact_id: int) -> DeskContact:
+    contact = s.get(DeskContact, contact_id)
+    if contact is None:
+        raise DeskError("not_found", 404)
+    if contact.agent_id != principal.staff_id:
+        client = s.get(Client, contact.client_id) if contact.client_id else None
+        if principal.role == "agent" or not principal.may_see_group(client.service_group_id if client else None):
+            raise DeskError("not_found", 404)
+    return contact
+
+
+def _month_change(s: Session, client_id: int, total_fen: int, now: datetime, tz: ZoneInfo) -> int | None:
+    local = now.astimezone(tz).date()
+    prev = (local.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    base = s.execute(select(ClientAssetSnapshot.assets_fen).where(ClientAssetSnapshot.client_id == client_id,
+                                                                  ClientAssetSnapshot.month == prev)).scalar()
+    return None if base is None else total_fen - int(base)
+
+
+def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime, tz: ZoneInfo,
+         lang: str) -> dict[str, Any]:
+    """Everything the call card shows (audit-logged): client summary, month change, last 5 contacts, the IVR
+    summary, service group, campaign, attempt number, the script step rendered for this client."""
+
+    def work(s: Session) -> dict[str, Any]:
+        contact = _contact_for(s, principal, contact_id)
+        data: dict[str, Any] = {"contact_id": contact.id, "direction": contact.direction,
+                                "attempt_no": contact.attempt_no, "started_at": contact.started_at.isoformat(),
+                                "hung_up": contact.hung_up_at is not None, "ended": contact.ended_at is not None,
+                                "note": contact.note, "disposition": contact.disposition, "client": None,
+                                "campaign": None, "group": None, "ivr": None, "history": [], "script": None,
+                                "month_change_fen": None, "lead": None}
+        client = s.get(Client, contact.client_id) if contact.client_id else None
+        if client is not None:
+            summary = client_summary(s, client)
+            s.add(AuditLog(at=now, staff_id=principal.staff_id, action="desk_open_client", client_id=client.id,
+                           detail=f"contact {contact.id}"))
+            data["client"] = summary
+            total_fen = int(Decimal(str(summary["total_assets"])) * 100)
+            data["total_assets_fen"] = total_fen
+            data["month_change_fen"] = _month_change(s, client.id, total_fen, now, tz)
+            group = s.get(ServiceGroup, client.service_group_id) if client.service_group_id else None
+            data["group"] = group.name if group else None
+            history = s.execute(select(DeskContact, Staff.display_name).join(Staff, Staff.id == DeskContact.agent_id)
+                                .where(DeskContact.client_id == client.id, DeskContact.id != contact.id,
+                                       DeskContact.ended_at.is_not(None))
+                                .order_by(DeskContact.started_at.desc(), DeskContact.id.desc()).limit(5)).all()
+            data["history"] = [{"at": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "agent": name,
+                                "direction": c.direction, "disposition": c.disposition, "note": c.note[:120]}
+                               for c, name in history]
+        elif contact.lead_id is not None:
+            lead = s.get(Lead, contact.lead_id)
+            if lead is not None:
+                data["lead"] = {"name": lead.name, "phone": mask_phone(lead.phone)}
+        if contact.campaign_id is not None:
+            camp = s.get(Campaign, contact.campaign_id)
+            data["campaign"] = camp.name if camp else None
+        data["ivr"] = _ivr_summary(s, contact, client, now)
+        if contact.script_id:
+            data["script"] = _script_view(s, contact, client, principal, lang, now, tz)
+        return data
+
+    return run_in_transaction(sessions, work)
+
+
+def _ivr_summary(s: Session, contact: DeskContact, client: Client | None, now: datetime) -> dict[str, Any] | None:
+    """What the client just did in the IVR: the hand-off session, or their IVR session of the last hour."""
+    row = None
+    if contact.ivr_session_id is not None:
+        row = s.get(IvrSession, contact.ivr_session_id)
+    elif client is not None:
+        row = s.execute(select(IvrSession).where(IvrSession.client_id == client.id,
+                                                 IvrSession.started_at >= now - timedelta(hours=1))
+                        .order_by(IvrSession.started_at.desc()).limit(1)).scalar_one_or_none()
+    if row is None:
+        return None
+    return {"summary": row.summary, "at": row.started_at.isoformat(), "handed_off": row.handed_off,
+            "transfers": row.transfer_refs}
+
+
+def script_context(s: Session, client: Client | None, agent: Staff | None, campaign: Campaign | None,
+                   lead: Lead | None, now: datetime, tz: ZoneInfo) -> ScriptContext:
+    from callcenter.services.clients import account_balances, holdings
+
+    if client is not None:
+        accts = account_balances(s, client.id)
+        hold = holdings(s, client.id)
+        total = sum(a.total_assets_fen for a in accts)
+        change = _month_change(s, client.id, total, now, tz) or 0
+        group = s.get(ServiceGroup, client.service_group_id) if client.service_group_id else None
+        last = s.execute(select(DeskContact.started_at).where(DeskContact.client_id == client.id,
+                                                              DeskContact.ended_at.is_not(None))
+                         .order_by(DeskContact.started_at.desc()).limit(1)).scalar()
+        today = now.astimezone(tz).date()
+        info = ClientInfo(
+            name=client.name, surname=client.name[:1], honorific="女士" if client.gender == "F" else "先生",
+            honorific_en="Ms" if client.gender == "F" else "Mr", surname_latin="", branch=client.branch,
+            service_group=group.name if group else "",
+            account_tail=accts[0].account_masked[-4:] if accts else "",
+            total_assets=_yuan(total), month_change=_yuan(change),
+            holdings=[Holding(h.code, h.name, h.quantity, _yuan(h.market_value_fen), _yuan(h.cost_fen)) for h in hold[:10]],
+            status=client.status, closed_date=client.closed_on, closed_reason=client.closed_reason or None,
+            dormant_days=(today - client.last_trade_on).days if client.last_trade_on else None,
+            last_trade_date=client.last_trade_on, last_contact_date=last.astimezone(tz).date() if last else None,
+            birthday=client.birthday)
+    else:
+        name = lead.name if lead and lead.name else "客户"
+        extra = lead.extra if lead and isinstance(lead.extra, dict) else {}
+        met = extra.get("met_date")
+        info = ClientInfo(name=name, surname=name[:1], honorific="先生", honorific_en="Mr", status="prospect",
+                          met_at=extra.get("met_at"), met_date=date.fromisoformat(met) if isinstance(met, str) else None)
+    agent_info = AgentInfo(name=agent.display_name if agent else "", surname=(agent.display_name[:1] if agent else ""))
+    kind = CAMPAIGN_KIND_TO_SCRIPT_KIND.get(campaign.kind, "other") if campaign else "other"
+    camp = CampaignInfo(name=campaign.name if campaign else "", kind=kind if kind in KINDS else "other")
+    return ScriptContext(client=info, agent=agent_info, company=CompanyInfo(name="示例证券", name_en="Example Securities",
+                                                                            hotline="95500"), campaign=camp)
+
+
+def _yuan(fen: int) -> Decimal:
+    return (Decimal(int(fen)) / 100).quantize(Decimal("0.01"))
+
+
+def _script_view(s: Session, contact: DeskContact, client: Client | None, principal: Principal, lang: str,
+                 now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    script = scripts()[contact.script_id]
+    run = ScriptRun.from_dict(json.loads(contact.script_state), script) if contact.script_state else ScriptRun.start(script)
+    ctx = script_context(s, client, s.get(Staff, contact.agent_id),
+                         s.get(Campaign, contact.campaign_id) if contact.campaign_id else None,
+                         s.get(Lead, contact.lead_id) if contact.lead_id else None, now, tz)
+    step = render_step(script, run.current, ctx, lang, html=True)
+    return {"id": script.id, "title": script.title.get("en" if lang == "en" else "zh"), "step": step,
+            "path": run.path(), "values": run.values, "finished": run.finished, "can_back": bool(run.history)}
+
+
+def _own_open_contact(s: Session, principal: Principal, contact_id: int) -> DeskContact:
+    contact = s.get(DeskContact, contact_id)
+    if contact is None or contact.agent_id != principal.staff_id:
+        raise DeskError("not_found", 404)
+    if contact.ended_at is not None:
+        raise DeskError("contact_closed")
+    return contact
+
+
+def script_move(sessions: sessionmaker[Session], principal: Principal, contact_id: int, action: str,
+                answer: str = "", captured: dict[str, Any] | None = None) -> str:
+    """``answer`` (the client's answer key, with captured values), ``back``, or ``finish`` at a terminal step.
+    Returns the current step id. Raises ScriptRun's RunError / CaptureError on a refused move."""
+
+    def work(s: Session) -> str:
+        contact = _own_open_contact(s, principal, contact_id)
+        if not contact.script_id:
+            raise DeskError("no_script")
+        script = scripts()[contact.script_id]
+        run = ScriptRun.from_dict(json.loads(contact.script_state), script) if contact.script_state else ScriptRun.start(script)
+        if action == "answer":
+            run.answer(answer, captured)
+        elif action == "back":
+            run.back()
+        elif action == "finish":
+            run.finish(captured)
+        else:
+            raise DeskError("bad_action", 422)
+        contact.script_state = json.dumps(run.to_dict(), ensure_ascii=False)
+        return run.current
+
+    return run_in_transaction(sessions, work)
+
+
+def save_note(sessions: sessionmaker[Session], principal: Principal, contact_id: int, note: str) -> None:
+    def work(s: Session) -> None:
+        _own_open_contact(s, principal, contact_id).note = note[:4000]
+
+    run_in_transaction(sessions, work)
+
+
+def hang_up(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime) -> None:
+    """The agent ends the call; the card stays for the after-call work (wrap-up)."""
+
+    def work(s: Session) -> None:
+        contact = _own_open_contact(s, principal, contact_id)
+        if contact.hung_up_at is None:
+            contact.hung_up_at = now
+            sess = _open_session(s, principal.staff_id)
+            if sess is not None and sess.state != "wrap_up":
+                _change(s, sess, "wrap_up", "", now, contact.attempt_id)
+
+    run_in_transaction(sessions, work)
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    due_at: datetime
+    agent_only: bool
+    note: str = ""
+
+
+def dispose(sessions: sessionmaker[Session], principal: Principal, contact_id: int, disposition: str, now: datetime,
+            *, note: str | None = None, callback: CallbackRequest | None = None, dnc: bool = False,
+            dnc_reason: str = "client_request") -> dict[str, Any]:
+    """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a
+    callback (agent-only or anyone) and a do-not-call entry for the number; the attempt gets the disposition,
+    notes and script run; the agent goes to wrap-up (ready again through the status bar)."""
+    if disposition not in OUTCOMES:
+        raise DeskError("bad_disposition", 422)
+    if callback is not None and callback.due_at <= now:
+        raise DeskError("callback_in_past", 422)
+
+    def work(s: Session) -> dict[str, Any]:
+        contact = _own_open_contact(s, principal, contact_id)
+        if note is not None:
+            contact.note = note[:4000]
+        contact.disposition = disposition
+        contact.complaint = disposition == "complaint"
+        contact.ended_at = now
+        contact.hung_up_at = contact.hung_up_at or now
+        attempt = s.get(Attempt, contact.attempt_id) if contact.attempt_id else None
+        lead = s.get(Lead, contact.lead_id) if contact.lead_id else None
+        client = s.get(Client, contact.client_id) if contact.client_id else None
+        phone = attempt.phone if attempt else lead.phone if lead else client.mobile if client else ""
+        if attempt is not None:
+            attempt.disposition = disposition
+            attempt.notes = contact.note
+            attempt.script_run = json.loads(contact.script_state) if contact.script_state else None
+        result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None}
+        if callback is not None:
+            cb = Callback(campaign_id=contact.campaign_id, lead_id=contact.lead_id, client_id=contact.client_id,
+                          phone=phone, due_at=callback.due_at, agent_only=callback.agent_only,
+                          owner_id=principal.staff_id, status="pending", note=callback.note[:500],
+                          attempt_id=contact.attempt_id, created_by=principal.staff_id, created_at=now)
+            s.add(cb)
+            s.flush()
+            result["callback_id"] = cb.id
+        if dnc or disposition == "do_not_call":
+            if phone:
+                entry = DncEntry(phone=phone, campaign_id=None, reason=dnc_reason[:64], added_by=principal.staff_id,
+                                 at=now)
+                s.add(entry)
+                s.flush()
+                result["dnc_id"] = entry.id
+            if lead is not None:
+                lead.status = "dnc"
+        sess = _open_session(s, principal.staff_id)
+        if sess is not None and sess.state != "wrap_up":
+            _change(s, sess, "wrap_up", disposition[:32], now, contact.attempt_id)
+        if sess is not None:
+            sess.attempt_id = None
+        return result
+
+    return run_in_transaction(sessions, work)
+
+
+def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) -> list[dict[str, Any]]:
+    """Pending callbacks this agent should place: their own, and anyone-callbacks."""
+    rows = s.execute(select(Callback).where(Callback.status == "pending",
+                                            (Callback.owner_id == staff_id) | (Callback.agent_only.is_(False)))
+                     .order_by(Callback.due_at).limit(limit)).scalars().all()
+    return [{"id": c.id, "due_at": c.due_at, "agent_only": c.agent_only, "phone": mask_phone(c.phone),
+             "note": c.note, "overdue": c.due_at < now} for c in rows]

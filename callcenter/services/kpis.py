@@ -1,0 +1,148 @@
+"""Monthly KPIs of the service groups (考核) and their ranking.
+
+For each group and month: total assets of its clients at the start (last month's close snapshot) and at the
+end (now, when the month is closed), asset growth split into net deposits (bank->fund minus fund->bank
+transfers done in the month) and investment gain (the rest), asset turnover (trade volume / average assets),
+contacts made and complaints (from the desk's contact records). The ranking marks the top 2 and bottom 2.
+
+The trade volume comes from a pluggable ``TradeVolume`` source; the engine has no trade feed yet, so the
+default reports 0 (turnover 0) — a brokerage wires its back-office feed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.services.groups import client_assets_fen, list_groups
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import Client, Transfer
+from callcenter.store.models.desk import ClientAssetSnapshot, DeskContact, GroupKpi
+
+TradeVolume = Callable[[Session, list[int], date, date], int]
+
+
+def no_trade_feed(s: Session, client_ids: list[int], first: date, last: date) -> int:
+    return 0
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First day of ``month`` (YYYY-MM) and first day of the next month."""
+    year, mon = int(month[:4]), int(month[5:7])
+    first = date(year, mon, 1)
+    nxt = date(year + (mon == 12), mon % 12 + 1, 1)
+    return first, nxt
+
+
+def previous_month(month: str) -> str:
+    first, _ = month_bounds(month)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class KpiRow:
+    group_id: int
+    group_name: str
+    clients: int
+    assets_start_fen: int
+    assets_end_fen: int
+    net_deposits_fen: int
+    investment_gain_fen: int
+    turnover_bp: int
+    contacts: int
+    complaints: int
+    rank: int
+    mark: str  # "top" / "bottom" / ""
+
+    @property
+    def growth_fen(self) -> int:
+        return self.assets_end_fen - self.assets_start_fen
+
+
+def _utc_range(first: date, nxt: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    return (datetime.combine(first, time(0), tz), datetime.combine(nxt, time(0), tz))
+
+
+def compute_month(sessions: sessionmaker[Session], month: str, now: datetime, tz: ZoneInfo, *,
+                  trade_volume: TradeVolume = no_trade_feed) -> list[KpiRow]:
+    """Close ``month``: snapshot every grouped client's assets, compute and store each group's KPIs and rank.
+    Running it again for the same month replaces that month's figures (idempotent)."""
+    first, nxt = month_bounds(month)
+    start_utc, end_utc = _utc_range(first, nxt, tz)
+    prev = previous_month(month)
+
+    def work(s: Session) -> list[KpiRow]:
+        groups = list_groups(s)
+        s.execute(delete(GroupKpi).where(GroupKpi.month == month))
+        s.execute(delete(ClientAssetSnapshot).where(ClientAssetSnapshot.month == month))
+        prev_assets = dict(s.execute(select(ClientAssetSnapshot.client_id, ClientAssetSnapshot.assets_fen)
+                                     .where(ClientAssetSnapshot.month == prev)).all())
+        rows: list[GroupKpi] = []
+        for g in groups:
+            client_ids = list(s.execute(select(Client.id).where(Client.service_group_id == g.id)).scalars())
+            end_total = 0
+            start_total = 0
+            for cid in client_ids:
+                assets = client_assets_fen(s, cid)
+                s.add(ClientAssetSnapshot(month=month, client_id=cid, assets_fen=assets))
+                end_total += assets
+                start_total += prev_assets.get(cid, 0)
+            net = 0
+            if client_ids:
+                for kind, total in s.execute(
+                        select(Transfer.kind, func.coalesce(func.sum(Transfer.amount_fen), 0))
+                        .where(Transfer.client_id.in_(client_ids), Transfer.status == "done",
+                               Transfer.trade_date >= first, Transfer.trade_date < nxt)
+                        .group_by(Transfer.kind)).all():
+                    net += int(total) if kind == "bank_to_fund" else -int(total) if kind == "fund_to_bank" else 0
+            contacts, complaints = s.execute(
+                select(func.count(DeskContact.id), func.coalesce(func.sum(case((DeskContact.complaint.is_(True), 1), else_=0)), 0))
+                .where(DeskContact.client_id.in_(client_ids) if client_ids else DeskContact.id < 0,
+                       DeskContact.started_at >= start_utc, DeskContact.started_at < end_utc,
+                       DeskContact.disposition != "")).one()
+            volume = trade_volume(s, client_ids, first, nxt - timedelta(days=1))
+            avg = (start_total + end_total) // 2
+            turnover_bp = volume * 10_000 // avg if avg > 0 else 0
+            row = GroupKpi(month=month, group_id=g.id, clients=len(client_ids), assets_start_fen=start_total,
+                           assets_end_fen=end_total, net_deposits_fen=net,
+                           investment_gain_fen=end_total - start_total - net, trade_volume_fen=volume,
+                           turnover_bp=turnover_bp, contacts=int(contacts), complaints=int(complaints or 0),
+                           rank=0, computed_at=now)
+            s.add(row)
+            rows.append(row)
+        for i, row in enumerate(sorted(rows, key=score_key)):
+            row.rank = i + 1
+        s.flush()
+        return _views(s, month)
+
+    return run_in_transaction(sessions, work)
+
+
+def score_key(row: GroupKpi) -> tuple[int, int, int, int]:
+    """Ranking order: asset growth, then contacts, then fewer complaints, then group id (stable)."""
+    return (-(row.assets_end_fen - row.assets_start_fen), -row.contacts, row.complaints, row.group_id)
+
+
+def _views(s: Session, month: str, group_ids: frozenset[int] | None = None) -> list[KpiRow]:
+    names = {g.id: g.name for g in list_groups(s)}
+    rows = s.execute(select(GroupKpi).where(GroupKpi.month == month).order_by(GroupKpi.rank)).scalars().all()
+    n = len(rows)
+    out = []
+    for r in rows:
+        mark = "top" if r.rank <= 2 else "bottom" if r.rank > max(n - 2, 2) else ""
+        if group_ids is not None and r.group_id not in group_ids:
+            continue
+        out.append(KpiRow(r.group_id, names.get(r.group_id, str(r.group_id)), r.clients, r.assets_start_fen,
+                          r.assets_end_fen, r.net_deposits_fen, r.investment_gain_fen, r.turnover_bp, r.contacts,
+                          r.complaints, r.rank, mark))
+    return out
+
+
+def ranking(sessions: sessionmaker[Session], month: str, group_ids: frozenset[int] | None = None) -> list[KpiRow]:
+    """The stored ranking of ``month`` (all groups, or only ``group_ids``), rank order."""
+    return run_in_transaction(sessions, lambda s: _views(s, month, group_ids))
