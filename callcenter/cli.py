@@ -28,6 +28,7 @@ def _register() -> None:
         ("db", "callcenter.commands.db"),
         ("demo", "callcenter.commands.demo"),
         ("custody", "callcenter.commands.custody"),
+        ("bench", "callcenter.commands.bench"),
     ]
     import importlib
 

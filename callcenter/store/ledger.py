@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from callcenter.store.models import FundAccount, JournalEntry, LedgerAccount, Posting
@@ -32,25 +32,40 @@ def open_books(session: Session, fund: FundAccount) -> None:
 
 def post(
     session: Session, at: datetime, memo: str, moves: list[tuple[str, int, int]], transfer_id: int | None = None
-) -> JournalEntry:
-    """Post one balanced journal entry. ``moves`` are (book kind, owner id, signed fen); they must sum to zero."""
+) -> int:
+    """Post one balanced journal entry. ``moves`` are (book kind, owner id, signed fen); they must sum to zero.
+    Returns the entry id. Books are looked up in one query; postings go in as one batch."""
     if not moves:
         raise ValueError("an entry needs postings")
     if sum(m[2] for m in moves) != 0:
         raise ValueError(f"unbalanced entry {memo}: {moves}")
-    entry = JournalEntry(at=at, memo=memo, transfer_id=transfer_id)
-    session.add(entry)
-    session.flush()
-    for kind, owner, amount in moves:
-        acct = book(session, kind, owner)
-        session.add(Posting(entry_id=entry.id, ledger_account_id=acct.id, amount_fen=amount))
-        session.execute(
-            update(LedgerAccount)
-            .where(LedgerAccount.id == acct.id)
-            .values(balance_fen=LedgerAccount.balance_fen + amount)
-            .execution_options(synchronize_session=False)
+    wanted = {(kind, owner) for kind, owner, _ in moves}
+    rows = session.execute(
+        select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.owner_id).where(
+            tuple_(LedgerAccount.kind, LedgerAccount.owner_id).in_(list(wanted))
         )
-    return entry
+    ).all()
+    ids = {(kind, owner): id_ for id_, kind, owner in rows}
+    for key in wanted - ids.keys():
+        ids[key] = book(session, *key).id
+    entry_id = session.execute(
+        insert(JournalEntry).values(at=at, memo=memo, transfer_id=transfer_id).returning(JournalEntry.id)
+    ).scalar_one()
+    session.execute(insert(Posting), [
+        {"entry_id": entry_id, "ledger_account_id": ids[(kind, owner)], "amount_fen": amount}
+        for kind, owner, amount in moves
+    ])
+    per_book: dict[int, int] = {}
+    for kind, owner, amount in moves:
+        per_book[ids[(kind, owner)]] = per_book.get(ids[(kind, owner)], 0) + amount
+    for book_id, delta in per_book.items():
+        if delta:
+            session.execute(
+                update(LedgerAccount).where(LedgerAccount.id == book_id)
+                .values(balance_fen=LedgerAccount.balance_fen + delta)
+                .execution_options(synchronize_session=False)
+            )
+    return entry_id
 
 
 def balances(session: Session, kind: str, owner_ids: list[int]) -> dict[int, int]:

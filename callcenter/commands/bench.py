@@ -1,0 +1,80 @@
+"""``callcenter bench <name>``: every benchmark prints its figures next to a baseline measured in the same run,
+and with --json one JSON object on its last line."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="基准测试 · benchmarks (figures as ratios against a baseline in the same run)",
+                  no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="print the figures as one JSON object on the last line")
+
+
+@app.command("transfers")
+def transfers(n: int = typer.Option(2000, "--transfers", min=10), clients: int = typer.Option(20, min=1),
+              workers: int = typer.Option(1, min=1, max=200),
+              database_url: Optional[str] = typer.Option(None, help="default: a fresh temporary SQLite file"),
+              as_json: bool = JSON) -> None:
+    """Transfers/s through the custody service vs the same postings by plain SQL."""
+    from callcenter.bench.transfers import run
+
+    figures = run(transfers=n, clients=clients, workers=workers, database_url=database_url, as_json=as_json)
+    raise typer.Exit(0 if figures["invariants_ok"] else 1)
+
+
+@app.command("agi")
+def agi(calls: int = typer.Option(500, min=1), concurrency: int = typer.Option(200, min=1), as_json: bool = JSON) -> None:
+    """Concurrent FastAGI sessions (authentication + balance) vs a minimal echo FastAGI server."""
+    from callcenter.bench.agi import run
+
+    run(calls=calls, concurrency=concurrency, as_json=as_json)
+
+
+@app.command("ami")
+def ami(repeat: int = typer.Option(20, min=1), as_json: bool = JSON) -> None:
+    """AMI events/s turned into domain events from replayed real traffic vs panoramisk's bare parse rate."""
+    from callcenter.bench.ami import run
+
+    run(repeat=repeat, as_json=as_json)
+
+
+@app.command("pacing")
+def pacing(agents: str = typer.Option("20,100", help="comma separated agent counts"), hours: float = 4.0,
+           as_json: bool = JSON) -> None:
+    """A simulated shift: progressive, best fixed ratio and predictive against the talk-share bound."""
+    from callcenter.bench.pacing import run
+
+    run(agents=tuple(int(a) for a in agents.split(",")), hours=hours, as_json=as_json)
+
+
+@app.command("push")
+def push(clients: int = typer.Option(200, min=1), events: int = typer.Option(50, min=1), as_json: bool = JSON) -> None:
+    """Live push to agent screens (SSE) vs a bare SSE echo server."""
+    from callcenter.bench.push import run
+
+    run(clients=clients, events=events, as_json=as_json)
+
+
+@app.command("all")
+def all_benchmarks(as_json: bool = JSON) -> None:
+    """Every benchmark in turn (with --json: one object keyed by benchmark on the last line)."""
+    import contextlib
+    import importlib
+    import io
+
+    results: dict[str, object] = {}
+    for name, kwargs in (("transfers", {}), ("agi", {}), ("ami", {}), ("pacing", {}), ("push", {})):
+        try:
+            module = importlib.import_module(f"callcenter.bench.{name}")
+        except ImportError as exc:
+            typer.echo(f"{name}: not available ({exc})")
+            continue
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer) if as_json else contextlib.nullcontext():
+            results[name] = module.run(as_json=False, **kwargs)
+    if as_json:
+        print(json.dumps(results))
