@@ -21,6 +21,9 @@ def _register() -> None:
     # Add one line per area (name, module path).
     areas: list[tuple[str, str]] = [
         # --- registered areas (one line each) ---
+        ("reminders", "callcenter.care.cli"),
+        ("events", "callcenter.care.cli_events"),
+        ("complaints", "callcenter.care.cli_complaints"),
         ("ivr", "callcenter.ivr.cli"),
         ("prompts", "callcenter.ivr.cli_prompts"),
         ("agi", "callcenter.ivr.cli_agi"),

@@ -1,0 +1,231 @@
+"""Agentless notification calls through the telephony port: play the message, 1 repeats it, 0 asks for an agent.
+
+``NotifyFlow`` is the pure state machine of one call (events in, commands out). ``NotificationCaller`` places
+the pending ``notify_call`` deliveries, feeds the port's events and the caller's digits (from the AGI or Twilio
+``<Gather>`` adapters, via ``on_digit``) to the flows, carries out the commands, and records the outcome on the
+delivery: ``answered`` (heard it), ``to_agent`` (pressed 0), or ``failed`` after ``MAX_ATTEMPTS``.
+
+The message text goes to the PBX as channel variable ``CARE_MESSAGE`` (for its text-to-speech) and the prompt
+played is ``care/notify-<delivery id>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from callcenter.domain.masking import mask_phone
+from callcenter.i18n import t
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import Client
+from callcenter.store.models.care import CareCallback, CareDelivery
+from callcenter.telephony.port import (
+    Answered,
+    Ended,
+    Failed,
+    OriginateRejected,
+    Telephony,
+    TelephonyError,
+    TelephonyEvent,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_PLAYS = 3
+MAX_ATTEMPTS = 2
+RETRY_AFTER = timedelta(minutes=30)
+CALL_PREFIX = "care-"
+
+
+# --- the pure flow ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Play:
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    pass
+
+
+@dataclass(frozen=True)
+class ToAgent:
+    pass
+
+
+Command = Play | Hangup | ToAgent
+
+
+@dataclass
+class NotifyFlow:
+    prompt: str
+    state: str = "dialling"  # dialling -> playing -> (machine) -> to_agent -> done
+    plays: int = 0
+    heard: bool = False
+    outcome: str | None = None  # answered | to_agent | failed (set when the call is over)
+    detail: str = ""
+
+    def answered(self, amd: str | None) -> list[Command]:
+        if self.state != "dialling":
+            return []
+        self.plays, self.heard = 1, True
+        self.state = "machine" if amd == "machine" else "playing"  # a voicemail gets the message once
+        return [Play(self.prompt)]
+
+    def digit(self, d: str) -> list[Command]:
+        if self.state != "playing":
+            return []
+        if d == "1" and self.plays < MAX_PLAYS:
+            self.plays += 1
+            return [Play(self.prompt)]
+        if d == "0":
+            self.state = "to_agent"
+            return [ToAgent()]
+        return []
+
+    def failed(self, reason: str) -> list[Command]:
+        self.state, self.outcome, self.detail = "done", "failed", reason
+        return []
+
+    def ended(self) -> list[Command]:
+        if self.state == "to_agent":
+            self.outcome = "to_agent"
+        elif self.heard:
+            self.outcome = "answered"
+            self.detail = "machine" if self.state == "machine" else f"plays={self.plays}"
+        else:
+            self.outcome, self.detail = "failed", "ended before answer"
+        self.state = "done"
+        return []
+
+
+# --- the driver ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class NotificationCaller:
+    core: object  # callcenter.bootstrap.App
+    telephony: Telephony
+    caller_id: str = ""
+    timeout_s: float = 30.0
+    agent_picker: Callable[[], str | None] = lambda: None  # an idle agent's id for "press 0", if any
+    flows: dict[str, tuple[int, NotifyFlow]] = field(default_factory=dict)
+
+    @staticmethod
+    def prompt_for(delivery_id: int) -> str:
+        return f"care/notify-{delivery_id}"
+
+    async def place_due(self, now: datetime | None = None) -> int:
+        """Dial every pending notification call (fresh, or failed long enough ago to retry). Two callers at
+        once dial each delivery once: a conditional update claims it first."""
+        core = self.core
+        now = now or core.clock()  # type: ignore[attr-defined]
+        rows = run_in_transaction(core.sessions, lambda s: list(s.execute(  # type: ignore[attr-defined]
+            select(CareDelivery.id, CareDelivery.attempts, CareDelivery.claimed_at, CareDelivery.message,
+                   CareDelivery.language, Client.mobile)
+            .join(Client, Client.id == CareDelivery.client_id)
+            .where(CareDelivery.channel == "notify_call", CareDelivery.status == "pending")
+            .order_by(CareDelivery.id))))
+        placed = 0
+        for delivery_id, attempts, claimed_at, message, lang, mobile in rows:
+            if attempts > 0 and claimed_at > now - RETRY_AFTER:
+                continue
+
+            def take(s: Session, delivery_id: int = delivery_id, attempts: int = attempts,
+                     claimed_at: datetime = claimed_at) -> bool:
+                res = s.execute(update(CareDelivery).where(
+                    CareDelivery.id == delivery_id, CareDelivery.status == "pending",
+                    CareDelivery.attempts == attempts, CareDelivery.claimed_at == claimed_at,
+                ).values(attempts=attempts + 1, claimed_at=now, updated_at=now))
+                return res.rowcount == 1
+
+            if not run_in_transaction(core.sessions, take):  # type: ignore[attr-defined]
+                continue
+            call_id = f"{CALL_PREFIX}{delivery_id}-{attempts + 1}"
+            text = f"{message}{t('care.templates.notify_call_suffix', lang)}".replace("\n", " ")[:1000]
+            self.flows[call_id] = (delivery_id, NotifyFlow(self.prompt_for(delivery_id)))
+            try:
+                await self.telephony.originate(call_id, mobile, self.caller_id,
+                                               {"CARE_DELIVERY": str(delivery_id), "CARE_MESSAGE": text},
+                                               self.timeout_s)
+            except (OriginateRejected, ValueError) as exc:
+                log.warning("notification call %s to %s not placed: %s", delivery_id, mask_phone(mobile), exc)
+                self.flows.pop(call_id, None)
+                self._finish(delivery_id, attempts + 1, "failed", f"rejected: {exc}"[:255])
+                continue
+            placed += 1
+        return placed
+
+    async def handle(self, event: TelephonyEvent) -> None:
+        """Feed one telephony event (only this caller's calls are looked at)."""
+        call_id = getattr(event, "call_id", None)
+        if call_id is None or call_id not in self.flows:
+            return
+        delivery_id, flow = self.flows[call_id]
+        if isinstance(event, Answered):
+            await self._run(call_id, flow.answered(event.amd))
+        elif isinstance(event, Failed):
+            flow.failed(event.reason)
+            self._done(call_id)
+        elif isinstance(event, Ended):
+            flow.ended()
+            self._done(call_id)
+
+    async def on_digit(self, call_id: str, digit: str) -> None:
+        if call_id in self.flows:
+            await self._run(call_id, self.flows[call_id][1].digit(digit))
+
+    async def _run(self, call_id: str, commands: list[Command]) -> None:
+        for cmd in commands:
+            try:
+                if isinstance(cmd, Play):
+                    await self.telephony.play(call_id, cmd.prompt)
+                elif isinstance(cmd, Hangup):
+                    await self.telephony.hangup(call_id)
+                elif isinstance(cmd, ToAgent):
+                    agent = self.agent_picker()
+                    if agent is not None:
+                        await self.telephony.connect(call_id, agent)
+                    else:  # nobody free: an agent calls back today
+                        self._agent_callback(self.flows[call_id][0])
+                        await self.telephony.hangup(call_id)
+            except TelephonyError as exc:  # the caller hung up meanwhile; the terminal event follows
+                log.info("notification call %s: %s", call_id, exc)
+
+    def _done(self, call_id: str) -> None:
+        delivery_id, flow = self.flows.pop(call_id)
+        attempt = int(call_id.rsplit("-", 1)[1])
+        if flow.outcome == "failed" and attempt < MAX_ATTEMPTS:
+            self._finish(delivery_id, attempt, "pending", f"attempt {attempt}: {flow.detail}")
+        else:
+            self._finish(delivery_id, attempt, flow.outcome or "failed", flow.detail)
+
+    def _finish(self, delivery_id: int, attempt: int, status: str, detail: str) -> None:
+        core = self.core
+        now = core.clock()  # type: ignore[attr-defined]
+        run_in_transaction(core.sessions, lambda s: s.execute(  # type: ignore[attr-defined]
+            update(CareDelivery).where(CareDelivery.id == delivery_id, CareDelivery.attempts == attempt)
+            .values(status=status, detail=detail[:255], provider_ref=f"{CALL_PREFIX}{delivery_id}-{attempt}",
+                    updated_at=now)))
+
+    def _agent_callback(self, delivery_id: int) -> None:
+        core = self.core
+        now = core.clock()  # type: ignore[attr-defined]
+        today = now.astimezone(core.settings.tz).date()  # type: ignore[attr-defined]
+
+        def work(s: Session) -> None:
+            d = s.get(CareDelivery, delivery_id)
+            dedupe = f"notify:{delivery_id}"
+            if s.scalar(select(CareCallback.id).where(CareCallback.dedupe == dedupe)) is None:
+                s.add(CareCallback(dedupe=dedupe, client_id=d.client_id, purpose="reminder", script_id="reminder",
+                                   event_id=d.event_id, not_before=today, due_on=today, status="scheduled",
+                                   created_at=now))
+
+        run_in_transaction(core.sessions, work)  # type: ignore[attr-defined]

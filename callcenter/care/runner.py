@@ -1,0 +1,105 @@
+"""When the care jobs run: pure job timing (``due_jobs``, ``seconds_until_next``) and ``care_runner``, an asyncio
+task the scheduler wiring starts. Every job is idempotent, so a restart simply runs the day's jobs again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from callcenter.care.rules import Calendar, QuietHours
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    at: time  # local time
+    trading_days_only: bool
+
+
+DEFAULT_JOBS: tuple[Job, ...] = (
+    Job("regulatory", time(8, 0), True),  # build 回访 call-backs and hand them to the dialler
+    Job("reminders", time(9, 0), False),  # SMS reminders (trading days) and birthday greetings (every day)
+    Job("notify_calls", time(9, 30), True),  # agentless notification calls
+    Job("notify_calls_retry", time(14, 0), True),  # second attempts of unanswered calls
+)
+
+
+def due_jobs(jobs: tuple[Job, ...], last_run: dict[str, date], local_now: datetime, calendar: Calendar) -> list[Job]:
+    """Jobs whose time today has come and that have not run today (pure)."""
+    today = local_now.date()
+    return [j for j in jobs if local_now.time() >= j.at and last_run.get(j.name) != today
+            and (not j.trading_days_only or calendar.is_trading_day(today))]
+
+
+def seconds_until_next(jobs: tuple[Job, ...], local_now: datetime) -> float:
+    """Seconds until the next job time (today's later ones, else tomorrow's first)."""
+    today = local_now.date()
+    times = sorted(j.at for j in jobs)
+    for at in times:
+        moment = datetime.combine(today, at, tzinfo=local_now.tzinfo)
+        if moment > local_now:
+            return (moment - local_now).total_seconds()
+    first = datetime.combine(today + timedelta(days=1), times[0], tzinfo=local_now.tzinfo)
+    return (first - local_now).total_seconds()
+
+
+@dataclass
+class CareWork:
+    """The plain functions each job calls (swap any in tests)."""
+
+    core: Any
+    sms: Any
+    caller: Any = None  # notify_calls.NotificationCaller, None: notification calls wait
+    hand_over_to_dialler: bool = True
+    quiet: QuietHours = field(default_factory=QuietHours)
+
+    def regulatory(self, day: date) -> None:
+        from callcenter.care.callbacks import hand_over
+        from callcenter.care.regulatory import build_regulatory_callbacks
+
+        report = build_regulatory_callbacks(self.core, day)
+        log.info("regulatory call-backs built: %s new accounts, %s annual", report.new_accounts, report.annual)
+        if self.hand_over_to_dialler:
+            log.info("call-backs handed to the dialler: %s", hand_over(self.core, day))
+
+    def reminders(self, day: date) -> None:
+        from callcenter.care.dispatch import run_daily_reminders
+
+        r = run_daily_reminders(self.core, day, sms=self.sms, quiet=self.quiet)
+        log.info("reminders %s: sent %s failed %s calls %s agent %s skipped %s", day, r.sent, r.failed,
+                 r.queued_calls, r.agent_callbacks, r.skipped)
+
+
+async def care_runner(core: Any, stop: asyncio.Event, *, work: CareWork, jobs: tuple[Job, ...] = DEFAULT_JOBS,
+                      max_sleep_s: float = 300.0, on_run: Callable[[str, date], None] | None = None) -> None:
+    """Run the care jobs at their local times until ``stop`` is set. Synchronous jobs run in a worker thread;
+    a failing job is logged and retried at the next wake-up (it is not marked done)."""
+    tz = core.settings.tz
+    last_run: dict[str, date] = {}
+    while not stop.is_set():
+        local_now = core.clock().astimezone(tz)
+        for job in due_jobs(jobs, last_run, local_now, core.calendar):
+            day = local_now.date()
+            try:
+                if job.name.startswith("notify_calls"):
+                    if work.caller is not None:
+                        await work.caller.place_due()
+                else:
+                    await asyncio.to_thread(getattr(work, job.name), day)
+            except Exception:  # one bad job must not stop the others; it runs again next wake-up
+                log.exception("care job %s failed", job.name)
+                continue
+            last_run[job.name] = day
+            if on_run is not None:
+                on_run(job.name, day)
+        wait = min(seconds_until_next(jobs, core.clock().astimezone(tz)), max_sleep_s)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
+        except TimeoutError:
+            pass
