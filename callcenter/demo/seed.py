@@ -60,8 +60,9 @@ def _mobile(rng: random.Random, used: set[str]) -> str:
 
 
 def _masked_id(rng: random.Random, birthday: date) -> str:
+    """A masked resident ID: region code, birthday hidden, last four shown (only this form is stored)."""
     region = rng.choice(["310115", "110105", "440304", "330106", "320102", "510107"])
-    return f"{region}********{rng.randrange(10000):04d}"[:6] + "********" + f"{rng.randrange(1000):03d}" + rng.choice("0123456789X")
+    return f"{region}********{rng.randrange(1000):03d}{rng.choice('0123456789X')}"
 
 
 def seed(sessions: sessionmaker[Session], *, clients: int = 2000, rng_seed: int = 20261125,

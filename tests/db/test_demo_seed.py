@@ -1,0 +1,54 @@
+"""The demo brokerage is believable and follows the custody rules it demonstrates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import phonenumbers
+import pytest
+from sqlalchemy import func, select
+
+from callcenter.bootstrap import App
+from callcenter.demo import data
+from callcenter.demo.seed import DEMO_FUND_ACCOUNT, DEMO_PIN, seed
+from callcenter.store.db import transaction
+from callcenter.store.ledger import check_ledger
+from callcenter.store.models import Client, FundAccount, Holding, ServiceGroup, Staff
+
+
+@pytest.mark.slow
+def test_demo_seed(core: App) -> None:
+    today = date(2026, 11, 25)
+    summary = seed(core.sessions, clients=400, today=today)
+    assert summary is not None and summary.clients == 400
+    assert seed(core.sessions, clients=400) is None  # never twice
+    with transaction(core.sessions) as s:
+        clients = s.execute(select(Client)).scalars().all()
+        for c in clients:
+            parsed = phonenumbers.parse(c.mobile)
+            assert phonenumbers.is_valid_number(parsed) and parsed.country_code == 86, c.mobile
+            assert phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+            assert "*" in c.id_number_masked
+        statuses = Counter(c.status for c in clients)
+        assert 0.06 < statuses["closed"] / len(clients) < 0.15 and statuses["dormant"] > 0
+        for c in clients:
+            if c.status == "closed":
+                assert c.closed_reason in data.CLOSE_REASONS
+                assert today - timedelta(days=548) <= c.closed_on < today
+        per_client = Counter(s.execute(select(FundAccount.client_id)).scalars())
+        assert max(per_client.values()) <= 5 and min(per_client.values()) >= 1
+        mains = Counter(s.execute(select(FundAccount.client_id).where(FundAccount.is_main.is_(True))).scalars())
+        assert set(mains.values()) == {1} and len(mains) == len(clients)
+        banks = {f.bank_account.bank_name for f in s.execute(select(FundAccount)).scalars()}
+        assert banks <= {name for _, name in data.BANKS}
+        codes = set(s.execute(select(Holding.code)).scalars())
+        assert codes and codes <= {code for code, *_ in data.SECURITIES}
+        aux_holdings = s.execute(select(func.count(Holding.id)).join(FundAccount)
+                                 .where(FundAccount.is_main.is_(False))).scalar_one()
+        assert aux_holdings == 0  # only the main account trades
+        for group in s.execute(select(ServiceGroup)).scalars():
+            members = s.execute(select(Staff).where(Staff.service_group_id == group.id)).scalars().all()
+            assert 2 <= len(members) <= 3 and any(m.back_office for m in members)
+        assert check_ledger(s).ok
+    assert core.ivr.authenticate(DEMO_FUND_ACCOUNT, DEMO_PIN, "", "demo").outcome == "ok"
