@@ -146,3 +146,105 @@ def _views(s: Session, month: str, group_ids: frozenset[int] | None = None) -> l
 def ranking(sessions: sessionmaker[Session], month: str, group_ids: frozenset[int] | None = None) -> list[KpiRow]:
     """The stored ranking of ``month`` (all groups, or only ``group_ids``), rank order."""
     return run_in_transaction(sessions, lambda s: _views(s, month, group_ids))
+
+
+# --- wall board and reports (queries over the dialler's and the desk's records) ---------------------------
+
+def _local_midnight_utc(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
+    local = now.astimezone(tz).date() - timedelta(days=days_back)
+    return datetime.combine(local, time(0), tz)
+
+
+def _rate(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
+    """Agents by state, calls ringing / connected, per running campaign: dials, contacts, 接通率, abandon rate
+    today and over 30 days; IVR hand-offs waiting."""
+    from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
+    from callcenter.store.models.ivr import IvrSession
+
+    agents = dict(s.execute(select(AgentSession.state, func.count()).where(AgentSession.ended_at.is_(None))
+                            .group_by(AgentSession.state)).all())
+    today = _local_midnight_utc(now, tz)
+    month = _local_midnight_utc(now, tz, 30)
+    open_calls = select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None),
+                                                                 Attempt.dialled_at >= today - timedelta(hours=12))
+    ringing = s.execute(open_calls.where(Attempt.answered_at.is_(None))).scalar_one()
+    connected = s.execute(open_calls.where(Attempt.connected_at.is_not(None))).scalar_one()
+    ivr_waiting = s.execute(select(func.count()).select_from(IvrSession)
+                            .where(IvrSession.handed_off.is_(True), IvrSession.ended_at.is_(None))).scalar_one()
+
+    def stats(since: datetime) -> dict[int, tuple[int, int, int, int]]:
+        rows = s.execute(select(Attempt.campaign_id, func.count(),
+                                func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)),
+                                func.sum(case((Attempt.outcome.in_(("human", "abandoned")), 1), else_=0)),
+                                func.sum(case((Attempt.abandoned.is_(True), 1), else_=0)))
+                         .where(Attempt.dialled_at >= since).group_by(Attempt.campaign_id)).all()
+        return {cid: (int(n), int(c or 0), int(h or 0), int(a or 0)) for cid, n, c, h, a in rows}
+
+    day, last30 = stats(today), stats(month)
+    campaigns = []
+    for camp in s.execute(select(Campaign).where((Campaign.state.in_(("running", "paused")))
+                                                 | Campaign.id.in_(list(day))).order_by(Campaign.id)).scalars():
+        dials, contacts, humans, abandoned = day.get(camp.id, (0, 0, 0, 0))
+        _, _, humans30, abandoned30 = last30.get(camp.id, (0, 0, 0, 0))
+        campaigns.append({"id": camp.id, "name": camp.name, "state": camp.state, "dials": dials,
+                          "contacts": contacts, "connect_rate": _rate(contacts, dials),
+                          "abandon_today": _rate(abandoned, humans), "abandon_30d": _rate(abandoned30, humans30)})
+    return {"at": now.isoformat(), "agents": {k: int(v) for k, v in agents.items()}, "ringing": int(ringing),
+            "connected": int(connected), "ivr_waiting": int(ivr_waiting), "campaigns": campaigns}
+
+
+REPORT_DIMENSIONS = ("campaign", "agent", "day")
+
+
+def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[dict[str, object]]:
+    """Per campaign, agent or day between ``first`` and ``last`` (local dates, inclusive): attempts, contacts,
+    talk time, dispositions, appointments, callbacks kept (placed or done on time)."""
+    from callcenter.store.models import Staff
+    from callcenter.store.models.dialer import Attempt, Callback, Campaign
+
+    if by not in REPORT_DIMENSIONS:
+        raise ValueError("by")
+    start = datetime.combine(first, time(0), tz)
+    end = datetime.combine(last + timedelta(days=1), time(0), tz)
+    attempts = s.execute(select(Attempt.campaign_id, Attempt.agent_id, Attempt.dialled_at, Attempt.connected_at,
+                                Attempt.talk_s, Attempt.disposition)
+                         .where(Attempt.dialled_at >= start, Attempt.dialled_at < end)).all()
+    names: dict[object, str] = {}
+    if by == "campaign":
+        names = {cid: n for cid, n in s.execute(select(Campaign.id, Campaign.name))}
+    elif by == "agent":
+        names = {sid: n for sid, n in s.execute(select(Staff.id, Staff.display_name))}
+
+    def key_of(campaign_id: int | None, agent_id: int | None, at: datetime) -> object:
+        return campaign_id if by == "campaign" else agent_id if by == "agent" else at.astimezone(tz).date().isoformat()
+
+    rows: dict[object, dict[str, object]] = {}
+
+    def row(key: object) -> dict[str, object]:
+        if key not in rows:
+            label = names.get(key, "—" if key is None else str(key)) if by != "day" else str(key)
+            rows[key] = {"key": key, "label": label, "attempts": 0, "contacts": 0, "talk_s": 0,
+                         "appointments": 0, "callbacks_kept": 0, "dispositions": {}}
+        return rows[key]
+
+    for campaign_id, agent_id, dialled, connected, talk, disposition in attempts:
+        r = row(key_of(campaign_id, agent_id, dialled))
+        r["attempts"] = int(r["attempts"]) + 1  # type: ignore[call-overload]
+        if connected is not None:
+            r["contacts"] = int(r["contacts"]) + 1  # type: ignore[call-overload]
+        r["talk_s"] = int(r["talk_s"]) + int(talk or 0)  # type: ignore[call-overload]
+        if disposition:
+            d = r["dispositions"]
+            d[disposition] = d.get(disposition, 0) + 1  # type: ignore[union-attr,index,attr-defined]
+            if disposition == "appointment_booked":
+                r["appointments"] = int(r["appointments"]) + 1  # type: ignore[call-overload]
+    for cb in s.execute(select(Callback).where(Callback.due_at >= start, Callback.due_at < end,
+                                               Callback.status.in_(("placed", "done")))).scalars():
+        if cb.placed_at is not None and cb.placed_at <= cb.due_at + timedelta(minutes=15):
+            r = row(key_of(cb.campaign_id, cb.owner_id, cb.due_at))
+            r["callbacks_kept"] = int(r["callbacks_kept"]) + 1  # type: ignore[call-overload]
+    return sorted(rows.values(), key=lambda r: str(r["key"]))

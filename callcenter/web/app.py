@@ -71,6 +71,7 @@ def create_app(core: App) -> FastAPI:
     for router in (health.router, auth_api.router, clients_api.router, transfers_api.router):
         app.include_router(router)
     app.include_router(_twilio_voice_router(core))
+    __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
     for hook in core.extras.get("web_routers", []):  # other areas add their routers through bootstrap
         hook(app)  # type: ignore[operator]
     return app

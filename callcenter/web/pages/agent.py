@@ -1,0 +1,174 @@
+"""The agent screen: the page, the call card fragment, and the JSON actions its script posts (with the
+session cookie and the X-CSRF-Token header). Agents only; every card opened is audit-logged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from callcenter.scripts import CaptureError, RunError
+from callcenter.services import desk
+from callcenter.services.staff_sessions import Principal
+from callcenter.store.db import run_in_transaction
+from callcenter.web.deps import require_roles
+from callcenter.web.errors import ApiError
+from callcenter.web.pages.common import lang_of, render, roles, tz_of
+
+pages = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api/desk", tags=["desk"])
+
+AgentDep = Depends(require_roles("agent"))
+ContactId = Path(ge=1, le=2**31 - 1)
+
+
+def _publish_state(request: Request, staff_id: int, st: desk.AgentStatus) -> None:
+    bus = request.app.state.core.bus
+    payload = {"type": "state", "state": st.state, "reason": st.reason, "since": st.since.isoformat()}
+    bus.publish(f"agent:{staff_id}", payload)
+    bus.publish("wallboard", {"type": "agent_state", "staff_id": staff_id, "state": st.state})
+
+
+def _raise(exc: Exception) -> None:
+    if isinstance(exc, desk.DeskError):
+        raise ApiError(exc.status, exc.code) from None
+    if isinstance(exc, CaptureError):
+        raise ApiError(422, "capture_invalid", message=", ".join(f"{k}: {v}" for k, v in sorted(exc.errors.items())))
+    if isinstance(exc, RunError):
+        raise ApiError(409, "script_" + exc.code, message=exc.code)
+    raise exc
+
+
+@pages.get("/agent", response_class=HTMLResponse)
+async def agent_page(request: Request, principal: Principal = roles("agent")) -> Response:
+    core = request.app.state.core
+    now = core.clock()
+
+    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]]]:
+        return desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now)
+
+    st, callbacks = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
+    return render(request, "agent.html", principal, status=st, callbacks=callbacks, now=now, tz=tz_of(request),
+                  reasons=desk.PAUSE_REASONS)
+
+
+@pages.get("/agent/contacts/{contact_id}/card", response_class=HTMLResponse)
+async def card_fragment(request: Request, contact_id: int = ContactId, principal: Principal = roles("agent")) -> Response:
+    core = request.app.state.core
+    lang = lang_of(request)
+    try:
+        data = await anyio.to_thread.run_sync(desk.card, core.sessions, principal, contact_id, core.clock(),
+                                              tz_of(request), lang)
+    except desk.DeskError as exc:
+        _raise(exc)
+    from callcenter.scripts.model import OUTCOMES
+
+    return render(request, "_card.html", principal, c=data, outcomes=OUTCOMES)
+
+
+class StateIn(BaseModel):
+    state: Literal["ready", "paused", "logged_out"]
+    reason: str = Field(default="", max_length=32)
+
+
+class StateOut(BaseModel):
+    state: str
+    reason: str
+    since: datetime
+    contact_id: int | None
+
+
+@api.post("/state", response_model=StateOut, responses={401: {}, 403: {}, 409: {}, 422: {}})
+async def set_state(body: StateIn, request: Request, principal: Principal = AgentDep) -> StateOut:
+    core = request.app.state.core
+    try:
+        st = await anyio.to_thread.run_sync(lambda: desk.set_state(core.sessions, principal.staff_id, body.state,
+                                                                    core.clock(), body.reason))
+    except desk.DeskError as exc:
+        _raise(exc)
+    _publish_state(request, principal.staff_id, st)
+    return StateOut(state=st.state, reason=st.reason, since=st.since, contact_id=st.contact_id)
+
+
+class ScriptIn(BaseModel):
+    action: Literal["answer", "back", "finish"]
+    answer: str = Field(default="", max_length=64)
+    captured: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=50)
+
+
+class OkOut(BaseModel):
+    ok: bool = True
+    step: str | None = None
+    callback_id: int | None = None
+    dnc_id: int | None = None
+
+
+@api.post("/contacts/{contact_id}/script", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def script_move(body: ScriptIn, request: Request, contact_id: int = ContactId,
+                      principal: Principal = AgentDep) -> OkOut:
+    core = request.app.state.core
+    try:
+        step = await anyio.to_thread.run_sync(lambda: desk.script_move(core.sessions, principal, contact_id, body.action,
+                                                                       body.answer, dict(body.captured)))
+    except (desk.DeskError, RunError, CaptureError) as exc:
+        _raise(exc)
+    return OkOut(step=step)
+
+
+class NoteIn(BaseModel):
+    note: str = Field(max_length=4000)
+
+
+@api.post("/contacts/{contact_id}/note", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
+async def save_note(body: NoteIn, request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
+    core = request.app.state.core
+    try:
+        await anyio.to_thread.run_sync(lambda: desk.save_note(core.sessions, principal, contact_id, body.note))
+    except desk.DeskError as exc:
+        _raise(exc)
+    return OkOut()
+
+
+@api.post("/contacts/{contact_id}/hangup", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
+async def hang_up(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
+    core = request.app.state.core
+    try:
+        await anyio.to_thread.run_sync(lambda: desk.hang_up(core.sessions, principal, contact_id, core.clock()))
+    except desk.DeskError as exc:
+        _raise(exc)
+    core.bus.publish("calls", {"type": "hangup_requested", "contact_id": contact_id, "staff_id": principal.staff_id})
+    core.bus.publish("wallboard", {"type": "hangup", "staff_id": principal.staff_id})
+    return OkOut()
+
+
+class DisposeIn(BaseModel):
+    disposition: str = Field(max_length=32)
+    note: str | None = Field(default=None, max_length=4000)
+    callback_at: datetime | None = None
+    callback_agent_only: bool = True
+    dnc: bool = False
+
+
+@api.post("/contacts/{contact_id}/dispose", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def dispose(body: DisposeIn, request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
+    core = request.app.state.core
+    callback = None
+    if body.callback_at is not None:
+        at = body.callback_at if body.callback_at.tzinfo else body.callback_at.replace(tzinfo=tz_of(request))
+        callback = desk.CallbackRequest(at, body.callback_agent_only)
+    try:
+        result = await anyio.to_thread.run_sync(lambda: desk.dispose(core.sessions, principal, contact_id, body.disposition,
+                                                                     core.clock(), note=body.note, callback=callback,
+                                                                     dnc=body.dnc))
+    except desk.DeskError as exc:
+        _raise(exc)
+    core.bus.publish("wallboard", {"type": "disposition", "staff_id": principal.staff_id,
+                                   "disposition": body.disposition})
+    st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
+                                        lambda s: desk.status(s, principal.staff_id, core.clock()))
+    _publish_state(request, principal.staff_id, st)
+    return OkOut(callback_id=result["callback_id"], dnc_id=result["dnc_id"])

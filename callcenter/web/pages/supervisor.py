@@ -1,0 +1,293 @@
+"""Supervisor pages: wall board, campaigns (create / edit / start / pause / stop, lead upload, schedules),
+reports with charts and CSV export, service groups and the monthly KPI ranking. Supervisors and admin only;
+every form carries the session's CSRF token."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+
+from callcenter.scheduling import campaign_ops
+from callcenter.services import desk, groups, kpis
+from callcenter.services.staff_sessions import Principal
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import ServiceGroup
+from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
+from callcenter.web.errors import ApiError
+from callcenter.web.pages.common import render, roles, tz_of
+
+router = APIRouter(prefix="/supervisor", include_in_schema=False)
+SUP = ("supervisor", "admin")
+Id = Path(ge=1, le=2**31 - 1)
+
+
+def _core(request: Request) -> Any:
+    return request.app.state.core
+
+
+async def _db(request: Request, fn: Any) -> Any:
+    return await anyio.to_thread.run_sync(run_in_transaction, _core(request).sessions, fn)
+
+
+@router.get("", response_class=HTMLResponse)
+async def home(principal: Principal = roles(*SUP)) -> Response:
+    return RedirectResponse("/supervisor/wallboard", status_code=303)
+
+
+@router.get("/wallboard", response_class=HTMLResponse)
+async def wallboard_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
+    core = _core(request)
+    snap = await _db(request, lambda s: kpis.wallboard(s, core.clock(), tz_of(request)))
+    return render(request, "wallboard.html", principal, w=snap)
+
+
+# --- campaigns --------------------------------------------------------------------------------------------
+
+def _campaign_list(s: Any) -> list[dict[str, Any]]:
+    counts = dict(s.execute(select(Lead.campaign_id, func.count()).group_by(Lead.campaign_id)).all())
+    return [{"c": c, "leads": counts.get(c.id, 0)} for c in s.execute(select(Campaign).order_by(Campaign.id.desc())).scalars()]
+
+
+def _form_ctx(s: Any) -> dict[str, Any]:
+    return {"kinds": CAMPAIGN_KINDS, "modes": DIAL_MODES, "days": CALLING_DAYS, "script_ids": sorted(desk.scripts()),
+            "groups": [(g.id, g.name) for g in s.execute(select(ServiceGroup).order_by(ServiceGroup.id)).scalars()]}
+
+
+@router.get("/campaigns", response_class=HTMLResponse)
+async def campaigns_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
+    data = await _db(request, lambda s: {"campaigns": _campaign_list(s), **_form_ctx(s)})
+    return render(request, "campaigns.html", principal, **data, error="")
+
+
+def _input(name: str, kind: str, script_id: str, dial_mode: str, window_start: str, window_end: str, days: str,
+           max_attempts: int, group_ids: list[int]) -> campaign_ops.CampaignInput:
+    try:
+        ws, we = time.fromisoformat(window_start), time.fromisoformat(window_end)
+    except ValueError:
+        raise ApiError(422, "bad_window") from None
+    return campaign_ops.CampaignInput(name=name, kind=kind, script_id=script_id, dial_mode=dial_mode,
+                                      window_start=ws, window_end=we, days=days, max_attempts=max_attempts,
+                                      group_ids=group_ids)
+
+
+@router.post("/campaigns")
+async def create_campaign(request: Request, principal: Principal = roles(*SUP), name: str = Form(max_length=128),
+                          kind: str = Form(max_length=16), script_id: str = Form(max_length=64),
+                          dial_mode: str = Form("progressive", max_length=12), window_start: str = Form("09:00", max_length=8),
+                          window_end: str = Form("20:00", max_length=8), days: str = Form("working", max_length=8),
+                          max_attempts: int = Form(3, ge=1, le=20), group_ids: list[int] = Form(default_factory=list)) -> Response:
+    core = _core(request)
+    data = _input(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts, group_ids)
+    try:
+        cid = await anyio.to_thread.run_sync(lambda: campaign_ops.create_campaign(
+            core.sessions, data, set(desk.scripts()), principal.staff_id, core.clock()))
+    except campaign_ops.CampaignError as exc:
+        raise ApiError(exc.status, exc.code) from None
+    return RedirectResponse(f"/supervisor/campaigns/{cid}", status_code=303)
+
+
+def _scheduler(request: Request) -> Any:
+    return _core(request).extras.get("scheduler")
+
+
+@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+async def campaign_page(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP)) -> Response:
+    def load(s: Any) -> dict[str, Any]:
+        camp = s.get(Campaign, campaign_id)
+        if camp is None:
+            raise ApiError(404, "not_found")
+        leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)).scalar_one()
+        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s)}
+
+    data = await _db(request, load)
+    sched = _scheduler(request)
+    jobs = sched.jobs(campaign_id) if sched else []
+    return render(request, "campaign.html", principal, **data, jobs=jobs, scheduler_on=sched is not None,
+                  upload=None, tz=tz_of(request))
+
+
+@router.post("/campaigns/{campaign_id}")
+async def edit_campaign(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                        name: str = Form(max_length=128), kind: str = Form(max_length=16),
+                        script_id: str = Form(max_length=64), dial_mode: str = Form("progressive", max_length=12),
+                        window_start: str = Form("09:00", max_length=8), window_end: str = Form("20:00", max_length=8),
+                        days: str = Form("working", max_length=8), max_attempts: int = Form(3, ge=1, le=20),
+                        group_ids: list[int] = Form(default_factory=list)) -> Response:
+    core = _core(request)
+    data = _input(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts, group_ids)
+    try:
+        await anyio.to_thread.run_sync(lambda: campaign_ops.update_campaign(
+            core.sessions, campaign_id, data, set(desk.scripts()), core.clock()))
+    except campaign_ops.CampaignError as exc:
+        raise ApiError(exc.status, exc.code) from None
+    return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/campaigns/{campaign_id}/action")
+async def campaign_action(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                          action: str = Form(max_length=16)) -> Response:
+    core = _core(request)
+    if action not in ("start", "pause", "stop"):
+        raise ApiError(422, "bad_action")
+    try:
+        state = await anyio.to_thread.run_sync(lambda: campaign_ops.transition(core.sessions, campaign_id, action,
+                                                                               core.clock()))
+    except campaign_ops.CampaignError as exc:
+        raise ApiError(exc.status, exc.code) from None
+    core.bus.publish("wallboard", {"type": "campaign", "campaign_id": campaign_id, "state": state})
+    return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/campaigns/{campaign_id}/schedule")
+async def add_schedule(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                       action: str = Form(max_length=16), kind: str = Form(max_length=16),
+                       at: str = Form("", max_length=32), hhmm: str = Form("09:30", max_length=5)) -> Response:
+    sched = _scheduler(request)
+    if sched is None:
+        raise ApiError(503, "scheduler_off", message="scheduler not running")
+    try:
+        if kind == "once":
+            when = datetime.fromisoformat(at)
+            when = when if when.tzinfo else when.replace(tzinfo=tz_of(request))
+            await anyio.to_thread.run_sync(sched.schedule_once, campaign_id, action, when)
+        elif kind == "trading_days":
+            hh, mm = (int(x) for x in hhmm.split(":", 1))
+            await anyio.to_thread.run_sync(sched.schedule_trading_days, campaign_id, action, hh, mm)
+        else:
+            raise ValueError(kind)
+    except ValueError:
+        raise ApiError(422, "bad_schedule") from None
+    except campaign_ops.CampaignError as exc:
+        raise ApiError(exc.status, exc.code) from None
+    _core(request).bus.publish("wallboard", {"type": "campaign", "campaign_id": campaign_id})
+    return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/campaigns/{campaign_id}/schedule/cancel")
+async def cancel_schedule(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                          job_id: str = Form(max_length=191)) -> Response:
+    sched = _scheduler(request)
+    if sched is None:
+        raise ApiError(503, "scheduler_off", message="scheduler not running")
+    if not job_id.startswith(f"campaign:{campaign_id}:"):
+        raise ApiError(404, "not_found")
+    await anyio.to_thread.run_sync(sched.cancel, job_id)
+    return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/campaigns/{campaign_id}/leads", response_class=HTMLResponse)
+async def upload_leads(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                       file: UploadFile = File()) -> Response:
+    core = _core(request)
+    raw = await file.read(core.settings.max_request_bytes + 1)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030", errors="replace")
+    try:
+        report = await anyio.to_thread.run_sync(campaign_ops.upload_leads, core.sessions, campaign_id, text, core.clock())
+    except campaign_ops.CampaignError as exc:
+        raise ApiError(exc.status, exc.code) from None
+
+    def load(s: Any) -> dict[str, Any]:
+        camp = s.get(Campaign, campaign_id)
+        leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)).scalar_one()
+        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s)}
+
+    data = await _db(request, load)
+    sched = _scheduler(request)
+    return render(request, "campaign.html", principal, **data, jobs=sched.jobs(campaign_id) if sched else [],
+                  scheduler_on=sched is not None, upload=report, tz=tz_of(request))
+
+
+# --- reports ----------------------------------------------------------------------------------------------
+
+def _range(request: Request, start: str | None, end: str | None) -> tuple[date, date]:
+    today = _core(request).clock().astimezone(tz_of(request)).date()
+    try:
+        last = date.fromisoformat(end) if end else today
+        first = date.fromisoformat(start) if start else last - timedelta(days=6)
+    except ValueError:
+        raise ApiError(422, "bad_date") from None
+    if first > last or (last - first).days > 366:
+        raise ApiError(422, "bad_date")
+    return first, last
+
+
+@router.get("/reports", response_class=HTMLResponse)
+async def reports_page(request: Request, principal: Principal = roles(*SUP),
+                       by: str = Query("campaign", pattern="^(campaign|agent|day)$"),
+                       start: str | None = Query(None, max_length=10), end: str | None = Query(None, max_length=10)) -> Response:
+    first, last = _range(request, start, end)
+    rows = await _db(request, lambda s: kpis.report(s, by, first, last, tz_of(request)))
+    peak = max([int(r["attempts"]) for r in rows] + [1])
+    return render(request, "reports.html", principal, rows=rows, by=by, first=first, last=last, peak=peak)
+
+
+@router.get("/reports.csv")
+async def reports_csv(request: Request, principal: Principal = roles(*SUP),
+                      by: str = Query("campaign", pattern="^(campaign|agent|day)$"),
+                      start: str | None = Query(None, max_length=10), end: str | None = Query(None, max_length=10)) -> Response:
+    first, last = _range(request, start, end)
+    rows = await _db(request, lambda s: kpis.report(s, by, first, last, tz_of(request)))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([by, "attempts", "contacts", "talk_seconds", "appointments", "callbacks_kept", "dispositions"])
+    for r in rows:
+        label = str(r["label"])
+        if label[:1] in ("=", "+", "-", "@"):  # no formula injection into spreadsheets
+            label = "'" + label
+        disp = ";".join(f"{k}={v}" for k, v in sorted(r["dispositions"].items()))  # type: ignore[union-attr]
+        writer.writerow([label, r["attempts"], r["contacts"], r["talk_s"], r["appointments"], r["callbacks_kept"], disp])
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="report-{by}-{first}-{last}.csv"'})
+
+
+# --- service groups and KPIs -----------------------------------------------------------------------------
+
+def _month(request: Request, month: str | None) -> str:
+    if month:
+        if len(month) != 7 or not month[:4].isdigit() or month[4] != "-" or not month[5:].isdigit() or not 1 <= int(month[5:]) <= 12:
+            raise ApiError(422, "bad_month")
+        return month
+    return _core(request).clock().astimezone(tz_of(request)).strftime("%Y-%m")
+
+
+@router.get("/groups", response_class=HTMLResponse)
+async def groups_page(request: Request, principal: Principal = roles(*SUP),
+                      month: str | None = Query(None, max_length=7), assigned: int | None = Query(None, ge=0)) -> Response:
+    m = _month(request, month)
+    scope = None if principal.is_admin else principal.group_ids
+    gs = await _db(request, lambda s: groups.list_groups(s, scope))
+    ranking = await anyio.to_thread.run_sync(kpis.ranking, _core(request).sessions, m)
+    return render(request, "groups.html", principal, groups=gs, ranking=ranking, month=m, assigned=assigned)
+
+
+@router.post("/groups/compute")
+async def compute_kpis(request: Request, principal: Principal = roles(*SUP), month: str = Form(max_length=7)) -> Response:
+    core = _core(request)
+    m = _month(request, month)
+    await anyio.to_thread.run_sync(lambda: kpis.compute_month(core.sessions, m, core.clock(), tz_of(request)))
+    return RedirectResponse(f"/supervisor/groups?month={m}", status_code=303)
+
+
+@router.post("/groups/assign")
+async def assign_clients(request: Request, principal: Principal = roles("admin", "supervisor"),
+                         month: str = Form(max_length=7)) -> Response:
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden")
+    core = _core(request)
+    m = _month(request, month)
+    try:
+        result = await anyio.to_thread.run_sync(lambda: groups.assign_month(core.sessions, m))
+    except groups.GroupRuleError as exc:
+        raise ApiError(409, exc.code) from None
+    return RedirectResponse(f"/supervisor/groups?month={m}&assigned={sum(len(v) for v in result.values())}",
+                            status_code=303)

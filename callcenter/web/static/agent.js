@@ -1,0 +1,123 @@
+// Agent screen: status bar timers, live call events over SSE, the call card fragment, JSON actions.
+(function () {
+  "use strict";
+  const T = window.CC_TEXT || {};
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const bar = document.getElementById("statusbar");
+  const slot = document.getElementById("card-slot");
+  const waitingHtml = slot.innerHTML;
+  let since = new Date(bar.dataset.since);
+  let callStart = null;
+
+  function pad(n) { return String(n).padStart(2, "0"); }
+  function fmt(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return (h ? h + ":" : "") + pad(m) + ":" + pad(s % 60);
+  }
+  function tick() {
+    document.getElementById("state-timer").textContent = fmt(Date.now() - since.getTime());
+    const wrap = document.getElementById("call-timer-wrap");
+    if (callStart) { wrap.hidden = false; document.getElementById("call-timer").textContent = fmt(Date.now() - callStart.getTime()); }
+    else { wrap.hidden = true; }
+  }
+  setInterval(tick, 1000); tick();
+
+  function toast(text, bad) {
+    const el = document.getElementById("toast");
+    el.textContent = text; el.hidden = false; el.className = "toast" + (bad ? " bad" : "");
+    clearTimeout(toast.timer); toast.timer = setTimeout(function () { el.hidden = true; }, 3500);
+  }
+
+  async function post(url, body) {
+    const res = await fetch(url, {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify(body || {})});
+    const data = await res.json().catch(function () { return {}; });
+    if (!res.ok) {
+      const msg = (data.error && data.error.message) || res.status;
+      toast((T.error || "{code}").replace("{code}", msg), true);
+      throw new Error(String(msg));
+    }
+    return data;
+  }
+
+  function showState(state, reason, sinceIso) {
+    bar.dataset.state = state;
+    bar.className = "statusbar state-" + state;
+    document.getElementById("state-label").textContent = (T["state." + state] || state) + (reason ? " · " + (T["reason." + reason] || reason) : "");
+    since = sinceIso ? new Date(sinceIso) : new Date();
+  }
+
+  document.querySelectorAll(".state-btn").forEach(function (btn) {
+    btn.addEventListener("click", async function () {
+      const state = btn.dataset.state;
+      const body = {state: state, reason: state === "paused" ? document.getElementById("pause-reason").value : ""};
+      const data = await post("/api/desk/state", body);
+      showState(data.state, data.reason, data.since);
+      if (state === "ready" && !data.contact_id) { slot.innerHTML = waitingHtml; callStart = null; }
+    });
+  });
+
+  async function loadCard(contactId) {
+    const res = await fetch("/agent/contacts/" + contactId + "/card", {credentials: "same-origin"});
+    if (!res.ok) { toast((T.error || "{code}").replace("{code}", res.status), true); return; }
+    slot.innerHTML = await res.text();
+    const card = document.getElementById("call-card");
+    if (card.dataset.hungup === "no") { callStart = callStart && bar.dataset.contact === String(contactId) ? callStart : new Date(card.dataset.started); }
+    else { callStart = null; }
+    bar.dataset.contact = String(contactId);
+    bind(contactId);
+  }
+
+  function captured() {
+    const out = {};
+    document.querySelectorAll("[data-capture]").forEach(function (el) { if (el.value !== "") out[el.dataset.capture] = el.value; });
+    return out;
+  }
+
+  function bind(contactId) {
+    const base = "/api/desk/contacts/" + contactId;
+    document.querySelectorAll("#script-panel .answer").forEach(function (btn) {
+      btn.addEventListener("click", async function () {
+        await post(base + "/script", {action: btn.dataset.action, answer: btn.dataset.answer || "", captured: btn.dataset.action === "back" ? {} : captured()});
+        await loadCard(contactId);
+      });
+    });
+    document.getElementById("save-note").addEventListener("click", async function () {
+      await post(base + "/note", {note: document.getElementById("note").value});
+      toast(T.note_saved || "OK");
+    });
+    document.getElementById("hang-up").addEventListener("click", async function () {
+      await post(base + "/hangup");
+      callStart = null;
+      document.getElementById("hang-up").disabled = true;
+      toast(T.hung_up || "");
+    });
+    document.querySelectorAll("#dispositions .disp").forEach(function (btn) {
+      btn.addEventListener("click", async function () {
+        const at = document.getElementById("callback-at").value;
+        const who = document.querySelector('input[name="cb-who"]:checked').value;
+        await post(base + "/dispose", {disposition: btn.dataset.disposition, note: document.getElementById("note").value,
+          callback_at: at ? at : null, callback_agent_only: who === "agent", dnc: document.getElementById("dnc").checked});
+        callStart = null;
+        bar.dataset.contact = "";
+        slot.innerHTML = '<div class="waiting closed" id="closed">' + (T.closed || "") + "</div>";
+      });
+    });
+  }
+
+  // Live events: state changes and calls routed to this agent.
+  const live = document.getElementById("live-indicator");
+  function connect() {
+    const es = new EventSource("/live/agent");
+    es.onopen = function () { live.className = "live ok"; live.title = live.dataset.ok; };
+    es.onerror = function () { live.className = "live lost"; live.title = live.dataset.lost; };
+    es.onmessage = function (msg) {
+      const ev = JSON.parse(msg.data);
+      if (ev.type === "call") { callStart = new Date(); loadCard(ev.contact_id); showState("talking", "", null); }
+      else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); }
+    };
+  }
+  connect();
+  if (bar.dataset.contact) { loadCard(bar.dataset.contact); }
+})();

@@ -1,0 +1,25 @@
+// Wall board: a snapshot every second over SSE; numbers updated in place, no page reload.
+(function () {
+  "use strict";
+  const T = window.CC_TEXT || {};
+  function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
+  function cell(text, num) { const td = document.createElement("td"); td.textContent = text; if (num) td.className = "num"; return td; }
+  function apply(w) {
+    document.getElementById("wb-updated").textContent = w.at.slice(11, 19);
+    document.querySelectorAll("[data-agents]").forEach(function (el) { el.textContent = w.agents[el.dataset.agents] || 0; });
+    document.getElementById("wb-ringing").textContent = w.ringing;
+    document.getElementById("wb-connected").textContent = w.connected;
+    document.getElementById("wb-ivr").textContent = w.ivr_waiting;
+    const body = document.querySelector("#wb-campaigns tbody");
+    const rows = w.campaigns.map(function (c) {
+      const tr = document.createElement("tr"); tr.dataset.campaign = c.id;
+      [cell(c.name), cell(T["cstate." + c.state] || c.state), cell(c.dials, 1), cell(c.contacts, 1),
+       cell(pct(c.connect_rate), 1), cell(pct(c.abandon_today), 1), cell(pct(c.abandon_30d), 1)].forEach(function (td) { tr.appendChild(td); });
+      return tr;
+    });
+    if (!rows.length) { const tr = document.createElement("tr"); tr.className = "empty"; const td = cell(T.none || ""); td.colSpan = 7; td.className = "muted"; tr.appendChild(td); rows.push(tr); }
+    body.replaceChildren.apply(body, rows);
+  }
+  const es = new EventSource("/live/wallboard");
+  es.addEventListener("wallboard", function (msg) { apply(JSON.parse(msg.data)); });
+})();
