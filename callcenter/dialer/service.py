@@ -105,7 +105,7 @@ def create_campaign(
 
     def work(s: Session) -> int:
         c = Campaign(created_by=created_by, created_at=now, updated_at=now, state="draft",
-                     retry_delays={}, **fields)
+                     **{"retry_delays": {}, **fields})
         for key, value in (("dial_mode", "progressive"), ("ratio", 2.0), ("target_abandon", 0.03),
                            ("caller_id", ""), ("window_start", time(9, 0)), ("window_end", time(20, 0)),
                            ("days", "working"), ("timezone", core.settings.timezone), ("max_attempts", 3),
@@ -198,22 +198,23 @@ def stop_campaign(core: App, campaign_id: int) -> str:
     return _transition(core, campaign_id, "stop")
 
 
+def start_due(s: Session, now: datetime) -> list[int]:
+    """Scheduled campaigns whose start time has come go running (in the caller's transaction)."""
+    q = select(Campaign).where(Campaign.state == "scheduled", Campaign.scheduled_at <= now)
+    if dialect_name(s) == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    started = []
+    for c in s.scalars(q):
+        c.state = "running"
+        c.started_at = c.started_at or now
+        c.updated_at = now
+        started.append(c.id)
+    return started
+
+
 def start_due_campaigns(core: App, now: datetime) -> list[int]:
-    """Scheduled campaigns whose start time has come go running (the dialler calls this)."""
-
-    def work(s: Session) -> list[int]:
-        q = select(Campaign).where(Campaign.state == "scheduled", Campaign.scheduled_at <= now)
-        if dialect_name(s) == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        started = []
-        for c in s.scalars(q):
-            c.state = "running"
-            c.started_at = c.started_at or now
-            c.updated_at = now
-            started.append(c.id)
-        return started
-
-    return run_in_transaction(core.sessions, work)
+    """Scheduled campaigns whose start time has come go running (the dialler does this at every sync)."""
+    return run_in_transaction(core.sessions, lambda s: start_due(s, now))
 
 
 def campaign_agent_ids(s: Session, campaign_id: int) -> set[int]:
