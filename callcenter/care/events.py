@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -202,5 +201,3 @@ def holders_of(s: Session, code: str) -> list[int]:
     )
     return list(rows)
 
-
-NowFn = Callable[[], datetime]

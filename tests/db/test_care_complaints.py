@@ -4,7 +4,7 @@ reopening; regulatory call-backs and coverage; hand-over to the dialler."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +13,8 @@ from callcenter.care.callbacks import callbacks_of, due_callbacks, hand_over, re
 from callcenter.care.complaints import ComplaintError, ComplaintService
 from callcenter.care.regulatory import build_regulatory_callbacks, coverage
 from callcenter.store.db import run_in_transaction
+from callcenter.store.models import Client
+from callcenter.store.models.care import CareCallback
 from callcenter.store.models.dialer import Campaign, Lead
 from tests.db.test_care_support import client_holding, utc
 from tests.factories import make_group, make_staff
@@ -23,7 +25,7 @@ def test_complaint_life_cycle_with_satisfaction_callback(core, clock):
     boss = make_staff(core, "boss", "pw-123456789", "supervisor", supervises=[group])
     agent = make_staff(core, "agent1", "pw-123456789", "agent", group_id=group)
     cid = client_holding(core)
-    run_in_transaction(core.sessions, lambda s: setattr(s.get(__import__("callcenter.store.models", fromlist=["Client"]).Client, cid), "service_group_id", group))
+    run_in_transaction(core.sessions, lambda s: setattr(s.get(Client, cid), "service_group_id", group))
     svc = ComplaintService.for_app(core)
     clock.now = utc(2026, 2, 12, 2)  # Thu 12 Feb 2026, 10:00 Shanghai, just before Spring Festival
     cmp_id = svc.open(cid, "fund_transfer", "  转账两小时未到账  ", channel="agent", call_ref="call-77", staff_id=agent)
@@ -104,7 +106,7 @@ def test_regulatory_callbacks_new_accounts_and_annual_sample(core, clock):
     assert (cov.new_accounts, cov.new_called_in_time, cov.new_pending, cov.new_missed) == (2, 1, 0, 1)
     assert (cov.existing_clients, cov.existing_called, cov.existing_target, cov.annual_met) == (25, 2, 3, False)
     assert cov.new_rate == 0.5
-    stored = run_in_transaction(core.sessions, lambda s: s.get(__import__("callcenter.store.models.care", fromlist=["CareCallback"]).CareCallback, cb_new.id).answers)
+    stored = run_in_transaction(core.sessions, lambda s: s.get(CareCallback, cb_new.id).answers)
     assert json.loads(stored)["operator"] == "本人"
     assert too_old_new not in [cb.client_id for cb in annual]
 
@@ -122,4 +124,3 @@ def test_hand_over_puts_due_callbacks_into_one_dialler_campaign_once(core, clock
     assert [ld.client_id for ld in leads] == [a, b]
     assert {ld.extra["care_callback_id"] for ld in leads} == {cb.id for c in (a, b) for cb in callbacks_of(core, c)}
     assert all(cb.campaign_ref == f"campaign:{campaigns[0].id}" for c in (a, b) for cb in callbacks_of(core, c))
-    _ = timedelta

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -24,7 +25,7 @@ def test_rights_issue_before_spring_festival_reaches_holders_once(core):
     holder = client_holding(core, {"600000": 1000})
     other = client_holding(core, {"600036": 500})
     add_event(core.sessions, EventInput("rights_issue", "600000", date(2026, 2, 25), "浦发银行", ratio="10配3",
-                                        price=__import__("decimal").Decimal("8.50")), utc(2026, 2, 1))
+                                        price=Decimal("8.50")), utc(2026, 2, 1))
     # 3 trading days before Wed 25 Feb: Tue 24, Fri 13, Thu 12 (the exchange is closed 14-23 Feb)
     for quiet_day in (date(2026, 2, 11), date(2026, 2, 16), date(2026, 2, 23)):
         assert run_in_transaction(core.sessions, lambda s: plan_day(s, quiet_day, core.calendar)) == []
