@@ -62,10 +62,11 @@ def test_first_readme_command_runs_the_engine_from_a_clean_clone(tmp_path: Path)
             pass  # the FastAGI server listens too
         assert (clone / "var" / "callcenter.db").exists()
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         shutil.rmtree(clone / ".venv", ignore_errors=True)
