@@ -193,7 +193,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
         campaigns.append({"id": camp.id, "name": camp.name, "state": camp.state, "dials": dials,
                           "contacts": contacts, "connect_rate": _rate(contacts, dials),
                           "abandon_today": _rate(abandoned, humans), "abandon_30d": _rate(abandoned30, humans30)})
-    return {"at": now.isoformat(), "agents": {k: int(v) for k, v in agents.items()}, "ringing": int(ringing),
+    return {"at": now.astimezone(tz).isoformat(), "agents": {k: int(v) for k, v in agents.items()}, "ringing": int(ringing),
             "connected": int(connected), "ivr_waiting": int(ivr_waiting), "campaigns": campaigns}
 
 

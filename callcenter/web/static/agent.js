@@ -6,6 +6,8 @@
   const bar = document.getElementById("statusbar");
   const slot = document.getElementById("card-slot");
   const waitingHtml = slot.innerHTML;
+  const skew = Date.parse(bar.dataset.now) - Date.now();  // server clock minus this browser's clock
+  function now() { return Date.now() + skew; }
   let since = new Date(bar.dataset.since);
   let callStart = null;
 
@@ -16,9 +18,9 @@
     return (h ? h + ":" : "") + pad(m) + ":" + pad(s % 60);
   }
   function tick() {
-    document.getElementById("state-timer").textContent = fmt(Date.now() - since.getTime());
+    document.getElementById("state-timer").textContent = fmt(now() - since.getTime());
     const wrap = document.getElementById("call-timer-wrap");
-    if (callStart) { wrap.hidden = false; document.getElementById("call-timer").textContent = fmt(Date.now() - callStart.getTime()); }
+    if (callStart) { wrap.hidden = false; document.getElementById("call-timer").textContent = fmt(now() - callStart.getTime()); }
     else { wrap.hidden = true; }
   }
   setInterval(tick, 1000); tick();
@@ -45,7 +47,7 @@
     bar.dataset.state = state;
     bar.className = "statusbar state-" + state;
     document.getElementById("state-label").textContent = (T["state." + state] || state) + (reason ? " · " + (T["reason." + reason] || reason) : "");
-    since = sinceIso ? new Date(sinceIso) : new Date();
+    since = sinceIso ? new Date(sinceIso) : new Date(now());
   }
 
   document.querySelectorAll(".state-btn").forEach(function (btn) {
@@ -114,7 +116,7 @@
     es.onerror = function () { live.className = "live lost"; live.title = live.dataset.lost; };
     es.onmessage = function (msg) {
       const ev = JSON.parse(msg.data);
-      if (ev.type === "call") { callStart = new Date(); loadCard(ev.contact_id); showState("talking", "", null); }
+      if (ev.type === "call") { callStart = new Date(now()); loadCard(ev.contact_id); showState("talking", "", null); }
       else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); }
     };
   }
