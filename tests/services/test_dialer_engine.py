@@ -1,0 +1,218 @@
+"""The dialler engine on the simulated PBX at virtual time, with the real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from callcenter.bootstrap import App
+from callcenter.dialer.engine import SAFE_HARBOUR_PROMPT, DialerEngine
+from callcenter.dialer.leads import LeadRow, add_leads
+from callcenter.dialer.service import (
+    add_dnc,
+    agent_login,
+    agent_ready,
+    assign_campaign,
+    book_callback,
+    create_campaign,
+    preview_choice,
+    record_disposition,
+    start_campaign,
+)
+from callcenter.store.db import transaction
+from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback, Lead
+from callcenter.dialer.simulation import CustomerModel
+from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
+from tests.factories import make_staff
+
+pytestmark = pytest.mark.db
+BASE = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)
+
+
+class Rig:
+    def __init__(self, core: App, outcomes: dict[str, str], mode: str = "progressive", agents: int = 1,
+                 **campaign: object) -> None:
+        self.core = core
+        self.vclock = VirtualClock()
+        core.clock = self.wall
+        self.agents = [make_staff(core, f"agent{i}", "pw-agent-123456", "agent") for i in range(agents)]
+        self.cid = create_campaign(core, name="测试", kind="cold_leads", script_id="cold_call", dial_mode=mode,
+                                   window_start=time(0), window_end=time(23, 59, 59), days="every", **campaign)
+        assign_campaign(core, self.cid, staff_ids=self.agents)
+        add_leads(core, self.cid, [LeadRow(0, phone, f"客户{i}") for i, phone in enumerate(outcomes)])
+        self.pbx = SimulatedPbx(CustomerModel(talk_mean_s=30.0, talk_sd_s=5.0), clock=self.vclock, outcomes=outcomes, seed=3)
+        self.engine = DialerEngine(core, self.pbx, dialer_id="test", clock=self.vclock, wall=self.wall, sync_s=1.0)
+        self.originated: list[str] = []
+        original = self.pbx.originate
+
+        async def spy(call_id, number, caller_id, variables, timeout_s):  # type: ignore[no-untyped-def]
+            self.originated.append(number)
+            await original(call_id, number, caller_id, variables, timeout_s)
+
+        self.pbx.originate = spy  # type: ignore[method-assign]
+
+    def wall(self) -> datetime:
+        return BASE + timedelta(seconds=self.vclock.time())
+
+    async def start(self, ready: list[int] | None = None) -> None:
+        start_campaign(self.core, self.cid)
+        await self.pbx.start()
+        for sid in self.agents if ready is None else ready:
+            agent_login(self.core, sid, campaign_id=self.cid)
+            agent_ready(self.core, sid)
+            self.vclock.advance(1.0)  # distinct idle times: the first agent has been idle longest
+
+    async def run(self, seconds: float) -> None:
+        until = self.vclock.time() + seconds
+        while self.vclock.time() < until:
+            targets = [self.engine.next_deadline(), until]
+            nxt = self.vclock.next_time()
+            if nxt is not None:
+                targets.append(nxt)
+            self.vclock.run_until(max(min(targets), self.vclock.time()))
+            for event in self.pbx.stream.pending():
+                await self.engine.handle(event)
+            await self.engine.tick()
+
+    def attempts(self) -> list[Attempt]:
+        with transaction(self.core.sessions) as s:
+            return list(s.scalars(select(Attempt).order_by(Attempt.id)))
+
+    def lead(self, phone: str) -> Lead:
+        with transaction(self.core.sessions) as s:
+            return s.scalars(select(Lead).where(Lead.phone == phone)).one()
+
+
+async def test_answered_human_goes_to_longest_idle_agent_with_live_event(core: App) -> None:
+    rig = Rig(core, {"+8613900000001": "human"}, agents=2)
+    await rig.start()
+    first, second = rig.agents
+    async with core.bus.subscribe(f"agent:{first}", f"agent:{second}", "wallboard") as sub:
+        await rig.run(60)
+        events = []
+        while not sub.queue.empty():
+            events.append(sub.queue.get_nowait())
+    [attempt] = rig.attempts()
+    assert attempt.call_id == str(attempt.id)
+    assert attempt.agent_id == first
+    assert attempt.outcome is None and attempt.answered_at and attempt.connected_at and attempt.amd == "human"
+    connected = [e for t, e in events if e.get("type") == "call_connected"]
+    assert [(t, e["type"]) for t, e in events if e.get("type") == "call_connected"] == [(f"agent:{first}", "call_connected")]
+    assert {k: connected[0][k] for k in ("attempt_id", "client_id", "lead_id", "campaign_id", "attempt_no")} == {
+        "attempt_id": attempt.id, "client_id": None, "lead_id": attempt.lead_id, "campaign_id": rig.cid,
+        "attempt_no": 1}
+    assert any(t == "wallboard" and e["type"] == "dialer" and e["connected"] == 1 for t, e in events)
+    await rig.run(300)  # the customer hangs up after the talk time
+    [attempt] = rig.attempts()
+    assert attempt.outcome == "human" and attempt.ended_at and attempt.talk_s and attempt.talk_s > 0
+    assert rig.lead("+8613900000001").status == "done"
+    record_disposition(core, first, attempt.id, "interested", notes="约了下周面谈", script_run={"answers": {"q1": "yes"}})
+    with transaction(core.sessions) as s:
+        changes = [(c.from_state, c.to_state) for c in s.scalars(
+            select(AgentStateChange).where(AgentStateChange.staff_id == first).order_by(AgentStateChange.id))]
+        assert s.get(Attempt, attempt.id).disposition == "interested"
+    assert changes == [("logged_out", "paused"), ("paused", "ready"), ("ready", "reserved"), ("reserved", "talking"),
+                       ("talking", "wrap_up"), ("wrap_up", "ready")]
+
+
+async def test_no_agent_within_two_seconds_is_abandoned_with_safe_harbour(core: App) -> None:
+    phones = {f"+86139000000{i:02d}": "human" for i in range(3)}
+    rig = Rig(core, phones, mode="ratio", ratio=3.0, agents=1)
+    played: list[str] = []
+    original_play = rig.pbx.play
+
+    async def spy_play(call_id: str, prompt: str) -> None:
+        played.append(prompt)
+        await original_play(call_id, prompt)
+
+    rig.pbx.play = spy_play  # type: ignore[method-assign]
+    await rig.start()
+    await rig.run(40)
+    attempts = rig.attempts()
+    assert len(attempts) == 3
+    abandoned = [a for a in attempts if a.abandoned]
+    assert len(abandoned) == 2 and played == [SAFE_HARBOUR_PROMPT, SAFE_HARBOUR_PROMPT]
+    for a in abandoned:
+        assert a.outcome == "abandoned" and a.connected_at is None and a.agent_id is None
+        assert a.ended_at is not None and a.answered_at is not None
+        lead = rig.lead(a.phone)
+        assert lead.status == "retry" and lead.next_attempt_at > rig.wall()
+    assert rig.engine.campaigns[rig.cid].abandoned == 2
+
+
+async def test_machine_busy_and_failed_are_recorded_and_retried(core: App) -> None:
+    outcomes = {"+8613900000001": "machine", "+8613900000002": "busy", "+8613900000003": "failed",
+                "+8613900000004": "no_answer"}
+    rig = Rig(core, outcomes, agents=4, retry_delays={"busy": 10, "machine": 240})
+    await rig.start()
+    await rig.run(120)
+    by_phone = {a.phone: a for a in rig.attempts()}
+    assert by_phone["+8613900000001"].outcome == "machine" and by_phone["+8613900000001"].amd == "machine"
+    assert by_phone["+8613900000002"].outcome == "busy" and by_phone["+8613900000002"].hangup_cause == 17
+    assert by_phone["+8613900000003"].outcome == "failed"
+    assert by_phone["+8613900000004"].outcome == "no_answer"
+    assert all(a.ended_at is not None and a.agent_id is None for a in by_phone.values())
+    busy = rig.lead("+8613900000002")
+    assert busy.status == "retry" and busy.attempts == 1
+    assert busy.next_attempt_at == by_phone["+8613900000002"].ended_at + timedelta(minutes=10)
+    with transaction(core.sessions) as s:
+        assert set(s.scalars(select(AgentSession.state))) == {"ready"}
+
+
+async def test_dnc_number_is_never_dialled(core: App) -> None:
+    rig = Rig(core, {"+8613900000001": "human", "+8613900000002": "human"}, agents=2)
+    add_dnc(core, "139 0000 0002", reason="客户要求")
+    await rig.start()
+    await rig.run(30)
+    assert rig.originated == ["+8613900000001"]
+    assert rig.lead("+8613900000002").status == "dnc"
+
+
+async def test_preview_agent_sees_the_lead_then_dials(core: App) -> None:
+    rig = Rig(core, {"+8613900000001": "human", "+8613900000002": "busy"}, mode="preview", agents=1)
+    await rig.start()
+    [agent] = rig.agents
+    async with core.bus.subscribe(f"agent:{agent}") as sub:
+        await rig.run(5)
+        previews = [e for _, e in [sub.queue.get_nowait() for _ in range(sub.queue.qsize())] if e["type"] == "preview"]
+    assert rig.originated == []  # preview never dials by itself
+    assert len(previews) == 1
+    shown = previews[0]
+    assert shown["campaign_id"] == rig.cid and shown["attempt_no"] == 1
+    preview_choice(core, agent, "skip")
+    await rig.run(5)
+    with transaction(core.sessions) as s:
+        skipped = s.get(Lead, shown["lead_id"])
+        assert skipped.status == "new" and skipped.next_attempt_at is not None and skipped.attempts == 0
+        session = s.scalars(select(AgentSession)).one()
+        assert session.state == "reserved" and session.preview_lead_id not in (None, shown["lead_id"])
+        second = session.preview_lead_id
+    preview_choice(core, agent, "dial")
+    await rig.run(60)
+    attempts = rig.attempts()
+    assert [a.lead_id for a in attempts] == [second]
+    assert attempts[0].agent_id == agent and attempts[0].mode == "preview"
+
+
+async def test_agent_only_callback_is_placed_to_its_owner(core: App) -> None:
+    rig = Rig(core, {"+8613900000001": "human"}, agents=2)
+    first, second = rig.agents
+    with transaction(core.sessions) as s:
+        lead = s.scalars(select(Lead)).one()
+        lead.status = "done"  # reached before; the client asked to be called back
+        lead_id = lead.id
+        s.commit()
+    cb = book_callback(core, lead_id=lead_id, due_at=BASE + timedelta(seconds=30), agent_only=True, owner_id=second,
+                       note="收盘后回电")
+    await rig.start()
+    await rig.run(20)
+    assert rig.attempts() == []  # not due yet
+    await rig.run(60)
+    [attempt] = rig.attempts()
+    assert attempt.agent_id == second and attempt.mode == "callback" and attempt.callback_id == cb
+    assert attempt.connected_at is not None
+    await rig.run(300)
+    with transaction(core.sessions) as s:
+        assert s.get(Callback, cb).status == "done"
