@@ -90,7 +90,7 @@ async def test_answered_human_goes_to_longest_idle_agent_with_live_event(core: A
     await rig.start()
     first, second = rig.agents
     async with core.bus.subscribe(f"agent:{first}", f"agent:{second}", "wallboard") as sub:
-        await rig.run(60)
+        await rig.run(20)  # answered after 12 s, talking for about 30 s
         events = []
         while not sub.queue.empty():
             events.append(sub.queue.get_nowait())
