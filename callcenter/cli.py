@@ -21,6 +21,9 @@ def _register() -> None:
     # Add one line per area (name, module path).
     areas: list[tuple[str, str]] = [
         # --- registered areas (one line each) ---
+        ("dialer", "callcenter.dialer.cli"),
+        ("campaign", "callcenter.dialer.cli_campaign"),
+        ("leads", "callcenter.dialer.cli_leads"),
         ("reminders", "callcenter.care.cli"),
         ("events", "callcenter.care.cli_events"),
         ("complaints", "callcenter.care.cli_complaints"),
