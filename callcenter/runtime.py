@@ -51,12 +51,19 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
+async def serve_care(core: App, stop: asyncio.Event) -> None:
+    """Reminders, greetings, regulatory call-backs at their local times on the trading calendar."""
+    from callcenter.care.runner import CareWork, care_runner
+    from callcenter.care.sms import make_sms_sender
+
+    await care_runner(core, stop, work=CareWork(core, make_sms_sender(core.settings)))
+
+
 def default_runners() -> list[tuple[str, Runner]]:
     """Every part of the engine besides the web service, each importable on its own."""
-    parts: list[tuple[str, Runner]] = [("fastagi", serve_agi)]
+    parts: list[tuple[str, Runner]] = [("fastagi", serve_agi), ("care", serve_care)]
     optional = [("dialler", "callcenter.dialer.engine", "dialer_runner"),
-                ("scheduler", "callcenter.scheduling.runner", "scheduler_runner"),
-                ("care", "callcenter.care.runner", "care_runner")]
+                ("scheduler", "callcenter.scheduling", "scheduler_runner")]
     import importlib
 
     for name, module, attr in optional:

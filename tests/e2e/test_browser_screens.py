@@ -1,11 +1,12 @@
 """Real headless Chromium (Debian's /usr/bin/chromium through Playwright) against the real server on loopback:
 an agent logs in, goes ready, gets a simulated call, sees the screen pop, walks a script branch, sets a
 disposition and books a callback; a supervisor creates, schedules and starts a campaign and watches the wall
-board change. Screenshots go to docs/screenshots/ and the test's artifacts folder."""
+board change. Screenshots go to test-artifacts/screenshots/ (and docs/screenshots/ with CALLCENTER_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 import time
@@ -29,6 +30,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 class Server:
@@ -80,11 +82,15 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 def _save(page: Any, name: str, artifacts: Path) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    target = SCREENSHOTS / name
-    page.screenshot(path=str(target), full_page=True)
+    """Screenshots go to the test artifacts (test-artifacts/screenshots/); with CALLCENTER_UPDATE_SCREENSHOTS=1
+    they also replace the ones the README shows (docs/screenshots/)."""
     artifacts.mkdir(parents=True, exist_ok=True)
-    shutil.copy(target, artifacts / name)
+    target = artifacts / name
+    page.screenshot(path=str(target), full_page=True)
+    assert target.stat().st_size > 10_000  # a real rendered page, not an empty image
+    if os.environ.get("CALLCENTER_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, SCREENSHOTS / name)
 
 
 def _login(page: Any, base: str, user: str) -> None:
@@ -111,7 +117,7 @@ def test_agent_takes_a_call_walks_the_script_and_books_a_callback(core: App, bro
         page.click('button.answer[data-answer="listening"]')
         page.wait_for_selector('#script-step[data-step="why_left"]')
         page.fill("#note", "客户因搬家销户，愿意了解远程交易")
-        _save(page, "agent-screen.png", tmp_path / "artifacts")
+        _save(page, "agent-screen.png", ARTIFACTS)
         page.fill("#callback-at", "2026-12-02T10:30")
         page.check('input[name="cb-who"][value="agent"]')
         page.click('#dispositions button[data-disposition="callback"]')
@@ -182,7 +188,7 @@ def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_boa
             assert page.inner_text(row + " td:nth-child(5)") == "50.0%"
             assert page.inner_text("#wb-ringing") == "1"  # the new unanswered call
             assert page.inner_text("#wb-connected") == "2"  # the new one + the world's call to ag1
-            _save(page, "wallboard.png", tmp_path / "artifacts")
+            _save(page, "wallboard.png", ARTIFACTS)
     finally:
         sched.shutdown()
     assert run_in_transaction(core.sessions, lambda s: s.get(Campaign, campaign_id).state) == "running"
