@@ -121,6 +121,7 @@ class Agent:
     preview_lead_id: int | None = None
     phone_up: bool = False
     wrap_deadline: float | None = None
+    login_retry_at: float = 0.0
 
 
 @dataclass
@@ -355,7 +356,8 @@ class DialerEngine:
             agent.preview_lead_id = row.preview_lead_id
             if row.state == "wrap_up" and agent.wrap_deadline is None and self.auto_wrap_up_s is not None:
                 agent.wrap_deadline = self.clock.time() + self.auto_wrap_up_s
-            if not agent.phone_up:
+            if not agent.phone_up and self.clock.time() >= agent.login_retry_at:
+                agent.login_retry_at = self.clock.time() + 30.0  # a phone that will not answer: not every second
                 try:
                     await self.telephony.agent_login(str(row.staff_id), row.phone)
                     agent.phone_up = True

@@ -196,4 +196,4 @@ def test_two_dialler_processes_never_claim_a_lead_twice(core: App, db_url: str, 
                              .having(func.count() > 1)).all()
         assert per_lead == []
         owners = dict(s.execute(select(Lead.claimed_by, func.count()).group_by(Lead.claimed_by)).all())
-        assert owners == {"proc0": len(claimed[0]), "proc1": len(claimed[1])}
+        assert owners == {f"proc{i}": len(ids) for i, ids in enumerate(claimed) if ids}
