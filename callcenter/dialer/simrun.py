@@ -73,6 +73,7 @@ async def run_simulated_campaign(
     max_hours: float = 12.0,
     sync_s: float = 30.0,
     until: str = "settled",
+    progressive_floor: bool = True,
 ) -> SimReport:
     """``until``: ``settled`` -- every lead final; ``first_pass`` -- no lead new or in flight (retries may remain)."""
     model = model or CustomerModel()
@@ -98,7 +99,8 @@ async def run_simulated_campaign(
     pbx = SimulatedPbx(model, vclock, seed=seed)
     await pbx.start()
     engine = DialerEngine(core, pbx, dialer_id=f"sim-{seed}", clock=vclock, wall=wall, sync_s=sync_s,
-                          auto_wrap_up_s=model.wrap_up_s, campaign_ids={cid})
+                          auto_wrap_up_s=model.wrap_up_s, campaign_ids={cid},
+                          progressive_floor=progressive_floor)
     in_flight_per_lead: Counter[int] = Counter()
     max_concurrent = 0
     next_check = 0.0

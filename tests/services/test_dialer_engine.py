@@ -216,3 +216,37 @@ async def test_agent_only_callback_is_placed_to_its_owner(core: App) -> None:
     await rig.run(300)
     with transaction(core.sessions) as s:
         assert s.get(Callback, cb).status == "done"
+
+
+async def test_dialer_runner_in_real_time_until_stopped(core: App) -> None:
+    """``dialer_runner`` (what ``callcenter run`` starts) on the loop clock: a call reaches the agent, then stop."""
+    import asyncio
+
+    from callcenter.dialer.engine import dialer_runner
+    from callcenter.telephony.simulated import LoopClock
+
+    fast = CustomerModel(human_answer_min_s=0.05, human_answer_max_s=0.1, talk_mean_s=0.3, talk_sd_s=0.05)
+    pbx = SimulatedPbx(fast, clock=LoopClock(), outcomes={"+8613900000001": "human"}, seed=1)
+    core.extras["telephony"] = pbx
+    agent = make_staff(core, "rt-agent", "pw-agent-123456", "agent")
+    cid = create_campaign(core, name="实时", kind="cold_leads", script_id="cold_call", window_start=time(0),
+                          window_end=time(23, 59, 59), days="every")
+    assign_campaign(core, cid, staff_ids=[agent])
+    add_leads(core, cid, [LeadRow(0, "+8613900000001")])
+    start_campaign(core, cid)
+    agent_login(core, agent, campaign_id=cid)
+    agent_ready(core, agent)
+    stop = asyncio.Event()
+    async with core.bus.subscribe(f"agent:{agent}") as sub:
+        runner = asyncio.create_task(dialer_runner(core, stop))
+        async with asyncio.timeout(30):
+            while True:
+                _, event = await sub.__anext__()
+                if event["type"] == "call_connected":
+                    break
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    with transaction(core.sessions) as s:
+        attempt = s.scalars(select(Attempt)).one()
+        assert attempt.agent_id == agent and attempt.connected_at is not None
+        assert s.scalars(select(AgentSession.dialer_id)).one() is None  # lease given back on stop
