@@ -301,7 +301,11 @@ class PredictivePacer:
     the humans expected from calls placed in the next seconds; ``budget`` -- cut the threshold when
     the lifetime or recent abandon count is over target; ``displace`` -- also count the in-flight
     humans a new call would take an agent from; ``edgeworth`` -- skewness-corrected normal tails;
-    ``initial_threshold`` -- the marginal abandon probability allowed at first (default: the target).
+    ``initial_threshold`` -- the marginal abandon probability allowed at first (default: the target);
+    ``idle_factor`` -- the threshold is multiplied by it while some agent is idle now (< 1: stricter
+    then, which at 20 agents buys ~0.5 point of talk share at equal abandonment); ``recent_size`` --
+    answered humans in the recent window of the budget term; ``slack`` -- how many abandons under
+    budget the cut starts (a larger slack cuts earlier and more smoothly).
     """
 
     mode = "predictive"
@@ -311,17 +315,20 @@ class PredictivePacer:
         target_abandon: float = 0.03,
         *,
         grace_s: float = 2.0,
-        setpoint: float = 0.9,
+        setpoint: float = 0.95,
         gain: float = 0.08,
         warmup_attempts: int = 20,
         warmup_humans: int = 5,
         rebuild_every_s: float = 120.0,
         max_per_decision: int | None = None,
-        future_weight: float = 1.0,
+        future_weight: float = 0.0,
         budget: bool = True,
         displace: bool = False,
         initial_threshold: float | None = None,
         edgeworth: bool = False,
+        idle_factor: float = 0.5,
+        recent_size: int = 1500,
+        slack: float = 3.0,
     ) -> None:
         if isinstance(target_abandon, bool) or not isinstance(target_abandon, (int, float)):
             raise ValueError(f"target_abandon must be a number, got {target_abandon!r}")
@@ -335,6 +342,12 @@ class PredictivePacer:
         if warmup_attempts < 0 or warmup_humans < 0:
             raise ValueError("warm-up counts must be >= 0")
         _check_seconds("rebuild_every_s", rebuild_every_s)
+        if not 0.0 < idle_factor <= 10.0:
+            raise ValueError(f"idle_factor must be in (0, 10], got {idle_factor!r}")
+        if isinstance(recent_size, bool) or not isinstance(recent_size, int) or recent_size < 1:
+            raise ValueError(f"recent_size must be a whole number of humans >= 1, got {recent_size!r}")
+        if not 0.0 <= slack < _INF:
+            raise ValueError(f"slack must be a number of calls >= 0, got {slack!r}")
         self.target_abandon = float(target_abandon)
         self.grace_s = float(grace_s)
         self.setpoint = float(setpoint)
@@ -347,6 +360,9 @@ class PredictivePacer:
         self.budget = budget
         self.displace = displace
         self.edgeworth = edgeworth
+        self.idle_factor = float(idle_factor)
+        self.recent_size = recent_size
+        self.slack = float(slack)
         self.counts = _Counts()
         # learnt from record(): outcome mix over the last attempts, times to outcome per kind, talk times
         self._kinds: deque[str] = deque()
@@ -366,7 +382,7 @@ class PredictivePacer:
         self._log_threshold = math.log(initial_threshold or self.target_abandon)
         self._recent: deque[bool] = deque()
         self._recent_abandoned = 0
-        self._recent_size = 600
+        self._recent_size = int(self.recent_size)
         # placed-call rate (for the calls placed over the next seconds)
         self._placed: deque[tuple[float, int]] = deque()
         self._placed_sum = 0
@@ -418,8 +434,8 @@ class PredictivePacer:
         ):
             if humans:
                 excess = abandoned - self.target_abandon * humans
-                if excess > -1.0:
-                    threshold *= math.exp(-0.5 * (excess + 1.0))
+                if excess > -self.slack:
+                    threshold *= math.exp(-0.5 * (excess + self.slack))
         return threshold
 
     @property
@@ -436,11 +452,16 @@ class PredictivePacer:
             dt = now - prev_now
             if 0.0 < dt <= 5.0:  # longer gaps (a pause, the night) say nothing about wrap-up
                 hist = self._wrap_hist
+                span = dt * _WRAP_PER_S
+                share = dt
                 for age in self._prev_wrap:
                     # spread dt over the bins the age went through, [age, age + dt)
                     lo = age * _WRAP_PER_S
-                    hi = lo + dt * _WRAP_PER_S
+                    hi = lo + span
                     b = int(lo)
+                    if hi < b + 1.0 and b < _WRAP_MAX_BINS:  # the usual case: all within one bin
+                        hist[b] += share
+                        continue
                     while lo < hi and b < _WRAP_MAX_BINS:
                         edge = min(hi, b + 1.0)
                         hist[b] += (edge - lo) * _WRAP_BIN
@@ -564,16 +585,10 @@ class PredictivePacer:
         if self._first_now is None:
             self._first_now = now
         agents = state.agents
-        talking: list[int] = []
-        wrap_ages: list[float] = []
-        talking_add = talking.append
-        wrap_add = wrap_ages.append
-        for agent_state, seconds in agents:
-            if agent_state == "talking":
-                talking_add(int(seconds * _TALK_PER_S))
-            elif agent_state == "wrap_up":
-                wrap_add(seconds)
-        wrapping = [int(a * _WRAP_PER_S) for a in wrap_ages]
+        # (comprehensions and map() rather than one loop with branches: this runs at every event)
+        talking = list(map(int, map(_TALK_PER_S.__mul__, [s for st, s in agents if st == "talking"])))
+        wrap_ages = [s for st, s in agents if st == "wrap_up"]
+        wrapping = list(map(int, map(_WRAP_PER_S.__mul__, wrap_ages)))
         idle = len(agents) - len(talking) - len(wrapping)
         self._talking_now = len(talking)
         self._observe_wrap_ups(now, wrap_ages)
@@ -599,7 +614,7 @@ class PredictivePacer:
                 continue
             for b in set(rows).difference(cache):
                 cache[b] = maker(tables, b)
-            sums = [sum(col) for col in zip(*[cache[b] for b in rows])]
+            sums = list(map(sum, zip(*map(cache.__getitem__, rows))))
             for m in range(_M):
                 mu_a[m] += sums[m]
                 var_a[m] += sums[_M + m]
@@ -609,17 +624,21 @@ class PredictivePacer:
         var_h = list(tables.future_humans)
         skew_h = list(tables.future_humans)  # Poisson: all cumulants equal the mean
         if in_flight:
-            bins = [int(a * _AGE_PER_S) for a in in_flight]
+            bins = list(map(int, map(_AGE_PER_S.__mul__, in_flight)))
             cache = tables.inflight
             for b in set(bins).difference(cache):
                 cache[b] = self._inflight_row(tables, b)
-            sums = [sum(col) for col in zip(*[cache[b] for b in bins])]
+            sums = list(map(sum, zip(*map(cache.__getitem__, bins))))
             for m in range(_M):
                 mu_h[m] += sums[m]
                 var_h[m] += sums[_M + m]
                 skew_h[m] += sums[2 * _M + m]
         threshold = self.threshold
         p = tables.p_human
+        # While agents sit idle now, the calls are held to a stricter threshold (idle_factor < 1): the
+        # bursts placed for idle agents carry more risk than the model sees; calls placed ahead of agents
+        # finishing (nobody idle) are cheaper.  The feedback scales both together.
+        allowed = threshold * _M * (self.idle_factor if idle else 1.0)
         gaps = [mu_a[m] - mu_h[m] for m in range(_M)]
         spreads = [var_a[m] + var_h[m] for m in range(_M)]
         skews = [skew_a[m] - skew_h[m] for m in range(_M)]
@@ -653,7 +672,7 @@ class PredictivePacer:
                     short = later
                 later = short
                 risk += short
-            return risk > threshold * _M
+            return risk > allowed
 
         limit = self.max_per_decision if self.max_per_decision is not None else max(1, 2 * len(agents))
         # The risk grows with k: find the first risky k by galloping then bisection.

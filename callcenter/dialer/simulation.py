@@ -15,10 +15,11 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 
 from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, Pacer
 
-_new_view = tuple.__new__
+_make_view = partial(tuple.__new__, AgentView)  # (state, seconds) -> AgentView, without the checks
 
 __all__ = ["CustomerModel", "SimulationResult", "simulate", "simulate_days"]
 
@@ -138,6 +139,7 @@ def simulate(
         raise ValueError(f"hours must be > 0, got {hours}")
     model = customer or CustomerModel()
     rng = rng or random.Random(seed)
+    start = float(start)  # times stay floats: decide() uses float.__sub__
     end = start + hours * 3600.0
     state = ["idle"] * agents
     since = [start] * agents
@@ -169,8 +171,9 @@ def simulate(
         nonlocal seq, attempts, decisions
         decisions += 1
         # The states and ages are valid by construction, so skip AgentView's checks (this is the hot loop).
-        views = [_new_view(AgentView, (st, now - t)) for st, t in zip(state, since)]
-        n = ask(DialerState(now, views, [now - t for t in in_flight.values()]))
+        ago = now.__sub__
+        views = list(map(_make_view, zip(state, map(ago, since))))
+        n = ask(DialerState(now, views, list(map(ago, in_flight.values()))))
         for _ in range(n):
             attempts += 1
             attempt = attempts
