@@ -329,6 +329,8 @@ class PredictivePacer:
         idle_factor: float = 0.5,
         recent_size: int = 1500,
         slack: float = 3.0,
+        day_gap_s: float = 3600.0,
+        initial_factor: float = 1.0,
     ) -> None:
         if isinstance(target_abandon, bool) or not isinstance(target_abandon, (int, float)):
             raise ValueError(f"target_abandon must be a number, got {target_abandon!r}")
@@ -363,6 +365,9 @@ class PredictivePacer:
         self.idle_factor = float(idle_factor)
         self.recent_size = recent_size
         self.slack = float(slack)
+        _check_seconds("day_gap_s", day_gap_s)
+        self.day_gap_s = float(day_gap_s)
+        self.initial_factor = float(initial_factor)
         self.counts = _Counts()
         # learnt from record(): outcome mix over the last attempts, times to outcome per kind, talk times
         self._kinds: deque[str] = deque()
@@ -379,9 +384,12 @@ class PredictivePacer:
         self._prev_wrap: list[float] = []
         self._prev_now: float | None = None
         # feedback: log of the marginal-abandon threshold, and the recent humans for the budget term
-        self._log_threshold = math.log(initial_threshold or self.target_abandon)
+        self._log_threshold = math.log(initial_threshold or self.initial_factor * self.target_abandon)
         self._recent: deque[bool] = deque()
         self._recent_abandoned = 0
+        # the day (a run of decisions without a gap of day_gap_s): its own budget, so each shift keeps the target
+        self._day_humans = 0
+        self._day_abandoned = 0
         self._recent_size = int(self.recent_size)
         # placed-call rate (for the calls placed over the next seconds)
         self._placed: deque[tuple[float, int]] = deque()
@@ -418,6 +426,8 @@ class PredictivePacer:
         self._log_threshold = min(math.log(0.9), max(math.log(1e-4), self._log_threshold))
         self._recent.append(abandoned)
         self._recent_abandoned += abandoned
+        self._day_humans += 1
+        self._day_abandoned += abandoned
         if len(self._recent) > self._recent_size:
             self._recent_abandoned -= self._recent.popleft()
 
@@ -431,6 +441,7 @@ class PredictivePacer:
         for abandoned, humans in (
             (self.counts.abandoned, self.counts.humans),
             (self._recent_abandoned, len(self._recent)),
+            (self._day_abandoned, self._day_humans),
         ):
             if humans:
                 excess = abandoned - self.target_abandon * humans
@@ -584,6 +595,8 @@ class PredictivePacer:
         now = float(state.now)
         if self._first_now is None:
             self._first_now = now
+        elif self._prev_now is not None and now - self._prev_now >= self.day_gap_s:
+            self._day_humans = self._day_abandoned = 0  # a new shift
         agents = state.agents
         # (comprehensions and map() rather than one loop with branches: this runs at every event)
         talking = list(map(int, map(_TALK_PER_S.__mul__, [s for st, s in agents if st == "talking"])))
