@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcenter import __version__
 from callcenter.bootstrap import App
@@ -16,38 +14,64 @@ from callcenter.web.deps import make_staff_sessions
 from callcenter.web.routes import auth_api, clients_api, health, transfers_api
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse oversized requests (413) before reading them, by Content-Length and by streamed size."""
+class BodyLimit:
+    """Refuse oversized requests with 413 (by Content-Length, and by counting a streamed body), and add security
+    headers. A plain ASGI middleware: streamed responses (SSE) pass straight through, unbuffered."""
+
+    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+               (b"referrer-policy", b"same-origin")]
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        super().__init__(app)
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        too_big = JSONResponse(errors.error_body("request_too_large", t("api.request_too_large")), status_code=413)
-        if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                return too_big
-        elif request.method in ("POST", "PUT", "PATCH"):
-            received = 0
-            chunks = []
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > self.max_bytes:
-                    return too_big
-                chunks.append(chunk)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            # A streamed body without a length: read it here (bounded), refuse it whole, or replay it.
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
             body = b"".join(chunks)
+            replayed = False
 
-            async def receive() -> dict[str, object]:
+            async def replay() -> Message:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
                 return {"type": "http.request", "body": body, "more_body": False}
 
-            request = Request(request.scope, receive)
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+            receive = replay
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message = dict(message, headers=list(message.get("headers", []))
+                               + [h for h in self.HEADERS if h[0] not in names])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(errors.error_body("request_too_large", t("api.request_too_large")), status_code=413)
+        await response(scope, receive, send)
 
 
 def _twilio_voice_router(core: App):  # type: ignore[no-untyped-def]

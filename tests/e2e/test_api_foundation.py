@@ -128,3 +128,17 @@ def test_oversized_requests_are_refused(api: TestClient, core: App) -> None:
     big = b"x" * (core.settings.max_request_bytes + 1)
     r = api.post("/api/login", content=big, headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+
+def test_oversized_streamed_body_without_length_is_refused(api: TestClient, core: App) -> None:
+    chunk = b"x" * 65536
+
+    def body():  # type: ignore[no-untyped-def]
+        for _ in range(core.settings.max_request_bytes // len(chunk) + 2):
+            yield chunk
+
+    r = api.post("/api/login", content=body(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    small = api.post("/api/login", content=iter([b'{"username": "x",', b' "password": "y"}']),
+                     headers={"Content-Type": "application/json"})
+    assert small.status_code == 401 and small.headers["x-content-type-options"] == "nosniff"
