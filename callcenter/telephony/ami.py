@@ -40,10 +40,9 @@ from callcenter.telephony.port import (
     TelephonyEvent,
     check_dial_string,
     check_id,
-    check_number,
     check_prompt,
     check_text,
-    check_variables,
+    check_originate,
     mask_number,
 )
 
@@ -408,10 +407,7 @@ class AmiClient:
         variables: Mapping[str, str],
         timeout_s: float,
     ) -> None:
-        check_id(call_id)
-        check_number(number)
-        check_text(caller_id, "caller id")
-        variables = check_variables({**variables, V.CC_CALL_ID: call_id})
+        variables = check_originate(call_id, number, caller_id, {**variables, V.CC_CALL_ID: call_id})
         if not 1 <= timeout_s <= 300:
             raise ValueError("timeout_s must be between 1 and 300 seconds")
         if not self.connected:

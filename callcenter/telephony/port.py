@@ -209,6 +209,14 @@ def check_variables(variables: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def check_originate(call_id: str, number: str, caller_id: str, variables: Mapping[str, str]) -> dict[str, str]:
+    """Every originate argument that reaches a PBX, checked once for all backends; returns the variables."""
+    check_id(call_id)
+    check_number(number)
+    check_text(caller_id, "caller id")
+    return check_variables(variables)
+
+
 def check_prompt(prompt: str) -> str:
     if not isinstance(prompt, str) or not _PROMPT.fullmatch(prompt) or ".." in prompt:
         raise ValueError("prompt must be a sound file name of [A-Za-z0-9_/.-] without '..'")

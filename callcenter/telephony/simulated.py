@@ -37,10 +37,8 @@ from callcenter.telephony.port import (
     UnknownCall,
     check_dial_string,
     check_id,
-    check_number,
     check_prompt,
-    check_text,
-    check_variables,
+    check_originate,
 )
 
 __all__ = ["Clock", "CustomerModel", "LoopClock", "SimulatedPbx", "VirtualClock"]
@@ -178,10 +176,7 @@ class SimulatedPbx:
     async def originate(
         self, call_id: str, number: str, caller_id: str, variables: Mapping[str, str], timeout_s: float
     ) -> None:
-        check_id(call_id)
-        check_number(number)
-        check_text(caller_id, "caller id")
-        check_variables(variables)
+        check_originate(call_id, number, caller_id, variables)
         if not self._started:
             raise OriginateRejected(call_id, "simulated PBX not started")
         if call_id in self.calls:

@@ -37,8 +37,7 @@ from callcenter.telephony.port import (
     check_id,
     check_number,
     check_prompt,
-    check_text,
-    check_variables,
+    check_originate,
 )
 from callcenter.telephony.variables import agent_room
 
@@ -153,10 +152,7 @@ class TwilioCalls:
     async def originate(
         self, call_id: str, number: str, caller_id: str, variables: Mapping[str, str], timeout_s: float
     ) -> None:
-        check_id(call_id)
-        check_number(number)
-        check_text(caller_id, "caller id")
-        check_variables(variables)
+        check_originate(call_id, number, caller_id, variables)
         if call_id in self._states:
             raise ValueError(f"call {call_id} is already in flight")
         kwargs: dict[str, Any] = dict(
