@@ -181,3 +181,64 @@ def test_calls_to_place_is_always_a_non_negative_int(mode, history, decisions):
             assert n == 0
         if mode == "progressive":
             assert n <= idle
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"idle_factor": 0.0}, "idle_factor"),
+        ({"recent_size": 0}, "recent_size"),
+        ({"slack": -1.0}, "slack"),
+        ({"day_gap_s": -5.0}, "day_gap_s"),
+    ],
+)
+def test_predictive_rejects_bad_knobs(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_pacer("predictive", **options)
+
+
+def teach_wrap_ups(pacer, until: float = 100.0) -> None:
+    """Show the pacer agents going through 10-second wrap-ups, half a second apart, up to ``until``."""
+    now = until - 300.0
+    while now < until - 1e-9:
+        ages = [(now + 2.5 * i) % 10.0 for i in range(4)]
+        pacer.calls_to_place(
+            DialerState(now=now, agents=[AgentView("wrap_up", a) for a in ages] + [AgentView("talking", 30.0)] * 16)
+        )
+        now += 0.5
+
+
+def test_predictive_is_stricter_while_agents_sit_idle():
+    strict = make_pacer("predictive", idle_factor=0.25)
+    plain = make_pacer("predictive", idle_factor=1.0)
+    for pacer in (strict, plain):
+        feed(pacer)
+        teach_wrap_ups(pacer)
+    with_idle = state(idle=5, talking=15, in_flight=(1.0, 4.0, 7.0, 9.0))
+    assert strict.calls_to_place(with_idle) < plain.calls_to_place(with_idle)
+    # nobody idle: the factor does not apply, both place the same calls ahead of agents finishing
+    agents = [AgentView("talking", 60.0 + 20.0 * i) for i in range(16)] + [AgentView("wrap_up", 8.0)] * 4
+    ahead = DialerState(now=101.0, agents=agents, in_flight=[2.0])
+    n = strict.calls_to_place(ahead)
+    assert n == plain.calls_to_place(ahead)
+    assert n > 0  # four agents finish wrap-up within 2 s: calls go out for them before they are idle
+
+
+def _humans(pacer, count: int, abandoned: int) -> None:
+    for i in range(count):
+        pacer.record(AttemptOutcome(kind="human", ring_s=8.0, abandoned=i < abandoned, talk_s=None if i < abandoned else 80.0))
+
+
+def test_predictive_keeps_a_budget_per_shift():
+    """A gap of an hour or more starts a new shift with its own abandon budget."""
+    gap, no_gap = make_pacer("predictive"), make_pacer("predictive")
+    for pacer, second in ((gap, 100.0 + 4000.0), (no_gap, 101.0)):
+        feed(pacer)
+        _humans(pacer, 1000, 10)  # day one: 1 % abandoned, well within budget
+        pacer.calls_to_place(state(idle=2, talking=8, now=100.0))
+        pacer.calls_to_place(state(idle=2, talking=8, now=second))
+        _humans(pacer, 20, 3)  # 15 % so far today
+    # same history, same lifetime and recent figures: only the shift's own count differs
+    assert gap.threshold < no_gap.threshold
+    sample = state(idle=5, talking=15, in_flight=(2.0, 6.0, 9.0), now=4200.0)
+    assert gap.calls_to_place(sample) <= no_gap.calls_to_place(sample)
