@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Literal, Protocol
 
+from callcenter.care.rules import TOPICS
+from callcenter.i18n import t
 from callcenter.ivr.interpreter import ActionResult, RunAction
 
 AuthOutcome = Literal["ok", "wrong_pin", "locked", "unknown_account", "call_limit"]
@@ -75,6 +77,16 @@ class TransferResult:
 
 
 @dataclass(frozen=True)
+class Subscription:
+    """One 财经秘书 topic as the IVR reads it: the key that toggles it, and whether the client gets it."""
+
+    digit: str  # "1".."5"
+    topic: str  # corporate_actions | ipo | bulletin | market_close | birthday (prompt ivr.care_topic.<topic>)
+    enabled: bool
+    label: str = ""  # the topic's name in the caller's language (for text carriers)
+
+
+@dataclass(frozen=True)
 class Bulletin:
     bulletin_id: str
     text: str
@@ -115,6 +127,14 @@ class IvrBackend(Protocol):
         ...
 
     def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> None:
+        ...
+
+    def subscriptions(self, client_id: str, lang: str) -> list[Subscription]:
+        """The client's 财经秘书 topics in IVR key order (defaults filled in)."""
+        ...
+
+    def toggle_subscription(self, client_id: str, digit: str, lang: str) -> Subscription | None:
+        """Switch the topic behind ``digit``; the topic's new state, or None for a key with no topic."""
         ...
 
 
@@ -180,7 +200,20 @@ def _run(backend: IvrBackend, cmd: RunAction, ctx: CallContext, lang: str) -> Ac
             return ActionResult(cmd.name, "none", {"bulletin_text": None})
         return ActionResult(cmd.name, "ok", {"bulletin_text": bulletin.text, "bulletin_id": bulletin.bulletin_id,
                                              "bulletin_audio": bulletin.audio_path})
+    if cmd.name == "subscriptions":
+        subs = backend.subscriptions(str(a["client_id"]), lang)
+        return ActionResult(cmd.name, "ok" if subs else "none", {"subscriptions": [_sub_dict(x) for x in subs]})
+    if cmd.name == "toggle_subscription":
+        changed = backend.toggle_subscription(str(a["client_id"]), str(a.get("digit") or ""), lang)
+        if changed is None:
+            return ActionResult(cmd.name, "invalid", {"topic": None})
+        return ActionResult(cmd.name, "enabled" if changed.enabled else "disabled", {"topic": changed.topic})
     raise ValueError(f"unknown action {cmd.name!r}")
+
+
+def _sub_dict(x: Subscription) -> dict[str, Any]:
+    # ``on``/``off`` both present: the flow's ``when`` reads a truthy variable only
+    return {"digit": x.digit, "topic": x.topic, "on": x.enabled, "off": not x.enabled, "label": x.label}
 
 
 # --- the in-memory fake ------------------------------------------------------------------------
@@ -226,6 +259,7 @@ class FakeIvrBackend:
     locked_until: dict[str, datetime] = field(default_factory=dict)
     call_failures: dict[str, int] = field(default_factory=dict)
     reject_next_transfer: str | None = None  # an error_code to return once (tests)
+    topics_by_client: dict[str, dict[str, bool]] = field(default_factory=dict)  # 财经秘书 choices made
     _by_key: dict[str, TransferResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -320,6 +354,33 @@ class FakeIvrBackend:
     def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> None:
         with self._lock:
             self.events.append((call_id, step, dict(detail)))
+
+    def _topics(self, client_id: str) -> dict[str, bool]:
+        return {**TOPICS, **self.topics_by_client.get(client_id, {})}
+
+    def subscriptions(self, client_id: str, lang: str) -> list[Subscription]:
+        with self._lock:
+            topics = self._topics(client_id)
+            return [Subscription(str(i), tp, topics[tp], _topic_label(tp, lang))
+                    for i, tp in enumerate(IVR_TOPIC_ORDER, start=1)]
+
+    def toggle_subscription(self, client_id: str, digit: str, lang: str) -> Subscription | None:
+        if not digit.isdigit() or not 1 <= int(digit) <= len(IVR_TOPIC_ORDER):
+            return None
+        with self._lock:
+            topic = IVR_TOPIC_ORDER[int(digit) - 1]
+            enabled = not self._topics(client_id)[topic]
+            self.topics_by_client.setdefault(client_id, {})[topic] = enabled
+            return Subscription(digit, topic, enabled, _topic_label(topic, lang))
+
+
+# The 财经秘书 keys of the IVR menu, in order (the same as callcenter.care.subscriptions.IVR_TOPICS; a test
+# keeps them equal — this module stays free of the store).
+IVR_TOPIC_ORDER: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday")
+
+
+def _topic_label(topic: str, lang: str) -> str:
+    return t(f"ivr.care_topic.{topic}", lang)
 
 
 def demo_backend(now: Callable[[], datetime] | None = None) -> FakeIvrBackend:

@@ -50,6 +50,9 @@ ACTIONS: dict[str, ActionSpec] = {
         idempotent=True,
     ),
     "bulletin": ActionSpec(args=(), outcomes=("ok", "none", "error")),
+    "subscriptions": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "toggle_subscription": ActionSpec(args=("client_id", "digit"), outcomes=("enabled", "disabled", "invalid", "error"),
+                                      record=("topic",)),
 }
 
 

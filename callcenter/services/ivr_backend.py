@@ -12,9 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.care.subscriptions import IVR_TOPICS, SubscriptionService
 from callcenter.domain.masking import mask_account
 from callcenter.domain.money import fen_to_yuan
-from callcenter.ivr.backend import AccountBalance, AuthResult, Bulletin, Holding, TransferAccount, TransferResult
+from callcenter.i18n import t
+from callcenter.ivr.backend import (AccountBalance, AuthResult, Bulletin, Holding, Subscription, TransferAccount,
+                                    TransferResult)
 from callcenter.services import clients as client_views
 from callcenter.services.auth import dummy_hash, verify_secret
 from callcenter.services.bus import EventBus
@@ -134,6 +137,19 @@ class StoreIvrBackend:
             return Bulletin(str(row.id), row.text, row.audio_path or None)
 
         return run_in_transaction(self._sessions, work)
+
+    # -------------------------------------------------------------- 财经秘书 subscriptions
+    def subscriptions(self, client_id: str, lang: str) -> list[Subscription]:
+        topics = SubscriptionService(self._sessions, self._clock).get(int(client_id)).topics
+        return [Subscription(str(i), tp, topics[tp], t(f"ivr.care_topic.{tp}", lang))
+                for i, tp in enumerate(IVR_TOPICS, start=1)]
+
+    def toggle_subscription(self, client_id: str, digit: str, lang: str) -> Subscription | None:
+        changed = SubscriptionService(self._sessions, self._clock).ivr_toggle(int(client_id), digit, lang)
+        if changed is None:
+            return None
+        topic, enabled, _said = changed
+        return Subscription(digit, topic, enabled, t(f"ivr.care_topic.{topic}", lang))
 
     # -------------------------------------------------------------- money
     def transfer(self, client_id: str, fund_account_id: str, direction: str, amount_fen: int, idempotency_key: str,
