@@ -400,6 +400,8 @@ class PredictivePacer:
         self._built_at = -math.inf
         self._dirty = True
         self._talking_now = 0
+        self._agent_key: tuple[object, list[int], list[int]] | None = None
+        self._agent_sums: list[float] = []
 
     # -- learning ---------------------------------------------------------------------------
 
@@ -616,22 +618,26 @@ class PredictivePacer:
             self._dirty = False
         tables = self._tables
         # Agents free by each horizon (+ grace): idle ones surely, the others with learnt probabilities.
-        mu_a = [float(idle)] * _M
-        var_a = [0.0] * _M
-        skew_a = [0.0] * _M  # third cumulants
-        for rows, cache, maker in (
-            (talking, tables.talking, self._talking_row),
-            (wrapping, tables.wrapping, self._wrapping_row),
-        ):
-            if not rows:
-                continue
-            for b in set(rows).difference(cache):
-                cache[b] = maker(tables, b)
-            sums = list(map(sum, zip(*map(cache.__getitem__, rows))))
-            for m in range(_M):
-                mu_a[m] += sums[m]
-                var_a[m] += sums[_M + m]
-                skew_a[m] += sums[2 * _M + m]
+        # Sums over the agents are kept while their binned states and the tables stay the same (between
+        # two decisions within a second most events touch only the attempts in flight).
+        key = self._agent_key
+        if key is not None and key[0] is tables and key[1] == talking and key[2] == wrapping:
+            agent_sums = self._agent_sums
+        else:
+            agent_sums = [0.0] * (3 * _M)
+            for rows, cache, maker in (
+                (talking, tables.talking, self._talking_row),
+                (wrapping, tables.wrapping, self._wrapping_row),
+            ):
+                if not rows:
+                    continue
+                for b in set(rows).difference(cache):
+                    cache[b] = maker(tables, b)
+                agent_sums = list(map(sum, zip(agent_sums, *map(cache.__getitem__, rows))))
+            self._agent_key, self._agent_sums = (tables, talking, wrapping), agent_sums
+        mu_a = [idle + x for x in agent_sums[:_M]]
+        var_a = agent_sums[_M : 2 * _M]
+        skew_a = agent_sums[2 * _M :]  # third cumulants
         # Humans answering before each horizon: in flight, plus those from calls placed in the next seconds.
         mu_h = list(tables.future_humans)
         var_h = list(tables.future_humans)
