@@ -7,6 +7,7 @@ import typer
 from callcenter.commands.common import make_core
 from callcenter.commands.demo import print_demo_logins
 from callcenter.demo.seed import seed
+from callcenter.demo.seed_campaigns import seed_campaigns
 from callcenter.runtime import run_engine
 from callcenter.store.migrate import upgrade
 
@@ -24,6 +25,9 @@ def run(clients: int = typer.Option(2000, help="demo clients to seed into an emp
     summary = seed(core.sessions, clients=clients)
     if summary is not None:
         typer.echo(f"seeded demo brokerage: {summary.clients} clients, {summary.staff} staff")
+    demo_campaigns = seed_campaigns(core)
+    if demo_campaigns is not None:
+        typer.echo("seeded demo campaigns: " + ", ".join(f"{k} ({n} leads)" for k, n in demo_campaigns.leads.items()))
     s = core.settings
     typer.echo(f"web: http://{s.web_host}:{s.web_port}/  (API docs at /docs)")
     typer.echo(f"FastAGI: agi://{s.agi_host}:{s.agi_port}/hotline   telephony: {s.telephony_backend}")

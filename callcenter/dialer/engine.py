@@ -26,6 +26,11 @@ Live events (``core.bus``):
 * ``wallboard``: ``{"type": "dialer", "dialer_id", "campaign_id", "state", "mode", "in_flight", "waiting",
   "agents": {state: n}, "attempts", "humans", "connected", "abandoned", "abandon_rate"}``.
 * ``calls``: ``{"type": "attempt_ended", "attempt_id", "campaign_id", "lead_id", "outcome", "abandoned"}``.
+  The engine reads ``calls`` too: ``{"type": "hangup_requested", "contact_id", "staff_id"}`` from the agent
+  screen hangs that agent's call up through the port.
+
+Agent sessions opened on the screen before any campaign ran (``campaign_id`` NULL) or whose campaign ended
+join the highest-priority running campaign they are assigned to at the next sync.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from callcenter.dialer.hopper import (
     start_attempt,
 )
 from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, Pacer, make_pacer
-from callcenter.dialer.service import change_agent_state, start_due
+from callcenter.dialer.service import campaign_agent_ids, change_agent_state, start_due
 from callcenter.domain.campaigns import RuleError, in_window, on_dnc
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Campaign, DncEntry, Lead
@@ -251,10 +256,14 @@ class DialerEngine:
                 wake.set()
 
         reader = asyncio.create_task(read())
+        hanger = asyncio.create_task(self.serve_hangups(wake))
         try:
             while not stop.is_set():
                 if reader.done():
                     reader.result()  # a crashed reader fails the runner
+                    break
+                if hanger.done():
+                    hanger.result()
                     break
                 await self.tick()
                 delay = min(max(self.next_deadline() - self.clock.time(), 0.02), 0.5)
@@ -264,12 +273,49 @@ class DialerEngine:
                     pass
                 wake.clear()
         finally:
-            reader.cancel()
-            try:
-                await reader
-            except asyncio.CancelledError:
-                pass
+            for task in (reader, hanger):
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
             await self.shutdown()
+
+    async def serve_hangups(self, wake: asyncio.Event | None = None) -> None:
+        """Carry out the agent screen's hang-up button (``calls`` ``hangup_requested``) until cancelled."""
+        async with self.core.bus.subscribe("calls") as sub:
+            async for _topic, event in sub:
+                if event.get("type") != "hangup_requested":
+                    continue
+                try:
+                    await self.hangup_requested(int(event["contact_id"]), int(event["staff_id"]))
+                except (KeyError, TypeError, ValueError):
+                    log.warning("bad hang-up request %r", event)
+                if wake is not None:
+                    wake.set()
+
+    async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
+        """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
+        Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
+        from callcenter.store.models.desk import DeskContact
+
+        def attempt_of(s: Session) -> int | None:
+            contact = s.get(DeskContact, contact_id)
+            return contact.attempt_id if contact is not None and contact.agent_id == staff_id else None
+
+        attempt_id = self._tx(attempt_of)
+        if attempt_id is None:
+            return False
+        async with self._lock:
+            call = next((c for c in self.calls.values() if c.attempt_id == attempt_id and c.agent_id == staff_id), None)
+            if call is None:
+                return False
+            try:
+                await self.telephony.hangup(call.call_id)
+            except TelephonyError as exc:
+                log.warning("hang-up of %s failed: %s", call.call_id, exc)
+                return False
+            return True
 
     async def shutdown(self) -> None:
         """Give back previewed leads and agent leases (calls in flight finish on the PBX; their claims expire)."""
@@ -300,6 +346,7 @@ class DialerEngine:
             q = select(Campaign).where(Campaign.state.in_(("running", "paused")))
             campaigns = [c for c in s.scalars(q) if self.only_campaigns is None or c.id in self.only_campaigns]
             mine = [c.id for c in campaigns]
+            self._adopt_agents(s, [c for c in campaigns if c.state == "running"], now)
             s.execute(update(AgentSession).where(
                 AgentSession.ended_at.is_(None), AgentSession.campaign_id.in_(mine),
                 or_(AgentSession.dialer_id.is_(None), AgentSession.dialer_id == self.dialer_id,
@@ -339,6 +386,25 @@ class DialerEngine:
         await self._previews()
         for cb in callbacks:
             await self._place_callback(cb)
+
+    def _adopt_agents(self, s: Session, running: list[Campaign], now: datetime) -> None:
+        """Sessions opened on the agent screen with no running campaign (none was running at login, or theirs
+        has ended) join the highest-priority running campaign of ours they are assigned to."""
+        if not running:
+            return
+        live = select(Campaign.id).where(Campaign.state.in_(("running", "paused")))
+        homeless = list(s.scalars(select(AgentSession).where(
+            AgentSession.ended_at.is_(None), AgentSession.state.in_(("ready", "paused")),
+            or_(AgentSession.campaign_id.is_(None), AgentSession.campaign_id.not_in(live)))))
+        if not homeless:
+            return
+        order = sorted(running, key=lambda c: (-c.priority, c.id))
+        members = {c.id: campaign_agent_ids(s, c.id) for c in order}
+        for session in homeless:
+            cid = next((c.id for c in order if session.staff_id in members[c.id]), None)
+            if cid is not None:
+                session.campaign_id = cid
+                session.dialer_id, session.lease_until = None, None
 
     async def _sync_agents(self, sessions: list[AgentSession]) -> None:
         present = set()
@@ -896,7 +962,18 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     await telephony.start()  # type: ignore[union-attr]
     engine = DialerEngine(core, telephony, wall=core.clock)  # type: ignore[arg-type]
     core.extras["dialer"] = engine
+    handoffs = None
+    if core.settings.telephony_backend == "simulated":  # on Asterisk the dialplan queues IVR hand-offs itself
+        from callcenter.services.handoff import handoff_runner
+
+        handoffs = asyncio.create_task(handoff_runner(core, stop))
     try:
         await engine.run(stop)
     finally:
+        if handoffs is not None:
+            handoffs.cancel()
+            try:
+                await handoffs
+            except asyncio.CancelledError:
+                pass
         await telephony.aclose()  # type: ignore[union-attr]

@@ -235,19 +235,22 @@ def add_dnc(core: App, phone: str, *, campaign_id: int | None = None, reason: st
 
     e164 = normalise_phone(phone)
     now = core.clock()
+    return run_in_transaction(core.sessions, lambda s: add_dnc_in(s, e164, now, campaign_id=campaign_id,
+                                                                  reason=reason, added_by=added_by))
 
-    def work(s: Session) -> int:
-        entry = DncEntry(phone=e164, campaign_id=campaign_id, reason=reason[:64], added_by=added_by, at=now)
-        s.add(entry)
-        q = update(Lead).where(Lead.phone == e164, Lead.status.in_(("new", "retry", "in_progress")))
-        if campaign_id is not None:
-            q = q.where(Lead.campaign_id == campaign_id)
-        s.execute(q.values(status="dnc", updated_at=now))
-        s.execute(update(Callback).where(Callback.phone == e164, Callback.status == "pending").values(status="missed"))
-        s.flush()
-        return entry.id
 
-    return run_in_transaction(core.sessions, work)
+def add_dnc_in(s: Session, e164: str, now: datetime, *, campaign_id: int | None = None, reason: str = "",
+               added_by: int | None = None) -> int:
+    """``add_dnc`` inside the caller's transaction (``e164`` already normalised)."""
+    entry = DncEntry(phone=e164, campaign_id=campaign_id, reason=reason[:64], added_by=added_by, at=now)
+    s.add(entry)
+    q = update(Lead).where(Lead.phone == e164, Lead.status.in_(("new", "retry", "in_progress")))
+    if campaign_id is not None:
+        q = q.where(Lead.campaign_id == campaign_id)
+    s.execute(q.values(status="dnc", updated_at=now))
+    s.execute(update(Callback).where(Callback.phone == e164, Callback.status == "pending").values(status="missed"))
+    s.flush()
+    return entry.id
 
 
 # --- agents ---------------------------------------------------------------------------------------
@@ -368,42 +371,49 @@ def record_disposition(
     core: App, staff_id: int, attempt_id: int, disposition: str, *, notes: str = "",
     script_run: dict[str, Any] | None = None, then: str = "ready", pause_reason: str = "",
 ) -> None:
-    """The agent's wrap-up: disposition, notes and the script run saved on the attempt; then ready (or paused).
+    """The agent's wrap-up: disposition, notes and the script run saved on the attempt; then ready (or paused,
+    or ``then="wrap_up"``: stay in wrap-up until the agent goes ready from the screen).
 
     A ``dnc`` disposition puts the number on the campaign's DNC list; ``retry`` sends the lead back to the hopper.
     """
-    if not disposition or len(disposition) > 32:
-        raise DialerError("disposition must be 1-32 characters")
     now = core.clock()
-
-    def work(s: Session) -> str:
-        attempt = s.get(Attempt, attempt_id)
-        if attempt is None or attempt.agent_id != staff_id:
-            raise DialerError("this call was not yours")
-        attempt.disposition = disposition
-        attempt.notes = notes
-        attempt.script_run = script_run
-        lead = s.get(Lead, attempt.lead_id)
-        if lead is not None and attempt.ended_at is not None:
-            if disposition == "dnc":
-                s.add(DncEntry(phone=lead.phone, campaign_id=lead.campaign_id, reason="disposition",
-                               added_by=staff_id, at=now))
-                lead.status = "dnc"
-            elif disposition == "retry" and lead.status == "done":
-                lead.status = "retry"
-                lead.next_attempt_at = now
-            lead.updated_at = now
-        session = open_session(s, staff_id)
-        if session is not None and session.state == "wrap_up" and session.attempt_id == attempt_id:
-            if then == "pause":
-                change_agent_state(s, session, "pause", now, reason=pause_reason or "after_call")
-            else:
-                change_agent_state(s, session, "ready", now, reason="disposition")
-        return session.state if session is not None else "logged_out"
-
-    state = run_in_transaction(core.sessions, work)
+    state = run_in_transaction(core.sessions, lambda s: record_disposition_in(
+        s, staff_id, attempt_id, disposition, now, notes=notes, script_run=script_run, then=then,
+        pause_reason=pause_reason))
     core.bus.publish_threadsafe(f"agent:{staff_id}", {"type": "agent_state", "state": state, "reason": "disposition",
                                                      "attempt_id": None})
+
+
+def record_disposition_in(
+    s: Session, staff_id: int, attempt_id: int, disposition: str, now: datetime, *, notes: str = "",
+    script_run: dict[str, Any] | None = None, then: str = "ready", pause_reason: str = "",
+) -> str:
+    """``record_disposition`` inside the caller's transaction; returns the agent's state (no live event)."""
+    if not disposition or len(disposition) > 32:
+        raise DialerError("disposition must be 1-32 characters")
+    attempt = s.get(Attempt, attempt_id)
+    if attempt is None or attempt.agent_id != staff_id:
+        raise DialerError("this call was not yours")
+    attempt.disposition = disposition
+    attempt.notes = notes
+    attempt.script_run = script_run
+    lead = s.get(Lead, attempt.lead_id)
+    if lead is not None and attempt.ended_at is not None:
+        if disposition == "dnc":
+            s.add(DncEntry(phone=lead.phone, campaign_id=lead.campaign_id, reason="disposition",
+                           added_by=staff_id, at=now))
+            lead.status = "dnc"
+        elif disposition == "retry" and lead.status == "done":
+            lead.status = "retry"
+            lead.next_attempt_at = now
+        lead.updated_at = now
+    session = open_session(s, staff_id)
+    if session is not None and session.state == "wrap_up" and session.attempt_id == attempt_id:
+        if then == "pause":
+            change_agent_state(s, session, "pause", now, reason=pause_reason or "after_call")
+        elif then != "wrap_up":
+            change_agent_state(s, session, "ready", now, reason="disposition")
+    return session.state if session is not None else "logged_out"
 
 
 def preview_choice(core: App, staff_id: int, action: str) -> None:
@@ -436,27 +446,33 @@ def book_callback(
     agent_only: bool = False, owner_id: int | None = None, note: str = "", created_by: int | None = None,
 ) -> int:
     """Book a call back of a lead (directly or through one of its attempts) at ``due_at`` (aware datetime)."""
+    now = core.clock()
+    return run_in_transaction(core.sessions, lambda s: book_callback_in(
+        s, now, due_at=due_at, attempt_id=attempt_id, lead_id=lead_id, agent_only=agent_only, owner_id=owner_id,
+        note=note, created_by=created_by))
+
+
+def book_callback_in(
+    s: Session, now: datetime, *, due_at: datetime, attempt_id: int | None = None, lead_id: int | None = None,
+    agent_only: bool = False, owner_id: int | None = None, note: str = "", created_by: int | None = None,
+) -> int:
+    """``book_callback`` inside the caller's transaction."""
     if due_at.tzinfo is None:
         raise DialerError("due time must carry a time zone")
     if agent_only and owner_id is None:
         raise DialerError("an agent-only callback needs its agent")
-    now = core.clock()
-
-    def work(s: Session) -> int:
-        lid = lead_id
-        if attempt_id is not None:
-            attempt = s.get(Attempt, attempt_id)
-            if attempt is None:
-                raise DialerError(f"no attempt {attempt_id}")
-            lid = attempt.lead_id
-        lead = s.get(Lead, lid) if lid is not None else None
-        if lead is None:
-            raise DialerError("a callback needs a lead")
-        cb = Callback(campaign_id=lead.campaign_id, lead_id=lead.id, client_id=lead.client_id, phone=lead.phone,
-                      due_at=due_at, agent_only=agent_only, owner_id=owner_id, status="pending", note=note,
-                      created_by=created_by or owner_id, created_at=now)
-        s.add(cb)
-        s.flush()
-        return cb.id
-
-    return run_in_transaction(core.sessions, work)
+    lid = lead_id
+    if attempt_id is not None:
+        attempt = s.get(Attempt, attempt_id)
+        if attempt is None:
+            raise DialerError(f"no attempt {attempt_id}")
+        lid = attempt.lead_id
+    lead = s.get(Lead, lid) if lid is not None else None
+    if lead is None:
+        raise DialerError("a callback needs a lead")
+    cb = Callback(campaign_id=lead.campaign_id, lead_id=lead.id, client_id=lead.client_id, phone=lead.phone,
+                  due_at=due_at, agent_only=agent_only, owner_id=owner_id, status="pending", note=note,
+                  created_by=created_by or owner_id, created_at=now)
+    s.add(cb)
+    s.flush()
+    return cb.id

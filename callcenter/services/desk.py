@@ -4,6 +4,10 @@ script, notes, disposition, callback booking, do-not-call request and hang-up.
 Every use case runs in one transaction and returns plain data; the web layer renders it. Live events are
 published by the caller (the web layer) on ``core.bus`` after the transaction commits.
 
+Agent states, dispositions, callbacks and do-not-call entries go through the dialler's use cases
+(``callcenter.dialer.service``) and its agent state machine, so a session opened on the screen is the dialler's
+session: the running engine leases it and routes calls to the agent once they are ready.
+
 Access: an agent sees the clients of their own service group AND the client of a call routed to them (a
 ``DeskContact`` that is theirs); a supervisor sees their groups; admin sees all. Every card opened is
 audit-logged.
@@ -23,6 +27,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.bootstrap import App
+from callcenter.dialer import service as dialer
+from callcenter.dialer.leads import InvalidPhone, normalise_phone
+from callcenter.domain.campaigns import RuleError
 from callcenter.domain.masking import mask_phone
 from callcenter.scripts import (
     AgentInfo,
@@ -42,7 +50,7 @@ from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import AuditLog, Client, ServiceGroup, Staff
 from callcenter.store.models.desk import ClientAssetSnapshot, DeskContact
-from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback, Campaign, DncEntry, Lead
+from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Campaign, Lead
 from callcenter.store.models.ivr import IvrSession
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent.parent / "scripts_templates"
@@ -92,42 +100,51 @@ def status(s: Session, staff_id: int, now: datetime) -> AgentStatus:
     contact = _open_contact(s, staff_id)
     if sess is None:
         return AgentStatus("logged_out", "", now, contact.id if contact else None, None)
-    return AgentStatus(sess.state, sess.reason, sess.state_since, contact.id if contact else None, sess.campaign_id)
+    reason = sess.reason if sess.reason in PAUSE_REASONS else ""  # the dialler's own reasons (login, ...) are not shown
+    return AgentStatus(sess.state, reason, sess.state_since, contact.id if contact else None, sess.campaign_id)
 
 
-def _change(s: Session, sess: AgentSession, to: str, reason: str, now: datetime, attempt_id: int | None = None) -> None:
-    s.add(AgentStateChange(session_id=sess.id, staff_id=sess.staff_id, from_state=sess.state, to_state=to,
-                           reason=reason, attempt_id=attempt_id, at=now))
-    sess.state, sess.reason, sess.state_since = to, reason, now
-    if to == "logged_out":
-        sess.ended_at = now
+def _apply(s: Session, sess: AgentSession, event: str, now: datetime, reason: str = "",
+           attempt_id: int | None = None) -> None:
+    """One agent event by the dialler's state machine; a refused move is a 409 for the screen."""
+    try:
+        dialer.change_agent_state(s, sess, event, now, reason=reason, attempt_id=attempt_id)
+    except RuleError:
+        raise DeskError("bad_state_change") from None
 
 
-def set_state(sessions: sessionmaker[Session], staff_id: int, to: str, now: datetime, reason: str = "",
-              campaign_id: int | None = None) -> AgentStatus:
-    """Ready / paused (with a reason) / logged out, from the agent's own status bar. Talking and wrap-up are
-    entered by calls; an agent in a call cannot go ready before setting the disposition."""
+def set_state(core: App, staff_id: int, to: str, reason: str = "") -> AgentStatus:
+    """Ready / paused (with a reason) / logged out, from the agent's own status bar, through the dialler's
+    agent use cases (login on the first press). Talking and wrap-up are entered by calls; an agent with an open
+    call card cannot go ready before setting the disposition."""
     if to not in ("ready", "paused", "logged_out"):
         raise DeskError("bad_state", 422)
     if to == "paused" and reason not in PAUSE_REASONS:
         raise DeskError("bad_reason", 422)
 
-    def work(s: Session) -> AgentStatus:
-        sess = _open_session(s, staff_id)
-        if _open_contact(s, staff_id) is not None and to == "ready":
-            raise DeskError("finish_call_first")
-        if sess is None:
-            if to == "logged_out":
-                return status(s, staff_id, now)
-            sess = AgentSession(staff_id=staff_id, campaign_id=campaign_id, state="logged_out", state_since=now,
-                                started_at=now)
-            s.add(sess)
-            s.flush()
-        if sess.state != to or sess.reason != reason:
-            _change(s, sess, to, reason if to == "paused" else "", now)
-        return status(s, staff_id, now)
+    def current(s: Session) -> tuple[AgentSession | None, bool]:
+        return _open_session(s, staff_id), _open_contact(s, staff_id) is not None
 
-    return run_in_transaction(sessions, work)
+    sess, busy = run_in_transaction(core.sessions, current)
+    if busy and to == "ready":
+        raise DeskError("finish_call_first")
+    try:
+        if sess is None and to != "logged_out":
+            dialer.agent_login(core, staff_id)
+            sess_state, sess_reason = "paused", "login"
+        elif sess is None:
+            sess_state, sess_reason = "logged_out", ""
+        else:
+            sess_state, sess_reason = sess.state, sess.reason
+        if to == "ready" and sess_state != "ready":
+            dialer.agent_ready(core, staff_id)
+        elif to == "paused" and (sess_state, sess_reason) != ("paused", reason):
+            dialer.agent_pause(core, staff_id, reason)
+        elif to == "logged_out" and sess_state != "logged_out":
+            dialer.agent_logout(core, staff_id)
+    except RuleError:
+        raise DeskError("bad_state_change") from None
+    return run_in_transaction(core.sessions, lambda s: status(s, staff_id, core.clock()))
 
 
 # --- screen pop -----------------------------------------------------------------------------------------
@@ -137,7 +154,7 @@ def contact_from_event(sessions: sessionmaker[Session], staff_id: int, event: di
     """The desk contact for a call event on the agent's own topic (idempotent per attempt / IVR session):
     ``{"type": "call_connected", "attempt_id", "client_id", "lead_id", "campaign_id", "attempt_no"}`` from the
     dialler, or ``{"type": "call_connected", "ivr_session_id", "client_id"}`` for an IVR hand-off.
-    The agent goes to ``talking``."""
+    The agent is ``talking`` (the dialler or the hand-off router has moved them there; a ready agent is moved)."""
     attempt_id = _int(event.get("attempt_id"))
     ivr_id = _int(event.get("ivr_session_id"))
 
@@ -166,9 +183,11 @@ def contact_from_event(sessions: sessionmaker[Session], staff_id: int, event: di
             contact.script_state = json.dumps(ScriptRun.start(scripts()[contact.script_id]).to_dict(), ensure_ascii=False)
         s.add(contact)
         sess = _open_session(s, staff_id)
-        if sess is not None:
-            _change(s, sess, "talking", "", now, attempt_id)
-            sess.attempt_id = attempt_id
+        if sess is not None and sess.state != "talking":  # the dialler (or the IVR hand-off) connected it already
+            if sess.state == "ready":
+                _apply(s, sess, "reserve", now, "route", attempt_id)
+            if sess.state == "reserved":
+                _apply(s, sess, "connect", now, "call", attempt_id)
         s.flush()
         return contact.id
 
@@ -360,15 +379,16 @@ def save_note(sessions: sessionmaker[Session], principal: Principal, contact_id:
 
 
 def hang_up(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime) -> None:
-    """The agent ends the call; the card stays for the after-call work (wrap-up)."""
+    """The agent ends the call; the card stays for the after-call work (wrap-up). The caller publishes
+    ``calls {"type": "hangup_requested"}``: the dialler engine hangs the call up through its telephony port."""
 
     def work(s: Session) -> None:
         contact = _own_open_contact(s, principal, contact_id)
         if contact.hung_up_at is None:
             contact.hung_up_at = now
             sess = _open_session(s, principal.staff_id)
-            if sess is not None and sess.state != "wrap_up":
-                _change(s, sess, "wrap_up", "", now, contact.attempt_id)
+            if sess is not None and sess.state == "talking":
+                _apply(s, sess, "hangup", now, "agent_hangup", contact.attempt_id)
 
     run_in_transaction(sessions, work)
 
@@ -380,14 +400,17 @@ class CallbackRequest:
     note: str = ""
 
 
-def dispose(sessions: sessionmaker[Session], principal: Principal, contact_id: int, disposition: str, now: datetime,
-            *, note: str | None = None, callback: CallbackRequest | None = None, dnc: bool = False,
+def dispose(core: App, principal: Principal, contact_id: int, disposition: str, *, note: str | None = None,
+            callback: CallbackRequest | None = None, dnc: bool = False,
             dnc_reason: str = "client_request") -> dict[str, Any]:
     """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a
-    callback (agent-only or anyone) and a do-not-call entry for the number; the attempt gets the disposition,
-    notes and script run; the agent goes to wrap-up (ready again through the status bar)."""
+    callback (agent-only or anyone) and a do-not-call entry for the number, in one transaction. A dialler call's
+    attempt gets the disposition, notes and script run through the dialler's ``record_disposition``, the
+    callback through ``book_callback`` and the DNC entry through ``add_dnc``; the agent stays in wrap-up (ready
+    again through the status bar). ``result["live"]`` tells whether the call was still up (hang it up)."""
     if disposition not in OUTCOMES:
         raise DeskError("bad_disposition", 422)
+    now = core.clock()
     if callback is not None and callback.due_at <= now:
         raise DeskError("callback_in_past", 422)
 
@@ -395,44 +418,52 @@ def dispose(sessions: sessionmaker[Session], principal: Principal, contact_id: i
         contact = _own_open_contact(s, principal, contact_id)
         if note is not None:
             contact.note = note[:4000]
+        live = contact.hung_up_at is None
         contact.disposition = disposition
         contact.complaint = disposition == "complaint"
         contact.ended_at = now
         contact.hung_up_at = contact.hung_up_at or now
+        sess = _open_session(s, principal.staff_id)
+        if sess is not None and sess.state == "talking":
+            _apply(s, sess, "hangup", now, disposition[:32], contact.attempt_id)
         attempt = s.get(Attempt, contact.attempt_id) if contact.attempt_id else None
         lead = s.get(Lead, contact.lead_id) if contact.lead_id else None
         client = s.get(Client, contact.client_id) if contact.client_id else None
         phone = attempt.phone if attempt else lead.phone if lead else client.mobile if client else ""
-        if attempt is not None:
-            attempt.disposition = disposition
-            attempt.notes = contact.note
-            attempt.script_run = json.loads(contact.script_state) if contact.script_state else None
-        result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None}
-        if callback is not None:
-            cb = Callback(campaign_id=contact.campaign_id, lead_id=contact.lead_id, client_id=contact.client_id,
-                          phone=phone, due_at=callback.due_at, agent_only=callback.agent_only,
-                          owner_id=principal.staff_id, status="pending", note=callback.note[:500],
-                          attempt_id=contact.attempt_id, created_by=principal.staff_id, created_at=now)
-            s.add(cb)
-            s.flush()
-            result["callback_id"] = cb.id
-        if dnc or disposition == "do_not_call":
-            if phone:
-                entry = DncEntry(phone=phone, campaign_id=None, reason=dnc_reason[:64], added_by=principal.staff_id,
-                                 at=now)
-                s.add(entry)
-                s.flush()
-                result["dnc_id"] = entry.id
-            if lead is not None:
+        script_run = json.loads(contact.script_state) if contact.script_state else None
+        try:
+            if attempt is not None:
+                dialer.record_disposition_in(s, principal.staff_id, attempt.id, disposition, now, notes=contact.note,
+                                             script_run=script_run, then="wrap_up")
+            result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None, "live": live,
+                                      "attempt_id": contact.attempt_id}
+            wants_dnc = dnc or disposition == "do_not_call"
+            if wants_dnc and phone:
+                try:
+                    e164 = normalise_phone(phone)
+                except InvalidPhone:
+                    e164 = phone
+                result["dnc_id"] = dialer.add_dnc_in(s, e164, now, reason=dnc_reason, added_by=principal.staff_id)
+            if wants_dnc and lead is not None:
                 lead.status = "dnc"
-        sess = _open_session(s, principal.staff_id)
-        if sess is not None and sess.state != "wrap_up":
-            _change(s, sess, "wrap_up", disposition[:32], now, contact.attempt_id)
-        if sess is not None:
-            sess.attempt_id = None
+            if callback is not None and not wants_dnc:
+                if lead is not None:
+                    result["callback_id"] = dialer.book_callback_in(
+                        s, now, due_at=callback.due_at, lead_id=lead.id, agent_only=callback.agent_only,
+                        owner_id=principal.staff_id, note=callback.note[:500], created_by=principal.staff_id)
+                else:  # an inbound client with no lead: a callback for whoever (or this agent) is free then
+                    cb = Callback(campaign_id=contact.campaign_id, lead_id=None, client_id=contact.client_id,
+                                  phone=phone, due_at=callback.due_at, agent_only=callback.agent_only,
+                                  owner_id=principal.staff_id, status="pending", note=callback.note[:500],
+                                  created_by=principal.staff_id, created_at=now)
+                    s.add(cb)
+                    s.flush()
+                    result["callback_id"] = cb.id
+        except dialer.DialerError:
+            raise DeskError("dialer_refused") from None
         return result
 
-    return run_in_transaction(sessions, work)
+    return run_in_transaction(core.sessions, work)
 
 
 def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) -> list[dict[str, Any]]:
@@ -442,3 +473,18 @@ def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) ->
                      .order_by(Callback.due_at).limit(limit)).scalars().all()
     return [{"id": c.id, "due_at": c.due_at, "agent_only": c.agent_only, "phone": mask_phone(c.phone),
              "note": c.note, "overdue": c.due_at < now} for c in rows]
+
+
+def preview_of(s: Session, staff_id: int) -> dict[str, Any] | None:
+    """The lead the dialler shows this agent in preview mode (masked number), or None."""
+    sess = _open_session(s, staff_id)
+    if sess is None or sess.preview_lead_id is None or sess.state != "reserved":
+        return None
+    lead = s.get(Lead, sess.preview_lead_id)
+    if lead is None:
+        return None
+    camp = s.get(Campaign, lead.campaign_id)
+    client = s.get(Client, lead.client_id) if lead.client_id else None
+    return {"lead_id": lead.id, "name": lead.name or (client.name if client else ""), "phone": mask_phone(lead.phone),
+            "campaign": camp.name if camp else "", "attempt_no": lead.attempts + 1,
+            "pending": sess.preview_action is not None}

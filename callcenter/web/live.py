@@ -3,6 +3,8 @@
 * ``GET /live/agent``: the agent's own topic ``agent:<staff id>``. A ``call_connected`` event from the dialler
   (or an IVR hand-off) becomes the agent's desk contact here, server-side (so a call routed to them is what
   grants them its client), and the browser gets ``{"type": "call", "contact_id": N}`` and fetches the card.
+  The dialler's ``agent_state`` events reach the screen as ``{"type": "state", ...}``; a ``preview`` lead goes
+  through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``).
 * ``GET /live/wallboard``: supervisors and admin; a fresh wall-board snapshot every second, and at once when
   something happens (a ``wallboard`` bus event), at most one per 200 ms.
 
@@ -21,6 +23,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from callcenter.domain.masking import mask_phone
 from callcenter.services import desk, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
@@ -61,6 +64,12 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
                     yield sse({"type": "call", "contact_id": contact_id, "seq": event.get("seq")})
                     core.bus.publish("wallboard", {"type": "agent_state", "staff_id": principal.staff_id,
                                                    "state": "talking"})
+                elif event.get("type") == "agent_state":  # the dialler's state changes, in the screen's shape
+                    reason = event.get("reason") if event.get("reason") in desk.PAUSE_REASONS else ""
+                    yield sse({"type": "state", "state": event.get("state"), "reason": reason, "since": None,
+                               "seq": event.get("seq")})
+                elif event.get("type") == "preview":  # preview mode: the lead to dial or skip (number masked)
+                    yield sse({**event, "phone": mask_phone(str(event.get("phone") or ""))})
                 else:
                     yield sse(event)
 

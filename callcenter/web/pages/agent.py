@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from callcenter.dialer import service as dialer
 from callcenter.scripts import CaptureError, RunError
 from callcenter.services import desk
 from callcenter.services.staff_sessions import Principal
@@ -48,12 +49,13 @@ async def agent_page(request: Request, principal: Principal = roles("agent")) ->
     core = request.app.state.core
     now = core.clock()
 
-    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]]]:
-        return desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now)
+    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]], dict[str, Any] | None]:
+        return (desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now),
+                desk.preview_of(s, principal.staff_id))
 
-    st, callbacks = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
+    st, callbacks, preview_lead = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
     return render(request, "agent.html", principal, status=st, callbacks=callbacks, now=now, tz=tz_of(request),
-                  reasons=desk.PAUSE_REASONS)
+                  reasons=desk.PAUSE_REASONS, preview=preview_lead)
 
 
 @pages.get("/agent/contacts/{contact_id}/card", response_class=HTMLResponse)
@@ -86,18 +88,11 @@ class StateOut(BaseModel):
 async def set_state(body: StateIn, request: Request, principal: Principal = AgentDep) -> StateOut:
     core = request.app.state.core
     try:
-        st = await anyio.to_thread.run_sync(lambda: desk.set_state(core.sessions, principal.staff_id, body.state,
-                                                                    core.clock(), body.reason))
+        st = await anyio.to_thread.run_sync(lambda: desk.set_state(core, principal.staff_id, body.state, body.reason))
     except desk.DeskError as exc:
         _raise(exc)
     _publish_state(request, principal.staff_id, st)
     return StateOut(state=st.state, reason=st.reason, since=st.since, contact_id=st.contact_id)
-
-
-class ScriptIn(BaseModel):
-    action: Literal["answer", "back", "finish"]
-    answer: str = Field(default="", max_length=64)
-    captured: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=50)
 
 
 class OkOut(BaseModel):
@@ -105,6 +100,27 @@ class OkOut(BaseModel):
     step: str | None = None
     callback_id: int | None = None
     dnc_id: int | None = None
+
+
+class PreviewIn(BaseModel):
+    action: Literal["dial", "skip"]
+
+
+@api.post("/preview", response_model=OkOut, responses={401: {}, 403: {}, 409: {}, 422: {}})
+async def preview(body: PreviewIn, request: Request, principal: Principal = AgentDep) -> OkOut:
+    """Preview mode: dial or skip the lead the dialler shows this agent (it carries the choice out)."""
+    core = request.app.state.core
+    try:
+        await anyio.to_thread.run_sync(lambda: dialer.preview_choice(core, principal.staff_id, body.action))
+    except dialer.DialerError as exc:
+        raise ApiError(409, "no_preview", message=str(exc)) from None
+    return OkOut()
+
+
+class ScriptIn(BaseModel):
+    action: Literal["answer", "back", "finish"]
+    answer: str = Field(default="", max_length=64)
+    captured: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=50)
 
 
 @api.post("/contacts/{contact_id}/script", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
@@ -161,11 +177,12 @@ async def dispose(body: DisposeIn, request: Request, contact_id: int = ContactId
         at = body.callback_at if body.callback_at.tzinfo else body.callback_at.replace(tzinfo=tz_of(request))
         callback = desk.CallbackRequest(at, body.callback_agent_only)
     try:
-        result = await anyio.to_thread.run_sync(lambda: desk.dispose(core.sessions, principal, contact_id, body.disposition,
-                                                                     core.clock(), note=body.note, callback=callback,
-                                                                     dnc=body.dnc))
+        result = await anyio.to_thread.run_sync(lambda: desk.dispose(core, principal, contact_id, body.disposition,
+                                                                     note=body.note, callback=callback, dnc=body.dnc))
     except desk.DeskError as exc:
         _raise(exc)
+    if result["live"]:  # disposed without hanging up first: the dialler ends the call
+        core.bus.publish("calls", {"type": "hangup_requested", "contact_id": contact_id, "staff_id": principal.staff_id})
     core.bus.publish("wallboard", {"type": "disposition", "staff_id": principal.staff_id,
                                    "disposition": body.disposition})
     st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
