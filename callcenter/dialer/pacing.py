@@ -16,13 +16,19 @@ Modes:
   time-to-outcome per kind, talk time and (from the agents it is shown) wrap-up time.  For every
   candidate new attempt it estimates the probability that, if a human answers it, no agent will be
   free within the grace period (the *marginal abandon probability*), from a normal approximation
-  of "agents free by then" minus "humans answered before it" (attempts in flight, the other new
-  attempts, and the attempts it will probably place in the next seconds).  It places attempts while
-  that probability is under a threshold.  A feedback controller moves the threshold so that the
-  realised abandon rate (answered humans and abandoned ones, counted from ``record``) settles below
-  the target: it backs off after abandons and pushes harder while there are none, and it cuts hard
-  whenever the running count is over budget.  Until it has seen enough outcomes it behaves like
-  ``progressive``.  It is deterministic given its inputs.
+  of "agents free by then" minus "humans answered before it" (attempts in flight and the other new
+  attempts; optionally, ``future_weight`` > 0, those it will probably place in the next seconds).
+  It places attempts while that probability is under a threshold, a stricter one while some agent
+  is idle now (``idle_factor``).  A feedback controller moves the threshold so that the realised
+  abandon rate (answered humans and abandoned ones, counted from ``record``) settles below the
+  target: it backs off after abandons and pushes harder while there are none, and it cuts as the
+  count over the pacer's life, over the recent humans or over the current shift (a gap of an hour
+  in ``now`` starts a new one) nears its budget.  Until it has seen enough outcomes it behaves like
+  ``progressive``.  It is deterministic given its inputs.  Cost: one pass over the agents and the
+  attempts in flight per decision, with per-bin probabilities cached between table rebuilds.
+
+  Tried and dropped (no gain at equal abandonment at 20 agents, 4 seeds): the exact Poisson-binomial
+  distribution instead of the normal approximation, an Edgeworth correction, 8 horizons instead of 4.
 """
 
 from __future__ import annotations
