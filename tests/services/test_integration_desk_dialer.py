@@ -224,3 +224,36 @@ async def test_ivr_handoff_pops_on_the_longest_idle_ready_agent(stack: Stack) ->
         assert s.scalars(select(AgentSession.state).where(AgentSession.staff_id == ag1)).one() == "talking"
         steps = [st.step for st in s.scalars(select(IvrStep).where(IvrStep.session_id == ivr_id))]
         assert "agent_connected" in steps
+
+
+async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> None:
+    core, world = stack.core, stack.world
+    cid = dialer.create_campaign(core, name="网点潜客", kind="cold_leads", script_id="cold_call", dial_mode="preview",
+                                 window_start=time(0), window_end=time(23, 59, 59), days="every")
+    dialer.assign_campaign(core, cid, group_ids=[world.g1])
+    add_leads(core, cid, [LeadRow(0, PHONE, "李先生")])
+    dialer.start_campaign(core, cid)
+    pbx = SimulatedPbx(clock=stack.vclock, outcomes={PHONE: "human"})
+    engine = DialerEngine(core, pbx, dialer_id="it", clock=stack.vclock, wall=stack.wall, campaign_ids={cid})
+    await pbx.start()
+    client, h = await stack.login("ag1")
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    reader = asyncio.create_task(sse_events(client, events))
+    try:
+        await next_of(events, "hello")
+        assert (await client.post("/api/desk/preview", json={"action": "dial"}, headers=h)).status_code == 409
+        assert (await client.post("/api/desk/state", json={"state": "ready"}, headers=h)).status_code == 200
+        await drive(engine, pbx, stack.vclock, 2)
+        shown = await next_of(events, "preview")
+        assert shown["name"] == "李先生" and PHONE not in json.dumps(shown) and shown["phone"].endswith("0009")
+        page = await client.get("/agent")
+        assert 'id="preview-panel" hidden' not in page.text and "李先生" in page.text
+        assert pbx.originated == 0  # nothing is dialled before the agent decides
+        assert (await client.post("/api/desk/preview", json={"action": "dial"}, headers=h)).status_code == 200
+        await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
+        assert pbx.originated == 1
+        await next_of(events, "call")
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await client.aclose()

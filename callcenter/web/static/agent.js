@@ -108,6 +108,22 @@
     });
   }
 
+  // Preview mode: the dialler shows a lead; the agent dials or skips it.
+  const preview = document.getElementById("preview-panel");
+  document.querySelectorAll(".preview-btn").forEach(function (btn) {
+    btn.addEventListener("click", async function () {
+      await post("/api/desk/preview", {action: btn.dataset.action});
+      preview.hidden = true;
+    });
+  });
+  function showPreview(ev) {
+    document.getElementById("preview-name").textContent = ev.name || "";
+    document.getElementById("preview-phone").textContent = ev.phone || "";
+    document.getElementById("preview-campaign").textContent = ev.campaign_id ? "#" + ev.campaign_id : "";
+    document.getElementById("preview-attempt").textContent = ev.attempt_no || "";
+    preview.hidden = false;
+  }
+
   // Live events: state changes and calls routed to this agent.
   const live = document.getElementById("live-indicator");
   function connect() {
@@ -116,7 +132,8 @@
     es.onerror = function () { live.className = "live lost"; live.title = live.dataset.lost; };
     es.onmessage = function (msg) {
       const ev = JSON.parse(msg.data);
-      if (ev.type === "call") { callStart = new Date(now()); loadCard(ev.contact_id); showState("talking", "", null); }
+      if (ev.type === "call") { preview.hidden = true; callStart = new Date(now()); loadCard(ev.contact_id); showState("talking", "", null); }
+      else if (ev.type === "preview") { showPreview(ev); }
       else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); }
     };
   }
