@@ -96,6 +96,7 @@ def create_app(core: App) -> FastAPI:
         app.include_router(router)
     app.include_router(_twilio_voice_router(core))
     __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
+    app.include_router(__import__("callcenter.web.pages.care", fromlist=["router"]).router)  # client care
     for hook in core.extras.get("web_routers", []):  # other areas add their routers through bootstrap
         hook(app)  # type: ignore[operator]
     return app
