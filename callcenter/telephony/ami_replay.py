@@ -31,17 +31,18 @@ _ACTIONID = re.compile(rb"^ActionID: ([^\r\n]*)(?=\r?$)", re.MULTILINE)
 
 
 def fixtures_dir() -> Path:
-    """../shared/fixtures/asterisk-22 next to the repository (override with CALLCENTER_AMI_FIXTURES)."""
+    """The real Asterisk 22 captures: tests/fixtures/asterisk-22 (a byte-exact copy kept in the repository),
+    else ../shared/fixtures/asterisk-22 beside it; CALLCENTER_AMI_FIXTURES overrides both."""
     import os
 
     env = os.environ.get("CALLCENTER_AMI_FIXTURES")
     if env:
         return Path(env)
     root = Path(__file__).resolve().parents[2]
-    for candidate in (root.parent / "shared" / "fixtures" / "asterisk-22", root / "tests" / "fixtures" / "asterisk-22"):
+    for candidate in (root / "tests" / "fixtures" / "asterisk-22", root.parent / "shared" / "fixtures" / "asterisk-22"):
         if candidate.is_dir():
             return candidate
-    return root.parent / "shared" / "fixtures" / "asterisk-22"
+    return root / "tests" / "fixtures" / "asterisk-22"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from callcenter.ivr.agi import AgiChannel, AgiConfig, AgiHangup, agi_quote, call
 from callcenter.ivr.backend import demo_backend
 from callcenter.ivr.testing import FakeCall, run_fake_call
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "asterisk-22" / "fastagi_session.agi"
+CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22" / "fastagi_session.agi"
 ACCOUNT, PIN = "1234567890123456", "123456"
 LOGIN = ["1", ACCOUNT, PIN]
 
