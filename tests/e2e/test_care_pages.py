@@ -180,3 +180,18 @@ def test_coverage_and_reminder_plan_pages(core: App, world: World, clock) -> Non
     plan = sup.get("/supervisor/care/reminders?date=" + clock.now.date().isoformat())
     assert plan.status_code == 200 and 'id="plan-summary"' in plan.text
     assert sup.get("/supervisor/care/reminders?date=2026-13-40").status_code == 422
+
+
+def test_every_care_route_denies_an_anonymous_caller(core: App, world: World) -> None:
+    from callcenter.web.pages import care
+
+    c = TestClient(create_app(core), raise_server_exceptions=True)
+    seen = 0
+    for route in [r for sub in (care.pages, care.agent_pages, care.api) for r in sub.routes]:
+        path = route.path.replace("{complaint_id}", "1").replace("{client_id}", str(world.mine))  # type: ignore[attr-defined]
+        for method in route.methods:  # type: ignore[attr-defined]
+            r = c.request(method, path, follow_redirects=False)
+            assert r.status_code in (303, 401), (method, path, r.status_code)
+            assert r.status_code == 401 or r.headers["location"] == "/login"
+            seen += 1
+    assert seen >= 14
