@@ -56,7 +56,9 @@ async def serve_care(core: App, stop: asyncio.Event) -> None:
     from callcenter.care.runner import CareWork, care_runner
     from callcenter.care.sms import make_sms_sender
 
-    await care_runner(core, stop, work=CareWork(core, make_sms_sender(core.settings)))
+    work = CareWork(core, make_sms_sender(core.settings), caller=core.extras.get("notify_caller"))
+    core.extras["care_work"] = work  # the dialler hands it the notification caller when it starts later
+    await care_runner(core, stop, work=work)
 
 
 def default_runners() -> list[tuple[str, Runner]]:

@@ -49,6 +49,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.bootstrap import App
+from callcenter.care.notify_calls import CALL_PREFIX as NOTIFY_PREFIX
 from callcenter.dialer.hopper import (
     DEFAULT_LEASE,
     claim_leads,
@@ -81,6 +82,7 @@ from callcenter.telephony.port import (
 )
 
 log = logging.getLogger(__name__)
+
 
 SAFE_HARBOUR_PROMPT = "cc/safe-harbour"
 MACHINE_PROMPT = "cc/leave-message"
@@ -252,6 +254,10 @@ class DialerEngine:
 
         async def read() -> None:
             async for event in self.telephony.events():
+                notify = self.core.extras.get("notify_caller")
+                if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
+                    await notify.handle(event)  # an agentless notification call, not a dialler attempt
+                    continue
                 await self.handle(event)
                 wake.set()
 
@@ -962,6 +968,13 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     await telephony.start()  # type: ignore[union-attr]
     engine = DialerEngine(core, telephony, wall=core.clock)  # type: ignore[arg-type]
     core.extras["dialer"] = engine
+    from callcenter.care.notify_calls import NotificationCaller
+
+    notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)  # type: ignore[arg-type]
+    core.extras["notify_caller"] = notify
+    care_work = core.extras.get("care_work")
+    if care_work is not None:  # the care jobs started first: hand them the caller now
+        care_work.caller = notify  # type: ignore[attr-defined]
     handoffs = None
     if core.settings.telephony_backend == "simulated":  # on Asterisk the dialplan queues IVR hand-offs itself
         from callcenter.services.handoff import handoff_runner
