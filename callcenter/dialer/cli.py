@@ -126,6 +126,22 @@ def stop_cmd(campaign_id: int, lang: str = LANG) -> None:
     _transition("stop", campaign_id, lang)
 
 
+@campaign_app.command("recycle")
+def recycle_cmd(campaign_id: int, max_passes: int = typer.Option(3, min=1), lang: str = LANG) -> None:
+    """Give exhausted leads another pass (campaigns created with recycling allowed)."""
+    from callcenter.dialer import service
+    from callcenter.domain.campaigns import RuleError
+
+    core = _core()
+    try:
+        count = service.recycle_leads(core, campaign_id, max_passes=max_passes)
+    except RuleError as exc:
+        raise _refused(exc, lang) from None
+    finally:
+        core.close()
+    typer.echo(t("dialer.cli.recycled", lang, id=campaign_id, count=count))
+
+
 @campaign_app.command("schedule")
 def schedule_cmd(campaign_id: int, at: str = typer.Argument(..., help="ISO time with offset, e.g. 2026-11-26T09:00+08:00"),
                  lang: str = LANG) -> None:

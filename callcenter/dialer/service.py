@@ -198,6 +198,34 @@ def stop_campaign(core: App, campaign_id: int) -> str:
     return _transition(core, campaign_id, "stop")
 
 
+def recycle_leads(core: App, campaign_id: int, *, max_passes: int = 3) -> int:
+    """Give a campaign's exhausted leads another pass (its attempts start again), when the campaign allows
+    recycling. Never a lead that reached a final contact or is on a do-not-call list, and at most
+    ``max_passes`` passes per lead (counted in ``extra["recycled"]``). Returns how many leads came back."""
+    now = core.clock()
+
+    def work(s: Session) -> int:
+        c = _campaign(s, campaign_id)
+        if not c.recycle:
+            raise DialerError(f"campaign {campaign_id} does not allow recycling")
+        if c.state == "finished":
+            raise DialerError(f"campaign {campaign_id} is finished")
+        dnc = set(s.scalars(select(DncEntry.phone).where(
+            (DncEntry.campaign_id.is_(None)) | (DncEntry.campaign_id == campaign_id))))
+        count = 0
+        for lead in s.scalars(select(Lead).where(Lead.campaign_id == campaign_id, Lead.status == "exhausted")):
+            passes = int((lead.extra or {}).get("recycled", 0))
+            if lead.phone in dnc or passes >= max_passes:
+                continue
+            lead.extra = {**(lead.extra or {}), "recycled": passes + 1}
+            lead.status, lead.attempts, lead.next_attempt_at = "retry", 0, now
+            lead.claimed_by, lead.claimed_until, lead.updated_at = None, None, now
+            count += 1
+        return count
+
+    return run_in_transaction(core.sessions, work)
+
+
 def start_due(s: Session, now: datetime) -> list[int]:
     """Scheduled campaigns whose start time has come go running (in the caller's transaction)."""
     q = select(Campaign).where(Campaign.state == "scheduled", Campaign.scheduled_at <= now)
