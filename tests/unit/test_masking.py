@@ -1,0 +1,25 @@
+"""Personal data is masked on screens and in every log line."""
+
+from __future__ import annotations
+
+import logging
+
+from callcenter.domain.masking import mask_account, mask_digits_in_text, mask_phone
+from callcenter.logging_setup import MaskingFilter
+
+
+def test_masks() -> None:
+    assert mask_account("310000000001") == "3100****0001"
+    assert mask_phone("+8613912345678") == "139****5678"
+    assert mask_phone("021-6888 1234") == "021****1234"
+    assert mask_digits_in_text("caller 13912345678 account 310000000001 ok") == "caller 139****5678 account 310****0001 ok"
+    assert mask_digits_in_text("step 3 of 12, code 600519") == "step 3 of 12, code 600519"  # short numbers stay
+
+
+def test_log_records_are_masked(caplog) -> None:  # type: ignore[no-untyped-def]
+    logger = logging.getLogger("callcenter.test.masking")
+    logger.addFilter(MaskingFilter())
+    with caplog.at_level(logging.INFO, logger="callcenter.test.masking"):
+        logger.info("transfer from %s by %s", "310000000001", "+8613912345678")
+    assert "310000000001" not in caplog.text and "13912345678" not in caplog.text
+    assert "139****5678" in caplog.text
