@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_LONG_DIGITS = re.compile(r"(?<![\w])(\+?\d[\d\- ]{5,}\d)(?![\w])")
+# A phone or account number: digit groups of 3+ (the first may be 2, e.g. +86) joined by single spaces or
+# dashes. Dates (2026-11-25) and times are not: their groups are 2 digits.
+_LONG_DIGITS = re.compile(r"(?<![\w])(\+?\d{2,}(?:[\- ]\d{3,})*)(?![\w])")
 
 
 def mask_account(number: str) -> str:

@@ -23,3 +23,8 @@ def test_log_records_are_masked(caplog) -> None:  # type: ignore[no-untyped-def]
         logger.info("transfer from %s by %s", "310000000001", "+8613912345678")
     assert "310000000001" not in caplog.text and "13912345678" not in caplog.text
     assert "139****5678" in caplog.text
+
+
+def test_dates_and_times_are_not_masked() -> None:
+    line = "reminders 2026-11-25 at 08:58:26 for +86 139 1234 5678"
+    assert mask_digits_in_text(line) == "reminders 2026-11-25 at 08:58:26 for 139****5678"
