@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.telephony.ami import AmiLoginError, AmiOptions
+from callcenter.telephony.ami_replay import AFTER_RESTART  # synthetic: Asterisk back after the restart
 from callcenter.telephony.port import (
     AgentJoined,
     AgentLeft,
@@ -143,20 +144,6 @@ async def test_bad_login_is_a_clear_error_and_not_retried():
     assert logins[0]["Secret"] == "wrong"
 
 
-# After the restart, Asterisk is back: a login and an (empty) channel list. Synthetic, in the
-# capture format; the bytes follow the Login and CoreShowChannels replies recorded above.
-AFTER_RESTART = (
-    b">>> Action: Login\r\n>>> ActionID: l1\r\n"
-    b"Asterisk Call Manager/11.0.0\r\n"
-    b"Response: Success\r\nActionID: l1\r\nMessage: Authentication accepted\r\n\r\n"
-    b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 1\r\nLastReload: 1\r\nStatus: Fully Booted\r\n\r\n"
-    b">>> Action: CoreShowChannels\r\n>>> ActionID: chans-1\r\n"
-    b"Response: Success\r\nActionID: chans-1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n"
-    b"Event: CoreShowChannelsComplete\r\nActionID: chans-1\r\nEventList: Complete\r\nListItems: 0\r\n\r\n"
-    b">>> Action: Logoff\r\n>>> ActionID: bye\r\n"
-    b"Response: Goodbye\r\nActionID: bye\r\nMessage: Thanks for all the fish.\r\n\r\n"
-    b"### connection closed by peer\r\n"
-)
 
 
 async def test_restart_midcall_reconnects_and_reconciles():
