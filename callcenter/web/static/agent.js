@@ -63,12 +63,105 @@
   async function loadCard(contactId) {
     const res = await fetch("/agent/contacts/" + contactId + "/card", {credentials: "same-origin"});
     if (!res.ok) { toast((T.error || "{code}").replace("{code}", res.status), true); return; }
+    const kept = document.getElementById("care-box");  // survives re-renders of the same call's card
+    if (kept) { kept.remove(); }
     slot.innerHTML = await res.text();
     const card = document.getElementById("call-card");
     if (card.dataset.hungup === "no") { callStart = callStart && bar.dataset.contact === String(contactId) ? callStart : new Date(card.dataset.started); }
     else { callStart = null; }
     bar.dataset.contact = String(contactId);
     bind(contactId);
+    if (card.dataset.client) { openCare(card.dataset.client, contactId, kept); }
+  }
+
+  // Client care (财经秘书 alerts, opt-outs, complaints) for the client on screen: a collapsible section
+  // below the client's holdings and contacts, loaded from /agent/care/clients/{id}; its actions post JSON.
+  function careText(key, params) {
+    let s = T["care." + key] || "";
+    Object.keys(params || {}).forEach(function (k) { s = s.replace("{" + k + "}", params[k]); });
+    return s;
+  }
+  function careMsg(box, text, bad) {
+    const el = box.querySelector(".care-msg");
+    el.textContent = text; el.className = "care-msg " + (bad ? "bad" : "ok"); el.hidden = false;
+  }
+  function dueText(iso) {
+    const parts = {};
+    new Intl.DateTimeFormat("en-GB", {timeZone: T["care.tz"] || undefined, year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(new Date(iso))
+      .forEach(function (p) { parts[p.type] = p.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
+  }
+
+  async function refreshCare(box) {
+    const res = await fetch("/agent/care/clients/" + box.dataset.client, {credentials: "same-origin"});
+    if (!res.ok) { careMsg(box, careText("load_failed", {code: res.status}), true); return false; }
+    box.querySelector(".care-body").innerHTML = await res.text();
+    return true;
+  }
+
+  async function careAction(box, url, body, okText) {
+    try {
+      const data = await post(url, body);
+      await refreshCare(box);
+      careMsg(box, okText ? okText(data) : careText("saved"));
+      return data;
+    } catch (err) {
+      careMsg(box, careText("failed", {code: err.message}), true);
+      return null;
+    }
+  }
+
+  function bindCare(box) {
+    const api = "/api/care/clients/" + box.dataset.client;
+    box.addEventListener("click", async function (ev) {
+      const btn = ev.target.closest("button[data-care-topic], button[data-care-optout]");
+      if (!btn || btn.disabled) { return; }
+      btn.disabled = true;
+      if (btn.dataset.careTopic) {
+        await careAction(box, api + "/subscriptions", {topic: btn.dataset.careTopic, enabled: btn.dataset.enable === "true"});
+      } else {
+        await careAction(box, api + "/optouts", {channel: btn.dataset.careOptout, opted_out: btn.dataset.value === "true"});
+      }
+      btn.disabled = false;
+    });
+    box.addEventListener("submit", async function (ev) {
+      const form = ev.target.closest("form.care-complaint");
+      if (!form) { return; }
+      ev.preventDefault();
+      const text = form.elements.text.value.trim();
+      if (!text) { form.elements.text.focus(); return; }
+      const submit = form.querySelector('button[type="submit"]');
+      submit.disabled = true;
+      const body = {category: form.elements.category.value, text: text};
+      if (box.dataset.contact) { body.contact_id = Number(box.dataset.contact); }
+      const done = await careAction(box, api + "/complaints", body, function (data) {
+        return careText("opened", {id: data.id, due: dueText(data.due_at)});
+      });
+      if (!done) { submit.disabled = false; }  // on success the panel was re-rendered with an empty form
+    });
+  }
+
+  async function openCare(clientId, contactId, kept) {
+    const card = document.getElementById("call-card");
+    const anchor = card && card.querySelector("section.client");
+    if (!anchor) { return; }
+    let box = kept && kept.dataset.client === String(clientId) ? kept : null;
+    if (box) { box.dataset.contact = contactId ? String(contactId) : ""; anchor.after(box); return; }
+    box = document.createElement("details");
+    box.className = "card care"; box.id = "care-box"; box.open = true;
+    box.style.gridColumn = "1 / -1";  // full width of the call card, between the client and the script
+    box.dataset.client = String(clientId); box.dataset.contact = contactId ? String(contactId) : "";
+    const summary = document.createElement("summary");
+    summary.textContent = T["care.title"] || "";
+    const msg = document.createElement("p");
+    msg.className = "care-msg"; msg.setAttribute("role", "status"); msg.hidden = true;
+    const body = document.createElement("div");
+    body.className = "care-body";
+    box.append(summary, msg, body);
+    anchor.after(box);
+    bindCare(box);
+    await refreshCare(box);
   }
 
   function captured() {
