@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     ami_username: str = "callcenter"
     ami_secret: SecretStr = SecretStr("")
     ami_connect_timeout_s: float = 5.0
+    ami_dial_template: str = "PJSIP/{number}@trunk"  # the Channel of an outbound Originate
+    ami_amd: bool = True  # answered outbound calls run AMD() in the dialplan (context cc-outbound-amd)
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(4573, ge=1, le=65535)
     twilio_account_sid: str = ""
@@ -62,6 +64,9 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(12, ge=1)
     max_request_bytes: int = Field(1_000_000, ge=1024)
     # business
+    company_name: str = "示例证券"  # spoken in talk scripts and messages
+    company_name_en: str = "Example Securities"
+    company_hotline: str = "95500"
     timezone: str = "Asia/Shanghai"
     transfer_window_start: time = time(9, 0)
     transfer_window_end: time = time(16, 0)
@@ -101,6 +106,13 @@ class Settings(BaseSettings):
             host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port, got {server!r}")
+        return value
+
+    @field_validator("ami_dial_template")
+    @classmethod
+    def _check_dial_template(cls, value: str) -> str:
+        if "{number}" not in value or any(c in value for c in "\r\n"):
+            raise ValueError("must contain {number} and no line breaks, e.g. PJSIP/{number}@trunk")
         return value
 
     @field_validator("timezone")

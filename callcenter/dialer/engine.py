@@ -946,9 +946,11 @@ class _NothingToShow(Exception):
 def telephony_from_settings(core: App) -> Telephony:
     backend = core.settings.telephony_backend
     if backend == "asterisk":
-        from callcenter.telephony.ami import AmiPool, servers_from_settings
+        from callcenter.telephony.ami import AmiOptions, AmiPool, servers_from_settings
 
-        return AmiPool(servers_from_settings(core.settings))
+        options = AmiOptions(dial_template=core.settings.ami_dial_template, amd=core.settings.ami_amd,
+                             connect_timeout_s=core.settings.ami_connect_timeout_s)
+        return AmiPool(servers_from_settings(core.settings), options)
     if backend == "twilio":
         from twilio.rest import Client
 

@@ -222,8 +222,13 @@ def _month_change(s: Session, client_id: int, total_fen: int, now: datetime, tz:
     return None if base is None else total_fen - int(base)
 
 
+def company_info(settings: Any) -> CompanyInfo:
+    """The brokerage as talk scripts name it, from the settings (company_name, company_name_en, company_hotline)."""
+    return CompanyInfo(name=settings.company_name, name_en=settings.company_name_en, hotline=settings.company_hotline)
+
+
 def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime, tz: ZoneInfo,
-         lang: str) -> dict[str, Any]:
+         lang: str, company: CompanyInfo | None = None) -> dict[str, Any]:
     """Everything the call card shows (audit-logged): client summary, month change, last 5 contacts, the IVR
     summary, service group, campaign, attempt number, the script step rendered for this client."""
 
@@ -262,7 +267,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
             data["campaign"] = camp.name if camp else None
         data["ivr"] = _ivr_summary(s, contact, client, now)
         if contact.script_id:
-            data["script"] = _script_view(s, contact, client, principal, lang, now, tz)
+            data["script"] = _script_view(s, contact, client, principal, lang, now, tz, company)
         return data
 
     return run_in_transaction(sessions, work)
@@ -284,7 +289,7 @@ def _ivr_summary(s: Session, contact: DeskContact, client: Client | None, now: d
 
 
 def script_context(s: Session, client: Client | None, agent: Staff | None, campaign: Campaign | None,
-                   lead: Lead | None, now: datetime, tz: ZoneInfo) -> ScriptContext:
+                   lead: Lead | None, now: datetime, tz: ZoneInfo, company: CompanyInfo | None = None) -> ScriptContext:
     from callcenter.services.clients import account_balances, holdings
 
     if client is not None:
@@ -317,8 +322,8 @@ def script_context(s: Session, client: Client | None, agent: Staff | None, campa
     agent_info = AgentInfo(name=agent.display_name if agent else "", surname=(agent.display_name[:1] if agent else ""))
     kind = CAMPAIGN_KIND_TO_SCRIPT_KIND.get(campaign.kind, "other") if campaign else "other"
     camp = CampaignInfo(name=campaign.name if campaign else "", kind=kind if kind in KINDS else "other")
-    return ScriptContext(client=info, agent=agent_info, company=CompanyInfo(name="示例证券", name_en="Example Securities",
-                                                                            hotline="95500"), campaign=camp)
+    return ScriptContext(client=info, agent=agent_info, company=company or ScriptContext.sample().company,
+                         campaign=camp)
 
 
 def _yuan(fen: int) -> Decimal:
@@ -326,12 +331,12 @@ def _yuan(fen: int) -> Decimal:
 
 
 def _script_view(s: Session, contact: DeskContact, client: Client | None, principal: Principal, lang: str,
-                 now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+                 now: datetime, tz: ZoneInfo, company: CompanyInfo | None = None) -> dict[str, Any]:
     script = scripts()[contact.script_id]
     run = ScriptRun.from_dict(json.loads(contact.script_state), script) if contact.script_state else ScriptRun.start(script)
     ctx = script_context(s, client, s.get(Staff, contact.agent_id),
                          s.get(Campaign, contact.campaign_id) if contact.campaign_id else None,
-                         s.get(Lead, contact.lead_id) if contact.lead_id else None, now, tz)
+                         s.get(Lead, contact.lead_id) if contact.lead_id else None, now, tz, company)
     step = render_step(script, run.current, ctx, lang, html=True)
     return {"id": script.id, "title": script.title.get("en" if lang == "en" else "zh"), "step": step,
             "path": run.path(), "values": run.values, "finished": run.finished, "can_back": bool(run.history)}

@@ -64,7 +64,7 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
     lang = lang_of(request)
     try:
         data = await anyio.to_thread.run_sync(desk.card, core.sessions, principal, contact_id, core.clock(),
-                                              tz_of(request), lang)
+                                              tz_of(request), lang, desk.company_info(core.settings))
     except desk.DeskError as exc:
         _raise(exc)
     from callcenter.scripts.model import OUTCOMES
