@@ -56,10 +56,14 @@ class SimulatedBank:
             existing = session.get(BankSimTxn, reference)
             if existing is not None:
                 return BankAnswer("applied" if existing.status == "applied" else "cancelled")
-            if acct is None:
-                return BankAnswer("rejected", "unknown_account")
-            if acct.balance_fen + signed < 0:
-                return BankAnswer("rejected", "insufficient_funds")
+            refusal = "unknown_account" if acct is None else "insufficient_funds" if acct.balance_fen + signed < 0 else ""
+            if refusal:
+                # A refused reference is spent: asked again later (a retry racing a twin), it must not apply
+                # even if the balance has grown meanwhile.
+                session.add(BankSimTxn(reference=reference, account_no=account_no[:32], amount_fen=signed,
+                                       status="cancelled", at=datetime.now(timezone.utc)))
+                return BankAnswer("rejected", refusal)
+            assert acct is not None
             acct.balance_fen += signed
             session.add(BankSimTxn(reference=reference, account_no=account_no, amount_fen=signed,
                                    status="applied", at=datetime.now(timezone.utc)))

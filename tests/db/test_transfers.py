@@ -211,3 +211,16 @@ def test_property_money_is_conserved_and_each_accepted_transfer_appears_once(cor
         assert done <= {r.reference for r in rows if r.status == "done"}
     for number in accounts:
         assert cash(core, number) >= 0
+
+
+def test_a_refused_bank_reference_never_applies_later(core: App) -> None:
+    """Twins of one key may reach the bank one after the other: if the first was refused for lack of money,
+    the second must not be applied after the balance has grown (our journal already says failed)."""
+    _, (main,) = make_client(core, accounts=[(0, 0)])
+    account = f"62{main[2:10]}00"
+    assert core.bank.debit("TWIN0000000001", account, 100_00).status == "rejected"
+    assert core.bank.credit("TOPUP000000001", account, 500_00).status == "applied"
+    assert core.bank.debit("TWIN0000000001", account, 100_00).status == "cancelled"
+    assert core.bank.balance(account) == 500_00
+    assert core.bank.status("TWIN0000000001") == "cancelled"
+    assert "TWIN0000000001" not in core.bank.statement()
