@@ -982,6 +982,10 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
         from callcenter.services.handoff import handoff_runner
 
         handoffs = asyncio.create_task(handoff_runner(core, stop))
+    elif hasattr(telephony, "add_observer"):  # Asterisk: the queue's AgentConnect pops the client
+        from callcenter.services.handoff import watch_agent_connects
+
+        core.extras["agent_connect_pops"] = watch_agent_connects(core, telephony.add_observer)
     try:
         await engine.run(stop)
     finally:

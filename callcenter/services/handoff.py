@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -202,3 +202,26 @@ def ami_agent_connected(core: App, message: Mapping[str, Any]) -> Pop | None:
     if pop is not None:
         publish_pop(core, pop)
     return pop
+
+
+def watch_agent_connects(core: App, add_observer: Callable[[Callable[[dict[str, Any]], None]], None]) -> set[Any]:
+    """On Asterisk: pop the client on the agent's screen when the hotline queue connects a caller to an agent.
+    ``add_observer`` is the AMI adapter's (AmiPool.add_observer). The database work runs in a worker thread;
+    the returned set holds the futures still running (so none is lost, and errors are logged)."""
+    loop = asyncio.get_running_loop()
+    running: set[Any] = set()
+
+    def done(future: Any) -> None:
+        running.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("AgentConnect pop failed: %r", future.exception())
+
+    def observe(message: dict[str, Any]) -> None:
+        if pop_from_agent_connect(message) is None:
+            return
+        future = loop.run_in_executor(None, ami_agent_connected, core, message)
+        running.add(future)
+        future.add_done_callback(done)
+
+    add_observer(observe)
+    return running

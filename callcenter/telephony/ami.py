@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,9 @@ class AmiClient:
         self._first: asyncio.Future[None] | None = None
         self._helpers: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
+        # Callables given every AMI message as a plain dict, after the call tracker (e.g. queue events for
+        # the screen pop of IVR hand-offs). They must not block; a failing observer is logged and skipped.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     # --- life ---------------------------------------------------------------------------------
 
@@ -319,6 +322,11 @@ class AmiClient:
             log.exception("AMI %s: message skipped: %s", self.name, mask(repr(dict(message))[:300]))
             return
         self._publish(events)
+        for observe in self.observers:
+            try:
+                observe(dict(message))
+            except Exception:  # an observer's bug must not kill the reader
+                log.exception("AMI %s: observer failed", self.name)
 
     def _publish(self, events: Iterable[TelephonyEvent]) -> None:
         for event in events:
@@ -537,6 +545,11 @@ class AmiPool:
             raise ValueError("AmiPool needs at least one server")
         self._calls: dict[str, AmiClient] = {}
         self._agents: dict[str, AmiClient] = {}
+
+    def add_observer(self, observe: Callable[[dict[str, Any]], None]) -> None:
+        """Give ``observe`` every AMI message of every server (see AmiClient.observers)."""
+        for client in self.clients:
+            client.observers.append(observe)
 
     async def start(self) -> None:
         """Start every server; fails only if no server accepted our login."""
