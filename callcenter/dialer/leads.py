@@ -226,7 +226,21 @@ def import_leads(core: App, campaign_id: int, path: Path, *, progress: bool = Fa
             bar.stop()
     if errors:
         raise ImportRejected(errors)
-    rows, merged_in_file = merge_rows(good)
+    result = _save_into(core, campaign_id, good)
+    result.rows = len(records)
+    return result
+
+
+def add_leads(core: App, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
+    """Programmatic import (tests, segments): same merging and DNC rules as a file."""
+    result = _save_into(core, campaign_id, rows)
+    result.rows = len(rows)
+    return result
+
+
+def _save_into(core: App, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
+    """Merge duplicate rows and save them, in one transaction, into a campaign that exists and is not finished."""
+    merged_rows, merged = merge_rows(rows)
     now = core.clock()
 
     def work(s: Session) -> ImportResult:
@@ -235,26 +249,8 @@ def import_leads(core: App, campaign_id: int, path: Path, *, progress: bool = Fa
             raise ValueError(f"no campaign {campaign_id}")
         if campaign.state == "finished":
             raise ValueError("campaign is finished")
-        return save_leads(s, campaign, rows, now)
-
-    result = run_in_transaction(core.sessions, work)
-    result.merged += merged_in_file
-    result.rows = len(records)
-    return result
-
-
-def add_leads(core: App, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
-    """Programmatic import (tests, segments): same merging and DNC rules as a file."""
-    merged_rows, merged_in_list = merge_rows(rows)
-    now = core.clock()
-
-    def work(s: Session) -> ImportResult:
-        campaign = s.get(Campaign, campaign_id)
-        if campaign is None:
-            raise ValueError(f"no campaign {campaign_id}")
         return save_leads(s, campaign, merged_rows, now)
 
     result = run_in_transaction(core.sessions, work)
-    result.merged += merged_in_list
-    result.rows = len(rows)
+    result.merged += merged
     return result

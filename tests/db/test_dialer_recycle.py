@@ -50,3 +50,11 @@ def test_recycling_needs_a_campaign_that_allows_it(core: App) -> None:
     stop_campaign(core, cid2)
     with pytest.raises(DialerError):
         recycle_leads(core, cid2)
+
+
+def test_no_leads_into_a_finished_campaign_whether_from_a_file_or_from_code(core: App) -> None:
+    cid = create_campaign(core, name="已结束活动", kind="cold_leads", script_id="cold_call")
+    stop_campaign(core, cid)
+    with pytest.raises(ValueError, match="finished"):
+        add_leads(core, cid, [LeadRow(row=2, phone=PHONES[0])])
+    assert _statuses(core, cid) == {}
