@@ -144,7 +144,17 @@ class Settings(BaseSettings):
             raise ValueError("transfer_window_start must be before transfer_window_end")
         if self.telephony_backend == "twilio" and not self.twilio_account_sid:
             raise ValueError("telephony_backend is 'twilio' but twilio_account_sid is empty")
+        # An empty auth token is an HMAC key anyone can use: Twilio is never half configured.
+        for name, chosen in (("telephony_backend", self.telephony_backend == "twilio"),
+                             ("sms_backend", self.sms_backend == "twilio")):
+            if chosen and not self.twilio_auth_token.get_secret_value():
+                raise ValueError(f"{name} is 'twilio' but twilio_auth_token is empty")
         return self
+
+    @property
+    def twilio_configured(self) -> bool:
+        """True when webhooks can be verified: only then are the Twilio routes mounted."""
+        return bool(self.twilio_auth_token.get_secret_value())
 
     @property
     def tz(self) -> ZoneInfo:

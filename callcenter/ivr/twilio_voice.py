@@ -191,7 +191,11 @@ def _hangup_twiml() -> str:
 
 def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: str, state_store: CallStateStore,
                 limits: dict[str, int] | None = None, handoff_queue: str = "agents") -> APIRouter:
-    """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``."""
+    """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``.
+
+    Refuses to build without an auth token: a signature keyed with the empty string is one anyone can compute."""
+    if not auth_token:
+        raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
     voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue)
     router = APIRouter()

@@ -75,7 +75,8 @@ class BodyLimit:
 
 
 def _twilio_voice_router(core: App):  # type: ignore[no-untyped-def]
-    """The hotline over Twilio webhooks; without a configured auth token every request fails validation (403)."""
+    """The hotline over Twilio webhooks, every request's signature checked against the configured auth token.
+    Only mounted when a token is configured (``create_app``): without one there are no Twilio routes at all."""
     from callcenter.ivr.flow import FLOWS_DIR, load_flow
     from callcenter.ivr.twilio_voice import make_router
     from callcenter.services.ivr_backend import StoreCallStateStore
@@ -94,7 +95,8 @@ def create_app(core: App) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=core.settings.max_request_bytes)
     for router in (health.router, auth_api.router, clients_api.router, transfers_api.router):
         app.include_router(router)
-    app.include_router(_twilio_voice_router(core))
+    if core.settings.twilio_configured:
+        app.include_router(_twilio_voice_router(core))
     __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
     app.include_router(__import__("callcenter.web.pages.care", fromlist=["router"]).router)  # client care
     for hook in core.extras.get("web_routers", []):  # other areas add their routers through bootstrap
