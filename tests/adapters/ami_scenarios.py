@@ -1,0 +1,115 @@
+"""AMI scenarios run twice: live against a real Asterisk 22 with our shipped dialplan (tests/live/, which
+records the traffic) and, in the ordinary suite, against the replay of that recording
+(tests/adapters/test_live_captures.py). The same code and the same assertions both times, so CI keeps
+checking what was proven live.
+
+Each scenario takes an AMI client that is not started yet and ``pbx(command)``, which runs an Asterisk CLI
+command on the live server (a no-op on replay, where the recorded bytes already hold its effect)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions
+from callcenter.telephony.port import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerDown
+
+LIVE_CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22-live"
+
+# As in the live tests' Asterisk: customers are Local channels of tests/live/sim-parties.conf.
+OPTIONS = AmiOptions(dial_template="Local/{number}@sim-customers", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5)
+
+Pbx = Callable[[str], object]
+Scenario = Callable[[AmiClient, Pbx], Awaitable[None]]
+
+
+async def next_of(events: AsyncIterator[object], kinds: tuple[type, ...], timeout: float = 40.0) -> object:
+    """The next event of one of ``kinds`` (the timeout only guards against a hung test)."""
+
+    async def first() -> object:
+        async for event in events:
+            if isinstance(event, kinds):
+                return event
+        raise AssertionError("event stream closed")
+
+    return await asyncio.wait_for(first(), timeout)
+
+
+async def bad_secret(ami: AmiClient, pbx: Pbx) -> None:
+    with pytest.raises(AmiLoginError):
+        await ami.start()
+    await ami.aclose()
+
+
+async def one_digit_agent_room(ami: AmiClient, pbx: Pbx) -> None:
+    """Staff id 4 (the demo agent01): the shipped _X pattern and cc_agent_* profiles put its phone in agent-4."""
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.agent_login("4", "Local/4@sim-agent-phones")
+        joined = await next_of(events, (AgentJoined, AgentLeft))
+        assert isinstance(joined, AgentJoined) and joined.agent_id == "4"
+        rooms = await ami.query("ConfbridgeListRooms")
+        assert [r.get("Conference") for r in rooms] == ["agent-4"]
+        await ami.agent_logout("4")
+        left = await next_of(events, (AgentLeft,))
+        assert isinstance(left, AgentLeft) and left.agent_id == "4"
+
+
+async def outbound_outcomes(ami: AmiClient, pbx: Pbx) -> None:
+    """An answering customer, a busy one and a congested one: one outcome each."""
+    expected = {"cc-live-o1": "answered", "cc-live-o2": "busy", "cc-live-o4": "congestion"}
+    async with ami:
+        events = ami.events().__aiter__()
+        for call_id in expected:
+            await ami.originate(call_id, "9000" + call_id[-1], "95500", {}, timeout_s=10)
+        seen: dict[str, str] = {}
+        while len(seen) < len(expected):
+            event = await next_of(events, (Answered, Failed))
+            assert isinstance(event, (Answered, Failed))
+            seen[event.call_id] = "answered" if isinstance(event, Answered) else event.reason
+        assert seen == expected
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == "cc-live-o1" and ended.talk_s is None
+
+
+async def answered_into_agent_room(ami: AmiClient, pbx: Pbx) -> None:
+    """The agent's phone waits in agent-7; the answered customer is Redirected in; both are in the room."""
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.agent_login("7", "Local/7@sim-agent-phones")
+        assert isinstance(await next_of(events, (AgentJoined, AgentLeft)), AgentJoined)
+        await ami.originate("cc-live-c1", "90006", "95500", {}, timeout_s=10)
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered)
+        await ami.connect("cc-live-c1", "7")
+        connected = await next_of(events, (Connected, Ended))
+        assert isinstance(connected, Connected) and connected.agent_id == "7"
+        members = await ami.query("ConfbridgeList", Conference="agent-7")
+        assert len(members) == 2
+        await ami.hangup("cc-live-c1")
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == "cc-live-c1"
+        await ami.agent_logout("7")
+        assert isinstance(await next_of(events, (AgentLeft,)), AgentLeft)
+
+
+async def restart_is_told_from_a_failure(ami: AmiClient, pbx: Pbx) -> None:
+    """With the shipped ``read = system`` the engine sees Asterisk's Shutdown (Restart: True) before the
+    socket closes, so it knows calls were cut by a restart."""
+    async with ami:
+        events = ami.events().__aiter__()
+        pbx("core restart now")
+        down = await next_of(events, (ServerDown,))
+        assert isinstance(down, ServerDown) and down.reason == "restart", down
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "bad_secret": bad_secret,
+    "one_digit_agent_room": one_digit_agent_room,
+    "outbound_outcomes": outbound_outcomes,
+    "answered_into_agent_room": answered_into_agent_room,
+    "restart_is_told_from_a_failure": restart_is_told_from_a_failure,
+}

@@ -1,0 +1,152 @@
+"""A real Asterisk for the live tests, started from the binary named by ``CALLCENTER_LIVE_ASTERISK``.
+
+It runs with the files we ship in ``config/asterisk/`` exactly as an operator copies them (only the AMI
+secret placeholder replaced, as the README tells the operator to do), plus a test-only dialplan of
+simulated parties (``tests/live/sim-parties.conf``, Local channels) included after ours. Everything lives in
+a temporary directory; the modules, documentation and sounds are read from the binary's own installation
+(``<prefix>/sbin/asterisk`` -> ``<prefix>/lib/asterisk/modules``) and Debian's ``asterisk-core-sounds-en``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "config" / "asterisk"
+SIM_PARTIES = Path(__file__).with_name("sim-parties.conf")
+DEBIAN_SOUNDS = Path("/usr/share/asterisk/sounds")
+
+
+@dataclass
+class LiveAsterisk:
+    binary: Path
+    home: Path
+    ami_secret: str = "live-test-secret"
+    bind: str = "127.0.0.1"  # a second server binds 127.0.0.2 (same shipped port 5038)
+    prompts: Path | None = None  # our rendered prompts, visible to Asterisk as sounds/cc/...
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def prefix(self) -> Path:
+        return self.binary.resolve().parent.parent
+
+    @property
+    def ami_address(self) -> tuple[str, int]:
+        return self.bind, 5038
+
+    def lay_out(self) -> None:
+        etc, data = self.home / "etc", self.home / "data"
+        for d in ("etc", "run", "log", "spool", "varlib", "db", "data/sounds"):
+            (self.home / d).mkdir(parents=True, exist_ok=True)
+        for shipped in SHIPPED.glob("*.conf"):
+            text = shipped.read_text(encoding="utf-8")
+            if shipped.name == "manager.conf":
+                text = text.replace("secret = CHANGE-ME", f"secret = {self.ami_secret}")
+                text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
+            if shipped.name == "extensions.conf":
+                text += "\n; --- live tests only: simulated parties ---\n#include sim-parties.conf\n"
+            (etc / shipped.name).write_text(text, encoding="utf-8")
+        shutil.copy(SIM_PARTIES, etc / "sim-parties.conf")
+        (etc / "modules.conf").write_text("[modules]\nautoload = yes\nnoload = chan_pjsip.so\n")
+        (etc / "logger.conf").write_text("[general]\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n")
+        docs = self.prefix / "var" / "lib" / "asterisk" / "documentation"
+        if docs.exists():
+            (data / "documentation").symlink_to(docs)
+        for lang in ("en", "en_US"):
+            if (DEBIAN_SOUNDS / lang).exists():
+                (data / "sounds" / lang).symlink_to(DEBIAN_SOUNDS / lang)
+        if self.prompts is not None:
+            (data / "sounds" / "cc").symlink_to(self.prompts)
+        h = self.home
+        (etc / "asterisk.conf").write_text(
+            "[directories]\n"
+            f"astetcdir => {etc}\nastmoddir => {self.prefix / 'lib' / 'asterisk' / 'modules'}\n"
+            f"astvarlibdir => {h / 'varlib'}\nastdbdir => {h / 'db'}\nastkeydir => {h / 'varlib'}\n"
+            f"astdatadir => {data}\nastagidir => {h / 'varlib'}\nastspooldir => {h / 'spool'}\n"
+            f"astrundir => {h / 'run'}\nastlogdir => {h / 'log'}\nastsbindir => {self.binary.resolve().parent}\n"
+            "[options]\nverbose = 3\n")
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        if not (self.home / "etc" / "asterisk.conf").exists():
+            self.lay_out()
+        with socket.socket() as probe:  # a stale Asterisk on the address would answer in our place
+            if probe.connect_ex(self.ami_address) == 0:
+                raise RuntimeError(f"something already listens on {self.ami_address}: stop it first")
+        out = open(self.home / "console.log", "ab")
+        self.process = subprocess.Popen([str(self.binary), "-C", str(self.home / "etc" / "asterisk.conf"), "-f", "-n"],
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"asterisk exited with {self.process.returncode}: {self.console_tail()}")
+            if self._fully_booted():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"asterisk did not boot in {timeout_s} s: {self.console_tail()}")
+
+    def _fully_booted(self) -> bool:
+        """Asterisk's own word (``core waitfullybooted`` on its control socket), then AMI accepting connections."""
+        if not (self.home / "run" / "asterisk.ctl").exists():
+            return False
+        try:
+            if "fully booted" not in self.cli("core waitfullybooted").lower():
+                return False
+            with socket.create_connection(self.ami_address, timeout=1) as s:
+                return s.recv(64).startswith(b"Asterisk Call Manager/")
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    @property
+    def version(self) -> str:
+        done = subprocess.run([str(self.binary), "-V"], capture_output=True, text=True, timeout=10)
+        return done.stdout.strip()
+
+    def cli(self, command: str) -> str:
+        """One CLI command through the control socket (asterisk -rx), as an operator types it."""
+        done = subprocess.run([str(self.binary), "-C", str(self.home / "etc" / "asterisk.conf"), "-rx", command],
+                              capture_output=True, text=True, timeout=15)
+        return done.stdout
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.kill()
+            return
+        try:
+            self.cli("core stop now")
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the server, by our handle and by its pid file (a restart re-executes Asterisk)."""
+        pidfile = self.home / "run" / "asterisk.pid"
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text().strip()), 9)
+            except (ValueError, ProcessLookupError):
+                pass
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.process is not None:
+            self.process.wait()
+
+    def console_tail(self, n: int = 40) -> str:
+        path = self.home / "console.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return "\n".join(lines[-n:])
+
+    def log(self) -> str:
+        path = self.home / "log" / "messages.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def live_binary() -> Path | None:
+    value = os.environ.get("CALLCENTER_LIVE_ASTERISK", "")
+    return Path(value) if value else None
