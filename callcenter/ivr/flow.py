@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import yaml
 
+from callcenter.shipped import shipped_dir
 from callcenter.ivr.model import (
     ACTIONS,
     DTMF_KEYS,
@@ -41,7 +42,7 @@ from callcenter.ivr.model import (
     Transition,
 )
 
-FLOWS_DIR = Path(__file__).resolve().parent.parent.parent / "ivr_flows"
+FLOWS_DIR = shipped_dir("ivr_flows")  # the flows shipped with the engine; settings.flows_path may point elsewhere
 LANGS = ("zh-CN", "en")
 
 _COMMON_FIELDS = {"type", "say"}
@@ -387,12 +388,12 @@ def _edges(node: Node) -> list[tuple[str, Transition]]:
     return edges
 
 
-def flow_path(name_or_path: str | Path) -> Path:
-    """``hotline`` -> ivr_flows/hotline.yaml; a path is returned as is."""
+def flow_path(name_or_path: str | Path, folder: Path | None = None) -> Path:
+    """``hotline`` -> <folder>/hotline.yaml (default: the shipped ivr_flows/); a path is returned as is."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
-    return FLOWS_DIR / f"{name_or_path}.yaml"
+    return (folder or FLOWS_DIR) / f"{name_or_path}.yaml"
 
 
 def check_flow(path: str | Path) -> list[Problem]:

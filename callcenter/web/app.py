@@ -77,12 +77,12 @@ class BodyLimit:
 def _twilio_voice_router(core: App):  # type: ignore[no-untyped-def]
     """The hotline over Twilio webhooks, every request's signature checked against the configured auth token.
     Only mounted when a token is configured (``create_app``): without one there are no Twilio routes at all."""
-    from callcenter.ivr.flow import FLOWS_DIR, load_flow
+    from callcenter.ivr.flow import load_flow
     from callcenter.ivr.twilio_voice import make_router
     from callcenter.services.ivr_backend import StoreCallStateStore
 
     s = core.settings
-    return make_router(core.ivr, load_flow(FLOWS_DIR / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
+    return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
                        limits={"pin_failures": s.ivr_pin_attempts_per_call})
 
