@@ -29,6 +29,7 @@ run: $(STAMP)
 	$(BIN)/callcenter run
 
 test: $(STAMP) system-packages
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -143,7 +143,8 @@ class Settings(BaseSettings):
     @field_validator("transfer_per_limit_yuan", "transfer_daily_limit_yuan")
     @classmethod
     def _positive_money(cls, value: Decimal) -> Decimal:
-        if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        exponent = value.as_tuple().exponent
+        if value <= 0 or not isinstance(exponent, int) or exponent < -2:  # NaN/Infinity have a str exponent
             raise ValueError("must be a positive amount in yuan with at most 2 decimals")
         return value
 

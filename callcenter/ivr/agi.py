@@ -365,7 +365,7 @@ async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
             headers[name.strip()] = value.strip()
 
 
-class IvrAgiApplication(Application):  # type: ignore[misc]
+class IvrAgiApplication(Application):
     """panoramisk's FastAGI application (routes keyed on the script name) with a stricter handler:
     bounded header read, no swallowed cancellation, sockets closed and awaited."""
 

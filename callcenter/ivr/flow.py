@@ -79,13 +79,13 @@ class FlowError(Exception):
 
 
 # --- YAML with line numbers -------------------------------------------------------------------
-class _LineDict(dict):  # type: ignore[type-arg]
+class _LineDict(dict):
     line: int = 0
     lines: dict[Any, int]
     duplicates: list[tuple[Any, int]]
 
 
-class _LineList(list):  # type: ignore[type-arg]
+class _LineList(list):
     line: int = 0
 
 
@@ -332,7 +332,7 @@ def parse_flow(text: str, file: str = "<flow>", has_prompt: Callable[[str, str],
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return None, [Problem(file, (mark.line + 1) if mark else 1, f"not valid YAML: {exc}")]
-    if not isinstance(raw, dict):
+    if not isinstance(raw, _LineDict):  # every YAML mapping loads as a _LineDict
         return None, [Problem(file, 1, "a flow file must be a mapping with 'initial' and 'nodes'")]
     for key in raw:
         if key not in ("flow", "initial", "nodes", "description"):

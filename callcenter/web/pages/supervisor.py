@@ -262,7 +262,7 @@ async def reports_csv(request: Request, principal: Principal = roles(*SUP),
         label = str(r["label"])
         if label[:1] in ("=", "+", "-", "@"):  # no formula injection into spreadsheets
             label = "'" + label
-        disp = ";".join(f"{k}={v}" for k, v in sorted(r["dispositions"].items()))  # type: ignore[union-attr]
+        disp = ";".join(f"{k}={v}" for k, v in sorted(r["dispositions"].items()))
         writer.writerow([label, r["attempts"], r["contacts"], r["talk_s"], r["appointments"], r["callbacks_kept"], disp])
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="report-{by}-{first}-{last}.csv"'})
