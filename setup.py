@@ -22,7 +22,8 @@ for top in SHIPPED:
         data_dirs["callcenter._data." + ".".join(rel.parts)] = rel.as_posix()
 
 setup(
-    packages=find_namespace_packages(include=["callcenter", "callcenter.*"], exclude=["*.__pycache__"]) + sorted(data_dirs),
+    packages=[*find_namespace_packages(include=["callcenter", "callcenter.*"], exclude=["*.__pycache__"]),
+              *sorted(data_dirs)],
     package_dir=data_dirs,
     package_data={
         "": ["*.yaml", "*.yml", "*.html", "*.css", "*.js", "*.ini", "*.mako", "*.toml", "*.txt"],

@@ -979,7 +979,8 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     core.extras["notify_caller"] = notify
     care_work = core.extras.get("care_work")
     if care_work is not None:  # the care jobs started first: hand them the caller now
-        care_work.caller = notify  # type: ignore[attr-defined]  # extras holds plain objects (issue 9 wiring: to be removed)
+        # extras holds plain objects (issue 9 wiring: to be removed)
+        care_work.caller = notify  # type: ignore[attr-defined]
     handoffs = None
     if core.settings.telephony_backend == "simulated":  # on Asterisk the dialplan queues IVR hand-offs itself
         from callcenter.services.handoff import handoff_runner

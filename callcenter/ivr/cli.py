@@ -31,7 +31,8 @@ def limits_from(settings: Settings) -> dict[str, int]:
 
 
 @app.command("check")
-def check(file: Optional[Path] = typer.Argument(None, help="flow file or name; default: every flow in settings ivr_flows_dir (the shipped ivr_flows/)")) -> None:
+def check(file: Optional[Path] = typer.Argument(
+        None, help="flow file or name; default: every flow in settings ivr_flows_dir (the shipped ivr_flows/)")) -> None:
     """Validate flow files; print each problem as FILE:LINE: MESSAGE."""
     folder = load_settings().flows_path
     files = [flow_path(file, folder)] if file else sorted(folder.glob("*.yaml"))

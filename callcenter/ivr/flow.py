@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import yaml
 
-from callcenter.shipped import shipped_dir
 from callcenter.ivr.model import (
     ACTIONS,
     DTMF_KEYS,
@@ -41,6 +40,7 @@ from callcenter.ivr.model import (
     SayItem,
     Transition,
 )
+from callcenter.shipped import shipped_dir
 
 FLOWS_DIR = shipped_dir("ivr_flows")  # the flows shipped with the engine; settings.flows_path may point elsewhere
 LANGS = ("zh-CN", "en")

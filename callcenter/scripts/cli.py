@@ -14,7 +14,8 @@ app = typer.Typer(help="话术脚本 · talk scripts", no_args_is_help=True, add
 
 @app.command("check")
 def check_cmd(
-    paths: list[Path] = typer.Argument(None, help="script files or directories (default: settings scripts_dir, the shipped scripts_templates/)"),
+    paths: list[Path] = typer.Argument(
+        None, help="script files or directories (default: settings scripts_dir, the shipped scripts_templates/)"),
     lang: str = typer.Option("zh-CN", "--lang", help="message language: zh-CN or en"),
 ) -> None:
     """Report forbidden wording, undefined variables, template errors and graph problems; exit 1 on any."""

@@ -67,7 +67,8 @@ def test_relative_paths_are_relative_to_home_or_the_current_directory(tmp_path: 
     s = load_settings(database_url="sqlite:///var/callcenter.db", home=home, ivr_flows_dir="flows")
     assert s.resolved_database_url() == f"sqlite:///{home.resolve() / 'var' / 'callcenter.db'}"
     assert s.flows_path == home.resolve() / "flows"
-    assert load_settings(database_url="sqlite:////srv/cc.db", home=home).resolved_database_url() == "sqlite:////srv/cc.db"
+    absolute = load_settings(database_url="sqlite:////srv/cc.db", home=home)
+    assert absolute.resolved_database_url() == "sqlite:////srv/cc.db"
     assert load_settings(database_url="sqlite:///:memory:").resolved_database_url() == "sqlite:///:memory:"
 
 

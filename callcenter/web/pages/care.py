@@ -244,7 +244,8 @@ def _visible_client(s: Session, principal: Principal, client_id: int) -> Client:
 
 
 class ComplaintIn(BaseModel):
-    category: Literal[CATEGORIES]  # type: ignore[valid-type]  # pydantic expands the tuple at runtime; mypy needs literal values
+    # pydantic expands the CATEGORIES tuple at runtime; mypy only accepts literal values here
+    category: Literal[CATEGORIES]  # type: ignore[valid-type]
     text: str = Field(min_length=1, max_length=4000)
     contact_id: int | None = Field(default=None, ge=1, le=2**31 - 1)  # the call on screen, linked to the complaint
 
