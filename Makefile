@@ -7,7 +7,7 @@ SYSSTAMP  := var/.system-packages
 
 .PHONY: run test bench setup system-packages clean-db
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -29,6 +29,7 @@ run: $(STAMP)
 	$(BIN)/callcenter run
 
 test: $(STAMP) system-packages
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

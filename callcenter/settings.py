@@ -1,5 +1,9 @@
 """Settings: defaults in config/callcenter.toml, overridden by CALLCENTER_* environment variables.
 
+The settings file is the ``config/callcenter.toml`` shipped with the engine (``callcenter.shipped``), or the file
+named by ``CALLCENTER_CONFIG``. Relative paths (the SQLite file, ``var/prompts``, ``ivr_flows_dir``,
+``scripts_dir``) are relative to ``home`` (``CALLCENTER_HOME``), by default the current directory.
+
 Settings are built once by the entry point (``load_settings``) and passed down; nothing here is global.
 """
 
@@ -21,8 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "callcenter.toml"
+from callcenter.shipped import shipped_dir
 
 
 class SettingsError(Exception):
@@ -33,7 +36,8 @@ def _config_file() -> Path | None:
     explicit = os.environ.get("CALLCENTER_CONFIG")
     if explicit:
         return Path(explicit)
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+    default = shipped_dir("config") / "callcenter.toml"
+    return default if default.exists() else None
 
 
 class Settings(BaseSettings):
@@ -76,6 +80,11 @@ class Settings(BaseSettings):
     ivr_lockout_failures: int = Field(5, ge=1)
     ivr_lockout_minutes: int = Field(30, ge=1)
     market_closures: list[str] = Field(default_factory=list)  # extra non-trading days (YYYY-MM-DD)
+    # data and state directories (issue 9: packaging)
+    home: Path | None = None  # CALLCENTER_HOME: base of relative paths; default: the current directory
+    ivr_flows_dir: Path | None = None  # the operator's IVR flows; default: the flows shipped with the engine
+    scripts_dir: Path | None = None  # the operator's talk scripts; default: the shipped scripts_templates
+    prompts_dir: Path = Path("var") / "prompts"  # rendered IVR prompts (callcenter prompts build)
 
     @classmethod
     def settings_customise_sources(
@@ -134,7 +143,8 @@ class Settings(BaseSettings):
     @field_validator("transfer_per_limit_yuan", "transfer_daily_limit_yuan")
     @classmethod
     def _positive_money(cls, value: Decimal) -> Decimal:
-        if value <= 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        exponent = value.as_tuple().exponent
+        if value <= 0 or not isinstance(exponent, int) or exponent < -2:  # NaN/Infinity have a str exponent
             raise ValueError("must be a positive amount in yuan with at most 2 decimals")
         return value
 
@@ -168,13 +178,39 @@ class Settings(BaseSettings):
     def transfer_daily_limit_fen(self) -> int:
         return int(self.transfer_daily_limit_yuan * 100)
 
+    # --- data and state directories (issue 9: packaging) ---
+    @property
+    def home_path(self) -> Path:
+        """``home`` as an absolute path (the current directory when unset)."""
+        return (self.home or Path.cwd()).expanduser().resolve()
+
+    def path(self, value: Path) -> Path:
+        """``value`` made absolute: a relative path is relative to ``home``."""
+        value = value.expanduser()
+        return value if value.is_absolute() else self.home_path / value
+
+    @property
+    def flows_path(self) -> Path:
+        """The folder of IVR flows: ``ivr_flows_dir``, else the flows shipped with the engine."""
+        return self.path(self.ivr_flows_dir) if self.ivr_flows_dir else shipped_dir("ivr_flows")
+
+    @property
+    def scripts_path(self) -> Path:
+        """The folder of talk scripts: ``scripts_dir``, else the scripts shipped with the engine."""
+        return self.path(self.scripts_dir) if self.scripts_dir else shipped_dir("scripts_templates")
+
+    @property
+    def prompts_path(self) -> Path:
+        return self.path(self.prompts_dir)
+
     def resolved_database_url(self) -> str:
-        """SQLite paths are relative to the project root, so every command finds the same file."""
+        """A relative SQLite path is relative to ``home`` (default: the current directory), so ``make run`` in
+        the checkout uses ``<checkout>/var/callcenter.db`` and an installed engine a ``var/`` where it runs."""
         prefix = "sqlite:///"
         if self.database_url.startswith(prefix) and not self.database_url.startswith(prefix + "/"):
             rel = self.database_url[len(prefix):]
             if rel and rel != ":memory:":
-                return prefix + str(PROJECT_ROOT / rel)
+                return prefix + str(self.path(Path(rel)))
         return self.database_url
 
 

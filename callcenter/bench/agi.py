@@ -69,7 +69,7 @@ async def _run(calls: int, concurrency: int) -> dict[str, Any]:
 
     ivr_turn = [t for c in ivr_calls for t in c.turnarounds]
     echo_turn = [t for c in echo_calls for t in c.turnarounds]
-    result = {
+    result: dict[str, Any] = {
         "calls": calls,
         "concurrency": concurrency,
         "commands_per_call": per_call,

@@ -23,7 +23,7 @@ from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiSe
 from callcenter.telephony.ami_replay import AFTER_RESTART, Capture, ReplayServer, load_capture, parse_capture
 from callcenter.telephony.port import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerUp
 
-_OPTS = dict(action_timeout_s=10.0, backoff_initial_s=0.0, heartbeat_s=0, tick_s=0)
+_OPTS: dict[str, Any] = dict(action_timeout_s=10.0, backoff_initial_s=0.0, heartbeat_s=0, tick_s=0)
 
 
 async def _until(client: AmiClient, done: Callable[[list[Any]], bool], seen: list[Any]) -> None:
@@ -88,7 +88,7 @@ async def _engine_once(captures: dict[str, Capture], after: Capture) -> tuple[in
     for name, template, amd, scenario in SCENARIOS:
         scripts = [captures[name]] + ([after] if name == "restart_midcall" else [])
         async with ReplayServer(*scripts) as server:
-            opts = AmiOptions(dial_template=template, amd=amd, **_OPTS)  # type: ignore[arg-type]
+            opts = AmiOptions(dial_template=template, amd=amd, **_OPTS)
             client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), opts)
             seen: list[Any] = []
             await client.start()
@@ -98,7 +98,7 @@ async def _engine_once(captures: dict[str, Capture], after: Capture) -> tuple[in
             ami_events += client.messages_seen
             domain += len(seen)
     async with ReplayServer(captures["bad_login"]) as server:
-        client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "wrong"), AmiOptions(**_OPTS))  # type: ignore[arg-type]
+        client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "wrong"), AmiOptions(**_OPTS))
         try:
             await client.start()
         except AmiLoginError:
@@ -134,9 +134,9 @@ def _bare_parse(blobs: list[bytes]) -> int:
     total = 0
     for blob in blobs:
         protocol = AMIProtocol()
-        protocol.connection_made(_Transport())  # type: ignore[arg-type]
+        protocol.connection_made(_Transport())
         factory = _CountingFactory()
-        protocol.factory = factory  # type: ignore[assignment]
+        protocol.factory = factory
         for start in range(0, len(blob), 4096):  # socket-sized reads
             protocol.data_received(blob[start : start + 4096])
         total += factory.events

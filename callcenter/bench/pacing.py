@@ -118,13 +118,13 @@ def run(
     table = Table(title=f"pacing: {hours:g} h shift, seed {seed}, target abandon {target_abandon:.1%}")
     for column in ("agents", "pacer", "talk share", "abandon", "share / bound", "share / progressive"):
         table.add_column(column, justify="right" if column != "pacer" else "left")
-    for count, row in figures.items():
+    for shown, row in figures.items():
         base = row["progressive"]["talk_share"]
-        table.add_row(count, "bound talk/(talk+wrap)", f"{row['bound']:.4f}", "", "1.000", "")
+        table.add_row(shown, "bound talk/(talk+wrap)", f"{row['bound']:.4f}", "", "1.000", "")
         for name, label in (("progressive", "progressive"), ("ratio", f"ratio {row['ratio']['ratio']:.2f}"), ("predictive", "predictive")):
             share = row[name]["talk_share"]
             table.add_row(
-                count,
+                shown,
                 label,
                 f"{share:.4f}",
                 f"{row[name]['abandon']:.2%}",

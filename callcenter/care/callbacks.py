@@ -49,7 +49,7 @@ def _view(cb: CareCallback) -> CallbackView:
                         cb.campaign_ref, cb.complaint_id, cb.event_id)
 
 
-def due_callbacks(core, day: date, *, purpose: str | None = None) -> list[CallbackView]:  # type: ignore[no-untyped-def]
+def due_callbacks(core, day: date, *, purpose: str | None = None) -> list[CallbackView]:
     """Scheduled call-backs that may be made on ``day`` (not_before <= day), earliest due first."""
     def work(s: Session) -> list[CallbackView]:
         stmt = select(CareCallback).where(CareCallback.status == "scheduled", CareCallback.not_before <= day)
@@ -60,12 +60,12 @@ def due_callbacks(core, day: date, *, purpose: str | None = None) -> list[Callba
     return run_in_transaction(core.sessions, work)
 
 
-def callbacks_of(core, client_id: int) -> list[CallbackView]:  # type: ignore[no-untyped-def]
+def callbacks_of(core, client_id: int) -> list[CallbackView]:
     return run_in_transaction(core.sessions, lambda s: [_view(cb) for cb in s.scalars(
         select(CareCallback).where(CareCallback.client_id == client_id).order_by(CareCallback.id))])
 
 
-def record_callback_result(core, callback_id: int, outcome: str, answers: dict[str, object],  # type: ignore[no-untyped-def]
+def record_callback_result(core, callback_id: int, outcome: str, answers: dict[str, object],
                            *, staff_id: int | None) -> None:
     """The agent made (``done``) or gave up on (``unreachable``) a call-back. A regulatory call-back marked
     done must answer every topic of ``REGULATORY_TOPICS``."""
@@ -89,7 +89,7 @@ def record_callback_result(core, callback_id: int, outcome: str, answers: dict[s
     run_in_transaction(core.sessions, work)
 
 
-def hand_over(core, day: date) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def hand_over(core, day: date) -> dict[str, int]:
     """Put every scheduled call-back due for calling by ``day`` and not yet handed over into the dialler
     (one draft campaign per purpose and month). Returns {purpose: leads added}."""
     from callcenter.dialer.leads import LeadRow, save_leads
@@ -131,7 +131,7 @@ def hand_over(core, day: date) -> dict[str, int]:  # type: ignore[no-untyped-def
                             priority=max(0, 100 - (cb.due_on - day).days), client_id=cb.client_id,
                             extra={"care_callback_id": cb.id, "purpose": purpose, "due_on": cb.due_on.isoformat()})
                     for i, cb in enumerate(taken)]
-            save_leads(s, s.get(Campaign, campaign_id), rows, now)
+            save_leads(s, s.get_one(Campaign, campaign_id), rows, now)
             for cb in taken:
                 cb.campaign_ref = f"campaign:{campaign_id}"
             return len(taken)

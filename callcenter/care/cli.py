@@ -18,7 +18,7 @@ complaints.add_typer(callbacks, name="callbacks")
 app = reminders
 
 
-def _core():  # type: ignore[no-untyped-def]
+def _core():
     from callcenter.commands.common import make_core
 
     return make_core()

@@ -99,7 +99,7 @@ class ComplaintService:
         self.local_date = local_date
 
     @classmethod
-    def for_app(cls, core) -> "ComplaintService":  # type: ignore[no-untyped-def]
+    def for_app(cls, core) -> "ComplaintService":
         tz = core.settings.tz
         return cls(core.sessions, core.calendar, core.clock, lambda dt: dt.astimezone(tz).date())
 
@@ -126,7 +126,7 @@ class ComplaintService:
                 if client is None:
                     raise ComplaintError(f"no client {client_id}")
                 if client.service_group_id is not None:
-                    owner = s.get(ServiceGroup, client.service_group_id).supervisor_id
+                    owner = s.get_one(ServiceGroup, client.service_group_id).supervisor_id
             c = Complaint(client_id=client_id, category=category, text=text.strip(), channel=channel,
                           call_ref=call_ref[:64], opened_by=staff_id, owner_id=owner, status="open",
                           opened_at=now, due_at=due_at(category, now))

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -49,7 +50,7 @@ class RunReport:
         self.skipped[verdict] = self.skipped.get(verdict, 0) + 1
 
 
-def _insert(s: Session):  # type: ignore[no-untyped-def]
+def _insert(s: Session):
     return pg_insert(CareDelivery) if dialect_name(s) == "postgresql" else sqlite_insert(CareDelivery)
 
 
@@ -69,7 +70,7 @@ def _record_sms(s: Session, delivery_id: int, status: str, ref: str, error: str,
         status=status, provider_ref=ref, detail=error[:255], attempts=CareDelivery.attempts + 1, updated_at=now))
 
 
-def _send_sms(sessions, sms: SmsSender, delivery_id: int, to: str, body: str, now: datetime) -> str:  # type: ignore[no-untyped-def]
+def _send_sms(sessions, sms: SmsSender, delivery_id: int, to: str, body: str, now: datetime) -> str:
     result = sms.send(to, body, reference=f"care-{delivery_id}")
     run_in_transaction(sessions, lambda s: _record_sms(s, delivery_id, result.status, result.provider_ref,
                                                        result.error, now))
@@ -86,7 +87,7 @@ def _queue_agent_call(s: Session, delivery_id: int, item: PlanItem, day: date, n
 
 
 def run_daily_reminders(
-    core, day: date, *, sms: SmsSender, now: datetime | None = None, quiet: QuietHours = QuietHours()  # type: ignore[no-untyped-def]
+    core, day: date, *, sms: SmsSender, now: datetime | None = None, quiet: QuietHours = QuietHours()
 ) -> RunReport:
     """Send what the plan of ``day`` says, now. Idempotent and safe to run again or concurrently.
     Messages held back by quiet hours are not claimed; a later run inside the window sends them."""
@@ -123,7 +124,7 @@ def run_daily_reminders(
     return report
 
 
-def resend_stale(core, sms: SmsSender, now: datetime) -> int:  # type: ignore[no-untyped-def]
+def resend_stale(core, sms: SmsSender, now: datetime) -> int:
     """SMS rows a crashed run claimed but never recorded: take them over (one taker, by a conditional
     update of ``claimed_at``) and send."""
     from callcenter.store.models import Client
@@ -136,9 +137,9 @@ def resend_stale(core, sms: SmsSender, now: datetime) -> int:  # type: ignore[no
     sent = 0
     for delivery_id, claimed_at, message, lang, mobile in stale:
         def take_over(s: Session, delivery_id: int = delivery_id, claimed_at: datetime = claimed_at) -> bool:
-            res = s.execute(update(CareDelivery).where(
+            res = cast("CursorResult[Any]", s.execute(update(CareDelivery).where(
                 CareDelivery.id == delivery_id, CareDelivery.status == "pending",
-                CareDelivery.claimed_at == claimed_at).values(claimed_at=now, updated_at=now))
+                CareDelivery.claimed_at == claimed_at).values(claimed_at=now, updated_at=now)))
             return res.rowcount == 1
 
         if run_in_transaction(core.sessions, take_over):
@@ -147,7 +148,7 @@ def resend_stale(core, sms: SmsSender, now: datetime) -> int:  # type: ignore[no
     return sent
 
 
-def apply_sms_status(core, provider_ref: str, twilio_status: str) -> bool:  # type: ignore[no-untyped-def]
+def apply_sms_status(core, provider_ref: str, twilio_status: str) -> bool:
     """A delivery report (Twilio status callback): update the delivery it names. Returns False if unknown.
     A final status is never moved back (a late 'sent' after 'delivered' is ignored)."""
     status = TWILIO_STATUS.get(twilio_status)
@@ -169,7 +170,7 @@ def apply_sms_status(core, provider_ref: str, twilio_status: str) -> bool:  # ty
     return run_in_transaction(core.sessions, work)
 
 
-def deliveries_of_day(core, day: date) -> list[CareDelivery]:  # type: ignore[no-untyped-def]
+def deliveries_of_day(core, day: date) -> list[CareDelivery]:
     """What was recorded for ``day`` (for the supervisor pages)."""
     return run_in_transaction(core.sessions, lambda s: list(s.scalars(
         select(CareDelivery).where(CareDelivery.planned_for == day).order_by(CareDelivery.id))))

@@ -15,12 +15,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.domain.masking import mask_phone
 from callcenter.i18n import t
+from callcenter.settings import Settings
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.care import CareCallback, CareDelivery
@@ -109,9 +111,22 @@ class NotifyFlow:
 # --- the driver ---------------------------------------------------------------------------------------
 
 
+class Wiring(Protocol):
+    """What the caller needs of the engine (callcenter.bootstrap.App has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
 @dataclass
 class NotificationCaller:
-    core: object  # callcenter.bootstrap.App
+    core: Wiring
     telephony: Telephony
     caller_id: str = ""
     timeout_s: float = 30.0
@@ -126,8 +141,8 @@ class NotificationCaller:
         """Dial every pending notification call (fresh, or failed long enough ago to retry). Two callers at
         once dial each delivery once: a conditional update claims it first."""
         core = self.core
-        now = now or core.clock()  # type: ignore[attr-defined]
-        rows = run_in_transaction(core.sessions, lambda s: list(s.execute(  # type: ignore[attr-defined]
+        now = now or core.clock()
+        rows = run_in_transaction(core.sessions, lambda s: list(s.execute(
             select(CareDelivery.id, CareDelivery.attempts, CareDelivery.claimed_at, CareDelivery.message,
                    CareDelivery.language, Client.mobile)
             .join(Client, Client.id == CareDelivery.client_id)
@@ -140,13 +155,13 @@ class NotificationCaller:
 
             def take(s: Session, delivery_id: int = delivery_id, attempts: int = attempts,
                      claimed_at: datetime = claimed_at) -> bool:
-                res = s.execute(update(CareDelivery).where(
+                res = cast("CursorResult[Any]", s.execute(update(CareDelivery).where(
                     CareDelivery.id == delivery_id, CareDelivery.status == "pending",
                     CareDelivery.attempts == attempts, CareDelivery.claimed_at == claimed_at,
-                ).values(attempts=attempts + 1, claimed_at=now, updated_at=now))
+                ).values(attempts=attempts + 1, claimed_at=now, updated_at=now)))
                 return res.rowcount == 1
 
-            if not run_in_transaction(core.sessions, take):  # type: ignore[attr-defined]
+            if not run_in_transaction(core.sessions, take):
                 continue
             call_id = f"{CALL_PREFIX}{delivery_id}-{attempts + 1}"
             text = f"{message}{t('care.templates.notify_call_suffix', lang)}".replace("\n", " ")[:1000]
@@ -209,23 +224,23 @@ class NotificationCaller:
 
     def _finish(self, delivery_id: int, attempt: int, status: str, detail: str) -> None:
         core = self.core
-        now = core.clock()  # type: ignore[attr-defined]
-        run_in_transaction(core.sessions, lambda s: s.execute(  # type: ignore[attr-defined]
+        now = core.clock()
+        run_in_transaction(core.sessions, lambda s: s.execute(
             update(CareDelivery).where(CareDelivery.id == delivery_id, CareDelivery.attempts == attempt)
             .values(status=status, detail=detail[:255], provider_ref=f"{CALL_PREFIX}{delivery_id}-{attempt}",
                     updated_at=now)))
 
     def _agent_callback(self, delivery_id: int) -> None:
         core = self.core
-        now = core.clock()  # type: ignore[attr-defined]
-        today = now.astimezone(core.settings.tz).date()  # type: ignore[attr-defined]
+        now = core.clock()
+        today = now.astimezone(core.settings.tz).date()
 
         def work(s: Session) -> None:
-            d = s.get(CareDelivery, delivery_id)
+            d = s.get_one(CareDelivery, delivery_id)
             dedupe = f"notify:{delivery_id}"
             if s.scalar(select(CareCallback.id).where(CareCallback.dedupe == dedupe)) is None:
                 s.add(CareCallback(dedupe=dedupe, client_id=d.client_id, purpose="reminder", script_id="reminder",
                                    event_id=d.event_id, not_before=today, due_on=today, status="scheduled",
                                    created_at=now))
 
-        run_in_transaction(core.sessions, work)  # type: ignore[attr-defined]
+        run_in_transaction(core.sessions, work)

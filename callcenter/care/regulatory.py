@@ -52,7 +52,7 @@ class BuildReport:
     annual: int = 0
 
 
-def build_regulatory_callbacks(core, day: date) -> BuildReport:  # type: ignore[no-untyped-def]
+def build_regulatory_callbacks(core, day: date) -> BuildReport:
     now: datetime = core.clock()
     cal = core.calendar
 
@@ -116,7 +116,7 @@ class Coverage:
         return self.existing_called >= self.existing_target
 
 
-def coverage(core, year: int, as_of: date) -> Coverage:  # type: ignore[no-untyped-def]
+def coverage(core, year: int, as_of: date) -> Coverage:
     tz = core.settings.tz
 
     def work(s: Session) -> Coverage:

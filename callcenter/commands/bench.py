@@ -4,7 +4,7 @@ and with --json one JSON object on its last line."""
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -67,7 +67,9 @@ def all_benchmarks(as_json: bool = JSON) -> None:
     import io
 
     results: dict[str, object] = {}
-    for name, kwargs in (("transfers", {}), ("agi", {}), ("ami", {}), ("pacing", {}), ("push", {})):
+    runs: tuple[tuple[str, dict[str, Any]], ...] = (("transfers", {}), ("agi", {}), ("ami", {}), ("pacing", {}),
+                                                    ("push", {}))
+    for name, kwargs in runs:
         try:
             module = importlib.import_module(f"callcenter.bench.{name}")
         except ImportError as exc:

@@ -35,7 +35,7 @@ def run(clients: int = typer.Option(2000, help="demo clients to seed into an emp
     _start(core)
 
 
-def _start(core) -> None:  # type: ignore[no-untyped-def]
+def _start(core) -> None:
     try:
         asyncio.run(run_engine(core))
     except KeyboardInterrupt:

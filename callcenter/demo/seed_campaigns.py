@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, time
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -49,7 +50,7 @@ def seed_campaigns(core: App, *, today: date | None = None, cold_leads: int = 30
     """Create and start the demo campaigns; None (nothing changed) when any campaign exists or no groups do."""
     today = today or core.clock().astimezone(core.settings.tz).date()
 
-    def state(s):  # type: ignore[no-untyped-def]
+    def state(s):
         return (s.execute(select(func.count(Campaign.id))).scalar_one(),
                 list(s.scalars(select(ServiceGroup.id).order_by(ServiceGroup.id))))
 
@@ -57,7 +58,7 @@ def seed_campaigns(core: App, *, today: date | None = None, cold_leads: int = 30
     if existing or not groups:
         return None
     anytime = core.settings.telephony_backend == "simulated"
-    window = ({"window_start": time(0, 0), "window_end": time(23, 59, 59), "days": "every"} if anytime
+    window: dict[str, Any] = ({"window_start": time(0, 0), "window_end": time(23, 59, 59), "days": "every"} if anytime
               else {"window_start": time(9, 0), "window_end": time(20, 0), "days": "working"})
     retry = {"busy": 10, "no_answer": 120}
     specs = [

@@ -23,7 +23,7 @@ leads_app = typer.Typer(help="外呼名单 · lead lists", no_args_is_help=True,
 LANG = typer.Option("zh-CN", "--lang", help="message language: zh-CN or en")
 
 
-def _core():  # type: ignore[no-untyped-def]
+def _core():
     from callcenter.commands.common import make_core
 
     return make_core()
@@ -96,7 +96,8 @@ def _transition(action: str, campaign_id: int, lang: str, at: datetime | None = 
     core = _core()
     try:
         if action == "schedule":
-            state = service.schedule_campaign(core, campaign_id, at)  # type: ignore[arg-type]
+            assert at is not None  # the schedule command always passes --at
+            state = service.schedule_campaign(core, campaign_id, at)
         else:
             state = getattr(service, f"{action}_campaign")(core, campaign_id)
     except RuleError as exc:

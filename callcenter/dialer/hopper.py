@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Exists, Select, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.domain.campaigns import (
@@ -47,7 +48,7 @@ def facts_of(lead: Lead) -> LeadFacts:
     return LeadFacts(lead.phone, lead.status, lead.attempts, lead.timezone, lead.next_attempt_at, lead.claimed_until)
 
 
-def dnc_clause(campaign_id_col: object, phone_col: object) -> object:
+def dnc_clause(campaign_id_col: Any, phone_col: Any) -> Exists:  # columns or values
     return exists(
         select(DncEntry.id).where(
             DncEntry.phone == phone_col,
@@ -56,7 +57,7 @@ def dnc_clause(campaign_id_col: object, phone_col: object) -> object:
     )
 
 
-def dialable_query(campaign: Campaign, now: datetime, limit: int):  # type: ignore[no-untyped-def]
+def dialable_query(campaign: Campaign, now: datetime, limit: int) -> Select[Any]:
     return (
         select(Lead)
         .where(

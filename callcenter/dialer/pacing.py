@@ -734,6 +734,7 @@ def make_pacer(mode: str, *, target_abandon: float = 0.03, ratio: float = 2.0, *
     elif mode == "ratio":
         pacer = RatioPacer(ratio)
     elif mode == "predictive":
+        # options are PredictivePacer's keyword arguments; its int ones (warmup_*) arrive typed as float
         pacer = PredictivePacer(target_abandon, **options)  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown dial mode {mode!r}; expected one of {', '.join(MODES)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -72,10 +73,10 @@ def segment_clients(s: Session, segment: str, today: date, *, months: int = 12, 
     raise ValueError(f"segment must be one of {', '.join(SEGMENTS)}")
 
 
-def add_segment_leads(core: App, campaign_id: int, segment: str, today: date, **params: object) -> ImportResult:
+def add_segment_leads(core: App, campaign_id: int, segment: str, today: date, **params: Any) -> ImportResult:
     """Add the clients of a segment to a campaign as leads (client id kept; bad numbers skipped)."""
     with transaction(core.sessions) as s:
-        clients = segment_clients(s, segment, today, **params)  # type: ignore[arg-type]
+        clients = segment_clients(s, segment, today, **params)
         rows = []
         for c in clients:
             try:

@@ -365,7 +365,7 @@ async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
             headers[name.strip()] = value.strip()
 
 
-class IvrAgiApplication(Application):  # type: ignore[misc]
+class IvrAgiApplication(Application):
     """panoramisk's FastAGI application (routes keyed on the script name) with a stricter handler:
     bounded header read, no swallowed cancellation, sockets closed and awaited."""
 
@@ -432,11 +432,13 @@ async def start_agi_server(backend: IvrBackend, host: str = "127.0.0.1", port: i
 
 
 async def serve_forever(backend: IvrBackend, host: str, port: int, limits: dict[str, int] | None = None,
-                        echo: Callable[[str], None] = print) -> None:
+                        echo: Callable[[str], None] = print, flows_dir: Path = FLOWS_DIR,
+                        prompts_dir: Path = DEFAULT_DIR) -> None:
     from callcenter.ivr.prompts import render_text_cached
 
-    config = AgiConfig(limits=dict(limits or {}), render_text=lambda text, lang: render_text_cached(text, lang))
-    server, app = await start_agi_server(backend, host, port, config=config)
+    config = AgiConfig(prompts_dir=prompts_dir, limits=dict(limits or {}),
+                       render_text=lambda text, lang: render_text_cached(text, lang, prompts_dir))
+    server, app = await start_agi_server(backend, host, port, flows=load_flows(flows_dir), config=config)
     echo(f"FastAGI listening on {host}:{port} (routes: {', '.join(app._route)})")
     async with server:
         await server.serve_forever()

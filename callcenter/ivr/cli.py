@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from callcenter.ivr.backend import IvrBackend, demo_backend
-from callcenter.ivr.flow import FLOWS_DIR, check_flow, flow_path, load_flow, FlowError
+from callcenter.ivr.flow import check_flow, flow_path, load_flow, FlowError
 from callcenter.settings import Settings, load_settings
 
 app = typer.Typer(help="Hotline IVR flows: check them, try them with the text test phone.", no_args_is_help=True)
@@ -31,9 +31,11 @@ def limits_from(settings: Settings) -> dict[str, int]:
 
 
 @app.command("check")
-def check(file: Optional[Path] = typer.Argument(None, help="flow file or name; default: every file in ivr_flows/")) -> None:
+def check(file: Optional[Path] = typer.Argument(
+        None, help="flow file or name; default: every flow in settings ivr_flows_dir (the shipped ivr_flows/)")) -> None:
     """Validate flow files; print each problem as FILE:LINE: MESSAGE."""
-    files = [flow_path(file)] if file else sorted(FLOWS_DIR.glob("*.yaml"))
+    folder = load_settings().flows_path
+    files = [flow_path(file, folder)] if file else sorted(folder.glob("*.yaml"))
     bad = 0
     for path in files:
         problems = check_flow(path)
@@ -59,7 +61,7 @@ def call(
 
     settings = load_settings()
     try:
-        loaded = load_flow(flow)
+        loaded = load_flow(flow_path(flow, settings.flows_path))
     except FlowError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -24,6 +24,7 @@ def serve(
     backend = _backend_factory(settings)
     try:
         asyncio.run(serve_forever(backend, host or settings.agi_host, port or settings.agi_port,
-                                  limits=limits_from(settings), echo=typer.echo))
+                                  limits=limits_from(settings), echo=typer.echo, flows_dir=settings.flows_path,
+                                  prompts_dir=settings.prompts_path))
     except KeyboardInterrupt:
         pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -13,10 +14,14 @@ app = typer.Typer(help="IVR prompts (espeak-ng + sox, 8 kHz mono WAV).", no_args
 
 @app.command("build")
 def build(
-    out: Path = typer.Option(prompts.DEFAULT_DIR, "--out", help="output folder (one sub-folder per language)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (one sub-folder per language); "
+                                       "default: settings prompts_dir (var/prompts)"),
     lang: list[str] = typer.Option(list(prompts.LANGS), "--lang"),
 ) -> None:
     """Render every prompt (and every piece of spoken numbers/amounts) that changed."""
+    from callcenter.settings import load_settings
+
+    out = out or load_settings().prompts_path
     try:
         report = prompts.build(out, tuple(lang))
     except prompts.PromptToolsMissing as exc:

@@ -40,8 +40,9 @@ from callcenter.ivr.model import (
     SayItem,
     Transition,
 )
+from callcenter.shipped import shipped_dir
 
-FLOWS_DIR = Path(__file__).resolve().parent.parent.parent / "ivr_flows"
+FLOWS_DIR = shipped_dir("ivr_flows")  # the flows shipped with the engine; settings.flows_path may point elsewhere
 LANGS = ("zh-CN", "en")
 
 _COMMON_FIELDS = {"type", "say"}
@@ -78,13 +79,13 @@ class FlowError(Exception):
 
 
 # --- YAML with line numbers -------------------------------------------------------------------
-class _LineDict(dict):  # type: ignore[type-arg]
+class _LineDict(dict):
     line: int = 0
     lines: dict[Any, int]
     duplicates: list[tuple[Any, int]]
 
 
-class _LineList(list):  # type: ignore[type-arg]
+class _LineList(list):
     line: int = 0
 
 
@@ -331,7 +332,7 @@ def parse_flow(text: str, file: str = "<flow>", has_prompt: Callable[[str, str],
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return None, [Problem(file, (mark.line + 1) if mark else 1, f"not valid YAML: {exc}")]
-    if not isinstance(raw, dict):
+    if not isinstance(raw, _LineDict):  # every YAML mapping loads as a _LineDict
         return None, [Problem(file, 1, "a flow file must be a mapping with 'initial' and 'nodes'")]
     for key in raw:
         if key not in ("flow", "initial", "nodes", "description"):
@@ -387,12 +388,12 @@ def _edges(node: Node) -> list[tuple[str, Transition]]:
     return edges
 
 
-def flow_path(name_or_path: str | Path) -> Path:
-    """``hotline`` -> ivr_flows/hotline.yaml; a path is returned as is."""
+def flow_path(name_or_path: str | Path, folder: Path | None = None) -> Path:
+    """``hotline`` -> <folder>/hotline.yaml (default: the shipped ivr_flows/); a path is returned as is."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
-    return FLOWS_DIR / f"{name_or_path}.yaml"
+    return (folder or FLOWS_DIR) / f"{name_or_path}.yaml"
 
 
 def check_flow(path: str | Path) -> list[Problem]:

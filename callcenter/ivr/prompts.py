@@ -22,7 +22,7 @@ from callcenter.ivr.model import PROMPT_AREA
 
 ESPEAK_VOICES = {"zh-CN": "cmn", "en": "en-us"}
 LANGS = ("zh-CN", "en")
-DEFAULT_DIR = Path(__file__).resolve().parent.parent.parent / "var" / "prompts"
+DEFAULT_DIR = Path("var") / "prompts"  # relative to the current directory; the engine passes settings.prompts_path
 
 
 class PromptToolsMissing(RuntimeError):

@@ -236,7 +236,8 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
         params = await verified_form(request)
         if params is None or not params.get("CallSid"):
             return forbidden()
-        detail = {k: params[k] for k in ("CallStatus", "CallDuration", "Direction", "Timestamp") if k in params}
+        detail: dict[str, Any] = {k: params[k] for k in ("CallStatus", "CallDuration", "Direction", "Timestamp")
+                                  if k in params}
         await asyncio.to_thread(backend.record_event, params["CallSid"], "twilio_status", detail)
         if params.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
             await asyncio.to_thread(voice.end, params["CallSid"], params["CallStatus"])

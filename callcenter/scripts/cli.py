@@ -10,18 +10,20 @@ from callcenter.i18n import t
 
 app = typer.Typer(help="话术脚本 · talk scripts", no_args_is_help=True, add_completion=False)
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "scripts_templates"
 
 
 @app.command("check")
 def check_cmd(
-    paths: list[Path] = typer.Argument(None, help="script files or directories (default: scripts_templates/)"),
+    paths: list[Path] = typer.Argument(
+        None, help="script files or directories (default: settings scripts_dir, the shipped scripts_templates/)"),
     lang: str = typer.Option("zh-CN", "--lang", help="message language: zh-CN or en"),
 ) -> None:
     """Report forbidden wording, undefined variables, template errors and graph problems; exit 1 on any."""
     from callcenter.scripts.check import check_paths, iter_script_files
 
-    targets = list(paths) if paths else [DEFAULT_DIR]
+    from callcenter.settings import load_settings
+
+    targets = list(paths) if paths else [load_settings().scripts_path]
     files = iter_script_files(targets)
     if not files:
         typer.echo(t("scripts.cli.no_files", lang, paths=", ".join(str(p) for p in targets)), err=True)

@@ -173,11 +173,11 @@ def documented_fields(cls: type = ScriptContext, prefix: str = "") -> list[str]:
         tp = hints[f.name]
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         origin = typing.get_origin(tp)
-        if origin is list and args and is_dataclass(args[0]):
+        if origin is list and args and isinstance(args[0], type) and is_dataclass(args[0]):
             out.extend(documented_fields(args[0], f"{name}[]."))
-        elif is_dataclass(tp):
+        elif isinstance(tp, type) and is_dataclass(tp):
             out.extend(documented_fields(tp, f"{name}."))
-        elif len(args) == 1 and is_dataclass(args[0]):
+        elif len(args) == 1 and isinstance(args[0], type) and is_dataclass(args[0]):
             out.extend(documented_fields(args[0], f"{name}."))
         else:
             out.append(name)

@@ -25,7 +25,7 @@ from callcenter.scripts.model import (
 from callcenter.scripts.problems import Problem
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict):
     """A YAML mapping that knows the line of itself, of each key and of the first text line of each value."""
 
     line: int = 0
@@ -37,7 +37,7 @@ class LineDict(dict):  # type: ignore[type-arg]
         self.duplicates: list[tuple[Any, int]] = []
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list):
     line: int = 0
 
 

@@ -76,15 +76,15 @@ def validate_value(fld: CaptureField, raw: Any) -> Any:
             raise ValueError("bad_date") from None
     if kind == "datetime":
         if isinstance(raw, dt.datetime):
-            value = raw
+            moment = raw
         elif isinstance(raw, str) and ("T" in raw.strip() or " " in raw.strip()):  # a time is required
             try:
-                value = dt.datetime.fromisoformat(raw.strip())
+                moment = dt.datetime.fromisoformat(raw.strip())
             except ValueError:
                 raise ValueError("bad_datetime") from None
         else:
             raise ValueError("bad_datetime")
-        return value.isoformat(timespec="seconds" if value.second else "minutes")
+        return moment.isoformat(timespec="seconds" if moment.second else "minutes")
     if kind == "number":
         if isinstance(raw, (bool, float)):
             raise ValueError("bad_number")
@@ -189,12 +189,12 @@ class ScriptRun:
         if self.finished:
             raise RunError("finished", outcome=self.outcome)
         step = self.step
-        if not step.terminal:
+        if step.outcome is None:  # not a terminal step
             raise RunError("not_terminal", step=step.id)
         values = validate_capture(step, captured)
         self._record(step.id, None, step.outcome, values)
         self.outcome = step.outcome
-        return step.outcome  # type: ignore[return-value]
+        return step.outcome
 
     def end_early(self, outcome: str, captured: dict[str, Any] | None = None) -> str:
         """The call ended before a terminal step (client hung up, asked not to be called …).

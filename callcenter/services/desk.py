@@ -46,6 +46,7 @@ from callcenter.scripts import (
 )
 from callcenter.scripts.model import KINDS, OUTCOMES
 from callcenter.services.clients import client_summary
+from callcenter.shipped import shipped_dir
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import AuditLog, Client, ServiceGroup, Staff
@@ -53,7 +54,7 @@ from callcenter.store.models.desk import ClientAssetSnapshot, DeskContact
 from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Campaign, Lead
 from callcenter.store.models.ivr import IvrSession
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent.parent / "scripts_templates"
+SCRIPTS_DIR = shipped_dir("scripts_templates")  # the shipped scripts; callers pass settings.scripts_path
 DESK_STATES = ("ready", "paused", "wrap_up", "logged_out")
 PAUSE_REASONS = ("break", "meal", "training", "meeting", "admin")
 CAMPAIGN_KIND_TO_SCRIPT_KIND = {"former_clients": "win_back", "cold_leads": "cold_call", "dormant": "dormant",
@@ -70,8 +71,13 @@ class DeskError(Exception):
 
 
 @lru_cache(maxsize=4)
-def scripts(directory: str = str(SCRIPTS_DIR)) -> dict[str, Script]:
+def _catalogue(directory: str) -> dict[str, Script]:
     return load_all(directory)
+
+
+def scripts(directory: Path | None = None) -> dict[str, Script]:
+    """The talk scripts in ``directory`` (settings.scripts_path; default: the shipped ones), loaded once."""
+    return _catalogue(str(directory or SCRIPTS_DIR))
 
 
 # --- status ---------------------------------------------------------------------------------------------
@@ -150,7 +156,7 @@ def set_state(core: App, staff_id: int, to: str, reason: str = "") -> AgentStatu
 # --- screen pop -----------------------------------------------------------------------------------------
 
 def contact_from_event(sessions: sessionmaker[Session], staff_id: int, event: dict[str, Any],
-                       now: datetime) -> int:
+                       now: datetime, scripts_dir: Path | None = None) -> int:
     """The desk contact for a call event on the agent's own topic (idempotent per attempt / IVR session):
     ``{"type": "call_connected", "attempt_id", "client_id", "lead_id", "campaign_id", "attempt_no"}`` from the
     dialler, or ``{"type": "call_connected", "ivr_session_id", "client_id"}`` for an IVR hand-off.
@@ -178,9 +184,10 @@ def contact_from_event(sessions: sessionmaker[Session], staff_id: int, event: di
                               direction="outbound" if attempt_id is not None else "inbound",
                               attempt_id=attempt_id, lead_id=_int(event.get("lead_id")), campaign_id=campaign_id,
                               attempt_no=_int(event.get("attempt_no")) or 1, ivr_session_id=ivr_id, started_at=now,
-                              script_id=script_id if script_id in scripts() else "")
+                              script_id=script_id if script_id in scripts(scripts_dir) else "")
         if contact.script_id:
-            contact.script_state = json.dumps(ScriptRun.start(scripts()[contact.script_id]).to_dict(), ensure_ascii=False)
+            contact.script_state = json.dumps(ScriptRun.start(scripts(scripts_dir)[contact.script_id]).to_dict(),
+                                              ensure_ascii=False)
         s.add(contact)
         sess = _open_session(s, staff_id)
         if sess is not None and sess.state != "talking":  # the dialler (or the IVR hand-off) connected it already
@@ -228,7 +235,7 @@ def company_info(settings: Any) -> CompanyInfo:
 
 
 def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime, tz: ZoneInfo,
-         lang: str, company: CompanyInfo | None = None) -> dict[str, Any]:
+         lang: str, company: CompanyInfo | None = None, scripts_dir: Path | None = None) -> dict[str, Any]:
     """Everything the call card shows (audit-logged): client summary, month change, last 5 contacts, the IVR
     summary, service group, campaign, attempt number, the script step rendered for this client."""
 
@@ -267,7 +274,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
             data["campaign"] = camp.name if camp else None
         data["ivr"] = _ivr_summary(s, contact, client, now)
         if contact.script_id:
-            data["script"] = _script_view(s, contact, client, principal, lang, now, tz, company)
+            data["script"] = _script_view(s, contact, client, principal, lang, now, tz, company, scripts_dir)
         return data
 
     return run_in_transaction(sessions, work)
@@ -331,8 +338,9 @@ def _yuan(fen: int) -> Decimal:
 
 
 def _script_view(s: Session, contact: DeskContact, client: Client | None, principal: Principal, lang: str,
-                 now: datetime, tz: ZoneInfo, company: CompanyInfo | None = None) -> dict[str, Any]:
-    script = scripts()[contact.script_id]
+                 now: datetime, tz: ZoneInfo, company: CompanyInfo | None = None,
+                 scripts_dir: Path | None = None) -> dict[str, Any]:
+    script = scripts(scripts_dir)[contact.script_id]
     run = ScriptRun.from_dict(json.loads(contact.script_state), script) if contact.script_state else ScriptRun.start(script)
     ctx = script_context(s, client, s.get(Staff, contact.agent_id),
                          s.get(Campaign, contact.campaign_id) if contact.campaign_id else None,
@@ -352,7 +360,7 @@ def _own_open_contact(s: Session, principal: Principal, contact_id: int) -> Desk
 
 
 def script_move(sessions: sessionmaker[Session], principal: Principal, contact_id: int, action: str,
-                answer: str = "", captured: dict[str, Any] | None = None) -> str:
+                answer: str = "", captured: dict[str, Any] | None = None, scripts_dir: Path | None = None) -> str:
     """``answer`` (the client's answer key, with captured values), ``back``, or ``finish`` at a terminal step.
     Returns the current step id. Raises ScriptRun's RunError / CaptureError on a refused move."""
 
@@ -360,7 +368,7 @@ def script_move(sessions: sessionmaker[Session], principal: Principal, contact_i
         contact = _own_open_contact(s, principal, contact_id)
         if not contact.script_id:
             raise DeskError("no_script")
-        script = scripts()[contact.script_id]
+        script = scripts(scripts_dir)[contact.script_id]
         run = ScriptRun.from_dict(json.loads(contact.script_state), script) if contact.script_state else ScriptRun.start(script)
         if action == "answer":
             run.answer(answer, captured)

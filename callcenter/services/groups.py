@@ -39,21 +39,22 @@ def check_composition(members: Sequence[Staff]) -> None:
 
 
 def _set_members(s: Session, group: ServiceGroup, member_ids: Sequence[int]) -> None:
-    members = [s.get(Staff, mid) for mid in member_ids]
-    if any(m is None or not m.active for m in members):
+    found = [s.get(Staff, mid) for mid in member_ids]
+    members = [m for m in found if m is not None and m.active]
+    if len(members) != len(found):
         raise GroupRuleError("unknown_member")
-    check_composition(members)  # type: ignore[arg-type]
+    check_composition(members)
     for m in members:
-        if m.service_group_id not in (None, group.id):  # type: ignore[union-attr]
-            old = s.get(ServiceGroup, m.service_group_id)  # type: ignore[union-attr]
-            remaining = [x for x in old.members if x.id != m.id and x.active] if old else []  # type: ignore[union-attr]
+        if m.service_group_id not in (None, group.id):
+            old = s.get(ServiceGroup, m.service_group_id)
+            remaining = [x for x in old.members if x.id != m.id and x.active] if old else []
             if remaining and (len(remaining) < MIN_MEMBERS or not any(x.back_office for x in remaining)):
                 raise GroupRuleError("would_break_other_group")
     for old_member in list(group.members):
         if old_member.id not in member_ids:
             old_member.service_group_id = None
     for m in members:
-        m.service_group_id = group.id  # type: ignore[union-attr]
+        m.service_group_id = group.id
 
 
 def create_group(sessions: sessionmaker[Session], name: str, member_ids: Sequence[int],

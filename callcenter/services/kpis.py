@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -200,7 +201,18 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
 REPORT_DIMENSIONS = ("campaign", "agent", "day")
 
 
-def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[dict[str, object]]:
+class ReportRow(TypedDict):
+    key: object  # campaign id, staff id or local day (ISO)
+    label: str
+    attempts: int
+    contacts: int
+    talk_s: int
+    appointments: int
+    callbacks_kept: int
+    dispositions: dict[str, int]
+
+
+def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[ReportRow]:
     """Per campaign, agent or day between ``first`` and ``last`` (local dates, inclusive): attempts, contacts,
     talk time, dispositions, appointments, callbacks kept (placed or done on time)."""
     from callcenter.store.models import Staff
@@ -222,9 +234,9 @@ def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[d
     def key_of(campaign_id: int | None, agent_id: int | None, at: datetime) -> object:
         return campaign_id if by == "campaign" else agent_id if by == "agent" else at.astimezone(tz).date().isoformat()
 
-    rows: dict[object, dict[str, object]] = {}
+    rows: dict[object, ReportRow] = {}
 
-    def row(key: object) -> dict[str, object]:
+    def row(key: object) -> ReportRow:
         if key not in rows:
             label = names.get(key, "—" if key is None else str(key)) if by != "day" else str(key)
             rows[key] = {"key": key, "label": label, "attempts": 0, "contacts": 0, "talk_s": 0,
@@ -233,18 +245,18 @@ def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[d
 
     for campaign_id, agent_id, dialled, connected, talk, disposition in attempts:
         r = row(key_of(campaign_id, agent_id, dialled))
-        r["attempts"] = int(r["attempts"]) + 1  # type: ignore[call-overload]
+        r["attempts"] += 1
         if connected is not None:
-            r["contacts"] = int(r["contacts"]) + 1  # type: ignore[call-overload]
-        r["talk_s"] = int(r["talk_s"]) + int(talk or 0)  # type: ignore[call-overload]
+            r["contacts"] += 1
+        r["talk_s"] += int(talk or 0)
         if disposition:
             d = r["dispositions"]
-            d[disposition] = d.get(disposition, 0) + 1  # type: ignore[union-attr,index,attr-defined]
+            d[disposition] = d.get(disposition, 0) + 1
             if disposition == "appointment_booked":
-                r["appointments"] = int(r["appointments"]) + 1  # type: ignore[call-overload]
+                r["appointments"] += 1
     for cb in s.execute(select(Callback).where(Callback.due_at >= start, Callback.due_at < end,
                                                Callback.status.in_(("placed", "done")))).scalars():
         if cb.placed_at is not None and cb.placed_at <= cb.due_at + timedelta(minutes=15):
             r = row(key_of(cb.campaign_id, cb.owner_id, cb.due_at))
-            r["callbacks_kept"] = int(r["callbacks_kept"]) + 1  # type: ignore[call-overload]
+            r["callbacks_kept"] += 1
     return sorted(rows.values(), key=lambda r: str(r["key"]))

@@ -233,14 +233,14 @@ class TransferService:
             decision = decide(request, accounts, local_now=local, is_trading_day=self._calendar.is_trading_day(trade_date),
                               limits=self._limits, transferred_today_fen=int(today))
         except CustodyError as exc:
-            outcome = self._refusal(exc.rule)
-            outcome.reference = transfer.reference
-            outcome.kind, outcome.amount = cmd.kind, str(fen_to_yuan(amount))
+            refusal = self._refusal(exc.rule)
+            refusal.reference = transfer.reference
+            refusal.kind, refusal.amount = cmd.kind, str(fen_to_yuan(amount))
             transfer.status, transfer.error_code = "rejected", exc.rule.value
-            transfer.finished_at, transfer.response_json = now, outcome.to_json()
+            transfer.finished_at, transfer.response_json = now, refusal.to_json()
             s.add(transfer)
             s.flush()
-            return transfer.id, outcome
+            return transfer.id, refusal
         s.add(transfer)
         s.flush()
         if decision.moves:
@@ -323,7 +323,7 @@ class TransferService:
         return self._outcome(tr)
 
     def _reconcile_one(self, transfer_id: int) -> tuple[str, str]:
-        ref = run_in_transaction(self._sessions, lambda s: s.get(Transfer, transfer_id).reference)
+        ref = run_in_transaction(self._sessions, lambda s: s.get_one(Transfer, transfer_id).reference)
         state = self._bank.status(ref)
         if state == "unknown":
             state = self._bank.cancel(ref)  # from now on the bank refuses this reference

@@ -108,6 +108,8 @@ def mask(text: str) -> str:
 class _Manager(Manager):
     """panoramisk Manager without its fixed-delay auto-reconnect and without re-sending actions."""
 
+    pinger: asyncio.Handle | None  # set by panoramisk (keep-alive ping timer)
+
     def __init__(self, owner: "AmiClient", **config: Any) -> None:
         super().__init__(**config)
         self._owner = owner

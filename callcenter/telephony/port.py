@@ -22,7 +22,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, Union, runtime_checkable
+from typing import Literal, Protocol, Union, cast, runtime_checkable
 
 AmdVerdict = Literal["human", "machine", "notsure"]
 FailReason = Literal["busy", "no_answer", "congestion", "invalid", "error"]
@@ -263,7 +263,7 @@ class EventStream:
             if item is self._CLOSED:
                 self._queue.put_nowait(item)
                 break
-            out.append(item)  # type: ignore[arg-type]
+            out.append(cast(TelephonyEvent, item))  # anything but the sentinel is an event
         return out
 
     async def __aiter__(self) -> AsyncIterator[TelephonyEvent]:
@@ -272,4 +272,4 @@ class EventStream:
             if item is self._CLOSED:
                 self._queue.put_nowait(item)  # later readers stop too
                 return
-            yield item  # type: ignore[misc]
+            yield cast(TelephonyEvent, item)  # anything but the sentinel is an event

@@ -24,6 +24,7 @@ from callcenter.dialer.simulation import CustomerModel
 from callcenter.telephony.port import (
     AgentJoined,
     AgentLeft,
+    AmdVerdict,
     Answered,
     Connected,
     Ended,
@@ -222,6 +223,7 @@ class SimulatedPbx:
         else:
             call.state = "answered"
             call.answered_at = now
+            amd: AmdVerdict | None
             if call.kind == "machine":
                 amd = "machine" if self.amd else None
                 leave = self.machine_message_s

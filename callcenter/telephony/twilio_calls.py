@@ -101,7 +101,8 @@ def map_status(call_id: str, params: Mapping[str, str], now: float, state: CallS
     elif status == "completed":
         sip = _sip(params)
         if not state.answered:  # completed without an answer report: settle as failed
-            cause, reason = SIP_CAUSES.get(sip or 0, (None, "error"))
+            unknown: tuple[int | None, FailReason] = (None, "error")
+            cause, reason = SIP_CAUSES.get(sip or 0, unknown)
             state.done = True
             return [Failed(call_id, now, reason, cause)]
         state.done = True

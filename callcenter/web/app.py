@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,15 +77,15 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _twilio_voice_router(core: App):  # type: ignore[no-untyped-def]
+def _twilio_voice_router(core: App):
     """The hotline over Twilio webhooks, every request's signature checked against the configured auth token.
     Only mounted when a token is configured (``create_app``): without one there are no Twilio routes at all."""
-    from callcenter.ivr.flow import FLOWS_DIR, load_flow
+    from callcenter.ivr.flow import load_flow
     from callcenter.ivr.twilio_voice import make_router
     from callcenter.services.ivr_backend import StoreCallStateStore
 
     s = core.settings
-    return make_router(core.ivr, load_flow(FLOWS_DIR / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
+    return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
                        limits={"pin_failures": s.ivr_pin_attempts_per_call})
 
@@ -99,6 +102,7 @@ def create_app(core: App) -> FastAPI:
         app.include_router(_twilio_voice_router(core))
     __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
     app.include_router(__import__("callcenter.web.pages.care", fromlist=["router"]).router)  # client care
-    for hook in core.extras.get("web_routers", []):  # other areas add their routers through bootstrap
-        hook(app)  # type: ignore[operator]
+    hooks = cast("list[Callable[[FastAPI], None]]", core.extras.get("web_routers", []))
+    for hook in hooks:  # other areas add their routers through bootstrap
+        hook(app)
     return app

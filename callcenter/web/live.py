@@ -58,7 +58,8 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
                 if event.get("type") == "call_connected":
                     try:
                         contact_id = await anyio.to_thread.run_sync(
-                            desk.contact_from_event, core.sessions, principal.staff_id, event, core.clock())
+                            desk.contact_from_event, core.sessions, principal.staff_id, event, core.clock(),
+                            core.settings.scripts_path)
                     except desk.DeskError:
                         continue
                     yield sse({"type": "call", "contact_id": contact_id, "seq": event.get("seq")})

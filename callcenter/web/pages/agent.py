@@ -64,7 +64,8 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
     lang = lang_of(request)
     try:
         data = await anyio.to_thread.run_sync(desk.card, core.sessions, principal, contact_id, core.clock(),
-                                              tz_of(request), lang, desk.company_info(core.settings))
+                                              tz_of(request), lang, desk.company_info(core.settings),
+                                              core.settings.scripts_path)
     except desk.DeskError as exc:
         _raise(exc)
     from callcenter.scripts.model import OUTCOMES
@@ -129,7 +130,8 @@ async def script_move(body: ScriptIn, request: Request, contact_id: int = Contac
     core = request.app.state.core
     try:
         step = await anyio.to_thread.run_sync(lambda: desk.script_move(core.sessions, principal, contact_id, body.action,
-                                                                       body.answer, dict(body.captured)))
+                                                                       body.answer, dict(body.captured),
+                                                                       core.settings.scripts_path))
     except (desk.DeskError, RunError, CaptureError) as exc:
         _raise(exc)
     return OkOut(step=step)

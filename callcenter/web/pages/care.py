@@ -86,7 +86,7 @@ def _complaint_rows(s: Session, principal: Principal, now: datetime, status: str
     stmt = select(Complaint, Client).join(Client, Client.id == Complaint.client_id)
     if status:
         stmt = stmt.where(Complaint.status == status)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for c, cl in s.execute(stmt.order_by(Complaint.id.desc()).limit(500)):
         if principal.may_see_group(cl.service_group_id) or c.owner_id == principal.staff_id:
             rows.append({"c": c, "client": cl, "overdue": c.status in OPEN_STATUSES and c.due_at < now})
@@ -244,6 +244,7 @@ def _visible_client(s: Session, principal: Principal, client_id: int) -> Client:
 
 
 class ComplaintIn(BaseModel):
+    # pydantic expands the CATEGORIES tuple at runtime; mypy only accepts literal values here
     category: Literal[CATEGORIES]  # type: ignore[valid-type]
     text: str = Field(min_length=1, max_length=4000)
     contact_id: int | None = Field(default=None, ge=1, le=2**31 - 1)  # the call on screen, linked to the complaint

@@ -57,14 +57,16 @@ def _campaign_list(s: Any) -> list[dict[str, Any]]:
     return [{"c": c, "leads": counts.get(c.id, 0)} for c in s.execute(select(Campaign).order_by(Campaign.id.desc())).scalars()]
 
 
-def _form_ctx(s: Any) -> dict[str, Any]:
-    return {"kinds": CAMPAIGN_KINDS, "modes": DIAL_MODES, "days": CALLING_DAYS, "script_ids": sorted(desk.scripts()),
+def _form_ctx(s: Any, request: Request) -> dict[str, Any]:
+    scripts_dir = request.app.state.core.settings.scripts_path
+    return {"kinds": CAMPAIGN_KINDS, "modes": DIAL_MODES, "days": CALLING_DAYS,
+            "script_ids": sorted(desk.scripts(scripts_dir)),
             "groups": [(g.id, g.name) for g in s.execute(select(ServiceGroup).order_by(ServiceGroup.id)).scalars()]}
 
 
 @router.get("/campaigns", response_class=HTMLResponse)
 async def campaigns_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
-    data = await _db(request, lambda s: {"campaigns": _campaign_list(s), **_form_ctx(s)})
+    data = await _db(request, lambda s: {"campaigns": _campaign_list(s), **_form_ctx(s, request)})
     return render(request, "campaigns.html", principal, **data, error="")
 
 
@@ -89,7 +91,7 @@ async def create_campaign(request: Request, principal: Principal = roles(*SUP), 
     data = _input(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts, group_ids)
     try:
         cid = await anyio.to_thread.run_sync(lambda: campaign_ops.create_campaign(
-            core.sessions, data, set(desk.scripts()), principal.staff_id, core.clock()))
+            core.sessions, data, set(desk.scripts(core.settings.scripts_path)), principal.staff_id, core.clock()))
     except campaign_ops.CampaignError as exc:
         raise ApiError(exc.status, exc.code) from None
     return RedirectResponse(f"/supervisor/campaigns/{cid}", status_code=303)
@@ -106,7 +108,7 @@ async def campaign_page(request: Request, campaign_id: int = Id, principal: Prin
         if camp is None:
             raise ApiError(404, "not_found")
         leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)).scalar_one()
-        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s)}
+        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s, request)}
 
     data = await _db(request, load)
     sched = _scheduler(request)
@@ -126,7 +128,7 @@ async def edit_campaign(request: Request, campaign_id: int = Id, principal: Prin
     data = _input(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts, group_ids)
     try:
         await anyio.to_thread.run_sync(lambda: campaign_ops.update_campaign(
-            core.sessions, campaign_id, data, set(desk.scripts()), core.clock()))
+            core.sessions, campaign_id, data, set(desk.scripts(core.settings.scripts_path)), core.clock()))
     except campaign_ops.CampaignError as exc:
         raise ApiError(exc.status, exc.code) from None
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
@@ -215,7 +217,7 @@ async def upload_leads(request: Request, campaign_id: int = Id, principal: Princ
     def load(s: Any) -> dict[str, Any]:
         camp = s.get(Campaign, campaign_id)
         leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)).scalar_one()
-        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s)}
+        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s, request)}
 
     data = await _db(request, load)
     sched = _scheduler(request)
@@ -260,7 +262,7 @@ async def reports_csv(request: Request, principal: Principal = roles(*SUP),
         label = str(r["label"])
         if label[:1] in ("=", "+", "-", "@"):  # no formula injection into spreadsheets
             label = "'" + label
-        disp = ";".join(f"{k}={v}" for k, v in sorted(r["dispositions"].items()))  # type: ignore[union-attr]
+        disp = ";".join(f"{k}={v}" for k, v in sorted(r["dispositions"].items()))
         writer.writerow([label, r["attempts"], r["contacts"], r["talk_s"], r["appointments"], r["callbacks_kept"], disp])
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="report-{by}-{first}-{last}.csv"'})

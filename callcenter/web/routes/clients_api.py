@@ -41,11 +41,11 @@ async def get_client(core: CoreDep, principal: PrincipalDep,
 async def get_accounts(core: CoreDep, principal: PrincipalDep,
                        client_id: int = Path(ge=1, le=2**31 - 1)) -> list[dict[str, object]]:
     data = await anyio.to_thread.run_sync(open_client, core, principal, client_id, "api_view_accounts")
-    return data["accounts"]  # type: ignore[return-value]
+    return data["accounts"]  # type: ignore[return-value]  # open_client's summary dict is loosely typed
 
 
 @router.get("/{client_id}/holdings", responses={401: {}, 404: {}})
 async def get_holdings(core: CoreDep, principal: PrincipalDep,
                        client_id: int = Path(ge=1, le=2**31 - 1)) -> list[dict[str, object]]:
     data = await anyio.to_thread.run_sync(open_client, core, principal, client_id, "api_view_holdings")
-    return data["holdings"]  # type: ignore[return-value]
+    return data["holdings"]  # type: ignore[return-value]  # open_client's summary dict is loosely typed
