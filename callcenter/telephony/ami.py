@@ -32,6 +32,7 @@ from panoramisk.message import Message
 
 from callcenter.telephony import variables as V
 from callcenter.telephony.ami_events import CallTracker, headers
+from callcenter.telephony.ami_frames import FrameParser, Malformed
 from callcenter.telephony.port import (
     EventStream,
     NoServerAvailable,
@@ -122,14 +123,28 @@ class _Manager(Manager):
 
 
 class _SafeProtocol(AMIProtocol):
-    """panoramisk's framing, with a reader that survives a malformed frame."""
+    """panoramisk's protocol with our framing (``ami_frames``): a malformed frame is skipped and logged
+    (masked), and reading goes on at the next frame boundary, so the message after it is never lost."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.frames = FrameParser()
+        self.malformed = 0
 
     def data_received(self, data: bytes) -> None:
-        try:
-            super().data_received(data)
-        except Exception:  # a bad frame must not kill the connection's reader
-            log.warning("AMI: malformed data skipped: %r", mask(data[:200].decode("utf8", "replace")))
-            self.queue.clear()
+        for frame in self.frames.feed(data):
+            if isinstance(frame, Malformed):
+                self.malformed += 1
+                log.warning("AMI: malformed frame skipped (%s): %r", frame.why,
+                            mask(frame.raw.decode("utf8", "replace")))
+                continue
+            if self.version is None and self.frames.banner is not None:
+                self.version = self.frames.banner
+            message = Message(frame.headers, frame.content)
+            try:
+                self.handle_message(message)
+            except Exception as exc:  # one message that trips panoramisk must not stop the reader
+                log.warning("AMI: message skipped (%s): %s", type(exc).__name__, mask(repr(dict(message))[:300]))
 
 
 class AmiClient:
