@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     ivr_lockout_failures: int = Field(5, ge=1)
     ivr_lockout_minutes: int = Field(30, ge=1)
     market_closures: list[str] = Field(default_factory=list)  # extra non-trading days (YYYY-MM-DD)
+    # engine parts (callcenter.supervisor): a part that fails is restarted after 5 s, 10 s, 20 s ... up to the cap;
+    # one that had run longer than the cap starts over at the first delay
+    restart_backoff_initial_s: float = Field(5.0, gt=0)
+    restart_backoff_max_s: float = Field(120.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

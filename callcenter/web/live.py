@@ -6,7 +6,8 @@
   The dialler's ``agent_state`` events reach the screen as ``{"type": "state", ...}``; a ``preview`` lead goes
   through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``).
 * ``GET /live/wallboard``: supervisors and admin; a fresh wall-board snapshot every second, and at once when
-  something happens (a ``wallboard`` bus event), at most one per 200 ms.
+  something happens (a ``wallboard`` bus event), at most one per 200 ms. The snapshot carries the engine's
+  parts too (``parts``: each part's state from the runtime supervisor, see ``parts_line``).
 
 Plain ``StreamingResponse`` with ``text/event-stream`` framing; a comment line every 15 s keeps proxies open.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,11 +25,13 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from callcenter.domain.masking import mask_phone
+from callcenter.domain.masking import mask_digits_in_text, mask_phone
+from callcenter.i18n import has, t
 from callcenter.services import desk, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.web.deps import require_roles
+from callcenter.web.pages.common import lang_of
 
 router = APIRouter(prefix="/live", include_in_schema=False)
 
@@ -76,14 +80,30 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
 
 
+def parts_line(core: Any, lang: str, tz: ZoneInfo) -> list[dict[str, str]]:
+    """The wall board's "parts" line: each engine part with its state in words (and why, when it is not running),
+    from the runtime supervisor's board. Empty when the engine's parts are not run by ``callcenter run``."""
+    out = []
+    for name, part in core.parts.snapshot().items():
+        state = str(part["state"])
+        since = datetime.fromisoformat(str(part["since"])).astimezone(tz).strftime("%H:%M:%S")
+        out.append({"name": name, "label": t(f"web.parts.names.{name}", lang) if has(f"web.parts.names.{name}") else name,
+                    "state": state, "state_label": t(f"web.parts.state.{state}", lang),
+                    "since": t("web.parts.since", lang, time=since),
+                    "error": mask_digits_in_text(str(part.get("error", "")))})
+    return out
+
+
 @router.get("/wallboard")
 async def wallboard_stream(request: Request,
                            principal: Principal = Depends(require_roles("supervisor", "admin"))) -> StreamingResponse:
     core = request.app.state.core
     tz = ZoneInfo(core.settings.timezone)
+    lang = lang_of(request)
 
     def snapshot() -> dict[str, Any]:
-        return run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz))
+        figures = run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz))
+        return {**figures, "parts": parts_line(core, lang, tz)}
 
     async def stream() -> AsyncIterator[bytes]:
         async with core.bus.subscribe("wallboard") as sub:
