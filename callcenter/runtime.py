@@ -82,9 +82,11 @@ def default_runners() -> list[tuple[str, Runner]]:
 
 
 async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None, *,
-                     web: Runner | None = None, wait: Wait = stop_or_timeout) -> None:
-    """Run the web part (``web``, by default ``serve_web``) and keep every other part alive until it stops."""
-    stop = asyncio.Event()
+                     web: Runner | None = None, stop: asyncio.Event | None = None,
+                     wait: Wait = stop_or_timeout) -> None:
+    """Run the web part (``web``, by default ``serve_web``) and keep every other part alive until it stops
+    (or until ``stop`` is set: embedding and tests). ``wait`` is the backoff wait (tests pass a gate)."""
+    stop = stop or asyncio.Event()
     core.bus.bind_loop(asyncio.get_running_loop())
     parts = runners if runners is not None else default_runners()
     backoff = Backoff(core.settings.restart_backoff_initial_s, core.settings.restart_backoff_max_s)

@@ -137,13 +137,15 @@ async def keep_alive(
     backoff: Backoff = Backoff(),
     *,
     wait: Wait = stop_or_timeout,
+    monotonic: Callable[[], float] | None = None,
 ) -> None:
-    """Run ``run()`` until ``stop`` is set; restart it with backoff whenever it fails or ends on its own."""
-    loop = asyncio.get_running_loop()
+    """Run ``run()`` until ``stop`` is set; restart it with backoff whenever it fails or ends on its own.
+    ``wait`` (the backoff wait) and ``monotonic`` (how long a run lasted) are the loop's unless given."""
+    clock = monotonic or asyncio.get_running_loop().time
     delay = backoff.initial_s
     while not stop.is_set():
         board.set(name, "running")
-        started = loop.time()
+        started = clock()
         bug: BaseException | None = None
         try:
             await run()
@@ -160,7 +162,7 @@ async def keep_alive(
             error = "ended on its own"
         if stop.is_set():
             break
-        if loop.time() - started >= backoff.max_s:
+        if clock() - started >= backoff.max_s:
             delay = backoff.initial_s  # it had been healthy for a while: this is a new trouble
         board.set(name, "restarting", error=error, retry_at=board.clock() + timedelta(seconds=delay))
         log.error("%s: %s; retrying in %g s", name, error, delay, exc_info=bug)

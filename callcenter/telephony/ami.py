@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -143,6 +144,12 @@ class _SafeProtocol(AMIProtocol):
         super().connection_made(transport)
         self.frames = FrameParser()
         self.malformed = 0
+
+    def close(self) -> None:
+        # The client fails its pending actions itself (AmiClient._fail_pending) and never re-sends them:
+        # panoramisk's close would queue them for re-sending and log each one whole (variables, numbers).
+        self.responses.clear()
+        super().close()
 
     def data_received(self, data: bytes) -> None:
         for frame in self.frames.feed(data):
@@ -339,7 +346,8 @@ class AmiClient:
         now = asyncio.get_running_loop().time()
         was_up = self._up.is_set()
         if was_up and not self._closing:
-            why = "Asterisk shut down" if isinstance(exc, Message) else describe_connect_error(exc)
+            why = ("Asterisk shut down" if isinstance(exc, Message) else
+                   "closed by Asterisk" if exc is None else describe_connect_error(exc))
             log.warning("AMI %s: connection lost (%s); reconnecting", self.name, why)
         self._up.clear()
         self._fail_pending()
@@ -587,7 +595,9 @@ def describe_connect_error(exc: BaseException | None) -> str:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return "no answer in time"
     if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
+        if exc.errno:
+            return os.strerror(exc.errno)  # "Connection refused", "No route to host"...
+        return str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
 
 
