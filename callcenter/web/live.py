@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,13 +24,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from callcenter.domain.masking import mask_digits_in_text, mask_phone
-from callcenter.i18n import has, t
+from callcenter.domain.masking import mask_phone
 from callcenter.services import desk, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.web.deps import require_roles
-from callcenter.web.pages.common import lang_of
+from callcenter.web.pages.common import lang_of, parts_line
 
 router = APIRouter(prefix="/live", include_in_schema=False)
 
@@ -78,20 +76,6 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
                     yield sse(event)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
-
-
-def parts_line(core: Any, lang: str, tz: ZoneInfo) -> list[dict[str, str]]:
-    """The wall board's "parts" line: each engine part with its state in words (and why, when it is not running),
-    from the runtime supervisor's board. Empty when the engine's parts are not run by ``callcenter run``."""
-    out = []
-    for name, part in core.parts.snapshot().items():
-        state = str(part["state"])
-        since = datetime.fromisoformat(str(part["since"])).astimezone(tz).strftime("%H:%M:%S")
-        out.append({"name": name, "label": t(f"web.parts.names.{name}", lang) if has(f"web.parts.names.{name}") else name,
-                    "state": state, "state_label": t(f"web.parts.state.{state}", lang),
-                    "since": t("web.parts.since", lang, time=since),
-                    "error": mask_digits_in_text(str(part.get("error", "")))})
-    return out
 
 
 @router.get("/wallboard")

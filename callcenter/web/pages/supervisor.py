@@ -23,8 +23,7 @@ from callcenter.store.db import run_in_transaction
 from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
 from callcenter.web.errors import ApiError
-from callcenter.web.live import parts_line
-from callcenter.web.pages.common import lang_of, render, roles, tz_of
+from callcenter.web.pages.common import lang_of, parts_line, render, roles, tz_of
 
 router = APIRouter(prefix="/supervisor", include_in_schema=False)
 SUP = ("supervisor", "admin")
