@@ -264,6 +264,8 @@ class AmiClient:
                 self._settle_first(exc)
                 return
             except (OSError, asyncio.TimeoutError, AmiError) as exc:
+                if self._closing:
+                    return  # aclose() closed the connection under us: nothing to report or retry
                 self.last_error = exc
                 if not starting and failures == 0:
                     log.warning("AMI %s: reconnect failed (%s); retrying with backoff up to %g s", self.name,
@@ -274,7 +276,7 @@ class AmiClient:
                 delay = min(max(delay * 2, 0.05), self.options.backoff_max_s)
                 continue
             if self.connections > 1:
-                log.warning("AMI %s: reconnected", self.name)
+                log.info("AMI %s: reconnected", self.name)
             failures = 0
             self.last_error = None
             delay = self.options.backoff_initial_s

@@ -39,6 +39,9 @@ CLOSED = b"### connection closed by peer\r\n"
 NO_CHANNELS = (b">>> Action: CoreShowChannels\r\n>>> ActionID: chans-1\r\n"
                b"Response: Success\r\nActionID: chans-1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n"
                b"Event: CoreShowChannelsComplete\r\nActionID: chans-1\r\nEventList: Complete\r\nListItems: 0\r\n\r\n")
+QUEUED = (b">>> Action: Originate\r\n>>> ActionID: cust\r\n"
+          b"Response: Success\r\nActionID: cust\r\nMessage: Originate successfully queued\r\n\r\n")
+SHUTDOWN = b"Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly\r\nRestart: True\r\n\r\n"  # restart_midcall.ami
 PHONE = "+8613900000001"
 
 
@@ -139,3 +142,16 @@ async def test_connection_dropped_while_the_originate_is_pending_is_a_lost_attem
     lines = [r.getMessage() for r in caplog.records if r.name == "callcenter.telephony.ami"]
     assert sum("connection lost" in line for line in lines) == 1
     assert sum(line.endswith("reconnected") for line in lines) == 1
+
+
+async def test_call_still_ringing_when_asterisk_restarts_is_lost_not_failed(core: App) -> None:
+    """Real-Asterisk finding 11: a call cut by a PBX restart before anyone answered is the free "lost", not a
+    "failed" that uses up one of the lead's attempts."""
+    campaign_with_one_lead(core)
+    restarting = parse_capture(LOGIN + AGENT_LEG + QUEUED + SHUTDOWN + CLOSED, "restart")
+    back = parse_capture(LOGIN + NO_CHANNELS, "back")
+    async with ReplayServer(restarting, back) as server:
+        client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options(30.0))
+        event = await run_until_attempt_ends(core, client)
+    assert event["outcome"] == "lost"
+    assert_lost_and_lead_free(core)
