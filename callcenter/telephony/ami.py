@@ -591,7 +591,7 @@ def _ok(reply: Any, what: str) -> None:
 
 
 def describe_connect_error(exc: BaseException | None) -> str:
-    """A short reason for logs and /healthz: 'Connection refused', 'no answer within 5 s'..."""
+    """A short reason for logs and /healthz: "Connection refused", "no answer in time"..."""
     if exc is None:
         return "not connected"
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
