@@ -64,14 +64,15 @@ class PartBoard:
         self._parts: dict[str, PartStatus] = {}
         self._probes: dict[str, Probe] = {}
 
-    def set(self, name: str, state: str, *, error: str = "", retry_at: datetime | None = None) -> None:
+    def set(self, name: str, state: str, *, error: str = "", retry_at: datetime | None = None,
+            since: datetime | None = None) -> None:
         if state not in STATES:
             raise ValueError(state)
         part = self._parts.get(name)
         if part is None:
-            part = self._parts[name] = PartStatus(name, state, self.clock())
-        elif part.state != state:
-            part.state, part.since = state, self.clock()
+            part = self._parts[name] = PartStatus(name, state, since or self.clock())
+        elif part.state != state or since is not None:
+            part.state, part.since = state, since or self.clock()
         if state == "restarting":
             part.restarts += 1
         if error:
@@ -143,6 +144,7 @@ async def keep_alive(
     ``wait`` (the backoff wait) and ``monotonic`` (how long a run lasted) are the loop's unless given."""
     clock = monotonic or asyncio.get_running_loop().time
     delay = backoff.initial_s
+    failing_since: datetime | None = None  # the first failure of this run of failures ("restarting since")
     while not stop.is_set():
         board.set(name, "running")
         started = clock()
@@ -164,7 +166,10 @@ async def keep_alive(
             break
         if clock() - started >= backoff.max_s:
             delay = backoff.initial_s  # it had been healthy for a while: this is a new trouble
-        board.set(name, "restarting", error=error, retry_at=board.clock() + timedelta(seconds=delay))
+            failing_since = None
+        failing_since = failing_since or board.clock()
+        board.set(name, "restarting", error=error, retry_at=board.clock() + timedelta(seconds=delay),
+                  since=failing_since)
         log.error("%s: %s; retrying in %g s", name, error, delay, exc_info=bug)
         if await wait(delay, stop):
             break

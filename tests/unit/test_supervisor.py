@@ -172,3 +172,23 @@ def test_probe_marks_a_running_part_down():
     assert snap["dialler"]["state"] == "down" and snap["dialler"]["error"].startswith("Asterisk")
     problem.clear()
     assert board.snapshot()["dialler"]["state"] == "running"
+
+
+async def test_restarting_since_the_first_failure_of_the_series():
+    from datetime import datetime, timedelta, timezone
+
+    ticks = iter(datetime(2026, 12, 1, tzinfo=timezone.utc) + timedelta(seconds=n) for n in range(1000))
+    stop, board = asyncio.Event(), PartBoard(clock=lambda: next(ticks))
+    seen: list[object] = []
+
+    async def wait(delay: float, stop: asyncio.Event) -> bool:
+        seen.append(board.snapshot()["dialler"]["since"])
+        if len(seen) == 3:
+            stop.set()
+        return stop.is_set()
+
+    async def down() -> None:
+        raise OSError("no route")
+
+    await keep_alive("dialler", down, stop, board, Backoff(1, 60), wait=wait)
+    assert len(seen) == 3 and len(set(seen)) == 1
