@@ -1013,9 +1013,15 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
         from callcenter.services.handoff import watch_agent_connects
 
         core.extras["agent_connect_pops"] = watch_agent_connects(core, telephony.add_observer)
+    given_up = getattr(telephony, "wait_given_up", None)
+    running = asyncio.Event()  # ``stop``, or the backend gave up for good (every AMI login refused on reconnect)
+    relay = asyncio.create_task(_first_of(stop, given_up() if callable(given_up) else None, running))
     try:
-        await engine.run(stop)
+        await engine.run(running)
+        if relay.done() and relay.result() is not None:
+            raise relay.result()  # the supervisor restarts this part with backoff, with a fresh backend
     finally:
+        relay.cancel()
         core.parts.unwatch("dialler")
         if core.extras.get("notify_caller") is notify:  # no notification calls on a telephony that is closing
             core.extras.pop("notify_caller", None)
@@ -1028,3 +1034,19 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
             except asyncio.CancelledError:
                 pass
         await telephony.aclose()  # type: ignore[union-attr]
+
+
+async def _first_of(stop: asyncio.Event, fatal: Any, done: asyncio.Event) -> BaseException | None:
+    """Set ``done`` when ``stop`` is set or the awaitable ``fatal`` returns an error; return that error."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    if fatal is not None:
+        waits.append(asyncio.ensure_future(fatal))
+    try:
+        finished, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    done.set()
+    if stop.is_set():
+        return None
+    return next((f.result() for f in finished if f is not waits[0]), None)

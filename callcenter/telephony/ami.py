@@ -190,6 +190,7 @@ class AmiClient:
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._closing = False
+        self.gave_up = asyncio.Event()  # set when the client stopped trying (its login was refused)
         self._supervisor: asyncio.Task[None] | None = None
         self._first: asyncio.Future[None] | None = None
         self._helpers: set[asyncio.Task[None]] = set()
@@ -259,9 +260,11 @@ class AmiClient:
                 await self._connect_once()
             except AmiLoginError as exc:
                 if not starting:  # at start the caller reports it (one clear line, from the runtime)
-                    log.error("AMI %s: login refused (check ami_username / ami_secret); not retrying", self.name)
+                    log.error("AMI %s: login refused on reconnect (check ami_username / ami_secret); this server "
+                              "is left out until the dialler restarts", self.name)
                 self.login_error = exc
                 self._settle_first(exc)
+                self.gave_up.set()
                 return
             except (OSError, asyncio.TimeoutError, AmiError) as exc:
                 if self._closing:
@@ -646,6 +649,12 @@ class AmiPool:
     @property
     def connected(self) -> bool:
         return any(c.connected for c in self.clients)
+
+    async def wait_given_up(self) -> AmiLoginError:
+        """Returns (with the first login error) once every server has refused our login, e.g. after the
+        secret was changed on Asterisk: then only a restart of the dialler, with backoff, can help."""
+        await asyncio.gather(*(c.gave_up.wait() for c in self.clients))
+        return next(c.login_error for c in self.clients if c.login_error is not None)
 
     def problem(self) -> str | None:
         """None when every server is up; else one sentence naming the servers that are down (for /healthz)."""

@@ -128,3 +128,38 @@ async def test_unreachable_asterisk_is_one_line_and_the_dialler_is_down(
     core.close()
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert lines == [f"dialler: Asterisk unreachable (127.0.0.1:{nobody}: Connection refused); retrying in 5 s"]
+
+
+async def test_login_refused_on_reconnect_restarts_the_dialler_with_backoff(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The secret changed on Asterisk while the engine ran: the reconnect is refused, the client gives up, and the
+    dialler part fails so the supervisor retries it with backoff (rather than a dialler that runs with no PBX)."""
+    closes = parse_capture(
+        b">>> Action: Login\r\n>>> ActionID: l1\r\n"
+        b"Response: Success\r\nActionID: l1\r\nMessage: Authentication accepted\r\n\r\n"
+        b"### connection closed by peer\r\n", "accepted-then-closed")
+    async with ReplayServer(closes, load_capture("bad_login")) as asterisk:
+        settings = load_settings(database_url=db_url, telephony_backend="asterisk",
+                                 ami_servers=[f"127.0.0.1:{asterisk.port}"], ami_secret="was-right")
+        core = bootstrap(settings)
+        gate, stop = Gate(), asyncio.Event()
+
+        async def web(core: Any, stop: asyncio.Event) -> None:
+            await stop.wait()
+
+        with caplog.at_level(logging.INFO):
+            engine = asyncio.create_task(run_engine(core, [("dialler", dialer_runner)], web=web, stop=stop,
+                                                    wait=gate))
+            try:
+                async with asyncio.timeout(30):
+                    while core.parts.snapshot().get("dialler", {}).get("state") != "restarting":
+                        await asyncio.sleep(0.01)
+                part = core.parts.snapshot()["dialler"]
+                assert "AMI login refused by 127.0.0.1" in str(part["error"]) and gate.delays == [5.0]
+                assert core.parts.snapshot()["web"]["state"] == "running"
+            finally:
+                stop.set()
+                await asyncio.wait_for(engine, 30)
+        core.close()
+    assert asterisk.connections == 2
+    assert [r for r in caplog.records if r.exc_info] == []
