@@ -17,6 +17,7 @@ from callcenter.services.bus import EventBus
 from callcenter.services.ports import DepositoryBank
 from callcenter.services.transfers import Checkpoint, TransferService, _no_checkpoint
 from callcenter.settings import Settings
+from callcenter.supervisor import PartBoard
 from callcenter.store.db import make_engine, make_session_factory
 
 
@@ -36,6 +37,7 @@ class App:
     bus: EventBus = field(default_factory=EventBus)
     ivr: Any = None  # callcenter.services.ivr_backend.StoreIvrBackend, the hotline's backend
     extras: dict[str, object] = field(default_factory=dict)
+    parts: PartBoard = field(default_factory=PartBoard)  # the engine parts' states (runtime supervisor)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,18 +1,23 @@
-"""Run the whole engine in one process: web service, FastAGI server, dialler and scheduler in one TaskGroup.
+"""Run the whole engine in one process: web service, FastAGI server, dialler, care and scheduler, each a part.
 
-Each part is a coroutine ``runner(core, stop: asyncio.Event)``; areas add theirs to ``core.extras['runners']``
-(a list of (name, runner)) in bootstrap. When any part fails or the web server stops (Ctrl-C), all stop.
+Each part is a coroutine ``runner(core, stop: asyncio.Event)`` with a name (a plain list: areas add theirs to
+``default_runners``). The web part is the engine's life: when it stops (Ctrl-C) ``stop`` is set and every other
+part ends. Every other part is kept alive by ``callcenter.supervisor.keep_alive``: a part that fails is logged in
+one line, restarted with exponential backoff (settings ``restart_backoff_*``), and its state is on ``core.parts``
+(``/healthz`` and the wall board show it). A failing part never ends another one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
 import uvicorn
 
 from callcenter.bootstrap import App
+from callcenter.supervisor import Backoff, Wait, keep_alive, stop_or_timeout
 from callcenter.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -78,20 +83,30 @@ def default_runners() -> list[tuple[str, Runner]]:
     return parts
 
 
-async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None) -> None:
-    stop = asyncio.Event()
+async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None, *,
+                     web: Runner | None = None, stop: asyncio.Event | None = None,
+                     wait: Wait = stop_or_timeout) -> None:
+    """Run the web part (``web``, by default ``serve_web``) and keep every other part alive until it stops
+    (or until ``stop`` is set: embedding and tests). ``wait`` is the backoff wait (tests pass a gate)."""
+    stop = stop or asyncio.Event()
     core.bus.bind_loop(asyncio.get_running_loop())
-    parts: list[tuple[str, Runner]] = [("web", serve_web)]
-    parts += runners if runners is not None else default_runners()
+    parts = runners if runners is not None else default_runners()
+    backoff = Backoff(core.settings.restart_backoff_initial_s, core.settings.restart_backoff_max_s)
     async with asyncio.TaskGroup() as tg:
+        log.info("starting web")
+        tg.create_task(_essential("web", web or serve_web, core, stop))
         for name, runner in parts:
             log.info("starting %s", name)
-            tg.create_task(_guard(name, runner, core, stop))
+            tg.create_task(keep_alive(name, functools.partial(runner, core, stop), stop, core.parts, backoff,
+                                      wait=wait))
 
 
-async def _guard(name: str, runner: Runner, core: App, stop: asyncio.Event) -> None:
+async def _essential(name: str, runner: Runner, core: App, stop: asyncio.Event) -> None:
+    """The web part: when it ends, for whatever reason, the engine ends."""
+    core.parts.set(name, "running")
     try:
         await runner(core, stop)
     finally:
-        stop.set()  # one part ending ends the engine
+        stop.set()
+        core.parts.set(name, "stopped")
         log.info("%s stopped", name)

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     ivr_flows_dir: Path | None = None  # the operator's IVR flows; default: the flows shipped with the engine
     scripts_dir: Path | None = None  # the operator's talk scripts; default: the shipped scripts_templates
     prompts_dir: Path = Path("var") / "prompts"  # rendered IVR prompts (callcenter prompts build)
+    # engine parts (callcenter.supervisor): a part that fails is restarted after 5 s, 10 s, 20 s ... up to the cap;
+    # one that had run longer than the cap starts over at the first delay
+    restart_backoff_initial_s: float = Field(5.0, gt=0)
+    restart_backoff_max_s: float = Field(120.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -30,7 +30,6 @@ from callcenter.telephony.port import (
     Answered,
     Ended,
     Failed,
-    OriginateRejected,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -170,7 +169,7 @@ class NotificationCaller:
                 await self.telephony.originate(call_id, mobile, self.caller_id,
                                                {"CARE_DELIVERY": str(delivery_id), "CARE_MESSAGE": text},
                                                self.timeout_s)
-            except (OriginateRejected, ValueError) as exc:
+            except (TelephonyError, ValueError) as exc:  # refused, or not confirmed (connection lost): never a crash
                 log.warning("notification call %s to %s not placed: %s", delivery_id, mask_phone(mobile), exc)
                 self.flows.pop(call_id, None)
                 self._finish(delivery_id, attempts + 1, "failed", f"rejected: {exc}"[:255])

@@ -575,7 +575,23 @@ class DialerEngine:
             lost = isinstance(exc, NoServerAvailable) or (
                 isinstance(exc, OriginateRejected) and not isinstance(exc, ValueError))
             log.warning("originate %s to %s refused: %s", call.call_id, mask_number(number), exc)
+            if isinstance(exc, NoServerAvailable):
+                self._hold_dialling(run)
             await self._finish(call, "lost" if lost else "failed", cause_text=str(exc)[:64], record=False)
+        except TelephonyError as exc:
+            # Sent or not, the PBX never confirmed it (the connection dropped, no reply in time): the attempt
+            # is "lost", which does not use up one of the lead's attempts. Never an exception that ends the
+            # dialler (and with it the engine). The adapter does not re-send it.
+            self.stats["unconfirmed"] = self.stats.get("unconfirmed", 0) + 1
+            log.warning("originate %s to %s not confirmed (%s); recorded as lost", call.call_id,
+                        mask_number(number), exc)
+            self._hold_dialling(run)
+            await self._finish(call, "lost", cause_text=str(exc)[:64], record=False)
+
+    def _hold_dialling(self, run: CampaignRun) -> None:
+        """The PBX is not taking calls: claim no more leads of this campaign for a few seconds (rather than
+        turning the whole hopper into "lost" attempts while it is down)."""
+        run.hopper_empty_until = max(run.hopper_empty_until, self.clock.time() + max(self.sync_s, 5.0))
 
     # --- port events --------------------------------------------------------------------------------
 
@@ -594,7 +610,7 @@ class DialerEngine:
         elif isinstance(event, Connected):
             await self._connected(call, event)
         elif isinstance(event, Failed):
-            kind = event.reason if event.reason in ("busy", "no_answer") else "failed"
+            kind = event.reason if event.reason in ("busy", "no_answer", "lost") else "failed"
             await self._finish(call, kind, cause=event.cause, cause_text=event.reason)
         elif isinstance(event, Ended):
             await self._ended(call, event)
@@ -967,10 +983,21 @@ def telephony_from_settings(core: App) -> Telephony:
 
 
 async def dialer_runner(core: App, stop: asyncio.Event) -> None:
-    """Engine part for ``callcenter run``: the dialler on the configured telephony backend, real time."""
+    """Engine part for ``callcenter run``: the dialler on the configured telephony backend, real time.
+
+    A telephony backend given in ``core.extras['telephony']`` (tests) is used as it is; otherwise a fresh one is
+    built from the settings at every start, so the supervisor can restart this part after a failure (a refused
+    AMI login, no Asterisk reachable: ``telephony.start()`` raises and nothing is left running). While it runs,
+    the part's state on ``core.parts`` follows the backend's connection (``problem()``, when it has one)."""
     telephony = cast("Telephony | None", core.extras.get("telephony")) or telephony_from_settings(core)
-    core.extras["telephony"] = telephony
-    await telephony.start()
+    probe = getattr(telephony, "problem", None)
+    if callable(probe):
+        core.parts.watch("dialler", probe)
+    try:
+        await telephony.start()
+    except BaseException:
+        core.parts.unwatch("dialler")
+        raise
     engine = DialerEngine(core, telephony, wall=core.clock)
     core.extras["dialer"] = engine
     from callcenter.care.notify_calls import NotificationCaller
@@ -990,9 +1017,21 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
         from callcenter.services.handoff import watch_agent_connects
 
         core.extras["agent_connect_pops"] = watch_agent_connects(core, telephony.add_observer)
+    given_up = getattr(telephony, "wait_given_up", None)
+    running = asyncio.Event()  # ``stop``, or the backend gave up for good (every AMI login refused on reconnect)
+    relay = asyncio.create_task(_first_of(stop, given_up() if callable(given_up) else None, running))
     try:
-        await engine.run(stop)
+        await engine.run(running)
+        failure = relay.result() if relay.done() else None
+        if failure is not None:
+            raise failure  # the supervisor restarts this part with backoff, with a fresh backend
     finally:
+        relay.cancel()
+        core.parts.unwatch("dialler")
+        if core.extras.get("notify_caller") is notify:  # no notification calls on a telephony that is closing
+            core.extras.pop("notify_caller", None)
+            if care_work is not None and getattr(care_work, "caller", None) is notify:
+                care_work.caller = None  # type: ignore[attr-defined]
         if handoffs is not None:
             handoffs.cancel()
             try:
@@ -1000,3 +1039,19 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
             except asyncio.CancelledError:
                 pass
         await telephony.aclose()
+
+
+async def _first_of(stop: asyncio.Event, fatal: Any, done: asyncio.Event) -> BaseException | None:
+    """Set ``done`` when ``stop`` is set or the awaitable ``fatal`` returns an error; return that error."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    if fatal is not None:
+        waits.append(asyncio.ensure_future(fatal))
+    try:
+        finished, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    done.set()
+    if stop.is_set():
+        return None
+    return next((f.result() for f in finished if f is not waits[0]), None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from panoramisk.message import Message
 
 from callcenter.telephony import variables as V
 from callcenter.telephony.ami_events import CallTracker, headers
+from callcenter.telephony.ami_frames import FrameParser, Malformed
 from callcenter.telephony.port import (
     EventStream,
     NoServerAvailable,
@@ -54,11 +56,24 @@ class AmiError(TelephonyError):
 
 
 class AmiLoginError(AmiError):
-    """Asterisk refused our username/secret. Not retried: fix the settings."""
+    """Asterisk refused our username/secret. Not retried by the client: fix the settings (the engine's
+    supervisor restarts the dialler with backoff)."""
+
+
+class AmiUnreachable(AmiError):
+    """No Asterisk server could be reached at start (refused, timed out, no route)."""
 
 
 class AmiDisconnected(AmiError):
     """The connection dropped (or was not up) while an action was pending."""
+
+
+class AmiNotConnected(AmiDisconnected):
+    """Nothing was written: there was no connection to write the action to."""
+
+
+class AmiTimeout(AmiError):
+    """The action was written but no reply came within the action timeout."""
 
 
 class AmiActionError(AmiError):
@@ -124,14 +139,34 @@ class _Manager(Manager):
 
 
 class _SafeProtocol(AMIProtocol):
-    """panoramisk's framing, with a reader that survives a malformed frame."""
+    """panoramisk's protocol with our framing (``ami_frames``): a malformed frame is skipped and logged
+    (masked), and reading goes on at the next frame boundary, so the message after it is never lost."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.frames = FrameParser()
+        self.malformed = 0
+
+    def close(self) -> None:
+        # The client fails its pending actions itself (AmiClient._fail_pending) and never re-sends them:
+        # panoramisk's close would queue them for re-sending and log each one whole (variables, numbers).
+        self.responses.clear()
+        super().close()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            super().data_received(data)
-        except Exception:  # a bad frame must not kill the connection's reader
-            log.warning("AMI: malformed data skipped: %r", mask(data[:200].decode("utf8", "replace")))
-            self.queue.clear()
+        for frame in self.frames.feed(data):
+            if isinstance(frame, Malformed):
+                self.malformed += 1
+                log.warning("AMI: malformed frame skipped (%s): %r", frame.why,
+                            mask(frame.raw.decode("utf8", "replace")))
+                continue
+            if getattr(self, "version", None) is None and self.frames.banner is not None:
+                self.version = self.frames.banner
+            message = Message(frame.headers, frame.content)
+            try:
+                self.handle_message(message)
+            except Exception as exc:  # one message that trips panoramisk must not stop the reader
+                log.warning("AMI: message skipped (%s): %s", type(exc).__name__, mask(repr(dict(message))[:300]))
 
 
 class AmiClient:
@@ -149,6 +184,7 @@ class AmiClient:
         self.stream = stream or EventStream()
         self.tracker = CallTracker(server.name, settle_grace_s=self.options.settle_grace_s)
         self.login_error: AmiLoginError | None = None
+        self.last_error: BaseException | None = None  # why the last connection attempt failed
         self.messages_seen = 0  # AMI messages (events and responses) read from the server
         self.connections = 0
         self._manager: _Manager | None = None
@@ -156,6 +192,7 @@ class AmiClient:
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._closing = False
+        self.gave_up = asyncio.Event()  # set when the client stopped trying (its login was refused)
         self._supervisor: asyncio.Task[None] | None = None
         self._first: asyncio.Future[None] | None = None
         self._helpers: set[asyncio.Task[None]] = set()
@@ -190,7 +227,7 @@ class AmiClient:
         if self.connected:
             try:
                 await self._send({"Action": "Logoff"}, timeout=2.0)
-            except (AmiError, asyncio.TimeoutError):
+            except AmiError:
                 pass
         if self._manager is not None:
             self._manager.close()
@@ -218,20 +255,35 @@ class AmiClient:
 
     async def _supervise(self) -> None:
         delay = self.options.backoff_initial_s
+        failures = 0  # connection attempts failed since the last good one (one log line per outage)
         while not self._closing:
+            starting = self._first is not None and not self._first.done()
             try:
                 await self._connect_once()
             except AmiLoginError as exc:
-                log.error("AMI %s: login refused; not retrying", self.name)
+                if not starting:  # at start the caller reports it (one clear line, from the runtime)
+                    log.error("AMI %s: login refused on reconnect (check ami_username / ami_secret); this server "
+                              "is left out until the dialler restarts", self.name)
                 self.login_error = exc
                 self._settle_first(exc)
+                self.gave_up.set()
                 return
             except (OSError, asyncio.TimeoutError, AmiError) as exc:
-                log.warning("AMI %s: connect failed (%s); retry in %.1fs", self.name, type(exc).__name__, delay)
+                if self._closing:
+                    return  # aclose() closed the connection under us: nothing to report or retry
+                self.last_error = exc
+                if not starting and failures == 0:
+                    log.warning("AMI %s: reconnect failed (%s); retrying with backoff up to %g s", self.name,
+                                describe_connect_error(exc), self.options.backoff_max_s)
+                failures += 1
                 self._settle_first(None)
                 await asyncio.sleep(delay)
                 delay = min(max(delay * 2, 0.05), self.options.backoff_max_s)
                 continue
+            if self.connections > 1:
+                log.info("AMI %s: reconnected", self.name)
+            failures = 0
+            self.last_error = None
             delay = self.options.backoff_initial_s
             self._settle_first(None)
             helpers = [asyncio.create_task(self._ticker()), asyncio.create_task(self._heartbeat())]
@@ -280,13 +332,18 @@ class AmiClient:
             manager.pinger = None
         self._manager = manager
         self.connections += 1
-        reply = await self._send(
-            {"Action": "Login", "Username": self.server.username, "Secret": self.server.secret, "Events": "on"},
-            ready=False,
-        )
+        try:
+            reply = await self._send(
+                {"Action": "Login", "Username": self.server.username, "Secret": self.server.secret, "Events": "on"},
+                ready=False,
+            )
+        except AmiError:
+            manager.close()  # no half-open socket left behind
+            raise
         if reply.get("Response") != "Success":
             manager.close()
-            raise AmiLoginError(f"AMI {self.name}: {reply.get('Message') or 'login refused'}")
+            raise AmiLoginError(f"AMI login refused by {self.name} ({reply.get('Message') or 'refused'}; "
+                                "check ami_username / ami_secret)")
         self._up.set()
         if self.connections > 1 or self.tracker.needs_reconcile():
             await self.reconcile()  # after every REconnect: settle what died while we were away
@@ -295,6 +352,10 @@ class AmiClient:
     def _on_connection_lost(self, exc: Any) -> None:
         now = asyncio.get_running_loop().time()
         was_up = self._up.is_set()
+        if was_up and not self._closing:
+            why = ("Asterisk shut down" if isinstance(exc, Message) else
+                   "closed by Asterisk" if exc is None else describe_connect_error(exc))
+            log.warning("AMI %s: connection lost (%s); reconnecting", self.name, why)
         self._up.clear()
         self._fail_pending()
         if isinstance(exc, Message) and str(exc.get("Event", "")).lower() == "shutdown":
@@ -357,7 +418,7 @@ class AmiClient:
             await asyncio.sleep(self.options.heartbeat_s)
             try:
                 await self._send({"Action": "Ping"})
-            except asyncio.TimeoutError:
+            except AmiTimeout:
                 log.warning("AMI %s: no answer to Ping; dropping the connection", self.name)
                 if self._manager is not None and self._manager.protocol is not None:
                     self._manager.protocol.transport.abort()
@@ -383,12 +444,15 @@ class AmiClient:
         """Send one action and await its reply (a Message, or a list for EventList actions)."""
         manager = self._manager
         if manager is None or manager.protocol is None or manager.protocol.closed or (ready and not self.connected):
-            raise AmiDisconnected(f"AMI {self.name}: not connected")
+            raise AmiNotConnected(f"AMI {self.name}: not connected")
         action = self._action(fields, as_list)
         future = manager.send_action(action, as_list=as_list)
         self._pending.add(future)
+        limit = timeout or self.options.action_timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout or self.options.action_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except asyncio.TimeoutError:
+            raise AmiTimeout(f"AMI {self.name}: no reply to {fields.get('Action')} within {limit:g} s") from None
         finally:
             self._pending.discard(future)
 
@@ -442,14 +506,14 @@ class AmiClient:
         self.tracker.track(call_id, loop.time(), timeout_s, expect_amd=amd, action_id=action_id)
         try:
             reply = await self._send(fields, as_list=False)
-        except AmiDisconnected:
-            # Written or not, we cannot know: keep it tracked as unverified, reconcile settles it.
-            # It is NOT re-sent.
+        except AmiNotConnected:
+            self.tracker.forget(call_id)  # nothing was written: Asterisk never heard of this call
+            raise NoServerAvailable(call_id, f"AMI {self.name} is not connected") from None
+        except (AmiDisconnected, AmiTimeout):
+            # Written, but whether Asterisk got it we cannot know: keep it tracked as unverified, reconcile
+            # settles it. It is NOT re-sent. The caller gets the error (for the dialler: an outcome "lost").
             self.tracker.mark_unverified([call_id])
             raise
-        except asyncio.TimeoutError:
-            self.tracker.mark_unverified([call_id])
-            raise AmiDisconnected(f"AMI {self.name}: no reply to Originate {call_id}") from None
         if reply.get("Response") != "Success":
             self.tracker.forget(call_id)
             raise OriginateRejected(call_id, str(reply.get("Message") or "refused"))
@@ -531,6 +595,19 @@ def _ok(reply: Any, what: str) -> None:
         raise AmiActionError(f"{what} refused: {message}")
 
 
+def describe_connect_error(exc: BaseException | None) -> str:
+    """A short reason for logs and /healthz: "Connection refused", "no answer in time"..."""
+    if exc is None:
+        return "not connected"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "no answer in time"
+    if isinstance(exc, OSError):
+        if exc.errno:
+            return os.strerror(exc.errno)  # "Connection refused", "No route to host"...
+        return str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
 class AmiPool:
     """Several Asterisk servers behind one port. Attempts go to the connected server with the
     fewest calls in flight; when one server goes away the others carry on.
@@ -554,14 +631,47 @@ class AmiPool:
             client.observers.append(observe)
 
     async def start(self) -> None:
-        """Start every server; fails only if no server accepted our login."""
+        """Start every server; a server that refuses us or cannot be reached is left out (an unreachable one
+        keeps being retried in the background). Fails, with every client closed, when no server is up:
+        ``AmiLoginError`` when a server refused our login, else ``AmiUnreachable``."""
         results = await asyncio.gather(*(c.start() for c in self.clients), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         for r in errors:
             if not isinstance(r, AmiLoginError):
+                await self.aclose()
                 raise r
-        if len(errors) == len(self.clients):
+        if any(c.connected for c in self.clients):
+            return
+        await self.aclose()
+        if errors:
             raise errors[0]
+        reasons = "; ".join(f"{c.name}: {describe_connect_error(c.last_error)}" for c in self.clients)
+        raise AmiUnreachable(f"Asterisk unreachable ({reasons})")
+
+    @property
+    def connected(self) -> bool:
+        return any(c.connected for c in self.clients)
+
+    async def wait_given_up(self) -> AmiLoginError:
+        """Returns (with the first login error) once every server has refused our login, e.g. after the
+        secret was changed on Asterisk: then only a restart of the dialler, with backoff, can help."""
+        await asyncio.gather(*(c.gave_up.wait() for c in self.clients))
+        return next(c.login_error for c in self.clients if c.login_error is not None)
+
+    def problem(self) -> str | None:
+        """None when every server is up; else one sentence naming the servers that are down (for /healthz)."""
+        down = [c for c in self.clients if not c.connected]
+        if not down:
+            return None
+        parts = []
+        for c in down:
+            if c.login_error is not None:
+                parts.append(f"{c.name} refused the AMI login")
+            elif c.last_error is not None:
+                parts.append(f"{c.name} unreachable ({describe_connect_error(c.last_error)})")
+            else:
+                parts.append(f"{c.name} not connected")
+        return "Asterisk " + "; ".join(parts)
 
     async def aclose(self) -> None:
         for client in self.clients:

@@ -19,6 +19,8 @@ Rules:
 - ``Shutdown`` -> ``ServerDown`` and every live call on the server ends.
 - After a lost connection every live call is "unverified" until ``reconcile`` is given the
   ``CoreShowChannels`` list: the missing ones end, so nothing stays in flight forever.
+- A call that had not been answered and ends because the server went away (Shutdown, or gone after a
+  reconnect) with no hang-up cause seen fails with reason ``lost``: nobody knows how it would have ended.
 - Every call gets exactly one terminal event; duplicated, late or reordered messages for a
   settled call, and messages about channels that are not ours, change nothing.
 """
@@ -260,7 +262,7 @@ class CallTracker:
             if call.state == "answered":
                 out += self._end(call, None, "gone after reconnect", now)
             else:
-                out += self._fail_by_cause(call, now)
+                out += self._fail_by_cause(call, now, unknown="lost")
         for agent in list(self._agents.values()):
             if not agent.unverified:
                 continue
@@ -445,7 +447,7 @@ class CallTracker:
             if call.state == "answered":
                 out += self._end(call, None, f"server {reason}", now)
             else:
-                out += self._fail_by_cause(call, now)
+                out += self._fail_by_cause(call, now, unknown="lost")
         for agent in list(self._agents.values()):
             out += self._agent_left(agent, None, now)
         return out
@@ -456,9 +458,10 @@ class CallTracker:
         own = call.own_hangup[0] if call.own_hangup else None
         return own or call.other_cause or None
 
-    def _fail_by_cause(self, call: _Call, now: float) -> list[TelephonyEvent]:
+    def _fail_by_cause(self, call: _Call, now: float, unknown: FailReason = "error") -> list[TelephonyEvent]:
+        """By the hang-up cause seen; without one, ``unknown`` ("lost" when the server went away)."""
         cause = self._known_cause(call)
-        return self._fail(call, fail_reason_for_cause(cause), cause, now)
+        return self._fail(call, fail_reason_for_cause(cause) if cause else unknown, cause, now)
 
     def _fail(self, call: _Call, reason: FailReason, cause: int | None, now: float) -> list[TelephonyEvent]:
         self._settle(call)

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, Union, cast, runtime_checkable
 
 AmdVerdict = Literal["human", "machine", "notsure"]
-FailReason = Literal["busy", "no_answer", "congestion", "invalid", "error"]
+# "lost": the PBX went away (restart, dropped connection) before the call's fate was known; not the
+# customer's doing, so the dialler does not count it against the lead (outcome "lost").
+FailReason = Literal["busy", "no_answer", "congestion", "invalid", "error", "lost"]
 
 
 @dataclass(frozen=True, slots=True)

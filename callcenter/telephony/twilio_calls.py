@@ -173,6 +173,9 @@ class TwilioCalls:
         except TwilioException as exc:
             self._states.pop(call_id, None)
             raise OriginateRejected(call_id, str(exc)) from None
+        except OSError as exc:  # the network (requests' errors are OSErrors): Twilio may or may not have it
+            self._states.pop(call_id, None)
+            raise TelephonyError(f"Twilio did not confirm call {call_id}: {type(exc).__name__}") from None
         self._sids[call_id] = call.sid
 
     def status_callback(self, call_id: str, params: Mapping[str, str], now: float | None = None) -> list[TelephonyEvent]:
@@ -200,6 +203,8 @@ class TwilioCalls:
             await asyncio.to_thread(self.client.calls(sid).update, **kwargs)
         except TwilioException as exc:
             raise TelephonyError(str(exc)) from None
+        except OSError as exc:
+            raise TelephonyError(f"Twilio unreachable: {type(exc).__name__}") from None
 
     async def connect(self, call_id: str, agent_id: str) -> None:
         check_id(agent_id, "agent id")

@@ -6,7 +6,8 @@
   The dialler's ``agent_state`` events reach the screen as ``{"type": "state", ...}``; a ``preview`` lead goes
   through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``).
 * ``GET /live/wallboard``: supervisors and admin; a fresh wall-board snapshot every second, and at once when
-  something happens (a ``wallboard`` bus event), at most one per 200 ms.
+  something happens (a ``wallboard`` bus event), at most one per 200 ms. The snapshot carries the engine's
+  parts too (``parts``: each part's state from the runtime supervisor, see ``parts_line``).
 
 Plain ``StreamingResponse`` with ``text/event-stream`` framing; a comment line every 15 s keeps proxies open.
 """
@@ -28,6 +29,7 @@ from callcenter.services import desk, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.web.deps import require_roles
+from callcenter.web.pages.common import lang_of, parts_line
 
 router = APIRouter(prefix="/live", include_in_schema=False)
 
@@ -82,9 +84,11 @@ async def wallboard_stream(request: Request,
                            principal: Principal = Depends(require_roles("supervisor", "admin"))) -> StreamingResponse:
     core = request.app.state.core
     tz = ZoneInfo(core.settings.timezone)
+    lang = lang_of(request)
 
     def snapshot() -> dict[str, Any]:
-        return run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz))
+        figures = run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz))
+        return {**figures, "parts": parts_line(core, lang, tz)}
 
     async def stream() -> AsyncIterator[bytes]:
         async with core.bus.subscribe("wallboard") as sub:

@@ -135,6 +135,18 @@ def test_shutdown_ends_everything_and_reports_server_down():
     assert t.feed(ev("Shutdown"), 3.0) == []
 
 
+def test_calls_not_yet_answered_are_lost_when_the_server_goes_away():
+    t = tracker("ringing", "busy-seen")
+    t.feed(ev("Hangup", Uniqueid="busy-seen", Cause="17"), 1.0)  # its own cause is known: it stays "busy"
+    out = t.feed(ev("Shutdown", Shutdown="Cleanly", Restart="True"), 2.0)
+    failed = {e.call_id: e.reason for e in out if isinstance(e, Failed)}
+    assert failed == {"ringing": "lost", "busy-seen": "busy"}
+    t2 = tracker("gone")
+    t2.connection_lost(1.0)
+    [gone] = t2.reconcile([], 2.0)
+    assert isinstance(gone, Failed) and gone.reason == "lost"
+
+
 def test_reconcile_after_connection_loss():
     t = tracker("alive", "gone", "gone-answered")
     t.feed(ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="gone-answered"), 1.0)

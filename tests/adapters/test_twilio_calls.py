@@ -55,6 +55,23 @@ async def test_rejected_by_twilio():
         await calls.originate("c1", "+8613800000001", "95555", {}, 25)
 
 
+async def test_network_failure_is_a_telephony_error_not_a_crash():
+    """Hardening finding 2: a telephony error is the attempt's outcome; the dialler catches TelephonyError."""
+    import requests
+
+    from callcenter.telephony.port import TelephonyError
+
+    calls, http = make()
+
+    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise requests.ConnectionError("connection refused")
+
+    http.request = down  # type: ignore[method-assign]
+    with pytest.raises(TelephonyError, match="did not confirm"):
+        await calls.originate("c1", "+8613800000001", "95555", {}, 25)
+    assert "c1" not in calls._states
+
+
 async def test_status_callbacks_to_events_and_connect():
     calls, http = make()
     await calls.originate("c1", "+8613800000001", "95555", {}, 25)

@@ -166,10 +166,15 @@ def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_boa
             page.wait_for_selector("#campaign-state")
             assert "进行中" in page.inner_text("#campaign-state")
 
+            core.parts.set("web", "running")  # the engine's parts, as the runtime supervisor reports them
+            core.parts.set("dialler", "restarting", error="AMI login refused by 127.0.0.1:5038 (Authentication failed)")
             page.goto(srv.url + "/supervisor/wallboard")
             row = f'#wb-campaigns tr[data-campaign="{campaign_id}"]'
             page.wait_for_selector(row)
             assert page.inner_text(row + " td:nth-child(3)") == "0"
+            assert "外呼拨号 重启中 (AMI login refused" in page.inner_text("#wb-parts")
+            core.parts.set("dialler", "running")  # the dialler is back: the board's next snapshot says so
+            page.wait_for_function("document.querySelector('[data-part=dialler]').textContent === '外呼拨号 运行中'")
 
             def dial(s: Any) -> None:  # the dialler places two calls, one connects
                 now = core.clock()

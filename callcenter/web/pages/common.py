@@ -3,6 +3,7 @@ instead of a JSON 401; the CSRF token of a posted form), cookies."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from callcenter.domain.money import fen_to_yuan
-from callcenter.i18n import t
+from callcenter.domain.masking import mask_digits_in_text
+from callcenter.i18n import has, t
 from callcenter.services.staff_sessions import Principal
 from callcenter.web.deps import SAFE_METHODS, current_principal
 from callcenter.web.errors import ApiError
@@ -90,3 +92,17 @@ def login_redirect() -> RedirectResponse:
 
 def secure_cookie(request: Request) -> bool:
     return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "") == "https"
+
+
+def parts_line(core: Any, lang: str, tz: ZoneInfo) -> list[dict[str, str]]:
+    """The wall board's "parts" line: each engine part with its state in words (and why, when it is not running),
+    from the runtime supervisor's board. Empty when the engine's parts are not run by ``callcenter run``."""
+    out = []
+    for name, part in core.parts.snapshot().items():
+        state = str(part["state"])
+        since = datetime.fromisoformat(str(part["since"])).astimezone(tz).strftime("%H:%M:%S")
+        out.append({"name": name, "label": t(f"web.parts.names.{name}", lang) if has(f"web.parts.names.{name}") else name,
+                    "state": state, "state_label": t(f"web.parts.state.{state}", lang),
+                    "since": t("web.parts.since", lang, time=since),
+                    "error": mask_digits_in_text(str(part.get("error", "")))})
+    return out

@@ -23,7 +23,7 @@ from callcenter.store.db import run_in_transaction
 from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
 from callcenter.web.errors import ApiError
-from callcenter.web.pages.common import render, roles, tz_of
+from callcenter.web.pages.common import lang_of, parts_line, render, roles, tz_of
 
 router = APIRouter(prefix="/supervisor", include_in_schema=False)
 SUP = ("supervisor", "admin")
@@ -47,6 +47,7 @@ async def home(principal: Principal = roles(*SUP)) -> Response:
 async def wallboard_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
     core = _core(request)
     snap = await _db(request, lambda s: kpis.wallboard(s, core.clock(), tz_of(request)))
+    snap["parts"] = parts_line(core, lang_of(request), tz_of(request))
     return render(request, "wallboard.html", principal, w=snap)
 
 

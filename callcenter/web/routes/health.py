@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from sqlalchemy import text
 
@@ -9,7 +11,11 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(core: CoreDep) -> dict[str, str]:
+def healthz(core: CoreDep) -> dict[str, Any]:
+    """200 while the web part answers. ``status`` is "degraded" when another part of the engine is down or
+    restarting; ``parts`` gives each part's state (running / down / restarting, since, last error)."""
     with core.engine.connect() as conn:
         conn.execute(text("select 1"))
-    return {"status": "ok", "database": core.engine.dialect.name, "telephony": core.settings.telephony_backend}
+    parts = core.parts.snapshot()
+    return {"status": core.parts.overall(parts), "database": core.engine.dialect.name,
+            "telephony": core.settings.telephony_backend, "parts": parts}

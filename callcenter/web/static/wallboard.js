@@ -10,6 +10,19 @@
     document.getElementById("wb-ringing").textContent = w.ringing;
     document.getElementById("wb-connected").textContent = w.connected;
     document.getElementById("wb-ivr").textContent = w.ivr_waiting;
+    const parts = document.getElementById("wb-parts");
+    if (parts && w.parts) {
+      const label = parts.firstElementChild;
+      const items = w.parts.map(function (p) {
+        const span = document.createElement("span");
+        span.className = "part part-" + p.state; span.dataset.part = p.name;
+        span.title = p.since + (p.error ? " — " + p.error : "");
+        span.textContent = p.label + " " + p.state_label + (p.error ? " (" + p.error + ")" : "");
+        return span;
+      });
+      parts.replaceChildren.apply(parts, [label].concat(items));
+      parts.hidden = !items.length;
+    }
     const body = document.querySelector("#wb-campaigns tbody");
     const rows = w.campaigns.map(function (c) {
       const tr = document.createElement("tr"); tr.dataset.campaign = c.id;
