@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.scheduling import CampaignScheduler
-from callcenter.scheduling.campaign_ops import CampaignInput, create_campaign
+from callcenter.dialer.service import create_campaign
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.desk import ScheduledRunClaim
 from callcenter.store.models.dialer import Campaign
@@ -36,9 +36,8 @@ class Runs:
 
 
 def _campaign(core) -> int:  # type: ignore[no-untyped-def]
-    data = CampaignInput(name="老客户回访", kind="former_clients", script_id="win_back",
-                         window_start=time(9), window_end=time(20))
-    return create_campaign(core.sessions, data, {"win_back"}, staff_id=None, now=core.clock())  # type: ignore[arg-type]
+    return create_campaign(core, name="老客户回访", kind="former_clients", script_id="win_back",
+                           window_start=time(9), window_end=time(20))
 
 
 def _state(core, cid: int) -> str:  # type: ignore[no-untyped-def]
