@@ -191,8 +191,17 @@ def test_supervisor_campaign_pages_upload_and_reports(core: App, world: World) -
     assert r.status_code == 200 and 'data-imported="yes"' in r.text and '<b id="lead-count">1</b>' in r.text
     r = s.post(url + "/action", data={"action": "start", "csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303 and "进行中" in s.get(url).text
+    r = s.post(url + "/action", data={"action": "start", "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303  # a second click changes nothing
+    r = s.post(url, data={"name": "休眠客户激活", "kind": "dormant", "script_id": "dormant", "csrf": csrf})
+    assert r.status_code == 409 and r.json()["error"]["message"] == "“进行中”状态的活动不能修改（请先暂停）"
+    r = s.post(url, data={"name": "x", "kind": "dormant", "script_id": "nosuch", "csrf": csrf})
+    assert r.status_code == 422 and r.json()["error"]["message"] == "话术“nosuch”不存在"
     assert s.get("/supervisor/reports?by=campaign").status_code == 200
     rep = s.get("/supervisor/reports.csv?by=agent")
     assert rep.status_code == 200 and rep.headers["content-type"].startswith("text/csv")
     assert rep.text.lstrip("\ufeff").startswith("agent,attempts")
     assert s.get("/supervisor/reports?start=2026-13-01").status_code == 422
+    assert s.post(url + "/action", data={"action": "stop", "csrf": csrf}, follow_redirects=False).status_code == 303
+    r = s.post(url + "/action", data={"action": "resume", "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 409 and r.json()["error"]["message"] == "“已结束”的外呼活动不能继续"
