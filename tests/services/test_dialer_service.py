@@ -287,6 +287,24 @@ def test_leads_from_segments(core: App) -> None:
     assert (again.created, again.merged) == (0, 1)
 
 
+def test_birthday_segment_and_greetings_share_the_leap_day_rule(core: App) -> None:
+    from callcenter.care import planner
+    from callcenter.services.segments import birthday_clients
+
+    leapling, _ = make_client(core, accounts=[(0, 0)])
+    with transaction(core.sessions) as s:
+        s.get(Client, leapling).birthday = date(2000, 2, 29)
+        s.commit()
+    cid = new_campaign(core)
+    add_segment_leads(core, cid, "birthdays", date(2027, 2, 21), within_days=7)  # up to Sunday 28 February 2027
+    with transaction(core.sessions) as s:
+        assert set(s.scalars(select(Lead.client_id).where(Lead.campaign_id == cid))) == {leapling}
+        assert [c.id for c in birthday_clients(s, date(2027, 2, 28), date(2027, 2, 28))] == [leapling]
+        assert birthday_clients(s, date(2028, 2, 28), date(2028, 2, 28)) == []  # leap year: on the 29th
+        assert [c.id for c in birthday_clients(s, date(2028, 2, 29), date(2028, 2, 29))] == [leapling]
+        assert planner.birthday_clients is birthday_clients  # the care planner asks the same query
+
+
 def test_dnc_request_stops_open_leads(core: App) -> None:
     cid = new_campaign(core)
     add_leads(core, cid, [LeadRow(0, "+8613900000001"), LeadRow(0, "+8613900000002")])
