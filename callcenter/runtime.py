@@ -1,7 +1,8 @@
 """Run the whole engine in one process: web service, FastAGI server, dialler and scheduler in one TaskGroup.
 
-Each part is a coroutine ``runner(core, stop: asyncio.Event)``; areas add theirs to ``core.extras['runners']``
-(a list of (name, runner)) in bootstrap. When any part fails or the web server stops (Ctrl-C), all stop.
+Each part is a coroutine ``runner(core, stop: asyncio.Event)``. ``run_engine(core, runners)`` runs the web
+service plus the given (name, runner) pairs, by default ``default_runners()`` (FastAGI, care, and the dialler
+and scheduler imported by module name). When any part ends or fails, or the web server stops (Ctrl-C), all stop.
 """
 
 from __future__ import annotations

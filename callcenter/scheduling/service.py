@@ -233,7 +233,7 @@ class CampaignScheduler:
 
 
 async def scheduler_runner(core: Any, stop: asyncio.Event) -> None:
-    """For ``core.extras['runners']``: run the campaign scheduler until the engine stops."""
+    """One of ``runtime.default_runners()``: run the campaign scheduler until the engine stops."""
     sched = CampaignScheduler(core)
     core.extras["scheduler"] = sched
     core.bus.bind_loop(asyncio.get_running_loop())
