@@ -289,6 +289,8 @@ def check_row(row: int, columns: list[str], values: list[str], today: date, regi
     def problem(code: str, **params: Any) -> None:
         problems.append(RowProblem(row, code, params))
 
+    if any(v for v in values[len(columns):]):  # e.g. an unquoted comma inside a name shifts every cell after it
+        problem("too_many_cells", cells=len(values), columns=len(columns))
     phone: str | None = None
     raw_phone = record.get("phone", "")
     if not raw_phone:

@@ -190,12 +190,14 @@ def test_every_field_of_a_lead_file_is_checked(core: App, tmp_path: Path) -> Non
         "13900000027,庚,0,,,,2026-12-30,\n"  # after today (2026-11-25)
         f"13900000028,{'长' * 65},0,,,,,\n"
         f"13900000029,辛,0,,,,,{'x' * 201}\n"
-        ",壬,0,,,,,\n", encoding="utf-8")
+        ",壬,0,,,,,\n"
+        "13900000030,张三,李四,1,,,,,徐汇\n", encoding="utf-8")  # an unquoted comma in the name
     report = import_leads(core, cid, path)
     assert not report.imported
     assert _problems(report) == [(3, "met_date_invalid"), (4, "met_at_is_date"), (5, "client_unknown"),
                                  (6, "priority_out_of_range"), (7, "timezone_unknown"), (8, "met_date_future"),
-                                 (9, "name_too_long"), (10, "value_too_long"), (11, "phone_missing")]
+                                 (9, "name_too_long"), (10, "value_too_long"), (11, "phone_missing"),
+                                 (12, "too_many_cells"), (12, "priority_not_number"), (12, "timezone_unknown")]
     assert report.sentences()[0] == "第 3 行：认识日期“2026-13-45”不是有效日期（格式 YYYY-MM-DD）"
     assert report.sentences("en")[2] == 'Row 5: no client with client number "C999999"'
     for problem, sentence in zip(report.problems, report.sentences()):  # sentences, never raw codes
