@@ -12,6 +12,7 @@ from callcenter.store.db import transaction
 
 __all__ = ["SEGMENTS", "add_segment_leads", "segment_clients"]
 
+
 def add_segment_leads(core: App, campaign_id: int, segment: str, today: date, **params: object) -> ImportResult:
     """Add the clients of a segment to a campaign as leads (client id kept; bad numbers skipped)."""
     with transaction(core.sessions) as s:
