@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.i18n import t
 from callcenter.store.db import run_in_transaction
-from callcenter.store.models import Client, FundAccount, Holding
 from callcenter.store.models.care import EVENT_KINDS, CareEvent
 
 KIND_ALIASES = {
@@ -190,14 +189,3 @@ def add_event(sessions: sessionmaker[Session], item: EventInput, now: datetime, 
 def upcoming_events(s: Session, since: date, until: date) -> list[CareEvent]:
     return list(s.scalars(select(CareEvent).where(CareEvent.event_date >= since, CareEvent.event_date <= until)
                           .order_by(CareEvent.event_date, CareEvent.id)))
-
-
-def holders_of(s: Session, code: str) -> list[int]:
-    """Ids of clients (not closed) holding ``code`` in any of their fund accounts."""
-    rows = s.scalars(
-        select(Client.id).join(FundAccount, FundAccount.client_id == Client.id)
-        .join(Holding, Holding.fund_account_id == FundAccount.id)
-        .where(Holding.code == code, Holding.quantity > 0, Client.status != "closed").distinct().order_by(Client.id)
-    )
-    return list(rows)
-

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import extract, or_, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from callcenter.care import rules as R
-from callcenter.care.events import holders_of
 from callcenter.care.messages import ClientView, EventView, birthday_message, event_message
 from callcenter.care.subscriptions import optouts_of, topics_of
 from callcenter.domain.masking import mask_phone
 from callcenter.i18n import t
+from callcenter.services.segments import birthday_clients, holders_of
 from callcenter.store.models import Client, FundAccount, Holding
 from callcenter.store.models.care import CareDelivery, CareEvent, CareRule, CareSubscription
 
@@ -83,15 +83,6 @@ def _candidate_events(s: Session, day: date, rules: list[R.Rule], calendar: R.Ca
                           .order_by(CareEvent.event_date, CareEvent.id)))
 
 
-def _birthday_clients(s: Session, day: date) -> list[int]:
-    conds = [(extract("month", Client.birthday) == day.month) & (extract("day", Client.birthday) == day.day)]
-    if (day.month, day.day) == (2, 28):
-        leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
-        if not leap:
-            conds.append((extract("month", Client.birthday) == 2) & (extract("day", Client.birthday) == 29))
-    return list(s.scalars(select(Client.id).where(Client.status != "closed", Client.birthday.is_not(None), or_(*conds))))
-
-
 def _facts(s: Session, client_ids: list[int]) -> tuple[dict[int, R.ClientFacts], dict[int, Client]]:
     if not client_ids:
         return {}, {}
@@ -131,14 +122,14 @@ def plan_day(
     events = _candidate_events(s, day, rules, calendar)
     rule_events = [R.Event(e.id, e.kind, e.code, e.event_date, e.security_name) for e in events]
     fired = R.firing(rule_events, rules, day, calendar)
-    ids: set[int] = set(_birthday_clients(s, day)) if any(r.kind == "birthday" for r in rules) else set()
+    ids: set[int] = {c.id for c in birthday_clients(s, day, day)} if any(r.kind == "birthday" for r in rules) else set()
     for ev, _rule, _due in fired:
         if R.EVENT_AUDIENCE.get(ev.kind) == "subscribers":
             topic = R.EVENT_TOPIC[ev.kind]
             ids.update(s.scalars(select(CareSubscription.client_id).where(
                 CareSubscription.topic == topic, CareSubscription.enabled.is_(True))))
         else:
-            ids.update(holders_of(s, ev.code))
+            ids.update(c.id for c in holders_of(s, ev.code))
     facts, clients = _facts(s, sorted(ids))
     client_list = [facts[cid] for cid in sorted(facts)]
     candidates = R.event_candidates(rule_events, rules, client_list, day, calendar)

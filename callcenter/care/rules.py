@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
+from callcenter.domain.birthdays import celebrates
+
 EVENT_KINDS = ("rights_issue", "placing", "warrant_last_trading", "warrant_exercise", "ipo_subscription", "dividend")
 CHANNELS = ("sms", "notify_call", "agent_call")
 
@@ -135,14 +137,6 @@ def rule_due(rule: Rule, event: Event, day: date, calendar: Calendar) -> tuple[b
     return due < day < event.event_date, due
 
 
-def birthday_on(birthday: date, year: int) -> date:
-    """The day a birthday is celebrated in ``year`` (29 February falls on 28 February in common years)."""
-    try:
-        return birthday.replace(year=year)
-    except ValueError:
-        return date(year, 2, 28)
-
-
 def firing(events: list[Event], rules: list[Rule], day: date, calendar: Calendar) -> list[tuple[Event, Rule, date]]:
     """(event, rule, due day) for every event that has a rule due on ``day``; the best rule per event wins
     (lowest priority number, then lowest id): each client hears about an event once, whatever the rules."""
@@ -195,7 +189,7 @@ def birthday_candidates(rules: list[Rule], clients: list[ClientFacts], day: date
     for client in clients:
         if client.status == "closed" or client.birthday is None:
             continue
-        if birthday_on(client.birthday, day.year) == day:
+        if celebrates(client.birthday, day):
             out.append(Candidate(client.id, f"birthday:{day.year}", rule.channel, rule, "birthday", {}))
     return out
 

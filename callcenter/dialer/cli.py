@@ -30,7 +30,8 @@ def _core():
 
 
 def _refused(exc: Exception, lang: str) -> typer.Exit:
-    typer.echo(t("dialer.cli.refused", lang, detail=str(exc)), err=True)
+    sentence = getattr(exc, "sentence", None)
+    typer.echo(t("dialer.cli.refused", lang, detail=sentence(lang) if callable(sentence) else str(exc)), err=True)
     return typer.Exit(1)
 
 
@@ -57,6 +58,7 @@ def create_cmd(
     """Create a campaign (draft)."""
     from callcenter.dialer.service import create_campaign
     from callcenter.domain.campaigns import RuleError
+    from callcenter.services.desk import scripts
 
     start, _, end = window.partition("-")
     core = _core()
@@ -64,7 +66,7 @@ def create_cmd(
         cid = create_campaign(core, name=name, kind=kind, script_id=script, dial_mode=mode, ratio=ratio,
                               target_abandon=target_abandon, caller_id=caller_id, window_start=start,
                               window_end=end, days=days, timezone=timezone, max_attempts=max_attempts,
-                              retry_delays=json.loads(retry), priority=priority)
+                              retry_delays=json.loads(retry), priority=priority, script_ids=set(scripts()))
     except (RuleError, ValueError) as exc:
         raise _refused(exc, lang) from None
     finally:
@@ -91,15 +93,14 @@ def list_cmd(lang: str = LANG) -> None:
 
 def _transition(action: str, campaign_id: int, lang: str, at: datetime | None = None) -> None:
     from callcenter.dialer import service
-    from callcenter.domain.campaigns import RuleError
+    from callcenter.domain.campaigns import CampaignRefused, RuleError
 
     core = _core()
-    try:
-        if action == "schedule":
-            assert at is not None  # the schedule command always passes --at
-            state = service.schedule_campaign(core, campaign_id, at)
-        else:
-            state = getattr(service, f"{action}_campaign")(core, campaign_id)
+    try:  # the one writer of a campaign's state, as for the pages and the scheduler
+        state = service.campaign_action(core, campaign_id, action, at)
+    except CampaignRefused as exc:
+        typer.echo(t("dialer.cli.refused", lang, detail=service.refused_sentence(exc, lang)), err=True)
+        raise typer.Exit(1) from None
     except RuleError as exc:
         raise _refused(exc, lang) from None
     finally:
@@ -185,23 +186,24 @@ def dnc_cmd(phone: str, campaign: int | None = typer.Option(None, help="campaign
 @leads_app.command("import")
 def import_cmd(path: Path = typer.Argument(..., exists=True, dir_okay=False),
                campaign: int = typer.Option(..., "--campaign", help="campaign id"), lang: str = LANG) -> None:
-    """Import a CSV or XLSX lead list: every row or none; bad rows are listed."""
-    from callcenter.dialer.leads import ImportRejected, import_leads
+    """Import a CSV or XLSX lead list: every row or none; every problem is listed (the same check as the
+    supervisor page's upload)."""
+    from callcenter.dialer.leads import LeadFileError, import_leads
 
     core = _core()
     try:
-        result = import_leads(core, campaign, path, progress=True)
-    except ImportRejected as exc:
-        for err in exc.errors:
-            typer.echo(t("dialer.cli.row_error", lang, row=err.row, message=err.message), err=True)
-        typer.echo(t("dialer.cli.rejected", lang, count=len(exc.errors)), err=True)
+        report = import_leads(core, campaign, path)
+    except LeadFileError as exc:
+        typer.echo(exc.sentence(lang), err=True)
         raise typer.Exit(1) from None
-    except ValueError as exc:
-        raise _refused(exc, lang) from None
     finally:
         core.close()
-    typer.echo(t("dialer.cli.imported", lang, created=result.created, merged=result.merged, dnc=result.dnc,
-                 rows=result.rows))
+    if not report.imported:
+        for sentence in report.sentences(lang):
+            typer.echo(sentence, err=True)
+        typer.echo(report.summary(lang), err=True)
+        raise typer.Exit(1)
+    typer.echo(report.summary(lang))
 
 
 @leads_app.command("segment")

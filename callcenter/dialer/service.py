@@ -1,6 +1,7 @@
 """Use cases of the outbound dialler, one transaction each (web screens, CLI and the engine call these).
 
-Campaigns: create / edit / assign / schedule / start / pause / resume / stop.
+Campaigns: create / edit / assign / schedule / start / pause / resume / stop; every change of a campaign's
+state goes through ``apply_campaign_action`` (the one table is ``domain.campaigns.CAMPAIGN_TRANSITIONS``).
 Agents: login / ready / pause / logout / disposition / preview choice.  Every agent state change is a
 row in ``agent_state_changes`` (``change_agent_state``, shared with the engine).
 Also: do-not-call requests and callbacks.
@@ -11,7 +12,7 @@ Live events go to ``core.bus`` (thread-safe publish): ``agent:<staff id>`` gets
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
@@ -23,6 +24,7 @@ from callcenter.bootstrap import App
 from callcenter.domain.campaigns import (
     CALLING_DAYS,
     DEFAULT_RETRY_MINUTES,
+    CampaignRefused,
     RuleError,
     Window,
     agent_transition,
@@ -31,6 +33,7 @@ from callcenter.domain.campaigns import (
     zone,
 )
 from callcenter.dialer.hopper import release_lead
+from callcenter.i18n import has, t
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.models.core import Staff
 from callcenter.store.models.dialer import (
@@ -55,52 +58,96 @@ EDITABLE_FIELDS = (
 
 
 class DialerError(RuleError):
-    """A use case refused: the message says why (shown to the user)."""
+    """A use case refused: ``code`` names the rule, ``sentence(lang)`` says why (``campaigns.error.<code>`` in
+    the locale files when there is one, else the message)."""
+
+    def __init__(self, message: str, code: str = "refused", **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+    def sentence(self, lang: str = "zh-CN") -> str:
+        key = f"campaigns.error.{self.code}"
+        if not has(key, lang):
+            return str(self)
+        params = dict(self.params)
+        if "state" in params:
+            params["state"] = t(f"campaigns.state.{params['state']}", lang)
+        return t(key, lang, **params)
 
 
-def _check_fields(fields: dict[str, Any]) -> None:
+def _refuse(code: str, **params: Any) -> DialerError:
+    error = DialerError("", code, **params)
+    error.args = (error.sentence("en"),)
+    return error
+
+
+NAME_MAX = 128
+MAX_ATTEMPTS = 20
+
+
+def _check_fields(fields: dict[str, Any], script_ids: Collection[str] | None = None) -> None:
+    """The one check of a campaign's settings (pages, CLI, demo): ``DialerError`` with a code and a sentence.
+    ``script_ids``: the talk scripts that exist (checked when given)."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
-        raise DialerError(f"unknown campaign field(s): {', '.join(sorted(unknown))}")
+        raise _refuse("unknown_field", fields=", ".join(sorted(unknown)))
+    if "name" in fields:
+        fields["name"] = str(fields["name"]).strip()
+        if not fields["name"] or len(fields["name"]) > NAME_MAX:
+            raise _refuse("bad_name", max=NAME_MAX)
     if "kind" in fields and fields["kind"] not in CAMPAIGN_KINDS:
-        raise DialerError(f"kind must be one of {', '.join(CAMPAIGN_KINDS)}")
+        raise _refuse("bad_kind", allowed=", ".join(CAMPAIGN_KINDS))
     if "dial_mode" in fields and fields["dial_mode"] not in DIAL_MODES:
-        raise DialerError(f"dial mode must be one of {', '.join(DIAL_MODES)}")
+        raise _refuse("bad_dial_mode", allowed=", ".join(DIAL_MODES))
     if "days" in fields and fields["days"] not in CALLING_DAYS:
-        raise DialerError(f"days must be one of {', '.join(CALLING_DAYS)}")
+        raise _refuse("bad_days", allowed=", ".join(CALLING_DAYS))
     if "timezone" in fields:
-        zone(fields["timezone"])
+        try:
+            zone(fields["timezone"])
+        except RuleError:
+            raise _refuse("bad_timezone", value=str(fields["timezone"])[:64]) from None
     if "target_abandon" in fields and not 0 < float(fields["target_abandon"]) < 0.5:
-        raise DialerError("target abandon rate must be between 0 and 0.5")
+        raise _refuse("bad_target_abandon")
     if "ratio" in fields and float(fields["ratio"]) < 1.0:
-        raise DialerError("ratio must be >= 1")
-    if "max_attempts" in fields and int(fields["max_attempts"]) < 1:
-        raise DialerError("max attempts must be >= 1")
+        raise _refuse("bad_ratio")
+    if "max_attempts" in fields and not 1 <= int(fields["max_attempts"]) <= MAX_ATTEMPTS:
+        raise _refuse("bad_max_attempts", max=MAX_ATTEMPTS)
     if "retry_delays" in fields:
         delays = fields["retry_delays"]
         if not isinstance(delays, dict) or any(
             k not in DEFAULT_RETRY_MINUTES or float(v) < 0 for k, v in delays.items()
         ):
-            raise DialerError(f"retry delays: minutes >= 0 per outcome of {', '.join(DEFAULT_RETRY_MINUTES)}")
-    if "script_id" in fields and not str(fields["script_id"]).replace("_", "").isalnum():
-        raise DialerError("script id must be letters, digits and '_'")
+            raise _refuse("bad_retry_delays", allowed=", ".join(DEFAULT_RETRY_MINUTES))
+    if "script_id" in fields:
+        script = str(fields["script_id"])
+        if not script.replace("_", "").isalnum() or (script_ids is not None and script not in script_ids):
+            raise _refuse("bad_script", value=script[:64])
     for key in ("window_start", "window_end"):
         if key in fields and isinstance(fields[key], str):
-            fields[key] = time.fromisoformat(fields[key])
+            try:
+                fields[key] = time.fromisoformat(fields[key])
+            except ValueError:
+                raise _refuse("bad_window") from None
 
 
 def _check_window(c: Campaign) -> None:
-    Window(c.window_start, c.window_end, c.days)
+    try:
+        Window(c.window_start, c.window_end, c.days)
+    except RuleError:
+        raise _refuse("bad_window") from None
 
 
 # --- campaigns ------------------------------------------------------------------------------------
 
 
 def create_campaign(
-    core: App, *, name: str, kind: str, script_id: str, created_by: int | None = None, **fields: Any
+    core: App, *, name: str, kind: str, script_id: str, created_by: int | None = None,
+    script_ids: Collection[str] | None = None, group_ids: Iterable[int] = (), **fields: Any
 ) -> int:
+    """A new campaign in ``draft`` (``group_ids``: the service groups whose agents take its calls)."""
     fields = dict(fields, name=name, kind=kind, script_id=script_id)
-    _check_fields(fields)
+    _check_fields(fields, script_ids)
     now = core.clock()
 
     def work(s: Session) -> int:
@@ -115,6 +162,8 @@ def create_campaign(
         _check_window(c)
         s.add(c)
         s.flush()
+        for gid in sorted(set(group_ids)):
+            s.add(CampaignGroup(campaign_id=c.id, service_group_id=gid))
         return c.id
 
     return run_in_transaction(core.sessions, work)
@@ -126,18 +175,22 @@ def _campaign(s: Session, campaign_id: int, lock: bool = True) -> Campaign:
         q = q.with_for_update()
     c = s.scalars(q).first()
     if c is None:
-        raise DialerError(f"no campaign {campaign_id}")
+        raise _refuse("not_found", id=campaign_id)
     return c
 
 
-def edit_campaign(core: App, campaign_id: int, **fields: Any) -> None:
-    _check_fields(fields)
+def edit_campaign(core: App, campaign_id: int, *, script_ids: Collection[str] | None = None,
+                  group_ids: Iterable[int] | None = None, **fields: Any) -> None:
+    """Change settings of a campaign that is not running (``editable``); ``group_ids`` replaces its groups."""
+    _check_fields(fields, script_ids)
     now = core.clock()
 
     def work(s: Session) -> None:
         c = _campaign(s, campaign_id)
         if not editable(c.state):
-            raise DialerError(f"a {c.state} campaign cannot be edited (pause it first)")
+            raise _refuse("not_editable", state=c.state)
+        if group_ids is not None:
+            c.groups = [CampaignGroup(campaign_id=c.id, service_group_id=g) for g in sorted(set(group_ids))]
         for key, value in fields.items():
             setattr(c, key, value)
         _check_window(c)
@@ -158,44 +211,76 @@ def assign_campaign(core: App, campaign_id: int, *, group_ids: Iterable[int] = (
     run_in_transaction(core.sessions, work)
 
 
-def _transition(core: App, campaign_id: int, action: str, at: datetime | None = None) -> str:
+def apply_campaign_action(c: Campaign, action: str, now: datetime, at: datetime | None = None) -> str:
+    """THE writer of a campaign's state (in the caller's transaction): checks ``action`` against the one
+    table (``domain.campaigns.CAMPAIGN_TRANSITIONS``, ``CampaignRefused`` when not allowed) and stamps the
+    times. Web pages, CLI, scheduler and dialler all come here."""
+    before = c.state
+    c.state = campaign_transition(before, action)
+    if c.state == before and action != "schedule":
+        return c.state  # already there: nothing changes
+    c.updated_at = now
+    if action == "schedule":
+        c.scheduled_at = at or now
+    if action == "unschedule":
+        c.scheduled_at = None
+    if c.state == "running" and c.started_at is None:
+        c.started_at = now
+    if c.state == "finished":
+        c.finished_at = now
+    return c.state
+
+
+def refused_sentence(exc: CampaignRefused, lang: str = "zh-CN") -> str:
+    """What a person reads when the life-cycle refuses an action (pages and CLI)."""
+    return t("campaigns.refused", lang, state=t(f"campaigns.state.{exc.state}", lang),
+             action=t(f"campaigns.action.{exc.action}", lang))
+
+
+def campaign_action(core: App, campaign_id: int, action: str, at: datetime | None = None) -> str:
+    """Apply ``action`` (schedule / unschedule / start / pause / resume / stop) in one transaction and tell the
+    wall board; returns the new state."""
+    now = core.clock()
+    state = run_in_transaction(core.sessions, lambda s: apply_campaign_action(_campaign(s, campaign_id), action, now, at))
+    core.bus.publish_threadsafe("wallboard", {"type": "campaign_state", "campaign_id": campaign_id, "state": state})
+    return state
+
+
+def schedule_campaign(core: App, campaign_id: int, at: datetime) -> str:
+    return campaign_action(core, campaign_id, "schedule", at)
+
+
+def plan_start(core: App, campaign_id: int, at: datetime) -> str:
+    """A start job is being scheduled for ``at``: a campaign not started yet becomes ``scheduled`` at that time;
+    a started one (running or paused) keeps its state — the job resumes it when it fires; a finished one is
+    refused (``CampaignRefused``). Returns the state."""
     now = core.clock()
 
     def work(s: Session) -> str:
         c = _campaign(s, campaign_id)
-        c.state = campaign_transition(c.state, action)
-        c.updated_at = now
-        if action == "schedule":
-            c.scheduled_at = at or now
-        if c.state == "running" and c.started_at is None:
-            c.started_at = now
-        if c.state == "finished":
-            c.finished_at = now
-        return c.state
+        if c.state in ("running", "paused"):
+            return c.state
+        return apply_campaign_action(c, "schedule", now, at)
 
     state = run_in_transaction(core.sessions, work)
     core.bus.publish_threadsafe("wallboard", {"type": "campaign_state", "campaign_id": campaign_id, "state": state})
     return state
 
 
-def schedule_campaign(core: App, campaign_id: int, at: datetime) -> str:
-    return _transition(core, campaign_id, "schedule", at)
-
-
 def start_campaign(core: App, campaign_id: int) -> str:
-    return _transition(core, campaign_id, "start")
+    return campaign_action(core, campaign_id, "start")
 
 
 def pause_campaign(core: App, campaign_id: int) -> str:
-    return _transition(core, campaign_id, "pause")
+    return campaign_action(core, campaign_id, "pause")
 
 
 def resume_campaign(core: App, campaign_id: int) -> str:
-    return _transition(core, campaign_id, "resume")
+    return campaign_action(core, campaign_id, "resume")
 
 
 def stop_campaign(core: App, campaign_id: int) -> str:
-    return _transition(core, campaign_id, "stop")
+    return campaign_action(core, campaign_id, "stop")
 
 
 def recycle_leads(core: App, campaign_id: int, *, max_passes: int = 3) -> int:
@@ -233,9 +318,7 @@ def start_due(s: Session, now: datetime) -> list[int]:
         q = q.with_for_update(skip_locked=True)
     started = []
     for c in s.scalars(q):
-        c.state = "running"
-        c.started_at = c.started_at or now
-        c.updated_at = now
+        apply_campaign_action(c, "start", now)
         started.append(c.id)
     return started
 

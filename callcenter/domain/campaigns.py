@@ -9,7 +9,8 @@ Standard library only; time is always passed in (aware UTC datetimes), the tradi
   (or its claim expired), it has attempts left, its number is on no DNC list, and its local time is in
   the window (``dial_refusal`` says why not).
 * After an attempt: ``after_attempt`` gives the lead's next status and retry time.
-* Campaign states: draft -> scheduled -> running <-> paused -> finished.
+* Campaign states: draft -> scheduled -> running <-> paused -> finished (``CAMPAIGN_TRANSITIONS``, the one
+  table; its comment block says what each state means and why).
 * Agent states: logged_out, ready, reserved, talking, wrap_up, paused(reason).
 """
 
@@ -208,27 +209,65 @@ def after_attempt(
 
 
 # --- campaign state machine ----------------------------------------------------------------------
+#
+# The one life-cycle of a campaign; every writer (web pages, CLI, scheduler, dialler) goes through
+# ``campaign_transition``, and ``dialer.service.apply_campaign_action`` is the one function that writes it.
+#
+#   draft      being built; no lead is dialled.
+#   scheduled  not started yet, will start at ``scheduled_at`` (the dialler starts it when the time comes).
+#   running    dialling inside its calling window.
+#   paused     started, then stopped for a while (lunch, an incident, the scheduler's daily pause); it keeps
+#              its leads, attempts and start time, and settings may be edited.
+#   finished   for good: no action leaves it, no lead is added.
+#
+# Decisions a call centre relies on:
+# * ``start`` on a paused campaign is ``resume`` (a daily "start at 09:30" job resumes yesterday's pause).
+# * A started campaign is never ``scheduled`` again: "scheduled" means "not started yet". To continue a
+#   paused campaign at a given time, schedule a start job (the scheduler's start then resumes it).
+# * ``schedule`` on a scheduled campaign moves its start time; ``unschedule`` returns it to draft.
+# * Asking for the state a campaign is already in (start a running one, pause a paused one, stop a
+#   finished one) is granted without change, so a double click or a repeated scheduled job is harmless.
+# * Everything else is refused with ``CampaignRefused``.
+
+CAMPAIGN_STATES = ("draft", "scheduled", "running", "paused", "finished")
+CAMPAIGN_ACTIONS = ("schedule", "unschedule", "start", "pause", "resume", "stop")
 
 CAMPAIGN_TRANSITIONS: dict[tuple[str, str], str] = {
     ("draft", "schedule"): "scheduled",
+    ("scheduled", "schedule"): "scheduled",  # a new start time
     ("scheduled", "unschedule"): "draft",
+    ("draft", "unschedule"): "draft",
     ("draft", "start"): "running",
     ("scheduled", "start"): "running",
+    ("paused", "start"): "running",  # = resume
+    ("running", "start"): "running",
     ("running", "pause"): "paused",
+    ("paused", "pause"): "paused",
     ("paused", "resume"): "running",
-    ("paused", "start"): "running",
+    ("running", "resume"): "running",
+    ("draft", "stop"): "finished",
+    ("scheduled", "stop"): "finished",
     ("running", "stop"): "finished",
     ("paused", "stop"): "finished",
-    ("scheduled", "stop"): "finished",
-    ("draft", "stop"): "finished",
+    ("finished", "stop"): "finished",
 }
 
 
+class CampaignRefused(RuleError):
+    """``action`` is not allowed on a campaign in ``state``."""
+
+    def __init__(self, state: str, action: str) -> None:
+        super().__init__(f"a {state} campaign cannot {action}")
+        self.state = state
+        self.action = action
+
+
 def campaign_transition(state: str, action: str) -> str:
+    """The state a campaign in ``state`` moves to on ``action``; ``CampaignRefused`` when not allowed."""
     try:
         return CAMPAIGN_TRANSITIONS[(state, action)]
     except KeyError:
-        raise RuleError(f"a {state} campaign cannot {action}") from None
+        raise CampaignRefused(state, action) from None
 
 
 def editable(state: str) -> bool:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Literal, Protocol
 
 from callcenter.care.rules import TOPICS
+from callcenter.domain.masking import mask_account
 from callcenter.i18n import t
 from callcenter.ivr.interpreter import ActionResult, RunAction
 
@@ -35,7 +36,7 @@ Direction = Literal["bank_to_broker", "broker_to_bank"]
 class AuthResult:
     outcome: AuthOutcome
     client_id: str | None = None
-    masked_account: str | None = None  # e.g. "************3456"
+    masked_account: str | None = None  # domain.masking.mask_account, e.g. "3100****3456"
     locked_until: datetime | None = None
     failures: int = 0  # consecutive failures so far (after this attempt)
 
@@ -293,12 +294,11 @@ class FakeIvrBackend:
                 return AuthResult("wrong_pin", failures=count)
             self.failures[fund_account] = 0
             self.locked_until.pop(fund_account, None)
-            masked = "*" * (len(fund_account) - 4) + fund_account[-4:]
-            return AuthResult("ok", client_id=account.client_id, masked_account=masked)
+            return AuthResult("ok", client_id=account.client_id, masked_account=mask_account(fund_account))
 
     def balances(self, client_id: str) -> list[AccountBalance]:
         with self._lock:
-            return [AccountBalance(a.fund_account_id, "*" * (len(a.fund_account) - 4) + a.fund_account[-4:],
+            return [AccountBalance(a.fund_account_id, mask_account(a.fund_account),
                                    a.fund_account[-4:], a.bank_code, a.bank_name, a.main, a.available_fen,
                                    a.frozen_fen, a.available_fen + a.frozen_fen + self._market_value(a))
                     for a in self._client_accounts(client_id)]

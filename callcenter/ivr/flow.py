@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
+from callcenter import yamlines
 from callcenter.ivr.model import (
     ACTIONS,
     DTMF_KEYS,
@@ -41,6 +40,7 @@ from callcenter.ivr.model import (
     Transition,
 )
 from callcenter.shipped import shipped_dir
+from callcenter.yamlines import LineDict
 
 FLOWS_DIR = shipped_dir("ivr_flows")  # the flows shipped with the engine; settings.flows_path may point elsewhere
 LANGS = ("zh-CN", "en")
@@ -78,51 +78,11 @@ class FlowError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-# --- YAML with line numbers -------------------------------------------------------------------
-class _LineDict(dict):
-    line: int = 0
-    lines: dict[Any, int]
-    duplicates: list[tuple[Any, int]]
-
-
-class _LineList(list):
-    line: int = 0
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    loader.flatten_mapping(node)
-    result = _LineDict()
-    result.line = node.start_mark.line + 1
-    result.lines = {}
-    result.duplicates = []
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, (int, bool)) and not isinstance(key, bool):
-            key = str(key)
-        if key in result:
-            result.duplicates.append((key, key_node.start_mark.line + 1))
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = key_node.start_mark.line + 1
-    return result
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
-    result = _LineList(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
-    return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
+# --- YAML with line numbers: callcenter.yamlines (shared with the talk-script checker) -------------
 
 def _line(obj: Any, key: Any = None, default: int = 1) -> int:
-    if key is not None and isinstance(obj, _LineDict):
-        return obj.lines.get(key, obj.line)
+    if key is not None and isinstance(obj, LineDict):
+        return obj.line_of(key)
     return getattr(obj, "line", default) or default
 
 
@@ -328,11 +288,10 @@ def parse_flow(text: str, file: str = "<flow>", has_prompt: Callable[[str, str],
                ) -> tuple[Flow | None, list[Problem]]:
     builder = _Builder(file, has_prompt or _default_has_prompt)
     try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [Problem(file, (mark.line + 1) if mark else 1, f"not valid YAML: {exc}")]
-    if not isinstance(raw, _LineDict):  # every YAML mapping loads as a _LineDict
+        raw = yamlines.load(text)
+    except yamlines.YamlSyntaxError as exc:
+        return None, [Problem(file, exc.line, f"not valid YAML: {exc.full}")]
+    if not isinstance(raw, LineDict):  # every YAML mapping loads as a LineDict
         return None, [Problem(file, 1, "a flow file must be a mapping with 'initial' and 'nodes'")]
     for key in raw:
         if key not in ("flow", "initial", "nodes", "description"):

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from callcenter.domain.masking import mask_phone  # the one masking policy (also what ivr/agi.py imports)
 from callcenter.ivr.model import ACTIONS, PROMPT_AREA, Flow, Node, SayItem, Transition
 
 LANGUAGES = ("zh-CN", "en")
@@ -149,17 +150,6 @@ def parse_amount_fen(digits: str) -> int | None:
     yuan, frac = m.group(1), (m.group(2) or "")
     fen = int(yuan) * 100 + int((frac + "00")[:2])
     return fen if fen > 0 else None
-
-
-def mask_account(account: str) -> str:
-    """Keep the last four characters only."""
-    return "*" * max(len(account) - 4, 0) + account[-4:] if account else ""
-
-
-def mask_phone(phone: str) -> str:
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
 def resolve(scope: dict[str, Any], path: str) -> Any:

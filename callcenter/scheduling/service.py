@@ -31,7 +31,8 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.scheduling import campaign_ops
+from callcenter.dialer import service as campaigns
+from callcenter.domain.campaigns import CampaignRefused
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.desk import ScheduledRunClaim
 
@@ -171,11 +172,11 @@ class CampaignScheduler:
         if at.tzinfo is None:
             raise ValueError("naive datetime")
         job_id = f"campaign:{campaign_id}:{action}:once:{_iso(at)}"
+        if action == "campaign_start":  # before the job exists: a refused campaign gets no job
+            campaigns.plan_start(self.core, campaign_id, at)
         self.scheduler.add_job(scheduled_action, DateTrigger(run_date=at, timezone=self.tz), id=job_id,
                                args=(action, {"campaign_id": campaign_id}), replace_existing=True,
                                name=f"{action} {campaign_id} once")
-        if action == "campaign_start":
-            campaign_ops.transition(self.core.sessions, campaign_id, "schedule", self.core.clock(), at)
         return job_id
 
     def schedule_trading_days(self, campaign_id: int, action: str, hour: int, minute: int) -> str:
@@ -220,19 +221,19 @@ class CampaignScheduler:
             outcome = "skipped_non_trading_day"
         else:
             verb = action.split("_", 1)[1]
-            try:
-                outcome = campaign_ops.transition(self.core.sessions, campaign_id, verb, self.core.clock())
-            except campaign_ops.CampaignError as exc:
-                outcome = f"refused:{exc.code}"
-            self.core.bus.publish_threadsafe("wallboard", {"type": "campaign", "campaign_id": campaign_id,
-                                                           "state": outcome})
+            try:  # the same use case as the pages and the CLI (it tells the wall board)
+                outcome = campaigns.campaign_action(self.core, campaign_id, verb)
+            except CampaignRefused as exc:
+                outcome = f"refused:{exc.state}"
+            except campaigns.DialerError:
+                outcome = "refused:not_found"
         if self._on_run is not None:
             self._on_run(job_id, action, payload, run_time, outcome)
         return outcome
 
 
 async def scheduler_runner(core: Any, stop: asyncio.Event) -> None:
-    """For ``core.extras['runners']``: run the campaign scheduler until the engine stops."""
+    """One of ``runtime.default_runners()``: run the campaign scheduler until the engine stops."""
     sched = CampaignScheduler(core)
     core.extras["scheduler"] = sched
     core.bus.bind_loop(asyncio.get_running_loop())

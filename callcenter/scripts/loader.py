@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
+from callcenter import yamlines
 from callcenter.scripts.model import (
     FIELD_TYPES,
     KINDS,
@@ -23,57 +22,8 @@ from callcenter.scripts.model import (
     Text,
 )
 from callcenter.scripts.problems import Problem
+from callcenter.yamlines import LineDict
 
-
-class LineDict(dict):
-    """A YAML mapping that knows the line of itself, of each key and of the first text line of each value."""
-
-    line: int = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.key_lines: dict[Any, int] = {}
-        self.value_lines: dict[Any, int] = {}
-        self.duplicates: list[tuple[Any, int]] = []
-
-
-class LineList(list):
-    line: int = 0
-
-
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _first_text_line(node: yaml.Node) -> int:
-    # a block scalar ("|" or ">") starts on the line after its indicator
-    extra = 1 if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">") else 0
-    return node.start_mark.line + 1 + extra
-
-
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    out = LineDict()
-    out.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            out.duplicates.append((key, key_node.start_mark.line + 1))
-            continue
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-        out.value_lines[key] = _first_text_line(value_node)
-    return out
-
-
-def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
-    out = LineList(loader.construct_object(child, deep=True) for child in node.value)
-    out.line = node.start_mark.line + 1
-    return out
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
 
 SCRIPT_KEYS = {"id", "version", "kind", "title", "description", "notes", "initial", "steps"}
 STEP_KEYS = {"id", "title", "say", "hint", "answers", "capture", "outcome"}
@@ -327,11 +277,9 @@ class _Builder:
 def parse_script(text: str, path: str = "<string>") -> tuple[Script | None, list[Problem]]:
     """Parse YAML text into a Script (None when it cannot be built) and the structural problems found."""
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        return None, [Problem(path, line, "yaml_syntax", {"detail": str(getattr(exc, "problem", exc))})]
+        data = yamlines.load(text)
+    except yamlines.YamlSyntaxError as exc:
+        return None, [Problem(path, exc.line, "yaml_syntax", {"detail": exc.detail})]
     builder = _Builder(path)
     script = builder.script(data)
     return script, builder.problems

@@ -4,8 +4,10 @@ Topics are strings: ``agent:<staff id>`` (one agent's screen), ``wallboard`` (su
 Payloads are JSON-safe dicts. Publishing never blocks: a subscriber that falls more than ``maxsize``
 events behind loses the oldest ones (a screen then re-reads its state), never stalls the dialler.
 
-Several engine processes share live events through PostgreSQL LISTEN/NOTIFY in production; that bridge
-publishes into this bus, so code here and in subscribers does not change.
+The bus is in-process only: with several engine processes on one database, an event reaches only the screens
+connected to the process that published it (there is no cross-process bridge, e.g. PostgreSQL LISTEN/NOTIFY,
+yet; one would publish into this bus so subscribers need not change). Screens re-read their state from the
+database, so what they show is right, only later.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ just did there (``ivr_sessions.summary``, ``ivr_steps``; the desk card reads the
 * Asterisk: the dialplan queues the caller to ``Queue(hotline-agents)`` with ``CC_CLIENT_ID`` inherited; the
   queue's ``AgentConnect`` AMI event (``ChanVariable: CC_CLIENT_ID=<id>`` when manager.conf lists the variable
   in ``channelvars``) is mapped by the pure ``pop_from_agent_connect`` and carried out by ``ami_agent_connected``
-  (same screen pop). The AMI adapter does not forward raw messages yet: whoever gets a raw-message hook calls
-  ``ami_agent_connected(core, message)``.
+  (same screen pop). ``watch_agent_connects`` hands ``observe`` to the AMI adapter's ``AmiPool.add_observer``
+  (the dialler engine does so when it starts on Asterisk), so every AgentConnect reaches it.
 """
 
 from __future__ import annotations

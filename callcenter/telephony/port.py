@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, Union, cast, runtime_checkable
 
+from callcenter.domain.masking import mask_phone as mask_number  # the one masking policy, under the name the adapters use
+
 AmdVerdict = Literal["human", "machine", "notsure"]
 # "lost": the PBX went away (restart, dropped connection) before the call's fate was known; not the
 # customer's doing, so the dialler does not count it against the lead (outcome "lost").
@@ -230,13 +232,6 @@ def check_dial_string(phone: str) -> str:
     if not isinstance(phone, str) or not _DIAL.fullmatch(phone):
         raise ValueError("agent phone must be a dial string like 'PJSIP/1001'")
     return phone
-
-
-def mask_number(number: str) -> str:
-    """For logs: keep the first 3 and last 2 digits."""
-    if len(number) <= 5:
-        return "*" * len(number)
-    return number[:3] + "*" * (len(number) - 5) + number[-2:]
 
 
 class EventStream:

@@ -181,12 +181,27 @@ def test_supervisor_campaign_pages_upload_and_reports(core: App, world: World) -
     url = r.headers["location"]
     csv_text = "phone,name,priority\n13912345678,张三,1\nnot-a-phone,李四,0\n13912345678,重复,0\n"
     r = s.post(url + "/leads", data={"csrf": csrf}, files={"file": ("leads.csv", csv_text.encode(), "text/csv")})
-    assert r.status_code == 200 and 'id="upload-errors"' in r.text and "bad_phone" in r.text and "duplicate" in r.text
-    assert '<b id="lead-count">1</b>' in r.text
+    assert r.status_code == 200 and 'id="upload-errors"' in r.text and 'data-imported="no"' in r.text
+    assert "第 3 行：“not-a-phone”不是有效的手机号或固定电话号码（固话须带区号）" in r.text
+    assert "第 4 行：电话号码 139****5678 与第 2 行重复" in r.text
+    assert "phone_invalid" not in r.text and "phone_repeated" not in r.text  # sentences, never codes
+    assert '<b id="lead-count">0</b>' in r.text  # all or nothing, as the CLI
+    good = "phone,name,priority\n13912345678,张三,1\n"
+    r = s.post(url + "/leads", data={"csrf": csrf}, files={"file": ("leads.csv", good.encode(), "text/csv")})
+    assert r.status_code == 200 and 'data-imported="yes"' in r.text and '<b id="lead-count">1</b>' in r.text
     r = s.post(url + "/action", data={"action": "start", "csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303 and "进行中" in s.get(url).text
+    r = s.post(url + "/action", data={"action": "start", "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303  # a second click changes nothing
+    r = s.post(url, data={"name": "休眠客户激活", "kind": "dormant", "script_id": "dormant", "csrf": csrf})
+    assert r.status_code == 409 and r.json()["error"]["message"] == "“进行中”状态的活动不能修改（请先暂停）"
+    r = s.post(url, data={"name": "x", "kind": "dormant", "script_id": "nosuch", "csrf": csrf})
+    assert r.status_code == 422 and r.json()["error"]["message"] == "话术“nosuch”不存在"
     assert s.get("/supervisor/reports?by=campaign").status_code == 200
     rep = s.get("/supervisor/reports.csv?by=agent")
     assert rep.status_code == 200 and rep.headers["content-type"].startswith("text/csv")
     assert rep.text.lstrip("\ufeff").startswith("agent,attempts")
     assert s.get("/supervisor/reports?start=2026-13-01").status_code == 422
+    assert s.post(url + "/action", data={"action": "stop", "csrf": csrf}, follow_redirects=False).status_code == 303
+    r = s.post(url + "/action", data={"action": "resume", "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 409 and r.json()["error"]["message"] == "“已结束”的外呼活动不能继续"

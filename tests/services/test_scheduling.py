@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.scheduling import CampaignScheduler
-from callcenter.scheduling.campaign_ops import CampaignInput, create_campaign
+from callcenter.dialer.service import create_campaign
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.desk import ScheduledRunClaim
 from callcenter.store.models.dialer import Campaign
@@ -36,9 +36,8 @@ class Runs:
 
 
 def _campaign(core) -> int:  # type: ignore[no-untyped-def]
-    data = CampaignInput(name="老客户回访", kind="former_clients", script_id="win_back",
-                         window_start=time(9), window_end=time(20))
-    return create_campaign(core.sessions, data, {"win_back"}, staff_id=None, now=core.clock())  # type: ignore[arg-type]
+    return create_campaign(core, name="老客户回访", kind="former_clients", script_id="win_back",
+                           window_start=time(9), window_end=time(20))
 
 
 def _state(core, cid: int) -> str:  # type: ignore[no-untyped-def]
@@ -128,3 +127,32 @@ def test_missed_beyond_grace_is_dropped_not_run(core) -> None:  # type: ignore[n
         sched.shutdown()
     assert runs.items == []
     assert _state(core, cid) == "scheduled"
+
+
+def test_the_scheduler_goes_through_the_one_life_cycle(core) -> None:  # type: ignore[no-untyped-def]
+    from callcenter.domain.campaigns import CampaignRefused
+
+    cid = _campaign(core)
+    sched = CampaignScheduler(core)
+    at = datetime(2026, 11, 25, 1, 30, tzinfo=timezone.utc)
+
+    def run(action: str) -> str:
+        return sched._run("j", action, {"campaign_id": cid}, at)
+
+    assert run("campaign_start") == "running"
+    assert run("campaign_start") == "running"  # a daily start of a running campaign changes nothing
+    assert run("campaign_pause") == "paused"
+    sched.start(paused=True)
+    try:
+        later = datetime.now(timezone.utc) + timedelta(hours=1)
+        job = sched.schedule_once(cid, "campaign_start", later)
+        assert _state(core, cid) == "paused"  # started once: never "scheduled" again; the job resumes it
+        assert run("campaign_start") == "running"
+        assert run("campaign_stop") == "finished"
+        assert run("campaign_start") == "refused:finished"
+        with pytest.raises(CampaignRefused):
+            sched.schedule_once(cid, "campaign_start", later + timedelta(days=1))
+        assert [j.id for j in sched.jobs(cid)] == [job]  # the refused schedule left no job behind
+    finally:
+        sched.shutdown()
+    assert _state(core, cid) == "finished"

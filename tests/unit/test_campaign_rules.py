@@ -129,6 +129,30 @@ def test_campaign_state_machine() -> None:
             campaign_transition(state, action)
 
 
+def test_the_one_campaign_life_cycle() -> None:
+    from callcenter.domain.campaigns import CAMPAIGN_ACTIONS, CAMPAIGN_STATES, CAMPAIGN_TRANSITIONS, CampaignRefused
+
+    # a started campaign is never "scheduled" again (scheduled = not started yet); start on paused resumes it
+    with pytest.raises(CampaignRefused) as err:
+        campaign_transition("paused", "schedule")
+    assert (err.value.state, err.value.action) == ("paused", "schedule")
+    assert campaign_transition("paused", "start") == "running"
+    assert campaign_transition("scheduled", "schedule") == "scheduled"  # a new start time
+    assert campaign_transition("scheduled", "unschedule") == "draft"
+    # asking for the state a campaign is in is granted without change (double click, a repeated daily job)
+    for state, action in [("running", "start"), ("running", "resume"), ("paused", "pause"), ("finished", "stop")]:
+        assert campaign_transition(state, action) == state
+    # nothing leaves finished; every pair is either in the one table or refused
+    for state in CAMPAIGN_STATES:
+        for action in CAMPAIGN_ACTIONS:
+            if (state, action) in CAMPAIGN_TRANSITIONS:
+                assert CAMPAIGN_TRANSITIONS[(state, action)] in CAMPAIGN_STATES
+            else:
+                with pytest.raises(CampaignRefused):
+                    campaign_transition(state, action)
+    assert [a for a in CAMPAIGN_ACTIONS if ("finished", a) in CAMPAIGN_TRANSITIONS] == ["stop"]
+
+
 def test_agent_state_machine() -> None:
     path = [("login", "paused"), ("ready", "ready"), ("reserve", "reserved"), ("connect", "talking"),
             ("hangup", "wrap_up"), ("ready", "ready"), ("pause", "paused"), ("logout", "logged_out")]

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from callcenter.domain.birthdays import celebrated_on
 from callcenter.adapters.trading_calendar import TradingCalendar
 from callcenter.care import rules as R
 from callcenter.care.complaints import ComplaintError, due_at, next_status
@@ -80,10 +81,12 @@ def test_best_rule_wins_and_audiences():
 def test_birthdays_including_29_february():
     rule = R.Rule(1, "bd", kind="birthday")
     leapling = R.ClientFacts(1, "+86139", birthday=date(2000, 2, 29))
-    assert R.birthday_on(date(2000, 2, 29), 2026) == date(2026, 2, 28)
-    assert R.birthday_on(date(2000, 2, 29), 2028) == date(2028, 2, 29)
+    assert celebrated_on(date(2000, 2, 29), 2026) == date(2026, 2, 28)
+    assert celebrated_on(date(2000, 2, 29), 2028) == date(2028, 2, 29)
     assert [c.subject for c in R.birthday_candidates([rule], [leapling], date(2026, 2, 28))] == ["birthday:2026"]
     assert R.birthday_candidates([rule], [leapling], date(2026, 3, 1)) == []
+    assert R.birthday_candidates([rule], [leapling], date(2028, 2, 28)) == []  # a leap year: the 29th itself
+    assert [c.subject for c in R.birthday_candidates([rule], [leapling], date(2028, 2, 29))] == ["birthday:2028"]
     # greetings go out on weekends and holidays too
     sunday = R.ClientFacts(2, "+86139", birthday=date(1970, 2, 15))
     assert len(R.birthday_candidates([rule], [sunday], date(2026, 2, 15))) == 1

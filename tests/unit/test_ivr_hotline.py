@@ -99,7 +99,7 @@ def test_agent_handoff_carries_summary(flow, backend):
     r = call(flow, backend, LOGIN + "10")
     assert isinstance(r.handoff, Handoff)
     assert r.handoff.client_id == "C-1001"
-    assert "account=************3456" in r.handoff.summary and "balances:ok" in r.handoff.summary
+    assert "account=1234****3456" in r.handoff.summary and "balances:ok" in r.handoff.summary
     assert r.end_reason == "handoff"
     assert ("call-1", "handoff", {"summary": r.handoff.summary}) in backend.events
 

@@ -43,3 +43,14 @@ def test_log_records_are_masked() -> None:
 def test_dates_and_times_are_not_masked() -> None:
     line = "reminders 2026-11-25 at 08:58:26 for +86 139 1234 5678"
     assert mask_digits_in_text(line) == "reminders 2026-11-25 at 08:58:26 for 139****5678"
+
+
+def test_one_masking_policy_for_screens_logs_ivr_and_telephony() -> None:
+    from callcenter.ivr import interpreter
+    from callcenter.telephony import port
+
+    # the IVR's call records, the telephony adapters' log lines and the screens mask a number the same way
+    for number in ("+8613912345678", "13912345678", "021-6888 1234"):
+        assert interpreter.mask_phone(number) == port.mask_number(number) == mask_phone(number)
+    assert port.mask_number("+8613912345678") == "139****5678"  # was "+86*********78" in the adapters' own copy
+    # the in-memory IVR backend too (tests/unit/test_ivr_hotline.py: "account=1234****3456" in the hand-off)

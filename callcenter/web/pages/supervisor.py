@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -14,9 +14,9 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
+from callcenter.dialer import leads as leads_import
 from callcenter.dialer import service as dialer
-from callcenter.domain.campaigns import RuleError
-from callcenter.scheduling import campaign_ops
+from callcenter.domain.campaigns import CampaignRefused
 from callcenter.services import desk, groups, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
@@ -71,15 +71,15 @@ async def campaigns_page(request: Request, principal: Principal = roles(*SUP)) -
     return render(request, "campaigns.html", principal, **data, error="")
 
 
-def _input(name: str, kind: str, script_id: str, dial_mode: str, window_start: str, window_end: str, days: str,
-           max_attempts: int, group_ids: list[int]) -> campaign_ops.CampaignInput:
-    try:
-        ws, we = time.fromisoformat(window_start), time.fromisoformat(window_end)
-    except ValueError:
-        raise ApiError(422, "bad_window") from None
-    return campaign_ops.CampaignInput(name=name, kind=kind, script_id=script_id, dial_mode=dial_mode,
-                                      window_start=ws, window_end=we, days=days, max_attempts=max_attempts,
-                                      group_ids=group_ids)
+def _fields(name: str, kind: str, script_id: str, dial_mode: str, window_start: str, window_end: str, days: str,
+            max_attempts: int) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "script_id": script_id, "dial_mode": dial_mode, "window_start": window_start,
+            "window_end": window_end, "days": days, "max_attempts": max_attempts}
+
+
+def _refused(request: Request, exc: dialer.DialerError) -> ApiError:
+    status = 404 if exc.code == "not_found" else 409 if exc.code == "not_editable" else 422
+    return ApiError(status, exc.code, message=exc.sentence(lang_of(request)))
 
 
 @router.post("/campaigns")
@@ -89,12 +89,12 @@ async def create_campaign(request: Request, principal: Principal = roles(*SUP), 
                           window_end: str = Form("20:00", max_length=8), days: str = Form("working", max_length=8),
                           max_attempts: int = Form(3, ge=1, le=20), group_ids: list[int] = Form(default_factory=list)) -> Response:
     core = _core(request)
-    data = _input(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts, group_ids)
-    try:
-        cid = await anyio.to_thread.run_sync(lambda: campaign_ops.create_campaign(
-            core.sessions, data, set(desk.scripts(core.settings.scripts_path)), principal.staff_id, core.clock()))
-    except campaign_ops.CampaignError as exc:
-        raise ApiError(exc.status, exc.code) from None
+    fields = _fields(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts)
+    try:  # the dialler's use case, the same checks as ``callcenter campaign create``
+        cid = await anyio.to_thread.run_sync(lambda: dialer.create_campaign(
+            core, created_by=principal.staff_id, script_ids=set(desk.scripts(core.settings.scripts_path)), group_ids=group_ids, **fields))
+    except dialer.DialerError as exc:
+        raise _refused(request, exc) from None
     return RedirectResponse(f"/supervisor/campaigns/{cid}", status_code=303)
 
 
@@ -126,12 +126,12 @@ async def edit_campaign(request: Request, campaign_id: int = Id, principal: Prin
                         days: str = Form("working", max_length=8), max_attempts: int = Form(3, ge=1, le=20),
                         group_ids: list[int] = Form(default_factory=list)) -> Response:
     core = _core(request)
-    data = _input(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts, group_ids)
+    fields = _fields(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts)
     try:
-        await anyio.to_thread.run_sync(lambda: campaign_ops.update_campaign(
-            core.sessions, campaign_id, data, set(desk.scripts(core.settings.scripts_path)), core.clock()))
-    except campaign_ops.CampaignError as exc:
-        raise ApiError(exc.status, exc.code) from None
+        await anyio.to_thread.run_sync(lambda: dialer.edit_campaign(
+            core, campaign_id, script_ids=set(desk.scripts(core.settings.scripts_path)), group_ids=group_ids, **fields))
+    except dialer.DialerError as exc:
+        raise _refused(request, exc) from None
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
 
 
@@ -141,26 +141,12 @@ async def campaign_action(request: Request, campaign_id: int = Id, principal: Pr
     core = _core(request)
     if action not in ("start", "pause", "resume", "stop"):
         raise ApiError(422, "bad_action")
-
-    def change() -> str:  # the dialler's campaign use cases (they tell the wall board themselves)
-        current = run_in_transaction(core.sessions, lambda s: getattr(s.get(Campaign, campaign_id), "state", None))
-        if current is None:
-            raise ApiError(404, "not_found")
-        target = {"start": "running", "resume": "running", "pause": "paused", "stop": "finished"}[action]
-        if current == target:
-            return current
-        verb = "resume" if action == "start" and current == "paused" else action
-        use_case = {"start": dialer.start_campaign, "resume": dialer.resume_campaign, "pause": dialer.pause_campaign,
-                    "stop": dialer.stop_campaign}[verb]
-        return use_case(core, campaign_id)
-
-    try:
-        state = await anyio.to_thread.run_sync(change)
+    try:  # the dialler's campaign use case: the one life-cycle table, and it tells the wall board
+        await anyio.to_thread.run_sync(dialer.campaign_action, core, campaign_id, action)
+    except CampaignRefused as exc:
+        raise ApiError(409, "bad_transition", message=dialer.refused_sentence(exc, lang_of(request))) from None
     except dialer.DialerError as exc:
-        raise ApiError(409, "bad_transition", message=str(exc)) from None
-    except RuleError as exc:
-        raise ApiError(409, "bad_transition", message=str(exc)) from None
-    core.bus.publish("wallboard", {"type": "campaign", "campaign_id": campaign_id, "state": state})
+        raise _refused(request, exc) from None
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
 
 
@@ -181,10 +167,12 @@ async def add_schedule(request: Request, campaign_id: int = Id, principal: Princ
             await anyio.to_thread.run_sync(sched.schedule_trading_days, campaign_id, action, hh, mm)
         else:
             raise ValueError(kind)
+    except CampaignRefused as exc:
+        raise ApiError(409, "bad_transition", message=dialer.refused_sentence(exc, lang_of(request))) from None
+    except dialer.DialerError as exc:
+        raise _refused(request, exc) from None
     except ValueError:
         raise ApiError(422, "bad_schedule") from None
-    except campaign_ops.CampaignError as exc:
-        raise ApiError(exc.status, exc.code) from None
     _core(request).bus.publish("wallboard", {"type": "campaign", "campaign_id": campaign_id})
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
 
@@ -206,14 +194,16 @@ async def upload_leads(request: Request, campaign_id: int = Id, principal: Princ
                        file: UploadFile = File()) -> Response:
     core = _core(request)
     raw = await file.read(core.settings.max_request_bytes + 1)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030", errors="replace")
-    try:
-        report = await anyio.to_thread.run_sync(campaign_ops.upload_leads, core.sessions, campaign_id, text, core.clock())
-    except campaign_ops.CampaignError as exc:
-        raise ApiError(exc.status, exc.code) from None
+    if len(raw) > core.settings.max_request_bytes:
+        raise ApiError(413, "request_too_large")
+    now = core.clock()
+    source = leads_import.LeadFile.from_bytes(file.filename or "leads.csv", raw)
+    try:  # the one lead import, the same as ``callcenter leads import``
+        report = await anyio.to_thread.run_sync(lambda: leads_import.import_lead_file(
+            core.sessions, campaign_id, source, now, today=now.astimezone(tz_of(request)).date()))
+    except leads_import.LeadFileError as exc:
+        status = 404 if exc.code == "no_campaign" else 409 if exc.code == "campaign_finished" else 422
+        raise ApiError(status, f"leads_{exc.code}", message=exc.sentence(lang_of(request))) from None
 
     def load(s: Any) -> dict[str, Any]:
         camp = s.get(Campaign, campaign_id)
