@@ -39,12 +39,12 @@ async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
 
 async def serve_agi(core: App, stop: asyncio.Event) -> None:
     """The FastAGI server for the hotline (Asterisk's AGI(agi://host:port/hotline))."""
-    from callcenter.ivr.agi import AgiConfig, start_agi_server
+    from callcenter.ivr.agi import agi_config, start_agi_server
     from callcenter.ivr.prompts import render_text_cached
 
     s = core.settings
-    config = AgiConfig(limits={"pin_failures": s.ivr_pin_attempts_per_call},
-                       render_text=lambda text, lang: render_text_cached(text, lang))
+    config = agi_config(s)
+    config.render_text = lambda text, lang: render_text_cached(text, lang)
     server, _app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, config=config)
     log.info("FastAGI listening on %s:%s", s.agi_host, s.agi_port)
     async with server:

@@ -432,6 +432,15 @@ class AgiCall:
         await self._command(f"SET VARIABLE {safe_token(name, r'A-Za-z0-9_()', 64)} {agi_quote(value)}")
 
 
+def agi_config(settings: Any) -> AgiConfig:
+    """The FastAGI configuration from :class:`callcenter.settings.Settings`."""
+    return AgiConfig(limits={"pin_failures": settings.ivr_pin_attempts_per_call},
+                     header_timeout_s=settings.agi_header_timeout_s, reply_timeout_s=settings.agi_reply_timeout_s,
+                     max_connections=settings.agi_max_connections,
+                     wait_prompt_after_s=settings.ivr_wait_prompt_after_s,
+                     typeahead_poll_ms=settings.ivr_typeahead_poll_ms)
+
+
 def new_call_id() -> str:
     """A call id unique by construction (never derived from Asterisk's uniqueid or a memory address)."""
     return f"agi-{uuid.uuid4().hex}"

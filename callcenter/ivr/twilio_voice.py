@@ -164,7 +164,8 @@ class _TwilioCarrier:
 class _Voice:
     def __init__(self, backend: IvrBackend, flow: Flow, public_url: str, store: CallStateStore,
                  limits: dict[str, int] | None, handoff_queue: str, replay_wait_s: float = 10.0,
-                 claim_stale_s: float = 60.0) -> None:
+                 claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+                 ) -> None:
         self.backend = backend
         self.flow = flow
         self.public_url = public_url.rstrip("/")
@@ -173,6 +174,7 @@ class _Voice:
         self.handoff_queue = handoff_queue
         self.replay_wait_s = replay_wait_s
         self.claim_stale_s = claim_stale_s
+        self.clock = clock  # the store's clock: claims are stamped with it
 
     def input_url(self, step: int, **extra: str) -> str:
         return f"{self.public_url}/twilio/voice/input?{urlencode({'step': step, **extra})}"
@@ -189,7 +191,7 @@ class _Voice:
         claimed_at = claim.claimed_at
         if claimed_at is not None and claimed_at.tzinfo is None:
             claimed_at = claimed_at.replace(tzinfo=timezone.utc)
-        if claimed_at is not None and datetime.now(timezone.utc) - claimed_at > timedelta(seconds=self.claim_stale_s):
+        if claimed_at is not None and self.clock() - claimed_at > timedelta(seconds=self.claim_stale_s):
             return _hangup_twiml()  # the process that took it died mid-way: never handle it a second time
         return _ask_again_twiml(again_url)
 
@@ -263,14 +265,15 @@ def _ask_again_twiml(url: str) -> str:
 
 def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: str, state_store: CallStateStore,
                 limits: dict[str, int] | None = None, handoff_queue: str = "agents",
-                replay_wait_s: float = 10.0) -> APIRouter:
+                replay_wait_s: float = 10.0,
+                clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> APIRouter:
     """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``.
 
     Refuses to build without an auth token: a signature keyed with the empty string is one anyone can compute."""
     if not auth_token:
         raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
-    voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue, replay_wait_s)
+    voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue, replay_wait_s, clock=clock)
     router = APIRouter()
 
     async def verified_form(request: Request) -> dict[str, str] | None:
