@@ -39,7 +39,8 @@ IVR_ERRORS = {
 
 class StoreIvrBackend:
     def __init__(self, sessions: sessionmaker[Session], transfers: TransferService, clock: Callable[[], datetime],
-                 *, lockout_failures: int = 5, lockout_minutes: int = 30, bus: EventBus | None = None) -> None:
+                 *, lockout_failures: int = 5, lockout_minutes: int = 30, bus: EventBus | None = None,
+                 verify: Callable[[str, str], bool] = verify_secret) -> None:
         self._sessions = sessions
         self._transfers = transfers
         self._clock = clock
@@ -47,6 +48,7 @@ class StoreIvrBackend:
         self._lockout = timedelta(minutes=lockout_minutes)
         self._bus = bus
         self._pg = dialect_name(sessions) == "postgresql"
+        self._verify = verify  # argon2 check, bounded by the hashing pool (services.hash_pool) when wired
 
     # -------------------------------------------------------------- authentication
     def authenticate(self, fund_account: str, pin: str, caller: str, call_id: str) -> AuthResult:
@@ -61,14 +63,14 @@ class StoreIvrBackend:
 
         found = run_in_transaction(self._sessions, read)
         if found is None:
-            verify_secret(dummy_hash(), pin or "x")  # same time as a real check: no account probing by timing
+            self._verify(dummy_hash(), pin or "x")  # same time as a real check: no account probing by timing
             return AuthResult("unknown_account")
         pin_hash, locked_until, failures, status = found
         if locked_until is not None and locked_until > now:
             return AuthResult("locked", locked_until=locked_until, failures=failures)
         if status == "closed":
             return AuthResult("unknown_account")
-        ok = pin.isdigit() and verify_secret(pin_hash, pin)  # the slow hash runs outside any lock
+        ok = pin.isdigit() and self._verify(pin_hash, pin)  # the slow hash runs outside any lock
 
         def count(s: Session) -> AuthResult:
             q = select(FundAccount).where(FundAccount.account_no == fund_account)
