@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 ESCAPE_DIGITS = "0123456789*#"
 ASTERISK_LANG = {"zh-CN": "zh", "en": "en"}
 MAX_HEADER_BYTES = 16_384
+GRACE_S = 0.05  # a slow action that finishes within this needs no WAIT FOR DIGIT
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RESULT = re.compile(r"^(\d{3})([ -])(.*)$")
 
@@ -366,6 +367,9 @@ class AgiCall:
             if self.pending:
                 key = await self._flush(ESCAPE_DIGITS)
                 self.typeahead += key or ""
+            # a check that is done at once (a free pool) costs no WAIT FOR DIGIT slice: only this short grace
+            # is a window in which a key could be lost, as between any two AGI commands
+            await asyncio.wait({task}, timeout=min(GRACE_S, self.config.wait_prompt_after_s))
             while not task.done():
                 if not prompted and time.monotonic() - started >= self.config.wait_prompt_after_s:
                     prompted = True
