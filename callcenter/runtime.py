@@ -45,10 +45,13 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
     s = core.settings
     config = agi_config(s)
     config.render_text = lambda text, lang: render_text_cached(text, lang)
-    server, _app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, config=config)
+    server, app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, config=config)
     log.info("FastAGI listening on %s:%s", s.agi_host, s.agi_port)
-    async with server:
-        await stop.wait()
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        app.close()
 
 
 async def serve_care(core: App, stop: asyncio.Event) -> None:

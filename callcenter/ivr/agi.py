@@ -68,6 +68,7 @@ ESCAPE_DIGITS = "0123456789*#"
 ASTERISK_LANG = {"zh-CN": "zh", "en": "en"}
 MAX_HEADER_BYTES = 16_384
 GRACE_S = 0.05  # a slow action that finishes within this needs no WAIT FOR DIGIT
+MAX_SLICE_MS = 2000  # the longest WAIT FOR DIGIT slice while a slow action runs
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RESULT = re.compile(r"^(\d{3})([ -])(.*)$")
 
@@ -376,8 +377,11 @@ class AgiCall:
                     key = await self._play(_Play("file", self._file("please_wait", self.session.lang)), ESCAPE_DIGITS)
                     self.typeahead += key or ""
                     continue
-                res = await self._command(f"WAIT FOR DIGIT {self.config.typeahead_poll_ms}",
-                                          self.config.typeahead_poll_ms / 1000)
+                # slices grow with the wait (a quarter of it, at most MAX_SLICE_MS): a caller queued behind many
+                # PIN checks costs few commands, and hears the outcome at most a quarter later than it was ready
+                elapsed_ms = (time.monotonic() - started) * 1000
+                slice_ms = int(max(self.config.typeahead_poll_ms, min(MAX_SLICE_MS, elapsed_ms / 4)))
+                res = await self._command(f"WAIT FOR DIGIT {slice_ms}", slice_ms / 1000)
                 if res.code == 200 and res.result.isdigit() and int(res.result) > 0:
                     self.typeahead += safe_token(chr(int(res.result)), "0-9*#", 1)
                 elif res.code == 200 and res.result == "-1":
