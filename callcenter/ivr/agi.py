@@ -240,6 +240,7 @@ class AgiCall:
         self.typeahead = ""  # keys the caller typed while the engine was busy, for the next Collect
         self.gone: str | None = None  # the caller left during a slow action; raised at the next command
         self.started = time.monotonic()
+        self._records: asyncio.Future[None] | None = None  # the last call-record write (each waits for the one before)
 
     async def run(self) -> str:
         """Run the call to its end; returns the end reason."""
@@ -257,7 +258,13 @@ class AgiCall:
             if not self.session.ended:  # a bug or an unknown command: the record still says how it ended
                 await after_hangup(self.session, [], self, "error")
             raise
+        finally:
+            await self.flush_records()  # every step is stored before the session ends (and the dialplan goes on)
         return self.session.end_reason or "unknown"
+
+    async def flush_records(self) -> None:
+        if self._records is not None:
+            await self._records
 
     async def _command(self, command: str, wait_s: float = 0.0) -> AgiResult:
         if self.gone is not None:
@@ -280,10 +287,17 @@ class AgiCall:
             detail.update(asterisk_uniqueid=self.asterisk_uniqueid, asterisk_channel=self.asterisk_channel)
         if cmd.step == "end":
             detail["duration_s"] = round(time.monotonic() - self.started, 1)
+        # written in the background, in order: the caller never waits for the call record (on a busy database
+        # the PIN step's record held the caller in silence before the check even started)
+        self._records = asyncio.ensure_future(self._write_record(self._records, cmd.step, detail))
+
+    async def _write_record(self, previous: "asyncio.Future[None] | None", step: str, detail: dict[str, Any]) -> None:
+        if previous is not None:
+            await previous  # never raises: each write logs its own failure
         try:
-            await self._thread(self.backend.record_event, self.call_id, cmd.step, detail)
+            await self._thread(self.backend.record_event, self.call_id, step, detail)
         except Exception:  # noqa: BLE001 - a lost record must not drop the call
-            log.exception("could not record IVR step %s of %s", cmd.step, self.call_id)
+            log.exception("could not record IVR step %s of %s", step, self.call_id)
 
     async def speak(self, cmd: Command) -> None:
         if isinstance(cmd, Say):
