@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     agi_header_timeout_s: float = Field(5.0, gt=0)  # the whole AGI environment must arrive within this
     agi_reply_timeout_s: float = Field(60.0, gt=0)  # each AGI answer (plus the command's own wait, e.g. GET DATA)
     agi_max_connections: int = Field(500, ge=1)  # FastAGI sessions at once; more are refused (logged)
-    ivr_wait_prompt_after_s: float = Field(0.3, ge=0)  # "请稍候" when the PIN check takes longer than this
+    ivr_wait_prompt_after_s: float = Field(0.0, ge=0)  # "请稍候" when the PIN check takes longer (0: always, at once)
     ivr_typeahead_poll_ms: int = Field(250, ge=10, le=5000)  # WAIT FOR DIGIT slices that keep type-ahead keys
     argon2_workers: int = Field(0, ge=0)  # argon2 computations at once; 0 = os.cpu_count()
     argon2_time_cost: int = Field(3, ge=1)  # argon2id parameters of new hashes (stored hashes keep their own)

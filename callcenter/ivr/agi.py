@@ -206,7 +206,7 @@ class AgiConfig:
     max_connections: int = 500
     # while a slow action runs (the PIN check): "please wait" after wait_prompt_after_s, and keys typed
     # meanwhile collected with WAIT FOR DIGIT of typeahead_poll_ms (res_agi drops DTMF between commands)
-    wait_prompt_after_s: float = 0.3
+    wait_prompt_after_s: float = 0.0
     typeahead_poll_ms: int = 250
 
 
