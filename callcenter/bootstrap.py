@@ -36,6 +36,7 @@ class App:
     clock: Callable[[], datetime] = utc_now
     bus: EventBus = field(default_factory=EventBus)
     ivr: Any = None  # callcenter.services.ivr_backend.StoreIvrBackend, the hotline's backend
+    hash_pool: Any = None  # callcenter.services.hash_pool.HashPool: the bound on argon2 work (IVR PIN checks)
     extras: dict[str, object] = field(default_factory=dict)
     parts: PartBoard = field(default_factory=PartBoard)  # the engine parts' states (runtime supervisor)
 
@@ -68,8 +69,12 @@ def bootstrap(
         sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint
     )
     app = App(settings, engine, sessions, calendar, bank, transfers, clock)
+    from callcenter.services.auth import set_parameters
+    from callcenter.services.hash_pool import HashPool
     from callcenter.services.ivr_backend import StoreIvrBackend
 
+    set_parameters(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    app.hash_pool = HashPool(settings.argon2_workers)
     app.ivr = StoreIvrBackend(sessions, transfers, clock, lockout_failures=settings.ivr_lockout_failures,
-                              lockout_minutes=settings.ivr_lockout_minutes, bus=app.bus)
+                              lockout_minutes=settings.ivr_lockout_minutes, bus=app.bus, verify=app.hash_pool.verify)
     return app

@@ -44,18 +44,21 @@ async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
 
 async def serve_agi(core: App, stop: asyncio.Event) -> None:
     """The FastAGI server for the hotline (Asterisk's AGI(agi://host:port/hotline))."""
-    from callcenter.ivr.agi import AgiConfig, load_flows, start_agi_server
+    from callcenter.ivr.agi import agi_config, load_flows, start_agi_server
     from callcenter.ivr.prompts import render_text_cached
 
     s = core.settings
+    config = agi_config(s)
     prompts_dir = s.prompts_path
-    config = AgiConfig(prompts_dir=prompts_dir, limits={"pin_failures": s.ivr_pin_attempts_per_call},
-                       render_text=lambda text, lang: render_text_cached(text, lang, prompts_dir))
-    server, _app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, flows=load_flows(s.flows_path),
-                                          config=config)
+    config.render_text = lambda text, lang: render_text_cached(text, lang, prompts_dir)
+    server, app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, flows=load_flows(s.flows_path),
+                                         config=config)
     log.info("FastAGI listening on %s:%s", s.agi_host, s.agi_port)
-    async with server:
-        await stop.wait()
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        app.close()
 
 
 async def serve_care(core: App, stop: asyncio.Event) -> None:

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     # one that had run longer than the cap starts over at the first delay
     restart_backoff_initial_s: float = Field(5.0, gt=0)
     restart_backoff_max_s: float = Field(120.0, gt=0)
+    # IVR carriers: FastAGI limits, the PIN check's hashing pool, Twilio replays (hardening 8, 9, 12)
+    agi_header_timeout_s: float = Field(5.0, gt=0)  # the whole AGI environment must arrive within this
+    agi_reply_timeout_s: float = Field(60.0, gt=0)  # each AGI answer (plus the command's own wait, e.g. GET DATA)
+    agi_max_connections: int = Field(500, ge=1)  # FastAGI sessions at once; more are refused (logged)
+    ivr_wait_prompt_after_s: float = Field(0.0, ge=0)  # "请稍候" when the PIN check takes longer (0: always, at once)
+    ivr_typeahead_poll_ms: int = Field(250, ge=10, le=5000)  # WAIT FOR DIGIT slices that keep type-ahead keys
+    argon2_workers: int = Field(0, ge=0)  # argon2 computations at once; 0 = os.cpu_count()
+    argon2_time_cost: int = Field(3, ge=1)  # argon2id parameters of new hashes (stored hashes keep their own)
+    argon2_memory_kib: int = Field(65536, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+    twilio_replay_wait_s: float = Field(10.0, ge=0)  # a replay waits this long for the first delivery's answer
 
     @classmethod
     def settings_customise_sources(

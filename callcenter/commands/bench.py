@@ -27,11 +27,14 @@ def transfers(n: int = typer.Option(2000, "--transfers", min=10), clients: int =
 
 
 @app.command("agi")
-def agi(calls: int = typer.Option(500, min=1), concurrency: int = typer.Option(200, min=1), as_json: bool = JSON) -> None:
-    """Concurrent FastAGI sessions (authentication + balance) vs a minimal echo FastAGI server."""
+def agi(calls: int = typer.Option(500, min=1), concurrency: int = typer.Option(200, min=1),
+        store_callers: int = typer.Option(200, min=0, help="callers authenticating at once on the store backend"),
+        database_url: Optional[str] = typer.Option(None, help="store run: default a fresh temporary SQLite file"),
+        as_json: bool = JSON) -> None:
+    """Concurrent FastAGI sessions (authentication + balance), in-memory and store backends, vs an echo server."""
     from callcenter.bench.agi import run
 
-    run(calls=calls, concurrency=concurrency, as_json=as_json)
+    run(calls=calls, concurrency=concurrency, as_json=as_json, store_callers=store_callers, database_url=database_url)
 
 
 @app.command("ami")

@@ -1,9 +1,10 @@
 """FastAGI adapter: runs IVR flows for Asterisk (``AGI(agi://host:4573/hotline)``), on panoramisk.
 
-One asyncio task per call; the pure interpreter decides, this module only translates its commands
-into AGI commands (ANSWER, STREAM FILE, GET DATA, SAY DIGITS, SAY NUMBER, SET VARIABLE, HANGUP) and
-AGI answers back into events.  Backend calls run in worker threads (``asyncio.to_thread``), so
-hundreds of calls share one process.
+One asyncio task per call; the pure interpreter decides, the one carrier loop (:mod:`callcenter.ivr.carrier`)
+drives it, and :class:`AgiCall` only translates its commands into AGI commands (ANSWER, STREAM FILE, GET DATA,
+WAIT FOR DIGIT, SAY DIGITS, SAY NUMBER, SET VARIABLE, HANGUP) and AGI answers back into events.  Backend calls
+run in the application's worker threads, so hundreds of calls share one process; while the slow PIN check runs
+the caller hears "please wait" and keys typed meanwhile are kept (WAIT FOR DIGIT) for the next question.
 
 Answer forms handled (see ../shared/fixtures/asterisk-22/fastagi_session.agi): ``200 result=<digits>``,
 ``200 result= (timeout)`` and ``200 result=<digits> (timeout)``, ``200 result=-1`` (GET DATA: the caller
@@ -21,7 +22,9 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections import OrderedDict
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,15 +35,16 @@ from panoramisk.fast_agi import Application, Request
 from callcenter import i18n
 from callcenter.ivr import speech
 from callcenter.ivr.backend import CallContext, IvrBackend, run_action
+from callcenter.ivr.carrier import CallerGone, UnhandledCommand, after_hangup, drive
 from callcenter.ivr.flow import FLOWS_DIR, load_flow
 from callcenter.ivr.interpreter import (
+    ActionResult,
     Collect,
     Command,
     DigitsEntered,
     Event,
     Handoff,
     HangUp,
-    Hangup,
     IvrSession,
     Record,
     RunAction,
@@ -54,7 +58,7 @@ from callcenter.ivr.interpreter import (
     Timeout,
     mask_phone,
 )
-from callcenter.ivr.model import Flow
+from callcenter.ivr.model import ACTIONS, Flow
 from callcenter.ivr.prompts import DEFAULT_DIR, prompt_stem, token_stem
 from callcenter.telephony import variables as V
 
@@ -63,7 +67,8 @@ log = logging.getLogger(__name__)
 ESCAPE_DIGITS = "0123456789*#"
 ASTERISK_LANG = {"zh-CN": "zh", "en": "en"}
 MAX_HEADER_BYTES = 16_384
-HEADER_TIMEOUT_S = 10.0
+GRACE_S = 0.05  # a slow action that finishes within this needs no WAIT FOR DIGIT
+MAX_SLICE_MS = 2000  # the longest WAIT FOR DIGIT slice while a slow action runs
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RESULT = re.compile(r"^(\d{3})([ -])(.*)$")
 
@@ -143,16 +148,19 @@ class AgiChannel:
         self.commands = 0
         self.on_turnaround = on_turnaround
 
-    async def _readline(self) -> str:
+    async def _readline(self, timeout_s: float | None = None) -> str:
         try:
-            raw = await asyncio.wait_for(self.reader.readline(), self.timeout_s)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            raw = await asyncio.wait_for(self.reader.readline(), timeout_s or self.timeout_s)
+        except TimeoutError as exc:  # Asterisk (or whoever connected) went silent
+            raise AgiHangup("reply_timeout") from exc
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
             raise AgiHangup("connection_lost") from exc
         if not raw:
             raise AgiHangup("connection_lost")
         return raw.decode("utf-8", "replace").rstrip("\r\n")
 
-    async def command(self, command: str) -> AgiResult:
+    async def command(self, command: str, timeout_s: float | None = None) -> AgiResult:
+        """Send one command and read its answer; each line of the answer must come within ``timeout_s``."""
         if "\n" in command or "\r" in command:
             raise ValueError("AGI command with a line break")
         self.commands += 1
@@ -163,7 +171,7 @@ class AgiChannel:
         except (ConnectionError, RuntimeError) as exc:
             raise AgiHangup("connection_lost") from exc
         while True:
-            line = await self._readline()
+            line = await self._readline(timeout_s)
             if line == "HANGUP":  # sent when the channel hangs up; the command's own answer follows
                 self.hung_up = True
                 continue
@@ -191,7 +199,15 @@ class AgiConfig:
     limits: dict[str, int] = field(default_factory=dict)
     # free text (bulletins) -> stem of a rendered file under prompts_dir/<lang>/, or None to skip it
     render_text: Callable[[str, str], str | None] | None = None
-    command_timeout_s: float = 120.0
+    # FastAGI limits (settings agi_*): the whole AGI environment must arrive within header_timeout_s; each
+    # command's answer within reply_timeout_s (plus the command's own wait); at most max_connections calls
+    header_timeout_s: float = 5.0
+    reply_timeout_s: float = 60.0
+    max_connections: int = 500
+    # while a slow action runs (the PIN check): "please wait" after wait_prompt_after_s, and keys typed
+    # meanwhile collected with WAIT FOR DIGIT of typeahead_poll_ms (res_agi drops DTMF between commands)
+    wait_prompt_after_s: float = 0.0
+    typeahead_poll_ms: int = 250
 
 
 @dataclass
@@ -201,58 +217,89 @@ class _Play:
 
 
 class AgiCall:
+    """One FastAGI call: the carrier of :mod:`callcenter.ivr.carrier` for Asterisk.
+
+    The call id is generated per session (``agi-<uuid4>``): Asterisk's ``agi_uniqueid`` and the channel name
+    are kept as attributes and in the start record, never as the key, so two sessions never share a call
+    record or a transfer idempotency key (``ivr:<call id>:<step>``)."""
+
     def __init__(self, channel: AgiChannel, flow: Flow, backend: IvrBackend, headers: dict[str, str],
-                 config: AgiConfig) -> None:
+                 config: AgiConfig, executor: Executor | None = None, call_id: str | None = None) -> None:
         self.channel = channel
         self.flow = flow
         self.backend = backend
         self.config = config
-        self.call_id = safe_token(headers.get("agi_uniqueid", ""), r"A-Za-z0-9_.\-", 64) or f"agi-{id(self)}"
+        self.executor = executor
+        self.call_id = call_id or new_call_id()
+        self.asterisk_uniqueid = safe_token(headers.get("agi_uniqueid", ""), r"A-Za-z0-9_.\-", 64)
+        self.asterisk_channel = _CONTROL.sub("", headers.get("agi_channel", ""))[:80]
         self.caller = caller_number(headers.get("agi_callerid"))
         self.session = IvrSession(flow, caller=self.caller, call_id=self.call_id, limits=config.limits)
         self.ctx = CallContext(self.call_id, self.caller, "ivr-agi")
         self.pending: list[_Play] = []
+        self.typeahead = ""  # keys the caller typed while the engine was busy, for the next Collect
+        self.gone: str | None = None  # the caller left during a slow action; raised at the next command
         self.started = time.monotonic()
+        self._records: asyncio.Future[None] | None = None  # the last call-record write (each waits for the one before)
 
     async def run(self) -> str:
         """Run the call to its end; returns the end reason."""
-        log.info("IVR call %s from %s (%s)", self.call_id, mask_phone(self.caller), self.flow.name)
-        queue: list[Command] = self.session.start()
+        log.info("IVR call %s (Asterisk %s) from %s (%s)", self.call_id, self.asterisk_uniqueid or "-",
+                 mask_phone(self.caller), self.flow.name)
+        commands = self.session.start()
         try:
-            await self.channel.command("ANSWER")
-            while queue:
-                event = await self._do(queue.pop(0))
-                if event is not None:
-                    queue.extend(self.session.feed(event))
-        except AgiHangup as exc:
-            # Nothing can be played any more. An action the interpreter already decided on (e.g. a
-            # transfer the caller confirmed) is still carried out; then only records remain.
-            tail: list[Command] = []
-            for cmd in queue:
-                if isinstance(cmd, RunAction):
-                    result = await asyncio.to_thread(run_action, self.backend, cmd, self.ctx, self.session.lang)
-                    tail += [c for c in self.session.feed(result) if isinstance(c, Record)]
-                elif isinstance(cmd, Record):
-                    tail.append(cmd)
-            tail += self.session.feed(Hangup(exc.reason))
-            for cmd in tail:
-                if isinstance(cmd, Record):
-                    await self._record(cmd)
+            try:
+                await self._command("ANSWER")
+            except CallerGone as gone:
+                await after_hangup(self.session, commands, self, gone.reason)
+            else:
+                await drive(self.session, commands, self)
+        except Exception:
+            if not self.session.ended:  # a bug or an unknown command: the record still says how it ended
+                await after_hangup(self.session, [], self, "error")
+            raise
+        finally:
+            await self.flush_records()  # every step is stored before the session ends (and the dialplan goes on)
         return self.session.end_reason or "unknown"
 
-    async def _record(self, cmd: Record) -> None:
+    async def flush_records(self) -> None:
+        if self._records is not None:
+            await self._records
+
+    async def _command(self, command: str, wait_s: float = 0.0) -> AgiResult:
+        if self.gone is not None:
+            raise CallerGone(self.gone)
+        try:
+            return await self.channel.command(command, self.config.reply_timeout_s + wait_s)
+        except AgiHangup as exc:
+            raise CallerGone(exc.reason) from exc
+        except AgiProtocolError as exc:
+            log.warning("AGI protocol error on %s: %s", self.call_id, exc)
+            raise CallerGone("protocol_error") from exc
+
+    async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # --- carrier methods (callcenter.ivr.carrier.HANDLERS) -------------------------------------
+    async def record(self, cmd: Record) -> None:
         detail = dict(cmd.detail)
+        if cmd.step == "start":
+            detail.update(asterisk_uniqueid=self.asterisk_uniqueid, asterisk_channel=self.asterisk_channel)
         if cmd.step == "end":
             detail["duration_s"] = round(time.monotonic() - self.started, 1)
+        # written in the background, in order: the caller never waits for the call record (on a busy database
+        # the PIN step's record held the caller in silence before the check even started)
+        self._records = asyncio.ensure_future(self._write_record(self._records, cmd.step, detail))
+
+    async def _write_record(self, previous: "asyncio.Future[None] | None", step: str, detail: dict[str, Any]) -> None:
+        if previous is not None:
+            await previous  # never raises: each write logs its own failure
         try:
-            await asyncio.to_thread(self.backend.record_event, self.call_id, cmd.step, detail)
+            await self._thread(self.backend.record_event, self.call_id, step, detail)
         except Exception:  # noqa: BLE001 - a lost record must not drop the call
-            log.exception("could not record IVR step %s of %s", cmd.step, self.call_id)
+            log.exception("could not record IVR step %s of %s", step, self.call_id)
 
-    def _file(self, key_stem: str, lang: str) -> str:
-        return safe_token(str(self.config.prompts_dir / lang / key_stem))
-
-    async def _queue_speech(self, cmd: Command) -> None:
+    async def speak(self, cmd: Command) -> None:
         if isinstance(cmd, Say):
             if cmd.optional and not i18n.has(cmd.key, cmd.lang):
                 return
@@ -265,23 +312,132 @@ class AgiCall:
             words = speech.amount_text(cmd.fen, cmd.lang)
             self.pending += [_Play("file", self._file(token_stem(t), cmd.lang))
                              for t in speech.tokens(words, cmd.lang)]
-        elif isinstance(cmd, SayText) and self.config.render_text is not None:
+        elif isinstance(cmd, SayText):
+            if self.config.render_text is None:
+                return  # no synthesiser configured: free text is skipped (bulletins have a spoken title)
             try:
-                stem = await asyncio.to_thread(self.config.render_text, cmd.text, cmd.lang)
+                stem = await self._thread(self.config.render_text, cmd.text, cmd.lang)
             except Exception:  # noqa: BLE001
                 log.exception("could not render free text for %s", self.call_id)
                 stem = None
             if stem:
                 self.pending.append(_Play("file", self._file(stem, cmd.lang)))
+        else:
+            raise UnhandledCommand(self, cmd)
+
+    async def collect(self, cmd: Collect) -> Event:
+        if self.typeahead:
+            return await self._collect_typed_ahead(cmd)
+        timeout_ms = int(cmd.timeout_s * 1000)
+        last = self.pending.pop() if self.pending and self.pending[-1].kind == "file" else None
+        first = await self._flush(ESCAPE_DIGITS)
+        if first is not None:
+            if first == "#" or cmd.max_digits == 1:
+                return DigitsEntered("" if first == "#" else first)
+            prompt, wanted = "silence/1", cmd.max_digits - 1
+        else:
+            prompt, wanted = (last.value if last else "silence/1"), cmd.max_digits
+        return await self._get_data(cmd, prompt, timeout_ms, wanted, first or "")
+
+    async def _collect_typed_ahead(self, cmd: Collect) -> Event:
+        """Keys typed ahead answer the next question: its prompt is skipped, as a key would have cut it."""
+        self.pending.clear()
+        typed, self.typeahead = self.typeahead, ""
+        end = cmd.terminator or ("#" if cmd.max_digits > 1 else None)
+        if end and end in typed and (cmd.max_digits > 1 or typed[0] == end):
+            head, _, rest = typed.partition(end)
+            if len(head) <= cmd.max_digits:
+                self.typeahead = rest
+                return DigitsEntered(head)
+        if len(typed) >= cmd.max_digits:
+            self.typeahead = typed[cmd.max_digits:]
+            return DigitsEntered(typed[: cmd.max_digits])
+        return await self._get_data(cmd, "silence/1", int(cmd.timeout_s * 1000), cmd.max_digits - len(typed), typed)
+
+    async def _get_data(self, cmd: Collect, prompt: str, timeout_ms: int, wanted: int, before: str) -> Event:
+        res = await self._command(f"GET DATA {prompt} {timeout_ms} {wanted}", timeout_ms / 1000)
+        if res.code != 200:
+            raise CallerGone("agi_error")
+        if res.result == "-1":
+            raise CallerGone("caller_hangup")
+        digits = before + safe_token(res.result, "0-9*#", 64)
+        if not digits and res.timed_out:
+            return Timeout()
+        return DigitsEntered(digits)
+
+    async def run_action(self, cmd: RunAction) -> ActionResult:
+        # decided: carry it out before anything else can fail (the caller may already be gone)
+        spec = ACTIONS.get(cmd.name)
+        if spec is None or not spec.wait_prompt:
+            return await self._thread(run_action, self.backend, cmd, self.ctx, self.session.lang)
+        return await self._run_while_waiting(cmd, spec.keep_typeahead)
+
+    async def _run_while_waiting(self, cmd: RunAction, keep_typeahead: tuple[str, ...]) -> ActionResult:
+        """A slow action (the PIN check waits for the hashing pool): the caller hears "please wait" if it takes
+        long, and every key typed meanwhile is kept for the next question."""
+        task = asyncio.ensure_future(self._thread(run_action, self.backend, cmd, self.ctx, self.session.lang))
+        started = time.monotonic()
+        prompted = False
+        try:
+            if self.pending:
+                key = await self._flush(ESCAPE_DIGITS)
+                self.typeahead += key or ""
+            # a check that is done at once (a free pool) costs no WAIT FOR DIGIT slice: only this short grace
+            # is a window in which a key could be lost, as between any two AGI commands
+            await asyncio.wait({task}, timeout=min(GRACE_S, self.config.wait_prompt_after_s))
+            while not task.done():
+                if not prompted and time.monotonic() - started >= self.config.wait_prompt_after_s:
+                    prompted = True
+                    key = await self._play(_Play("file", self._file("please_wait", self.session.lang)), ESCAPE_DIGITS)
+                    self.typeahead += key or ""
+                    continue
+                # slices grow with the wait (a quarter of it, at most MAX_SLICE_MS): a caller queued behind many
+                # PIN checks costs few commands, and hears the outcome at most a quarter later than it was ready
+                elapsed_ms = (time.monotonic() - started) * 1000
+                slice_ms = int(max(self.config.typeahead_poll_ms, min(MAX_SLICE_MS, elapsed_ms / 4)))
+                res = await self._command(f"WAIT FOR DIGIT {slice_ms}", slice_ms / 1000)
+                if res.code == 200 and res.result.isdigit() and int(res.result) > 0:
+                    self.typeahead += safe_token(chr(int(res.result)), "0-9*#", 1)
+                elif res.code == 200 and res.result == "-1":
+                    raise CallerGone("caller_hangup")
+        except CallerGone as gone:
+            self.gone = gone.reason  # the action still completes; the call ends at the next command
+        result: ActionResult = await task
+        if result.outcome not in keep_typeahead:
+            self.typeahead = ""  # the caller must hear what went wrong, not skip it with keys typed before
+        return result
+
+    async def set_language(self, cmd: SetLanguage) -> None:
+        await self._flush()
+        await self._command(f"SET VARIABLE CHANNEL(language) {agi_quote(ASTERISK_LANG[cmd.lang])}")
+
+    async def set_variable(self, cmd: SetVariable) -> None:
+        await self._flush()
+        await self._set(cmd.name, cmd.value)
+
+    async def handoff(self, cmd: Handoff) -> None:
+        await self._flush()
+        await self._set(V.CC_CLIENT_ID, cmd.client_id or "")
+        await self._set(V.CC_IVR_SUMMARY, cmd.summary)
+        await self._set(V.CC_HANDOFF, "1")
+        # returning ends the AGI: the dialplan goes on to the agent queue
+
+    async def hang_up(self, cmd: HangUp) -> None:
+        await self._flush()
+        await self._command("HANGUP")
+
+    # --- playing --------------------------------------------------------------------------------
+    def _file(self, key_stem: str, lang: str) -> str:
+        return safe_token(str(self.config.prompts_dir / lang / key_stem))
 
     async def _play(self, item: _Play, escape: str) -> str | None:
         """Play one item; returns the key that interrupted it, if any."""
         if item.kind == "file":
-            res = await self.channel.command(f"STREAM FILE {item.value} {agi_quote(escape)}")
+            res = await self._command(f"STREAM FILE {item.value} {agi_quote(escape)}")
         elif item.kind == "digits":
-            res = await self.channel.command(f"SAY DIGITS {item.value} {agi_quote(escape)}")
+            res = await self._command(f"SAY DIGITS {item.value} {agi_quote(escape)}")
         else:
-            res = await self.channel.command(f"SAY NUMBER {item.value} {agi_quote(escape)}")
+            res = await self._command(f"SAY NUMBER {item.value} {agi_quote(escape)}")
         if res.code == 200 and res.result.isdigit() and int(res.result) > 0:
             return chr(int(res.result))
         return None
@@ -294,80 +450,59 @@ class AgiCall:
                 return key
         return None
 
-    async def _collect(self, cmd: Collect) -> Event:
-        timeout_ms = int(cmd.timeout_s * 1000)
-        last = self.pending.pop() if self.pending and self.pending[-1].kind == "file" else None
-        first = await self._flush(ESCAPE_DIGITS)
-        if first is not None:
-            if first == "#" or cmd.max_digits == 1:
-                return DigitsEntered("" if first == "#" else first)
-            prompt, wanted = "silence/1", cmd.max_digits - 1
-        else:
-            prompt, wanted = (last.value if last else "silence/1"), cmd.max_digits
-        res = await self.channel.command(f"GET DATA {prompt} {timeout_ms} {wanted}")
-        if res.code != 200:
-            raise AgiHangup("agi_error")
-        if res.result == "-1":
-            raise AgiHangup("caller_hangup")
-        digits = (first or "") + safe_token(res.result, "0-9*#", 64)
-        if not digits and res.timed_out:
-            return Timeout()
-        return DigitsEntered(digits)
-
-    async def _do(self, cmd: Command) -> Event | None:
-        if isinstance(cmd, (Say, SayDigits, SayNumber, SayAmount, SayText)):
-            await self._queue_speech(cmd)
-            return None
-        if isinstance(cmd, Collect):
-            return await self._collect(cmd)
-        if isinstance(cmd, Record):
-            await self._record(cmd)
-            return None
-        if isinstance(cmd, RunAction):
-            # decided: carry it out before anything else can fail (the caller may already be gone)
-            result = await asyncio.to_thread(run_action, self.backend, cmd, self.ctx, self.session.lang)
-            return result
-        await self._flush()
-        if isinstance(cmd, SetLanguage):
-            await self.channel.command(f"SET VARIABLE CHANNEL(language) {agi_quote(ASTERISK_LANG[cmd.lang])}")
-        elif isinstance(cmd, SetVariable):
-            await self._set(cmd.name, cmd.value)
-        elif isinstance(cmd, Handoff):
-            await self._set(V.CC_CLIENT_ID, cmd.client_id or "")
-            await self._set(V.CC_IVR_SUMMARY, cmd.summary)
-            await self._set(V.CC_HANDOFF, "1")
-            # returning ends the AGI: the dialplan goes on to the agent queue
-        elif isinstance(cmd, HangUp):
-            await self.channel.command("HANGUP")
-        return None
-
     async def _set(self, name: str, value: str) -> None:
-        await self.channel.command(f"SET VARIABLE {safe_token(name, r'A-Za-z0-9_()', 64)} {agi_quote(value)}")
+        await self._command(f"SET VARIABLE {safe_token(name, r'A-Za-z0-9_()', 64)} {agi_quote(value)}")
+
+
+def agi_config(settings: Any) -> AgiConfig:
+    """The FastAGI configuration from :class:`callcenter.settings.Settings`."""
+    return AgiConfig(prompts_dir=settings.prompts_path, limits={"pin_failures": settings.ivr_pin_attempts_per_call},
+                     header_timeout_s=settings.agi_header_timeout_s, reply_timeout_s=settings.agi_reply_timeout_s,
+                     max_connections=settings.agi_max_connections,
+                     wait_prompt_after_s=settings.ivr_wait_prompt_after_s,
+                     typeahead_poll_ms=settings.ivr_typeahead_poll_ms)
+
+
+def new_call_id() -> str:
+    """A call id unique by construction (never derived from Asterisk's uniqueid or a memory address)."""
+    return f"agi-{uuid.uuid4().hex}"
 
 
 # --- server -----------------------------------------------------------------------------------
-async def read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
-    """The ``agi_*: value`` block that starts a FastAGI session, up to the blank line."""
+class AgiHeaderTimeout(Exception):
+    """The AGI environment did not arrive within the header deadline."""
+
+
+async def read_headers(reader: asyncio.StreamReader, deadline_s: float = 5.0) -> dict[str, str]:
+    """The ``agi_*: value`` block that starts a FastAGI session, up to the blank line, all of it within
+    ``deadline_s`` (a header drip-fed one line at a time does not hold a connection longer)."""
     headers: OrderedDict[str, str] = OrderedDict()
     size = 0
-    while True:
-        raw = await asyncio.wait_for(reader.readline(), HEADER_TIMEOUT_S)
-        if not raw:
-            raise ConnectionError("closed before the AGI header ended")
-        size += len(raw)
-        if size > MAX_HEADER_BYTES:
-            raise AgiProtocolError("AGI header too long")
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            return headers
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip()] = value.strip()
+    try:
+        async with asyncio.timeout(deadline_s):
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    raise ConnectionError("closed before the AGI header ended")
+                size += len(raw)
+                if size > MAX_HEADER_BYTES:
+                    raise AgiProtocolError("AGI header too long")
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if not line:
+                    return headers
+                name, sep, value = line.partition(":")
+                if sep:
+                    headers[name.strip()] = value.strip()
+    except TimeoutError:
+        raise AgiHeaderTimeout(f"AGI header not complete within {deadline_s:g} s") from None
+    except ValueError as exc:  # StreamReader: a line longer than its limit
+        raise AgiProtocolError("AGI header line too long") from exc
 
 
 class IvrAgiApplication(Application):
     """panoramisk's FastAGI application (routes keyed on the script name) with a stricter handler:
-    bounded header read, no swallowed cancellation, sockets closed and awaited."""
+    header deadline, reply timeouts, a connection cap, a call record for every session (also one that ends
+    in a protocol error or a timeout), no swallowed cancellation, sockets closed and awaited."""
 
     def __init__(self, backend: IvrBackend, flows: dict[str, Flow], config: AgiConfig | None = None,
                  on_turnaround: Callable[[float], None] | None = None) -> None:
@@ -377,15 +512,21 @@ class IvrAgiApplication(Application):
         self.on_turnaround = on_turnaround
         self.active = 0
         self.calls = 0
+        self.refused = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # one thread per call at most (a call has one backend call in flight): no call queues behind another's
+        # PIN check; the CPU-heavy hashing is bounded separately (callcenter.services.hash_pool)
+        self.executor = ThreadPoolExecutor(max_workers=max(1, self.config.max_connections),
+                                           thread_name_prefix="ivr-agi")
+        self._flows = flows
         for name, flow in flows.items():
             self.add_route(name, self._endpoint(flow))
 
     def _endpoint(self, flow: Flow) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> None:
-            channel = AgiChannel(request.reader, request.writer, self.config.command_timeout_s, self.on_turnaround)
-            await AgiCall(channel, flow, self.backend, dict(request.headers), self.config).run()
+            channel = AgiChannel(request.reader, request.writer, self.config.reply_timeout_s, self.on_turnaround)
+            await AgiCall(channel, flow, self.backend, dict(request.headers), self.config, self.executor).run()
 
         return endpoint
 
@@ -393,16 +534,47 @@ class IvrAgiApplication(Application):
         """Until no call is in progress (tests, graceful shutdown)."""
         await self._idle.wait()
 
+    async def _record_failed(self, call_id: str, reason: str, headers: dict[str, str]) -> None:
+        """The record of a session that never reached its flow (header timeout, bad header, no route)."""
+        caller = caller_number(headers.get("agi_callerid"))
+        detail = {"caller": mask_phone(caller), "flow": headers.get("agi_network_script", "")[:64],
+                  "asterisk_uniqueid": safe_token(headers.get("agi_uniqueid", ""), r"A-Za-z0-9_.\-", 64)}
+        try:
+            for step, info in (("start", detail), ("end", {"reason": reason, "node": None})):
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.backend.record_event,
+                                                                  call_id, step, info)
+        except Exception:  # noqa: BLE001 - the log line below still says what happened
+            log.exception("could not record failed FastAGI session %s", call_id)
+
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.config.max_connections:
+            self.refused += 1
+            peer = writer.get_extra_info("peername")
+            log.warning("FastAGI connection from %s refused: %d calls in progress (agi_max_connections)",
+                        peer[0] if peer else "?", self.active)
+            writer.close()
+            with suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            return
         self.active += 1
         self._idle.clear()
         self.calls += 1
+        headers: dict[str, str] = {}
+        call_id = new_call_id()
         try:
-            headers = await read_headers(reader)
+            try:
+                headers = await read_headers(reader, self.config.header_timeout_s)
+            except (AgiHeaderTimeout, AgiProtocolError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                log.warning("FastAGI session %s ended before its flow: %s", call_id, exc)
+                reason = "header_timeout" if isinstance(exc, AgiHeaderTimeout) else (
+                    "protocol_error" if isinstance(exc, AgiProtocolError) else "connection_lost")
+                await self._record_failed(call_id, reason, headers)
+                return
             script = headers.get("agi_network_script", "").split("?", 1)[0].strip("/")
             route = self._route.get(script)
             if route is None:
                 log.error("no FastAGI route for %r", script[:64])
+                await self._record_failed(call_id, "no_route", headers)
                 return
             await route(Request(app=self, headers=headers, reader=reader, writer=writer))
         except (ConnectionError, TimeoutError, AgiProtocolError, asyncio.IncompleteReadError) as exc:
@@ -416,6 +588,9 @@ class IvrAgiApplication(Application):
             self.active -= 1
             if self.active == 0:
                 self._idle.set()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def load_flows(folder: Path = FLOWS_DIR) -> dict[str, Flow]:
@@ -432,12 +607,14 @@ async def start_agi_server(backend: IvrBackend, host: str = "127.0.0.1", port: i
 
 
 async def serve_forever(backend: IvrBackend, host: str, port: int, limits: dict[str, int] | None = None,
-                        echo: Callable[[str], None] = print, flows_dir: Path = FLOWS_DIR,
-                        prompts_dir: Path = DEFAULT_DIR) -> None:
+                        echo: Callable[[str], None] = print, config: AgiConfig | None = None,
+                        flows_dir: Path = FLOWS_DIR) -> None:
     from callcenter.ivr.prompts import render_text_cached
 
-    config = AgiConfig(prompts_dir=prompts_dir, limits=dict(limits or {}),
-                       render_text=lambda text, lang: render_text_cached(text, lang, prompts_dir))
+    config = config or AgiConfig()
+    config.limits = dict(limits or config.limits)
+    prompts_dir = config.prompts_dir
+    config.render_text = lambda text, lang: render_text_cached(text, lang, prompts_dir)
     server, app = await start_agi_server(backend, host, port, flows=load_flows(flows_dir), config=config)
     echo(f"FastAGI listening on {host}:{port} (routes: {', '.join(app._route)})")
     async with server:

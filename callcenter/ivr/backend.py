@@ -94,6 +94,16 @@ class Bulletin:
     audio_path: str | None = None  # a recorded version, played instead of synthesised speech
 
 
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming one Twilio webhook (see ``twilio_voice.CallStateStore``): ``mine`` (handle it), or the first delivery's stored answer
+    (``response`` None while that one is still being handled, claimed at ``claimed_at``)."""
+
+    mine: bool
+    response: str | None = None
+    claimed_at: datetime | None = None
+
+
 class IvrBackend(Protocol):
     def authenticate(self, fund_account: str, pin: str, caller: str, call_id: str) -> AuthResult:
         """Check fund account + PIN. Caller ID is recorded, never trusted as proof of identity."""

@@ -16,7 +16,7 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="default: settings agi_port"),
 ) -> None:
     """Serve agi://HOST:PORT/hotline until interrupted."""
-    from callcenter.ivr.agi import serve_forever
+    from callcenter.ivr.agi import agi_config, serve_forever
     from callcenter.ivr.cli import _backend_factory, limits_from
     from callcenter.settings import load_settings
 
@@ -24,7 +24,7 @@ def serve(
     backend = _backend_factory(settings)
     try:
         asyncio.run(serve_forever(backend, host or settings.agi_host, port or settings.agi_port,
-                                  limits=limits_from(settings), echo=typer.echo, flows_dir=settings.flows_path,
-                                  prompts_dir=settings.prompts_path))
+                                  limits=limits_from(settings), echo=typer.echo,
+                                  config=agi_config(settings), flows_dir=settings.flows_path))
     except KeyboardInterrupt:
         pass

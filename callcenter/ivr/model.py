@@ -32,6 +32,11 @@ class ActionSpec:
     outcomes: tuple[str, ...]
     record: tuple[str, ...] = ()  # result fields safe to store in the call record
     idempotent: bool = False  # the interpreter adds idempotency_key = "<call id>:<step>"
+    # slow (waits for the bounded hashing pool): carriers that can play "please wait" while it runs and keep
+    # the keys typed meanwhile for the next question; kept only after these outcomes (after a failure the
+    # caller must hear what went wrong)
+    wait_prompt: bool = False
+    keep_typeahead: tuple[str, ...] = ()
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -39,6 +44,8 @@ ACTIONS: dict[str, ActionSpec] = {
         args=("fund_account", "pin"),
         outcomes=("ok", "wrong_pin", "locked", "unknown_account", "call_limit", "error"),
         record=("client_id", "masked_account"),
+        wait_prompt=True,
+        keep_typeahead=("ok",),
     ),
     "balances": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
     "holdings": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),

@@ -13,14 +13,15 @@ from typing import Callable
 from callcenter import i18n
 from callcenter.ivr import speech
 from callcenter.ivr.backend import CallContext, IvrBackend, run_action
+from callcenter.ivr.carrier import CallerGone, drive_sync
 from callcenter.ivr.interpreter import (
+    ActionResult,
     Collect,
     Command,
     DigitsEntered,
     Event,
     Handoff,
     HangUp,
-    Hangup,
     IvrSession,
     Record,
     RunAction,
@@ -81,76 +82,91 @@ class TextPhone:
 
     def run(self, keys: str) -> TextPhoneResult:
         session = IvrSession(self.flow, lang=self.lang, caller=self.caller, call_id=self.call_id, limits=self.limits)
-        ctx = CallContext(self.call_id, self.caller, "ivr-text", self.lang)
-        lines: list[str] = []
-        speech_parts: list[tuple[str, str]] = []
-        pending = list(keys)
-        handoff: Handoff | None = None
+        carrier = _TextCarrier(self, session, list(keys))
+        drive_sync(session, session.start(), carrier)
+        carrier.flush()
+        return TextPhoneResult(carrier.lines, session.end_reason, carrier.handoff_cmd, session)
 
-        def emit(line: str) -> None:
-            lines.append(line)
-            if self.echo:
-                self.echo(line)
 
-        def flush() -> None:
-            if speech_parts:
-                emit(f"IVR: {join_speech(speech_parts)}")
-                speech_parts.clear()
+class _TextCarrier:
+    """The text phone as a carrier of :mod:`callcenter.ivr.carrier`: prints, and types the scripted keys."""
 
-        queue: list[Command] = session.start()
-        while queue:
-            cmd = queue.pop(0)
-            event: Event | None = None
-            text = speech_text(cmd)
-            if text:
-                speech_parts.append((getattr(cmd, "lang", self.lang), text))
-                continue
-            if isinstance(cmd, (Say, SayDigits, SayNumber, SayAmount, SayText)):
-                continue
-            flush()
-            if isinstance(cmd, Record):
-                self.backend.record_event(self.call_id, cmd.step, cmd.detail)
-            elif isinstance(cmd, SetLanguage):
-                emit(f"[language] {cmd.lang}")
-            elif isinstance(cmd, SetVariable):
-                emit(f"[set] {cmd.name}={cmd.value}")
-            elif isinstance(cmd, RunAction):
-                result = run_action(self.backend, cmd, ctx, session.lang)
-                emit(f"[{cmd.name}] {result.outcome}")
-                event = result
-            elif isinstance(cmd, Collect):
-                event = self._press(cmd, pending, emit)
-            elif isinstance(cmd, Handoff):
-                handoff = cmd
-                emit(f"[hand-off to agent] client={cmd.client_id or '-'} {cmd.summary}")
-            elif isinstance(cmd, HangUp):
-                emit(f"[hang-up] {cmd.reason}")
-            if event is not None:
-                queue.extend(session.feed(event))
-        flush()
-        return TextPhoneResult(lines, session.end_reason, handoff, session)
+    def __init__(self, phone: TextPhone, session: IvrSession, pending: list[str]) -> None:
+        self.phone = phone
+        self.session = session
+        self.pending = pending
+        self.ctx = CallContext(phone.call_id, phone.caller, "ivr-text", phone.lang)
+        self.lines: list[str] = []
+        self.speech: list[tuple[str, str]] = []
+        self.handoff_cmd: Handoff | None = None
 
-    @staticmethod
-    def _press(cmd: Collect, pending: list[str], emit: Callable[[str], None]) -> Event:
+    def emit(self, line: str) -> None:
+        self.lines.append(line)
+        if self.phone.echo:
+            self.phone.echo(line)
+
+    def flush(self) -> None:
+        if self.speech:
+            self.emit(f"IVR: {join_speech(self.speech)}")
+            self.speech.clear()
+
+    def speak(self, cmd: Command) -> None:
+        text = speech_text(cmd)
+        if text:
+            self.speech.append((getattr(cmd, "lang", self.phone.lang), text))
+
+    def record(self, cmd: Record) -> None:
+        self.flush()
+        self.phone.backend.record_event(self.phone.call_id, cmd.step, cmd.detail)
+
+    def set_language(self, cmd: SetLanguage) -> None:
+        self.flush()
+        self.emit(f"[language] {cmd.lang}")
+
+    def set_variable(self, cmd: SetVariable) -> None:
+        self.flush()
+        self.emit(f"[set] {cmd.name}={cmd.value}")
+
+    def run_action(self, cmd: RunAction) -> ActionResult:
+        self.flush()
+        result = run_action(self.phone.backend, cmd, self.ctx, self.session.lang)
+        self.emit(f"[{cmd.name}] {result.outcome}")
+        return result
+
+    def collect(self, cmd: Collect) -> Event:
+        self.flush()
+        return self._press(cmd)
+
+    def handoff(self, cmd: Handoff) -> None:
+        self.flush()
+        self.handoff_cmd = cmd
+        self.emit(f"[hand-off to agent] client={cmd.client_id or '-'} {cmd.summary}")
+
+    def hang_up(self, cmd: HangUp) -> None:
+        self.flush()
+        self.emit(f"[hang-up] {cmd.reason}")
+
+    def _press(self, cmd: Collect) -> Event:
         typed = ""
+        pending = self.pending
         while True:
             if not pending:
-                emit(f"Caller: {'*' * len(typed) if cmd.secret else typed} (hangs up)" if typed
-                     else "Caller: (hangs up)")
-                return Hangup()
+                self.emit(f"Caller: {'*' * len(typed) if cmd.secret else typed} (hangs up)" if typed
+                          else "Caller: (hangs up)")
+                raise CallerGone("caller_hangup")
             key = pending.pop(0)
             if key in " ,":
                 continue
             if key.lower() == "w":
                 if typed:
-                    emit(f"Caller: {'*' * len(typed) if cmd.secret else typed} (waits)")
+                    self.emit(f"Caller: {'*' * len(typed) if cmd.secret else typed} (waits)")
                     return DigitsEntered(typed)
-                emit("Caller: (silence)")
+                self.emit("Caller: (silence)")
                 return Timeout()
             if cmd.terminator and key == cmd.terminator:
-                emit(f"Caller: {'*' * len(typed) if cmd.secret else typed}{key}")
+                self.emit(f"Caller: {'*' * len(typed) if cmd.secret else typed}{key}")
                 return DigitsEntered(typed)
             typed += key
             if len(typed) >= cmd.max_digits:
-                emit(f"Caller: {'*' * len(typed) if cmd.secret else typed}")
+                self.emit(f"Caller: {'*' * len(typed) if cmd.secret else typed}")
                 return DigitsEntered(typed)

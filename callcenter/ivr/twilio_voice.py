@@ -3,39 +3,50 @@
 ``POST /twilio/voice`` starts a call; each ``<Gather input="dtmf">`` posts to
 ``/twilio/voice/input?step=N`` (and a ``<Redirect>`` to ``...&timeout=1`` follows it for silence);
 ``POST /twilio/voice/status`` records status callbacks.  The interpreter's state lives server-side
-per CallSid in a :class:`CallStateStore`.
+per CallSid in a :class:`CallStateStore` (the database in production: any web process can take any
+webhook), driven by the one carrier loop (:mod:`callcenter.ivr.carrier`).
 
 Every request's ``X-Twilio-Signature`` is checked against the public URL (403 otherwise).  The
-signature has no timestamp, so a replayed request must have no second effect: each input is tied
-to its step, a step is consumed once, and a replay (same step, or same ``I-Twilio-Idempotency-Token``)
-gets the TwiML that was returned the first time.
+signature has no timestamp, so a replayed request must have no second effect, whichever process it
+reaches: each webhook (the start, input step N, one status) is *claimed* in the store before anything
+is done, the first delivery's claim wins, and its TwiML is stored with the call's new state in one
+transaction.  A replay (same step, or same ``I-Twilio-Idempotency-Token``) gets the stored TwiML; one
+that arrives while the first is still being handled waits for it (``replay_wait_s``) and is otherwise
+told to ask again (``<Pause>`` + ``<Redirect>`` to the same URL).
+
+Keys typed while a webhook is being answered: Twilio keeps ``<Gather>`` semantics (keys outside a
+Gather are not delivered), so the PIN's Gather ends on ``#`` and the next Gather starts after the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import threading
-from typing import Any, Protocol
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from callcenter.ivr.backend import CallContext, IvrBackend, run_action
+from callcenter.ivr.backend import CallContext, Claim, IvrBackend, run_action
+from callcenter.ivr.carrier import after_hangup, drive_sync, run_sync
 from callcenter.ivr.interpreter import (
-    SPEECH_COMMANDS,
+    ActionResult,
     Collect,
     Command,
     DigitsEntered,
     Event,
     Handoff,
     HangUp,
-    Hangup,
     IvrSession,
     Record,
     RunAction,
+    SetLanguage,
     Timeout,
 )
 from callcenter.ivr.model import Flow
@@ -46,135 +57,191 @@ XML = "application/xml"
 
 
 class CallStateStore(Protocol):
-    """Server-side state of Twilio calls, one JSON-able dict per CallSid."""
+    """Server-side state of Twilio calls (one JSON-able dict per CallSid) and the webhooks already handled."""
 
     def load(self, call_sid: str) -> dict[str, Any] | None: ...
 
-    def save(self, call_sid: str, state: dict[str, Any]) -> None: ...
+    def claim(self, call_sid: str, key: str, token: str | None) -> Claim:
+        """Atomically claim webhook ``key`` ("start", "3", "status:completed") of a call; a replay (the same
+        key, or the same idempotency token) gets the first delivery's answer instead."""
+        ...
+
+    def answer(self, call_sid: str, key: str, response: str, state: dict[str, Any] | None) -> None:
+        """Store a claimed webhook's answer and (unless None) the call's new state, in one transaction."""
+        ...
+
+    def answered(self, call_sid: str, key: str) -> str | None:
+        """The stored answer of webhook ``key``, if it has one yet."""
+        ...
 
 
 class InMemoryCallStateStore:
-    def __init__(self) -> None:
-        self._states: dict[str, dict[str, Any]] = {}
+    """One process only (tests, demos): production uses the database (StoreCallStateStore)."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._states: dict[str, str] = {}
+        self._hooks: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def load(self, call_sid: str) -> dict[str, Any] | None:
         with self._lock:
             state = self._states.get(call_sid)
-            return None if state is None else _copy(state)
+            return None if state is None else json.loads(state)
 
-    def save(self, call_sid: str, state: dict[str, Any]) -> None:
+    def claim(self, call_sid: str, key: str, token: str | None) -> Claim:
         with self._lock:
-            self._states[call_sid] = _copy(state)
+            hook = next((h for (sid, _), h in self._hooks.items() if sid == call_sid and token and
+                         h["token"] == token), None) or self._hooks.get((call_sid, key))
+            if hook is not None:
+                return Claim(False, hook["response"], hook["claimed_at"])
+            self._hooks[(call_sid, key)] = {"token": token, "response": None, "claimed_at": self._clock()}
+            return Claim(True)
+
+    def answer(self, call_sid: str, key: str, response: str, state: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._hooks[(call_sid, key)]["response"] = response
+            if state is not None:
+                self._states[call_sid] = json.dumps(state)  # JSON round trip: what the database keeps
+
+    def answered(self, call_sid: str, key: str) -> str | None:
+        with self._lock:
+            hook = self._hooks.get((call_sid, key))
+            return None if hook is None else hook["response"]
 
 
-def _copy(state: dict[str, Any]) -> dict[str, Any]:
-    import json
+class _TwilioCarrier:
+    """One webhook's worth of the call as a carrier of :mod:`callcenter.ivr.carrier`: builds the TwiML."""
 
-    return json.loads(json.dumps(state))  # JSON round trip: what a DB-backed store would keep
+    def __init__(self, voice: "_Voice", session: IvrSession, step: int) -> None:
+        self.voice = voice
+        self.session = session
+        self.step = step
+        self.ctx = CallContext(session.call_id, session.caller, "ivr-twilio")
+        self.response = VoiceResponse()
+        self.says: list[tuple[str, str]] = []
+
+    def speak(self, cmd: Command) -> None:
+        text = speech_text(cmd)
+        if text:
+            lang = getattr(cmd, "lang", self.session.lang)
+            if self.says and self.says[-1][0] == lang:
+                self.says[-1] = (lang, f"{self.says[-1][1]} {text}")
+            else:
+                self.says.append((lang, text))
+
+    def record(self, cmd: Record) -> None:
+        self.voice.backend.record_event(self.session.call_id, cmd.step, cmd.detail)
+
+    def run_action(self, cmd: RunAction) -> ActionResult:
+        return run_action(self.voice.backend, cmd, self.ctx, self.session.lang)
+
+    def set_language(self, cmd: SetLanguage) -> None:
+        """Nothing to send: every <Say> carries its own language."""
+
+    def collect(self, cmd: Collect) -> None:
+        gather = Gather(input="dtmf", num_digits=cmd.max_digits, timeout=max(1, math.ceil(cmd.timeout_s)),
+                        finish_on_key=cmd.terminator or "", action=self.voice.input_url(self.step), method="POST",
+                        action_on_empty_result=False)
+        _says(gather, self.says)
+        self.response.append(gather)
+        self.response.redirect(self.voice.input_url(self.step, timeout="1"), method="POST")
+        return None  # the caller's keys arrive with the next webhook
+
+    def handoff(self, cmd: Handoff) -> None:
+        _says(self.response, self.says)
+        self.response.enqueue(self.voice.handoff_queue)
+
+    def hang_up(self, cmd: HangUp) -> None:
+        _says(self.response, self.says)
+        self.response.hangup()
+
+    def twiml(self) -> str:
+        _says(self.response, self.says)
+        return str(self.response)
 
 
 class _Voice:
     def __init__(self, backend: IvrBackend, flow: Flow, public_url: str, store: CallStateStore,
-                 limits: dict[str, int] | None, handoff_queue: str) -> None:
+                 limits: dict[str, int] | None, handoff_queue: str, replay_wait_s: float = 10.0,
+                 claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+                 ) -> None:
         self.backend = backend
         self.flow = flow
         self.public_url = public_url.rstrip("/")
         self.store = store
         self.limits = limits or {}
         self.handoff_queue = handoff_queue
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-
-    def lock(self, call_sid: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(call_sid, threading.Lock())
+        self.replay_wait_s = replay_wait_s
+        self.claim_stale_s = claim_stale_s
+        self.clock = clock  # the store's clock: claims are stamped with it
 
     def input_url(self, step: int, **extra: str) -> str:
         return f"{self.public_url}/twilio/voice/input?{urlencode({'step': step, **extra})}"
 
+    def _replayed(self, call_sid: str, key: str, claim: Claim, again_url: str) -> str:
+        """A replay: the first delivery's answer, once it has one (waiting a bounded time for it)."""
+        deadline = time.monotonic() + self.replay_wait_s
+        response = claim.response
+        while response is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            response = self.store.answered(call_sid, key)
+        if response is not None:
+            return response
+        claimed_at = claim.claimed_at
+        if claimed_at is not None and claimed_at.tzinfo is None:
+            claimed_at = claimed_at.replace(tzinfo=timezone.utc)
+        if claimed_at is not None and self.clock() - claimed_at > timedelta(seconds=self.claim_stale_s):
+            return _hangup_twiml()  # the process that took it died mid-way: never handle it a second time
+        return _ask_again_twiml(again_url)
+
     def start(self, call_sid: str, caller: str, token: str | None) -> str:
-        with self.lock(call_sid):
-            state = self.store.load(call_sid)
-            if state is not None:  # replay of the first webhook
-                return str(state["responses"]["start"])
-            session = IvrSession(self.flow, caller=caller, call_id=call_sid, limits=self.limits)
-            state = {"step": 0, "responses": {}, "tokens": {}}
-            twiml = self._run(session, session.start(), state)
-            state["responses"]["start"] = twiml
-            if token:
-                state["tokens"][token] = twiml
-            self.store.save(call_sid, state)
-            return twiml
+        claim = self.store.claim(call_sid, "start", token)
+        if not claim.mine:  # replay of the first webhook
+            return self._replayed(call_sid, "start", claim, f"{self.public_url}/twilio/voice")
+        session = IvrSession(self.flow, caller=caller, call_id=call_sid, limits=self.limits)
+        twiml, state = self._run(session, session.start(), {"step": 0})
+        self.store.answer(call_sid, "start", twiml, state)
+        return twiml
 
     def input(self, call_sid: str, step: int, event: Event, token: str | None) -> str:
-        with self.lock(call_sid):
-            state = self.store.load(call_sid)
-            if state is None:
-                return _hangup_twiml()
-            if token and token in state["tokens"]:
-                return str(state["tokens"][token])
-            if step != state["step"]:  # replayed or stale: never fed twice
-                cached = state["responses"].get(str(step))
-                return str(cached) if cached is not None else _hangup_twiml()
-            session = IvrSession.restore(self.flow, state["session"])
-            twiml = self._run(session, session.feed(event), state)
-            state["responses"][str(step)] = twiml
-            if token:
-                state["tokens"][token] = twiml
-            self.store.save(call_sid, state)
-            return twiml
+        state = self.store.load(call_sid)
+        if state is None:
+            return _hangup_twiml()
+        key = str(step)
+        url = self.input_url(step, **({} if isinstance(event, DigitsEntered) else {"timeout": "1"}))
+        if step != state["step"]:  # replayed or stale: never fed twice
+            return self.store.answered(call_sid, key) or _hangup_twiml()
+        claim = self.store.claim(call_sid, key, token)
+        if not claim.mine:
+            return self._replayed(call_sid, key, claim, url)
+        session = IvrSession.restore(self.flow, state["session"])
+        twiml, new_state = self._run(session, session.feed(event), {"step": step + 1})
+        self.store.answer(call_sid, key, twiml, new_state)
+        return twiml
 
-    def end(self, call_sid: str, status: str) -> None:
-        """The call is over (status callback): close the session and record why."""
-        with self.lock(call_sid):
-            state = self.store.load(call_sid)
-            if state is None or "session" not in state:
-                return
+    def status(self, call_sid: str, detail: dict[str, str], token: str | None) -> None:
+        """A status callback: recorded once; a final one closes the session and records why."""
+        status = detail.get("CallStatus", "")
+        claim = self.store.claim(call_sid, f"status:{status}"[:40], token)
+        if not claim.mine:
+            return
+        self.backend.record_event(call_sid, "twilio_status", detail)
+        state = self.store.load(call_sid) if status in FINAL_STATUSES else None
+        if state is not None and "session" in state:
             session = IvrSession.restore(self.flow, state["session"])
-            for cmd in session.feed(Hangup(f"twilio_{status}")):
-                if isinstance(cmd, Record):
-                    self.backend.record_event(call_sid, cmd.step, cmd.detail)
-            state["session"] = session.snapshot()
-            self.store.save(call_sid, state)
+            run_sync(after_hangup(session, [], _TwilioCarrier(self, session, int(state["step"])),
+                                  f"twilio_{status}"))
+            state = {**state, "session": session.snapshot()}
+        self.store.answer(call_sid, f"status:{status}"[:40], "", state)
 
-    def _run(self, session: IvrSession, queue: list[Command], state: dict[str, Any]) -> str:
-        ctx = CallContext(session.call_id, session.caller, "ivr-twilio")
-        response = VoiceResponse()
-        says: list[tuple[str, str]] = []
-        state["step"] = int(state["step"]) + (1 if "session" in state else 0)
-        while queue:
-            cmd = queue.pop(0)
-            if isinstance(cmd, SPEECH_COMMANDS):
-                text = speech_text(cmd)
-                if text:
-                    lang = getattr(cmd, "lang", session.lang)
-                    if says and says[-1][0] == lang:
-                        says[-1] = (lang, f"{says[-1][1]} {text}")
-                    else:
-                        says.append((lang, text))
-                continue
-            if isinstance(cmd, Record):
-                self.backend.record_event(session.call_id, cmd.step, cmd.detail)
-            elif isinstance(cmd, RunAction):
-                queue.extend(session.feed(run_action(self.backend, cmd, ctx, session.lang)))
-            elif isinstance(cmd, Collect):
-                step = int(state["step"])
-                gather = Gather(input="dtmf", num_digits=cmd.max_digits, timeout=max(1, math.ceil(cmd.timeout_s)),
-                                finish_on_key=cmd.terminator or "", action=self.input_url(step), method="POST",
-                                action_on_empty_result=False)
-                _says(gather, says)
-                response.append(gather)
-                response.redirect(self.input_url(step, timeout="1"), method="POST")
-            elif isinstance(cmd, Handoff):
-                _says(response, says)
-                response.enqueue(self.handoff_queue)
-            elif isinstance(cmd, HangUp):
-                _says(response, says)
-                response.hangup()
-        _says(response, says)
-        state["session"] = session.snapshot()
-        return str(response)
+    def _run(self, session: IvrSession, queue: list[Command], state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        carrier = _TwilioCarrier(self, session, int(state["step"]))
+        drive_sync(session, queue, carrier)
+        return carrier.twiml(), {**state, "session": session.snapshot()}
+
+
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 def _says(target: Any, says: list[tuple[str, str]]) -> None:
@@ -189,15 +256,24 @@ def _hangup_twiml() -> str:
     return str(response)
 
 
+def _ask_again_twiml(url: str) -> str:
+    response = VoiceResponse()
+    response.pause(length=1)
+    response.redirect(url, method="POST")
+    return str(response)
+
+
 def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: str, state_store: CallStateStore,
-                limits: dict[str, int] | None = None, handoff_queue: str = "agents") -> APIRouter:
+                limits: dict[str, int] | None = None, handoff_queue: str = "agents",
+                replay_wait_s: float = 10.0,
+                clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> APIRouter:
     """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``.
 
     Refuses to build without an auth token: a signature keyed with the empty string is one anyone can compute."""
     if not auth_token:
         raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
-    voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue)
+    voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue, replay_wait_s, clock=clock)
     router = APIRouter()
 
     async def verified_form(request: Request) -> dict[str, str] | None:
@@ -236,11 +312,10 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
         params = await verified_form(request)
         if params is None or not params.get("CallSid"):
             return forbidden()
-        detail: dict[str, Any] = {k: params[k] for k in ("CallStatus", "CallDuration", "Direction", "Timestamp")
+        detail: dict[str, str] = {k: params[k] for k in ("CallStatus", "CallDuration", "Direction", "Timestamp")
                                   if k in params}
-        await asyncio.to_thread(backend.record_event, params["CallSid"], "twilio_status", detail)
-        if params.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
-            await asyncio.to_thread(voice.end, params["CallSid"], params["CallStatus"])
+        await asyncio.to_thread(voice.status, params["CallSid"], detail,
+                                request.headers.get("I-Twilio-Idempotency-Token"))
         return Response(status_code=204)
 
     return router

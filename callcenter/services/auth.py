@@ -8,9 +8,23 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 
+# argon2id parameters of new hashes (settings argon2_time_cost, argon2_memory_kib, argon2_parallelism, applied by
+# bootstrap); verifying always uses the parameters stored in the hash itself
+_PARAMETERS = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+
+
+def set_parameters(time_cost: int, memory_kib: int, parallelism: int) -> None:
+    new = {"time_cost": time_cost, "memory_cost": memory_kib, "parallelism": parallelism}
+    if new != _PARAMETERS:
+        _PARAMETERS.update(new)
+        _hasher.cache_clear()
+        dummy_hash.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def _hasher() -> PasswordHasher:
-    return PasswordHasher()
+    p = _PARAMETERS
+    return PasswordHasher(time_cost=p["time_cost"], memory_cost=p["memory_cost"], parallelism=p["parallelism"])
 
 
 def hash_secret(secret: str) -> str:

@@ -16,7 +16,7 @@ from callcenter.care.subscriptions import IVR_TOPICS, SubscriptionService
 from callcenter.domain.masking import mask_account
 from callcenter.domain.money import fen_to_yuan
 from callcenter.i18n import t
-from callcenter.ivr.backend import (AccountBalance, AuthResult, Bulletin, Holding, Subscription, TransferAccount,
+from callcenter.ivr.backend import (AccountBalance, AuthResult, Bulletin, Claim, Holding, Subscription, TransferAccount,
                                     TransferResult)
 from callcenter.services import clients as client_views
 from callcenter.services.auth import dummy_hash, verify_secret
@@ -24,7 +24,7 @@ from callcenter.services.bus import EventBus
 from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.models import Bulletin as BulletinRow
-from callcenter.store.models import FundAccount, IvrSession, IvrStep, TwilioCallState
+from callcenter.store.models import FundAccount, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ IVR_ERRORS = {
 
 class StoreIvrBackend:
     def __init__(self, sessions: sessionmaker[Session], transfers: TransferService, clock: Callable[[], datetime],
-                 *, lockout_failures: int = 5, lockout_minutes: int = 30, bus: EventBus | None = None) -> None:
+                 *, lockout_failures: int = 5, lockout_minutes: int = 30, bus: EventBus | None = None,
+                 verify: Callable[[str, str], bool] = verify_secret) -> None:
         self._sessions = sessions
         self._transfers = transfers
         self._clock = clock
@@ -47,6 +48,7 @@ class StoreIvrBackend:
         self._lockout = timedelta(minutes=lockout_minutes)
         self._bus = bus
         self._pg = dialect_name(sessions) == "postgresql"
+        self._verify = verify  # argon2 check, bounded by the hashing pool (services.hash_pool) when wired
 
     # -------------------------------------------------------------- authentication
     def authenticate(self, fund_account: str, pin: str, caller: str, call_id: str) -> AuthResult:
@@ -61,14 +63,14 @@ class StoreIvrBackend:
 
         found = run_in_transaction(self._sessions, read)
         if found is None:
-            verify_secret(dummy_hash(), pin or "x")  # same time as a real check: no account probing by timing
+            self._verify(dummy_hash(), pin or "x")  # same time as a real check: no account probing by timing
             return AuthResult("unknown_account")
         pin_hash, locked_until, failures, status = found
         if locked_until is not None and locked_until > now:
             return AuthResult("locked", locked_until=locked_until, failures=failures)
         if status == "closed":
             return AuthResult("unknown_account")
-        ok = pin.isdigit() and verify_secret(pin_hash, pin)  # the slow hash runs outside any lock
+        ok = pin.isdigit() and self._verify(pin_hash, pin)  # the slow hash runs outside any lock
 
         def count(s: Session) -> AuthResult:
             q = select(FundAccount).where(FundAccount.account_no == fund_account)
@@ -230,7 +232,8 @@ class StoreIvrBackend:
 
 
 class StoreCallStateStore:
-    """Twilio call state in the database, so any web process can take a call's next webhook."""
+    """Twilio call state and webhook claims in the database, so any web process can take a call's next webhook
+    and a replay reaching another process has no second effect (the claim is a row insert under a primary key)."""
 
     def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
         self._sessions = sessions
@@ -243,17 +246,53 @@ class StoreCallStateStore:
 
         return run_in_transaction(self._sessions, work)
 
-    def save(self, call_sid: str, state: dict[str, Any]) -> None:
-        text = json.dumps(state, ensure_ascii=False)
+    def claim(self, call_sid: str, key: str, token: str | None) -> Claim:
+        sid, token = call_sid[:64], (token or None) and token[:128]
+
+        def existing(s: Session) -> Claim | None:
+            row = None
+            if token:
+                row = s.execute(select(TwilioWebhook).where(TwilioWebhook.call_sid == sid,
+                                                            TwilioWebhook.token == token)).scalars().first()
+            row = row or s.get(TwilioWebhook, (sid, key))
+            return None if row is None else Claim(False, row.response, row.claimed_at)
+
+        def insert(s: Session) -> Claim:
+            found = existing(s)
+            if found is not None:
+                return found
+            s.add(TwilioWebhook(call_sid=sid, key=key, token=token, claimed_at=self._clock()))
+            s.flush()  # the primary key decides: a twin insert from another process fails here or at commit
+            return Claim(True)
+
+        try:
+            return run_in_transaction(self._sessions, insert)
+        except IntegrityError:  # another process claimed it between our read and our insert
+            found = run_in_transaction(self._sessions, existing)
+            assert found is not None
+            return found
+
+    def answer(self, call_sid: str, key: str, response: str, state: dict[str, Any] | None) -> None:
+        text = None if state is None else json.dumps(state, ensure_ascii=False)
+        sid = call_sid[:64]
 
         def work(s: Session) -> None:
-            row = s.get(TwilioCallState, call_sid[:64])
+            hook = s.get(TwilioWebhook, (sid, key))
+            assert hook is not None, "answer() without claim()"
+            hook.response, hook.answered_at = response, self._clock()
+            if text is None:
+                return
+            row = s.get(TwilioCallState, sid)
             if row is None:
-                s.add(TwilioCallState(call_sid=call_sid[:64], state=text, updated_at=self._clock()))
+                s.add(TwilioCallState(call_sid=sid, state=text, updated_at=self._clock()))
             else:
                 row.state, row.updated_at = text, self._clock()
 
-        try:
-            run_in_transaction(self._sessions, work)
-        except IntegrityError:
-            run_in_transaction(self._sessions, work)
+        run_in_transaction(self._sessions, work)
+
+    def answered(self, call_sid: str, key: str) -> str | None:
+        def work(s: Session) -> str | None:
+            hook = s.get(TwilioWebhook, (call_sid[:64], key))
+            return None if hook is None else hook.response
+
+        return run_in_transaction(self._sessions, work)

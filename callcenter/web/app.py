@@ -87,7 +87,8 @@ def _twilio_voice_router(core: App):
     s = core.settings
     return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
-                       limits={"pin_failures": s.ivr_pin_attempts_per_call})
+                       limits={"pin_failures": s.ivr_pin_attempts_per_call}, replay_wait_s=s.twilio_replay_wait_s,
+                       clock=core.clock)
 
 
 def create_app(core: App) -> FastAPI:

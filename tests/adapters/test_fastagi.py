@@ -103,11 +103,16 @@ async def test_login_and_balance_query(agi, backend):
                       "num_d5", "num_yuan", "num_d6", "num_jiao"]
     # the caller hung up during the next GET DATA: 200 result=-1; nothing is sent after it
     assert call.transcript[-1] == ("GET DATA /p/zh-CN/after_info 8000 1", "200 result=-1")
-    steps = [(s, d) for cid, s, d in backend.events if cid == "ivr-test-3"]
-    assert steps[0] == ("start", {"caller": "139****5678", "lang": "zh-CN", "flow": "hotline"})
+    (call_id,) = {cid for cid, s, d in backend.events if s == "start" and d["asterisk_uniqueid"] == "ivr-test-3"}
+    steps = [(s, d) for cid, s, d in backend.events if cid == call_id]
+    assert steps[0] == ("start", {"caller": "139****5678", "lang": "zh-CN", "flow": "hotline",
+                                  "asterisk_uniqueid": "ivr-test-3",
+                                  "asterisk_channel": "Local/123456@sim-caller-00000006;1"})
     assert steps[-1][0] == "end" and steps[-1][1]["reason"] == "caller_hangup"
     assert "duration_s" in steps[-1][1]
-    assert all(PIN not in str(d) for _, d in steps if d.get("action") != "authenticate")
+    # (the fake's channel name "Local/123456@..." happens to contain the PIN's digits)
+    assert all(PIN not in str({k: v for k, v in d.items() if k != "asterisk_channel"})
+               for _, d in steps if d.get("action") != "authenticate")
 
 
 async def test_timeouts_and_partial_digits(agi):
@@ -189,9 +194,10 @@ async def test_connection_dropped_after_confirm_completes_once(agi, backend):
     assert len(backend.transfers) == 1
     end = [d for _, s, d in backend.events if s == "end"][0]
     assert end["reason"] == "connection_lost"
-    # Asterisk runs the AGI again for the same channel and the caller repeats everything: same key
+    # a later session on the same channel (same agi_uniqueid) is another call: the caller confirmed again, so it
+    # makes its own transfer (hardening finding 4: it used to reuse the first call's key and hear its reference)
     await agi(TRANSFER + ["1", "hangup"])
-    assert len(backend.transfers) == 1
+    assert len(backend.transfers) == 2 and len({t.idempotency_key for t in backend.transfers}) == 2
 
 
 async def test_hundreds_of_concurrent_calls(agi, backend):

@@ -13,7 +13,7 @@ from callcenter.store.models.core import (
 )
 from callcenter.store.models.web import LoginFailure, WebSession
 from callcenter.store.models import care as _care  # noqa: F401  (events, reminders, subscriptions, complaints, call-backs)
-from callcenter.store.models.ivr import Bulletin, IvrSession, IvrStep, TwilioCallState
+from callcenter.store.models.ivr import Bulletin, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
 from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns, leads, DNC, attempts, agent sessions, callbacks)
 from callcenter.store.models import desk as _desk  # noqa: F401  (agent desk, groups, KPIs, schedule claims)
 from callcenter.store.models.ledger import BankSimAccount, BankSimTxn, LedgerAccount, Posting, Transfer, JournalEntry
@@ -40,4 +40,5 @@ __all__ = [
     "IvrSession",
     "IvrStep",
     "TwilioCallState",
+    "TwilioWebhook",
 ]

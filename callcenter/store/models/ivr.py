@@ -61,3 +61,18 @@ class TwilioCallState(Base):
     call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TwilioWebhook(Base):
+    """One Twilio webhook of a call, claimed by the first process it reaches (the row's insert is the claim) and
+    answered with the TwiML that process returned: a replay to any process returns that answer and does nothing."""
+
+    __tablename__ = "twilio_webhooks"
+    __table_args__ = (Index("ix_twilio_webhooks_token", "call_sid", "token"),)
+
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)  # "start", the input step, "status:<status>"
+    token: Mapped[str | None] = mapped_column(String(128), nullable=True)  # I-Twilio-Idempotency-Token
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)  # None while the claimant works on it
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

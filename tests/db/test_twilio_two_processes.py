@@ -1,0 +1,112 @@
+"""Hardening finding 9: Twilio de-duplication must hold across web processes on one database.
+
+Two app instances (two ``bootstrap`` objects, two ``create_app``) on the same database play two web processes
+behind a load balancer. Twilio re-delivers a webhook (same ``I-Twilio-Idempotency-Token``, same CallSid and
+step) to the other process while the first is still working on it, and again after: one effect, one answer."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from callcenter.bootstrap import bootstrap
+from callcenter.settings import load_settings
+from callcenter.store.models import IvrStep, Transfer
+from callcenter.web.app import create_app
+from tests.factories import make_client
+
+TOKEN = "two-process-token-0123456789abcdef"
+PIN = "135790"
+SID = "CAtwoprocesstwoprocesstwoprocess00"
+
+
+class Gate:
+    """Wraps a backend: counts PIN checks; the gated one holds its check until released (bounded)."""
+
+    def __init__(self, inner, gated: bool) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.gated = gated
+        self.inside = threading.Event()
+        self.release = threading.Event()
+        self.checks = 0
+
+    def authenticate(self, *args):  # type: ignore[no-untyped-def]
+        self.checks += 1
+        if self.gated:
+            self.inside.set()
+            assert self.release.wait(10), "never released"
+        return self.inner.authenticate(*args)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def post(api: TestClient, public: str, path: str, params: dict[str, str], token: str | None = None) -> str:
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(public + path, params)}
+    if token:
+        headers["I-Twilio-Idempotency-Token"] = token
+    r = api.post(path, content=urlencode(params), headers=headers)
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def step(api: TestClient, public: str, n: int, digits: str, token: str | None = None) -> str:
+    return post(api, public, f"/twilio/voice/input?step={n}", {"CallSid": SID, "From": "+8613912345678",
+                                                               "Digits": digits}, token)
+
+
+@pytest.mark.db
+def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3)
+    core_a, core_b = bootstrap(settings, clock=clock), bootstrap(settings, clock=clock)
+    try:
+        _, (account,) = make_client(core_a, accounts=[(10_000_00, 10_000_00)], pin=PIN)
+        gate_a, gate_b = Gate(core_a.ivr, gated=True), Gate(core_b.ivr, gated=False)
+        core_a.ivr, core_b.ivr = gate_a, gate_b
+        api_a, api_b = TestClient(create_app(core_a)), TestClient(create_app(core_b))
+        public = settings.twilio_public_url
+        post(api_a, public, "/twilio/voice", {"CallSid": SID, "From": "+8613912345678"})
+        step(api_b, public, 0, "1")  # the next webhook may reach any process: the state is in the database
+        step(api_a, public, 1, account)
+
+        # a wrong PIN: process A is slow; Twilio times out and re-delivers the same request to process B
+        answers: dict[str, str] = {}
+        first = threading.Thread(target=lambda: answers.update(a=step(api_a, public, 2, "000000", "tok-pin")))
+        first.start()
+        assert gate_a.inside.wait(10)
+        answers["b_during"] = step(api_b, public, 2, "000000", "tok-pin")
+        gate_a.release.set()
+        first.join(10)
+        answers["b_after"] = step(api_b, public, 2, "000000", "tok-pin")
+        answers["b_after_no_token"] = step(api_b, public, 2, "000000")
+
+        assert gate_a.checks + gate_b.checks == 1  # one PIN typed, one PIN checked (was 2: locked after 3 typed)
+        assert "<Redirect" in answers["b_during"] and "step=2" in answers["b_during"]  # "ask again", no effect
+        assert "wrong_credentials" not in answers["b_during"]
+        assert answers["a"] == answers["b_after"] == answers["b_after_no_token"]
+        with core_a.sessions() as s:
+            checks = s.scalar(select(func.count()).select_from(IvrStep).where(IvrStep.step == "authenticate"))
+        assert checks == 1
+
+        # log in, transfer 100 yuan, and the confirmation is re-delivered to the other process
+        step(api_a, public, 3, account)
+        gate_a.gated = False
+        step(api_b, public, 4, PIN)
+        for n, digits in ((5, "3"), (6, "2"), (7, "100#")):
+            step(api_a, public, n, digits)
+        done_a = step(api_a, public, 8, "1", "tok-confirm")
+        done_b = step(api_b, public, 8, "1", "tok-confirm")
+        assert done_a == done_b and "转账成功" in done_a
+        with core_a.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Transfer)) == 1
+            recorded = s.scalar(select(func.count()).select_from(IvrStep).where(IvrStep.step == "do_transfer"))
+        assert recorded == 1  # was recorded twice
+    finally:
+        core_a.close()
+        core_b.close()
