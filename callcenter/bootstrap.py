@@ -67,7 +67,8 @@ def bootstrap(
     )
     app = App(settings, engine, sessions, calendar, bank, transfers, clock)
     from callcenter.services.ivr_backend import StoreIvrBackend
+    from callcenter.services.throttles import ThrottlePolicies
 
-    app.ivr = StoreIvrBackend(sessions, transfers, clock, lockout_failures=settings.ivr_lockout_failures,
-                              lockout_minutes=settings.ivr_lockout_minutes, bus=app.bus)
+    app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
+                              bus=app.bus)
     return app
