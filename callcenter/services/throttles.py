@@ -104,10 +104,10 @@ def succeeded(s: Session, keys: Sequence[Key]) -> None:
     """The admitted attempt was right: clear the account counters, give the sources their attempt back."""
     rows = _locked_rows(s, keys)
     for (scope, _), row in sorted(rows.items()):
-        if scope in ACCOUNT_SCOPES:
-            s.delete(row)
+        refunded = throttle.refunded(Counter(row.failures, row.last_failure_at))
+        if scope in ACCOUNT_SCOPES or refunded.failures == 0:
+            s.delete(row)  # nothing left to count (an account's counter is cleared)
         else:
-            refunded = throttle.refunded(Counter(row.failures, row.last_failure_at))
             row.failures, row.last_failure_at = refunded.failures, refunded.last_failure_at
 
 
