@@ -21,6 +21,7 @@ from callcenter.services.auth import dummy_hash, verify_secret
 from callcenter.services.ivr_backend import StoreIvrBackend
 from callcenter.services.throttles import ThrottlePolicies
 from callcenter.store.models import AuthThrottle, FundAccount, IvrSession, IvrStep, Transfer
+from tests.conftest import FixedClock
 from tests.factories import make_client
 
 PIN = "246813"
@@ -51,7 +52,7 @@ def counted(core: App) -> tuple[StoreIvrBackend, CountingVerifier]:
     return backend, verifier
 
 
-def test_pin_checks_back_off_across_calls_and_never_lock_for_long(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_pin_checks_back_off_across_calls_and_never_lock_for_long(core: App, clock: FixedClock) -> None:
     _, (main,) = make_client(core, accounts=[(100_00, 0)], pin=PIN)
     ivr = core.ivr
     assert ivr.authenticate(main, "000000", "+8613900000001", "call-1").outcome == "wrong_pin"
@@ -96,8 +97,7 @@ def test_every_failure_costs_the_same_work(core: App) -> None:
         ivr.authenticate(main, "000000", f"+8613800000{i:03}", f"warm-{i}")
     cases = [("999999999999", PIN, "unknown_account"), (closed, PIN, "unknown_account"), (main, PIN, "locked"),
              (main, "", "locked"), ("888888888888", "12#*", "unknown_account")]
-    fresh, _ = make_client(core, accounts=[(0, 0)], pin=PIN)
-    (fresh_no,) = _
+    _, (fresh_no,) = make_client(core, accounts=[(0, 0)], pin=PIN)
     cases += [(fresh_no, "000000", "wrong_pin"), (fresh_no, "", "wrong_pin"), (fresh_no, "12#*", "wrong_pin")]
     for number, pin, outcome in cases:
         before = len(verifier.hashes)
@@ -105,7 +105,7 @@ def test_every_failure_costs_the_same_work(core: App) -> None:
         assert len(verifier.hashes) - before == 1, (number, pin)  # exactly one argon2 check, whatever it was
 
 
-def test_one_pin_sprayed_over_many_accounts_from_one_caller_id_is_slowed(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_one_pin_sprayed_over_many_accounts_from_one_caller_id_is_slowed(core: App, clock: FixedClock) -> None:
     _, real = make_client(core, accounts=[(0, 0), (0, 0), (0, 0)], pin=PIN)
     ivr, verifier = counted(core)
     numbers = real + [f"3900{i:08d}" for i in range(97)]
@@ -122,7 +122,7 @@ def test_one_pin_sprayed_over_many_accounts_from_one_caller_id_is_slowed(core: A
     assert ivr.authenticate(real[2], "135790", "+8613812345678", "spray-z").locked_until == clock.now + timedelta(seconds=60)
 
 
-def test_the_in_memory_fake_follows_the_same_rule(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_in_memory_fake_follows_the_same_rule(core: App, clock: FixedClock) -> None:
     _, (main,) = make_client(core, accounts=[(0, 0)], pin=PIN)
     fake = FakeIvrBackend(now=clock)
     fake.add_account(FakeAccount(main, "FA-1", PIN, "C-1", "icbc", "中国工商银行"))
@@ -174,7 +174,7 @@ def test_someone_elses_account_cannot_be_used(core: App) -> None:
     assert (result.ok, result.error_code) == (False, "unknown_account")
 
 
-def test_a_whole_call_is_recorded_without_pin_or_amount(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_whole_call_is_recorded_without_pin_or_amount(core: App, clock: FixedClock) -> None:
     client_id, (main, aux) = make_client(core, accounts=[(5_000_00, 5_000_00), (0, 0)], pin=PIN)
     phone = TextPhone(load_flow(FLOWS_DIR / "hotline.yaml"), core.ivr, caller="+8613911112222", lang="zh-CN",
                       limits={"pin_failures": 3}, echo=lambda line: None)

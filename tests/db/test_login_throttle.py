@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -18,6 +18,7 @@ from callcenter.services.staff_sessions import LoginThrottled, StaffSessions
 from callcenter.services.throttles import ThrottlePolicies
 from callcenter.store.db import transaction
 from callcenter.store.models import AuthThrottle
+from tests.conftest import FixedClock
 from tests.factories import make_staff
 
 
@@ -40,7 +41,7 @@ def service(core: App, policies: ThrottlePolicies | None = None) -> tuple[StaffS
                          policies=policies or ThrottlePolicies.from_settings(core.settings), verify=verifier), verifier
 
 
-def attempt(sessions: StaffSessions, user: str, password: str, now, ip: str = "10.0.0.1") -> str:  # type: ignore[no-untyped-def]
+def attempt(sessions: StaffSessions, user: str, password: str, now: datetime, ip: str = "10.0.0.1") -> str:
     try:
         return "ok" if sessions.login(user, password, now, ip) else "bad"
     except LoginThrottled:
@@ -48,7 +49,7 @@ def attempt(sessions: StaffSessions, user: str, password: str, now, ip: str = "1
 
 
 @pytest.mark.parametrize("n", [50])
-def test_parallel_wrong_passwords_get_at_most_the_free_allowance_of_checks(core: App, clock, n: int) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_wrong_passwords_get_at_most_the_free_allowance_of_checks(core: App, clock: FixedClock, n: int) -> None:
     make_staff(core, "admin", "pw-admin-1", "admin")
     sessions, verifier = service(core)
     barrier = threading.Barrier(n)
@@ -63,7 +64,7 @@ def test_parallel_wrong_passwords_get_at_most_the_free_allowance_of_checks(core:
     assert results.count("bad") == 5 and results.count("throttled") == n - 5
 
 
-def test_a_hostile_stranger_cannot_lock_an_account_out_for_long(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_hostile_stranger_cannot_lock_an_account_out_for_long(core: App, clock: FixedClock) -> None:
     make_staff(core, "admin", "pw-admin-1", "admin")
     sessions, _ = service(core)
     for _ in range(5):
@@ -88,7 +89,7 @@ def test_a_hostile_stranger_cannot_lock_an_account_out_for_long(core: App, clock
     assert attempt(sessions, "admin", "pw-admin-1", clock.now, ip="10.0.0.7") == "ok"
 
 
-def test_one_password_sprayed_over_many_usernames_from_one_ip_is_slowed(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_one_password_sprayed_over_many_usernames_from_one_ip_is_slowed(core: App, clock: FixedClock) -> None:
     small = Backoff(free_attempts=3, base_s=2, max_s=300, forget_s=3600)
     policies = ThrottlePolicies(login_user=small, login_ip=Backoff(8, 2, 300, 3600), ivr_account=small,
                                 ivr_caller=small)
@@ -104,7 +105,7 @@ def test_one_password_sprayed_over_many_usernames_from_one_ip_is_slowed(core: Ap
     assert attempt(sessions, "user99", "Spring2026!", clock.now, ip="198.51.100.4") == "throttled"
 
 
-def test_forgotten_counters_are_pruned(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+def test_forgotten_counters_are_pruned(core: App, clock: FixedClock) -> None:
     make_staff(core, "ag1", "pw-agent-1", "agent")
     sessions, _ = service(core)
     for i in range(3):

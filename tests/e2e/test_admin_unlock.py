@@ -21,6 +21,7 @@ from callcenter.settings import PROJECT_ROOT
 from callcenter.store.db import transaction
 from callcenter.store.models import AuditLog
 from callcenter.web.app import create_app
+from tests.conftest import FixedClock
 from tests.factories import make_client, make_staff
 
 PIN = "246813"
@@ -48,7 +49,7 @@ def throttles(core: App) -> Throttles:
     return Throttles(core.sessions, ThrottlePolicies.from_settings(core.settings), core.clock)
 
 
-def test_unlock_needs_an_admin_and_a_reason_and_is_audited(core: App, people: dict[str, int], clock) -> None:  # type: ignore[no-untyped-def]
+def test_unlock_needs_an_admin_and_a_reason_and_is_audited(core: App, people: dict[str, int], clock: FixedClock) -> None:
     _, (main,) = make_client(core, accounts=[(0, 0)], pin=PIN)
     for i in range(5):
         core.ivr.authenticate(main, "000000", f"+86139000000{i:02}", f"c{i}")
@@ -100,7 +101,7 @@ def test_the_api_is_for_admins_only(api: TestClient, core: App, people: dict[str
     assert api.post("/api/login", json={"username": "ag1", "password": "pw-agent-1"}).status_code == 200
 
 
-def test_the_cli_unlocks_logins_and_ivr_accounts(core: App, db_url: str, people: dict[str, int], clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_unlocks_logins_and_ivr_accounts(core: App, db_url: str, people: dict[str, int], clock: FixedClock) -> None:
     clock.now = datetime.now(timezone.utc)  # the command runs on the real clock
     _, (main,) = make_client(core, accounts=[(0, 0)], pin=PIN)
     sessions = create_app(core).state.staff_sessions

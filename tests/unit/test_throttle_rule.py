@@ -57,3 +57,13 @@ def test_a_success_clears_the_account_and_refunds_the_source_one_attempt():
 def test_nonsense_policies_are_refused(args):
     with pytest.raises(ValueError):
         Backoff(*args)
+
+
+@pytest.mark.parametrize("bad", [{"ivr_backoff_base_s": 60, "ivr_backoff_max_s": 30},
+                                 {"login_backoff_max_s": 7200, "login_backoff_forget_minutes": 60},
+                                 {"ivr_free_attempts_per_caller": 0}])
+def test_throttle_settings_are_checked(bad):
+    from callcenter.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError):
+        load_settings(**bad)
