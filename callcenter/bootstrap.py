@@ -72,9 +72,10 @@ def bootstrap(
     from callcenter.services.auth import set_parameters
     from callcenter.services.hash_pool import HashPool
     from callcenter.services.ivr_backend import StoreIvrBackend
+    from callcenter.services.throttles import ThrottlePolicies
 
     set_parameters(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     app.hash_pool = HashPool(settings.argon2_workers)
-    app.ivr = StoreIvrBackend(sessions, transfers, clock, lockout_failures=settings.ivr_lockout_failures,
-                              lockout_minutes=settings.ivr_lockout_minutes, bus=app.bus, verify=app.hash_pool.verify)
+    app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
+                              bus=app.bus, verify=app.hash_pool.verify)
     return app

@@ -77,8 +77,6 @@ class Settings(BaseSettings):
     transfer_per_limit_yuan: Decimal = Decimal("500000.00")
     transfer_daily_limit_yuan: Decimal = Decimal("1000000.00")
     ivr_pin_attempts_per_call: int = Field(3, ge=1)
-    ivr_lockout_failures: int = Field(5, ge=1)
-    ivr_lockout_minutes: int = Field(30, ge=1)
     market_closures: list[str] = Field(default_factory=list)  # extra non-trading days (YYYY-MM-DD)
     # data and state directories (issue 9: packaging)
     home: Path | None = None  # CALLCENTER_HOME: base of relative paths; default: the current directory
@@ -100,6 +98,19 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
     twilio_replay_wait_s: float = Field(10.0, ge=0)  # a replay waits this long for the first delivery's answer
+    # throttles: failed staff logins and IVR PINs, per account and per source, exponential backoff
+    # (callcenter/domain/throttle.py): the first N failures are free, then each failure doubles the wait
+    # from base_s up to max_s; failures are forgotten after forget_minutes without one.
+    login_free_attempts_per_user: int = Field(5, ge=1)
+    login_free_attempts_per_ip: int = Field(50, ge=1)
+    login_backoff_base_s: float = Field(2.0, gt=0)
+    login_backoff_max_s: float = Field(300.0, gt=0)
+    login_backoff_forget_minutes: int = Field(60, ge=1)
+    ivr_free_attempts_per_account: int = Field(5, ge=1)
+    ivr_free_attempts_per_caller: int = Field(10, ge=1)
+    ivr_backoff_base_s: float = Field(30.0, gt=0)
+    ivr_backoff_max_s: float = Field(1800.0, gt=0)
+    ivr_backoff_forget_minutes: int = Field(1440, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -174,6 +185,16 @@ class Settings(BaseSettings):
                              ("sms_backend", self.sms_backend == "twilio")):
             if chosen and not self.twilio_auth_token.get_secret_value():
                 raise ValueError(f"{name} is 'twilio' but twilio_auth_token is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _check_throttles(self) -> "Settings":
+        for area in ("login", "ivr"):
+            base, cap = getattr(self, f"{area}_backoff_base_s"), getattr(self, f"{area}_backoff_max_s")
+            if cap < base:
+                raise ValueError(f"{area}_backoff_max_s must be at least {area}_backoff_base_s")
+            if getattr(self, f"{area}_backoff_forget_minutes") * 60 < cap:
+                raise ValueError(f"{area}_backoff_forget_minutes must be at least {area}_backoff_max_s")
         return self
 
     @property

@@ -3,13 +3,15 @@
 Methods are synchronous (they talk to the database); async adapters call them with
 ``asyncio.to_thread``.  The DB-backed implementation lives with the store; :class:`FakeIvrBackend`
 here keeps everything in memory for tests, the text phone and the benchmark, and models the same
-rules (lockout across calls, transfer idempotency).
+rules (PIN throttles across calls, transfer idempotency).
 
 Rules every implementation keeps:
-- ``authenticate`` counts *consecutive* failures per fund account across calls; at
-  ``lockout_failures`` the account is locked for the IVR for ``lockout_minutes`` (``locked``), and two
-  simultaneous calls cannot race the counter (row lock / serialisable update).  A success resets it.
-  ``unknown_account`` is reported to the flow, which must say the same thing as for a wrong PIN.
+- ``authenticate`` is throttled per fund account (the number typed, known or not) and per caller ID, across
+  calls, by the one rule of ``callcenter.domain.throttle`` (exponential backoff after a free allowance; a
+  success clears the account's counter). An attempt is admitted — and counted — before the PIN is checked, so
+  simultaneous calls cannot race the counters (row lock / one critical section). While a counter backs off
+  the outcome is ``locked``. ``unknown_account``, ``wrong_pin`` and ``locked`` are reported to the flow, which
+  says the same thing for all three.
 - ``transfer`` applies a transfer at most once per ``idempotency_key``: a repeated call with the same key
   returns the first result without moving money again.
 - ``record_event`` stores one step of a call; ``detail`` never holds a PIN or a typed amount.
@@ -20,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Protocol
 
 from callcenter.care.rules import TOPICS
 from callcenter.domain.masking import mask_account
+from callcenter.domain import throttle
+from callcenter.domain.throttle import Backoff, Counter
 from callcenter.i18n import t
 from callcenter.ivr.interpreter import ActionResult, RunAction
 
@@ -258,16 +262,15 @@ class FakeIvrBackend:
     """In-memory brokerage for tests, the text phone and the benchmark. Thread-safe."""
 
     now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
-    lockout_failures: int = 5
-    lockout_minutes: int = 30
+    account_backoff: Backoff = field(default_factory=lambda: _default_backoff("ivr_free_attempts_per_account"))
+    caller_backoff: Backoff = field(default_factory=lambda: _default_backoff("ivr_free_attempts_per_caller"))
     per_call_limit: int = 3
     accounts: dict[str, FakeAccount] = field(default_factory=dict)  # by fund_account number
     holdings_by_client: dict[str, list[Holding]] = field(default_factory=dict)
     bulletins: dict[str, Bulletin] = field(default_factory=dict)  # by lang
     transfers: list[FakeTransfer] = field(default_factory=list)
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    failures: dict[str, int] = field(default_factory=dict)
-    locked_until: dict[str, datetime] = field(default_factory=dict)
+    counters: dict[tuple[str, str], Counter] = field(default_factory=dict)  # ("account"|"caller", number)
     call_failures: dict[str, int] = field(default_factory=dict)
     reject_next_transfer: str | None = None  # an error_code to return once (tests)
     topics_by_client: dict[str, dict[str, bool]] = field(default_factory=dict)  # 财经秘书 choices made
@@ -282,29 +285,41 @@ class FakeIvrBackend:
         rows = [a for a in self.accounts.values() if a.client_id == client_id]
         return sorted(rows, key=lambda a: (not a.main, a.fund_account_id))
 
+    @property
+    def failures(self) -> dict[str, int]:
+        """Counted failures per fund account number."""
+        return {k: c.failures for (scope, k), c in self.counters.items() if scope == "account"}
+
+    @property
+    def locked_until(self) -> dict[str, datetime]:
+        """Fund accounts backing off, and until when."""
+        now = self.now()
+        out = {}
+        for (scope, k), c in self.counters.items():
+            until = throttle.blocked_until(c, now, self.account_backoff) if scope == "account" else None
+            if until is not None:
+                out[k] = until
+        return out
+
     def authenticate(self, fund_account: str, pin: str, caller: str, call_id: str) -> AuthResult:
         with self._lock:
             now = self.now()
             if self.call_failures.get(call_id, 0) >= self.per_call_limit:
                 return AuthResult("call_limit")
-            until = self.locked_until.get(fund_account)
-            if until is not None and now < until:
-                return AuthResult("locked", locked_until=until, failures=self.failures.get(fund_account, 0))
-            account = self.accounts.get(fund_account)
-            if account is None or account.pin != pin:
+            keys = [("account", fund_account.strip()[:20]), ("caller", caller.strip()[:64])]
+            policies = [self.account_backoff, self.caller_backoff]
+            admission = throttle.admit([(self.counters.get(k, Counter()), p) for k, p in zip(keys, policies)], now)
+            self.counters.update(zip(keys, admission.counters))
+            account = self.accounts.get(keys[0][1])
+            failures = admission.counters[0].failures
+            if not admission.admitted or account is None or account.pin != pin:
                 self.call_failures[call_id] = self.call_failures.get(call_id, 0) + 1
-                if account is None:
-                    return AuthResult("unknown_account")
-                count = self.failures.get(fund_account, 0) + 1
-                self.failures[fund_account] = count
-                if count >= self.lockout_failures:
-                    self.locked_until[fund_account] = now + timedelta(minutes=self.lockout_minutes)
-                    self.failures[fund_account] = 0
-                    return AuthResult("locked", locked_until=self.locked_until[fund_account], failures=count)
-                return AuthResult("wrong_pin", failures=count)
-            self.failures[fund_account] = 0
-            self.locked_until.pop(fund_account, None)
-            return AuthResult("ok", client_id=account.client_id, masked_account=mask_account(fund_account))
+                if not admission.admitted:
+                    return AuthResult("locked", locked_until=now + admission.retry_after, failures=failures)
+                return AuthResult("unknown_account" if account is None else "wrong_pin", failures=failures)
+            self.counters[keys[0]] = throttle.cleared()
+            self.counters[keys[1]] = throttle.refunded(self.counters[keys[1]])
+            return AuthResult("ok", client_id=account.client_id, masked_account=mask_account(account.fund_account))
 
     def balances(self, client_id: str) -> list[AccountBalance]:
         with self._lock:
@@ -387,6 +402,15 @@ class FakeIvrBackend:
 # The 财经秘书 keys of the IVR menu, in order (the same as callcenter.care.subscriptions.IVR_TOPICS; a test
 # keeps them equal — this module stays free of the store).
 IVR_TOPIC_ORDER: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday")
+
+
+def _default_backoff(free_setting: str) -> Backoff:
+    """The IVR backoff of the default settings (``# throttles`` in callcenter/settings.py)."""
+    from callcenter.settings import Settings
+
+    f = Settings.model_fields
+    return Backoff(f[free_setting].default, f["ivr_backoff_base_s"].default, f["ivr_backoff_max_s"].default,
+                   f["ivr_backoff_forget_minutes"].default * 60.0)
 
 
 def _topic_label(topic: str, lang: str) -> str:

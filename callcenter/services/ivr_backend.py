@@ -1,11 +1,11 @@
-"""The hotline's backend on the real store: authentication with lockout, balances, holdings, transfers through
+"""The hotline's backend on the real store: authentication with backoff throttles, balances, holdings, transfers through
 the custody service, bulletins, and the call record. Implements ``callcenter.ivr.backend.IvrBackend``."""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable
 
 from sqlalchemy import select
@@ -20,9 +20,12 @@ from callcenter.ivr.backend import (AccountBalance, AuthResult, Bulletin, Claim,
                                     TransferResult)
 from callcenter.services import clients as client_views
 from callcenter.services.auth import dummy_hash, verify_secret
+from callcenter.domain.throttle import Admission
+from callcenter.services import throttles
 from callcenter.services.bus import EventBus
+from callcenter.services.throttles import Scope, ThrottlePolicies, subject_of
 from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
-from callcenter.store.db import dialect_name, run_in_transaction
+from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Bulletin as BulletinRow
 from callcenter.store.models import FundAccount, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
 
@@ -39,57 +42,48 @@ IVR_ERRORS = {
 
 class StoreIvrBackend:
     def __init__(self, sessions: sessionmaker[Session], transfers: TransferService, clock: Callable[[], datetime],
-                 *, lockout_failures: int = 5, lockout_minutes: int = 30, bus: EventBus | None = None,
+                 *, policies: ThrottlePolicies | None = None, bus: EventBus | None = None,
                  verify: Callable[[str, str], bool] = verify_secret) -> None:
         self._sessions = sessions
         self._transfers = transfers
         self._clock = clock
-        self._lockout_failures = lockout_failures
-        self._lockout = timedelta(minutes=lockout_minutes)
+        self._policies = policies or ThrottlePolicies.defaults()
+        self._verify = verify  # the argon2 check (injectable: tests count the checks)
         self._bus = bus
-        self._pg = dialect_name(sessions) == "postgresql"
-        self._verify = verify  # argon2 check, bounded by the hashing pool (services.hash_pool) when wired
 
     # -------------------------------------------------------------- authentication
     def authenticate(self, fund_account: str, pin: str, caller: str, call_id: str) -> AuthResult:
-        fund_account = fund_account.strip()[:20]
+        """Throttled per fund account (the number typed, known or not) and per caller ID, with exponential
+        backoff (``callcenter.domain.throttle``). The attempt is admitted under the counters' row locks before
+        any PIN is checked. Every outcome but ``ok`` costs the same work — one admission transaction and one
+        argon2 verification (against a dummy hash when the account is unknown, closed or backing off) — and the
+        flow says the same sentence for all of them, so neither words nor timing tell which it was."""
+        fund_account = subject_of(Scope.IVR_ACCOUNT, fund_account)
+        keys = [(Scope.IVR_ACCOUNT, fund_account), (Scope.IVR_CALLER, subject_of(Scope.IVR_CALLER, caller))]
         now = self._clock()
 
-        def read(s: Session) -> tuple[str, datetime | None, int, str] | None:
+        def admit(s: Session) -> tuple[Admission, tuple[str, int, str] | None]:
+            admission = throttles.admit(s, keys, self._policies, now)
+            if not admission.admitted:
+                return admission, None
             row = s.execute(select(FundAccount).where(FundAccount.account_no == fund_account)).scalar_one_or_none()
-            if row is None:
-                return None
-            return row.pin_hash, row.ivr_locked_until, row.ivr_failures, row.status
+            if row is None or row.status == "closed" or not row.pin_hash:
+                return admission, None
+            return admission, (row.pin_hash, row.client_id, row.account_no)
 
-        found = run_in_transaction(self._sessions, read)
+        admission, found = run_in_transaction(self._sessions, admit)
+        # the same argon2 work whatever the outcome; an empty PIN must not skip it either
+        ok = self._verify(found[0] if found else dummy_hash(), pin or " ") and found is not None and pin.isdigit()
+        failures = admission.counters[0].failures
+        if not admission.admitted:
+            return AuthResult("locked", locked_until=now + admission.retry_after, failures=failures)
         if found is None:
-            self._verify(dummy_hash(), pin or "x")  # same time as a real check: no account probing by timing
-            return AuthResult("unknown_account")
-        pin_hash, locked_until, failures, status = found
-        if locked_until is not None and locked_until > now:
-            return AuthResult("locked", locked_until=locked_until, failures=failures)
-        if status == "closed":
-            return AuthResult("unknown_account")
-        ok = pin.isdigit() and self._verify(pin_hash, pin)  # the slow hash runs outside any lock
-
-        def count(s: Session) -> AuthResult:
-            q = select(FundAccount).where(FundAccount.account_no == fund_account)
-            row = s.execute(q.with_for_update() if self._pg else q).scalar_one()
-            if row.ivr_locked_until is not None and row.ivr_locked_until > now:  # a twin call locked it meanwhile
-                return AuthResult("locked", locked_until=row.ivr_locked_until, failures=row.ivr_failures)
-            if ok:
-                row.ivr_failures, row.ivr_locked_until = 0, None
-                return AuthResult("ok", client_id=str(row.client_id), masked_account=mask_account(row.account_no))
-            row.ivr_failures += 1
-            if row.ivr_failures >= self._lockout_failures:
-                row.ivr_locked_until = now + self._lockout
-                row.ivr_failures = 0
-                return AuthResult("locked", locked_until=row.ivr_locked_until, failures=self._lockout_failures)
-            return AuthResult("wrong_pin", failures=row.ivr_failures)
-
-        result = run_in_transaction(self._sessions, count)
-        if result.outcome == "ok":
-            self._with_session(call_id, lambda sess: self._identify(sess, int(result.client_id or 0), result, caller))
+            return AuthResult("unknown_account", failures=failures)
+        if not ok:
+            return AuthResult("wrong_pin", failures=failures)
+        run_in_transaction(self._sessions, lambda s: throttles.succeeded(s, keys))
+        result = AuthResult("ok", client_id=str(found[1]), masked_account=mask_account(found[2]))
+        self._with_session(call_id, lambda sess: self._identify(sess, found[1], result, caller))
         return result
 
     @staticmethod

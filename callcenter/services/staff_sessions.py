@@ -1,22 +1,24 @@
 """Staff login sessions: argon2 passwords, opaque tokens (only their hash is stored), idle and absolute expiry,
-throttled failures. Used by the web screens (cookie + CSRF token) and the JSON API (bearer token)."""
+failures throttled per username and per client IP (``services/throttles.py``). Used by the web screens (cookie +
+CSRF token) and the JSON API (bearer token)."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.services import throttles
 from callcenter.services.auth import dummy_hash, verify_secret
+from callcenter.services.throttles import Scope, ThrottlePolicies, subject_of
 from callcenter.store.db import run_in_transaction
-from callcenter.store.models import LoginFailure, ServiceGroup, Staff, WebSession
-
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+from callcenter.store.models import ServiceGroup, Staff, WebSession
 
 
 @dataclass(frozen=True)
@@ -47,48 +49,46 @@ def _digest(token: str) -> str:
 
 
 class StaffSessions:
-    def __init__(self, sessions: sessionmaker[Session], idle: timedelta, absolute: timedelta) -> None:
+    def __init__(self, sessions: sessionmaker[Session], idle: timedelta, absolute: timedelta,
+                 policies: ThrottlePolicies | None = None,
+                 verify: Callable[[str, str], bool] = verify_secret) -> None:
         self._sessions = sessions
         self._idle = idle
         self._absolute = absolute
+        self._policies = policies or ThrottlePolicies.defaults()
+        self._verify = verify  # the argon2 check (injectable: tests count the checks)
 
-    def login(self, username: str, password: str, now: datetime) -> tuple[str, Principal] | None:
-        """A new session token on success (a fresh one every login), None on bad credentials."""
+    def login(self, username: str, password: str, now: datetime, source: str = "") -> tuple[str, Principal] | None:
+        """A new session token on success (a fresh one every login), None on bad credentials; LoginThrottled
+        while the username's or the source's (client IP's) backoff runs. The attempt is admitted by the
+        throttles under their row locks *before* the password is checked, so simultaneous guesses beyond the
+        free allowance are never checked at all."""
         username = username.strip()[:64]
+        keys = [(Scope.LOGIN_USER, username), (Scope.LOGIN_IP, subject_of(Scope.LOGIN_IP, source))]
 
-        def check(s: Session) -> tuple[Staff | None, int]:
-            fail = s.get(LoginFailure, username)
-            if fail and fail.failures >= MAX_FAILURES and now - fail.last_failure_at < LOCKOUT:
-                return None, int((LOCKOUT - (now - fail.last_failure_at)).total_seconds()) + 1
+        def admit(s: Session) -> tuple[Staff | None, int]:
+            admission = throttles.admit(s, keys, self._policies, now)
+            if not admission.admitted:
+                return None, max(1, math.ceil(admission.retry_after.total_seconds()))
             staff = s.execute(select(Staff).where(Staff.username == username, Staff.active.is_(True))).scalar_one_or_none()
             return staff, 0
 
-        staff, wait = run_in_transaction(self._sessions, check)
+        staff, wait = run_in_transaction(self._sessions, admit)
         if wait:
             raise LoginThrottled(wait)
-        ok = verify_secret(staff.password_hash if staff else dummy_hash(), password)
+        ok = self._verify(staff.password_hash if staff else dummy_hash(), password)
         if not ok or staff is None:
-            run_in_transaction(self._sessions, lambda s: self._record_failure(s, username, now))
-            return None
+            return None  # the failure was counted when the attempt was admitted
         token = secrets.token_urlsafe(32)
 
         def create(s: Session) -> Principal:
-            s.execute(delete(LoginFailure).where(LoginFailure.username == username))
+            throttles.succeeded(s, keys)
+            throttles.prune(s, self._policies, now)
             csrf = secrets.token_urlsafe(24)
             s.add(WebSession(token_hash=_digest(token), staff_id=staff.id, csrf_token=csrf, created_at=now, last_seen_at=now))
             return self._principal(s, staff, csrf)
 
         return token, run_in_transaction(self._sessions, create)
-
-    def _record_failure(self, s: Session, username: str, now: datetime) -> None:
-        fail = s.get(LoginFailure, username)
-        if fail is None:
-            s.add(LoginFailure(username=username, failures=1, last_failure_at=now))
-        else:
-            if now - fail.last_failure_at >= LOCKOUT:
-                fail.failures = 0
-            fail.failures += 1
-            fail.last_failure_at = now
 
     def resolve(self, token: str, now: datetime) -> Principal | None:
         """The principal of a live session (and touch it), or None when unknown or expired (then deleted)."""
@@ -124,3 +124,15 @@ class StaffSessions:
         else:
             groups = frozenset()
         return Principal(staff.id, staff.username, staff.display_name, staff.role, groups, csrf)
+
+
+def staff_principal(sessions: sessionmaker[Session], username: str) -> Principal | None:
+    """The principal of an active staff member by username (for commands run on the server, e.g. ``callcenter
+    admin``), or None."""
+
+    def work(s: Session) -> Principal | None:
+        staff = s.execute(select(Staff).where(Staff.username == username.strip()[:64],
+                                              Staff.active.is_(True))).scalar_one_or_none()
+        return None if staff is None else StaffSessions._principal(s, staff, "")
+
+    return run_in_transaction(sessions, work)

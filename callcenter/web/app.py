@@ -14,7 +14,7 @@ from callcenter.bootstrap import App
 from callcenter.i18n import t
 from callcenter.web import errors
 from callcenter.web.deps import make_staff_sessions
-from callcenter.web.routes import auth_api, clients_api, health, transfers_api
+from callcenter.web.routes import admin_api, auth_api, clients_api, health, transfers_api
 
 
 class BodyLimit:
@@ -97,7 +97,7 @@ def create_app(core: App) -> FastAPI:
     app.state.staff_sessions = make_staff_sessions(core)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=core.settings.max_request_bytes)
-    for router in (health.router, auth_api.router, clients_api.router, transfers_api.router):
+    for router in (health.router, auth_api.router, clients_api.router, transfers_api.router, admin_api.router):
         app.include_router(router)
     if core.settings.twilio_configured:
         app.include_router(_twilio_voice_router(core))

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from callcenter.bootstrap import App
 from callcenter.services.staff_sessions import Principal, StaffSessions
+from callcenter.services.throttles import ThrottlePolicies
 from callcenter.web.errors import ApiError
 
 SESSION_COOKIE = "cc_session"
@@ -31,7 +32,13 @@ def get_staff_sessions(request: Request) -> StaffSessions:
 
 def make_staff_sessions(core: App) -> StaffSessions:
     return StaffSessions(core.sessions, idle=timedelta(minutes=core.settings.session_idle_minutes),
-                         absolute=timedelta(hours=core.settings.session_absolute_hours))
+                         absolute=timedelta(hours=core.settings.session_absolute_hours),
+                         policies=ThrottlePolicies.from_settings(core.settings))
+
+
+def client_ip(request: Request) -> str:
+    """The address the request came from (uvicorn resolves X-Forwarded-For from trusted proxies only)."""
+    return request.client.host if request.client else ""
 
 
 async def current_principal(request: Request) -> Principal:

@@ -138,16 +138,34 @@ def test_unknown_account_sounds_like_wrong_pin_and_counts(flow, backend):
     assert text(r).count("账号或密码有误") == 2 and r.end_reason == "pin_attempts"
 
 
-def test_five_failures_across_calls_lock_for_30_minutes(flow, backend, clock):
+def spoken(result) -> list[str]:
+    """What the caller hears (not what they type, nor the text phone's [action] outcome lines)."""
+    return [line for line in result.lines if line.startswith("IVR:")]
+
+
+def test_five_failures_across_calls_make_the_account_back_off_not_lock(flow, backend, clock):
     wrong = f"{ACCOUNT}#000000#"
     call(flow, backend, "1" + wrong * 3, call_id="a")
-    r2 = call(flow, backend, "1" + wrong * 2 + f"{ACCOUNT}#{PIN}#", call_id="b")  # 5th failure locks
-    assert r2.end_reason == "account_locked"
-    r3 = call(flow, backend, LOGIN, call_id="c")  # even the right PIN is refused now
-    assert r3.end_reason == "account_locked" and "三十分钟后再试" in text(r3)
-    clock.now += timedelta(minutes=31)
+    r2 = call(flow, backend, "1" + wrong * 2 + f"{ACCOUNT}#{PIN}#", call_id="b")  # 5th failure: backoff starts
+    assert "[authenticate] locked" in text(r2) and r2.end_reason == "pin_attempts"
+    assert text(r2).count("账号或密码有误") == 2  # backing off sounds exactly like a wrong PIN
+    r3 = call(flow, backend, LOGIN, call_id="c")  # even the right PIN waits its turn
+    assert "[authenticate] locked" in text(r3) and "[authenticate] ok" not in text(r3)
+    clock.now += timedelta(seconds=30)  # the first wait is 30 seconds, not 30 minutes
     r4 = call(flow, backend, LOGIN + "1", call_id="d")
     assert "[authenticate] ok" in text(r4)
+
+
+def test_locked_unknown_and_wrong_pin_sound_the_same(flow, backend, clock):
+    for i in range(5):
+        backend.authenticate("1234567890120002", "000000", f"other-{i}", f"x{i}")  # the second account backs off
+    calls = {name: call(flow, backend, f"1{number}#{pin}#", call_id=name)
+             for name, number, pin in [("unknown_account", "9999999999999999", PIN), ("wrong_pin", ACCOUNT, "000000"),
+                                       ("locked", "1234567890120002", "654321")]}
+    assert all(f"[authenticate] {name}" in text(r) for name, r in calls.items())  # three different outcomes...
+    heard = {name: spoken(r) for name, r in calls.items()}
+    assert heard["unknown_account"] == heard["wrong_pin"] == heard["locked"]  # ...that sound the same
+    assert "三十分钟" not in "\n".join(heard["locked"])
 
 
 def test_success_resets_the_cross_call_counter(flow, backend):

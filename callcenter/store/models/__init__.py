@@ -11,7 +11,7 @@ from callcenter.store.models.core import (
     ServiceGroup,
     Staff,
 )
-from callcenter.store.models.web import LoginFailure, WebSession
+from callcenter.store.models.web import AuthThrottle, WebSession
 from callcenter.store.models import care as _care  # noqa: F401  (events, reminders, subscriptions, complaints, call-backs)
 from callcenter.store.models.ivr import Bulletin, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
 from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns, leads, DNC, attempts, agent sessions, callbacks)
@@ -34,7 +34,7 @@ __all__ = [
     "ServiceGroup",
     "Staff",
     "Transfer",
-    "LoginFailure",
+    "AuthThrottle",
     "WebSession",
     "Bulletin",
     "IvrSession",

@@ -119,9 +119,7 @@ class FundAccount(Base):
     main_of_client: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
     bank_account_id: Mapped[int] = mapped_column(ForeignKey("bank_accounts.id"))
     status: Mapped[str] = mapped_column(String(8), default="active")
-    pin_hash: Mapped[str] = mapped_column(String(255), default="")  # IVR / phone PIN, argon2
-    ivr_failures: Mapped[int] = mapped_column(Integer, default=0)
-    ivr_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    pin_hash: Mapped[str] = mapped_column(String(255), default="")  # IVR / phone PIN, argon2 (throttle: AuthThrottle)
     opened_on: Mapped[date] = mapped_column(Date)
 
     client: Mapped[Client] = relationship(back_populates="fund_accounts")

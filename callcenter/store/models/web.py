@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.models.base import Base, UtcDateTime
@@ -20,11 +20,16 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class LoginFailure(Base):
-    """Failed logins per username, for throttling."""
+class AuthThrottle(Base):
+    """Failed staff logins and IVR PINs, one counter per account and per source: ``login_user`` (username),
+    ``login_ip`` (client IP), ``ivr_account`` (the fund account number typed, known or not) and ``ivr_caller``
+    (caller ID, "" when withheld). The rule is ``callcenter.domain.throttle``; ``callcenter.services.throttles``
+    reads and writes the rows under a row lock."""
 
-    __tablename__ = "login_failures"
+    __tablename__ = "auth_throttles"
+    __table_args__ = (CheckConstraint("scope in ('login_user','login_ip','ivr_account','ivr_caller')", name="scope"),)
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)

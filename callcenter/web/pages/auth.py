@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from callcenter.services.staff_sessions import LoginThrottled, StaffSessions
-from callcenter.web.deps import SESSION_COOKIE, current_principal
+from callcenter.web.deps import SESSION_COOKIE, client_ip, current_principal
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import LANG_COOKIE, LOGIN_CSRF_COOKIE, PagePrincipal, render, secure_cookie
 
@@ -53,7 +53,7 @@ async def login_submit(request: Request, username: str = Form(max_length=64), pa
     core = request.app.state.core
     sessions: StaffSessions = request.app.state.staff_sessions
     try:
-        result = await anyio.to_thread.run_sync(sessions.login, username, password, core.clock())
+        result = await anyio.to_thread.run_sync(sessions.login, username, password, core.clock(), client_ip(request))
     except LoginThrottled as exc:
         return render(request, "login.html", None, status_code=429, error="login.throttled",
                       minutes=max(1, exc.retry_after_s // 60 + 1), csrf="")

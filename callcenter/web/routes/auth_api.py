@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from callcenter.services.staff_sessions import LoginThrottled, StaffSessions
-from callcenter.web.deps import CoreDep, PrincipalDep, get_staff_sessions
+from callcenter.web.deps import CoreDep, PrincipalDep, client_ip, get_staff_sessions
 from callcenter.web.errors import ApiError
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -35,9 +35,11 @@ class MeOut(BaseModel):
 
 
 @router.post("/login", response_model=LoginOut, responses={401: {}, 429: {}})
-async def login(body: LoginIn, core: CoreDep, sessions: Annotated[StaffSessions, Depends(get_staff_sessions)]) -> LoginOut:
+async def login(body: LoginIn, request: Request, core: CoreDep,
+                sessions: Annotated[StaffSessions, Depends(get_staff_sessions)]) -> LoginOut:
     try:
-        result = await anyio.to_thread.run_sync(sessions.login, body.username, body.password, core.clock())
+        result = await anyio.to_thread.run_sync(sessions.login, body.username, body.password, core.clock(),
+                                                client_ip(request))
     except LoginThrottled as exc:
         raise ApiError(429, "login_throttled", headers={"Retry-After": str(exc.retry_after_s)}) from None
     if result is None:

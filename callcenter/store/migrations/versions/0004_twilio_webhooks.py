@@ -1,6 +1,6 @@
 """twilio webhooks claimed in the database (hardening finding 9: de-duplication across web processes)
 
-Revision ID: 0004_d
+Revision ID: 0004
 Revises: 0003
 """
 from typing import Sequence, Union
@@ -8,7 +8,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 
-revision: str = '0004_d'
+revision: str = '0004'
 down_revision: Union[str, Sequence[str], None] = '0003'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
