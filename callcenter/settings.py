@@ -63,10 +63,13 @@ class Settings(BaseSettings):
     # web
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
-    secret_key: SecretStr = SecretStr("")
     session_idle_minutes: int = Field(30, ge=1)
     session_absolute_hours: int = Field(12, ge=1)
     max_request_bytes: int = Field(1_000_000, ge=1024)
+    # web exposure (hardening, helper a): who may read the API docs (/docs, /redoc, /openapi.json): anyone,
+    # logged-in staff only, or nobody; and whether X-Forwarded-Proto from the proxy in front says "https" (HSTS)
+    api_docs: Literal["public", "staff", "off"] = "staff"
+    trust_forwarded_proto: bool = False
     # business
     company_name: str = "示例证券"  # spoken in talk scripts and messages
     company_name_en: str = "Example Securities"

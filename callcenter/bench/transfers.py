@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.bootstrap import App, bootstrap
+from callcenter.domain.access import Actor
 from callcenter.services.transfers import TransferCommand
 from callcenter.settings import load_settings
 from callcenter.store.db import make_engine, run_in_transaction, transaction
@@ -34,6 +35,8 @@ from callcenter.store.models import (
     Posting,
 )
 from callcenter.store.migrate import upgrade
+
+BENCH = Actor.back_office("bench")  # an in-process tool: moves the seeded clients' money
 
 TRADING_MORNING = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)  # 10:30 Shanghai, a trading day
 
@@ -76,7 +79,8 @@ def _commands(clients: list[list[str]], count: int, tag: str, seed: int) -> list
         src, dst = (main, aux) if rng.random() < 0.5 else (aux, main)
         cmds.append(TransferCommand(idempotency_key=f"bench-{tag}-{i}", kind=kind, fund_account_no=src,
                                     to_fund_account_no=dst if kind == "fund_to_fund" else None,
-                                    amount_yuan=f"{rng.randrange(1, 100_000) / 100:.2f}", channel="bench"))
+                                    amount_yuan=f"{rng.randrange(1, 100_000) / 100:.2f}", channel="bench",
+                                    actor=BENCH))
     return cmds
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import typer
 
 from callcenter.commands.common import make_core
-from callcenter.demo.seed import DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN, seed
+from callcenter.demo.seed import (DEFAULT_RNG_SEED, DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN, seed,
+                                  staff_password)
 
 app = typer.Typer(help="演示数据 · demo data", no_args_is_help=True)
 
@@ -13,10 +14,11 @@ def print_demo_logins() -> None:
     for username, password, role in DEMO_LOGINS:
         typer.echo(f"  {role:<10} {username} / {password}")
     typer.echo(f"Demo client for the IVR: fund account {DEMO_FUND_ACCOUNT}, PIN {DEMO_PIN}, caller {DEMO_CALLER}")
+    typer.echo("Every other demo login has its own password: callcenter demo logins")
 
 
 @app.command("seed")
-def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000), rng_seed: int = 20261125) -> None:
+def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000), rng_seed: int = DEFAULT_RNG_SEED) -> None:
     """Build the demo brokerage into an empty database (does nothing when clients exist)."""
     core = make_core()
     summary = seed(core.sessions, clients=clients, rng_seed=rng_seed)
@@ -26,3 +28,18 @@ def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000), rng_seed: in
         typer.echo(f"seeded {summary.clients} clients ({summary.closed} former, {summary.dormant} dormant), "
                    f"{summary.fund_accounts} fund accounts, {summary.staff} staff in {summary.groups} service groups")
     print_demo_logins()
+
+
+@app.command("logins")
+def logins_cmd(rng_seed: int = DEFAULT_RNG_SEED) -> None:
+    """Every demo staff login with its password (each one its own, derived from the seed)."""
+    from sqlalchemy import select
+
+    from callcenter.store.db import transaction
+    from callcenter.store.models import Staff
+
+    core = make_core()
+    with transaction(core.sessions) as s:
+        rows = s.execute(select(Staff.username, Staff.role).order_by(Staff.id)).all()
+    for username, role in rows:
+        typer.echo(f"  {role:<10} {username} / {staff_password(username, rng_seed)}")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import random
+import string
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from argon2 import PasswordHasher
+
 from callcenter.demo import data
-from callcenter.services.auth import hash_secret
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import (
     BankAccount,
@@ -32,6 +36,49 @@ DEMO_PIN = "135790"
 DEMO_CALLER = "+8613912345678"
 DEMO_LOGINS = [("admin", "admin-demo-1", "admin"), ("supervisor1", "super-demo-1", "supervisor"),
                ("agent01", "agent-demo-1", "agent")]
+DEFAULT_RNG_SEED = 20261125
+
+# Every demo client has its own PIN and every demo staff member their own password, derived from the seed (so
+# the demo is the same on every machine, and one known PIN opens one client, not 2,000). They are hashed with
+# argon2 at a low cost: thousands of full-cost hashes would take minutes, and demo secrets derived from a public
+# seed gain nothing from a slow hash. Real PINs and passwords are hashed by callcenter.services.auth.
+_DEMO_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def _demo_hash(secret: str) -> str:
+    return _DEMO_HASHER.hash(secret)
+
+
+def _trivial(pin: str) -> bool:
+    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
+    return len(set(pin)) <= 2 or steps in ({1}, {-1}, {0})
+
+
+def client_pins(count: int, rng_seed: int = DEFAULT_RNG_SEED) -> Iterator[str]:
+    """The demo clients' IVR PINs in seeding order: distinct, none trivial (111111, 123456...); the first is the
+    README's demo client's."""
+    rng = random.Random(f"{rng_seed}:pins")  # its own stream: the rest of the demo data does not change
+    used = {DEMO_PIN}
+    for i in range(count):
+        if i == 0:
+            yield DEMO_PIN
+            continue
+        while True:
+            pin = f"{rng.randrange(10**6):06d}"
+            if pin not in used and not _trivial(pin):
+                used.add(pin)
+                yield pin
+                break
+
+
+def staff_password(username: str, rng_seed: int = DEFAULT_RNG_SEED) -> str:
+    """A demo staff member's password: the README's for its three logins, otherwise derived from the seed."""
+    for name, password, _role in DEMO_LOGINS:
+        if name == username:
+            return password
+    rng = random.Random(f"{rng_seed}:password:{username}")
+    alphabet = string.ascii_lowercase + string.digits
+    return "-".join("".join(rng.choice(alphabet) for _ in range(4)) for _ in range(3))
 
 
 @dataclass
@@ -65,20 +112,26 @@ def _masked_id(rng: random.Random, birthday: date) -> str:
     return f"{region}********{rng.randrange(1000):03d}{rng.choice('0123456789X')}"
 
 
-def seed(sessions: sessionmaker[Session], *, clients: int = 2000, rng_seed: int = 20261125,
+def seed(sessions: sessionmaker[Session], *, clients: int = 2000, rng_seed: int = DEFAULT_RNG_SEED,
          today: date | None = None) -> SeedSummary | None:
     """Fill an empty database. Returns None (and changes nothing) when clients already exist."""
     today = today or date.today()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # argon2 runs outside the GIL, beside the inserts
+        return _seed(sessions, pool, clients, rng_seed, today)
+
+
+def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: int, rng_seed: int,
+          today: date) -> SeedSummary | None:
     rng = random.Random(rng_seed)
 
     def work(s: Session) -> SeedSummary | None:
         if s.execute(select(func.count(Client.id))).scalar_one():
             return None
+        pin_hashes = [pool.submit(_demo_hash, pin) for pin in client_pins(clients, rng_seed)]
         summary = SeedSummary()
         now = datetime.now(timezone.utc)
         s.add_all(Security(code=c, name=n, exchange=x, last_price_fen=p) for c, n, x, p in data.SECURITIES)
-        groups, staff = _staff(s, rng, summary)
-        pin_hash = hash_secret(DEMO_PIN)  # one hash for all demo accounts: hashing 5,000 PINs would take minutes
+        groups, staff = _staff(s, rng, summary, pool, rng_seed)
         used_mobiles: set[str] = {DEMO_CALLER}
         equity = LedgerAccount(kind="equity", owner_id=0, balance_fen=0)
         s.add(equity)
@@ -113,6 +166,7 @@ def seed(sessions: sessionmaker[Session], *, clients: int = 2000, rng_seed: int 
             )
             s.add(client)
             s.flush()
+            pin_hash = pin_hashes[i].result()  # one PIN per client, for each of its fund accounts
             n_accounts = 2 if i == 0 else rng.choices([1, 2, 3, 4, 5], weights=[60, 22, 10, 5, 3])[0]
             banks = rng.sample(data.BANKS, n_accounts) if i else [data.BANKS[0], data.BANKS[5]]
             for seq, (bank_code, bank_name) in enumerate(banks, start=1):
@@ -162,12 +216,16 @@ def _open_books(s: Session, entry_id: int, equity: LedgerAccount, fund: FundAcco
             equity.balance_fen -= amount
 
 
-def _staff(s: Session, rng: random.Random, summary: SeedSummary) -> tuple[list[ServiceGroup], list[Staff]]:
+def _staff(s: Session, rng: random.Random, summary: SeedSummary, pool: ThreadPoolExecutor,
+           rng_seed: int) -> tuple[list[ServiceGroup], list[Staff]]:
+    def password_hash(username: str) -> str:
+        return pool.submit(_demo_hash, staff_password(username, rng_seed)).result()
+
     staff: list[Staff] = []
-    for username, password, role in DEMO_LOGINS[:2]:
+    for username, _password, role in DEMO_LOGINS[:2]:
         staff.append(Staff(username=username, display_name="系统管理员" if role == "admin" else "陈主管",
-                           password_hash=hash_secret(password), role=role))
-    supervisor2 = Staff(username="supervisor2", display_name="林主管", password_hash=hash_secret("super-demo-2"),
+                           password_hash=password_hash(username), role=role))
+    supervisor2 = Staff(username="supervisor2", display_name="林主管", password_hash=password_hash("supervisor2"),
                         role="supervisor")
     staff.append(supervisor2)
     s.add_all(staff)
@@ -175,7 +233,6 @@ def _staff(s: Session, rng: random.Random, summary: SeedSummary) -> tuple[list[S
     supervisors = [staff[1], supervisor2]
     groups: list[ServiceGroup] = []
     agent_no = 0
-    agent_hash = hash_secret("agent-demo-1")
     for g in range(8):
         group = ServiceGroup(name=f"服务{'一二三四五六七八'[g]}组", branch=data.BRANCHES[g % len(data.BRANCHES)],
                              supervisor_id=supervisors[g % 2].id)
@@ -186,7 +243,8 @@ def _staff(s: Session, rng: random.Random, summary: SeedSummary) -> tuple[list[S
         for m in range(size):
             agent_no += 1
             name, _ = _name(rng)
-            member = Staff(username=f"agent{agent_no:02d}", display_name=name, password_hash=agent_hash,
+            member = Staff(username=f"agent{agent_no:02d}", display_name=name,
+                           password_hash=password_hash(f"agent{agent_no:02d}"),
                            role="agent", back_office=(m == size - 1), service_group_id=group.id,
                            extension=f"{1000 + agent_no}")
             s.add(member)

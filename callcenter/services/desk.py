@@ -45,6 +45,7 @@ from callcenter.scripts import (
     render_step,
 )
 from callcenter.scripts.model import KINDS, OUTCOMES
+from callcenter.services.access import may_read, staff_actor
 from callcenter.services.clients import client_summary
 from callcenter.shipped import shipped_dir
 from callcenter.services.staff_sessions import Principal
@@ -214,9 +215,11 @@ def _contact_for(s: Session, principal: Principal, contact_id: int) -> DeskConta
     contact = s.get(DeskContact, contact_id)
     if contact is None:
         raise DeskError("not_found", 404)
-    if contact.agent_id != principal.staff_id:
+    if contact.agent_id != principal.staff_id:  # another agent's call: their supervisor (or admin) may look in
         client = s.get(Client, contact.client_id) if contact.client_id else None
-        if principal.role == "agent" or not principal.may_see_group(client.service_group_id if client else None):
+        # a lead's call (no client record): only admin, as before
+        allowed = may_read(staff_actor(principal), client) if client is not None else principal.role == "admin"
+        if principal.role == "agent" or not allowed:
             raise DeskError("not_found", 404)
     return contact
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.care.subscriptions import IVR_TOPICS, SubscriptionService
+from callcenter.domain.access import Actor
 from callcenter.domain.masking import mask_account
 from callcenter.domain.money import fen_to_yuan
 from callcenter.i18n import t
@@ -163,7 +164,7 @@ class StoreIvrBackend:
             return TransferResult(False, error_code="unknown_account")
         cmd = TransferCommand(idempotency_key=f"ivr:{idempotency_key}", kind=kind, fund_account_no=number,
                               amount_yuan=str(fen_to_yuan(amount_fen)), channel=channel[:16],
-                              caller_phone=caller_phone[:20], client_id=int(client_id))
+                              caller_phone=caller_phone[:20], actor=Actor.client(int(client_id)))
         try:
             out = self._transfers.transfer(cmd)
         except IdempotencyConflict:

@@ -27,15 +27,12 @@ class Principal:
     username: str
     display_name: str
     role: str  # agent / supervisor / admin
-    group_ids: frozenset[int]  # groups whose clients this person may see (agent: own; supervisor: supervised)
+    group_ids: frozenset[int]  # agent: own group; supervisor: supervised groups (callcenter.domain.access decides)
     csrf_token: str = ""
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-    def may_see_group(self, group_id: int | None) -> bool:
-        return self.is_admin or (group_id is not None and group_id in self.group_ids)
 
 
 class LoginThrottled(Exception):

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.domain.access import Actor, may_move_money
 from callcenter.domain.custody import (
     AccountView,
     CustodyError,
@@ -67,11 +68,12 @@ class TransferCommand:
     bank_account_id: int | None = None
     channel: str = "api"
     caller_phone: str = ""
-    staff_id: int | None = None
-    client_id: int | None = None  # when set (IVR: the authenticated client), accounts must belong to this client
+    # Who asks (required): the access rule of callcenter.domain.access decides whether they may move this
+    # client's money, and the idempotency key is theirs alone (actor.scope).
+    actor: Actor = field(kw_only=True)
 
     def fingerprint(self) -> str:
-        body = {k: v for k, v in asdict(self).items() if k not in ("idempotency_key", "caller_phone", "staff_id")}
+        body = {k: v for k, v in asdict(self).items() if k not in ("idempotency_key", "caller_phone", "actor")}
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -175,15 +177,17 @@ class TransferService:
 
     # ------------------------------------------------------------------ steps
     def _step1(self, s: Session, cmd: TransferCommand, fingerprint: str) -> tuple[int, TransferOutcome | None]:
-        existing = s.execute(select(Transfer).where(Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
+        existing = self._by_key(s, cmd)
         if existing is not None:
             return self._existing(existing, fingerprint)
-        # Refusals before we know the client (no such account, an unknown kind) are not recorded: the key is
-        # bound to a request from the moment the request names a real fund account.
+        # Refusals before we know the client (no such account, an unknown kind, an account the actor may not
+        # touch) are not recorded: the key is bound to a request from the moment the request names a real fund
+        # account of a client the actor may move money for. An account the actor may not touch is answered
+        # exactly like one that does not exist, so account numbers cannot be probed.
         if cmd.kind not in TRANSFER_KINDS:
             return 0, self._refusal(Rule.BAD_KIND)
         fund = s.execute(select(FundAccount).where(FundAccount.account_no == cmd.fund_account_no)).scalar_one_or_none()
-        if fund is None or (cmd.client_id is not None and fund.client_id != cmd.client_id):
+        if fund is None or not self._may_move(s, cmd.actor, fund.client_id):
             return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
         try:
             amount = yuan_to_fen(cmd.amount_yuan)
@@ -192,7 +196,7 @@ class TransferService:
             amount, amount_error = 0, Rule(exc.code)
         self._lock_client(s, fund.client_id)
         # A twin with the same key may have committed while we waited for the lock.
-        existing = s.execute(select(Transfer).where(Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
+        existing = self._by_key(s, cmd)
         if existing is not None:
             return self._existing(existing, fingerprint)
 
@@ -202,7 +206,8 @@ class TransferService:
             target = s.execute(
                 select(FundAccount).where(FundAccount.account_no == cmd.to_fund_account_no)
             ).scalar_one_or_none()
-            if target is None:
+            if target is None or (target.client_id != fund.client_id
+                                  and not self._may_move(s, cmd.actor, target.client_id)):
                 return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
             to_id = target.id
             if target.id not in accounts:  # another client's account: the rules refuse it
@@ -221,11 +226,11 @@ class TransferService:
         ).scalar_one()
         request = TransferRequest(cmd.kind, amount, fund.id, to_id, cmd.bank_account_id)
         transfer = Transfer(
-            idempotency_key=cmd.idempotency_key, request_hash=fingerprint, reference=self._new_reference(local),
+            idempotency_scope=cmd.actor.scope, idempotency_key=cmd.idempotency_key, request_hash=fingerprint, reference=self._new_reference(local),
             client_id=fund.client_id, kind=cmd.kind, from_fund_account_id=fund.id, to_fund_account_id=to_id,
             bank_account_id=fund.bank_account_id if cmd.kind != "fund_to_fund" else None,
             amount_fen=amount, status="pending", channel=cmd.channel[:16], caller_phone=cmd.caller_phone[:20],
-            staff_id=cmd.staff_id, trade_date=trade_date, created_at=now,
+            staff_id=cmd.actor.staff_id, trade_date=trade_date, created_at=now,
         )
         try:
             if amount_error is not None:
@@ -340,6 +345,17 @@ class TransferService:
         return {ref: (acct, amount if kind == "fund_to_bank" else -amount) for ref, kind, amount, acct in rows}
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _by_key(s: Session, cmd: TransferCommand) -> Transfer | None:
+        """The transfer this actor already made with this key (another actor's same key is another request)."""
+        return s.execute(select(Transfer).where(Transfer.idempotency_scope == cmd.actor.scope,
+                                                Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
+
+    @staticmethod
+    def _may_move(s: Session, actor: Actor, client_id: int) -> bool:
+        group_id = s.execute(select(Client.service_group_id).where(Client.id == client_id)).scalar_one_or_none()
+        return may_move_money(actor, client_id, group_id)
+
     def _lock_client(self, s: Session, client_id: int) -> None:
         """Serialise all money movements of one client. PostgreSQL: a row lock; SQLite: BEGIN IMMEDIATE has
         already taken the database write lock."""

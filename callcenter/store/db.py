@@ -4,6 +4,8 @@
   read-then-write transaction holds the write lock from its first read (no lost updates, no upgrade deadlocks).
 * PostgreSQL: READ COMMITTED with explicit row locks taken in a fixed order by the services; serialisation
   failures and deadlocks (SQLSTATE 40001 / 40P01) are retried inside ``transaction()`` and never reach a caller.
+* Both: ``hide_parameters`` — a database error's message and every log line carry the SQL statement but never
+  its parameters (PINs' hashes, account and phone numbers, whatever a request sent).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:" and not url.startswith("sqlite://" + "/:memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_begin_immediate(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+    return create_engine(url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size * 2,
+                         pool_pre_ping=True)
 
 
 def _sqlite_begin_immediate(engine: Engine) -> None:

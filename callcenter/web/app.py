@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,11 +18,8 @@ from callcenter.web.routes import admin_api, auth_api, clients_api, health, tran
 
 
 class BodyLimit:
-    """Refuse oversized requests with 413 (by Content-Length, and by counting a streamed body), and add security
-    headers. A plain ASGI middleware: streamed responses (SSE) pass straight through, unbuffered."""
-
-    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-               (b"referrer-policy", b"same-origin")]
+    """Refuse oversized requests with 413 (by Content-Length, and by counting a streamed body). A plain ASGI
+    middleware: streamed responses (SSE) pass straight through, unbuffered. (Security headers: SecurityHeaders.)"""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -63,21 +60,107 @@ class BodyLimit:
 
             receive = replay
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message = dict(message, headers=list(message.get("headers", []))
-                               + [h for h in self.HEADERS if h[0] not in names])
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(errors.error_body("request_too_large", t("api.request_too_large")), status_code=413)
         await response(scope, receive, send)
 
 
-def _twilio_voice_router(core: App):
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HSTS = b"max-age=31536000; includeSubDomains"
+
+
+class SecurityHeaders:
+    """Headers on every response (a plain ASGI middleware, so SSE streams pass unbuffered):
+
+    * ``Content-Security-Policy``: scripts and styles from our own origin only (the templates carry no inline
+      script or handler; their sentences travel as a JSON data block), ``frame-ancestors 'none'``. A response
+      that sets its own policy keeps it (the API docs page, whose policy names its nonce and the CDN).
+    * ``Cache-Control: no-store`` on everything but ``/static``: pages and API answers carry client data.
+    * ``Strict-Transport-Security`` only when the request came over https: the server's own TLS, or (with
+      ``trust_forwarded_proto``) the ``X-Forwarded-Proto`` of the proxy in front. Over plain http it would be
+      ignored at best and, on a misconfigured host, lock users out.
+    """
+
+    def __init__(self, app: ASGIApp, trust_forwarded_proto: bool) -> None:
+        self.app = app
+        self.trust_forwarded_proto = trust_forwarded_proto
+
+    def _https(self, scope: Scope) -> bool:
+        if scope.get("scheme") == "https":
+            return True
+        if self.trust_forwarded_proto:
+            proto = dict(scope.get("headers", [])).get(b"x-forwarded-proto", b"")
+            return proto.split(b",")[0].strip().lower() == b"https"
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                 (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin")]
+        if not scope.get("path", "").startswith("/static/"):
+            extra.append((b"cache-control", b"no-store"))
+        if self._https(scope):
+            extra.append((b"strict-transport-security", HSTS))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                message = dict(message, headers=headers + [h for h in extra if h[0] not in names])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _install_api_docs(app: FastAPI, mode: str) -> None:
+    """/openapi.json, /docs and /redoc by the ``api_docs`` setting: "public", "staff" (a logged-in staff session
+    or bearer token; a browser without one is sent to the login page) or "off" (no such routes)."""
+    if mode == "off":
+        return
+    import secrets
+
+    from fastapi import Depends
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    from callcenter.web.deps import current_principal
+    from callcenter.web.pages.common import page_principal
+
+    async def no_login() -> None:
+        return None
+
+    api_gate = Depends(current_principal if mode == "staff" else no_login)
+    page_gate = Depends(page_principal if mode == "staff" else no_login)
+    cdn = "https://cdn.jsdelivr.net"
+
+    def with_nonce(html: HTMLResponse) -> HTMLResponse:
+        nonce = secrets.token_urlsafe(16)
+        body = bytes(html.body).decode().replace("<script>", f'<script nonce="{nonce}">')
+        policy = (f"default-src 'self'; script-src 'self' {cdn} 'nonce-{nonce}'; style-src 'self' {cdn} "
+                  f"'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+                  f"font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; object-src 'none'; "
+                  f"base-uri 'none'; frame-ancestors 'none'")
+        return HTMLResponse(body, headers={"Content-Security-Policy": policy})
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[api_gate])
+    async def openapi_json() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[page_gate])
+    async def swagger() -> HTMLResponse:
+        return with_nonce(get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} · API"))
+
+    @app.get("/redoc", include_in_schema=False, dependencies=[page_gate])
+    async def redoc() -> HTMLResponse:
+        return with_nonce(get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} · API"))
+
+
+def _twilio_voice_router(core: App) -> APIRouter:
     """The hotline over Twilio webhooks, every request's signature checked against the configured auth token.
     Only mounted when a token is configured (``create_app``): without one there are no Twilio routes at all."""
     from callcenter.ivr.flow import load_flow
@@ -92,11 +175,15 @@ def _twilio_voice_router(core: App):
 
 
 def create_app(core: App) -> FastAPI:
-    app = FastAPI(title="证券呼叫中心 · Brokerage call centre", version=__version__)
+    # the API docs are our own routes, behind the api_docs setting (_install_api_docs)
+    app = FastAPI(title="证券呼叫中心 · Brokerage call centre", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.core = core
     app.state.staff_sessions = make_staff_sessions(core)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=core.settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders, trust_forwarded_proto=core.settings.trust_forwarded_proto)  # outermost
+    _install_api_docs(app, core.settings.api_docs)
     for router in (health.router, auth_api.router, clients_api.router, transfers_api.router, admin_api.router):
         app.include_router(router)
     if core.settings.twilio_configured:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from callcenter.adapters.bank_sim import SimulatedBank
 from callcenter.bootstrap import bootstrap
+from callcenter.domain.access import Actor
 from callcenter.services.transfers import TransferCommand
 from callcenter.settings import load_settings
 from callcenter.store.db import make_engine, make_session_factory
@@ -32,7 +33,8 @@ def main(argv: list[str]) -> None:
     bank = SimulatedBank(make_session_factory(engine), on_applied=lambda ref: checkpoint("during_bank"))
     core = bootstrap(load_settings(database_url=url), engine=engine, bank=bank, clock=lambda: now, checkpoint=checkpoint)
     out = core.transfers.transfer(TransferCommand(idempotency_key=key, kind=kind, fund_account_no=account,
-                                                  amount_yuan=amount, to_fund_account_no=to))
+                                                  amount_yuan=amount, to_fund_account_no=to,
+                                                  actor=Actor.back_office("test")))
     print(out.status, out.reference)
 
 

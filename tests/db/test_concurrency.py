@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from callcenter.bootstrap import App, bootstrap
+from callcenter.domain.access import Actor
 from callcenter.services.transfers import TransferCommand
 from callcenter.settings import load_settings
 from callcenter.store.db import make_engine, transaction
@@ -40,7 +41,7 @@ def test_concurrent_workers_keep_every_invariant(db_url: str, clock) -> None:  #
             amount = f"{rng.randrange(1, 3_000_00) / 100:.2f}"
             commands.append(TransferCommand(idempotency_key=f"c-{i}", kind=kind, fund_account_no=accts[src],
                                             to_fund_account_no=accts[dst] if kind == "fund_to_fund" else None,
-                                            amount_yuan=amount))
+                                            amount_yuan=amount, actor=Actor.back_office("test")))
         # every fifth request is sent again (same key, same body), some of them concurrently with the first
         work = commands + commands[::5]
         rng.shuffle(work)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from callcenter.bootstrap import App
+from callcenter.domain.access import Actor
 from callcenter.services.transfers import TransferCommand
 from callcenter.store.db import transaction
 from callcenter.store.ledger import check_ledger
@@ -68,7 +69,8 @@ def test_killed_transfer_is_applied_exactly_once(core: App, db_url: str, point: 
         assert report.unresolved == []
         # after reconcile nothing is pending, and a retry only reads the settled answer
     retried = core.transfers.transfer(TransferCommand(idempotency_key=key, kind=kind, fund_account_no=main,
-                                                      amount_yuan="123.45", to_fund_account_no=to))
+                                                      amount_yuan="123.45", to_fund_account_no=to,
+                                                      actor=Actor.back_office("test")))
     rows = transfers_for(core, key)
     if point == "before_commit":
         assert retried.status == "done" and len(rows) == 1  # nothing was recorded: the retry is the first

@@ -52,3 +52,38 @@ def test_demo_seed(core: App) -> None:
             assert 2 <= len(members) <= 3 and any(m.back_office for m in members)
         assert check_ledger(s).ok
     assert core.ivr.authenticate(DEMO_FUND_ACCOUNT, DEMO_PIN, "", "demo").outcome == "ok"
+
+
+def test_demo_clients_have_distinct_pins_and_staff_distinct_passwords(core: App) -> None:
+    """One known PIN opens one demo client, not all of them; one agent's password is not every agent's
+    (hardening finding 14). The README's demo client and logins keep theirs."""
+    from callcenter.demo.seed import DEMO_LOGINS
+    from callcenter.services.auth import verify_secret
+
+    assert seed(core.sessions, clients=40, today=date(2026, 11, 25)) is not None
+    with transaction(core.sessions) as s:
+        mains = s.execute(select(Client.client_no, FundAccount.account_no, FundAccount.status)
+                          .join(FundAccount, FundAccount.client_id == Client.id)
+                          .where(FundAccount.is_main.is_(True)).order_by(Client.id)).all()
+        staff = s.execute(select(Staff.username, Staff.password_hash)).all()
+    assert mains[0].account_no == DEMO_FUND_ACCOUNT
+    open_ones = [(i, m) for i, m in enumerate(mains) if m.status == "active"][:6]
+    assert core.ivr.authenticate(DEMO_FUND_ACCOUNT, DEMO_PIN, "", "readme").outcome == "ok"
+    for i, m in open_ones[1:]:
+        assert core.ivr.authenticate(m.account_no, DEMO_PIN, "", f"no-{i}").outcome == "wrong_pin", m.client_no
+    for name, hashed in staff:
+        assert verify_secret(hashed, "agent-demo-1") == (name == "agent01"), name
+    for name, password, _role in DEMO_LOGINS:
+        assert verify_secret(dict(staff)[name], password), name
+
+    from callcenter.demo.seed import client_pins, staff_password  # how the demo derives them from the seed
+
+    pins = list(client_pins(40))
+    assert pins[0] == DEMO_PIN and len(set(pins)) == 40
+    assert list(client_pins(40)) == pins  # the same demo on every machine
+    for i, m in open_ones:
+        assert core.ivr.authenticate(m.account_no, pins[i], "", f"ok-{i}").outcome == "ok", m.client_no
+    passwords = {name: staff_password(name) for name, _ in staff}
+    assert len(set(passwords.values())) == len(staff) > 10
+    for name, hashed in staff:
+        assert verify_secret(hashed, passwords[name]), name

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from callcenter.adapters.bank_sim import BankFaults, SimulatedBank
 from callcenter.bootstrap import App
+from callcenter.domain.access import Actor
 from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
 from callcenter.store.db import transaction
 from callcenter.store.ledger import balances, check_ledger
@@ -18,7 +19,11 @@ from callcenter.store.models import FundAccount, JournalEntry, Transfer
 from tests.factories import make_client
 
 
+TOOL = Actor.back_office("test")  # the service's own rules under test, not who may call it
+
+
 def cmd(key: str, kind: str, account: str, amount: str, to: str | None = None, **kw: object) -> TransferCommand:
+    kw.setdefault("actor", TOOL)
     return TransferCommand(idempotency_key=key, kind=kind, fund_account_no=account, amount_yuan=amount,
                            to_fund_account_no=to, **kw)  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from callcenter.bootstrap import App
 from callcenter.services.staff_sessions import staff_principal
 from callcenter.services.throttles import NotAllowed, Scope, ThrottlePolicies, Throttles, UnlockRefused
-from callcenter.settings import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 from callcenter.store.db import transaction
 from callcenter.store.models import AuditLog
 from callcenter.web.app import create_app

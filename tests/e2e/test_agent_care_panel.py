@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from callcenter.bootstrap import App
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.care import CareOptOut, CareSubscription, Complaint
+from callcenter.store.models.desk import DeskContact
 from callcenter.web.app import create_app
 from tests.e2e.desk_world import World, build, call_event
 from tests.e2e.test_browser_screens import ARTIFACTS, Server, _login, _save, browser  # noqa: F401 (fixture)
@@ -29,8 +30,8 @@ def test_agent_opens_a_complaint_and_switches_an_alert_from_the_care_panel(core:
         _login(page, srv.url, "ag1")
         page.wait_for_url("**/agent")
         page.click("#btn-ready")
-        page.wait_for_function("document.getElementById('statusbar').dataset.state === 'ready'")
-        page.wait_for_function("document.getElementById('live-indicator').classList.contains('ok')")
+        page.wait_for_selector("#statusbar[data-state='ready']")  # selectors, not eval: the CSP forbids it
+        page.wait_for_selector("#live-indicator.ok")
         srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", call_event(world))
         page.wait_for_selector(f'#call-card details#care-box .care-panel[data-client="{world.mine}"]', timeout=5000)
         contact_id = int(page.get_attribute("#call-card", "data-contact") or 0)
@@ -69,18 +70,21 @@ def test_agent_opens_a_complaint_and_switches_an_alert_from_the_care_panel(core:
 
 
 def test_care_panel_shows_a_refused_action_inline(core: App, browser: Any) -> None:
-    """A post the server refuses (here: the client moved to another group after the panel loaded, so the
-    endpoint answers 404) is reported inside the panel, and nothing is stored."""
+    """A post the server refuses (here: after the panel loaded, the client moved to another group and the call
+    was closed elsewhere, so the client is neither the agent's group's nor on their call: the endpoint answers
+    404) is reported inside the panel, and nothing is stored."""
     world: World = build(core)
     with Server(create_app(core)) as srv:
         page = browser.new_page(viewport={"width": 1440, "height": 1400}, locale="zh-CN")
         _login(page, srv.url, "ag1")
         page.wait_for_url("**/agent")
         page.click("#btn-ready")
-        page.wait_for_function("document.getElementById('live-indicator').classList.contains('ok')")
+        page.wait_for_selector("#live-indicator.ok")
         srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", call_event(world))
         page.wait_for_selector("#care-box .care-panel", timeout=5000)
         run_in_transaction(core.sessions, lambda s: setattr(s.get(Client, world.mine), "service_group_id", world.g2))
+        run_in_transaction(core.sessions, lambda s: s.execute(
+            update(DeskContact).where(DeskContact.agent_id == world.staff["ag1"]).values(ended_at=core.clock())))
         page.click('#care-box .care-optouts li[data-channel="sms"] button[data-care-optout]')
         page.wait_for_selector("#care-box .care-msg.bad", timeout=5000)
         assert page.inner_text("#care-box .care-msg").startswith("保存失败：")

@@ -81,10 +81,13 @@ def test_client_reads_follow_service_groups(api: TestClient, people: dict[str, o
     assert api.get("/api/clients/abc", headers=adm).status_code == 422
 
 
-def test_transfers_need_a_supervisor_or_admin_and_an_idempotency_key(api: TestClient, people: dict[str, object]) -> None:
+def test_transfers_need_a_supervisor_and_an_idempotency_key(api: TestClient, people: dict[str, object]) -> None:
     body = {"kind": "fund_to_bank", "fund_account": people["main"], "amount": "100.00"}
     assert api.post("/api/transfers", json=body).status_code == 401
     assert api.post("/api/transfers", json=body, headers=token(api, "ag1", "pw-agent-1")).status_code == 403
+    # admins administer staff; they do not move client money (callcenter.domain.access)
+    assert api.post("/api/transfers", json=body, headers={**token(api, "adm", "pw-admin-1"),
+                                                          "Idempotency-Key": "adm-1"}).status_code == 403
     sup = token(api, "sup1", "pw-super-1")
     assert api.post("/api/transfers", json=body, headers=sup).status_code == 428
     first = api.post("/api/transfers", json=body, headers={**sup, "Idempotency-Key": "api-1"})
@@ -108,7 +111,7 @@ def test_transfers_need_a_supervisor_or_admin_and_an_idempotency_key(api: TestCl
 ])
 def test_rule_violations_are_4xx_with_code_and_sentence(api: TestClient, people: dict[str, object],
                                                         payload: dict[str, str], code: str, status: int) -> None:
-    sup = token(api, "adm", "pw-admin-1")
+    sup = token(api, "sup1", "pw-super-1")
     body = {k: (people["main"] if v == "MAIN" else people["aux"] if v == "AUX" else v) for k, v in payload.items()}
     r = api.post("/api/transfers", json=body, headers={**sup, "Idempotency-Key": f"bad-{code}-{len(str(body))}"})
     assert r.status_code == status, r.text
@@ -117,7 +120,7 @@ def test_rule_violations_are_4xx_with_code_and_sentence(api: TestClient, people:
 
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[1,2,3]", b'{"kind": null}', b"\xff\xfe", b'{"amount": 1e309}'])
 def test_malformed_bodies_never_500(api: TestClient, people: dict[str, object], raw: bytes) -> None:
-    sup = token(api, "adm", "pw-admin-1")
+    sup = token(api, "sup1", "pw-super-1")
     r = api.post("/api/transfers", content=raw,
                  headers={**sup, "Idempotency-Key": "m", "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"

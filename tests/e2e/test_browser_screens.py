@@ -81,6 +81,13 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
+def _csp_violations(page: Any) -> list[str]:
+    """What the browser refused under the page's Content-Security-Policy (reported on the console)."""
+    seen: list[str] = []
+    page.on("console", lambda msg: seen.append(msg.text) if "Content Security Policy" in msg.text else None)
+    return seen
+
+
 def _save(page: Any, name: str, artifacts: Path) -> None:
     """Screenshots go to the test artifacts (test-artifacts/screenshots/); with CALLCENTER_UPDATE_SCREENSHOTS=1
     they also replace the ones the README shows (docs/screenshots/)."""
@@ -104,11 +111,12 @@ def test_agent_takes_a_call_walks_the_script_and_books_a_callback(core: App, bro
     world: World = build(core)
     with Server(create_app(core)) as srv:
         page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        blocked = _csp_violations(page)
         _login(page, srv.url, "ag1")
         page.wait_for_url("**/agent")
         page.click("#btn-ready")
-        page.wait_for_function("document.getElementById('statusbar').dataset.state === 'ready'")
-        page.wait_for_function("document.getElementById('live-indicator').classList.contains('ok')")
+        page.wait_for_selector("#statusbar[data-state='ready']")  # selectors, not eval: the CSP forbids it
+        page.wait_for_selector("#live-indicator.ok")
         srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", call_event(world))  # the dialler connects a call
         page.wait_for_selector("#client-name", timeout=5000)
         assert page.inner_text("#client-name").startswith("测试")
@@ -122,7 +130,8 @@ def test_agent_takes_a_call_walks_the_script_and_books_a_callback(core: App, bro
         page.check('input[name="cb-who"][value="agent"]')
         page.click('#dispositions button[data-disposition="callback"]')
         page.wait_for_selector("#closed")
-        page.wait_for_function("document.getElementById('statusbar').dataset.state === 'wrap_up'")
+        page.wait_for_selector("#statusbar[data-state='wrap_up']")
+        assert blocked == []  # the whole screen works under the strict Content-Security-Policy
 
     def check(s: Any) -> None:
         cb = s.execute(select(Callback)).scalar_one()
@@ -146,6 +155,7 @@ def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_boa
             srv.call(lambda: (core.bus.bind_loop(asyncio.get_running_loop()), sched_loop_bound.set()))
             assert sched_loop_bound.wait(5)
             page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+            blocked = _csp_violations(page)
             _login(page, srv.url, "sup1")
             page.wait_for_url("**/supervisor/wallboard")
             page.goto(srv.url + "/supervisor/campaigns")
@@ -189,11 +199,12 @@ def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_boa
 
             run_in_transaction(core.sessions, dial)
             srv.call(core.bus.publish, "wallboard", {"type": "attempt"})
-            page.wait_for_function(f"document.querySelector('{row} td:nth-child(3)').textContent === '2'")
+            page.wait_for_selector(f"{row} td:nth-child(3):text-is('2')")
             assert page.inner_text(row + " td:nth-child(5)") == "50.0%"
             assert page.inner_text("#wb-ringing") == "1"  # the new unanswered call
             assert page.inner_text("#wb-connected") == "2"  # the new one + the world's call to ag1
             _save(page, "wallboard.png", ARTIFACTS)
+            assert blocked == []
     finally:
         sched.shutdown()
     assert run_in_transaction(core.sessions, lambda s: s.get(Campaign, campaign_id).state) == "running"

@@ -81,13 +81,13 @@ def test_monthly_kpis_split_growth_and_mark_top_and_bottom(core) -> None:  # typ
     def history(s) -> None:  # type: ignore[no-untyped-def]
         for i, cid in enumerate(clients):  # October close: every client had 50,000.00
             s.add(ClientAssetSnapshot(month="2026-10", client_id=cid, assets_fen=50_000_00))
-        s.add(Transfer(idempotency_key="k1", request_hash="h", reference="R1", client_id=clients[4], kind="bank_to_fund",
+        s.add(Transfer(idempotency_scope="back_office:test", idempotency_key="k1", request_hash="h", reference="R1", client_id=clients[4], kind="bank_to_fund",
                        amount_fen=300_000_00, status="done", channel="ivr", trade_date=date(2026, 11, 10),
                        created_at=now))
-        s.add(Transfer(idempotency_key="k2", request_hash="h", reference="R2", client_id=clients[4], kind="fund_to_bank",
+        s.add(Transfer(idempotency_scope="back_office:test", idempotency_key="k2", request_hash="h", reference="R2", client_id=clients[4], kind="fund_to_bank",
                        amount_fen=20_000_00, status="done", channel="ivr", trade_date=date(2026, 11, 12),
                        created_at=now))
-        s.add(Transfer(idempotency_key="k3", request_hash="h", reference="R3", client_id=clients[4], kind="bank_to_fund",
+        s.add(Transfer(idempotency_scope="back_office:test", idempotency_key="k3", request_hash="h", reference="R3", client_id=clients[4], kind="bank_to_fund",
                        amount_fen=1_00, status="rejected", channel="ivr", trade_date=date(2026, 11, 12),
                        created_at=now))
         for n, complaint in ((1, False), (2, True)):

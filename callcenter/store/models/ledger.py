@@ -67,10 +67,13 @@ class Transfer(Base):
         CheckConstraint("kind in ('bank_to_fund','fund_to_bank','fund_to_fund')", name="kind"),
         Index("ix_transfers_client_day", "client_id", "trade_date"),
         Index("ix_transfers_status", "status"),
+        UniqueConstraint("idempotency_scope", "idempotency_key"),  # a key is unique per principal, not globally
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # who sent the key (callcenter.domain.access.Actor.scope: staff:<id>, client:<id>, back_office:<tool>)
+    idempotency_scope: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
     request_hash: Mapped[str] = mapped_column(String(64))
     reference: Mapped[str] = mapped_column(String(24), unique=True)  # shown to the client (流水号)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))

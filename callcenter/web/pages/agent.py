@@ -19,6 +19,7 @@ from callcenter.store.db import run_in_transaction
 from callcenter.web.deps import require_roles
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, render, roles, tz_of
+from callcenter.web.text import MultilineText, Text
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/desk", tags=["desk"])
@@ -75,7 +76,7 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
 
 class StateIn(BaseModel):
     state: Literal["ready", "paused", "logged_out"]
-    reason: str = Field(default="", max_length=32)
+    reason: Text = Field(default="", max_length=32)
 
 
 class StateOut(BaseModel):
@@ -120,8 +121,8 @@ async def preview(body: PreviewIn, request: Request, principal: Principal = Agen
 
 class ScriptIn(BaseModel):
     action: Literal["answer", "back", "finish"]
-    answer: str = Field(default="", max_length=64)
-    captured: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=50)
+    answer: Text = Field(default="", max_length=64)
+    captured: dict[Text, MultilineText | int | bool | None] = Field(default_factory=dict, max_length=50)
 
 
 @api.post("/contacts/{contact_id}/script", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
@@ -138,7 +139,7 @@ async def script_move(body: ScriptIn, request: Request, contact_id: int = Contac
 
 
 class NoteIn(BaseModel):
-    note: str = Field(max_length=4000)
+    note: MultilineText = Field(max_length=4000)
 
 
 @api.post("/contacts/{contact_id}/note", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
@@ -164,8 +165,8 @@ async def hang_up(request: Request, contact_id: int = ContactId, principal: Prin
 
 
 class DisposeIn(BaseModel):
-    disposition: str = Field(max_length=32)
-    note: str | None = Field(default=None, max_length=4000)
+    disposition: Text = Field(max_length=32)
+    note: MultilineText | None = Field(default=None, max_length=4000)
     callback_at: datetime | None = None
     callback_agent_only: bool = True
     dnc: bool = False

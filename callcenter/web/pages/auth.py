@@ -3,17 +3,20 @@ TLS); the login form itself carries a double-submit CSRF token."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import hmac
 import secrets
 
 import anyio.to_thread
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from callcenter.services.staff_sessions import LoginThrottled, StaffSessions
 from callcenter.web.deps import SESSION_COOKIE, client_ip, current_principal
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import LANG_COOKIE, LOGIN_CSRF_COOKIE, PagePrincipal, render, secure_cookie
+from callcenter.web.text import Text
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,8 +48,8 @@ async def login_page(request: Request) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login_submit(request: Request, username: str = Form(max_length=64), password: str = Form(max_length=256),
-                       csrf: str = Form(default="", max_length=100)) -> Response:
+async def login_submit(*, request: Request, username: Annotated[Text, Form(max_length=64)], password: Annotated[Text, Form(max_length=256)],
+                       csrf: Annotated[Text, Form(max_length=100)] = "") -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf):
         return _login_page(request, "login.expired", 403)
@@ -77,7 +80,7 @@ async def logout(request: Request, principal: PagePrincipal) -> Response:
 
 
 @router.get("/lang/{lang}")
-async def switch_lang(lang: str, request: Request) -> Response:
+async def switch_lang(lang: Annotated[Text, Path(max_length=16)], request: Request) -> Response:
     back = request.headers.get("referer", "/")
     target = back if back.startswith(str(request.base_url)) else "/"
     response = RedirectResponse(target, status_code=303)

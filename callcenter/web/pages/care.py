@@ -11,7 +11,7 @@ caller may not see. Cookie posts carry the CSRF token (form field ``csrf`` or he
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -25,6 +25,7 @@ from callcenter.care.regulatory import ANNUAL_SHARE_PERCENT, coverage
 from callcenter.care.rules import TOPICS
 from callcenter.care.subscriptions import SubscriptionService, UnknownTopic
 from callcenter.i18n import t
+from callcenter.services.access import ClientNotVisible, actor_for, may_read, staff_actor, visible_client
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client, Staff
@@ -33,6 +34,7 @@ from callcenter.store.models.desk import DeskContact
 from callcenter.web.deps import require_roles
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, render, roles, tz_of
+from callcenter.web.text import MultilineText, Text
 
 SUP = ("supervisor", "admin")
 STAFF = ("agent", "supervisor", "admin")
@@ -68,7 +70,7 @@ def _complaint_error(exc: ComplaintError) -> ApiError:
 def _visible_complaint(s: Session, principal: Principal, complaint_id: int) -> tuple[Complaint, Client]:
     row = s.execute(select(Complaint, Client).join(Client, Client.id == Complaint.client_id)
                     .where(Complaint.id == complaint_id)).one_or_none()
-    if row is None or not (principal.may_see_group(row[1].service_group_id) or row[0].owner_id == principal.staff_id):
+    if row is None or not (may_read(staff_actor(principal), row[1]) or row[0].owner_id == principal.staff_id):
         raise ApiError(404, "not_found")
     return row[0], row[1]
 
@@ -87,8 +89,9 @@ def _complaint_rows(s: Session, principal: Principal, now: datetime, status: str
     if status:
         stmt = stmt.where(Complaint.status == status)
     rows: list[dict[str, Any]] = []
+    actor = staff_actor(principal)
     for c, cl in s.execute(stmt.order_by(Complaint.id.desc()).limit(500)):
-        if principal.may_see_group(cl.service_group_id) or c.owner_id == principal.staff_id:
+        if may_read(actor, cl) or c.owner_id == principal.staff_id:
             rows.append({"c": c, "client": cl, "overdue": c.status in OPEN_STATUSES and c.due_at < now})
     names = _staff_names(s, {r["c"].owner_id for r in rows})
     for r in rows:
@@ -102,8 +105,8 @@ async def care_home(principal: Principal = roles(*SUP)) -> Response:
 
 
 @pages.get("/complaints", response_class=HTMLResponse)
-async def complaints_page(request: Request, principal: Principal = roles(*SUP),
-                          status: str = Query("", max_length=16)) -> Response:
+async def complaints_page(*, request: Request, principal: Principal = roles(*SUP),
+                          status: Annotated[Text, Query(max_length=16)] = "") -> Response:
     if status and status not in COMPLAINT_STATUSES:
         raise ApiError(422, "bad_status")
     now = _core(request).clock()
@@ -146,9 +149,9 @@ def _back(complaint_id: int) -> RedirectResponse:
 
 
 @pages.post("/complaints/{complaint_id}/move")
-async def move_complaint(request: Request, complaint_id: int = ComplaintId, principal: Principal = roles(*SUP),
-                         to_status: str = Form(max_length=16), note: str = Form("", max_length=2000),
-                         resolution: str = Form("", max_length=2000)) -> Response:
+async def move_complaint(*, request: Request, complaint_id: int = ComplaintId, principal: Principal = roles(*SUP),
+                         to_status: Annotated[Text, Form(max_length=16)], note: Annotated[MultilineText, Form(max_length=2000)] = "",
+                         resolution: Annotated[MultilineText, Form(max_length=2000)] = "") -> Response:
     current = await _check_visible(request, principal, complaint_id)
     if to_status not in TRANSITIONS.get(current, set()):
         raise ApiError(409, "bad_transition", message=t("care.errors.bad_transition", lang_of(request),
@@ -175,8 +178,8 @@ async def assign_complaint(request: Request, complaint_id: int = ComplaintId, pr
 
 
 @pages.post("/complaints/{complaint_id}/note")
-async def note_complaint(request: Request, complaint_id: int = ComplaintId, principal: Principal = roles(*SUP),
-                         text: str = Form(min_length=1, max_length=2000)) -> Response:
+async def note_complaint(*, request: Request, complaint_id: int = ComplaintId, principal: Principal = roles(*SUP),
+                         text: Annotated[MultilineText, Form(min_length=1, max_length=2000)]) -> Response:
     await _check_visible(request, principal, complaint_id)
     if not text.strip():
         raise ApiError(422, "empty_note")
@@ -202,10 +205,11 @@ async def callbacks_page(request: Request, principal: Principal = roles(*SUP),
 
     def load(s: Session) -> list[dict[str, Any]]:
         rows = []
+        actor = staff_actor(principal)
         for cb, cl in s.execute(select(CareCallback, Client).join(Client, Client.id == CareCallback.client_id)
                                 .where(CareCallback.status == "scheduled")
                                 .order_by(CareCallback.due_on, CareCallback.id).limit(500)):
-            if principal.may_see_group(cl.service_group_id):
+            if may_read(actor, cl):
                 state = "late" if cb.due_on < today else ("due_now" if cb.not_before <= today else "waiting")
                 rows.append({"cb": cb, "client": cl, "state": state})
         return rows
@@ -218,8 +222,8 @@ async def callbacks_page(request: Request, principal: Principal = roles(*SUP),
 # --- supervisor: the reminder plan (dry run) ------------------------------------------------------------
 
 @pages.get("/reminders", response_class=HTMLResponse)
-async def reminders_page(request: Request, principal: Principal = roles(*SUP),
-                         day: str = Query("", alias="date", max_length=10)) -> Response:
+async def reminders_page(*, request: Request, principal: Principal = roles(*SUP),
+                         day: Annotated[Text, Query(alias="date", max_length=10)] = "") -> Response:
     from callcenter.care.planner import plan_day
 
     core = _core(request)
@@ -237,16 +241,17 @@ async def reminders_page(request: Request, principal: Principal = roles(*SUP),
 # --- agent side: the client on screen --------------------------------------------------------------------
 
 def _visible_client(s: Session, principal: Principal, client_id: int) -> Client:
-    client = s.get(Client, client_id)
-    if client is None or not principal.may_see_group(client.service_group_id):
-        raise ApiError(404, "not_found")
-    return client
+    """The client on the agent's screen: their group's, or the client of a call routed to them (one access rule)."""
+    try:
+        return visible_client(s, actor_for(s, principal), client_id)
+    except ClientNotVisible:
+        raise ApiError(404, "not_found") from None
 
 
 class ComplaintIn(BaseModel):
     # pydantic expands the CATEGORIES tuple at runtime; mypy only accepts literal values here
     category: Literal[CATEGORIES]  # type: ignore[valid-type]
-    text: str = Field(min_length=1, max_length=4000)
+    text: MultilineText = Field(min_length=1, max_length=4000)
     contact_id: int | None = Field(default=None, ge=1, le=2**31 - 1)  # the call on screen, linked to the complaint
 
 
@@ -311,7 +316,7 @@ class PreferencesOut(BaseModel):
 
 
 class TopicIn(BaseModel):
-    topic: str = Field(max_length=24)
+    topic: Text = Field(max_length=24)
     enabled: bool
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
@@ -24,6 +24,7 @@ from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, parts_line, render, roles, tz_of
+from callcenter.web.text import Text
 
 router = APIRouter(prefix="/supervisor", include_in_schema=False)
 SUP = ("supervisor", "admin")
@@ -83,10 +84,10 @@ def _refused(request: Request, exc: dialer.DialerError) -> ApiError:
 
 
 @router.post("/campaigns")
-async def create_campaign(request: Request, principal: Principal = roles(*SUP), name: str = Form(max_length=128),
-                          kind: str = Form(max_length=16), script_id: str = Form(max_length=64),
-                          dial_mode: str = Form("progressive", max_length=12), window_start: str = Form("09:00", max_length=8),
-                          window_end: str = Form("20:00", max_length=8), days: str = Form("working", max_length=8),
+async def create_campaign(*, request: Request, principal: Principal = roles(*SUP), name: Annotated[Text, Form(max_length=128)],
+                          kind: Annotated[Text, Form(max_length=16)], script_id: Annotated[Text, Form(max_length=64)],
+                          dial_mode: Annotated[Text, Form(max_length=12)] = "progressive", window_start: Annotated[Text, Form(max_length=8)] = "09:00",
+                          window_end: Annotated[Text, Form(max_length=8)] = "20:00", days: Annotated[Text, Form(max_length=8)] = "working",
                           max_attempts: int = Form(3, ge=1, le=20), group_ids: list[int] = Form(default_factory=list)) -> Response:
     core = _core(request)
     fields = _fields(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts)
@@ -119,11 +120,11 @@ async def campaign_page(request: Request, campaign_id: int = Id, principal: Prin
 
 
 @router.post("/campaigns/{campaign_id}")
-async def edit_campaign(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
-                        name: str = Form(max_length=128), kind: str = Form(max_length=16),
-                        script_id: str = Form(max_length=64), dial_mode: str = Form("progressive", max_length=12),
-                        window_start: str = Form("09:00", max_length=8), window_end: str = Form("20:00", max_length=8),
-                        days: str = Form("working", max_length=8), max_attempts: int = Form(3, ge=1, le=20),
+async def edit_campaign(*, request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                        name: Annotated[Text, Form(max_length=128)], kind: Annotated[Text, Form(max_length=16)],
+                        script_id: Annotated[Text, Form(max_length=64)], dial_mode: Annotated[Text, Form(max_length=12)] = "progressive",
+                        window_start: Annotated[Text, Form(max_length=8)] = "09:00", window_end: Annotated[Text, Form(max_length=8)] = "20:00",
+                        days: Annotated[Text, Form(max_length=8)] = "working", max_attempts: int = Form(3, ge=1, le=20),
                         group_ids: list[int] = Form(default_factory=list)) -> Response:
     core = _core(request)
     fields = _fields(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts)
@@ -136,8 +137,8 @@ async def edit_campaign(request: Request, campaign_id: int = Id, principal: Prin
 
 
 @router.post("/campaigns/{campaign_id}/action")
-async def campaign_action(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
-                          action: str = Form(max_length=16)) -> Response:
+async def campaign_action(*, request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                          action: Annotated[Text, Form(max_length=16)]) -> Response:
     core = _core(request)
     if action not in ("start", "pause", "resume", "stop"):
         raise ApiError(422, "bad_action")
@@ -151,9 +152,9 @@ async def campaign_action(request: Request, campaign_id: int = Id, principal: Pr
 
 
 @router.post("/campaigns/{campaign_id}/schedule")
-async def add_schedule(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
-                       action: str = Form(max_length=16), kind: str = Form(max_length=16),
-                       at: str = Form("", max_length=32), hhmm: str = Form("09:30", max_length=5)) -> Response:
+async def add_schedule(*, request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                       action: Annotated[Text, Form(max_length=16)], kind: Annotated[Text, Form(max_length=16)],
+                       at: Annotated[Text, Form(max_length=32)] = "", hhmm: Annotated[Text, Form(max_length=5)] = "09:30") -> Response:
     sched = _scheduler(request)
     if sched is None:
         raise ApiError(503, "scheduler_off", message="scheduler not running")
@@ -178,8 +179,8 @@ async def add_schedule(request: Request, campaign_id: int = Id, principal: Princ
 
 
 @router.post("/campaigns/{campaign_id}/schedule/cancel")
-async def cancel_schedule(request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
-                          job_id: str = Form(max_length=191)) -> Response:
+async def cancel_schedule(*, request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                          job_id: Annotated[Text, Form(max_length=191)]) -> Response:
     sched = _scheduler(request)
     if sched is None:
         raise ApiError(503, "scheduler_off", message="scheduler not running")
@@ -231,9 +232,9 @@ def _range(request: Request, start: str | None, end: str | None) -> tuple[date, 
 
 
 @router.get("/reports", response_class=HTMLResponse)
-async def reports_page(request: Request, principal: Principal = roles(*SUP),
-                       by: str = Query("campaign", pattern="^(campaign|agent|day)$"),
-                       start: str | None = Query(None, max_length=10), end: str | None = Query(None, max_length=10)) -> Response:
+async def reports_page(*, request: Request, principal: Principal = roles(*SUP),
+                       by: Annotated[Text, Query(pattern="^(campaign|agent|day)$")] = "campaign",
+                       start: Annotated[Text | None, Query(max_length=10)] = None, end: Annotated[Text | None, Query(max_length=10)] = None) -> Response:
     first, last = _range(request, start, end)
     rows = await _db(request, lambda s: kpis.report(s, by, first, last, tz_of(request)))
     peak = max([int(r["attempts"]) for r in rows] + [1])
@@ -241,9 +242,9 @@ async def reports_page(request: Request, principal: Principal = roles(*SUP),
 
 
 @router.get("/reports.csv")
-async def reports_csv(request: Request, principal: Principal = roles(*SUP),
-                      by: str = Query("campaign", pattern="^(campaign|agent|day)$"),
-                      start: str | None = Query(None, max_length=10), end: str | None = Query(None, max_length=10)) -> Response:
+async def reports_csv(*, request: Request, principal: Principal = roles(*SUP),
+                      by: Annotated[Text, Query(pattern="^(campaign|agent|day)$")] = "campaign",
+                      start: Annotated[Text | None, Query(max_length=10)] = None, end: Annotated[Text | None, Query(max_length=10)] = None) -> Response:
     first, last = _range(request, start, end)
     rows = await _db(request, lambda s: kpis.report(s, by, first, last, tz_of(request)))
     out = io.StringIO()
@@ -270,8 +271,8 @@ def _month(request: Request, month: str | None) -> str:
 
 
 @router.get("/groups", response_class=HTMLResponse)
-async def groups_page(request: Request, principal: Principal = roles(*SUP),
-                      month: str | None = Query(None, max_length=7), assigned: int | None = Query(None, ge=0)) -> Response:
+async def groups_page(*, request: Request, principal: Principal = roles(*SUP),
+                      month: Annotated[Text | None, Query(max_length=7)] = None, assigned: int | None = Query(None, ge=0)) -> Response:
     m = _month(request, month)
     scope = None if principal.is_admin else principal.group_ids
     gs = await _db(request, lambda s: groups.list_groups(s, scope))
@@ -280,7 +281,7 @@ async def groups_page(request: Request, principal: Principal = roles(*SUP),
 
 
 @router.post("/groups/compute")
-async def compute_kpis(request: Request, principal: Principal = roles(*SUP), month: str = Form(max_length=7)) -> Response:
+async def compute_kpis(*, request: Request, principal: Principal = roles(*SUP), month: Annotated[Text, Form(max_length=7)]) -> Response:
     core = _core(request)
     m = _month(request, month)
     await anyio.to_thread.run_sync(lambda: kpis.compute_month(core.sessions, m, core.clock(), tz_of(request)))
@@ -288,8 +289,8 @@ async def compute_kpis(request: Request, principal: Principal = roles(*SUP), mon
 
 
 @router.post("/groups/assign")
-async def assign_clients(request: Request, principal: Principal = roles("admin", "supervisor"),
-                         month: str = Form(max_length=7)) -> Response:
+async def assign_clients(*, request: Request, principal: Principal = roles("admin", "supervisor"),
+                         month: Annotated[Text, Form(max_length=7)]) -> Response:
     if not principal.is_admin:
         raise ApiError(403, "forbidden")
     core = _core(request)

@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field
 from callcenter.services.staff_sessions import LoginThrottled, StaffSessions
 from callcenter.web.deps import CoreDep, PrincipalDep, client_ip, get_staff_sessions
 from callcenter.web.errors import ApiError
+from callcenter.web.text import Text
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    username: Text = Field(min_length=1, max_length=64)
+    password: Text = Field(min_length=1, max_length=256)
 
 
 class LoginOut(BaseModel):

@@ -1,4 +1,5 @@
-"""A client's accounts, balances and holdings. Every record opened is audit-logged; access is by service group."""
+"""A client's accounts, balances and holdings. Every record opened is audit-logged; who may open which client is
+the one access rule of ``callcenter.domain.access`` (service group; an agent's open call)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, Path
 
+from callcenter.services.access import ClientNotVisible, actor_for, visible_client
 from callcenter.services.clients import client_summary
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
-from callcenter.store.models import AuditLog, Client
+from callcenter.store.models import AuditLog
 from callcenter.web.deps import CoreDep, PrincipalDep
 from callcenter.web.errors import ApiError
 
@@ -22,9 +24,10 @@ def open_client(core: Any, principal: Principal, client_id: int, purpose: str) -
     Another group's client is reported as not found, so ids cannot be probed."""
 
     def work(s: Any) -> dict[str, object]:
-        client = s.get(Client, client_id)
-        if client is None or not principal.may_see_group(client.service_group_id):
-            raise ApiError(404, "not_found")
+        try:
+            client = visible_client(s, actor_for(s, principal), client_id)
+        except ClientNotVisible:
+            raise ApiError(404, "not_found") from None
         s.add(AuditLog(at=core.clock(), staff_id=principal.staff_id, action=purpose, client_id=client.id))
         return client_summary(s, client)
 

@@ -1,7 +1,9 @@
 // Agent screen: status bar timers, live call events over SSE, the call card fragment, JSON actions.
 (function () {
   "use strict";
-  const T = window.CC_TEXT || {};
+  // The screen's sentences: a JSON data block in the page (the Content-Security-Policy allows no inline script).
+  const textBlock = document.getElementById("cc-text");
+  const T = textBlock ? JSON.parse(textBlock.textContent) : {};
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const bar = document.getElementById("statusbar");
   const slot = document.getElementById("card-slot");

@@ -1,7 +1,9 @@
 // Wall board: a snapshot every second over SSE; numbers updated in place, no page reload.
 (function () {
   "use strict";
-  const T = window.CC_TEXT || {};
+  // The screen's sentences: a JSON data block in the page (the Content-Security-Policy allows no inline script).
+  const textBlock = document.getElementById("cc-text");
+  const T = textBlock ? JSON.parse(textBlock.textContent) : {};
   function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
   function cell(text, num) { const td = document.createElement("td"); td.textContent = text; if (num) td.className = "num"; return td; }
   function apply(w) {

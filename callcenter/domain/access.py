@@ -1,0 +1,84 @@
+"""Who may touch a client: the one rule behind every read of a client's record and every movement of its money.
+
+Pure: the caller (``callcenter.services.access``) builds the ``Actor`` from a staff session or an authenticated
+IVR call and looks up the client's service group; this module only decides.
+
+==============  =============================================  =================================================
+actor           reads a client's record                        moves a client's money
+==============  =============================================  =================================================
+agent           own service group, and the client of a call    never (the client moves it on the hotline, a
+                routed to them (an open desk contact)          supervisor through the API)
+supervisor      the groups they supervise                      the groups they supervise
+admin           every client (audit-logged)                    never: admins administer staff, campaigns and
+                                                               groups; client money is not theirs to move
+client (IVR)    only themself                                  only their own accounts
+back_office     every client                                   every client's (in-process tools only: the
+                                                               transfer benchmark and the tests; never built
+                                                               from a web request or a call)
+==============  =============================================  =================================================
+
+A refusal is reported as "not found" by every caller, so account numbers and client ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STAFF_ROLES = ("agent", "supervisor", "admin")
+
+
+@dataclass(frozen=True)
+class Actor:
+    role: str  # agent / supervisor / admin / client / back_office
+    staff_id: int | None = None
+    group_ids: frozenset[int] = frozenset()  # agent: own group; supervisor: supervised groups
+    contact_client_ids: frozenset[int] = frozenset()  # agent: clients of their open desk contacts
+    client_id: int | None = None  # client: the authenticated client
+    name: str = ""  # back_office: which tool
+
+    @classmethod
+    def staff(cls, role: str, staff_id: int, group_ids: frozenset[int] | set[int] = frozenset(),
+              contact_client_ids: frozenset[int] | set[int] = frozenset()) -> "Actor":
+        if role not in STAFF_ROLES:
+            raise ValueError(f"unknown staff role {role!r}")
+        return cls(role, staff_id, frozenset(group_ids), frozenset(contact_client_ids))
+
+    @classmethod
+    def client(cls, client_id: int) -> "Actor":
+        return cls("client", client_id=int(client_id))
+
+    @classmethod
+    def back_office(cls, name: str) -> "Actor":
+        return cls("back_office", name=name)
+
+    @property
+    def scope(self) -> str:
+        """The principal an idempotency key belongs to: the same key from another principal is another request."""
+        if self.role == "client":
+            return f"client:{self.client_id}"
+        if self.role == "back_office":
+            return f"back_office:{self.name}"
+        return f"staff:{self.staff_id}"
+
+
+def may_read_client(actor: Actor, client_id: int, group_id: int | None) -> bool:
+    if actor.role in ("admin", "back_office"):
+        return True
+    if actor.role == "client":
+        return actor.client_id is not None and actor.client_id == client_id
+    in_group = group_id is not None and group_id in actor.group_ids
+    if actor.role == "supervisor":
+        return in_group
+    if actor.role == "agent":
+        return in_group or client_id in actor.contact_client_ids
+    return False
+
+
+def may_move_money(actor: Actor, client_id: int, group_id: int | None) -> bool:
+    if actor.role == "back_office":
+        return True
+    if actor.role == "client":
+        return actor.client_id is not None and actor.client_id == client_id
+    if actor.role == "supervisor":
+        return group_id is not None and group_id in actor.group_ids
+    return False  # agents and admins never move client money
