@@ -24,7 +24,7 @@ from sqlalchemy import func, select, text
 from callcenter.bootstrap import App
 from callcenter.i18n import t
 from callcenter.store.db import run_in_transaction, transaction
-from callcenter.store.models import LoginFailure
+from callcenter.store.models.web import AuthThrottle
 from callcenter.store.models.care import Complaint
 from callcenter.store.models.dialer import Campaign
 from callcenter.web.app import create_app
@@ -56,7 +56,7 @@ def counts(core: App) -> tuple[int, int, int]:
     with transaction(core.sessions) as s:
         return (s.execute(select(func.count()).select_from(Complaint)).scalar_one(),
                 s.execute(select(func.count()).select_from(Campaign)).scalar_one(),
-                s.execute(select(func.count()).select_from(LoginFailure)).scalar_one())
+                s.execute(select(func.count()).select_from(AuthThrottle)).scalar_one())
 
 
 def test_nul_in_login_complaint_and_campaign_is_a_422_and_nothing_is_stored_or_logged(

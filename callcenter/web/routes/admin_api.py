@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from callcenter.web.text import MultilineText, Text
 from callcenter.bootstrap import App
 from callcenter.services.staff_sessions import Principal
 from callcenter.services.throttles import Scope, ThrottlePolicies, Throttles, UnlockRefused
@@ -26,8 +27,8 @@ def _throttles(core: App) -> Throttles:
 
 class UnlockIn(BaseModel):
     scope: Scope  # login_user | login_ip | ivr_account | ivr_caller
-    subject: str = Field(max_length=64)  # the username, IP address, fund account number or caller ID
-    reason: str = Field(min_length=1, max_length=500)
+    subject: Text = Field(max_length=64)  # the username, IP address, fund account number or caller ID
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 @router.get("/throttles", responses={401: {}, 403: {}})
