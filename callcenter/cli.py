@@ -35,6 +35,7 @@ def _register() -> None:
         ("demo", "callcenter.commands.demo"),
         ("custody", "callcenter.commands.custody"),
         ("bench", "callcenter.commands.bench"),
+        ("bank", "callcenter.bank.cli"),
     ]
     import importlib
 

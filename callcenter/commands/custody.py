@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import typer
 
 from callcenter.commands.common import make_core
@@ -10,10 +12,24 @@ app = typer.Typer(help="第三方存管 · custody ledger and reconciliation", n
 
 
 @app.command("reconcile")
-def reconcile_cmd() -> None:
-    """Compare our journal with the depository bank's books; settle transfers that died half-way."""
+def reconcile_cmd(
+    day: str = typer.Option("", help="business day whose bank statement is compared, YYYY-MM-DD (default: today)"),
+    grace_seconds: int = typer.Option(-1, help="leave pending transfers younger than this alone "
+                                      "(default: the reconcile_grace_seconds setting)"),
+) -> None:
+    """Compare our journal with the depository bank's statement; settle transfers that died half-way."""
+    try:
+        when = date.fromisoformat(day) if day else None
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--day") from None
     core = make_core()
-    report = core.transfers.reconcile()
+    try:
+        report = core.transfers.reconcile(day=when, grace=timedelta(seconds=grace_seconds) if grace_seconds >= 0 else None)
+    finally:
+        core.close()
+    typer.echo(f"business day {report.day}, bank at {core.settings.bank_url}")
+    for ref in report.in_flight:
+        typer.echo(f"in flight {ref} (pending for less than the grace period; left alone)")
     for ref in report.completed:
         typer.echo(f"completed {ref} (the bank had applied it)")
     for ref in report.voided:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from callcenter.adapters.bank_sim import BankFaults, SimulatedBank
+from callcenter.bank.faults import BankFaults
+from callcenter.bank.inprocess import InProcessBank
 from callcenter.bootstrap import App
 from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
 from callcenter.store.db import transaction
@@ -117,8 +118,12 @@ def test_bank_refusal_voids_the_debit(core: App) -> None:
     assert_sound(core)
 
 
+NOW = timedelta(0)  # reconcile with no grace period: nothing is in flight in these tests
+
+
 def _service_with(core: App, faults: BankFaults) -> TransferService:
-    bank = SimulatedBank(core.sessions, faults)
+    """A second engine process's transfer service, talking to the same bank whose faults are ``faults``."""
+    bank = InProcessBank(core.extras["bank_sim"].books, faults).client()  # type: ignore[attr-defined]
     return TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz, clock=core.clock)
 
 
@@ -126,19 +131,19 @@ def _service_with(core: App, faults: BankFaults) -> TransferService:
 def test_bank_timeout_leaves_pending_then_reconcile_posts_or_voids_exactly_once(core: App, when: str) -> None:
     _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
     before = assert_sound(core)
-    faults = BankFaults(timeout_before=lambda r: when == "before", timeout_after=lambda r: when == "after")
+    faults = BankFaults(rule=lambda r: f"timeout_{when}")  # type: ignore[arg-type,return-value]  # a Fault name
     service = _service_with(core, faults)
     out = service.transfer(cmd("t", "fund_to_bank", main, "100"))
     assert out.status == "pending"
     assert cash(core, main) == 900_00  # our debit stands while the bank's answer is unknown
-    report = core.transfers.reconcile()
+    report = core.transfers.reconcile(grace=NOW)
     if when == "after":  # the bank had applied it: complete
         assert report.completed == [out.reference] and cash(core, main, "bank") == 100_00
     else:  # the bank never saw it: void, and the bank will refuse the reference from now on
         assert report.voided == [out.reference] and cash(core, main) == 1_000_00
         assert core.bank.status(out.reference) == "cancelled"
     assert report.unresolved == []
-    assert core.transfers.reconcile().differences == 0  # nothing twice
+    assert core.transfers.reconcile(grace=NOW).differences == 0  # nothing twice
     assert assert_sound(core) == before
     final = core.transfers.transfer(cmd("t", "fund_to_bank", main, "100"))
     assert final.status == ("done" if when == "after" else "failed") and final.reference == out.reference
@@ -146,8 +151,8 @@ def test_bank_timeout_leaves_pending_then_reconcile_posts_or_voids_exactly_once(
 
 def test_retry_of_a_pending_transfer_resumes_it(core: App) -> None:
     _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
-    timeouts = iter([True, False])
-    service = _service_with(core, BankFaults(timeout_before=lambda r: next(timeouts)))
+    timeouts = iter(["timeout_before", None])
+    service = _service_with(core, BankFaults(rule=lambda r: next(timeouts)))  # type: ignore[arg-type]  # Fault names
     assert service.transfer(cmd("r", "fund_to_bank", main, "100")).status == "pending"
     assert service.transfer(cmd("r", "fund_to_bank", main, "100")).status == "done"
     with transaction(core.sessions) as s:
@@ -179,13 +184,14 @@ def test_property_money_is_conserved_and_each_accepted_transfer_appears_once(cor
     _, accounts = make_client(core, accounts=[(1_000_00, 2_000_00), (500_00, 300_00), (0, 100_00)])
     prefix = accounts[0]
     before = assert_sound(core)
-    service = _service_with(core, BankFaults())
+    bank_faults = BankFaults()
+    service = _service_with(core, bank_faults)
     seen: dict[str, TransferCommand] = {}
     done: set[str] = set()
     for kind, src, dst, amount, key_n, timeout in ops:
         key = f"{prefix}-{key_n}"
         request = cmd(key, kind, accounts[src], amount, to=accounts[dst] if kind == "fund_to_fund" else None)
-        service._bank.faults = BankFaults(timeout_after=lambda r, t=timeout: t)  # type: ignore[attr-defined]
+        bank_faults.rule = (lambda r: "timeout_after") if timeout else None
         if key in seen and seen[key] != request:
             with pytest.raises(IdempotencyConflict):
                 service.transfer(request)
@@ -195,7 +201,7 @@ def test_property_money_is_conserved_and_each_accepted_transfer_appears_once(cor
             seen.setdefault(key, request)
         if out.status == "done":
             done.add(out.reference)
-    core.transfers.reconcile()
+    core.transfers.reconcile(grace=NOW)
     assert assert_sound(core) == before  # conserved, and check_ledger proves no book negative
     with transaction(core.sessions) as s:
         rows = s.execute(select(Transfer).where(Transfer.idempotency_key.like(f"{prefix}-%"))).scalars().all()
@@ -218,9 +224,10 @@ def test_a_refused_bank_reference_never_applies_later(core: App) -> None:
     the second must not be applied after the balance has grown (our journal already says failed)."""
     _, (main,) = make_client(core, accounts=[(0, 0)])
     account = f"62{main[2:10]}00"
-    assert core.bank.debit("TWIN0000000001", account, 100_00).status == "rejected"
+    first = core.bank.debit("TWIN0000000001", account, 100_00)
+    assert (first.status, first.code) == ("rejected", "insufficient_funds")
     assert core.bank.credit("TOPUP000000001", account, 500_00).status == "applied"
-    assert core.bank.debit("TWIN0000000001", account, 100_00).status == "cancelled"
+    assert core.bank.debit("TWIN0000000001", account, 100_00) == first  # the first answer, again
     assert core.bank.balance(account) == 500_00
     assert core.bank.status("TWIN0000000001") == "cancelled"
-    assert "TWIN0000000001" not in core.bank.statement()
+    assert "TWIN0000000001" not in core.bank.statement(core.clock().date())
