@@ -231,3 +231,118 @@ def test_a_refused_bank_reference_never_applies_later(core: App) -> None:
     assert core.bank.balance(account) == 500_00
     assert core.bank.status("TWIN0000000001") == "cancelled"
     assert "TWIN0000000001" not in core.bank.statement(core.clock().date())
+
+
+# ---------------------------------------------------------------- reconcile during live transfers (finding 10)
+class StatementHook:
+    """The bank as reconcile sees it, with something happening around the moment the statement is drawn."""
+
+    def __init__(self, inner: object, before=None, after=None) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._before, self._after = inner, before, after
+
+    def statement(self, *args: object) -> object:
+        if self._before:
+            self._before()
+        result = self._inner.statement(*args)  # type: ignore[attr-defined]
+        if self._after:
+            self._after()
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def _live_transfer(core: App, command: TransferCommand):  # type: ignore[no-untyped-def]
+    """A transfer from another engine process, held right after the bank applied it (before we post it)."""
+    import threading
+
+    applied, release = threading.Event(), threading.Event()
+
+    def hold(reference: str) -> None:
+        applied.set()
+        assert release.wait(30)
+
+    bank = InProcessBank(core.extras["bank_sim"].books, on_applied=hold).client()  # type: ignore[attr-defined]
+    service = TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz,
+                              clock=core.clock)
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(service.transfer(command)))
+    return thread, applied, release, result
+
+
+def _reconciler(core: App, bank: object) -> TransferService:
+    return TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz,  # type: ignore[arg-type]
+                           clock=core.clock, reconcile_grace=timedelta(seconds=core.settings.reconcile_grace_seconds))
+
+
+def test_reconcile_leaves_a_transfer_the_bank_has_just_applied_alone(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 1_000_00)])
+    thread, applied, release, result = _live_transfer(core, cmd("live-1", "bank_to_fund", main, "100"))
+
+    def start_live() -> None:  # the live transfer reaches the bank just before the statement is drawn
+        thread.start()
+        assert applied.wait(30)
+
+    report = _reconciler(core, StatementHook(core.bank, before=start_live)).reconcile()
+    release.set()
+    thread.join(30)
+    assert report.unresolved == [] and report.voided == [] and report.completed == []
+    assert len(report.in_flight) == 1
+    assert result[0].status == "done" and report.in_flight == [result[0].reference]  # type: ignore[attr-defined]
+    assert core.transfers.reconcile(grace=NOW).differences == 0
+    assert cash(core, main) == 1_100_00 and assert_sound(core)
+
+
+def test_reconcile_does_not_count_a_transfer_completed_after_the_statement_was_drawn(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    thread, applied, release, result = _live_transfer(core, cmd("live-2", "fund_to_bank", main, "10"))
+    thread.start()
+    assert applied.wait(30)  # applied at the bank before the statement ...
+
+    def finish_live() -> None:  # ... and posted by us after it was drawn
+        release.set()
+        thread.join(30)
+
+    report = _reconciler(core, StatementHook(core.bank, after=finish_live)).reconcile()
+    assert result[0].status == "done"  # type: ignore[attr-defined]
+    assert report.unresolved == [] and report.differences == 0 and report.in_flight == [result[0].reference]  # type: ignore[attr-defined]
+
+
+def test_a_young_pending_transfer_is_left_for_its_retry_and_an_old_one_is_settled(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
+    young = flaky.transfer(cmd("young", "fund_to_bank", main, "100"))
+    assert young.status == "pending"
+    report = _reconciler(core, core.bank).reconcile()
+    assert report.in_flight == [young.reference] and report.voided == [] and report.unresolved == []
+    assert core.bank.status(young.reference) == "unknown"  # not cancelled behind the caller's back
+    assert core.transfers.transfer(cmd("young", "fund_to_bank", main, "100")).status == "done"  # the retry
+    stale = flaky.transfer(cmd("stale", "fund_to_bank", main, "100"))
+    clock.now += timedelta(seconds=core.settings.reconcile_grace_seconds + 1)
+    report = _reconciler(core, core.bank).reconcile()
+    assert report.voided == [stale.reference] and report.in_flight == [] and report.unresolved == []
+    assert cash(core, main) == 900_00 and assert_sound(core)
+
+
+def test_reconcile_matches_a_transfer_the_bank_applied_on_the_next_business_day(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
+    late = flaky.transfer(cmd("late", "fund_to_bank", main, "100"))
+    clock.now += timedelta(days=1)  # resumed the next day: the bank applies it on its next business day
+    assert core.transfers.transfer(cmd("late", "fund_to_bank", main, "100")).status == "done"
+    assert late.reference in core.bank.statement(clock.now.date())
+    for day in (clock.now.date() - timedelta(days=1), clock.now.date()):
+        report = core.transfers.reconcile(day=day, grace=NOW)
+        assert report.unresolved == [] and report.differences == 0, day
+
+
+def test_reconcile_reports_a_bank_that_does_not_answer(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
+    stuck = flaky.transfer(cmd("stuck", "fund_to_bank", main, "100"))
+    core.extras["bank_sim"].down = True  # type: ignore[attr-defined]
+    report = core.transfers.reconcile(grace=NOW)
+    assert any(stuck.reference in line and "did not answer" in line for line in report.unresolved)
+    assert any("statement" in line for line in report.unresolved)
+    core.extras["bank_sim"].restart()  # type: ignore[attr-defined]
+    assert core.transfers.reconcile(grace=NOW).voided == [stuck.reference]
