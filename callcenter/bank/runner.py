@@ -44,7 +44,7 @@ class BankProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the bank and wait until it answers ``/healthz``; BankStartError when it does not."""
-        cmd = [sys.executable, "-m", "callcenter.cli", "bank", "serve", "--parent-pid", str(os.getpid())]
+        cmd = [sys.executable, "-m", "callcenter.bank", "serve", "--parent-pid", str(os.getpid())]
         self._proc = subprocess.Popen(cmd, start_new_session=True)  # Ctrl-C reaches the engine, which stops it
         self.starts += 1
         deadline = time.monotonic() + timeout
