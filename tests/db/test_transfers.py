@@ -346,3 +346,16 @@ def test_reconcile_reports_a_bank_that_does_not_answer(core: App) -> None:
     assert any("statement" in line for line in report.unresolved)
     core.extras["bank_sim"].restart()  # type: ignore[attr-defined]
     assert core.transfers.reconcile(grace=NOW).voided == [stuck.reference]
+
+
+def test_a_bank_refusal_and_a_void_by_reconcile_are_explained_in_words(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 1_000_00)])
+    refusing = _service_with(core, BankFaults(refuse=1.0))
+    out = refusing.transfer(cmd("no", "bank_to_fund", main, "10"))
+    assert (out.status, out.error_code) == ("failed", "bank_refused") and out.message == "银行暂不受理该笔转账"
+    lost = _service_with(core, BankFaults(rule=lambda r: "timeout_before")).transfer(  # type: ignore[arg-type,return-value]  # a Fault name
+        cmd("lost", "fund_to_bank", main, "10"))
+    assert core.transfers.reconcile(grace=NOW).voided == [lost.reference]
+    final = core.transfers.transfer(cmd("lost", "fund_to_bank", main, "10"))
+    assert final.error_code == "bank_not_applied" and "资金已退回" in final.message
+    assert cash(core, main) == 1_000_00 and assert_sound(core)
