@@ -21,7 +21,10 @@ def serve_cmd(parent_pid: int = typer.Option(0, hidden=True, help="stop when thi
 
     configure_logging()
     settings = load_settings()
-    typer.echo(f"simulated bank: {settings.bank_url}  books: {settings.bank_database_url}")
+    from sqlalchemy.engine import make_url
+
+    books = make_url(settings.bank_database_url).render_as_string(hide_password=True)
+    typer.echo(f"simulated bank: {settings.bank_url}  books: {books}")
     try:
         asyncio.run(serve_bank(settings, parent_pid=parent_pid or None))
     except KeyboardInterrupt:

@@ -37,7 +37,10 @@ def run(clients: int = typer.Option(2000, help="demo clients to seed into an emp
     typer.echo(f"web: http://{s.web_host}:{s.web_port}/  (API docs at /docs)")
     typer.echo(f"FastAGI: agi://{s.agi_host}:{s.agi_port}/hotline   telephony: {s.telephony_backend}")
     if s.bank_simulator:
-        typer.echo(f"bank: {s.bank_url} (simulated depository bank, books in {s.bank_database_url})")
+        from sqlalchemy.engine import make_url
+
+        books = make_url(s.bank_database_url).render_as_string(hide_password=True)
+        typer.echo(f"bank: {s.bank_url} (simulated depository bank, books in {books})")
     print_demo_logins()
     _start(core)
 
