@@ -36,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/callcenter bench all
 
 clean-db:
-	rm -f var/callcenter.db var/callcenter.db-wal var/callcenter.db-shm
+	rm -f var/callcenter.db var/callcenter.db-wal var/callcenter.db-shm var/bank.db var/bank.db-wal var/bank.db-shm

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.adapters.bank_sim import SimulatedBank
+from callcenter.adapters.bank_http import HttpBank
 from callcenter.adapters.trading_calendar import TradingCalendar
 from callcenter.domain.custody import Limits
 from callcenter.services.bus import EventBus
@@ -42,6 +42,9 @@ class App:
 
     def close(self) -> None:
         self.engine.dispose()
+        close_bank = getattr(self.bank, "close", None)
+        if close_bank is not None:
+            close_bank()
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -64,9 +67,11 @@ def bootstrap(
     engine = engine or make_engine(settings.resolved_database_url())
     sessions = make_session_factory(engine)
     calendar = TradingCalendar(settings.market_closures)
-    bank = bank or SimulatedBank(sessions)
+    # The depository bank over its HTTP gateway protocol (the simulated bank runs as its own service).
+    bank = bank or HttpBank(settings.bank_url, timeout=settings.bank_timeout_seconds)
     transfers = TransferService(
-        sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint
+        sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint,
+        reconcile_grace=timedelta(seconds=settings.reconcile_grace_seconds),
     )
     app = App(settings, engine, sessions, calendar, bank, transfers, clock)
     from callcenter.services.auth import set_parameters

@@ -36,6 +36,7 @@ def _register() -> None:
         ("custody", "callcenter.commands.custody"),
         ("bench", "callcenter.commands.bench"),
         ("admin", "callcenter.commands.admin"),
+        ("bank", "callcenter.bank.cli"),
     ]
     import importlib
 

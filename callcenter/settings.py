@@ -114,6 +114,18 @@ class Settings(BaseSettings):
     ivr_backoff_base_s: float = Field(30.0, gt=0)
     ivr_backoff_max_s: float = Field(1800.0, gt=0)
     ivr_backoff_forget_minutes: int = Field(1440, ge=1)
+    # depository bank: the engine's gateway client, and the simulated bank (`callcenter bank serve`)
+    bank_url: str = "http://127.0.0.1:8010"  # where the engine reaches the bank gateway
+    bank_timeout_seconds: float = Field(5.0, gt=0, le=120)  # no answer within this: the outcome is unknown
+    bank_simulator: bool = True  # `callcenter run` / `serve` start the simulated bank at bank_url beside the engine
+    bank_database_url: str = "sqlite:///var/bank.db"  # the simulated bank's own books, never the engine's database
+    bank_fault_refuse_rate: float = Field(0.0, ge=0, le=1)  # share of transfers the bank refuses
+    bank_fault_timeout_before_rate: float = Field(0.0, ge=0, le=1)  # hang and drop before applying
+    bank_fault_timeout_after_rate: float = Field(0.0, ge=0, le=1)  # apply, then hang and drop the answer
+    bank_fault_down_rate: float = Field(0.0, ge=0, le=1)  # the bank process dies on the request
+    bank_fault_hang_seconds: float = Field(10.0, ge=0, le=600)  # how long a timed-out request hangs
+    bank_fault_seed: int = 0  # 0: a fresh random sequence; otherwise a repeatable one
+    reconcile_grace_seconds: int = Field(120, ge=0)  # reconcile leaves pending transfers younger than this alone
 
     @classmethod
     def settings_customise_sources(
@@ -200,6 +212,43 @@ class Settings(BaseSettings):
                 raise ValueError(f"{area}_backoff_forget_minutes must be at least {area}_backoff_max_s")
         return self
 
+    @field_validator("bank_url")
+    @classmethod
+    def _check_bank_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http://host:port")
+        return value
+
+    @field_validator("bank_database_url")
+    @classmethod
+    def _check_bank_db(cls, value: str) -> str:
+        return cls._check_db(value)
+
+    @model_validator(mode="after")
+    def _check_bank(self) -> "Settings":
+        faults = (self.bank_fault_refuse_rate + self.bank_fault_timeout_before_rate
+                  + self.bank_fault_timeout_after_rate + self.bank_fault_down_rate)
+        if faults > 1:
+            raise ValueError("the bank_fault_*_rate settings add up to more than 1")
+        if self.resolved_bank_database_url() == self.resolved_database_url():
+            raise ValueError("bank_database_url must not be the engine's database_url (the bank keeps its own books)")
+        return self
+
+    def resolved_bank_database_url(self) -> str:
+        """Like ``resolved_database_url``: a relative SQLite path is relative to ``home``."""
+        return self._resolve_sqlite(self.bank_database_url)
+
+    def _resolve_sqlite(self, url: str) -> str:
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rel = url[len(prefix):]
+            if rel and rel != ":memory:":
+                return prefix + str(self.path(Path(rel)))
+        return url
+
     @property
     def twilio_configured(self) -> bool:
         """True when webhooks can be verified: only then are the Twilio routes mounted."""
@@ -245,12 +294,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """A relative SQLite path is relative to ``home`` (default: the current directory), so ``make run`` in
         the checkout uses ``<checkout>/var/callcenter.db`` and an installed engine a ``var/`` where it runs."""
-        prefix = "sqlite:///"
-        if self.database_url.startswith(prefix) and not self.database_url.startswith(prefix + "/"):
-            rel = self.database_url[len(prefix):]
-            if rel and rel != ":memory:":
-                return prefix + str(self.path(Path(rel)))
-        return self.database_url
+        return self._resolve_sqlite(self.database_url)
 
 
 def load_settings(**overrides: Any) -> Settings:

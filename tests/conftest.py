@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from callcenter.bank.books import BankBooks
+from callcenter.bank.inprocess import InProcessBank
 from callcenter.bootstrap import App, bootstrap
 from callcenter.settings import load_settings
 from callcenter.store.db import make_engine
@@ -67,7 +69,22 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def core(db_url: str, clock: FixedClock) -> App:
-    app = bootstrap(load_settings(database_url=db_url), clock=clock)
+def bank_db_url(tmp_path: Path) -> str:
+    """The simulated bank's own database (never the engine's): an SQLite file beside the test's database."""
+    return f"sqlite:///{tmp_path / 'bank.db'}"
+
+
+@pytest.fixture
+def bank_sim(bank_db_url: str, clock: FixedClock) -> InProcessBank:
+    """The bank service in this process (its books, its protocol, through httpx.MockTransport), on the test clock."""
+    sim = InProcessBank(BankBooks.open(bank_db_url, clock=clock))
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def core(db_url: str, clock: FixedClock, bank_sim: InProcessBank) -> App:
+    app = bootstrap(load_settings(database_url=db_url), clock=clock, bank=bank_sim.client())
+    app.extras["bank_sim"] = bank_sim
     yield app
     app.close()

@@ -7,12 +7,11 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from callcenter.adapters.bank_sim import SimulatedBank
 from callcenter.bootstrap import App
 from callcenter.services.auth import hash_secret
 from callcenter.store.db import run_in_transaction
 from callcenter.store.ledger import open_books, post
-from callcenter.store.models import BankAccount, BankSimAccount, Client, FundAccount, ServiceGroup, Staff
+from callcenter.store.models import BankAccount, Client, FundAccount, ServiceGroup, Staff
 
 _seq = itertools.count(1)
 
@@ -20,9 +19,11 @@ _seq = itertools.count(1)
 def make_client(core: App, *, accounts: list[tuple[int, int]], group_id: int | None = None,
                 status: str = "active", locked: set[int] | frozenset[int] = frozenset(), pin: str | None = None) -> tuple[int, list[str]]:
     """A client with len(accounts) fund accounts; accounts[i] = (fund cash fen, bank cash fen); the first is main.
-    Returns (client id, fund account numbers)."""
+    Returns (client id, fund account numbers). The bank accounts are opened at the bank through its protocol."""
+    openings: list[tuple[str, int]] = []
 
     def work(s: Session) -> tuple[int, list[str]]:
+        openings.clear()
         n = next(_seq)
         client = Client(client_no=f"T{n:06d}", name=f"测试{n}", id_number_masked="310115********0012",
                         mobile=f"+86139{n:08d}", branch="测试营业部", status=status, opened_on=date(2020, 1, 1),
@@ -50,11 +51,13 @@ def make_client(core: App, *, accounts: list[tuple[int, int]], group_id: int | N
                 moves += [("bank", bank.id, bank_cash), ("equity", 0, -bank_cash)]
             if moves:
                 post(s, core.clock(), "opening", moves)
-            s.add(BankSimAccount(account_no=bank.account_no, balance_fen=bank_cash))
+            openings.append((bank.account_no, bank_cash))
             numbers.append(fund.account_no)
         return client.id, numbers
 
-    return run_in_transaction(core.sessions, work)
+    made = run_in_transaction(core.sessions, work)
+    core.bank.open_accounts(openings)  # type: ignore[attr-defined]  # the simulator's HttpBank
+    return made
 
 
 def make_staff(core: App, username: str, password: str, role: str, group_id: int | None = None,

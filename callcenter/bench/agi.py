@@ -83,7 +83,7 @@ def _store_core(database_url: str | None, callers: int) -> tuple[Any, list[tuple
     from callcenter.store.db import make_engine, run_in_transaction
     from callcenter.store.ledger import open_books, post
     from callcenter.store.migrate import upgrade
-    from callcenter.store.models import BankAccount, BankSimAccount, Base, Client, FundAccount
+    from callcenter.store.models import BankAccount, Base, Client, FundAccount
 
     tmp = None
     if database_url is None:
@@ -114,7 +114,6 @@ def _store_core(database_url: str | None, callers: int) -> tuple[Any, list[tuple
             s.flush()
             open_books(s, f)
             post(s, TRADING_MORNING, "bench opening", [("fund", f.id, 10**7), ("equity", 0, -10**7)])
-            s.add(BankSimAccount(account_no=bank.account_no, balance_fen=0))
             numbers.append(f.account_no)
         return numbers
 

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from callcenter.bank.books import BankBooks
+from callcenter.bank.inprocess import InProcessBank
 from callcenter.bootstrap import App, bootstrap
 from callcenter.domain.access import Actor
 from callcenter.services.transfers import TransferCommand
@@ -26,7 +28,6 @@ from callcenter.store.db import make_engine, run_in_transaction, transaction
 from callcenter.store.ledger import check_ledger, open_books, post
 from callcenter.store.models import (
     BankAccount,
-    BankSimAccount,
     Base,
     Client,
     FundAccount,
@@ -42,8 +43,11 @@ TRADING_MORNING = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)  # 10:30 Sh
 
 
 def _make_clients(core: App, n: int, tag: str) -> list[list[str]]:
+    openings: list[tuple[str, int]] = []
+
     def work(s: Session) -> list[list[str]]:
         out = []
+        openings.clear()
         for i in range(n):
             c = Client(client_no=f"B{tag}{i:05d}", name=f"压测{i}", id_number_masked="-", mobile=f"+86139{i:08d}",
                        branch="bench", opened_on=TRADING_MORNING.date())
@@ -62,12 +66,14 @@ def _make_clients(core: App, n: int, tag: str) -> list[list[str]]:
                 open_books(s, f)
                 post(s, TRADING_MORNING, "bench opening", [("fund", f.id, 10**9), ("bank", bank.id, 10**9),
                                                            ("equity", 0, -2 * 10**9)])
-                s.add(BankSimAccount(account_no=bank.account_no, balance_fen=10**9))
+                openings.append((bank.account_no, 10**9))
                 numbers.append(f.account_no)
             out.append(numbers)
         return out
 
-    return run_in_transaction(core.sessions, work)
+    made = run_in_transaction(core.sessions, work)
+    core.bank.open_accounts(openings)  # type: ignore[attr-defined]  # the in-process simulated bank
+    return made
 
 
 def _commands(clients: list[list[str]], count: int, tag: str, seed: int) -> list[TransferCommand]:
@@ -126,7 +132,12 @@ def run(transfers: int = 2000, clients: int = 20, workers: int = 1, database_url
     engine = make_engine(database_url, pool_size=max(workers, 5))
     upgrade(engine)
     Base.metadata.create_all(engine, checkfirst=True)
-    core = bootstrap(load_settings(database_url=database_url), engine=engine, clock=lambda: TRADING_MORNING)
+    # The bank: the bank service's protocol and books in this process (its own SQLite file), so the figure is
+    # the engine's and not the loopback network's.
+    bank_dir = tempfile.TemporaryDirectory(prefix="cc-bench-bank-")
+    bank = InProcessBank(BankBooks.open(f"sqlite:///{Path(bank_dir.name) / 'bank.db'}", clock=lambda: TRADING_MORNING))
+    core = bootstrap(load_settings(database_url=database_url), engine=engine, clock=lambda: TRADING_MORNING,
+                     bank=bank.client())
     try:
         tag = f"{int(time.time()) % 100000:05d}"
         accounts = _make_clients(core, clients, tag)
@@ -157,6 +168,8 @@ def run(transfers: int = 2000, clients: int = 20, workers: int = 1, database_url
         }
     finally:
         core.close()
+        bank.close()
+        bank_dir.cleanup()
         if tmp is not None:
             tmp.cleanup()
     table = Table(title=f"bench transfers · {figures['database']} · {transfers} transfers · {workers} worker(s)")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import typer
 
 from callcenter.commands.common import make_core
@@ -10,18 +12,35 @@ app = typer.Typer(help="第三方存管 · custody ledger and reconciliation", n
 
 
 @app.command("reconcile")
-def reconcile_cmd() -> None:
-    """Compare our journal with the depository bank's books; settle transfers that died half-way."""
+def reconcile_cmd(
+    day: list[str] = typer.Option([], "--day", help="business day whose bank statement is compared, YYYY-MM-DD; "
+                                  "repeat for several (default: today)"),
+    grace_seconds: int = typer.Option(-1, help="leave pending transfers younger than this alone "
+                                      "(default: the reconcile_grace_seconds setting)"),
+) -> None:
+    """Compare our journal with the depository bank's statement; settle transfers that died half-way."""
+    try:
+        days: list[date | None] = [date.fromisoformat(d) for d in day] or [None]
+    except ValueError:
+        raise typer.BadParameter("expected YYYY-MM-DD", param_hint="--day") from None
+    grace = timedelta(seconds=grace_seconds) if grace_seconds >= 0 else None
     core = make_core()
-    report = core.transfers.reconcile()
-    for ref in report.completed:
-        typer.echo(f"completed {ref} (the bank had applied it)")
-    for ref in report.voided:
-        typer.echo(f"voided    {ref} (the bank never applied it; money returned)")
-    for line in report.unresolved:
-        typer.echo(f"DIFFERENCE {line}")
-    typer.echo(f"{report.differences} differences, {len(report.unresolved)} needing a person")
-    raise typer.Exit(1 if report.unresolved else 0)
+    try:
+        reports = [core.transfers.reconcile(day=d, grace=grace) for d in days]
+    finally:
+        core.close()
+    for report in reports:
+        typer.echo(f"business day {report.day}, bank at {core.settings.bank_url}")
+        for ref in report.in_flight:
+            typer.echo(f"in flight {ref} (pending for less than the grace period; left alone)")
+        for ref in report.completed:
+            typer.echo(f"completed {ref} (the bank had applied it)")
+        for ref in report.voided:
+            typer.echo(f"voided    {ref} (the bank never applied it; money returned)")
+        for line in report.unresolved:
+            typer.echo(f"DIFFERENCE {line}")
+        typer.echo(f"{report.differences} differences, {len(report.unresolved)} needing a person")
+    raise typer.Exit(1 if any(r.unresolved for r in reports) else 0)
 
 
 @app.command("check")

@@ -3,8 +3,9 @@ from __future__ import annotations
 import typer
 
 from callcenter.commands.common import make_core
-from callcenter.demo.seed import (DEFAULT_RNG_SEED, DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN, seed,
-                                  staff_password)
+from callcenter.demo.seed import (DEFAULT_RNG_SEED, DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN,
+                                  open_demo_bank_accounts, seed, staff_password)
+from callcenter.services.ports import BankUnavailable
 
 app = typer.Typer(help="演示数据 · demo data", no_args_is_help=True)
 
@@ -27,6 +28,13 @@ def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000), rng_seed: in
     else:
         typer.echo(f"seeded {summary.clients} clients ({summary.closed} former, {summary.dormant} dormant), "
                    f"{summary.fund_accounts} fund accounts, {summary.staff} staff in {summary.groups} service groups")
+    if core.settings.bank_simulator:
+        try:  # the bank's side of the demo, through its protocol (absent accounts only)
+            opened, existing = open_demo_bank_accounts(core)
+            typer.echo(f"simulated bank at {core.settings.bank_url}: {opened} accounts opened, {existing} already there")
+        except BankUnavailable:
+            typer.echo(f"simulated bank not reachable at {core.settings.bank_url}: its accounts are opened when "
+                       "`callcenter run` starts it")
     print_demo_logins()
 
 

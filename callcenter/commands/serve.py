@@ -6,7 +6,7 @@ import typer
 
 from callcenter.commands.common import make_core
 from callcenter.commands.demo import print_demo_logins
-from callcenter.demo.seed import seed
+from callcenter.demo.seed import open_demo_bank_accounts, seed
 from callcenter.demo.seed_campaigns import seed_campaigns
 from callcenter.runtime import run_engine
 from callcenter.store.migrate import upgrade
@@ -22,17 +22,44 @@ def run(clients: int = typer.Option(2000, help="demo clients to seed into an emp
     """Migrate, seed demo data when the database is empty, print the demo logins, and start the engine."""
     core = make_core()
     upgrade(core.engine)
+    start_simulated_bank(core)
     summary = seed(core.sessions, clients=clients)
     if summary is not None:
         typer.echo(f"seeded demo brokerage: {summary.clients} clients, {summary.staff} staff")
+    if core.settings.bank_simulator:
+        opened, _ = open_demo_bank_accounts(core)
+        if opened:
+            typer.echo(f"opened {opened} demo accounts at the simulated bank")
     demo_campaigns = seed_campaigns(core)
     if demo_campaigns is not None:
         typer.echo("seeded demo campaigns: " + ", ".join(f"{k} ({n} leads)" for k, n in demo_campaigns.leads.items()))
     s = core.settings
     typer.echo(f"web: http://{s.web_host}:{s.web_port}/  (API docs at /docs)")
     typer.echo(f"FastAGI: agi://{s.agi_host}:{s.agi_port}/hotline   telephony: {s.telephony_backend}")
+    if s.bank_simulator:
+        from sqlalchemy.engine import make_url
+
+        books = make_url(s.bank_database_url).render_as_string(hide_password=True)
+        typer.echo(f"bank: {s.bank_url} (simulated depository bank, books in {books})")
     print_demo_logins()
     _start(core)
+
+
+def start_simulated_bank(core) -> None:
+    """Start the simulated bank's process before seeding (the seed opens accounts there); the engine's
+    "bank" part then keeps it running. Nothing when a real bank gateway is configured."""
+    from callcenter.bank.runner import BankProcess, BankStartError
+
+    if not core.settings.bank_simulator:
+        return
+    proc = BankProcess(core.settings)
+    try:
+        proc.start()
+    except BankStartError as exc:
+        core.close()
+        typer.echo(f"callcenter: {exc}", err=True)
+        raise typer.Exit(1) from None
+    core.extras["bank_process"] = proc
 
 
 def _start(core) -> None:
@@ -41,4 +68,7 @@ def _start(core) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        proc = core.extras.get("bank_process")
+        if proc is not None:
+            proc.stop()  # a BankProcess
         core.close()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +19,6 @@ from callcenter.demo import data
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import (
     BankAccount,
-    BankSimAccount,
     Client,
     FundAccount,
     Holding,
@@ -29,6 +29,9 @@ from callcenter.store.models import (
     ServiceGroup,
     Staff,
 )
+
+if TYPE_CHECKING:
+    from callcenter.bootstrap import App
 
 # The client named in the README: fund account and IVR PIN.
 DEMO_FUND_ACCOUNT = "310000000001"
@@ -206,7 +209,6 @@ def _open_books(s: Session, entry_id: int, equity: LedgerAccount, fund: FundAcco
     books = {kind: LedgerAccount(kind=kind, owner_id=fund.id, balance_fen=0) for kind in ("fund", "frozen", "transit")}
     books["bank"] = LedgerAccount(kind="bank", owner_id=bank.id, balance_fen=0)
     s.add_all(books.values())
-    s.add(BankSimAccount(account_no=bank.account_no, balance_fen=bank_cash))
     s.flush()
     for kind, amount in (("fund", cash), ("bank", bank_cash)):
         if amount:
@@ -252,3 +254,20 @@ def _staff(s: Session, rng: random.Random, summary: SeedSummary, pool: ThreadPoo
     s.flush()
     summary.logins = list(DEMO_LOGINS)
     return groups, staff
+
+
+def bank_openings(sessions: sessionmaker[Session]) -> list[tuple[str, int]]:
+    """Every client bank account with our mirror balance: what the simulated bank opens for the demo (through
+    its protocol, absent accounts only), so both sides start equal."""
+    return run_in_transaction(sessions, lambda s: [
+        (no, int(balance)) for no, balance in s.execute(
+            select(BankAccount.account_no, LedgerAccount.balance_fen)
+            .join(LedgerAccount, (LedgerAccount.kind == "bank") & (LedgerAccount.owner_id == BankAccount.id))
+            .order_by(BankAccount.id)
+        ).all()
+    ])
+
+
+def open_demo_bank_accounts(core: "App") -> tuple[int, int]:
+    """Open the demo's bank accounts at the simulated bank (``bank_simulator``); (opened, already there)."""
+    return core.bank.open_accounts(bank_openings(core.sessions))  # type: ignore[attr-defined]  # the simulator's HttpBank

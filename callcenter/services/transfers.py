@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -100,9 +100,11 @@ class TransferOutcome:
 
 @dataclass
 class ReconcileReport:
+    day: date | None = None  # the business day whose bank statement was compared
     completed: list[str] = field(default_factory=list)
     voided: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)  # differences the rules do not allow us to repair
+    in_flight: list[str] = field(default_factory=list)  # pending and younger than the grace period: left alone
 
     @property
     def differences(self) -> int:
@@ -120,6 +122,7 @@ class TransferService:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         checkpoint: Checkpoint = _no_checkpoint,
         lang: str = "zh-CN",
+        reconcile_grace: timedelta = timedelta(0),
     ) -> None:
         self._sessions = sessions
         self._bank = bank
@@ -129,6 +132,7 @@ class TransferService:
         self._clock = clock
         self._checkpoint = checkpoint
         self._lang = lang
+        self._reconcile_grace = reconcile_grace
         self._pg = dialect_name(sessions) == "postgresql"
 
     # ------------------------------------------------------------------ public
@@ -150,29 +154,59 @@ class TransferService:
             return outcome
         return self._resume(transfer_id)
 
-    def reconcile(self) -> ReconcileReport:
-        """Compare our journal with the bank's books; settle every pending transfer the rules allow."""
-        report = ReconcileReport()
-        pending = run_in_transaction(
-            self._sessions,
-            lambda s: [t.id for t in s.execute(select(Transfer).where(Transfer.status == "pending")).scalars()],
-        )
-        for transfer_id in pending:
-            ref, state = self._reconcile_one(transfer_id)
+    def reconcile(self, *, day: date | None = None, grace: timedelta | None = None) -> ReconcileReport:
+        """Compare our journal with the bank's statement of ``day`` (default: today); settle every pending
+        transfer the rules allow. Pending transfers younger than ``grace`` (default: the service's) are in
+        flight: a live request is still working on them, so they are neither settled nor counted as
+        differences."""
+        now = self._clock()
+        cutoff = now - (self._reconcile_grace if grace is None else grace)
+        day = day or now.astimezone(self._tz).date()
+        report = ReconcileReport(day=day)
+        pending = run_in_transaction(self._sessions, lambda s: s.execute(
+            select(Transfer.id, Transfer.reference, Transfer.created_at).where(Transfer.status == "pending")
+            .order_by(Transfer.id)).all())
+        for transfer_id, ref, created_at in pending:
+            if created_at > cutoff:
+                report.in_flight.append(ref)
+                continue
+            try:
+                state = self._reconcile_one(transfer_id)
+            except BankUnavailable as exc:
+                report.unresolved.append(f"{ref}: still pending, the bank did not answer ({exc})")
+                continue
             if state == "done":
                 report.completed.append(ref)
             elif state in ("voided", "failed"):
                 report.voided.append(ref)
-        statement = self._bank.statement()
-        ours = run_in_transaction(self._sessions, self._our_bank_side)
+        try:  # the statement first, then our journal: whatever the bank has applied is by then done or pending
+            statement = self._bank.statement(day)
+        except BankUnavailable as exc:
+            report.unresolved.append(f"statement of {day}: the bank did not answer ({exc})")
+            return report
+        ours = run_in_transaction(self._sessions, lambda s: self._our_bank_side(s, day))
         for ref, (account_no, amount) in sorted(statement.items()):
             mine = ours.get(ref)
             if mine is None:
-                report.unresolved.append(f"{ref}: applied at the bank ({amount} fen) but unknown to our journal")
+                other = run_in_transaction(self._sessions, lambda s: self._bank_side_of(s, ref))
+                if other is not None and other[0] == "done" and other[1:3] == (account_no, amount):
+                    continue  # done on our side with another trade date (resumed across midnight)
+                if other is not None and other[0] == "pending" and other[3] > cutoff:
+                    report.in_flight.append(ref)  # the bank answered; the request is posting it right now
+                    continue
+                report.unresolved.append(f"{ref}: applied at the bank ({amount} fen) but "
+                                         + ("unknown to our journal" if other is None else f"{other[0]} in our journal"))
             elif mine != (account_no, amount):
                 report.unresolved.append(f"{ref}: bank has {amount} fen, our journal {mine[1]} fen")
         for ref in sorted(set(ours) - set(statement)):
+            try:  # applied after the statement was drawn, or on another business day
+                record = self._bank.query(ref)
+            except BankUnavailable:
+                record = None
+            if record is not None and record.status == "applied" and (record.account_no, record.amount_fen) == ours[ref]:
+                continue
             report.unresolved.append(f"{ref}: done in our journal but not applied at the bank")
+        report.in_flight = sorted(set(report.in_flight))
         return report
 
     # ------------------------------------------------------------------ steps
@@ -327,22 +361,34 @@ class TransferService:
             return TransferOutcome.from_json(tr.response_json)
         return self._outcome(tr)
 
-    def _reconcile_one(self, transfer_id: int) -> tuple[str, str]:
+    def _reconcile_one(self, transfer_id: int) -> str:
         ref = run_in_transaction(self._sessions, lambda s: s.get_one(Transfer, transfer_id).reference)
         state = self._bank.status(ref)
         if state == "unknown":
             state = self._bank.cancel(ref)  # from now on the bank refuses this reference
         answer = BankAnswer("applied") if state == "applied" else BankAnswer("cancelled", "not_applied")
         outcome = run_in_transaction(self._sessions, lambda s: self._settle(s, transfer_id, answer))
-        return ref, outcome.status if outcome.status == "done" else "voided"
+        return outcome.status if outcome.status == "done" else "voided"
 
-    def _our_bank_side(self, s: Session) -> dict[str, tuple[str, int]]:
+    def _our_bank_side(self, s: Session, day: date) -> dict[str, tuple[str, int]]:
         rows = s.execute(
             select(Transfer.reference, Transfer.kind, Transfer.amount_fen, BankAccount.account_no)
             .join(BankAccount, BankAccount.id == Transfer.bank_account_id)
-            .where(Transfer.status == "done", Transfer.kind != "fund_to_fund")
+            .where(Transfer.status == "done", Transfer.kind != "fund_to_fund", Transfer.trade_date == day)
         ).all()
         return {ref: (acct, amount if kind == "fund_to_bank" else -amount) for ref, kind, amount, acct in rows}
+
+    def _bank_side_of(self, s: Session, reference: str) -> tuple[str, str, int, datetime] | None:
+        """(status, bank account, signed amount, created) of our transfer with ``reference``, any day."""
+        row = s.execute(
+            select(Transfer.status, Transfer.kind, Transfer.amount_fen, BankAccount.account_no, Transfer.created_at)
+            .join(BankAccount, BankAccount.id == Transfer.bank_account_id)
+            .where(Transfer.reference == reference)
+        ).first()
+        if row is None:
+            return None
+        status, kind, amount, account_no, created = row
+        return status, account_no, amount if kind == "fund_to_bank" else -amount, created
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

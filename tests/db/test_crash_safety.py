@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ from tests.factories import make_client
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_child(core: App, url: str, point: str, key: str, kind: str, account: str, amount: str,
+def run_child(core: App, url: str, bank_url: str, point: str, key: str, kind: str, account: str, amount: str,
               to: str | None = None) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "tests.db.crash_worker", url, point, core.clock().isoformat(), key, kind, account, amount]
+    args = [sys.executable, "-m", "tests.db.crash_worker", url, bank_url, point, core.clock().isoformat(), key, kind,
+            account, amount]
     if to:
         args.append(to)
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -56,16 +58,17 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("then", ["retry", "reconcile"])
 @pytest.mark.parametrize(("point", "kind"), CASES)
-def test_killed_transfer_is_applied_exactly_once(core: App, db_url: str, point: str, kind: str, then: str) -> None:
+def test_killed_transfer_is_applied_exactly_once(core: App, db_url: str, bank_db_url: str, point: str, kind: str,
+                                                then: str) -> None:
     _, (main, aux) = make_client(core, accounts=[(1_000_00, 1_000_00), (0, 0)])
     problems, before = ledger(core)
     key = f"crash-{point}-{kind}-{then}"
     to = aux if kind == "fund_to_fund" else None
-    child = run_child(core, db_url, point, key, kind, main, "123.45", to)
+    child = run_child(core, db_url, bank_db_url, point, key, kind, main, "123.45", to)
     assert child.returncode == KILLED, child.stderr[-2000:]
 
     if then == "reconcile":
-        report = core.transfers.reconcile()
+        report = core.transfers.reconcile(grace=timedelta(0))  # the child is dead: nothing is in flight
         assert report.unresolved == []
         # after reconcile nothing is pending, and a retry only reads the settled answer
     retried = core.transfers.transfer(TransferCommand(idempotency_key=key, kind=kind, fund_account_no=main,
@@ -83,7 +86,7 @@ def test_killed_transfer_is_applied_exactly_once(core: App, db_url: str, point: 
         assert then == "reconcile" and point in ("after_commit", "before_commit")
     problems, after = ledger(core)
     assert problems == [] and after == before
-    assert core.transfers.reconcile().differences == 0
+    assert core.transfers.reconcile(grace=timedelta(0)).differences == 0
     # the bank agrees with us
-    applied = core.bank.statement()
+    applied = core.bank.statement(core.clock().date())
     assert (row.reference in applied) == (row.status == "done" and kind != "fund_to_fund")

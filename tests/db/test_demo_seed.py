@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from callcenter.bootstrap import App
 from callcenter.demo import data
-from callcenter.demo.seed import DEMO_FUND_ACCOUNT, DEMO_PIN, seed
+from callcenter.demo.seed import DEMO_FUND_ACCOUNT, DEMO_PIN, bank_openings, open_demo_bank_accounts, seed
 from callcenter.store.db import transaction
 from callcenter.store.ledger import check_ledger
 from callcenter.store.models import Client, FundAccount, Holding, ServiceGroup, Staff
@@ -52,6 +52,11 @@ def test_demo_seed(core: App) -> None:
             assert 2 <= len(members) <= 3 and any(m.back_office for m in members)
         assert check_ledger(s).ok
     assert core.ivr.authenticate(DEMO_FUND_ACCOUNT, DEMO_PIN, "", "demo").outcome == "ok"
+    # the bank's side of the demo is opened at the bank, through its protocol, equal to our mirror books
+    openings = bank_openings(core.sessions)
+    assert open_demo_bank_accounts(core) == (len(openings), 0)
+    assert open_demo_bank_accounts(core) == (0, len(openings))  # again: nothing changes
+    assert core.bank.accounts() == dict(openings)  # type: ignore[attr-defined]
 
 
 def test_demo_clients_have_distinct_pins_and_staff_distinct_passwords(core: App) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from callcenter.adapters.bank_sim import BankFaults, SimulatedBank
+from callcenter.bank.faults import BankFaults
+from callcenter.bank.inprocess import InProcessBank
 from callcenter.bootstrap import App
 from callcenter.domain.access import Actor
 from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
@@ -122,8 +123,12 @@ def test_bank_refusal_voids_the_debit(core: App) -> None:
     assert_sound(core)
 
 
+NOW = timedelta(0)  # reconcile with no grace period: nothing is in flight in these tests
+
+
 def _service_with(core: App, faults: BankFaults) -> TransferService:
-    bank = SimulatedBank(core.sessions, faults)
+    """A second engine process's transfer service, talking to the same bank whose faults are ``faults``."""
+    bank = InProcessBank(core.extras["bank_sim"].books, faults).client()  # type: ignore[attr-defined]
     return TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz, clock=core.clock)
 
 
@@ -131,19 +136,19 @@ def _service_with(core: App, faults: BankFaults) -> TransferService:
 def test_bank_timeout_leaves_pending_then_reconcile_posts_or_voids_exactly_once(core: App, when: str) -> None:
     _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
     before = assert_sound(core)
-    faults = BankFaults(timeout_before=lambda r: when == "before", timeout_after=lambda r: when == "after")
+    faults = BankFaults(rule=lambda r: f"timeout_{when}")  # type: ignore[arg-type,return-value]  # a Fault name
     service = _service_with(core, faults)
     out = service.transfer(cmd("t", "fund_to_bank", main, "100"))
     assert out.status == "pending"
     assert cash(core, main) == 900_00  # our debit stands while the bank's answer is unknown
-    report = core.transfers.reconcile()
+    report = core.transfers.reconcile(grace=NOW)
     if when == "after":  # the bank had applied it: complete
         assert report.completed == [out.reference] and cash(core, main, "bank") == 100_00
     else:  # the bank never saw it: void, and the bank will refuse the reference from now on
         assert report.voided == [out.reference] and cash(core, main) == 1_000_00
         assert core.bank.status(out.reference) == "cancelled"
     assert report.unresolved == []
-    assert core.transfers.reconcile().differences == 0  # nothing twice
+    assert core.transfers.reconcile(grace=NOW).differences == 0  # nothing twice
     assert assert_sound(core) == before
     final = core.transfers.transfer(cmd("t", "fund_to_bank", main, "100"))
     assert final.status == ("done" if when == "after" else "failed") and final.reference == out.reference
@@ -151,8 +156,8 @@ def test_bank_timeout_leaves_pending_then_reconcile_posts_or_voids_exactly_once(
 
 def test_retry_of_a_pending_transfer_resumes_it(core: App) -> None:
     _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
-    timeouts = iter([True, False])
-    service = _service_with(core, BankFaults(timeout_before=lambda r: next(timeouts)))
+    timeouts = iter(["timeout_before", None])
+    service = _service_with(core, BankFaults(rule=lambda r: next(timeouts)))  # type: ignore[arg-type]  # Fault names
     assert service.transfer(cmd("r", "fund_to_bank", main, "100")).status == "pending"
     assert service.transfer(cmd("r", "fund_to_bank", main, "100")).status == "done"
     with transaction(core.sessions) as s:
@@ -184,13 +189,14 @@ def test_property_money_is_conserved_and_each_accepted_transfer_appears_once(cor
     _, accounts = make_client(core, accounts=[(1_000_00, 2_000_00), (500_00, 300_00), (0, 100_00)])
     prefix = accounts[0]
     before = assert_sound(core)
-    service = _service_with(core, BankFaults())
+    bank_faults = BankFaults()
+    service = _service_with(core, bank_faults)
     seen: dict[str, TransferCommand] = {}
     done: set[str] = set()
     for kind, src, dst, amount, key_n, timeout in ops:
         key = f"{prefix}-{key_n}"
         request = cmd(key, kind, accounts[src], amount, to=accounts[dst] if kind == "fund_to_fund" else None)
-        service._bank.faults = BankFaults(timeout_after=lambda r, t=timeout: t)  # type: ignore[attr-defined]
+        bank_faults.rule = (lambda r: "timeout_after") if timeout else None
         if key in seen and seen[key] != request:
             with pytest.raises(IdempotencyConflict):
                 service.transfer(request)
@@ -200,7 +206,7 @@ def test_property_money_is_conserved_and_each_accepted_transfer_appears_once(cor
             seen.setdefault(key, request)
         if out.status == "done":
             done.add(out.reference)
-    core.transfers.reconcile()
+    core.transfers.reconcile(grace=NOW)
     assert assert_sound(core) == before  # conserved, and check_ledger proves no book negative
     with transaction(core.sessions) as s:
         rows = s.execute(select(Transfer).where(Transfer.idempotency_key.like(f"{prefix}-%"))).scalars().all()
@@ -223,9 +229,138 @@ def test_a_refused_bank_reference_never_applies_later(core: App) -> None:
     the second must not be applied after the balance has grown (our journal already says failed)."""
     _, (main,) = make_client(core, accounts=[(0, 0)])
     account = f"62{main[2:10]}00"
-    assert core.bank.debit("TWIN0000000001", account, 100_00).status == "rejected"
+    first = core.bank.debit("TWIN0000000001", account, 100_00)
+    assert (first.status, first.code) == ("rejected", "insufficient_funds")
     assert core.bank.credit("TOPUP000000001", account, 500_00).status == "applied"
-    assert core.bank.debit("TWIN0000000001", account, 100_00).status == "cancelled"
+    assert core.bank.debit("TWIN0000000001", account, 100_00) == first  # the first answer, again
     assert core.bank.balance(account) == 500_00
     assert core.bank.status("TWIN0000000001") == "cancelled"
-    assert "TWIN0000000001" not in core.bank.statement()
+    assert "TWIN0000000001" not in core.bank.statement(core.clock().date())
+
+
+# ---------------------------------------------------------------- reconcile during live transfers (finding 10)
+class StatementHook:
+    """The bank as reconcile sees it, with something happening around the moment the statement is drawn."""
+
+    def __init__(self, inner: object, before=None, after=None) -> None:  # type: ignore[no-untyped-def]
+        self._inner, self._before, self._after = inner, before, after
+
+    def statement(self, *args: object) -> object:
+        if self._before:
+            self._before()
+        result = self._inner.statement(*args)  # type: ignore[attr-defined]
+        if self._after:
+            self._after()
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def _live_transfer(core: App, command: TransferCommand):  # type: ignore[no-untyped-def]
+    """A transfer from another engine process, held right after the bank applied it (before we post it)."""
+    import threading
+
+    applied, release = threading.Event(), threading.Event()
+
+    def hold(reference: str) -> None:
+        applied.set()
+        assert release.wait(30)
+
+    bank = InProcessBank(core.extras["bank_sim"].books, on_applied=hold).client()  # type: ignore[attr-defined]
+    service = TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz,
+                              clock=core.clock)
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(service.transfer(command)))
+    return thread, applied, release, result
+
+
+def _reconciler(core: App, bank: object) -> TransferService:
+    return TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz,  # type: ignore[arg-type]
+                           clock=core.clock, reconcile_grace=timedelta(seconds=core.settings.reconcile_grace_seconds))
+
+
+def test_reconcile_leaves_a_transfer_the_bank_has_just_applied_alone(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 1_000_00)])
+    thread, applied, release, result = _live_transfer(core, cmd("live-1", "bank_to_fund", main, "100"))
+
+    def start_live() -> None:  # the live transfer reaches the bank just before the statement is drawn
+        thread.start()
+        assert applied.wait(30)
+
+    report = _reconciler(core, StatementHook(core.bank, before=start_live)).reconcile()
+    release.set()
+    thread.join(30)
+    assert report.unresolved == [] and report.voided == [] and report.completed == []
+    assert len(report.in_flight) == 1
+    assert result[0].status == "done" and report.in_flight == [result[0].reference]  # type: ignore[attr-defined]
+    assert core.transfers.reconcile(grace=NOW).differences == 0
+    assert cash(core, main) == 1_100_00 and assert_sound(core)
+
+
+def test_reconcile_does_not_count_a_transfer_completed_after_the_statement_was_drawn(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    thread, applied, release, result = _live_transfer(core, cmd("live-2", "fund_to_bank", main, "10"))
+    thread.start()
+    assert applied.wait(30)  # applied at the bank before the statement ...
+
+    def finish_live() -> None:  # ... and posted by us after it was drawn
+        release.set()
+        thread.join(30)
+
+    report = _reconciler(core, StatementHook(core.bank, after=finish_live)).reconcile()
+    assert result[0].status == "done"  # type: ignore[attr-defined]
+    assert report.unresolved == [] and report.differences == 0 and report.in_flight == [result[0].reference]  # type: ignore[attr-defined]
+
+
+def test_a_young_pending_transfer_is_left_for_its_retry_and_an_old_one_is_settled(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
+    young = flaky.transfer(cmd("young", "fund_to_bank", main, "100"))
+    assert young.status == "pending"
+    report = _reconciler(core, core.bank).reconcile()
+    assert report.in_flight == [young.reference] and report.voided == [] and report.unresolved == []
+    assert core.bank.status(young.reference) == "unknown"  # not cancelled behind the caller's back
+    assert core.transfers.transfer(cmd("young", "fund_to_bank", main, "100")).status == "done"  # the retry
+    stale = flaky.transfer(cmd("stale", "fund_to_bank", main, "100"))
+    clock.now += timedelta(seconds=core.settings.reconcile_grace_seconds + 1)
+    report = _reconciler(core, core.bank).reconcile()
+    assert report.voided == [stale.reference] and report.in_flight == [] and report.unresolved == []
+    assert cash(core, main) == 900_00 and assert_sound(core)
+
+
+def test_reconcile_matches_a_transfer_the_bank_applied_on_the_next_business_day(core: App, clock) -> None:  # type: ignore[no-untyped-def]
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
+    late = flaky.transfer(cmd("late", "fund_to_bank", main, "100"))
+    clock.now += timedelta(days=1)  # resumed the next day: the bank applies it on its next business day
+    assert core.transfers.transfer(cmd("late", "fund_to_bank", main, "100")).status == "done"
+    assert late.reference in core.bank.statement(clock.now.date())
+    for day in (clock.now.date() - timedelta(days=1), clock.now.date()):
+        report = core.transfers.reconcile(day=day, grace=NOW)
+        assert report.unresolved == [] and report.differences == 0, day
+
+
+def test_reconcile_reports_a_bank_that_does_not_answer(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
+    flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
+    stuck = flaky.transfer(cmd("stuck", "fund_to_bank", main, "100"))
+    core.extras["bank_sim"].down = True  # type: ignore[attr-defined]
+    report = core.transfers.reconcile(grace=NOW)
+    assert any(stuck.reference in line and "did not answer" in line for line in report.unresolved)
+    assert any("statement" in line for line in report.unresolved)
+    core.extras["bank_sim"].restart()  # type: ignore[attr-defined]
+    assert core.transfers.reconcile(grace=NOW).voided == [stuck.reference]
+
+
+def test_a_bank_refusal_and_a_void_by_reconcile_are_explained_in_words(core: App) -> None:
+    _, (main,) = make_client(core, accounts=[(1_000_00, 1_000_00)])
+    refusing = _service_with(core, BankFaults(refuse=1.0))
+    out = refusing.transfer(cmd("no", "bank_to_fund", main, "10"))
+    assert (out.status, out.error_code) == ("failed", "bank_refused") and out.message == "银行暂不受理该笔转账"
+    lost = _service_with(core, BankFaults(rule=lambda r: "timeout_before")).transfer(  # type: ignore[arg-type,return-value]  # a Fault name
+        cmd("lost", "fund_to_bank", main, "10"))
+    assert core.transfers.reconcile(grace=NOW).voided == [lost.reference]
+    final = core.transfers.transfer(cmd("lost", "fund_to_bank", main, "10"))
+    assert final.error_code == "bank_not_applied" and "资金已退回" in final.message
+    assert cash(core, main) == 1_000_00 and assert_sound(core)

@@ -38,9 +38,10 @@ def test_first_readme_command_runs_the_engine_from_a_clean_clone(tmp_path: Path)
     assert command == "make run"
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
-    web, agi = free_port(), free_port()
+    web, agi, bank = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CALLCENTER_", "VIRTUAL_ENV", "PYTEST"))}
-    env.update({"CALLCENTER_WEB_PORT": str(web), "CALLCENTER_AGI_PORT": str(agi), "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update({"CALLCENTER_WEB_PORT": str(web), "CALLCENTER_AGI_PORT": str(agi), "PYTHONDONTWRITEBYTECODE": "1",
+                "CALLCENTER_BANK_URL": f"http://127.0.0.1:{bank}"})
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(command, shell=True, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -61,6 +62,11 @@ def test_first_readme_command_runs_the_engine_from_a_clean_clone(tmp_path: Path)
         with socket.create_connection(("127.0.0.1", agi), timeout=5):
             pass  # the FastAGI server listens too
         assert (clone / "var" / "callcenter.db").exists()
+        # the simulated bank runs beside the engine, as its own process with its own books
+        assert httpx.get(f"http://127.0.0.1:{bank}/healthz", timeout=5).status_code == 200
+        assert (clone / "var" / "bank.db").exists()
+        demo = httpx.get(f"http://127.0.0.1:{bank}/v1/sim/accounts", timeout=30).json()["accounts"]
+        assert len(demo) >= 2000 and all(a["balance_fen"] >= 0 for a in demo)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)

@@ -56,8 +56,9 @@ def test_default_settings_mount_no_twilio_routes_and_a_forged_call_moves_nothing
 
 
 @pytest.mark.db
-def test_with_a_token_the_empty_key_signature_is_refused(db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
-    core = bootstrap(load_settings(database_url=db_url, twilio_auth_token="configured-token-0123456789"), clock=clock)
+def test_with_a_token_the_empty_key_signature_is_refused(db_url: str, clock, bank_sim) -> None:  # type: ignore[no-untyped-def]
+    core = bootstrap(load_settings(database_url=db_url, twilio_auth_token="configured-token-0123456789"), clock=clock,
+                     bank=bank_sim.client())
     try:
         _, accounts = make_client(core, accounts=[(10_000_00, 10_000_00), (0, 0)], pin="135790")
         api = TestClient(create_app(core), raise_server_exceptions=False)

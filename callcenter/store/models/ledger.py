@@ -1,4 +1,5 @@
-"""The money ledger: double-entry postings, transfers with idempotency keys, and the simulated bank's own books."""
+"""The money ledger: double-entry postings and transfers with idempotency keys. (The simulated bank keeps its
+books in its own database: ``callcenter/bank``.)"""
 
 from __future__ import annotations
 
@@ -91,23 +92,3 @@ class Transfer(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     response_json: Mapped[str] = mapped_column(Text, default="")  # the stored answer, given again for the same key
-
-
-class BankSimAccount(Base):
-    """The simulated depository bank's own books (an outside system: it shares the database only for convenience)."""
-
-    __tablename__ = "bank_sim_accounts"
-
-    account_no: Mapped[str] = mapped_column(String(32), primary_key=True)
-    balance_fen: Mapped[int] = mapped_column(Fen, default=0)
-
-
-class BankSimTxn(Base):
-    __tablename__ = "bank_sim_txns"
-    __table_args__ = (CheckConstraint("status in ('applied','cancelled')", name="status"),)
-
-    reference: Mapped[str] = mapped_column(String(24), primary_key=True)
-    account_no: Mapped[str] = mapped_column(String(32))
-    amount_fen: Mapped[int] = mapped_column(Fen)  # + credit to the client's bank account, - debit
-    status: Mapped[str] = mapped_column(String(10))
-    at: Mapped[datetime] = mapped_column(UtcDateTime)
