@@ -1,7 +1,7 @@
 """The outbound dialler engine: drives a ``Telephony`` port, one pacer per running campaign, and the records.
 
 Per running campaign: ask the pacer how many calls to place (``calls_to_place``), claim that many
-leads from the hopper, create their ``Attempt`` rows and originate them with ``call_id = str(attempt.id)``.
+leads from the hopper, create their ``Attempt`` rows and originate them with ``call_id = attempt_call_id(attempt.id)`` (``telephony/variables.py``).
 Port events become attempt records: an answered human goes to the longest-idle ready agent of the
 campaign (``ready -> reserved -> talking``); with nobody free within ``abandon_after_s`` (2 s) the
 call hears the safe-harbour prompt and is recorded ``abandoned``; a machine is hung up on (or left a
@@ -555,7 +555,7 @@ class DialerEngine:
                                     lease=self.lease):
                 attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode=campaign.dial_mode,
                                         agent_id=agent_id)
-                out.append((Call(attempt.call_id or str(attempt.id), attempt.id, campaign.id, lead.id,
+                out.append((Call(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, campaign.id, lead.id,
                                  lead.client_id, lead.phone, attempt.attempt_no, now_mono, agent_id), lead.phone))
             return out
 
@@ -863,7 +863,7 @@ class DialerEngine:
             attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode="preview", agent_id=agent.staff_id)
             if row is not None:
                 row.attempt_id = attempt.id
-            started.append(Call(attempt.call_id or str(attempt.id), attempt.id, campaign.id, lead.id, lead.client_id,
+            started.append(Call(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, campaign.id, lead.id, lead.client_id,
                                 lead.phone, attempt.attempt_no, now_mono, agent.staff_id))
 
         self._tx(dial)
@@ -915,7 +915,7 @@ class DialerEngine:
             row.status = "placed"
             row.placed_at = wall
             row.attempt_id = attempt.id
-            started.append(Call(attempt.call_id or str(attempt.id), attempt.id, campaign.id, lead.id, lead.client_id,
+            started.append(Call(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, campaign.id, lead.id, lead.client_id,
                                 lead.phone, attempt.attempt_no, now_mono, agent.staff_id, callback_id=row.id))
 
         try:

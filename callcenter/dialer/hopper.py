@@ -30,6 +30,7 @@ from callcenter.domain.campaigns import (
 )
 from callcenter.store.db import dialect_name
 from callcenter.store.models.dialer import Attempt, Campaign, DncEntry, Lead
+from callcenter.telephony.variables import attempt_call_id
 
 DEFAULT_LEASE = timedelta(minutes=10)
 
@@ -186,7 +187,7 @@ def start_attempt(
     )
     s.add(attempt)
     s.flush()
-    attempt.call_id = str(attempt.id)
+    attempt.call_id = attempt_call_id(attempt.id)
     return attempt
 
 

@@ -32,6 +32,18 @@ def agent_room(agent_id: str) -> str:
     return f"{AGENT_ROOM_PREFIX}{agent_id}"
 
 
+def attempt_call_id(attempt_id: int) -> str:
+    """The id the PBX knows an outbound attempt by (Originate ``ChannelId``, ``CC_CALL_ID``).
+
+    Asterisk 22 looks unique ids up by prefix, so a bare attempt number collides with Asterisk's own uniqueids
+    (epoch seconds: ``1764...``) and with other attempts (``17`` with ``179``): it was refused as "already in use"
+    whenever an Asterisk-named channel was up. ``cc-`` keeps our ids apart from Asterisk's, and the fixed width
+    keeps one attempt's id from being the prefix of another's."""
+    if attempt_id < 0 or attempt_id >= 10**12:
+        raise ValueError(f"attempt id out of range: {attempt_id}")
+    return f"cc-{attempt_id:012d}"
+
+
 def agent_leg_id(agent_id: str) -> str:
     """Uniqueid (Originate ChannelId) of an agent's phone leg."""
     return f"agent-{agent_id}-leg"

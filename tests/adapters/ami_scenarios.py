@@ -16,6 +16,7 @@ import pytest
 
 from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions
 from callcenter.telephony.port import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerDown
+from callcenter.telephony.variables import attempt_call_id
 
 LIVE_CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22-live"
 
@@ -106,7 +107,36 @@ async def restart_is_told_from_a_failure(ami: AmiClient, pbx: Pbx) -> None:
         assert isinstance(down, ServerDown) and down.reason == "restart", down
 
 
+async def call_ids_never_collide(ami: AmiClient, pbx: Pbx) -> None:
+    """Attempts 1 and 17 while a channel Asterisk named itself is up (any call the engine did not place, e.g. a
+    hotline caller): Asterisk 22 refuses a bare ``17`` (its uniqueids start with epoch seconds, ``17...``, and it
+    looks ChannelIds up by prefix); the ids the engine gives attempts pass."""
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.agent_login("1", "Local/1@sim-agent-phones")
+        assert isinstance(await next_of(events, (AgentJoined, AgentLeft)), AgentJoined)
+        other = await ami._send({"Action": "Originate", "Channel": "Local/90006@sim-customers", "Application": "Wait",
+                                 "Data": "20", "Async": "true"}, as_list=False)  # no ChannelId: Asterisk names it
+        assert other.get("Response") == "Success"
+        await asyncio.sleep(0.5)  # Originate is asynchronous: let the channel come up before the next Originate
+        await ami.originate("17", "90001", "95500", {}, timeout_s=10)  # queued, then refused by the channel lookup
+        refused = await next_of(events, (Answered, Failed))
+        assert isinstance(refused, Failed) and refused.call_id == "17", refused
+        ids = [attempt_call_id(1), attempt_call_id(17)]
+        for call_id in ids:
+            await ami.originate(call_id, "90001", "95500", {}, timeout_s=10)
+        answered: set[str] = set()
+        while len(answered) < 2:
+            event = await next_of(events, (Answered, Failed))
+            assert isinstance(event, Answered), event
+            answered.add(event.call_id)
+        assert answered == set(ids)
+        await ami.agent_logout("1")
+        assert isinstance(await next_of(events, (AgentLeft,)), AgentLeft)
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "call_ids_never_collide": call_ids_never_collide,
     "bad_secret": bad_secret,
     "one_digit_agent_room": one_digit_agent_room,
     "outbound_outcomes": outbound_outcomes,

@@ -31,7 +31,8 @@ async def run_live(name: str, pbx: LiveAsterisk, secret: str | None = None) -> N
         proxy.write(LIVE_CAPTURES / f"{name}.ami", note=f"live: {name} against {pbx.version}")
 
 
-@pytest.mark.parametrize("name", ["one_digit_agent_room", "outbound_outcomes", "answered_into_agent_room"])
+@pytest.mark.parametrize("name", ["one_digit_agent_room", "outbound_outcomes", "answered_into_agent_room",
+                                  "call_ids_never_collide"])
 async def test_scenario(asterisk: LiveAsterisk, name: str) -> None:
     await run_live(name, asterisk)
 

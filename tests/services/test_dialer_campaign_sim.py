@@ -12,6 +12,7 @@ from callcenter.bootstrap import App
 from callcenter.dialer.simrun import SimReport, run_simulated_campaign
 from callcenter.store.db import transaction
 from callcenter.store.models.dialer import AgentStateChange, Attempt, Lead
+from callcenter.telephony.variables import attempt_call_id
 
 pytestmark = pytest.mark.db
 
@@ -28,7 +29,7 @@ def check_records(core: App, report: SimReport, leads: int) -> None:
         per_lead: dict[int, list[Attempt]] = defaultdict(list)
         for a in attempts:
             per_lead[a.lead_id].append(a)
-            assert a.call_id == str(a.id)
+            assert a.call_id == attempt_call_id(a.id)
             assert a.ended_at is not None and a.ended_at >= a.dialled_at
             assert a.outcome in ("human", "machine", "busy", "no_answer", "failed", "abandoned")
             assert a.abandoned == (a.outcome == "abandoned")

@@ -25,6 +25,7 @@ from callcenter.store.db import transaction
 from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback, Lead
 from callcenter.dialer.simulation import CustomerModel
 from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
+from callcenter.telephony.variables import attempt_call_id
 from tests.factories import make_staff
 
 pytestmark = pytest.mark.db
@@ -95,7 +96,7 @@ async def test_answered_human_goes_to_longest_idle_agent_with_live_event(core: A
         while not sub.queue.empty():
             events.append(sub.queue.get_nowait())
     [attempt] = rig.attempts()
-    assert attempt.call_id == str(attempt.id)
+    assert attempt.call_id == attempt_call_id(attempt.id)
     assert attempt.agent_id == first
     assert attempt.outcome is None and attempt.answered_at and attempt.connected_at and attempt.amd == "human"
     connected = [e for t, e in events if e.get("type") == "call_connected"]

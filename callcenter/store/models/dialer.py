@@ -143,7 +143,7 @@ class DncEntry(Base):
 
 
 class Attempt(Base):
-    """One dial attempt; ``call_id`` is the id the PBX knows the call by (our ChannelId): str(id)."""
+    """One dial attempt; ``call_id`` is the id the PBX knows the call by (our ChannelId): ``telephony.variables.attempt_call_id(id)``."""
 
     __tablename__ = "attempts"
     __table_args__ = (
