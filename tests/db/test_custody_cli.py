@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from callcenter.adapters.bank_http import HttpBank
 from callcenter.bootstrap import bootstrap
+from callcenter.domain.access import Actor
 from callcenter.commands.custody import app
 from callcenter.services.transfers import TransferCommand, TransferService
 from callcenter.settings import load_settings
@@ -32,7 +33,8 @@ def test_reconcile_command_over_the_protocol(db_url: str, tmp_path: Path, monkey
         _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
         unreachable = HttpBank("http://127.0.0.1:9", timeout=0.5)  # this engine process lost the bank
         lost = TransferService(core.sessions, unreachable, core.calendar, core.transfers._limits, core.settings.tz,
-                               clock=clock).transfer(TransferCommand("cli-1", "fund_to_bank", main, "100"))
+                               clock=clock).transfer(TransferCommand("cli-1", "fund_to_bank", main, "100",
+                                                                     actor=Actor.back_office("tests")))
         assert lost.status == "pending"
         trade_day = clock.now.astimezone(ZoneInfo("Asia/Shanghai")).date()
         bank_day = datetime.now(timezone.utc).astimezone(ZoneInfo("Asia/Shanghai")).date()
