@@ -62,9 +62,10 @@ def step(api: TestClient, public: str, n: int, digits: str, token: str | None = 
 
 
 @pytest.mark.db
-def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock, bank_sim) -> None:  # type: ignore[no-untyped-def]
     settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3)
-    core_a, core_b = bootstrap(settings, clock=clock), bootstrap(settings, clock=clock)
+    core_a = bootstrap(settings, clock=clock, bank=bank_sim.client())
+    core_b = bootstrap(settings, clock=clock, bank=bank_sim.client())
     try:
         _, (account,) = make_client(core_a, accounts=[(10_000_00, 10_000_00)], pin=PIN)
         gate_a, gate_b = Gate(core_a.ivr, gated=True), Gate(core_b.ivr, gated=False)
