@@ -141,8 +141,10 @@ async def _run(calls: int, concurrency: int, store_callers: int, database_url: s
             server, app = await start_agi_server(core.ivr, "127.0.0.1", 0, config=config)
             async with server:
                 port = server.sockets[0].getsockname()[1]
+                # 200 different callers (own caller ID each): one caller ID trying 200 accounts at once is a PIN
+                # sprayer, and the per-caller throttle holds all but its first few attempts (hardening 6)
                 st_s, st_calls = await _drive(port, [{"inputs": ["1", f"{acc}", pin, "1", "hangup"],
-                                                      "uniqueid": f"store-{i}"}
+                                                      "uniqueid": f"store-{i}", "callerid": f"1390000{i:04d}"}
                                                      for i, (acc, pin) in enumerate(accounts)], store_callers)
             app.close()
             store = _summary(st_s, st_calls)

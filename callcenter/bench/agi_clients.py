@@ -1,7 +1,7 @@
 """The fake Asterisks of ``callcenter bench agi``, run in their own process (so the server's figures do not include
 the clients' CPU time): reads a JSON spec on stdin, places the calls, prints one JSON object of measurements.
 
-Spec: ``{"host", "port", "concurrency", "calls": [{"inputs": [...], "uniqueid": "..."}]}``.  Per call it reports
+Spec: ``{"host", "port", "concurrency", "calls": [{"inputs": [...], "uniqueid": "...", "callerid": "..."}]}``.  Per call it reports
 the AGI turnarounds, and for the PIN: ``pin_wait_s`` (from the PIN's GET DATA answer to the command that plays the
 outcome: auth_ok / wrong_credentials / ...) and ``silence_s`` (from that answer to the first sound the caller hears:
 "please wait" or the outcome)."""
@@ -41,7 +41,8 @@ async def place(spec: dict[str, Any]) -> list[dict[str, Any]]:
     async def one(c: dict[str, Any]) -> None:
         async with gate:
             call = await run_fake_call(spec["host"], int(spec["port"]), FakeCall(list(c["inputs"]),
-                                                                                uniqueid=c.get("uniqueid", "")),
+                                                                                uniqueid=c.get("uniqueid", ""),
+                                                                                callerid=c.get("callerid", "13912345678")),
                                        timeout_s=float(spec.get("timeout_s", 300)))
             results.append(measure(call))
 
