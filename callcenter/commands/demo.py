@@ -11,10 +11,13 @@ app = typer.Typer(help="演示数据 · demo data", no_args_is_help=True)
 
 
 def print_demo_logins() -> None:
+    """What ``run`` and ``demo seed`` print. Never the IVR PIN: this output is the engine's log on a server;
+    the PIN is in the README and in ``callcenter demo logins``, which a person asks for."""
     typer.echo("Demo logins (演示账号):")
     for username, password, role in DEMO_LOGINS:
         typer.echo(f"  {role:<10} {username} / {password}")
-    typer.echo(f"Demo client for the IVR: fund account {DEMO_FUND_ACCOUNT}, PIN {DEMO_PIN}, caller {DEMO_CALLER}")
+    typer.echo(f"Demo client for the IVR: fund account {DEMO_FUND_ACCOUNT}, caller {DEMO_CALLER}"
+               " (its PIN: callcenter demo logins)")
     typer.echo("Every other demo login has its own password: callcenter demo logins")
 
 
@@ -51,3 +54,4 @@ def logins_cmd(rng_seed: int = DEFAULT_RNG_SEED) -> None:
         rows = s.execute(select(Staff.username, Staff.role).order_by(Staff.id)).all()
     for username, role in rows:
         typer.echo(f"  {role:<10} {username} / {staff_password(username, rng_seed)}")
+    typer.echo(f"IVR demo client: fund account {DEMO_FUND_ACCOUNT}, PIN {DEMO_PIN}, caller {DEMO_CALLER}")

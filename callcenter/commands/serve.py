@@ -32,7 +32,9 @@ def run(clients: int = typer.Option(2000, help="demo clients to seed into an emp
             typer.echo(f"opened {opened} demo accounts at the simulated bank")
     demo_campaigns = seed_campaigns(core)
     if demo_campaigns is not None:
-        typer.echo("seeded demo campaigns: " + ", ".join(f"{k} ({n} leads)" for k, n in demo_campaigns.leads.items()))
+        how = "running" if demo_campaigns.started else "as drafts: start them on the supervisor page"
+        typer.echo(f"seeded demo campaigns ({how}): "
+                   + ", ".join(f"{k} ({n} leads)" for k, n in demo_campaigns.leads.items()))
     s = core.settings
     typer.echo(f"web: http://{s.web_host}:{s.web_port}/  (API docs at /docs)")
     typer.echo(f"FastAGI: agi://{s.agi_host}:{s.agi_port}/hotline   telephony: {s.telephony_backend}")

@@ -6,7 +6,9 @@
 
 Assigned to the demo service groups (win-back: groups 1-3, so ``agent01`` gets its calls; dormant: 4-6; cold
 leads: 7-8). On the simulated PBX (the default) the campaigns dial any day and hour so the demo lives whenever it
-is started; on a real PBX they keep the usual 09:00-20:00 on working days.
+is started, and they are started; on a real PBX (Asterisk, Twilio) they keep the usual 09:00-20:00 on working
+days and stay drafts: the demo's numbers are made up, and nothing rings a real telephone until a supervisor
+starts a campaign.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from callcenter.store.models.dialer import Campaign
 class CampaignSeed:
     campaigns: dict[str, int]
     leads: dict[str, int]
+    started: bool  # running on the simulated PBX; drafts on a real one (a supervisor starts them)
 
 
 def _cold_rows(n: int, rng: random.Random, today: date) -> list[LeadRow]:
@@ -76,6 +79,10 @@ def seed_campaigns(core: App, *, today: date | None = None, cold_leads: int = 30
     leads["win_back"] = add_segment_leads(core, ids["win_back"], "former", today, months=18).created
     leads["dormant"] = add_segment_leads(core, ids["dormant"], "dormant", today, days=180).created
     leads["cold"] = add_leads(core, ids["cold"], _cold_rows(cold_leads, random.Random(rng_seed), today)).created
-    for cid in ids.values():
-        dialer.start_campaign(core, cid)
-    return CampaignSeed(ids, leads)
+    # Only the simulated PBX dials at once: on a real Asterisk or Twilio the demo's numbers are made up, and a
+    # running campaign would ring real telephones. There they stay drafts until a supervisor starts one.
+    started = anytime
+    if started:
+        for cid in ids.values():
+            dialer.start_campaign(core, cid)
+    return CampaignSeed(ids, leads, started)
