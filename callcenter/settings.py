@@ -161,9 +161,9 @@ class Settings(BaseSettings):
     @field_validator("ami_dial_template")
     @classmethod
     def _check_dial_template(cls, value: str) -> str:
-        if "{number}" not in value or any(c in value for c in "\r\n"):
-            raise ValueError("must contain {number} and no line breaks, e.g. PJSIP/{number}@trunk")
-        return value
+        from callcenter.telephony.port import check_dial_template
+
+        return check_dial_template(value)
 
     @field_validator("timezone")
     @classmethod

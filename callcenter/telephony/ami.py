@@ -44,6 +44,7 @@ from callcenter.telephony.port import (
     check_id,
     check_prompt,
     check_text,
+    dial_string,
     check_originate,
     mask_number,
 )
@@ -491,7 +492,7 @@ class AmiClient:
         fields = {
             "Action": "Originate",
             "ActionID": action_id,
-            "Channel": self.options.dial_template.format(number=number),
+            "Channel": dial_string(self.options.dial_template, number),
             "Context": self.options.outbound_amd_context if amd else self.options.outbound_context,
             "Exten": "s",
             "Priority": "1",

@@ -181,6 +181,46 @@ _DIAL = re.compile(r"[A-Za-z][A-Za-z0-9]*/[A-Za-z0-9@._+:/-]{1,128}")
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 
 
+DIAL_PLACEHOLDERS = ("number", "digits", "national")
+
+
+def dial_string(template: str, number: str) -> str:
+    """The Channel of an outbound call from the operator's template (setting ``ami_dial_template``).
+
+    ``{number}`` is the number as we keep it (E.164, ``+8613912345678``), ``{digits}`` the same without the ``+``
+    (``8613912345678``) and ``{national}`` the number as dialled inside its country (``13912345678``,
+    ``02195500``), for carrier contexts that match ``_X.`` or national numbers only."""
+    check_number(number)
+    return template.format(number=number, digits=number.lstrip("+"), national=national_digits(number))
+
+
+def national_digits(number: str) -> str:
+    """``+8613912345678`` -> ``13912345678``; a number without ``+`` is taken as already national."""
+    if not number.startswith("+"):
+        return number
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number.lstrip("+")
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return "".join(c for c in national if c.isdigit())
+
+
+def check_dial_template(template: str) -> str:
+    """A template must name at least one number placeholder, no other field, and no line break."""
+    if any(c in template for c in "\r\n"):
+        raise ValueError("must not contain line breaks")
+    try:
+        sample = template.format(number="+8613912345678", digits="8613912345678", national="13912345678")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"unknown or malformed placeholder ({exc}); use {{number}}, {{digits}} or {{national}}") from None
+    if sample == template.replace("{{", "{").replace("}}", "}"):
+        raise ValueError("must contain {number}, {digits} or {national}, e.g. PJSIP/{number}@trunk")
+    return template
+
+
 def check_number(number: str) -> str:
     """Digits with an optional leading +, 3 to 20 digits."""
     if not isinstance(number, str) or not _NUMBER.fullmatch(number):

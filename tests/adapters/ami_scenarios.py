@@ -135,7 +135,26 @@ async def call_ids_never_collide(ami: AmiClient, pbx: Pbx) -> None:
         assert isinstance(await next_of(events, (AgentLeft,)), AgentLeft)
 
 
+async def national_dial_string(ami: AmiClient, pbx: Pbx) -> None:
+    """A carrier context that matches national numbers only: the ``{national}`` placeholder of the dial template
+    turns our E.164 ``+8613900000001`` into ``13900000001``, and the call is answered."""
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.originate(attempt_call_id(5), "+8613900000001", "95500", {}, timeout_s=10)
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered), answered
+
+
+national_dial_string.options = AmiOptions(  # type: ignore[attr-defined]  # the scenario's own dial template
+    dial_template="Local/{national}@sim-national", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5)
+
+
+def options_of(name: str) -> AmiOptions:
+    return getattr(SCENARIOS[name], "options", OPTIONS)
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "national_dial_string": national_dial_string,
     "call_ids_never_collide": call_ids_never_collide,
     "bad_secret": bad_secret,
     "one_digit_agent_room": one_digit_agent_room,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.telephony.ami import AmiClient, AmiServer
-from tests.adapters.ami_scenarios import LIVE_CAPTURES, OPTIONS, SCENARIOS
+from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
 from tests.live.asterisk import LiveAsterisk, live_binary
 from tests.live.capture import RecordingProxy
 
@@ -19,7 +19,7 @@ async def run_live(name: str, pbx: LiveAsterisk, secret: str | None = None) -> N
     proxy = await RecordingProxy(pbx.ami_address).start()
     try:
         host, port = proxy.address
-        ami = AmiClient(AmiServer(host, port, "callcenter", secret or pbx.ami_secret), OPTIONS)
+        ami = AmiClient(AmiServer(host, port, "callcenter", secret or pbx.ami_secret), options_of(name))
         try:
             await SCENARIOS[name](ami, pbx.cli)
         except BaseException:
@@ -32,7 +32,7 @@ async def run_live(name: str, pbx: LiveAsterisk, secret: str | None = None) -> N
 
 
 @pytest.mark.parametrize("name", ["one_digit_agent_room", "outbound_outcomes", "answered_into_agent_room",
-                                  "call_ids_never_collide"])
+                                  "call_ids_never_collide", "national_dial_string"])
 async def test_scenario(asterisk: LiveAsterisk, name: str) -> None:
     await run_live(name, asterisk)
 
