@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     ami_username: str = "callcenter"
     ami_secret: SecretStr = SecretStr("")
     ami_connect_timeout_s: float = 5.0
+    # the agent's phone: the extension they give at login (or an admin set) through this template
+    agent_phone_template: str = "PJSIP/{extension}"
     ami_dial_template: str = "PJSIP/{number}@trunk"  # the Channel of an outbound Originate
     ami_amd: bool = True  # answered outbound calls run AMD() in the dialplan (context cc-outbound-amd)
     agi_host: str = "127.0.0.1"
@@ -164,6 +166,13 @@ class Settings(BaseSettings):
         from callcenter.telephony.port import check_dial_template
 
         return check_dial_template(value)
+
+    @field_validator("agent_phone_template")
+    @classmethod
+    def _check_agent_phone_template(cls, value: str) -> str:
+        from callcenter.telephony.port import check_agent_phone_template
+
+        return check_agent_phone_template(value)
 
     @field_validator("timezone")
     @classmethod

@@ -49,6 +49,7 @@ from callcenter.store.models.dialer import (
     DncEntry,
     Lead,
 )
+from callcenter.telephony.port import agent_phone
 
 EDITABLE_FIELDS = (
     "name", "kind", "script_id", "dial_mode", "ratio", "target_abandon", "caller_id", "window_start",
@@ -424,7 +425,9 @@ def agent_login(core: App, staff_id: int, *, phone: str = "", campaign_id: int |
     """Open a dialler session (state ``paused``/``login`` until the agent goes ready); returns its id.
 
     ``campaign_id`` None: the highest-priority running campaign the agent is assigned to (if any).
-    ``phone``: the agent's dial string (default ``Local/<staff id>@cc-agents``).
+    ``phone``: the phone the agent sits at (an extension, or a dial string), else the staff member's extension,
+    both through ``agent_phone_template`` (``telephony.port.agent_phone``). With neither, the simulated PBX
+    takes ``Local/<staff id>@cc-agents`` (it rings nothing); a real PBX refuses the login (``no_phone``).
     """
     now = core.clock()
 
@@ -442,7 +445,16 @@ def agent_login(core: App, staff_id: int, *, phone: str = "", campaign_id: int |
             cid = next((c.id for c in running if staff_id in campaign_agent_ids(s, c.id)), None)
         elif staff_id not in campaign_agent_ids(s, cid):
             raise DialerError("agent is not assigned to this campaign")
-        session = AgentSession(staff_id=staff_id, campaign_id=cid, phone=phone or f"Local/{staff_id}@cc-agents",
+        try:
+            dial = agent_phone(core.settings.agent_phone_template, given=phone, extension=staff.extension,
+                               staff_id=staff_id)
+        except ValueError:
+            raise DialerError("not a phone extension or dial string", code="bad_phone") from None
+        if dial is None:
+            if core.settings.telephony_backend != "simulated":
+                raise DialerError("no phone: give an extension at login or have an admin set one", code="no_phone")
+            dial = f"Local/{staff_id}@cc-agents"
+        session = AgentSession(staff_id=staff_id, campaign_id=cid, phone=dial,
                                state="logged_out", reason="", state_since=now, started_at=now)
         s.add(session)
         s.flush()

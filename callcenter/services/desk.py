@@ -120,7 +120,7 @@ def _apply(s: Session, sess: AgentSession, event: str, now: datetime, reason: st
         raise DeskError("bad_state_change") from None
 
 
-def set_state(core: App, staff_id: int, to: str, reason: str = "") -> AgentStatus:
+def set_state(core: App, staff_id: int, to: str, reason: str = "", phone: str = "") -> AgentStatus:
     """Ready / paused (with a reason) / logged out, from the agent's own status bar, through the dialler's
     agent use cases (login on the first press). Talking and wrap-up are entered by calls; an agent with an open
     call card cannot go ready before setting the disposition."""
@@ -137,7 +137,12 @@ def set_state(core: App, staff_id: int, to: str, reason: str = "") -> AgentStatu
         raise DeskError("finish_call_first")
     try:
         if sess is None and to != "logged_out":
-            dialer.agent_login(core, staff_id)
+            try:  # the phone the agent sits at: what they said now, else their extension (dialer.agent_login)
+                dialer.agent_login(core, staff_id, phone=phone)
+            except dialer.DialerError as exc:
+                if exc.code in ("no_phone", "bad_phone"):
+                    raise DeskError(exc.code, 422) from None
+                raise
             sess_state, sess_reason = "paused", "login"
         elif sess is None:
             sess_state, sess_reason = "logged_out", ""

@@ -221,6 +221,33 @@ def check_dial_template(template: str) -> str:
     return template
 
 
+AGENT_PHONE_PLACEHOLDERS = ("extension", "staff_id")
+
+
+def check_agent_phone_template(template: str) -> str:
+    """The agent-phone template (setting ``agent_phone_template``) names ``{extension}`` and/or ``{staff_id}``."""
+    try:
+        sample = template.format(extension="1004", staff_id="4")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"unknown or malformed placeholder ({exc}); use {{extension}} or {{staff_id}}") from None
+    check_dial_string(sample)
+    return template
+
+
+def agent_phone(template: str, *, given: str, extension: str, staff_id: int) -> str | None:
+    """Which phone an agent sits at, as a dial string: what they said at login (an extension, or a whole dial
+    string such as ``PJSIP/1004`` when it has a ``/``), else the extension an admin set, through the template
+    (``PJSIP/{extension}``); None when neither is known."""
+    given = given.strip()
+    if "/" in given:
+        return check_dial_string(given)
+    ext = given or extension.strip()
+    if not ext:
+        return None
+    check_id(ext, "extension")
+    return check_dial_string(template.format(extension=ext, staff_id=staff_id))
+
+
 def check_number(number: str) -> str:
     """Digits with an optional leading +, 3 to 20 digits."""
     if not isinstance(number, str) or not _NUMBER.fullmatch(number):

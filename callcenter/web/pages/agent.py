@@ -77,6 +77,7 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
 class StateIn(BaseModel):
     state: Literal["ready", "paused", "logged_out"]
     reason: Text = Field(default="", max_length=32)
+    phone: Text = Field(default="", max_length=64)  # at login: the extension or dial string the agent sits at
 
 
 class StateOut(BaseModel):
@@ -90,7 +91,8 @@ class StateOut(BaseModel):
 async def set_state(body: StateIn, request: Request, principal: Principal = AgentDep) -> StateOut:
     core = request.app.state.core
     try:
-        st = await anyio.to_thread.run_sync(lambda: desk.set_state(core, principal.staff_id, body.state, body.reason))
+        st = await anyio.to_thread.run_sync(lambda: desk.set_state(core, principal.staff_id, body.state, body.reason,
+                                                                    body.phone))
     except desk.DeskError as exc:
         _raise(exc)
     _publish_state(request, principal.staff_id, st)
