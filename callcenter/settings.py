@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     ami_connect_timeout_s: float = 5.0
     # the agent's phone: the extension they give at login (or an admin set) through this template
     agent_phone_template: str = "PJSIP/{extension}"
+    asterisk_sound_prefix: str = Field("cc", pattern=r"^[A-Za-z0-9_.\-/]{1,64}$")  # our prompts under Asterisk's sounds dir
     ami_dial_template: str = "PJSIP/{number}@trunk"  # the Channel of an outbound Originate
     ami_amd: bool = True  # answered outbound calls run AMD() in the dialplan (context cc-outbound-amd)
     agi_host: str = "127.0.0.1"

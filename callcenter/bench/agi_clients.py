@@ -22,7 +22,7 @@ SOUNDS = ("STREAM FILE", "SAY DIGITS", "SAY NUMBER")
 def measure(call: FakeCall) -> dict[str, Any]:
     commands = [c for _, c in call.timeline]
     out: dict[str, Any] = {"turnarounds": call.turnarounds, "commands": len(commands),
-                           "balances_read": any(c.startswith("SAY DIGITS") for c in commands),
+                           "balances_read": any("/available" in c for c in commands),  # 可用资金 was read
                            "please_wait": any("/please_wait" in c for c in commands)}
     pin = next((i for i, c in enumerate(commands) if c.startswith("GET DATA") and "/enter_pin" in c), None)
     if pin is not None and pin < len(call.answered_at):

@@ -195,7 +195,10 @@ class AgiChannel:
 # --- a call -----------------------------------------------------------------------------------
 @dataclass
 class AgiConfig:
-    prompts_dir: Path = DEFAULT_DIR
+    prompts_dir: Path = DEFAULT_DIR  # where this engine renders prompts (callcenter prompts build, bulletins)
+    # where Asterisk finds them: relative to its sounds directory (copy prompts_dir's contents to <sounds>/cc/),
+    # so STREAM FILE never names a path on the engine's host (a remote Asterisk would play silence)
+    sound_prefix: str = "cc"
     limits: dict[str, int] = field(default_factory=dict)
     # free text (bulletins) -> stem of a rendered file under prompts_dir/<lang>/, or None to skip it
     render_text: Callable[[str, str], str | None] | None = None
@@ -208,6 +211,11 @@ class AgiConfig:
     # meanwhile collected with WAIT FOR DIGIT of typeahead_poll_ms (res_agi drops DTMF between commands)
     wait_prompt_after_s: float = 0.0
     typeahead_poll_ms: int = 250
+
+
+# Languages whose digits and numbers are spoken from our own rendered prompts (``num_*``), not by SAY DIGITS /
+# SAY NUMBER, for which Asterisk ships no Chinese sounds (it falls back to English digits).
+OWN_NUMBER_VOICE = frozenset({"zh-CN"})
 
 
 @dataclass
@@ -299,15 +307,25 @@ class AgiCall:
         except Exception:  # noqa: BLE001 - a lost record must not drop the call
             log.exception("could not record IVR step %s of %s", step, self.call_id)
 
+    def _say_tokens(self, words: str, lang: str) -> None:
+        self.pending += [_Play("file", self._file(token_stem(t), lang)) for t in speech.tokens(words, lang)]
+
     async def speak(self, cmd: Command) -> None:
         if isinstance(cmd, Say):
             if cmd.optional and not i18n.has(cmd.key, cmd.lang):
                 return
             self.pending.append(_Play("file", self._file(prompt_stem(cmd.key), cmd.lang)))
         elif isinstance(cmd, SayDigits):
-            self.pending.append(_Play("digits", safe_token(cmd.digits, "0-9", 64)))
+            digits = safe_token(cmd.digits, "0-9", 64)
+            if cmd.lang in OWN_NUMBER_VOICE:  # Asterisk has no Chinese digits: SAY DIGITS would read them in English
+                self._say_tokens(speech.digits_text(digits, cmd.lang), cmd.lang)
+            else:
+                self.pending.append(_Play("digits", digits))
         elif isinstance(cmd, SayNumber):
-            self.pending.append(_Play("number", str(int(cmd.number))))
+            if cmd.lang in OWN_NUMBER_VOICE:
+                self._say_tokens(speech.number_text(int(cmd.number), cmd.lang), cmd.lang)
+            else:
+                self.pending.append(_Play("number", str(int(cmd.number))))
         elif isinstance(cmd, SayAmount):
             words = speech.amount_text(cmd.fen, cmd.lang)
             self.pending += [_Play("file", self._file(token_stem(t), cmd.lang))
@@ -428,7 +446,7 @@ class AgiCall:
 
     # --- playing --------------------------------------------------------------------------------
     def _file(self, key_stem: str, lang: str) -> str:
-        return safe_token(str(self.config.prompts_dir / lang / key_stem))
+        return safe_token(f"{self.config.sound_prefix}/{lang}/{key_stem}")
 
     async def _play(self, item: _Play, escape: str) -> str | None:
         """Play one item; returns the key that interrupted it, if any."""
@@ -456,7 +474,7 @@ class AgiCall:
 
 def agi_config(settings: Any) -> AgiConfig:
     """The FastAGI configuration from :class:`callcenter.settings.Settings`."""
-    return AgiConfig(prompts_dir=settings.prompts_path, limits={"pin_failures": settings.ivr_pin_attempts_per_call},
+    return AgiConfig(prompts_dir=settings.prompts_path, sound_prefix=settings.asterisk_sound_prefix, limits={"pin_failures": settings.ivr_pin_attempts_per_call},
                      header_timeout_s=settings.agi_header_timeout_s, reply_timeout_s=settings.agi_reply_timeout_s,
                      max_connections=settings.agi_max_connections,
                      wait_prompt_after_s=settings.ivr_wait_prompt_after_s,
