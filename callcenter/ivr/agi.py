@@ -327,9 +327,7 @@ class AgiCall:
             else:
                 self.pending.append(_Play("number", str(int(cmd.number))))
         elif isinstance(cmd, SayAmount):
-            words = speech.amount_text(cmd.fen, cmd.lang)
-            self.pending += [_Play("file", self._file(token_stem(t), cmd.lang))
-                             for t in speech.tokens(words, cmd.lang)]
+            self._say_tokens(speech.amount_text(cmd.fen, cmd.lang), cmd.lang)
         elif isinstance(cmd, SayText):
             if self.config.render_text is None:
                 return  # no synthesiser configured: free text is skipped (bulletins have a spoken title)
