@@ -75,7 +75,7 @@ def default_runners() -> list[tuple[str, Runner]]:
     """Every part of the engine besides the web service, each importable on its own."""
     parts: list[tuple[str, Runner]] = [("fastagi", serve_agi), ("care", serve_care)]
     optional = [("bank", "callcenter.bank.runner", "bank_runner"),  # the simulated bank's process (bank_simulator)
-                ("dialler", "callcenter.dialer.engine", "dialer_runner"),
+                ("dialler", "callcenter.parts.dialer", "dialer_runner"),
                 ("scheduler", "callcenter.scheduling", "scheduler_runner")]
     import importlib
 

@@ -237,7 +237,7 @@ def segment_cmd(
 @app.command("run")
 def run_cmd(lang: str = LANG) -> None:
     """Run the dialler alone (real time, the configured telephony backend) until Ctrl-C."""
-    from callcenter.dialer.engine import dialer_runner
+    from callcenter.parts.dialer import dialer_runner
 
     core = _core()
 

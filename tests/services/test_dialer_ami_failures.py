@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import dialer_runner
+from callcenter.parts.dialer import dialer_runner
 from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
 from callcenter.runtime import run_engine

@@ -223,7 +223,7 @@ async def test_dialer_runner_in_real_time_until_stopped(core: App) -> None:
     """``dialer_runner`` (what ``callcenter run`` starts) on the loop clock: a call reaches the agent, then stop."""
     import asyncio
 
-    from callcenter.dialer.engine import dialer_runner
+    from callcenter.parts.dialer import dialer_runner
     from callcenter.telephony.simulated import LoopClock
 
     fast = CustomerModel(human_answer_min_s=0.05, human_answer_max_s=0.1, talk_mean_s=0.3, talk_sd_s=0.05)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from callcenter.bootstrap import bootstrap
-from callcenter.dialer.engine import dialer_runner
+from callcenter.parts.dialer import dialer_runner
 from callcenter.runtime import run_engine, serve_agi
 from callcenter.settings import load_settings
 from tests.adapters.fake_ami import ReplayServer, load_capture, parse_capture
