@@ -161,50 +161,67 @@ def set_state(core: App, staff_id: int, to: str, reason: str = "", phone: str = 
 
 # --- screen pop -----------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ContactFacts:
+    """What the use case that connects a call knows about it: an outbound attempt (dialler, callback,
+    preview) or an IVR hand-off (``ivr_session_id``)."""
+
+    client_id: int | None = None
+    attempt_id: int | None = None
+    lead_id: int | None = None
+    campaign_id: int | None = None
+    attempt_no: int = 1
+    ivr_session_id: int | None = None
+
+
+def open_contact(s: Session, staff_id: int, facts: ContactFacts, now: datetime,
+                 scripts_dir: Path | None = None) -> int:
+    """The agent's desk contact for a call that has just reached them, inside the caller's transaction
+    (idempotent per attempt / IVR session): the contact is what grants the agent access to the client and
+    what the screen (``GET /api/desk/status``) shows, whether or not a browser is connected. The agent is moved
+    to ``talking`` if the connecting use case has not done so yet. Returns the contact's id."""
+    q = select(DeskContact).where(DeskContact.agent_id == staff_id)
+    if facts.attempt_id is not None:
+        q = q.where(DeskContact.attempt_id == facts.attempt_id)
+    elif facts.ivr_session_id is not None:
+        q = q.where(DeskContact.ivr_session_id == facts.ivr_session_id)
+    else:
+        raise DeskError("bad_event", 422)
+    found = s.execute(q.limit(1)).scalar_one_or_none()
+    if found is not None:
+        return found.id
+    script_id = ""
+    if facts.campaign_id is not None:
+        camp = s.get(Campaign, facts.campaign_id)
+        script_id = camp.script_id if camp else ""
+    catalogue = scripts(scripts_dir)
+    contact = DeskContact(agent_id=staff_id, client_id=facts.client_id,
+                          direction="outbound" if facts.attempt_id is not None else "inbound",
+                          attempt_id=facts.attempt_id, lead_id=facts.lead_id, campaign_id=facts.campaign_id,
+                          attempt_no=facts.attempt_no or 1, ivr_session_id=facts.ivr_session_id, started_at=now,
+                          script_id=script_id if script_id in catalogue else "")
+    if contact.script_id:
+        contact.script_state = json.dumps(ScriptRun.start(catalogue[contact.script_id]).to_dict(),
+                                          ensure_ascii=False)
+    s.add(contact)
+    sess = _open_session(s, staff_id)
+    if sess is not None and sess.state != "talking":  # the dialler (or the IVR hand-off) connected it already
+        if sess.state == "ready":
+            _apply(s, sess, "reserve", now, "route", facts.attempt_id)
+        if sess.state == "reserved":
+            _apply(s, sess, "connect", now, "call", facts.attempt_id)
+    s.flush()
+    return contact.id
+
+
 def contact_from_event(sessions: sessionmaker[Session], staff_id: int, event: dict[str, Any],
                        now: datetime, scripts_dir: Path | None = None) -> int:
-    """The desk contact for a call event on the agent's own topic (idempotent per attempt / IVR session):
-    ``{"type": "call_connected", "attempt_id", "client_id", "lead_id", "campaign_id", "attempt_no"}`` from the
-    dialler, or ``{"type": "call_connected", "ivr_session_id", "client_id"}`` for an IVR hand-off.
-    The agent is ``talking`` (the dialler or the hand-off router has moved them there; a ready agent is moved)."""
-    attempt_id = _int(event.get("attempt_id"))
-    ivr_id = _int(event.get("ivr_session_id"))
-
-    def work(s: Session) -> int:
-        q = select(DeskContact).where(DeskContact.agent_id == staff_id)
-        if attempt_id is not None:
-            q = q.where(DeskContact.attempt_id == attempt_id)
-        elif ivr_id is not None:
-            q = q.where(DeskContact.ivr_session_id == ivr_id)
-        else:
-            raise DeskError("bad_event", 422)
-        found = s.execute(q.limit(1)).scalar_one_or_none()
-        if found is not None:
-            return found.id
-        campaign_id = _int(event.get("campaign_id"))
-        script_id = ""
-        if campaign_id is not None:
-            camp = s.get(Campaign, campaign_id)
-            script_id = camp.script_id if camp else ""
-        contact = DeskContact(agent_id=staff_id, client_id=_int(event.get("client_id")),
-                              direction="outbound" if attempt_id is not None else "inbound",
-                              attempt_id=attempt_id, lead_id=_int(event.get("lead_id")), campaign_id=campaign_id,
-                              attempt_no=_int(event.get("attempt_no")) or 1, ivr_session_id=ivr_id, started_at=now,
-                              script_id=script_id if script_id in scripts(scripts_dir) else "")
-        if contact.script_id:
-            contact.script_state = json.dumps(ScriptRun.start(scripts(scripts_dir)[contact.script_id]).to_dict(),
-                                              ensure_ascii=False)
-        s.add(contact)
-        sess = _open_session(s, staff_id)
-        if sess is not None and sess.state != "talking":  # the dialler (or the IVR hand-off) connected it already
-            if sess.state == "ready":
-                _apply(s, sess, "reserve", now, "route", attempt_id)
-            if sess.state == "reserved":
-                _apply(s, sess, "connect", now, "call", attempt_id)
-        s.flush()
-        return contact.id
-
-    return run_in_transaction(sessions, work)
+    """``open_contact`` for a ``call_connected``-shaped payload, in its own transaction (legacy callers)."""
+    facts = ContactFacts(client_id=_int(event.get("client_id")), attempt_id=_int(event.get("attempt_id")),
+                         lead_id=_int(event.get("lead_id")), campaign_id=_int(event.get("campaign_id")),
+                         attempt_no=_int(event.get("attempt_no")) or 1,
+                         ivr_session_id=_int(event.get("ivr_session_id")))
+    return run_in_transaction(sessions, lambda s: open_contact(s, staff_id, facts, now, scripts_dir))
 
 
 def _int(value: Any) -> int | None:
