@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from callcenter.domain.events import Event
+
 
 class Subscription:
     def __init__(self, topics: tuple[str, ...], maxsize: int) -> None:
@@ -45,6 +47,19 @@ class EventBus:
         self._maxsize = maxsize
         self._seq = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, event: Event) -> None:
+        """Deliver a typed event (``callcenter.domain.events``) to every subscriber of each of its topics."""
+        payload = event.to_payload()
+        for topic in event.topics():
+            self.publish(topic, payload)
+
+    def emit_threadsafe(self, event: Event) -> None:
+        """``emit`` from a worker thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self.emit, event)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         """Deliver to every subscriber of ``topic``. Call from the event loop's thread (see publish_threadsafe)."""
