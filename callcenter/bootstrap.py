@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine
@@ -19,6 +19,12 @@ from callcenter.services.transfers import Checkpoint, TransferService, _no_check
 from callcenter.settings import Settings
 from callcenter.supervisor import PartBoard
 from callcenter.store.db import make_engine, make_session_factory
+from callcenter.telephony.port import Telephony
+
+if TYPE_CHECKING:
+    from callcenter.bank.runner import BankProcess
+    from callcenter.care.notify_calls import NotificationLine
+    from callcenter.scheduling.service import CampaignScheduler
 
 
 def utc_now() -> datetime:
@@ -37,14 +43,43 @@ class App:
     bus: EventBus = field(default_factory=EventBus)
     ivr: Any = None  # callcenter.services.ivr_backend.StoreIvrBackend, the hotline's backend
     hash_pool: Any = None  # callcenter.services.hash_pool.HashPool: the bound on argon2 work (IVR PIN checks)
-    extras: dict[str, object] = field(default_factory=dict)
     parts: PartBoard = field(default_factory=PartBoard)  # the engine parts' states (runtime supervisor)
+    # Built once here, used by the parts (each part takes what it needs from these typed fields):
+    telephony: Callable[[], Telephony] = field(default=lambda: _no_telephony())  # a fresh backend per dialler start
+    notifications: NotificationLine | None = None  # the dialler part's notification caller, for the care part
+    scheduler: CampaignScheduler | None = None  # the campaign schedules; the scheduler part starts it
+    bank_process: BankProcess | None = None  # the simulated bank's child process (bank_simulator), not started
 
     def close(self) -> None:
         self.engine.dispose()
         close_bank = getattr(self.bank, "close", None)
         if close_bank is not None:
             close_bank()
+
+
+def _no_telephony() -> Telephony:
+    raise RuntimeError("no telephony backend wired")
+
+
+def telephony_from_settings(settings: Settings) -> Telephony:
+    """A fresh telephony backend for ``telephony_backend``: Asterisk over AMI, Twilio, or the simulated PBX."""
+    backend = settings.telephony_backend
+    if backend == "asterisk":
+        from callcenter.telephony.ami import AmiOptions, AmiPool, servers_from_settings
+
+        options = AmiOptions(dial_template=settings.ami_dial_template, amd=settings.ami_amd,
+                             connect_timeout_s=settings.ami_connect_timeout_s)
+        return AmiPool(servers_from_settings(settings), options)
+    if backend == "twilio":
+        from twilio.rest import Client
+
+        from callcenter.telephony.twilio_calls import TwilioCalls
+
+        client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+        return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url)
+    from callcenter.telephony.simulated import LoopClock, SimulatedPbx
+
+    return SimulatedPbx(clock=LoopClock())
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -63,7 +98,10 @@ def bootstrap(
     bank: DepositoryBank | None = None,
     clock: Callable[[], datetime] = utc_now,
     checkpoint: Checkpoint = _no_checkpoint,
+    telephony: Telephony | None = None,
 ) -> App:
+    """Build every part of the engine once. ``telephony``: the backend every dialler start uses (tests); by
+    default a fresh one from the settings at every dialler (re)start."""
     engine = engine or make_engine(settings.resolved_database_url())
     sessions = make_session_factory(engine)
     calendar = TradingCalendar(settings.market_closures)
@@ -74,6 +112,17 @@ def bootstrap(
         reconcile_grace=timedelta(seconds=settings.reconcile_grace_seconds),
     )
     app = App(settings, engine, sessions, calendar, bank, transfers, clock)
+    given = telephony
+    app.telephony = (lambda: telephony_from_settings(settings)) if given is None else (lambda: given)
+    from callcenter.care.notify_calls import NotificationLine
+    from callcenter.scheduling.service import CampaignScheduler
+
+    app.notifications = NotificationLine()
+    app.scheduler = CampaignScheduler(app)
+    if settings.bank_simulator:
+        from callcenter.bank.runner import BankProcess
+
+        app.bank_process = BankProcess(settings)
     from callcenter.services.auth import set_parameters
     from callcenter.services.hash_pool import HashPool
     from callcenter.services.ivr_backend import StoreIvrBackend

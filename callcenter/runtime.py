@@ -66,8 +66,7 @@ async def serve_care(core: App, stop: asyncio.Event) -> None:
     from callcenter.care.runner import CareWork, care_runner
     from callcenter.care.sms import make_sms_sender
 
-    work = CareWork(core, make_sms_sender(core.settings), caller=core.extras.get("notify_caller"))
-    core.extras["care_work"] = work  # the dialler hands it the notification caller when it starts later
+    work = CareWork(core, make_sms_sender(core.settings), line=core.notifications)
     await care_runner(core, stop, work=work)
 
 

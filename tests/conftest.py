@@ -85,6 +85,5 @@ def bank_sim(bank_db_url: str, clock: FixedClock) -> InProcessBank:
 @pytest.fixture
 def core(db_url: str, clock: FixedClock, bank_sim: InProcessBank) -> App:
     app = bootstrap(load_settings(database_url=db_url), clock=clock, bank=bank_sim.client())
-    app.extras["bank_sim"] = bank_sim
     yield app
     app.close()

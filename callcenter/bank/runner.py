@@ -84,10 +84,10 @@ async def bank_runner(core: "App", stop: asyncio.Event) -> None:
     if not core.settings.bank_simulator:
         await stop.wait()
         return
-    proc = core.extras.get("bank_process")
-    if not isinstance(proc, BankProcess):
-        proc = BankProcess(core.settings)
-        core.extras["bank_process"] = proc
+    proc = core.bank_process  # built once by the composition root (bank_simulator)
+    if proc is None:
+        await stop.wait()
+        return
     backoff = 1.0
     stopping = asyncio.create_task(stop.wait())
     try:

@@ -243,3 +243,21 @@ class NotificationCaller:
                                    created_at=now))
 
         run_in_transaction(core.sessions, work)
+
+
+class NotificationLine:
+    """Where the care part finds the notification caller of the dialler part running in the same process.
+
+    The composition root builds one and hands it to both parts: the dialler part ``plug``s in the caller it
+    builds on its telephony when it starts and ``unplug``s it when it stops; the care part's notification jobs
+    place their calls through ``caller`` and wait (the deliveries stay pending) while no dialler runs here."""
+
+    def __init__(self) -> None:
+        self.caller: NotificationCaller | None = None
+
+    def plug(self, caller: NotificationCaller) -> None:
+        self.caller = caller
+
+    def unplug(self, caller: NotificationCaller) -> None:
+        if self.caller is caller:
+            self.caller = None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from callcenter.care.notify_calls import NotificationLine
 from callcenter.care.rules import Calendar, QuietHours
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class CareWork:
 
     core: Any
     sms: Any
-    caller: Any = None  # notify_calls.NotificationCaller, None: notification calls wait
+    line: NotificationLine | None = None  # the dialler part's notification caller; none: notification calls wait
     hand_over_to_dialler: bool = True
     quiet: QuietHours = field(default_factory=QuietHours)
 
@@ -88,8 +89,9 @@ async def care_runner(core: Any, stop: asyncio.Event, *, work: CareWork, jobs: t
             day = local_now.date()
             try:
                 if job.name.startswith("notify_calls"):
-                    if work.caller is not None:
-                        await work.caller.place_due()
+                    caller = work.line.caller if work.line is not None else None
+                    if caller is not None:
+                        await caller.place_due()
                 else:
                     await asyncio.to_thread(getattr(work, job.name), day)
             except Exception:  # one bad job must not stop the others; it runs again next wake-up

@@ -50,18 +50,17 @@ def run(clients: int = typer.Option(2000, help="demo clients to seed into an emp
 def start_simulated_bank(core) -> None:
     """Start the simulated bank's process before seeding (the seed opens accounts there); the engine's
     "bank" part then keeps it running. Nothing when a real bank gateway is configured."""
-    from callcenter.bank.runner import BankProcess, BankStartError
+    from callcenter.bank.runner import BankStartError
 
-    if not core.settings.bank_simulator:
+    proc = core.bank_process
+    if proc is None:
         return
-    proc = BankProcess(core.settings)
     try:
         proc.start()
     except BankStartError as exc:
         core.close()
         typer.echo(f"callcenter: {exc}", err=True)
         raise typer.Exit(1) from None
-    core.extras["bank_process"] = proc
 
 
 def _start(core) -> None:
@@ -70,7 +69,6 @@ def _start(core) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        proc = core.extras.get("bank_process")
-        if proc is not None:
-            proc.stop()  # a BankProcess
+        if core.bank_process is not None:
+            core.bank_process.stop()
         core.close()

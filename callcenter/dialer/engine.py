@@ -257,7 +257,7 @@ class DialerEngine:
 
         async def read() -> None:
             async for event in self.telephony.events():
-                notify = cast("NotificationCaller | None", self.core.extras.get("notify_caller"))
+                notify = self.core.notifications.caller if self.core.notifications is not None else None
                 if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
                     await notify.handle(event)  # an agentless notification call, not a dialler attempt
                     continue

@@ -39,7 +39,7 @@ import phonenumbers
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.bootstrap import App
+from callcenter.services.ports import Deps
 from callcenter.domain.campaigns import RuleError, zone
 from callcenter.domain.masking import mask_phone
 from callcenter.i18n import DEFAULT_LANG, t
@@ -469,7 +469,7 @@ def import_lead_file(
         return report
 
 
-def import_leads(core: App, campaign_id: int, path: Path | str, *, region: str = "CN",
+def import_leads(core: Deps, campaign_id: int, path: Path | str, *, region: str = "CN",
                  on_batch: Callable[[int], None] | None = None) -> ImportReport:
     """``import_lead_file`` for a file on disk, with the engine's clock and time zone."""
     now = core.clock()
@@ -549,14 +549,14 @@ def save_leads(s: Session, campaign: Campaign, rows: list[LeadRow], now: datetim
     return result
 
 
-def add_leads(core: App, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
+def add_leads(core: Deps, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
     """Programmatic leads (segments, care call-backs, tests): duplicates merged, DNC numbers kept as ``dnc``."""
     result = _save_into(core, campaign_id, rows)
     result.rows = len(rows)
     return result
 
 
-def _save_into(core: App, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
+def _save_into(core: Deps, campaign_id: int, rows: list[LeadRow]) -> ImportResult:
     """Merge duplicate rows and save them, in one transaction, into a campaign that exists and is not finished."""
     merged_rows, merged = merge_rows(rows)
     now = core.clock()

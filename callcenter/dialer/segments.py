@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from callcenter.bootstrap import App
+from callcenter.services.ports import Deps
 from callcenter.dialer.leads import ImportResult, InvalidPhone, LeadRow, add_leads, normalise_phone
 from callcenter.services.segments import SEGMENTS, segment_clients
 from callcenter.store.db import transaction
@@ -14,7 +14,7 @@ from callcenter.store.db import transaction
 __all__ = ["SEGMENTS", "add_segment_leads", "segment_clients"]
 
 
-def add_segment_leads(core: App, campaign_id: int, segment: str, today: date, **params: Any) -> ImportResult:
+def add_segment_leads(core: Deps, campaign_id: int, segment: str, today: date, **params: Any) -> ImportResult:
     """Add the clients of a segment to a campaign as leads (client id kept; bad numbers skipped)."""
     with transaction(core.sessions) as s:
         clients = segment_clients(s, segment, today, **params)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from callcenter.bootstrap import App
+from callcenter.services.ports import Deps
 from callcenter.domain.campaigns import (
     CALLING_DAYS,
     DEFAULT_RETRY_MINUTES,
@@ -143,7 +143,7 @@ def _check_window(c: Campaign) -> None:
 
 
 def create_campaign(
-    core: App, *, name: str, kind: str, script_id: str, created_by: int | None = None,
+    core: Deps, *, name: str, kind: str, script_id: str, created_by: int | None = None,
     script_ids: Collection[str] | None = None, group_ids: Iterable[int] = (), **fields: Any
 ) -> int:
     """A new campaign in ``draft`` (``group_ids``: the service groups whose agents take its calls)."""
@@ -180,7 +180,7 @@ def _campaign(s: Session, campaign_id: int, lock: bool = True) -> Campaign:
     return c
 
 
-def edit_campaign(core: App, campaign_id: int, *, script_ids: Collection[str] | None = None,
+def edit_campaign(core: Deps, campaign_id: int, *, script_ids: Collection[str] | None = None,
                   group_ids: Iterable[int] | None = None, **fields: Any) -> None:
     """Change settings of a campaign that is not running (``editable``); ``group_ids`` replaces its groups."""
     _check_fields(fields, script_ids)
@@ -200,7 +200,7 @@ def edit_campaign(core: App, campaign_id: int, *, script_ids: Collection[str] | 
     run_in_transaction(core.sessions, work)
 
 
-def assign_campaign(core: App, campaign_id: int, *, group_ids: Iterable[int] = (), staff_ids: Iterable[int] = ()) -> None:
+def assign_campaign(core: Deps, campaign_id: int, *, group_ids: Iterable[int] = (), staff_ids: Iterable[int] = ()) -> None:
     """Replace the campaign's assigned service groups and agents."""
 
     def work(s: Session) -> None:
@@ -238,7 +238,7 @@ def refused_sentence(exc: CampaignRefused, lang: str = "zh-CN") -> str:
              action=t(f"campaigns.action.{exc.action}", lang))
 
 
-def campaign_action(core: App, campaign_id: int, action: str, at: datetime | None = None) -> str:
+def campaign_action(core: Deps, campaign_id: int, action: str, at: datetime | None = None) -> str:
     """Apply ``action`` (schedule / unschedule / start / pause / resume / stop) in one transaction and tell the
     wall board; returns the new state."""
     now = core.clock()
@@ -247,11 +247,11 @@ def campaign_action(core: App, campaign_id: int, action: str, at: datetime | Non
     return state
 
 
-def schedule_campaign(core: App, campaign_id: int, at: datetime) -> str:
+def schedule_campaign(core: Deps, campaign_id: int, at: datetime) -> str:
     return campaign_action(core, campaign_id, "schedule", at)
 
 
-def plan_start(core: App, campaign_id: int, at: datetime) -> str:
+def plan_start(core: Deps, campaign_id: int, at: datetime) -> str:
     """A start job is being scheduled for ``at``: a campaign not started yet becomes ``scheduled`` at that time;
     a started one (running or paused) keeps its state — the job resumes it when it fires; a finished one is
     refused (``CampaignRefused``). Returns the state."""
@@ -268,23 +268,23 @@ def plan_start(core: App, campaign_id: int, at: datetime) -> str:
     return state
 
 
-def start_campaign(core: App, campaign_id: int) -> str:
+def start_campaign(core: Deps, campaign_id: int) -> str:
     return campaign_action(core, campaign_id, "start")
 
 
-def pause_campaign(core: App, campaign_id: int) -> str:
+def pause_campaign(core: Deps, campaign_id: int) -> str:
     return campaign_action(core, campaign_id, "pause")
 
 
-def resume_campaign(core: App, campaign_id: int) -> str:
+def resume_campaign(core: Deps, campaign_id: int) -> str:
     return campaign_action(core, campaign_id, "resume")
 
 
-def stop_campaign(core: App, campaign_id: int) -> str:
+def stop_campaign(core: Deps, campaign_id: int) -> str:
     return campaign_action(core, campaign_id, "stop")
 
 
-def recycle_leads(core: App, campaign_id: int, *, max_passes: int = 3) -> int:
+def recycle_leads(core: Deps, campaign_id: int, *, max_passes: int = 3) -> int:
     """Give a campaign's exhausted leads another pass (its attempts start again), when the campaign allows
     recycling. Never a lead that reached a final contact or is on a do-not-call list, and at most
     ``max_passes`` passes per lead (counted in ``extra["recycled"]``). Returns how many leads came back."""
@@ -324,7 +324,7 @@ def start_due(s: Session, now: datetime) -> list[int]:
     return started
 
 
-def start_due_campaigns(core: App, now: datetime) -> list[int]:
+def start_due_campaigns(core: Deps, now: datetime) -> list[int]:
     """Scheduled campaigns whose start time has come go running (the dialler does this at every sync)."""
     return run_in_transaction(core.sessions, lambda s: start_due(s, now))
 
@@ -341,7 +341,7 @@ def campaign_agent_ids(s: Session, campaign_id: int) -> set[int]:
 # --- do not call ----------------------------------------------------------------------------------
 
 
-def add_dnc(core: App, phone: str, *, campaign_id: int | None = None, reason: str = "", added_by: int | None = None) -> int:
+def add_dnc(core: Deps, phone: str, *, campaign_id: int | None = None, reason: str = "", added_by: int | None = None) -> int:
     """Put a number on the global (``campaign_id`` None) or a campaign's DNC list; its open leads become ``dnc``."""
     from callcenter.dialer.leads import normalise_phone
 
@@ -397,7 +397,7 @@ def change_agent_state(
     return change
 
 
-def _agent_event(core: App, staff_id: int, event: str, reason: str = "") -> str:
+def _agent_event(core: Deps, staff_id: int, event: str, reason: str = "") -> str:
     now = core.clock()
 
     def work(s: Session) -> tuple[str, int | None]:
@@ -421,7 +421,7 @@ def _agent_event(core: App, staff_id: int, event: str, reason: str = "") -> str:
     return state
 
 
-def agent_login(core: App, staff_id: int, *, phone: str = "", campaign_id: int | None = None) -> int:
+def agent_login(core: Deps, staff_id: int, *, phone: str = "", campaign_id: int | None = None) -> int:
     """Open a dialler session (state ``paused``/``login`` until the agent goes ready); returns its id.
 
     ``campaign_id`` None: the highest-priority running campaign the agent is assigned to (if any).
@@ -464,21 +464,21 @@ def agent_login(core: App, staff_id: int, *, phone: str = "", campaign_id: int |
     return run_in_transaction(core.sessions, work)
 
 
-def agent_ready(core: App, staff_id: int) -> str:
+def agent_ready(core: Deps, staff_id: int) -> str:
     return _agent_event(core, staff_id, "ready")
 
 
-def agent_pause(core: App, staff_id: int, reason: str) -> str:
+def agent_pause(core: Deps, staff_id: int, reason: str) -> str:
     if not reason:
         raise DialerError("a pause needs a reason")
     return _agent_event(core, staff_id, "pause", reason)
 
 
-def agent_logout(core: App, staff_id: int) -> str:
+def agent_logout(core: Deps, staff_id: int) -> str:
     return _agent_event(core, staff_id, "logout", "logout")
 
 
-def agent_state(core: App, staff_id: int) -> dict[str, Any] | None:
+def agent_state(core: Deps, staff_id: int) -> dict[str, Any] | None:
     def work(s: Session) -> dict[str, Any] | None:
         session = open_session(s, staff_id, lock=False)
         if session is None:
@@ -491,7 +491,7 @@ def agent_state(core: App, staff_id: int) -> dict[str, Any] | None:
 
 
 def record_disposition(
-    core: App, staff_id: int, attempt_id: int, disposition: str, *, notes: str = "",
+    core: Deps, staff_id: int, attempt_id: int, disposition: str, *, notes: str = "",
     script_run: dict[str, Any] | None = None, then: str = "ready", pause_reason: str = "",
 ) -> None:
     """The agent's wrap-up: disposition, notes and the script run saved on the attempt; then ready (or paused,
@@ -539,7 +539,7 @@ def record_disposition_in(
     return session.state if session is not None else "logged_out"
 
 
-def preview_choice(core: App, staff_id: int, action: str) -> None:
+def preview_choice(core: Deps, staff_id: int, action: str) -> None:
     """Preview mode: the agent dials (``dial``) or skips (``skip``) the lead shown; the dialler carries it out."""
     if action not in ("dial", "skip"):
         raise DialerError("preview action is dial or skip")
@@ -565,7 +565,7 @@ class CallbackRequest:
 
 
 def book_callback(
-    core: App, *, due_at: datetime, attempt_id: int | None = None, lead_id: int | None = None,
+    core: Deps, *, due_at: datetime, attempt_id: int | None = None, lead_id: int | None = None,
     agent_only: bool = False, owner_id: int | None = None, note: str = "", created_by: int | None = None,
 ) -> int:
     """Book a call back of a lead (directly or through one of its attempts) at ``due_at`` (aware datetime)."""

@@ -4,41 +4,21 @@ from the settings and runs a ``DialerEngine`` on it in real time until stopped."
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 from callcenter.bootstrap import App
 from callcenter.dialer.engine import DialerEngine
-from callcenter.telephony.port import Telephony
-
-
-def telephony_from_settings(core: App) -> Telephony:
-    backend = core.settings.telephony_backend
-    if backend == "asterisk":
-        from callcenter.telephony.ami import AmiOptions, AmiPool, servers_from_settings
-
-        options = AmiOptions(dial_template=core.settings.ami_dial_template, amd=core.settings.ami_amd,
-                             connect_timeout_s=core.settings.ami_connect_timeout_s)
-        return AmiPool(servers_from_settings(core.settings), options)
-    if backend == "twilio":
-        from twilio.rest import Client
-
-        from callcenter.telephony.twilio_calls import TwilioCalls
-
-        client = Client(core.settings.twilio_account_sid, core.settings.twilio_auth_token.get_secret_value())
-        return TwilioCalls(client, core.settings.twilio_from_number, core.settings.twilio_public_url)
-    from callcenter.telephony.simulated import LoopClock, SimulatedPbx
-
-    return SimulatedPbx(clock=LoopClock())
 
 
 async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     """Engine part for ``callcenter run``: the dialler on the configured telephony backend, real time.
 
-    A telephony backend given in ``core.extras['telephony']`` (tests) is used as it is; otherwise a fresh one is
-    built from the settings at every start, so the supervisor can restart this part after a failure (a refused
-    AMI login, no Asterisk reachable: ``telephony.start()`` raises and nothing is left running). While it runs,
-    the part's state on ``core.parts`` follows the backend's connection (``problem()``, when it has one)."""
-    telephony = cast("Telephony | None", core.extras.get("telephony")) or telephony_from_settings(core)
+    Every start takes a backend from ``core.telephony`` (a fresh one from the settings, unless the composition
+    root was given one), so the supervisor can restart this part after a failure (a refused AMI login, no
+    Asterisk reachable: ``telephony.start()`` raises and nothing is left running). While it runs, the part's
+    state on ``core.parts`` follows the backend's connection (``problem()``, when it has one). The notification
+    caller built on the same backend is plugged into ``core.notifications`` for the care part while it runs."""
+    telephony = core.telephony()
     probe = getattr(telephony, "problem", None)
     if callable(probe):
         core.parts.watch("dialler", probe)
@@ -48,15 +28,11 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
         core.parts.unwatch("dialler")
         raise
     engine = DialerEngine(core, telephony, wall=core.clock)
-    core.extras["dialer"] = engine
     from callcenter.care.notify_calls import NotificationCaller
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
-    core.extras["notify_caller"] = notify
-    care_work = core.extras.get("care_work")
-    if care_work is not None:  # the care jobs started first: hand them the caller now
-        # extras holds plain objects (issue 9 wiring: to be removed)
-        care_work.caller = notify  # type: ignore[attr-defined]
+    if core.notifications is not None:
+        core.notifications.plug(notify)
     handoffs = None
     if core.settings.telephony_backend == "simulated":  # on Asterisk the dialplan queues IVR hand-offs itself
         from callcenter.services.handoff import handoff_runner
@@ -65,7 +41,7 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     elif hasattr(telephony, "add_observer"):  # Asterisk: the queue's AgentConnect pops the client
         from callcenter.services.handoff import watch_agent_connects
 
-        core.extras["agent_connect_pops"] = watch_agent_connects(core, telephony.add_observer)
+        watch_agent_connects(core, telephony.add_observer)
     given_up = getattr(telephony, "wait_given_up", None)
     running = asyncio.Event()  # ``stop``, or the backend gave up for good (every AMI login refused on reconnect)
     relay = asyncio.create_task(_first_of(stop, given_up() if callable(given_up) else None, running))
@@ -77,10 +53,8 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     finally:
         relay.cancel()
         core.parts.unwatch("dialler")
-        if core.extras.get("notify_caller") is notify:  # no notification calls on a telephony that is closing
-            core.extras.pop("notify_caller", None)
-            if care_work is not None and getattr(care_work, "caller", None) is notify:
-                care_work.caller = None  # type: ignore[attr-defined]
+        if core.notifications is not None:  # no notification calls on a telephony that is closing
+            core.notifications.unplug(notify)
         if handoffs is not None:
             handoffs.cancel()
             try:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.bootstrap import App
+from callcenter.services.ports import Deps
 from callcenter.dialer import service as dialer
 from callcenter.dialer.leads import InvalidPhone, normalise_phone
 from callcenter.domain.campaigns import RuleError
@@ -120,7 +120,7 @@ def _apply(s: Session, sess: AgentSession, event: str, now: datetime, reason: st
         raise DeskError("bad_state_change") from None
 
 
-def set_state(core: App, staff_id: int, to: str, reason: str = "", phone: str = "") -> AgentStatus:
+def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str = "") -> AgentStatus:
     """Ready / paused (with a reason) / logged out, from the agent's own status bar, through the dialler's
     agent use cases (login on the first press). Talking and wrap-up are entered by calls; an agent with an open
     call card cannot go ready before setting the disposition."""
@@ -438,7 +438,7 @@ class CallbackRequest:
     note: str = ""
 
 
-def dispose(core: App, principal: Principal, contact_id: int, disposition: str, *, note: str | None = None,
+def dispose(core: Deps, principal: Principal, contact_id: int, disposition: str, *, note: str | None = None,
             callback: CallbackRequest | None = None, dnc: bool = False,
             dnc_reason: str = "client_request") -> dict[str, Any]:
     """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
 
 from fastapi import APIRouter, FastAPI
 from starlette.responses import JSONResponse
@@ -190,7 +188,4 @@ def create_app(core: App) -> FastAPI:
         app.include_router(_twilio_voice_router(core))
     __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
     app.include_router(__import__("callcenter.web.pages.care", fromlist=["router"]).router)  # client care
-    hooks = cast("list[Callable[[FastAPI], None]]", core.extras.get("web_routers", []))
-    for hook in hooks:  # other areas add their routers through bootstrap
-        hook(app)
     return app

@@ -79,12 +79,13 @@ def test_the_engine_part_restarts_a_killed_bank_and_stops_it_at_the_end(tmp_path
     for key, value in clean_env(bank_url=url, bank_database_url=f"sqlite:///{tmp_path / 'bank.db'}").items():
         monkeypatch.setenv(key, value)
     settings = load_settings()
-    core = SimpleNamespace(settings=settings, extras={})
+    proc = BankProcess(settings)
+    core = SimpleNamespace(settings=settings, bank_process=proc)
 
     async def scenario() -> tuple[int | None, int | None, int]:
         stop = asyncio.Event()
-        part = asyncio.create_task(bank_runner(core, stop))  # type: ignore[arg-type]  # settings + extras suffice
-        proc = await _until(lambda: core.extras.get("bank_process"))
+        part = asyncio.create_task(bank_runner(core, stop))  # type: ignore[arg-type]  # settings + bank_process suffice
+        await _until(lambda: proc.starts >= 1)
         await _until(lambda: proc.running() and _healthy(url))
         first = proc.pid
         proc._proc.kill()  # kill -9

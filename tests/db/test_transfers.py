@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -123,12 +124,27 @@ def test_bank_refusal_voids_the_debit(core: App) -> None:
     assert_sound(core)
 
 
+_SIM: list[InProcessBank] = []
+
+
+@pytest.fixture(autouse=True)
+def _the_bank_service(bank_sim: InProcessBank) -> Iterator[None]:
+    """The test's bank service (the same one ``core`` talks to), for the helpers that add a second client."""
+    _SIM.append(bank_sim)
+    yield
+    _SIM.clear()
+
+
+def _bank() -> InProcessBank:
+    return _SIM[-1]
+
+
 NOW = timedelta(0)  # reconcile with no grace period: nothing is in flight in these tests
 
 
 def _service_with(core: App, faults: BankFaults) -> TransferService:
     """A second engine process's transfer service, talking to the same bank whose faults are ``faults``."""
-    bank = InProcessBank(core.extras["bank_sim"].books, faults).client()  # type: ignore[attr-defined]
+    bank = InProcessBank(_bank().books, faults).client()
     return TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz, clock=core.clock)
 
 
@@ -267,7 +283,7 @@ def _live_transfer(core: App, command: TransferCommand):  # type: ignore[no-unty
         applied.set()
         assert release.wait(30)
 
-    bank = InProcessBank(core.extras["bank_sim"].books, on_applied=hold).client()  # type: ignore[attr-defined]
+    bank = InProcessBank(_bank().books, on_applied=hold).client()
     service = TransferService(core.sessions, bank, core.calendar, core.transfers._limits, core.settings.tz,
                               clock=core.clock)
     result: list[object] = []
@@ -345,11 +361,11 @@ def test_reconcile_reports_a_bank_that_does_not_answer(core: App) -> None:
     _, (main,) = make_client(core, accounts=[(1_000_00, 0)])
     flaky = _service_with(core, BankFaults(rule=lambda r: "timeout_before"))  # type: ignore[arg-type,return-value]  # a Fault name
     stuck = flaky.transfer(cmd("stuck", "fund_to_bank", main, "100"))
-    core.extras["bank_sim"].down = True  # type: ignore[attr-defined]
+    _bank().down = True
     report = core.transfers.reconcile(grace=NOW)
     assert any(stuck.reference in line and "did not answer" in line for line in report.unresolved)
     assert any("statement" in line for line in report.unresolved)
-    core.extras["bank_sim"].restart()  # type: ignore[attr-defined]
+    _bank().restart()
     assert core.transfers.reconcile(grace=NOW).voided == [stuck.reference]
 
 

@@ -146,8 +146,8 @@ def test_agent_takes_a_call_walks_the_script_and_books_a_callback(core: App, bro
 def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_board(core: App, browser: Any,
                                                                                    tmp_path: Path) -> None:
     world = build(core)
-    sched = CampaignScheduler(core)
-    core.extras["scheduler"] = sched
+    sched = core.scheduler  # built once by the composition root; started here as the scheduler part does
+    assert sched is not None
     sched.start()
     try:
         with Server(create_app(core)) as srv:

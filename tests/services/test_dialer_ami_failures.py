@@ -67,7 +67,7 @@ async def run_until_attempt_ends(core: App, client: AmiClient,
                                  until: Callable[[], bool] = lambda: True) -> dict[str, object]:
     """The dialler and a stand-in part under ``run_engine`` until the attempt has ended and ``until()`` holds;
     returns the attempt_ended event and checks that nothing else stopped meanwhile."""
-    core.extras["telephony"] = client
+    core.telephony = lambda: client
     stop = asyncio.Event()
     other_alive = asyncio.Event()
 

@@ -228,7 +228,7 @@ async def test_dialer_runner_in_real_time_until_stopped(core: App) -> None:
 
     fast = CustomerModel(human_answer_min_s=0.05, human_answer_max_s=0.1, talk_mean_s=0.3, talk_sd_s=0.05)
     pbx = SimulatedPbx(fast, clock=LoopClock(), outcomes={"+8613900000001": "human"}, seed=1)
-    core.extras["telephony"] = pbx
+    core.telephony = lambda: pbx
     agent = make_staff(core, "rt-agent", "pw-agent-123456", "agent")
     cid = create_campaign(core, name="实时", kind="cold_leads", script_id="cold_call", window_start=time(0),
                           window_end=time(23, 59, 59), days="every")

@@ -40,7 +40,7 @@ class Recorder:
 async def test_care_calls_go_to_the_notification_caller(core: App) -> None:
     stop = asyncio.Event()
     recorder = Recorder(stop)
-    core.extras["notify_caller"] = recorder
+    core.notifications.caller = recorder  # type: ignore[union-attr,assignment]
     event = Ended("care-7-1", 1.0, 16, "Normal Clearing")
     engine = DialerEngine(core, OneEventPort(event), wall=core.clock)  # type: ignore[arg-type]
     seen: list[object] = []

@@ -100,7 +100,8 @@ async def create_campaign(*, request: Request, principal: Principal = roles(*SUP
 
 
 def _scheduler(request: Request) -> Any:
-    return _core(request).extras.get("scheduler")
+    sched = _core(request).scheduler  # None, or not started: the scheduler part is not running in this process
+    return sched if sched is not None and sched.scheduler.running else None
 
 
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
