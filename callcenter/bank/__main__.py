@@ -1,20 +1,14 @@
-"""``python -m callcenter.bank serve``: the same as ``callcenter bank serve``, without loading the engine's other
-commands (a quicker start when ``callcenter run`` restarts the bank)."""
+"""``python -m callcenter.bank serve``: the same as ``callcenter bank serve`` (how ``callcenter run`` starts the
+simulated bank's process)."""
 
 from __future__ import annotations
 
-import sys
-
-from callcenter.bank.cli import app
-from callcenter.settings import SettingsError
+from callcenter.commands import run_command
+from callcenter.commands.bank import app
 
 
 def main() -> None:
-    try:
-        app()
-    except SettingsError as exc:
-        print(f"callcenter: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_command(app)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_reconcile_command_over_the_protocol(db_url: str, tmp_path: Path, monkey
         core.bank.credit("ORPHAN-1", f"62{main[2:10]}00", 5_00)  # applied at the bank, unknown to us
         second = runner.invoke(app, ["reconcile", "--day", bank_day.isoformat()])
         assert second.exit_code == 1 and "DIFFERENCE ORPHAN-1: applied at the bank" in second.output
-        from callcenter.bank.cli import app as bank_app
+        from callcenter.commands.bank import app as bank_app
 
         statement = runner.invoke(bank_app, ["statement", "--day", bank_day.isoformat()])
         assert statement.exit_code == 0 and "ORPHAN-1" in statement.output and "5.00" in statement.output

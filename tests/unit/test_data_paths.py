@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from callcenter.ivr import cli as ivr_cli
-from callcenter.scripts import cli as scripts_cli
+from callcenter.commands import ivr as ivr_cli
+from callcenter.commands import scripts as scripts_cli
 from callcenter.services import desk
 from callcenter.settings import load_settings
 from callcenter.shipped import shipped_dir

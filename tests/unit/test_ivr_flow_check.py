@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from callcenter.i18n import catalogue
-from callcenter.ivr.cli import app
+from callcenter.commands.ivr import app
 from callcenter.ivr.flow import FlowError, check_flow, load_flow
 
 GOOD = """\

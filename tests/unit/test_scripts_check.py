@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from callcenter.scripts.check import check_file, check_paths
-from callcenter.scripts.cli import app
+from callcenter.commands.scripts import app
 from callcenter.scripts.engine import load_script
 from callcenter.scripts.problems import ScriptInvalid
 from callcenter.scripts.wording import find_forbidden

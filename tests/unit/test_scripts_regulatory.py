@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from callcenter.care.callbacks import REGULATORY_TOPICS, callbacks_of, record_callback_result
 from callcenter.care.regulatory import NEW_ACCOUNT_SCRIPT, build_regulatory_callbacks
 from callcenter.scripts.check import check_paths
-from callcenter.scripts.cli import app as scripts_app
+from callcenter.commands.scripts import app as scripts_app
 from callcenter.scripts.context import ScriptContext
 from callcenter.scripts.engine import load_script, render_notes, render_step
 from callcenter.scripts.run import ScriptRun

@@ -1,9 +1,4 @@
-"""Command line of the outbound dialler.
-
-* ``callcenter campaign create|list|start|pause|resume|stop|schedule|assign|dnc`` (``campaign_app``)
-* ``callcenter leads import FILE --campaign ID`` and ``leads segment`` (``leads_app``)
-* ``callcenter dialer run`` (the dialler alone, real time) and ``dialer simulate`` (``app``)
-"""
+"""``callcenter campaign create|list|start|pause|resume|stop|recycle|schedule|assign|dnc``: outbound campaigns."""
 
 from __future__ import annotations
 
@@ -14,31 +9,16 @@ from pathlib import Path
 
 import typer
 
+from callcenter.commands.common import LANG, make_core as _core, refused as _refused
 from callcenter.i18n import t
 
-app = typer.Typer(help="外呼引擎 · outbound dialler", no_args_is_help=True, add_completion=False)
-campaign_app = typer.Typer(help="外呼活动 · outbound campaigns", no_args_is_help=True, add_completion=False)
-leads_app = typer.Typer(help="外呼名单 · lead lists", no_args_is_help=True, add_completion=False)
-
-LANG = typer.Option("zh-CN", "--lang", help="message language: zh-CN or en")
-
-
-def _core():
-    from callcenter.commands.common import make_core
-
-    return make_core()
-
-
-def _refused(exc: Exception, lang: str) -> typer.Exit:
-    sentence = getattr(exc, "sentence", None)
-    typer.echo(t("dialer.cli.refused", lang, detail=sentence(lang) if callable(sentence) else str(exc)), err=True)
-    return typer.Exit(1)
-
+app = typer.Typer(help="外呼活动 · outbound campaigns", no_args_is_help=True, add_completion=False)
+campaign_app = app
 
 # --- campaign -----------------------------------------------------------------------------------------
 
 
-@campaign_app.command("create")
+@app.command("create")
 def create_cmd(
     name: str = typer.Argument(...),
     kind: str = typer.Option("cold_leads", help="former_clients | cold_leads | dormant | reminder | callback"),
@@ -74,7 +54,7 @@ def create_cmd(
     typer.echo(t("dialer.cli.created", lang, id=cid))
 
 
-@campaign_app.command("list")
+@app.command("list")
 def list_cmd(lang: str = LANG) -> None:
     from sqlalchemy import select
 
@@ -108,27 +88,27 @@ def _transition(action: str, campaign_id: int, lang: str, at: datetime | None = 
     typer.echo(t("dialer.cli.state", lang, id=campaign_id, state=state))
 
 
-@campaign_app.command("start")
+@app.command("start")
 def start_cmd(campaign_id: int, lang: str = LANG) -> None:
     _transition("start", campaign_id, lang)
 
 
-@campaign_app.command("pause")
+@app.command("pause")
 def pause_cmd(campaign_id: int, lang: str = LANG) -> None:
     _transition("pause", campaign_id, lang)
 
 
-@campaign_app.command("resume")
+@app.command("resume")
 def resume_cmd(campaign_id: int, lang: str = LANG) -> None:
     _transition("resume", campaign_id, lang)
 
 
-@campaign_app.command("stop")
+@app.command("stop")
 def stop_cmd(campaign_id: int, lang: str = LANG) -> None:
     _transition("stop", campaign_id, lang)
 
 
-@campaign_app.command("recycle")
+@app.command("recycle")
 def recycle_cmd(campaign_id: int, max_passes: int = typer.Option(3, min=1), lang: str = LANG) -> None:
     """Give exhausted leads another pass (campaigns created with recycling allowed)."""
     from callcenter.dialer import service
@@ -144,13 +124,13 @@ def recycle_cmd(campaign_id: int, max_passes: int = typer.Option(3, min=1), lang
     typer.echo(t("dialer.cli.recycled", lang, id=campaign_id, count=count))
 
 
-@campaign_app.command("schedule")
+@app.command("schedule")
 def schedule_cmd(campaign_id: int, at: str = typer.Argument(..., help="ISO time with offset, e.g. 2026-11-26T09:00+08:00"),
                  lang: str = LANG) -> None:
     _transition("schedule", campaign_id, lang, datetime.fromisoformat(at))
 
 
-@campaign_app.command("assign")
+@app.command("assign")
 def assign_cmd(campaign_id: int, group: list[int] = typer.Option([], help="service group id (repeat)"),
                agent: list[int] = typer.Option([], help="staff id (repeat)"), lang: str = LANG) -> None:
     from callcenter.dialer.service import assign_campaign
@@ -162,7 +142,7 @@ def assign_cmd(campaign_id: int, group: list[int] = typer.Option([], help="servi
         core.close()
 
 
-@campaign_app.command("dnc")
+@app.command("dnc")
 def dnc_cmd(phone: str, campaign: int | None = typer.Option(None, help="campaign id (default: global list)"),
             reason: str = typer.Option(""), lang: str = LANG) -> None:
     """Put a number on the do-not-call list."""
@@ -178,106 +158,3 @@ def dnc_cmd(phone: str, campaign: int | None = typer.Option(None, help="campaign
         core.close()
     scope = t("dialer.cli.dnc_global", lang) if campaign is None else t("dialer.cli.dnc_campaign", lang, id=campaign)
     typer.echo(t("dialer.cli.dnc_added", lang, scope=scope))
-
-
-# --- leads --------------------------------------------------------------------------------------------
-
-
-@leads_app.command("import")
-def import_cmd(path: Path = typer.Argument(..., exists=True, dir_okay=False),
-               campaign: int = typer.Option(..., "--campaign", help="campaign id"), lang: str = LANG) -> None:
-    """Import a CSV or XLSX lead list: every row or none; every problem is listed (the same check as the
-    supervisor page's upload)."""
-    from callcenter.dialer.leads import LeadFileError, import_leads
-
-    core = _core()
-    try:
-        report = import_leads(core, campaign, path)
-    except LeadFileError as exc:
-        typer.echo(exc.sentence(lang), err=True)
-        raise typer.Exit(1) from None
-    finally:
-        core.close()
-    if not report.imported:
-        for sentence in report.sentences(lang):
-            typer.echo(sentence, err=True)
-        typer.echo(report.summary(lang), err=True)
-        raise typer.Exit(1)
-    typer.echo(report.summary(lang))
-
-
-@leads_app.command("segment")
-def segment_cmd(
-    segment: str = typer.Argument(..., help="former | dormant | holders | birthdays"),
-    campaign: int = typer.Option(..., "--campaign"),
-    months: int = typer.Option(12, help="former: closed within N months"),
-    days: int = typer.Option(180, help="dormant: no trade for N days"),
-    code: str = typer.Option("", help="holders: security code"),
-    within_days: int = typer.Option(7, help="birthdays: within N days"),
-    today: str = typer.Option("", help="YYYY-MM-DD (default: today)"),
-    lang: str = LANG,
-) -> None:
-    from callcenter.dialer.segments import add_segment_leads
-
-    core = _core()
-    try:
-        day = date.fromisoformat(today) if today else core.clock().date()
-        result = add_segment_leads(core, campaign, segment, day, months=months, days=days, code=code,
-                                   within_days=within_days)
-    except ValueError as exc:
-        raise _refused(exc, lang) from None
-    finally:
-        core.close()
-    typer.echo(t("dialer.cli.segment_added", lang, segment=segment, created=result.created, merged=result.merged))
-
-
-# --- dialler ------------------------------------------------------------------------------------------
-
-
-@app.command("run")
-def run_cmd(lang: str = LANG) -> None:
-    """Run the dialler alone (real time, the configured telephony backend) until Ctrl-C."""
-    from callcenter.parts.dialer import dialer_runner
-
-    core = _core()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        typer.echo(t("dialer.cli.runner_started", lang, dialer=core.settings.telephony_backend))
-        await dialer_runner(core, stop)
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    finally:
-        core.close()
-
-
-@app.command("simulate")
-def simulate_cmd(
-    agents: int = typer.Option(10), leads: int = typer.Option(2000), mode: str = typer.Option("predictive"),
-    seed: int = typer.Option(1), database_url: str = typer.Option("sqlite:///var/dialer-sim.db"),
-    as_json: bool = typer.Option(False, "--json"), lang: str = LANG,
-) -> None:
-    """A whole campaign at accelerated time on the simulated PBX (a fresh database of its own)."""
-    from callcenter.bootstrap import bootstrap
-    from callcenter.dialer.simrun import run_simulated_campaign
-    from callcenter.settings import load_settings
-    from callcenter.store.db import make_engine
-    from callcenter.store.migrate import upgrade
-    from callcenter.store.models import Base
-
-    engine = make_engine(database_url)
-    upgrade(engine)
-    Base.metadata.create_all(engine, checkfirst=True)
-    core = bootstrap(load_settings(database_url=database_url), engine=engine)
-    try:
-        report = asyncio.run(run_simulated_campaign(core, agents=agents, leads=leads, mode=mode, seed=seed))
-    finally:
-        core.close()
-    if as_json:
-        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
-    else:
-        typer.echo(t("dialer.cli.sim_result", lang, attempts=report.attempts, humans=report.humans,
-                     connected=report.connected, abandoned=report.abandoned, rate=f"{report.abandon_rate:.2%}"))

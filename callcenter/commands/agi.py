@@ -17,7 +17,7 @@ def serve(
 ) -> None:
     """Serve agi://HOST:PORT/hotline until interrupted."""
     from callcenter.ivr.agi import agi_config, serve_forever
-    from callcenter.ivr.cli import _backend_factory, limits_from
+    from callcenter.commands.ivr import _backend_factory, limits_from
     from callcenter.settings import load_settings
 
     settings = load_settings()
