@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine
@@ -19,6 +19,9 @@ from callcenter.services.transfers import Checkpoint, TransferService, _no_check
 from callcenter.settings import Settings
 from callcenter.supervisor import PartBoard
 from callcenter.store.db import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from callcenter.adapters.pg_events import PgEventBridge
 
 
 def utc_now() -> datetime:
@@ -54,6 +57,21 @@ def limits_from(settings: Settings) -> Limits:
         window_start=settings.transfer_window_start,
         window_end=settings.transfer_window_end,
     )
+
+
+# --- live events across processes (callcenter/adapters/pg_events.py) -----------------------------------------
+
+
+def event_bridge_for(settings: Settings, bus: EventBus) -> PgEventBridge | None:
+    """The LISTEN/NOTIFY bridge that carries ``bus``'s events to the other engine processes on the same
+    PostgreSQL database; None on SQLite (one process) or when ``events_across_processes`` is off.
+    Not started: ``runtime.run_engine`` starts and closes it."""
+    url = settings.resolved_database_url()
+    if not settings.events_across_processes or not url.startswith("postgresql"):
+        return None
+    from callcenter.adapters.pg_events import PgEventBridge, conninfo_from_url
+
+    return PgEventBridge(conninfo_from_url(url), bus)
 
 
 def bootstrap(
