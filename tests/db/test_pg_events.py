@@ -2,8 +2,9 @@
 
 Two buses with a bridge each on the same database play two engine processes (and one test runs a real second
 process): an emitted event reaches the other bus's subscribers with the same fields, never twice on its own bus;
-garbage on the channel, an oversized event and a killed connection never stop the next event. Needs
-``CALLCENTER_TEST_DATABASE_URL`` pointing at PostgreSQL; the wiring tests at the end run on SQLite too.
+garbage on the channel, an oversized event and a killed connection never stop the next event; two engines
+(``run_engine``) on one database share their events. Needs ``CALLCENTER_TEST_DATABASE_URL`` pointing at
+PostgreSQL; the two wiring tests at the end (``bootstrap.event_bridge_for``) need no database.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import psycopg
 import pytest
 
 from callcenter.adapters.pg_events import CHANNEL, PgEventBridge, conninfo_from_url
-from callcenter.bootstrap import event_bridge_for
+from callcenter.bootstrap import bootstrap, event_bridge_for
 from callcenter.domain.events import AgentStateChanged, CampaignChanged, PreviewOffered, from_payload
+from callcenter.runtime import run_engine
 from callcenter.services.bus import EventBus, Subscription
 from callcenter.settings import load_settings
 from tests.conftest import PG_URL
@@ -185,6 +187,32 @@ async def test_a_bridge_that_cannot_connect_keeps_retrying_and_says_so() -> None
     finally:
         await bridge.aclose(drain_timeout_s=0)
     assert bus.bridge is None and bridge.state()["listener"] == "stopped"
+
+
+@needs_pg
+async def test_two_engines_on_one_database_share_their_events() -> None:
+    """``run_engine`` starts the bridge before the parts (the ``events`` part) and closes it after them."""
+    cores = [bootstrap(load_settings(database_url=PG_URL)) for _ in range(2)]
+    stop = asyncio.Event()
+
+    async def web(core: Any, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    engines = [asyncio.create_task(run_engine(core, [], web=web, stop=stop)) for core in cores]
+    try:
+        await until(lambda: all(c.parts.snapshot().get("events", {}).get("state") == "running" for c in cores),
+                    "both bridges to connect")
+        assert all(isinstance(c.bus.bridge, PgEventBridge) for c in cores)
+        async with cores[1].bus.subscribe("wallboard") as board:
+            cores[0].bus.emit(CampaignChanged(campaign_id=11, state="stopped"))
+            assert from_payload(await next_event(board)) == CampaignChanged(11, "stopped")
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*engines), 30)
+        for core in cores:
+            core.close()
+    assert [c.bus.bridge for c in cores] == [None, None]
+    assert [c.parts.snapshot()["events"]["state"] for c in cores] == ["stopped", "stopped"]
 
 
 # --- wiring (every database) ---------------------------------------------------------------------------------
