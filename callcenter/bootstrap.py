@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from callcenter.care.notify_calls import NotificationLine
     from callcenter.scheduling.service import CampaignScheduler
 
+if TYPE_CHECKING:
+    from callcenter.adapters.pg_events import PgEventBridge
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -89,6 +92,21 @@ def limits_from(settings: Settings) -> Limits:
         window_start=settings.transfer_window_start,
         window_end=settings.transfer_window_end,
     )
+
+
+# --- live events across processes (callcenter/adapters/pg_events.py) -----------------------------------------
+
+
+def event_bridge_for(settings: Settings, bus: EventBus) -> PgEventBridge | None:
+    """The LISTEN/NOTIFY bridge that carries ``bus``'s events to the other engine processes on the same
+    PostgreSQL database; None on SQLite (one process) or when ``events_across_processes`` is off.
+    Not started: ``runtime.run_engine`` starts and closes it."""
+    url = settings.resolved_database_url()
+    if not settings.events_across_processes or not url.startswith("postgresql"):
+        return None
+    from callcenter.adapters.pg_events import PgEventBridge, conninfo_from_url
+
+    return PgEventBridge(conninfo_from_url(url), bus)
 
 
 def bootstrap(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import uvicorn
 
-from callcenter.bootstrap import App
+from callcenter.bootstrap import App, event_bridge_for
 from callcenter.supervisor import Backoff, Wait, keep_alive, stop_or_timeout
 from callcenter.web.app import create_app
 
@@ -95,13 +96,38 @@ async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None,
     core.bus.bind_loop(asyncio.get_running_loop())
     parts = runners if runners is not None else default_runners()
     backoff = Backoff(core.settings.restart_backoff_initial_s, core.settings.restart_backoff_max_s)
-    async with asyncio.TaskGroup() as tg:
+    async with _event_bridge(core), asyncio.TaskGroup() as tg:  # the bridge starts first and closes last
         log.info("starting web")
         tg.create_task(_essential("web", web or serve_web, core, stop))
         for name, runner in parts:
             log.info("starting %s", name)
             tg.create_task(keep_alive(name, functools.partial(runner, core, stop), stop, core.parts, backoff,
                                       wait=wait))
+
+
+# --- live events across processes: the LISTEN/NOTIFY bridge (bootstrap.event_bridge_for) ---------------------
+
+EVENTS_PART = "events"
+
+
+@asynccontextmanager
+async def _event_bridge(core: App) -> AsyncIterator[None]:
+    """The bridge, when the settings ask for one, runs around the parts (their first events cross already);
+    its health is the ``events`` part on ``core.parts`` (a probe: down while a connection is retrying)."""
+    bridge = event_bridge_for(core.settings, core.bus)
+    if bridge is None:
+        yield
+        return
+    await bridge.start()
+    core.parts.set(EVENTS_PART, "running")
+    core.parts.watch(EVENTS_PART, bridge.problem)
+    log.info("live events across processes: PostgreSQL LISTEN %s", bridge.channel)
+    try:
+        yield
+    finally:
+        core.parts.unwatch(EVENTS_PART)
+        await bridge.aclose()
+        core.parts.set(EVENTS_PART, "stopped")
 
 
 async def _essential(name: str, runner: Runner, core: App, stop: asyncio.Event) -> None:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
 
     # storage
     database_url: str = "sqlite:///var/callcenter.db"
+    # live events reach the screens of every engine process on the same PostgreSQL (LISTEN/NOTIFY bridge)
+    events_across_processes: bool = True
     # telephony
     telephony_backend: Literal["simulated", "asterisk", "twilio"] = "simulated"
     ami_servers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:5038"])

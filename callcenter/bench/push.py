@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from callcenter.domain.events import BenchPing
+
 
 def _pct(values: list[float], q: float) -> float:
     if not values:
@@ -191,7 +193,7 @@ def run(clients: int = 200, events: int = 200, as_json: bool = False) -> dict[st
                     def fire() -> None:
                         t0 = time.perf_counter()
                         for sid in staff_ids:
-                            core.bus.publish(f"agent:{sid}", {"type": "bench", "i": i, "t0": t0})
+                            core.bus.emit(BenchPing(staff_id=sid, i=i, t0=t0))
                     srv.call(fire)
 
                 engine = asyncio.run(_measure([(base + "/live/agent", c) for _, c in agents], publish_engine, events))

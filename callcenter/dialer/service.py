@@ -6,8 +6,9 @@ Agents: login / ready / pause / logout / disposition / preview choice.  Every ag
 row in ``agent_state_changes`` (``change_agent_state``, shared with the engine).
 Also: do-not-call requests and callbacks.
 
-Live events go to ``core.bus`` (thread-safe publish): ``agent:<staff id>`` gets
-``{"type": "agent_state", "state", "reason", "attempt_id"}`` on every change of that agent.
+Live events go to ``core.bus`` (``emit_threadsafe``, typed events of ``callcenter.domain.events``, so they reach
+every engine process): ``AgentStateChanged`` (the agent's screens and the wall board) on every change of an
+agent's state made here, ``CampaignChanged`` (the wall board) on every change of a campaign's state.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from callcenter.domain.campaigns import (
     zone,
 )
 from callcenter.dialer.hopper import release_lead
+from callcenter.domain.events import AgentStateChanged, CampaignChanged
 from callcenter.i18n import has, t
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.models.core import Staff
@@ -243,7 +245,7 @@ def campaign_action(core: Deps, campaign_id: int, action: str, at: datetime | No
     wall board; returns the new state."""
     now = core.clock()
     state = run_in_transaction(core.sessions, lambda s: apply_campaign_action(_campaign(s, campaign_id), action, now, at))
-    core.bus.publish_threadsafe("wallboard", {"type": "campaign_state", "campaign_id": campaign_id, "state": state})
+    core.bus.emit_threadsafe(CampaignChanged(campaign_id=campaign_id, state=state))
     return state
 
 
@@ -264,7 +266,7 @@ def plan_start(core: Deps, campaign_id: int, at: datetime) -> str:
         return apply_campaign_action(c, "schedule", now, at)
 
     state = run_in_transaction(core.sessions, work)
-    core.bus.publish_threadsafe("wallboard", {"type": "campaign_state", "campaign_id": campaign_id, "state": state})
+    core.bus.emit_threadsafe(CampaignChanged(campaign_id=campaign_id, state=state))
     return state
 
 
@@ -416,8 +418,7 @@ def _agent_event(core: Deps, staff_id: int, event: str, reason: str = "") -> str
         return session.state, session.attempt_id
 
     state, attempt_id = run_in_transaction(core.sessions, work)
-    core.bus.publish_threadsafe(f"agent:{staff_id}", {"type": "agent_state", "state": state, "reason": reason,
-                                                     "attempt_id": attempt_id})
+    core.bus.emit_threadsafe(AgentStateChanged(staff_id=staff_id, state=state, reason=reason, attempt_id=attempt_id))
     return state
 
 
@@ -503,8 +504,7 @@ def record_disposition(
     state = run_in_transaction(core.sessions, lambda s: record_disposition_in(
         s, staff_id, attempt_id, disposition, now, notes=notes, script_run=script_run, then=then,
         pause_reason=pause_reason))
-    core.bus.publish_threadsafe(f"agent:{staff_id}", {"type": "agent_state", "state": state, "reason": "disposition",
-                                                     "attempt_id": None})
+    core.bus.emit_threadsafe(AgentStateChanged(staff_id=staff_id, state=state, reason="disposition"))
 
 
 def record_disposition_in(

@@ -1,13 +1,18 @@
-"""In-process live event bus: the dialler, the IVR and the services publish; SSE streams subscribe.
+"""The live event bus: the dialler, the IVR and the services emit typed events; SSE streams subscribe.
 
 Topics are strings: ``agent:<staff id>`` (one agent's screen), ``wallboard`` (supervisors), ``calls``.
-Payloads are JSON-safe dicts. Publishing never blocks: a subscriber that falls more than ``maxsize``
+``emit(event)`` is the way to publish: a typed event (``callcenter.domain.events``) goes to each of its
+``topics()`` as its ``to_payload()`` dict. Delivery never blocks: a subscriber that falls more than ``maxsize``
 events behind loses the oldest ones (a screen then re-reads its state), never stalls the dialler.
 
-The bus is in-process only: with several engine processes on one database, an event reaches only the screens
-connected to the process that published it (there is no cross-process bridge, e.g. PostgreSQL LISTEN/NOTIFY,
-yet; one would publish into this bus so subscribers need not change). Screens re-read their state from the
-database, so what they show is right, only later.
+Across processes: with several engine processes on one PostgreSQL database, a bridge is attached
+(``attach``; ``callcenter.adapters.pg_events.PgEventBridge``, LISTEN/NOTIFY): ``emit`` then delivers locally AND
+hands the event to the bridge (which only enqueues it: ``emit`` never waits), and the bridge delivers other
+processes' events here with ``deliver`` (local subscribers only, never sent back out). Without a bridge (SQLite,
+one process) the bus is in-process. Delivery across processes is at most once: every event is a nudge and what
+it announces is in the database already, so a screen that misses one re-reads its state and is right, only later.
+
+``publish(topic, payload)`` (a raw dict) stays local to this process: it never crosses to another one.
 """
 
 from __future__ import annotations
@@ -17,9 +22,16 @@ import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from callcenter.domain.events import Event
+
+
+class Bridge(Protocol):
+    """Carries emitted events to the other processes (``callcenter.adapters.pg_events``)."""
+
+    def send(self, event: Event) -> None:
+        """Enqueue ``event`` for the other processes; never blocks, never raises for a transport problem."""
 
 
 class Subscription:
@@ -47,9 +59,26 @@ class EventBus:
         self._maxsize = maxsize
         self._seq = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._bridge: Bridge | None = None
+
+    def attach(self, bridge: Bridge | None) -> None:
+        """Send every emitted event through ``bridge`` too (None: in-process only again)."""
+        self._bridge = bridge
+
+    @property
+    def bridge(self) -> Bridge | None:
+        return self._bridge
 
     def emit(self, event: Event) -> None:
-        """Deliver a typed event (``callcenter.domain.events``) to every subscriber of each of its topics."""
+        """Deliver a typed event (``callcenter.domain.events``) to every subscriber of each of its topics, here
+        and, when a bridge is attached, in the other processes. Call from the event loop's thread."""
+        self.deliver(event)
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.send(event)
+
+    def deliver(self, event: Event) -> None:
+        """Deliver to this process's subscribers only (the bridge hands other processes' events in here)."""
         payload = event.to_payload()
         for topic in event.topics():
             self.publish(topic, payload)
@@ -62,7 +91,8 @@ class EventBus:
         loop.call_soon_threadsafe(self.emit, event)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        """Deliver to every subscriber of ``topic``. Call from the event loop's thread (see publish_threadsafe)."""
+        """Deliver a raw dict to this process's subscribers of ``topic`` (never to another process: use ``emit``).
+        Call from the event loop's thread (see publish_threadsafe)."""
         event = dict(payload, seq=next(self._seq), topic=topic)
         for sub in list(self._subs.get(topic, ())):
             sub.offer((topic, event))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from callcenter.dialer import leads as leads_import
 from callcenter.dialer import service as dialer
 from callcenter.domain.campaigns import CampaignRefused
+from callcenter.domain.events import CampaignChanged
 from callcenter.services import desk, groups, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
@@ -175,7 +176,7 @@ async def add_schedule(*, request: Request, campaign_id: int = Id, principal: Pr
         raise _refused(request, exc) from None
     except ValueError:
         raise ApiError(422, "bad_schedule") from None
-    _core(request).bus.publish("wallboard", {"type": "campaign", "campaign_id": campaign_id})
+    _core(request).bus.emit(CampaignChanged(campaign_id=campaign_id))
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
 
 
