@@ -1,10 +1,15 @@
-"""Run the whole engine in one process: web service, FastAGI server, dialler, care and scheduler, each a part.
+"""Run the engine's parts in this process: web service, FastAGI server, dialler, care, scheduler and the simulated
+bank, each a part (``callcenter serve --parts web,agi,dialer,care,scheduler,bank``, default all).
 
-Each part is a coroutine ``runner(core, stop: asyncio.Event)`` with a name (a plain list: areas add theirs to
-``default_runners``). The web part is the engine's life: when it stops (Ctrl-C) ``stop`` is set and every other
-part ends. Every other part is kept alive by ``callcenter.supervisor.keep_alive``: a part that fails is logged in
-one line, restarted with exponential backoff (settings ``restart_backoff_*``), and its state is on ``core.parts``
-(``/healthz`` and the wall board show it). A failing part never ends another one.
+Each part is a coroutine ``runner(core, stop: asyncio.Event)`` (``part_runners``). The web part, when this process
+runs it, is the engine's life: when it stops (Ctrl-C) ``stop`` is set and every other part ends; without it the
+process runs until Ctrl-C or SIGTERM. Every other part is kept alive by ``callcenter.supervisor.keep_alive``: a
+part that fails is logged in one line, restarted with exponential backoff (settings ``restart_backoff_*``), and
+its state is on ``core.parts`` (``/healthz`` and the wall board show it). A failing part never ends another one.
+
+Several processes share one PostgreSQL (``check_parts_for_database``): live events cross between them through
+the LISTEN/NOTIFY bridge (``_event_bridge``), agents and leads are leased by one dialler process at a time, and
+commands and hand-offs wait in the database. SQLite is the one-process embedded default and refuses parts apart.
 """
 
 from __future__ import annotations
@@ -71,38 +76,78 @@ async def serve_care(core: App, stop: asyncio.Event) -> None:
     await care_runner(core, stop, work=work)
 
 
-def default_runners() -> list[tuple[str, Runner]]:
-    """Every part of the engine besides the web service, each importable on its own."""
-    parts: list[tuple[str, Runner]] = [("fastagi", serve_agi), ("care", serve_care)]
-    optional = [("bank", "callcenter.bank.runner", "bank_runner"),  # the simulated bank's process (bank_simulator)
-                ("dialler", "callcenter.parts.dialer", "dialer_runner"),
-                ("scheduler", "callcenter.scheduling", "scheduler_runner")]
-    import importlib
+# The parts ``callcenter serve --parts`` names, in start order: CLI name -> (part name on the board, runner).
+PART_NAMES = ("web", "bank", "agi", "dialer", "care", "scheduler")
 
-    for name, module, attr in optional:
-        try:
-            parts.append((name, getattr(importlib.import_module(module), attr)))
-        except (ImportError, AttributeError) as exc:
-            log.warning("%s not started: %s", name, exc)
-    return parts
+
+def part_runners() -> dict[str, tuple[str, Runner]]:
+    from callcenter.bank.runner import bank_runner
+    from callcenter.parts.dialer import dialer_runner
+    from callcenter.scheduling import scheduler_runner
+
+    return {"agi": ("fastagi", serve_agi), "dialer": ("dialler", dialer_runner), "care": ("care", serve_care),
+            "scheduler": ("scheduler", scheduler_runner), "bank": ("bank", bank_runner)}
+
+
+class PartsError(ValueError):
+    """``--parts`` names a part that does not exist, or asks SQLite to run parts in several processes."""
+
+
+def parse_parts(text: str) -> tuple[str, ...]:
+    """``web,dialer,agi`` -> the parts in start order; ``all`` (or empty) -> every part."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names or names == ["all"]:
+        return PART_NAMES
+    unknown = [n for n in names if n not in PART_NAMES]
+    if unknown:
+        raise PartsError(f"unknown part {', '.join(unknown)} (parts: {', '.join(PART_NAMES)})")
+    return tuple(n for n in PART_NAMES if n in names)
+
+
+def check_parts_for_database(parts: tuple[str, ...], dialect: str) -> None:
+    """Several processes share one PostgreSQL; SQLite is the one-process embedded default."""
+    if set(parts) != set(PART_NAMES) and dialect != "postgresql":
+        raise PartsError("running parts in separate processes needs PostgreSQL (CALLCENTER_DATABASE_URL); "
+                         "SQLite is the one-process embedded default: run every part in one process")
+
+
+def default_runners(parts: tuple[str, ...] = PART_NAMES) -> list[tuple[str, Runner]]:
+    """The runners of ``parts`` besides the web service."""
+    table = part_runners()
+    return [table[name] for name in parts if name != "web"]
 
 
 async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None, *,
-                     web: Runner | None = None, stop: asyncio.Event | None = None,
+                     web: Runner | None = None, with_web: bool = True, stop: asyncio.Event | None = None,
                      wait: Wait = stop_or_timeout) -> None:
     """Run the web part (``web``, by default ``serve_web``) and keep every other part alive until it stops
-    (or until ``stop`` is set: embedding and tests). ``wait`` is the backoff wait (tests pass a gate)."""
+    (or until ``stop`` is set: embedding, tests, SIGTERM). Without the web part (``with_web=False``:
+    ``serve --parts dialer,agi``) the engine runs until ``stop``. ``wait`` is the backoff wait (tests pass a
+    gate)."""
     stop = stop or asyncio.Event()
+    _stop_on_sigterm(stop)
     core.bus.bind_loop(asyncio.get_running_loop())
     parts = runners if runners is not None else default_runners()
     backoff = Backoff(core.settings.restart_backoff_initial_s, core.settings.restart_backoff_max_s)
     async with _event_bridge(core), asyncio.TaskGroup() as tg:  # the bridge starts first and closes last
-        log.info("starting web")
-        tg.create_task(_essential("web", web or serve_web, core, stop))
+        if with_web:
+            log.info("starting web")
+            tg.create_task(_essential("web", web or serve_web, core, stop))
         for name, runner in parts:
             log.info("starting %s", name)
             tg.create_task(keep_alive(name, functools.partial(runner, core, stop), stop, core.parts, backoff,
                                       wait=wait))
+
+
+def _stop_on_sigterm(stop: asyncio.Event) -> None:
+    """SIGTERM (a service manager stopping the process) ends the engine as Ctrl-C does: parts stop, leases and
+    claims are given back."""
+    import signal
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        pass
 
 
 # --- live events across processes: the LISTEN/NOTIFY bridge (bootstrap.event_bridge_for) ---------------------

@@ -12,10 +12,20 @@ from callcenter.runtime import run_engine
 from callcenter.store.migrate import upgrade
 
 
-def serve() -> None:
-    """Start the engine (web, FastAGI, dialler, scheduler) on the configured database and telephony."""
+def serve(parts: str = typer.Option("all", "--parts", help="comma list of web,agi,dialer,care,scheduler,bank "
+                                                            "(several processes need PostgreSQL)")) -> None:
+    """Start the engine (all parts, or those of ``--parts``) on the configured database and telephony."""
+    from callcenter.runtime import PartsError, check_parts_for_database, parse_parts
+
     core = make_core()
-    _start(core)
+    try:
+        chosen = parse_parts(parts)
+        check_parts_for_database(chosen, core.engine.dialect.name)
+    except PartsError as exc:
+        core.close()
+        typer.echo(f"callcenter: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _start(core, chosen)
 
 
 def run(clients: int = typer.Option(2000, help="demo clients to seed into an empty database")) -> None:
@@ -63,9 +73,12 @@ def start_simulated_bank(core) -> None:
         raise typer.Exit(1) from None
 
 
-def _start(core) -> None:
+def _start(core, parts: tuple[str, ...] | None = None) -> None:
+    from callcenter.runtime import PART_NAMES, default_runners
+
+    chosen = parts or PART_NAMES
     try:
-        asyncio.run(run_engine(core))
+        asyncio.run(run_engine(core, default_runners(chosen), with_web="web" in chosen))
     except KeyboardInterrupt:
         pass
     finally:

@@ -233,7 +233,7 @@ class CampaignScheduler:
 
 
 async def scheduler_runner(core: Any, stop: asyncio.Event) -> None:
-    """One of ``runtime.default_runners()``: run the campaign scheduler until the engine stops."""
+    """The scheduler part (``runtime.part_runners``): run the campaign scheduler until the engine stops."""
     sched: CampaignScheduler = core.scheduler  # built once by the composition root
     core.bus.bind_loop(asyncio.get_running_loop())
     sched.start()
