@@ -114,7 +114,7 @@ def check_parts_for_database(parts: tuple[str, ...], dialect: str) -> None:
 def default_runners(parts: tuple[str, ...] = PART_NAMES) -> list[tuple[str, Runner]]:
     """The runners of ``parts`` besides the web service."""
     table = part_runners()
-    return [table[name] for name in parts if name != "web"]
+    return [table[name] for name in PART_NAMES if name in parts and name != "web"]
 
 
 async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None, *,
