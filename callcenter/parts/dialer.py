@@ -39,6 +39,7 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     AMI login, no Asterisk reachable: ``telephony.start()`` raises and nothing is left running). While it runs,
     the part's state on ``core.parts`` follows the backend's connection (``problem()``, when it has one)."""
     telephony = cast("Telephony | None", core.extras.get("telephony")) or telephony_from_settings(core)
+    core.metrics.watch_telephony(telephony)  # /metrics: each AMI server's connection
     probe = getattr(telephony, "problem", None)
     if callable(probe):
         core.parts.watch("dialler", probe)
