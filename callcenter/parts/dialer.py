@@ -89,6 +89,7 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
             except asyncio.CancelledError:
                 pass
         await telephony.aclose()
+        core.metrics.telephony_closed(telephony)
 
 
 async def _first_of(stop: asyncio.Event, fatal: Any, done: asyncio.Event) -> BaseException | None:

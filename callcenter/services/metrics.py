@@ -188,6 +188,7 @@ class Metrics:
         self._sources = SourcesCollector()
         self.registry.register(self._sources)
         self._telephony_fallback: GaugeSource = dict
+        self._telephony: object = None
         r = self.registry
         self.agi_in_progress = Gauge("callcenter_agi_sessions_in_progress", "FastAGI sessions in progress",
                                      registry=r)
@@ -228,9 +229,17 @@ class Metrics:
     def watch_telephony(self, telephony: object) -> None:
         """The dialler's telephony backend (called at each start of the part): per AMI server whether it is
         logged in; a backend without servers (simulated, Twilio): the dialler part's state."""
-        self.add_gauge_source(TELEPHONY_GAUGE, "Telephony connection per server (AMI: 1 logged in, 0 not; "
-                              "other backends: 1 while the dialler part runs)", ["server"],
+        self._telephony = telephony
+        self.add_gauge_source(TELEPHONY_GAUGE, TELEPHONY_DOC, ["server"],
                               telephony_source(telephony, self._telephony_fallback))
+
+    def telephony_closed(self, telephony: object) -> None:
+        """The dialler closed ``telephony``: its servers are down (0) until the part starts a new backend. (An
+        ``AmiClient`` still says ``connected`` once closed, so the closing is told here.)"""
+        if telephony is not self._telephony or getattr(telephony, "clients", None) is None:
+            return
+        servers = {(str(c.name),): 0.0 for c in getattr(telephony, "clients")}
+        self.add_gauge_source(TELEPHONY_GAUGE, TELEPHONY_DOC, ["server"], lambda: servers)
 
     # --- callbacks given to the use cases -------------------------------------------------------------
     def agi_session(self, delta: int) -> None:
@@ -261,6 +270,7 @@ class Metrics:
 
 SSE_GAUGE = "callcenter_sse_subscribers"
 TELEPHONY_GAUGE = "callcenter_telephony_connected"
+TELEPHONY_DOC = "Telephony connection per server (AMI: 1 logged in, 0 not; other backends: 1 while the dialler runs)"
 
 
 def sse_subscribers_source(counts: Callable[[], Mapping[str, int]]) -> GaugeSource:
