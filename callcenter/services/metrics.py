@@ -238,7 +238,7 @@ class Metrics:
         ``AmiClient`` still says ``connected`` once closed, so the closing is told here.)"""
         if telephony is not self._telephony or getattr(telephony, "clients", None) is None:
             return
-        servers = {(str(c.name),): 0.0 for c in getattr(telephony, "clients")}
+        servers: dict[Labels, float] = {(str(c.name),): 0.0 for c in getattr(telephony, "clients")}
         self.add_gauge_source(TELEPHONY_GAUGE, TELEPHONY_DOC, ["server"], lambda: servers)
 
     # --- callbacks given to the use cases -------------------------------------------------------------
