@@ -14,6 +14,7 @@ from callcenter.adapters.bank_http import HttpBank
 from callcenter.adapters.trading_calendar import TradingCalendar
 from callcenter.domain.custody import Limits
 from callcenter.services.bus import EventBus
+from callcenter.services.metrics import Metrics
 from callcenter.services.ports import DepositoryBank
 from callcenter.services.transfers import Checkpoint, TransferService, _no_checkpoint
 from callcenter.settings import Settings
@@ -52,6 +53,7 @@ class App:
     notifications: NotificationLine | None = None  # the dialler part's notification caller, for the care part
     scheduler: CampaignScheduler | None = None  # the campaign schedules; the scheduler part starts it
     bank_process: BankProcess | None = None  # the simulated bank's child process (bank_simulator), not started
+    metrics: Metrics = field(kw_only=True)  # this App's Prometheus registry and the parts' callbacks (/metrics)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -123,13 +125,16 @@ def bootstrap(
     engine = engine or make_engine(settings.resolved_database_url())
     sessions = make_session_factory(engine)
     calendar = TradingCalendar(settings.market_closures)
+    metrics = Metrics(sessions, clock, settings.tz)
     # The depository bank over its HTTP gateway protocol (the simulated bank runs as its own service).
     bank = bank or HttpBank(settings.bank_url, timeout=settings.bank_timeout_seconds)
     transfers = TransferService(
         sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint,
-        reconcile_grace=timedelta(seconds=settings.reconcile_grace_seconds),
+        reconcile_grace=timedelta(seconds=settings.reconcile_grace_seconds), observer=metrics.transfer_observed,
     )
-    app = App(settings, engine, sessions, calendar, bank, transfers, clock)
+    app = App(settings, engine, sessions, calendar, bank, transfers, clock, metrics=metrics)
+    metrics.watch_bus(app.bus.subscriber_counts)
+    metrics.watch_parts(app.parts.snapshot, settings.telephony_backend)
     given = telephony
     app.telephony = (lambda: telephony_from_settings(settings)) if given is None else (lambda: given)
     from callcenter.care.notify_calls import NotificationLine

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 
 from callcenter.bootstrap import App, event_bridge_for
+from callcenter.services.metrics import watch_loop_lag
 from callcenter.supervisor import Backoff, Wait, keep_alive, stop_or_timeout
 from callcenter.web.app import create_app
 
@@ -57,6 +58,7 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
     config = agi_config(s)
     prompts_dir = s.prompts_path
     config.render_text = lambda text, lang: render_text_cached(text, lang, prompts_dir)
+    config.on_session = core.metrics.agi_session
     server, app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, flows=load_flows(s.flows_path),
                                          config=config)
     log.info("FastAGI listening on %s:%s", s.agi_host, s.agi_port)
@@ -130,6 +132,7 @@ async def run_engine(core: App, runners: list[tuple[str, Runner]] | None = None,
     parts = runners if runners is not None else default_runners()
     backoff = Backoff(core.settings.restart_backoff_initial_s, core.settings.restart_backoff_max_s)
     async with _event_bridge(core), asyncio.TaskGroup() as tg:  # the bridge starts first and closes last
+        tg.create_task(watch_loop_lag(core.metrics.loop_lag_observed, stop))  # metrics: the loop's lag
         if with_web:
             log.info("starting web")
             tg.create_task(_essential("web", web or serve_web, core, stop))

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # logged-in staff only, or nobody; and whether X-Forwarded-Proto from the proxy in front says "https" (HSTS)
     api_docs: Literal["public", "staff", "off"] = "staff"
     trust_forwarded_proto: bool = False
+    # GET /metrics (Prometheus): an administrator's session, or any request from loopback (127.0.0.1 / ::1) while
+    # this is true. Behind a reverse proxy on the same host every request comes from loopback: set it false there
+    metrics_from_loopback: bool = True
     # business
     company_name: str = "示例证券"  # spoken in talk scripts and messages
     company_name_en: str = "Example Securities"

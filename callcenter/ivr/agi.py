@@ -211,6 +211,8 @@ class AgiConfig:
     # meanwhile collected with WAIT FOR DIGIT of typeahead_poll_ms (res_agi drops DTMF between commands)
     wait_prompt_after_s: float = 0.0
     typeahead_poll_ms: int = 250
+    # told +1 when a session is accepted and -1 when it ends (metrics: sessions in progress and total); must not raise
+    on_session: Callable[[int], None] | None = None
 
 
 # Languages whose digits and numbers are spoken from our own rendered prompts (``num_*``), not by SAY DIGITS /
@@ -575,6 +577,7 @@ class IvrAgiApplication(Application):
         self.active += 1
         self._idle.clear()
         self.calls += 1
+        self._tell_session(1)
         headers: dict[str, str] = {}
         call_id = new_call_id()
         try:
@@ -602,8 +605,16 @@ class IvrAgiApplication(Application):
             with suppress(ConnectionError, OSError):
                 await writer.wait_closed()
             self.active -= 1
+            self._tell_session(-1)
             if self.active == 0:
                 self._idle.set()
+
+    def _tell_session(self, delta: int) -> None:
+        if self.config.on_session is not None:
+            try:
+                self.config.on_session(delta)
+            except Exception:  # noqa: BLE001 - counting must never break a call
+                log.exception("FastAGI on_session hook failed")
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

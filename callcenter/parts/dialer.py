@@ -19,6 +19,7 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     state on ``core.parts`` follows the backend's connection (``problem()``, when it has one). The notification
     caller built on the same backend is plugged into ``core.notifications`` for the care part while it runs."""
     telephony = core.telephony()
+    core.metrics.watch_telephony(telephony)  # /metrics: each AMI server's connection
     probe = getattr(telephony, "problem", None)
     if callable(probe):
         core.parts.watch("dialler", probe)
@@ -62,6 +63,7 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
             except asyncio.CancelledError:
                 pass
         await telephony.aclose()
+        core.metrics.telephony_closed(telephony)
 
 
 async def _first_of(stop: asyncio.Event, fatal: Any, done: asyncio.Event) -> BaseException | None:

@@ -123,3 +123,7 @@ class EventBus:
 
     def subscriber_count(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """Subscriptions per topic (read-only; safe from another thread: one snapshot of the topic table)."""
+        return {topic: len(subs) for topic, subs in list(self._subs.items())}

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -52,6 +53,12 @@ Checkpoint = Callable[[str], None]
 
 def _no_checkpoint(name: str) -> None:
     return None
+
+
+# Told of every answered transfer request: (kind as requested, outcome, seconds it took). Outcome is the status
+# (done / pending / rejected / failed), "replayed" for a repeated key, "conflict" (same key, other request) or
+# "error" (an exception). Metrics (callcenter.services.metrics) listen here; an observer must not raise.
+TransferObserver = Callable[[str, str, float], None]
 
 
 class IdempotencyConflict(Exception):
@@ -123,6 +130,7 @@ class TransferService:
         checkpoint: Checkpoint = _no_checkpoint,
         lang: str = "zh-CN",
         reconcile_grace: timedelta = timedelta(0),
+        observer: TransferObserver | None = None,
     ) -> None:
         self._sessions = sessions
         self._bank = bank
@@ -134,10 +142,28 @@ class TransferService:
         self._lang = lang
         self._reconcile_grace = reconcile_grace
         self._pg = dialect_name(sessions) == "postgresql"
+        self._observer = observer
 
     # ------------------------------------------------------------------ public
     def transfer(self, cmd: TransferCommand) -> TransferOutcome:
         """Apply ``cmd`` once. The same key again returns the first answer; a different body is refused."""
+        if self._observer is None:
+            return self._transfer(cmd)
+        started, outcome = time.perf_counter(), "error"
+        try:
+            answer = self._transfer(cmd)
+            outcome = "replayed" if answer.replayed else answer.status
+            return answer
+        except IdempotencyConflict:
+            outcome = "conflict"
+            raise
+        finally:
+            try:
+                self._observer(cmd.kind, outcome, time.perf_counter() - started)
+            except Exception:  # noqa: BLE001 - counting must never change a transfer's answer
+                log.exception("transfer observer failed")
+
+    def _transfer(self, cmd: TransferCommand) -> TransferOutcome:
         if not cmd.idempotency_key or len(cmd.idempotency_key) > 128:
             return self._refusal(Rule.AMOUNT_INVALID, "idempotency_key_invalid")
         fingerprint = cmd.fingerprint()

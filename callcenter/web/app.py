@@ -13,6 +13,7 @@ from callcenter.i18n import t
 from callcenter.web import errors
 from callcenter.web.deps import make_staff_sessions
 from callcenter.web.routes import admin_api, auth_api, clients_api, health, transfers_api
+from callcenter.web.routes import metrics as metrics_route
 
 
 class BodyLimit:
@@ -184,6 +185,7 @@ def create_app(core: App) -> FastAPI:
     _install_api_docs(app, core.settings.api_docs)
     for router in (health.router, auth_api.router, clients_api.router, transfers_api.router, admin_api.router):
         app.include_router(router)
+    app.include_router(metrics_route.router)  # GET /metrics (Prometheus): admin or loopback
     if core.settings.twilio_configured:
         app.include_router(_twilio_voice_router(core))
     __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
