@@ -52,7 +52,7 @@ class Play:
 
 
 @dataclass(frozen=True)
-class Hangup:
+class EndCall:
     pass
 
 
@@ -61,7 +61,7 @@ class ToAgent:
     pass
 
 
-Command = Play | Hangup | ToAgent
+Command = Play | EndCall | ToAgent
 
 
 @dataclass
@@ -201,7 +201,7 @@ class NotificationCaller:
             try:
                 if isinstance(cmd, Play):
                     await self.telephony.play(call_id, cmd.prompt)
-                elif isinstance(cmd, Hangup):
+                elif isinstance(cmd, EndCall):
                     await self.telephony.hangup(call_id)
                 elif isinstance(cmd, ToAgent):
                     agent = self.agent_picker()

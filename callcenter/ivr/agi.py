@@ -44,8 +44,8 @@ from callcenter.ivr.interpreter import (
     DigitsEntered,
     Event,
     Handoff,
-    HangUp,
-    IvrSession,
+    EndCall,
+    FlowRun,
     Record,
     RunAction,
     Say,
@@ -244,7 +244,7 @@ class AgiCall:
         self.asterisk_uniqueid = safe_token(headers.get("agi_uniqueid", ""), r"A-Za-z0-9_.\-", 64)
         self.asterisk_channel = _CONTROL.sub("", headers.get("agi_channel", ""))[:80]
         self.caller = caller_number(headers.get("agi_callerid"))
-        self.session = IvrSession(flow, caller=self.caller, call_id=self.call_id, limits=config.limits)
+        self.session = FlowRun(flow, caller=self.caller, call_id=self.call_id, limits=config.limits)
         self.ctx = CallContext(self.call_id, self.caller, "ivr-agi")
         self.pending: list[_Play] = []
         self.typeahead = ""  # keys the caller typed while the engine was busy, for the next Collect
@@ -440,7 +440,7 @@ class AgiCall:
         await self._set(V.CC_HANDOFF, "1")
         # returning ends the AGI: the dialplan goes on to the agent queue
 
-    async def hang_up(self, cmd: HangUp) -> None:
+    async def hang_up(self, cmd: EndCall) -> None:
         await self._flush()
         await self._command("HANGUP")
 

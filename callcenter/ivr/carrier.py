@@ -13,7 +13,7 @@ A carrier is a small object with some of these methods (sync or async; a sync ca
 ``set_language(cmd)``  SetLanguage
 ``set_variable(cmd)``  SetVariable
 ``handoff(cmd)``       Handoff (the call goes to an agent)
-``hang_up(cmd)``       HangUp
+``hang_up(cmd)``       EndCall
 
 A command whose method the carrier lacks (or a command type this table does not know) raises
 :class:`UnhandledCommand` naming it: nothing is dropped silently.  A carrier's method raises
@@ -34,9 +34,9 @@ from callcenter.ivr.interpreter import (
     Command,
     Event,
     Handoff,
-    HangUp,
-    Hangup,
-    IvrSession,
+    EndCall,
+    CallerHungUp,
+    FlowRun,
     Record,
     RunAction,
     Say,
@@ -56,7 +56,7 @@ HANDLERS: dict[type, str] = {
     SetLanguage: "set_language",
     SetVariable: "set_variable",
     Handoff: "handoff",
-    HangUp: "hang_up",
+    EndCall: "hang_up",
 }
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ async def dispatch(carrier: object, cmd: Command) -> Event | None:
     return None
 
 
-async def drive(session: IvrSession, commands: Iterable[Command], carrier: object) -> None:
+async def drive(session: FlowRun, commands: Iterable[Command], carrier: object) -> None:
     """Carry out ``commands`` and everything the session answers, until it waits for a later event or ends."""
     queue: list[Command] = list(commands)
     try:
@@ -111,7 +111,7 @@ async def drive(session: IvrSession, commands: Iterable[Command], carrier: objec
         await after_hangup(session, queue, carrier, gone.reason)
 
 
-async def after_hangup(session: IvrSession, queue: list[Command], carrier: object, reason: str) -> None:
+async def after_hangup(session: FlowRun, queue: list[Command], carrier: object, reason: str) -> None:
     """The caller is gone: decided actions still run, the hang-up is fed, only records are kept."""
     pending = list(queue)
     queue.clear()
@@ -123,12 +123,12 @@ async def after_hangup(session: IvrSession, queue: list[Command], carrier: objec
                 pending.extend(c for c in session.feed(result) if isinstance(c, Record))
         elif isinstance(cmd, Record):
             await dispatch(carrier, cmd)
-    for cmd in session.feed(Hangup(reason)):
+    for cmd in session.feed(CallerHungUp(reason)):
         if isinstance(cmd, Record):
             await dispatch(carrier, cmd)
 
 
-def drive_sync(session: IvrSession, commands: Iterable[Command], carrier: object) -> None:
+def drive_sync(session: FlowRun, commands: Iterable[Command], carrier: object) -> None:
     """:func:`drive` for a carrier whose methods are all synchronous (no event loop needed)."""
     run_sync(drive(session, commands, carrier))
 

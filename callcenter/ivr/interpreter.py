@@ -1,13 +1,13 @@
 """The IVR interpreter: a pure state machine over a :class:`~callcenter.ivr.model.Flow` (standard library only).
 
-``IvrSession.start()`` and ``IvrSession.feed(event)`` return lists of commands; adapters (FastAGI,
+``FlowRun.start()`` and ``FlowRun.feed(event)`` return lists of commands; adapters (FastAGI,
 Twilio, the text phone) carry them out and feed back what happened.  Backend calls are commands too
 (:class:`RunAction`): the adapter runs them through the :class:`~callcenter.ivr.backend.IvrBackend`
 port and feeds an :class:`ActionResult` back, so nothing here does I/O or reads a clock.
 
 Per-call limits (e.g. three wrong PINs end the call) are flow counters (``count``/``max`` on a
 transition); ``limits`` overrides their maximum from settings.  The whole session state is plain
-data (:meth:`IvrSession.snapshot` / :meth:`IvrSession.restore`) so web carriers can keep it server-side.
+data (:meth:`FlowRun.snapshot` / :meth:`FlowRun.restore`) so web carriers can keep it server-side.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Timeout:
 
 
 @dataclass(frozen=True)
-class Hangup:
+class CallerHungUp:
     reason: str = "caller_hangup"
 
 
@@ -45,7 +45,7 @@ class ActionResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Event = Union[DigitsEntered, Timeout, Hangup, ActionResult]
+Event = Union[DigitsEntered, Timeout, CallerHungUp, ActionResult]
 
 
 # --- commands (what to do) --------------------------------------------------------------------
@@ -125,12 +125,12 @@ class Handoff:
 
 
 @dataclass(frozen=True)
-class HangUp:
+class EndCall:
     reason: str
 
 
 Command = Union[Say, SayDigits, SayNumber, SayAmount, SayText, Collect, SetLanguage, SetVariable, RunAction,
-                Record, Handoff, HangUp]
+                Record, Handoff, EndCall]
 
 SPEECH_COMMANDS = (Say, SayDigits, SayNumber, SayAmount, SayText)
 
@@ -162,7 +162,7 @@ def resolve(scope: dict[str, Any], path: str) -> Any:
     return value
 
 
-class IvrSession:
+class FlowRun:
     """One call walking one flow."""
 
     def __init__(
@@ -203,7 +203,7 @@ class IvrSession:
         if self.ended:
             return []
         out: list[Command] = []
-        if isinstance(event, Hangup):
+        if isinstance(event, CallerHungUp):
             self._end(event.reason, out, hang_up=False)
             return out
         node = self._current()
@@ -232,7 +232,7 @@ class IvrSession:
         }
 
     @classmethod
-    def restore(cls, flow: Flow, state: dict[str, Any]) -> "IvrSession":
+    def restore(cls, flow: Flow, state: dict[str, Any]) -> "FlowRun":
         session = cls(flow, lang=state["lang"], caller=state["caller"], call_id=state["call_id"],
                       limits=state.get("limits"))
         for name in ("vars", "counters", "node", "waiting", "attempts", "seq", "ended", "end_reason",
@@ -468,4 +468,4 @@ class IvrSession:
         out.append(Record("end", detail))
         self.waiting = None
         if hang_up:
-            out.append(HangUp(reason))
+            out.append(EndCall(reason))

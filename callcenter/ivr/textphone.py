@@ -21,8 +21,8 @@ from callcenter.ivr.interpreter import (
     DigitsEntered,
     Event,
     Handoff,
-    HangUp,
-    IvrSession,
+    EndCall,
+    FlowRun,
     Record,
     RunAction,
     Say,
@@ -67,7 +67,7 @@ class TextPhoneResult:
     lines: list[str]
     end_reason: str | None
     handoff: Handoff | None
-    session: IvrSession
+    session: FlowRun
 
 
 @dataclass
@@ -81,7 +81,7 @@ class TextPhone:
     echo: Callable[[str], None] | None = None  # print lines as they happen
 
     def run(self, keys: str) -> TextPhoneResult:
-        session = IvrSession(self.flow, lang=self.lang, caller=self.caller, call_id=self.call_id, limits=self.limits)
+        session = FlowRun(self.flow, lang=self.lang, caller=self.caller, call_id=self.call_id, limits=self.limits)
         carrier = _TextCarrier(self, session, list(keys))
         drive_sync(session, session.start(), carrier)
         carrier.flush()
@@ -91,7 +91,7 @@ class TextPhone:
 class _TextCarrier:
     """The text phone as a carrier of :mod:`callcenter.ivr.carrier`: prints, and types the scripted keys."""
 
-    def __init__(self, phone: TextPhone, session: IvrSession, pending: list[str]) -> None:
+    def __init__(self, phone: TextPhone, session: FlowRun, pending: list[str]) -> None:
         self.phone = phone
         self.session = session
         self.pending = pending
@@ -142,7 +142,7 @@ class _TextCarrier:
         self.handoff_cmd = cmd
         self.emit(f"[hand-off to agent] client={cmd.client_id or '-'} {cmd.summary}")
 
-    def hang_up(self, cmd: HangUp) -> None:
+    def hang_up(self, cmd: EndCall) -> None:
         self.flush()
         self.emit(f"[hang-up] {cmd.reason}")
 

@@ -42,8 +42,8 @@ from callcenter.ivr.interpreter import (
     DigitsEntered,
     Event,
     Handoff,
-    HangUp,
-    IvrSession,
+    EndCall,
+    FlowRun,
     Record,
     RunAction,
     SetLanguage,
@@ -113,7 +113,7 @@ class InMemoryCallStateStore:
 class _TwilioCarrier:
     """One webhook's worth of the call as a carrier of :mod:`callcenter.ivr.carrier`: builds the TwiML."""
 
-    def __init__(self, voice: "_Voice", session: IvrSession, step: int) -> None:
+    def __init__(self, voice: "_Voice", session: FlowRun, step: int) -> None:
         self.voice = voice
         self.session = session
         self.step = step
@@ -152,7 +152,7 @@ class _TwilioCarrier:
         _says(self.response, self.says)
         self.response.enqueue(self.voice.handoff_queue)
 
-    def hang_up(self, cmd: HangUp) -> None:
+    def hang_up(self, cmd: EndCall) -> None:
         _says(self.response, self.says)
         self.response.hangup()
 
@@ -199,7 +199,7 @@ class _Voice:
         claim = self.store.claim(call_sid, "start", token)
         if not claim.mine:  # replay of the first webhook
             return self._replayed(call_sid, "start", claim, f"{self.public_url}/twilio/voice")
-        session = IvrSession(self.flow, caller=caller, call_id=call_sid, limits=self.limits)
+        session = FlowRun(self.flow, caller=caller, call_id=call_sid, limits=self.limits)
         twiml, state = self._run(session, session.start(), {"step": 0})
         self.store.answer(call_sid, "start", twiml, state)
         return twiml
@@ -215,7 +215,7 @@ class _Voice:
         claim = self.store.claim(call_sid, key, token)
         if not claim.mine:
             return self._replayed(call_sid, key, claim, url)
-        session = IvrSession.restore(self.flow, state["session"])
+        session = FlowRun.restore(self.flow, state["session"])
         twiml, new_state = self._run(session, session.feed(event), {"step": step + 1})
         self.store.answer(call_sid, key, twiml, new_state)
         return twiml
@@ -229,13 +229,13 @@ class _Voice:
         self.backend.record_event(call_sid, "twilio_status", detail)
         state = self.store.load(call_sid) if status in FINAL_STATUSES else None
         if state is not None and "session" in state:
-            session = IvrSession.restore(self.flow, state["session"])
+            session = FlowRun.restore(self.flow, state["session"])
             run_sync(after_hangup(session, [], _TwilioCarrier(self, session, int(state["step"])),
                                   f"twilio_{status}"))
             state = {**state, "session": session.snapshot()}
         self.store.answer(call_sid, f"status:{status}"[:40], "", state)
 
-    def _run(self, session: IvrSession, queue: list[Command], state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _run(self, session: FlowRun, queue: list[Command], state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         carrier = _TwilioCarrier(self, session, int(state["step"]))
         drive_sync(session, queue, carrier)
         return carrier.twiml(), {**state, "session": session.snapshot()}

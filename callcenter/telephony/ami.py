@@ -31,6 +31,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from callcenter.domain.masking import mask_phone
 from callcenter.telephony import variables as V
 from callcenter.telephony.ami_events import CallTracker, headers
 from callcenter.telephony.ami_frames import FrameParser, Malformed
@@ -46,7 +47,6 @@ from callcenter.telephony.port import (
     check_text,
     dial_string,
     check_originate,
-    mask_number,
 )
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ _DIGITS = re.compile(r"\d{7,}")
 def mask(text: str) -> str:
     """Logs never carry secrets, variables or full phone numbers."""
     text = _SECRETS.sub(lambda m: f"{m.group(1)}: ***", text)
-    return _DIGITS.sub(lambda m: mask_number(m.group(0)), text)
+    return _DIGITS.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 class _Manager(Manager):
@@ -518,7 +518,7 @@ class AmiClient:
         if reply.get("Response") != "Success":
             self.tracker.forget(call_id)
             raise OriginateRejected(call_id, str(reply.get("Message") or "refused"))
-        log.info("AMI %s: originate %s to %s queued", self.name, call_id, mask_number(number))
+        log.info("AMI %s: originate %s to %s queued", self.name, call_id, mask_phone(number))
 
     def _call_channel(self, call_id: str) -> str:
         channel = self.tracker.channel_of(check_id(call_id))

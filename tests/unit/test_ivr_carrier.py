@@ -11,7 +11,7 @@ from callcenter.ivr import agi, textphone, twilio_voice
 from callcenter.ivr.backend import demo_backend
 from callcenter.ivr.carrier import HANDLERS, CallerGone, UnhandledCommand, drive_sync
 from callcenter.ivr.flow import load_flow
-from callcenter.ivr.interpreter import (ActionResult, Collect, DigitsEntered, IvrSession, Record, RunAction, Say,
+from callcenter.ivr.interpreter import (ActionResult, Collect, DigitsEntered, FlowRun, Record, RunAction, Say,
                                         SetLanguage, SetVariable)
 
 
@@ -39,7 +39,7 @@ class Recorder:
 
 
 def test_a_command_the_carrier_lacks_raises_naming_it() -> None:
-    session = IvrSession(load_flow("hotline"))
+    session = FlowRun(load_flow("hotline"))
     with pytest.raises(UnhandledCommand, match="Recorder does not handle the command SetVariable"):
         drive_sync(session, [Say("ivr.welcome", "zh-CN"), SetVariable("X", "1")], Recorder([]))
 
@@ -50,11 +50,11 @@ def test_a_command_type_nobody_knows_raises() -> None:
         pass
 
     with pytest.raises(UnhandledCommand, match="command Beep"):
-        drive_sync(IvrSession(load_flow("hotline")), [Beep()], Recorder([]))  # type: ignore[list-item]
+        drive_sync(FlowRun(load_flow("hotline")), [Beep()], Recorder([]))  # type: ignore[list-item]
 
 
 def test_the_loop_drives_the_session_and_records_the_hangup() -> None:
-    session = IvrSession(load_flow("hotline"))
+    session = FlowRun(load_flow("hotline"))
     carrier = Recorder(["1"])
     drive_sync(session, session.start(), carrier)
     assert carrier.said[:2] == ["ivr.welcome", "ivr.choose_language"]
@@ -73,7 +73,7 @@ def test_a_decided_action_still_runs_after_the_caller_left() -> None:
         def speak(self, cmd) -> None:  # type: ignore[no-untyped-def]
             raise CallerGone("connection_lost")
 
-    session = IvrSession(load_flow("hotline"))
+    session = FlowRun(load_flow("hotline"))
     session.start()
     session.feed(DigitsEntered("1"))
     session.feed(DigitsEntered("1234567890123456"))
@@ -95,6 +95,6 @@ def test_each_carrier_handles_every_command_but_the_ones_it_refuses(carrier, mis
 def test_twilio_carrier_refuses_a_set_variable() -> None:
     voice = twilio_voice._Voice(demo_backend(), load_flow("hotline"), "https://x", twilio_voice.InMemoryCallStateStore(),
                                 None, "agents")
-    session = IvrSession(load_flow("hotline"))
+    session = FlowRun(load_flow("hotline"))
     with pytest.raises(UnhandledCommand, match="SetVariable"):
         drive_sync(session, [SetVariable("CC_X", "1")], twilio_voice._TwilioCarrier(voice, session, 0))

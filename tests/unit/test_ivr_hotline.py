@@ -11,9 +11,9 @@ from callcenter.ivr.interpreter import (
     Collect,
     DigitsEntered,
     Handoff,
-    HangUp,
-    Hangup,
-    IvrSession,
+    EndCall,
+    CallerHungUp,
+    FlowRun,
     RunAction,
     Say,
     SetLanguage,
@@ -248,7 +248,7 @@ def test_backend_error_is_a_branch_not_a_crash(flow, backend):
 
 # --- the pure state machine itself ---------------------------------------------------------------
 def test_session_hangup_after_confirm_still_accepts_no_second_action(flow):
-    s = IvrSession(flow, caller="13912345678", call_id="c9")
+    s = FlowRun(flow, caller="13912345678", call_id="c9")
     cmds = s.start()
     assert isinstance(cmds[-1], Collect)
     s.feed(DigitsEntered("1"))
@@ -267,25 +267,25 @@ def test_session_hangup_after_confirm_still_accepts_no_second_action(flow):
     transfer = [c for c in cmds if isinstance(c, RunAction)][0]
     assert transfer.args["amount_fen"] == 1234560 and transfer.idempotency_key == f"c9:{s.seq}"
     assert s.feed(DigitsEntered("1")) == []  # a second confirm while the transfer runs is ignored
-    end = s.feed(Hangup())
+    end = s.feed(CallerHungUp())
     assert s.ended and end[0].detail["pending_action"] == "transfer"
     assert s.feed(ActionResult("transfer", "ok", {"reference": "1"})) == []
 
 
 def test_snapshot_round_trip(flow):
-    s = IvrSession(flow, caller="1", call_id="c1")
+    s = FlowRun(flow, caller="1", call_id="c1")
     s.start()
     cmds = s.feed(DigitsEntered("2"))
     assert SetLanguage("en") in cmds and any(isinstance(c, Say) and c.lang == "en" for c in cmds)
-    again = IvrSession.restore(flow, s.snapshot())
+    again = FlowRun.restore(flow, s.snapshot())
     assert again.feed(Timeout()) == s.feed(Timeout())
 
 
 def test_hangup_node_emits_hangup(flow):
-    s = IvrSession(flow, call_id="c")
+    s = FlowRun(flow, call_id="c")
     s.start()
     s.feed(DigitsEntered("1"))
     s.feed(Timeout())
     s.feed(Timeout())
     cmds = s.feed(Timeout())
-    assert cmds[-1] == HangUp("no_input") and s.end_reason == "no_input"
+    assert cmds[-1] == EndCall("no_input") and s.end_reason == "no_input"
