@@ -8,8 +8,8 @@ Several dialler processes share one database.  A claim is a row update (``status
 
 A claim expires (``claimed_until``): a crashed dialler's leads come back, and its unfinished attempts are
 closed as ``lost`` (which does not use up an attempt); ``dialer.leases`` closes a dead dialler's at once.
-``finish_attempt`` also counts live answers in the campaign's abandon budget (``dialer.budget``).  Every function here takes an open ``Session``
-and leaves the commit to the caller's transaction.
+``finish_attempt`` also counts live answers in the campaign's abandon budget (``dialer.budget``).  Every
+function here takes an open ``Session`` and leaves the commit to the caller's transaction.
 """
 
 from __future__ import annotations

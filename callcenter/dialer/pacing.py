@@ -1,6 +1,7 @@
 """Pacing of the outbound dialler: how many attempts to start now.
 
-Pure standard library, no I/O, no clock: time comes in through ``DialerState.now``.
+Pure standard library (and the pure rule ``callcenter.domain.abandon``), no I/O, no clock: time comes in
+through ``DialerState.now``.
 The contract (see DESIGN.md, "Pacing API") is stable; benchmarks and outside checks drive it::
 
     pacer = make_pacer("predictive", target_abandon=0.03)
@@ -24,18 +25,18 @@ Modes:
   target: it backs off after abandons and pushes harder while there are none, and it cuts as the
   count over the pacer's life, over the recent humans or over the current shift (a gap of an hour
   in ``now`` starts a new one) nears its budget.  Until it has seen enough outcomes it behaves like
-  ``progressive``.  It is deterministic given its inputs.
+  ``progressive``.  It is deterministic given its inputs.  Cost: one pass over the agents and the
+  attempts in flight per decision, with per-bin probabilities cached between table rebuilds.
+
+  Tried and dropped (no gain at equal abandonment at 20 agents, 4 seeds): the exact Poisson-binomial
+  distribution instead of the normal approximation, an Edgeworth correction, 8 horizons instead of 4.
 
 The abandon budget (``callcenter.domain.abandon``): ``DialerState.budget`` optionally carries the campaign's
 figures from the database (today and 30 days, every dialler's; ``dialer.budget.load_budgets``).  Given one,
 ``ratio`` and ``predictive`` never place more than ``progressive`` would while the campaign is at or over
 ``abandon_cap`` (3 % by default, ``domain.abandon.over_cap``), and the predictive pacer's day budget term
 counts the database's figures for today (so after a restart it starts from the day's real numbers, not from
-zero) plus a 30-day term.  Without a budget (``budget=None``, the default) they behave as before.  Cost: one pass over the agents and the
-  attempts in flight per decision, with per-bin probabilities cached between table rebuilds.
-
-  Tried and dropped (no gain at equal abandonment at 20 agents, 4 seeds): the exact Poisson-binomial
-  distribution instead of the normal approximation, an Edgeworth correction, 8 horizons instead of 4.
+zero) plus a 30-day term.  Without a budget (``budget=None``, the default) they behave as before.
 """
 
 from __future__ import annotations

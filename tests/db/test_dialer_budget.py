@@ -103,3 +103,42 @@ def test_the_local_day_decides_and_load_budgets_reads_today_and_30_days(core: Ap
     row = next(c for c in board["campaigns"] if c["id"] == cid)  # type: ignore[attr-defined]
     assert row["abandon_today"] == 0.0 and row["abandon_30d"] == pytest.approx(3 / 5)
     assert next(c for c in board["campaigns"] if c["id"] == silent)["abandon_30d"] is None  # type: ignore[attr-defined]
+
+
+def test_concurrent_finishers_add_up(core: App) -> None:
+    """Two diallers closing attempts of one campaign at the same time: no count is lost (atomic upsert)."""
+    import threading
+
+    cid = campaign(core)
+    add_leads(core, cid, [LeadRow(0, f"+86138{i:08d}") for i in range(24)])
+
+    def open_all(s):  # type: ignore[no-untyped-def]
+        c = s.get(Campaign, cid)
+        return [start_attempt(s, lead, c, "d1", NOW, mode="ratio").id
+                for lead in claim_leads(s, c, "d1", 24, NOW, lambda d: True)]
+
+    ids = run_in_transaction(core.sessions, open_all)
+    assert len(ids) == 24
+    errors: list[BaseException] = []
+
+    def finisher(mine: list[int]) -> None:
+        try:
+            for aid in mine:
+                def close(s, aid: int = aid):  # type: ignore[no-untyped-def]
+                    a = s.get(Attempt, aid)
+                    abandoned = aid % 4 == 0
+                    finish_attempt(s, a, "abandoned" if abandoned else "human", NOW + timedelta(seconds=5),
+                                   abandoned=abandoned, talk_s=None if abandoned else 10.0, tz=SH)
+
+                run_in_transaction(core.sessions, close)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finisher, args=(ids[i::2],)) for i in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert not errors and not any(th.is_alive() for th in threads)
+    abandoned = sum(1 for aid in ids if aid % 4 == 0)
+    assert rows(core, cid) == [("2026-11-25", 24, abandoned, 24 - abandoned)]
