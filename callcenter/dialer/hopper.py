@@ -7,19 +7,21 @@ Several dialler processes share one database.  A claim is a row update (``status
 * SQLite: the transaction starts with ``BEGIN IMMEDIATE`` (``callcenter.store.db``), one writer at a time.
 
 A claim expires (``claimed_until``): a crashed dialler's leads come back, and its unfinished attempts are
-closed as ``lost`` (which does not use up an attempt).  Every function here takes an open ``Session``
-and leaves the commit to the caller's transaction.
+closed as ``lost`` (which does not use up an attempt); ``dialer.leases`` closes a dead dialler's at once.
+``finish_attempt`` also counts live answers in the campaign's abandon budget (``dialer.budget``).  Every
+function here takes an open ``Session`` and leaves the commit to the caller's transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Exists, Select, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from callcenter.dialer.budget import DEFAULT_TZ, count_attempt
 from callcenter.domain.campaigns import (
     CampaignRules,
     LeadFacts,
@@ -202,14 +204,22 @@ def finish_attempt(
     cause_text: str = "",
     talk_s: float | None = None,
     abandoned: bool = False,
+    tz: tzinfo = DEFAULT_TZ,
 ) -> Lead:
-    """Close an attempt and move its lead on (retry, done, exhausted) by the campaign's rules."""
+    """Close an attempt and move its lead on (retry, done, exhausted) by the campaign's rules.
+
+    A live answer is counted in the campaign's abandon budget for its local day in ``tz`` (the settings time
+    zone; ``callcenter.dialer.budget``), once: closing an attempt already closed does not count it again.
+    """
+    first_close = attempt.ended_at is None
     attempt.ended_at = now
     attempt.outcome = outcome
     attempt.hangup_cause = cause
     attempt.hangup_text = cause_text[:64]
     attempt.talk_s = talk_s
     attempt.abandoned = abandoned
+    if first_close:
+        count_attempt(s, attempt, tz)
     lead = s.get(Lead, attempt.lead_id)
     campaign = s.get(Campaign, attempt.campaign_id)
     assert lead is not None and campaign is not None

@@ -1,6 +1,7 @@
 """Pacing of the outbound dialler: how many attempts to start now.
 
-Pure standard library, no I/O, no clock: time comes in through ``DialerState.now``.
+Pure standard library (and the pure rule ``callcenter.domain.abandon``), no I/O, no clock: time comes in
+through ``DialerState.now``.
 The contract (see DESIGN.md, "Pacing API") is stable; benchmarks and outside checks drive it::
 
     pacer = make_pacer("predictive", target_abandon=0.03)
@@ -29,6 +30,13 @@ Modes:
 
   Tried and dropped (no gain at equal abandonment at 20 agents, 4 seeds): the exact Poisson-binomial
   distribution instead of the normal approximation, an Edgeworth correction, 8 horizons instead of 4.
+
+The abandon budget (``callcenter.domain.abandon``): ``DialerState.budget`` optionally carries the campaign's
+figures from the database (today and 30 days, every dialler's; ``dialer.budget.load_budgets``).  Given one,
+``ratio`` and ``predictive`` never place more than ``progressive`` would while the campaign is at or over
+``abandon_cap`` (3 % by default, ``domain.abandon.over_cap``), and the predictive pacer's day budget term
+counts the database's figures for today (so after a restart it starts from the day's real numbers, not from
+zero) plus a 30-day term.  Without a budget (``budget=None``, the default) they behave as before.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from bisect import bisect_right, insort
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, Sequence
+
+from callcenter.domain.abandon import REGULATORY_CAP, AbandonBudget, check_cap as _check_cap, over_cap
 
 __all__ = [
     "AGENT_STATES",
@@ -118,11 +128,13 @@ class AgentView(_AgentViewFields):
 
 @dataclass(frozen=True, slots=True)
 class DialerState:
-    """What the dialler sees now. ``in_flight``: seconds since each attempt in flight was dialled."""
+    """What the dialler sees now. ``in_flight``: seconds since each attempt in flight was dialled; ``budget``:
+    the campaign's abandon budget from the database (``None``: not known, the pacer counts only its own)."""
 
     now: float
     agents: Sequence[AgentView] = ()
     in_flight: Sequence[float] = ()
+    budget: AbandonBudget | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.now, bool) or not isinstance(self.now, (int, float)) or not math.isfinite(self.now):
@@ -140,6 +152,12 @@ class DialerState:
             if not fine:
                 for age in ages:
                     _check_seconds("in_flight age", age)
+        if self.budget is not None and not isinstance(self.budget, AbandonBudget):
+            raise ValueError(f"budget must be an AbandonBudget or None, got {self.budget!r}")
+
+
+def _progressive(state: DialerState) -> int:
+    return max(0, [a[0] for a in state.agents].count("idle") - len(state.in_flight))
 
 
 class Pacer(Protocol):
@@ -196,16 +214,18 @@ class PreviewPacer:
 
 
 class RatioPacer:
-    """``ratio`` attempts per idle agent, minus those already in flight (ratio 1 is progressive)."""
+    """``ratio`` attempts per idle agent, minus those already in flight (ratio 1 is progressive); while the
+    state's budget is at or over ``abandon_cap``, one per idle agent (progressive) until it is under again."""
 
     mode = "ratio"
 
-    def __init__(self, ratio: float = 2.0) -> None:
+    def __init__(self, ratio: float = 2.0, *, abandon_cap: float = REGULATORY_CAP) -> None:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
             raise ValueError(f"ratio must be a number, got {ratio!r}")
         if ratio < 1.0:
             raise ValueError(f"ratio must be >= 1.0 (one call per idle agent at least), got {ratio!r}")
         self.ratio = float(ratio)
+        self.abandon_cap = _check_cap(abandon_cap)
         self.counts = _Counts()
 
     def record(self, outcome: AttemptOutcome) -> None:
@@ -214,6 +234,8 @@ class RatioPacer:
 
     def calls_to_place(self, state: DialerState) -> int:
         _check_state(state)
+        if state.budget is not None and self.ratio > 1.0 and over_cap(state.budget, self.abandon_cap):
+            return _progressive(state)
         idle = [a[0] for a in state.agents].count("idle")
         wanted = math.floor(self.ratio * idle + 1e-9)
         return max(0, wanted - len(state.in_flight))
@@ -311,7 +333,8 @@ class PredictivePacer:
     ``idle_factor`` -- the threshold is multiplied by it while some agent is idle now (< 1: stricter
     then, which at 20 agents buys ~0.5 point of talk share at equal abandonment); ``recent_size`` --
     answered humans in the recent window of the budget term; ``slack`` -- how many abandons under
-    budget the cut starts (a larger slack cuts earlier and more smoothly).
+    budget the cut starts (a larger slack cuts earlier and more smoothly); ``abandon_cap`` -- with a
+    budget in the state at or over it (``domain.abandon.over_cap``), never more calls than progressive.
     """
 
     mode = "predictive"
@@ -337,6 +360,7 @@ class PredictivePacer:
         slack: float = 3.0,
         day_gap_s: float = 3600.0,
         initial_factor: float = 1.0,
+        abandon_cap: float = REGULATORY_CAP,
     ) -> None:
         if isinstance(target_abandon, bool) or not isinstance(target_abandon, (int, float)):
             raise ValueError(f"target_abandon must be a number, got {target_abandon!r}")
@@ -374,6 +398,9 @@ class PredictivePacer:
         _check_seconds("day_gap_s", day_gap_s)
         self.day_gap_s = float(day_gap_s)
         self.initial_factor = float(initial_factor)
+        self.abandon_cap = _check_cap(abandon_cap)
+        self._budget: AbandonBudget | None = None  # the latest one a state carried
+        self._most: int | None = None  # at most this many calls now (progressive, while at the cap)
         self.counts = _Counts()
         # learnt from record(): outcome mix over the last attempts, times to outcome per kind, talk times
         self._kinds: deque[str] = deque()
@@ -445,12 +472,17 @@ class PredictivePacer:
         threshold = math.exp(self._log_threshold)
         if not self.budget:
             return threshold
-        # Budget terms: over budget (lifetime, or the recent window) -> cut hard, proportionally.
-        for abandoned, humans in (
-            (self.counts.abandoned, self.counts.humans),
-            (self._recent_abandoned, len(self._recent)),
-            (self._day_abandoned, self._day_humans),
-        ):
+        # Budget terms: over budget (lifetime, the recent window, the day) -> cut hard, proportionally.  With
+        # the database's budget the day is the campaign's local day (every dialler's, across restarts), and
+        # its 30 days are a term too; without it the day is the pacer's own shift.
+        terms = [(self.counts.abandoned, self.counts.humans), (self._recent_abandoned, len(self._recent))]
+        budget = self._budget
+        if budget is None:
+            terms.append((self._day_abandoned, self._day_humans))
+        else:
+            terms.append((budget.today_abandoned, budget.today_humans))
+            terms.append((budget.d30_abandoned, budget.d30_humans))
+        for abandoned, humans in terms:
             if humans:
                 excess = abandoned - self.target_abandon * humans
                 if excess > -self.slack:
@@ -601,6 +633,12 @@ class PredictivePacer:
     def calls_to_place(self, state: DialerState) -> int:
         _check_state(state)
         now = float(state.now)
+        self._budget = budget = state.budget
+        # at or over the cap: no over-dialling until under again (it still learns the agents' wrap-ups)
+        self._most = _progressive(state) if budget is not None and over_cap(budget, self.abandon_cap) else None
+        return self._calls_to_place(state, now)
+
+    def _calls_to_place(self, state: DialerState, now: float) -> int:
         if self._first_now is None:
             self._first_now = now
         elif self._prev_now is not None and now - self._prev_now >= self.day_gap_s:
@@ -719,23 +757,33 @@ class PredictivePacer:
         return self._placed_now(now, n)
 
     def _placed_now(self, now: float, n: int) -> int:
+        if self._most is not None:
+            n = min(n, self._most)
         if n:
             self._placed.append((now, n))
             self._placed_sum += n
         return n
 
 
-def make_pacer(mode: str, *, target_abandon: float = 0.03, ratio: float = 2.0, **options: float) -> Pacer:
-    """Build a pacer: ``preview``, ``progressive``, ``ratio`` (``ratio=``) or ``predictive`` (``target_abandon=``)."""
+def make_pacer(
+    mode: str, *, target_abandon: float = 0.03, ratio: float = 2.0, abandon_cap: float = REGULATORY_CAP,
+    **options: float,
+) -> Pacer:
+    """Build a pacer: ``preview``, ``progressive``, ``ratio`` (``ratio=``) or ``predictive`` (``target_abandon=``).
+
+    ``abandon_cap``: the cap of the abandon budget (``DialerState.budget``) at or over which ratio and
+    predictive fall back to progressive (the others never over-dial).
+    """
+    _check_cap(abandon_cap)
     if mode == "preview":
         pacer: Pacer = PreviewPacer()
     elif mode == "progressive":
         pacer = ProgressivePacer()
     elif mode == "ratio":
-        pacer = RatioPacer(ratio)
+        pacer = RatioPacer(ratio, abandon_cap=abandon_cap)
     elif mode == "predictive":
         # options are PredictivePacer's keyword arguments; its int ones (warmup_*) arrive typed as float
-        pacer = PredictivePacer(target_abandon, **options)  # type: ignore[arg-type]
+        pacer = PredictivePacer(target_abandon, abandon_cap=abandon_cap, **options)  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown dial mode {mode!r}; expected one of {', '.join(MODES)}")
     if options and mode != "predictive":

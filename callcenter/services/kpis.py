@@ -162,14 +162,17 @@ def _rate(num: int, den: int) -> float | None:
 
 def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     """Agents by state, calls ringing / connected, per running campaign: dials, contacts, 接通率, abandon rate
-    today and over 30 days; IVR hand-offs waiting."""
+    today and over 30 days; IVR hand-offs waiting.
+
+    The abandon rates are the dialler's own abandon budget (``dialer.budget.load_budgets``, the figures the
+    pacers are held to): one owner for the figure.  Its 30 days are today and the 29 local days before."""
+    from callcenter.dialer.budget import load_budgets
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
     from callcenter.store.models.ivr import IvrSession
 
     agents = dict(s.execute(select(AgentSession.state, func.count()).where(AgentSession.ended_at.is_(None))
                             .group_by(AgentSession.state)).all())
     today = _local_midnight_utc(now, tz)
-    month = _local_midnight_utc(now, tz, 30)
     open_calls = select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None),
                                                                  Attempt.dialled_at >= today - timedelta(hours=12))
     ringing = s.execute(open_calls.where(Attempt.answered_at.is_(None))).scalar_one()
@@ -177,23 +180,20 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     ivr_waiting = s.execute(select(func.count()).select_from(IvrSession)
                             .where(IvrSession.handed_off.is_(True), IvrSession.ended_at.is_(None))).scalar_one()
 
-    def stats(since: datetime) -> dict[int, tuple[int, int, int, int]]:
-        rows = s.execute(select(Attempt.campaign_id, func.count(),
-                                func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)),
-                                func.sum(case((Attempt.outcome.in_(("human", "abandoned")), 1), else_=0)),
-                                func.sum(case((Attempt.abandoned.is_(True), 1), else_=0)))
-                         .where(Attempt.dialled_at >= since).group_by(Attempt.campaign_id)).all()
-        return {cid: (int(n), int(c or 0), int(h or 0), int(a or 0)) for cid, n, c, h, a in rows}
-
-    day, last30 = stats(today), stats(month)
+    rows = s.execute(select(Attempt.campaign_id, func.count(),
+                            func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)))
+                     .where(Attempt.dialled_at >= today).group_by(Attempt.campaign_id)).all()
+    day = {cid: (int(n), int(c or 0)) for cid, n, c in rows}
+    shown = list(s.execute(select(Campaign).where((Campaign.state.in_(("running", "paused")))
+                                                  | Campaign.id.in_(list(day))).order_by(Campaign.id)).scalars())
+    budgets = load_budgets(s, [camp.id for camp in shown], now, tz)
     campaigns = []
-    for camp in s.execute(select(Campaign).where((Campaign.state.in_(("running", "paused")))
-                                                 | Campaign.id.in_(list(day))).order_by(Campaign.id)).scalars():
-        dials, contacts, humans, abandoned = day.get(camp.id, (0, 0, 0, 0))
-        _, _, humans30, abandoned30 = last30.get(camp.id, (0, 0, 0, 0))
+    for camp in shown:
+        dials, contacts = day.get(camp.id, (0, 0))
+        budget = budgets[camp.id]
         campaigns.append({"id": camp.id, "name": camp.name, "state": camp.state, "dials": dials,
                           "contacts": contacts, "connect_rate": _rate(contacts, dials),
-                          "abandon_today": _rate(abandoned, humans), "abandon_30d": _rate(abandoned30, humans30)})
+                          "abandon_today": budget.today_rate, "abandon_30d": budget.d30_rate})
     return {"at": now.astimezone(tz).isoformat(), "agents": {k: int(v) for k, v in agents.items()}, "ringing": int(ringing),
             "connected": int(connected), "ivr_waiting": int(ivr_waiting), "campaigns": campaigns}
 

@@ -1,4 +1,5 @@
-"""Outbound dialler: campaigns, leads, do-not-call entries, attempts, agent sessions and callbacks.
+"""Outbound dialler: campaigns, leads, do-not-call entries, attempts, agent sessions, callbacks, the abandon
+budget per campaign and day, and the dialler processes' leases.
 
 Times are UTC (``UtcDateTime``); a campaign's calling window is in local hours of the LEAD's time zone
 (``Lead.timezone``, falling back to ``Campaign.timezone``).  Retry delays are minutes per outcome.
@@ -6,13 +7,14 @@ Times are UTC (``UtcDateTime``); a campaign's calling window is in local hours o
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -246,3 +248,34 @@ class Callback(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     placed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class AbandonDay(Base):
+    """The abandon budget: per campaign and local day (the settings time zone), the live answers that reached
+    the connect decision (``humans``), those left waiting past the grace period (``abandoned``) and those
+    that reached an agent (``connected``).  Incremented by ``hopper.finish_attempt`` in the transaction that
+    closes the attempt (an upsert, so diallers sharing a campaign add up); read by ``dialer.budget``."""
+
+    __tablename__ = "abandon_days"
+    __table_args__ = (
+        CheckConstraint("abandoned <= humans AND connected <= humans", name="counts"),
+        Index("ix_abandon_days_day", "day"),
+    )
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    humans: Mapped[int] = mapped_column(Integer, default=0)
+    abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    connected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DialerProcess(Base):
+    """A running dialler process and its lease (``dialer.leases``): renewed by ``heartbeat`` at every sync; when
+    ``lease_until`` has passed, a live dialler takes over its agents, attempts and leads and deletes the row."""
+
+    __tablename__ = "dialer_processes"
+
+    dialer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
