@@ -15,12 +15,12 @@ from callcenter.adapters.trading_calendar import TradingCalendar
 from callcenter.domain.custody import Limits
 from callcenter.services.bus import EventBus
 from callcenter.services.metrics import Metrics
-from callcenter.services.ports import DepositoryBank
+from callcenter.ports.bank import DepositoryBank
 from callcenter.services.transfers import Checkpoint, TransferService, _no_checkpoint
 from callcenter.settings import Settings
 from callcenter.supervisor import PartBoard
 from callcenter.store.db import make_engine, make_session_factory
-from callcenter.telephony.port import Telephony
+from callcenter.ports.telephony import Telephony
 
 if TYPE_CHECKING:
     from callcenter.bank.runner import BankProcess

@@ -169,14 +169,14 @@ class Settings(BaseSettings):
     @field_validator("ami_dial_template")
     @classmethod
     def _check_dial_template(cls, value: str) -> str:
-        from callcenter.telephony.port import check_dial_template
+        from callcenter.ports.telephony import check_dial_template
 
         return check_dial_template(value)
 
     @field_validator("agent_phone_template")
     @classmethod
     def _check_agent_phone_template(cls, value: str) -> str:
-        from callcenter.telephony.port import check_agent_phone_template
+        from callcenter.ports.telephony import check_agent_phone_template
 
         return check_agent_phone_template(value)
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from callcenter.telephony.port import TelephonyError
+from callcenter.ports.telephony import TelephonyError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
-from callcenter.services.ports import BankAnswer, BankRecord, BankUnavailable
+from callcenter.ports.bank import BankAnswer, BankRecord, BankUnavailable
 
 log = logging.getLogger(__name__)
 

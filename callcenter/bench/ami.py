@@ -21,7 +21,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiServer
 from callcenter.telephony.ami_replay import AFTER_RESTART, Capture, ReplayServer, load_capture, parse_capture
-from callcenter.telephony.port import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerUp
+from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerUp
 
 _OPTS: dict[str, Any] = dict(action_timeout_s=10.0, backoff_initial_s=0.0, heartbeat_s=0, tick_s=0)
 

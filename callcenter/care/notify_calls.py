@@ -26,7 +26,7 @@ from callcenter.settings import Settings
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.care import CareCallback, CareDelivery
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     Answered,
     Ended,
     Failed,

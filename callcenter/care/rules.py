@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
 
 from callcenter.domain.birthdays import celebrates
+from callcenter.ports.calendar import Calendar
 
 EVENT_KINDS = ("rights_issue", "placing", "warrant_last_trading", "warrant_exercise", "ipo_subscription", "dividend")
 CHANNELS = ("sms", "notify_call", "agent_call")
@@ -31,12 +31,6 @@ EVENT_AUDIENCE = {kind: "holders" for kind in EVENT_KINDS} | {"ipo_subscription"
 
 # Channels as opt-outs name them.
 OPT_OUT_CHANNEL = {"sms": "sms", "notify_call": "call", "agent_call": "call"}
-
-
-class Calendar(Protocol):
-    def is_trading_day(self, day: date) -> bool: ...
-
-    def add_trading_days(self, day: date, n: int) -> date: ...
 
 
 @dataclass(frozen=True)

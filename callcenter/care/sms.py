@@ -1,4 +1,4 @@
-"""The SMS port: a Protocol, a Twilio implementation (through the twilio library, whose ``http_client`` hook a
+"""SMS senders for the port in ``callcenter.ports.sms``: a Twilio implementation (through the twilio library, whose ``http_client`` hook a
 test swaps for a fake), and a simulated sender that keeps an outbox (the default backend)."""
 
 from __future__ import annotations
@@ -6,28 +6,13 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from callcenter.domain.masking import mask_phone
+from callcenter.ports.sms import SmsResult, SmsSender, SmsStatus
 from callcenter.settings import Settings
 
 log = logging.getLogger(__name__)
-
-SmsStatus = Literal["sent", "delivered", "failed"]
-
-
-@dataclass(frozen=True)
-class SmsResult:
-    status: SmsStatus  # "sent": accepted by the provider; delivery reports come later
-    provider_ref: str = ""
-    error: str = ""
-
-
-class SmsSender(Protocol):
-    def send(self, to: str, body: str, *, reference: str) -> SmsResult:
-        """Send one message; never raises for a refused message (returns status "failed")."""
-        ...
-
 
 @dataclass
 class SentSms:

@@ -41,7 +41,7 @@ def statement_cmd(day: str = typer.Option("", help="business day YYYY-MM-DD (def
 
     settings = load_settings()
     when = date.fromisoformat(day) if day else datetime.now(timezone.utc).astimezone(settings.tz).date()
-    from callcenter.services.ports import BankUnavailable
+    from callcenter.ports.bank import BankUnavailable
 
     bank = HttpBank(settings.bank_url, timeout=settings.bank_timeout_seconds)
     try:

@@ -5,7 +5,7 @@ import typer
 from callcenter.commands.common import make_core
 from callcenter.demo.seed import (DEFAULT_RNG_SEED, DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN,
                                   open_demo_bank_accounts, seed, staff_password)
-from callcenter.services.ports import BankUnavailable
+from callcenter.ports.bank import BankUnavailable
 
 app = typer.Typer(help="演示数据 · demo data", no_args_is_help=True)
 

@@ -66,7 +66,7 @@ from callcenter.domain.campaigns import RuleError, in_window, on_dnc
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Campaign, DncEntry, Lead
 from callcenter.telephony import variables as V
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentLeft,
     Answered,
     Connected,

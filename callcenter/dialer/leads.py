@@ -39,7 +39,7 @@ import phonenumbers
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.services.ports import Deps
+from callcenter.services.deps import Deps
 from callcenter.domain.campaigns import RuleError, zone
 from callcenter.domain.masking import mask_phone
 from callcenter.i18n import DEFAULT_LANG, t

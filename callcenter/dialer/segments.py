@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from callcenter.services.ports import Deps
+from callcenter.services.deps import Deps
 from callcenter.dialer.leads import ImportResult, InvalidPhone, LeadRow, add_leads, normalise_phone
 from callcenter.services.segments import SEGMENTS, segment_clients
 from callcenter.store.db import transaction

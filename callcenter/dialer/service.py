@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from callcenter.services.ports import Deps
+from callcenter.services.deps import Deps
 from callcenter.domain.campaigns import (
     CALLING_DAYS,
     DEFAULT_RETRY_MINUTES,
@@ -51,7 +51,7 @@ from callcenter.store.models.dialer import (
     DncEntry,
     Lead,
 )
-from callcenter.telephony.port import agent_phone
+from callcenter.ports.telephony import agent_phone
 
 EDITABLE_FIELDS = (
     "name", "kind", "script_id", "dial_mode", "ratio", "target_abandon", "caller_id", "window_start",

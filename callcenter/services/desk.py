@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.services.ports import Deps
+from callcenter.services.deps import Deps
 from callcenter.dialer import service as dialer
 from callcenter.dialer.leads import InvalidPhone, normalise_phone
 from callcenter.domain.campaigns import RuleError

@@ -41,7 +41,8 @@ from callcenter.domain.custody import (
 )
 from callcenter.domain.money import MoneyError, fen_to_yuan, yuan_to_fen
 from callcenter.i18n import t
-from callcenter.services.ports import BankAnswer, BankUnavailable, Calendar, DepositoryBank
+from callcenter.ports.bank import BankAnswer, BankUnavailable, DepositoryBank
+from callcenter.ports.calendar import Calendar
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.ledger import balances, post
 from callcenter.store.models import BankAccount, Client, FundAccount, Transfer

@@ -6,7 +6,7 @@
 Backends are imported from their modules, so importing the port pulls in no protocol library.
 """
 
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
     Answered,

@@ -35,7 +35,7 @@ from callcenter.domain.masking import mask_phone
 from callcenter.telephony import variables as V
 from callcenter.telephony.ami_events import CallTracker, headers
 from callcenter.telephony.ami_frames import FrameParser, Malformed
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     EventStream,
     NoServerAvailable,
     OriginateRejected,

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
     Answered,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from callcenter.dialer.simulation import CustomerModel
-from callcenter.telephony.port import (
+from callcenter.ports.calendar import Monotonic
+from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
     AmdVerdict,
@@ -49,8 +50,8 @@ class Handle(Protocol):
     def cancel(self) -> None: ...
 
 
-class Clock(Protocol):
-    def time(self) -> float: ...
+class Clock(Monotonic, Protocol):
+    """The simulated PBX's clock: monotonic seconds, and callbacks at a time."""
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Handle: ...
 

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
     Answered,

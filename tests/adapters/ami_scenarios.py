@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions
-from callcenter.telephony.port import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerDown
+from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerDown
 from callcenter.telephony.variables import attempt_call_id
 
 LIVE_CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22-live"

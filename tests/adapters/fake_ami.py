@@ -16,7 +16,7 @@ from callcenter.telephony.ami_replay import (
     load_capture,
     parse_capture,
 )
-from callcenter.telephony.port import TelephonyEvent
+from callcenter.ports.telephony import TelephonyEvent
 
 __all__ = [
     "Capture",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from callcenter.telephony.ami import AmiClient, AmiOptions, AmiServer, mask
 from callcenter.telephony.ami_events import CallTracker
 from callcenter.telephony.ami_replay import parse_capture
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentJoined,
     Answered,
     Connected,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fake_ami import TEST_OPTIONS, ReplayServer, collect_until, load_capture
 
 from callcenter.telephony.ami import AmiOptions, AmiPool, AmiServer
-from callcenter.telephony.port import Ended, Failed
+from callcenter.ports.telephony import Ended, Failed
 
 
 async def test_pool_spreads_to_connected_servers_only():

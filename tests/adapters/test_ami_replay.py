@@ -6,7 +6,7 @@ import pytest
 
 from callcenter.telephony.ami import AmiLoginError, AmiOptions
 from callcenter.telephony.ami_replay import AFTER_RESTART  # synthetic: Asterisk back after the restart
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
     Answered,

@@ -16,7 +16,7 @@ import pytest
 from callcenter.adapters.bank_http import HttpBank
 from callcenter.bank.runner import BankProcess, bank_runner
 from callcenter.bank.server import DIED
-from callcenter.services.ports import BankAnswer, BankUnavailable
+from callcenter.ports.bank import BankAnswer, BankUnavailable
 from callcenter.settings import load_settings
 from tests.processes import ROOT, bank_server, clean_env, free_port
 

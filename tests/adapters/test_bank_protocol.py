@@ -14,7 +14,7 @@ from callcenter.adapters.bank_http import HttpBank
 from callcenter.bank.books import BankBooks
 from callcenter.bank.faults import BankFaults
 from callcenter.bank.inprocess import BASE_URL, InProcessBank
-from callcenter.services.ports import BankAnswer, BankUnavailable
+from callcenter.ports.bank import BankAnswer, BankUnavailable
 from callcenter.settings import load_settings
 from tests.bankdb import bank_pg_url, fresh_bank_database
 from tests.conftest import PG_URL, FixedClock

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from callcenter.dialer.simulation import CustomerModel
-from callcenter.telephony.port import (
+from callcenter.ports.telephony import (
     AgentJoined,
     Answered,
     Connected,

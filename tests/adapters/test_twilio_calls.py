@@ -10,7 +10,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from callcenter.telephony.port import Answered, Connected, Ended, Failed, OriginateRejected, Ringing
+from callcenter.ports.telephony import Answered, Connected, Ended, Failed, OriginateRejected, Ringing
 from callcenter.telephony.twilio_calls import CallState, TwilioCalls, map_status
 
 SID = "AC" + "0" * 32
@@ -59,7 +59,7 @@ async def test_network_failure_is_a_telephony_error_not_a_crash():
     """Hardening finding 2: a telephony error is the attempt's outcome; the dialler catches TelephonyError."""
     import requests
 
-    from callcenter.telephony.port import TelephonyError
+    from callcenter.ports.telephony import TelephonyError
 
     calls, http = make()
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from callcenter.bootstrap import App
 from callcenter.dialer.engine import DialerEngine
-from callcenter.telephony.port import Ended
+from callcenter.ports.telephony import Ended
 
 
 class OneEventPort:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.settings import SettingsError, load_settings
-from callcenter.telephony.port import agent_phone
+from callcenter.ports.telephony import agent_phone
 
 
 @pytest.mark.parametrize(("given", "extension", "phone"), [

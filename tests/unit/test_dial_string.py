@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from callcenter.settings import SettingsError, load_settings
-from callcenter.telephony.port import check_dial_template, dial_string
+from callcenter.ports.telephony import check_dial_template, dial_string
 
 
 @pytest.mark.parametrize(("template", "number", "channel"), [

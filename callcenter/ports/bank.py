@@ -1,17 +1,11 @@
-"""Ports: the outside systems the services talk to, as Protocols. Real adapters and fakes implement them."""
+"""The depository bank (银证转账 gateway): what the transfer service asks of it. Adapters:
+``callcenter.adapters.bank_http.HttpBank`` (the gateway protocol), the simulated bank's in-process client."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Literal, Protocol
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from callcenter.services.bus import EventBus
-    from callcenter.settings import Settings
+from datetime import date
+from typing import Literal, Protocol
 
 
 class BankUnavailable(Exception):
@@ -60,36 +54,3 @@ class DepositoryBank(Protocol):
     def statement(self, day: date) -> dict[str, tuple[str, int]]:
         """The bank's statement of business day ``day`` (its reconciliation file): every reference applied that
         day -> (account number, signed amount in fen)."""
-
-
-class Calendar(Protocol):
-    def is_trading_day(self, day: date) -> bool: ...
-
-    def add_trading_days(self, day: date, n: int) -> date: ...
-
-
-class Clock(Protocol):
-    def __call__(self) -> datetime:
-        """Aware UTC now."""
-
-
-class Deps(Protocol):
-    """What the composition root (``callcenter.bootstrap.App``) hands a use case that records, reads the time
-    and tells the screens: the database's transactions, the clock, the live event bus, the trading calendar and
-    the settings. A use case declares this (or less: a ``sessionmaker`` alone) rather than the composition root,
-    so it never depends on how the engine is wired; tests hand it any object with these attributes."""
-
-    @property
-    def sessions(self) -> sessionmaker[Session]: ...
-
-    @property
-    def bus(self) -> EventBus: ...
-
-    @property
-    def calendar(self) -> Calendar: ...
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def clock(self) -> Callable[[], datetime]: ...
