@@ -38,7 +38,7 @@ def utc_now() -> datetime:
 @dataclass
 class App:
     settings: Settings
-    engine: Engine
+    database: Engine  # SQLAlchemy's engine: the connection pool of the engine's database
     sessions: sessionmaker[Session]
     calendar: TradingCalendar
     bank: DepositoryBank
@@ -56,7 +56,7 @@ class App:
     metrics: Metrics = field(kw_only=True)  # this App's Prometheus registry and the parts' callbacks (/metrics)
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.database.dispose()
         close_bank = getattr(self.bank, "close", None)
         if close_bank is not None:
             close_bank()
@@ -114,7 +114,7 @@ def event_bridge_for(settings: Settings, bus: EventBus) -> PgEventBridge | None:
 def bootstrap(
     settings: Settings,
     *,
-    engine: Engine | None = None,
+    database: Engine | None = None,
     bank: DepositoryBank | None = None,
     clock: Callable[[], datetime] = utc_now,
     checkpoint: Checkpoint = _no_checkpoint,
@@ -122,8 +122,8 @@ def bootstrap(
 ) -> App:
     """Build every part of the engine once. ``telephony``: the backend every dialler start uses (tests); by
     default a fresh one from the settings at every dialler (re)start."""
-    engine = engine or make_engine(settings.resolved_database_url())
-    sessions = make_session_factory(engine)
+    database = database or make_engine(settings.resolved_database_url())
+    sessions = make_session_factory(database)
     calendar = TradingCalendar(settings.market_closures)
     metrics = Metrics(sessions, clock, settings.tz)
     # The depository bank over its HTTP gateway protocol (the simulated bank runs as its own service).
@@ -132,7 +132,7 @@ def bootstrap(
         sessions, bank, calendar, limits_from(settings), settings.tz, clock=clock, checkpoint=checkpoint,
         reconcile_grace=timedelta(seconds=settings.reconcile_grace_seconds), observer=metrics.transfer_observed,
     )
-    app = App(settings, engine, sessions, calendar, bank, transfers, clock, metrics=metrics)
+    app = App(settings, database, sessions, calendar, bank, transfers, clock, metrics=metrics)
     metrics.watch_bus(app.bus.subscriber_counts)
     metrics.watch_parts(app.parts.snapshot, settings.telephony_backend)
     given = telephony

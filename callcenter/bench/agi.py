@@ -92,7 +92,7 @@ def _store_core(database_url: str | None, callers: int) -> tuple[Any, list[tuple
     engine = make_engine(database_url, pool_size=20)
     upgrade(engine)
     Base.metadata.create_all(engine, checkfirst=True)
-    core = bootstrap(load_settings(database_url=database_url), engine=engine, clock=lambda: TRADING_MORNING)
+    core = bootstrap(load_settings(database_url=database_url), database=engine, clock=lambda: TRADING_MORNING)
     tag = f"{int(time.time()) % 100000:05d}"
     pins = [f"{(135790 + 7919 * i) % 900000 + 100000}" for i in range(callers)]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # argon2 releases the GIL
@@ -149,7 +149,7 @@ async def _run(calls: int, concurrency: int, store_callers: int, database_url: s
             app.close()
             store = _summary(st_s, st_calls)
             store.update(hash_workers=core.hash_pool.workers, hash_peak_waiting=core.hash_pool.peak_waiting,
-                         database=core.engine.dialect.name)
+                         database=core.database.dialect.name)
         finally:
             core.close()
             if tmp is not None:

@@ -153,8 +153,8 @@ def _engine(clients: int, tmp: Path) -> tuple[Any, list[tuple[str, dict[str, str
     from callcenter.store.models import Base, ServiceGroup, Staff, WebSession
 
     core = bootstrap(load_settings(database_url=f"sqlite:///{tmp / 'push.db'}"))
-    upgrade(core.engine)
-    Base.metadata.create_all(core.engine, checkfirst=True)
+    upgrade(core.database)
+    Base.metadata.create_all(core.database, checkfirst=True)
     now = core.clock()
     pw = hash_secret(secrets.token_urlsafe(12))  # nobody logs in with it: sessions are created below
     tokens: list[tuple[int, str]] = []

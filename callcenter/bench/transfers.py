@@ -136,7 +136,7 @@ def run(transfers: int = 2000, clients: int = 20, workers: int = 1, database_url
     # the engine's and not the loopback network's.
     bank_dir = tempfile.TemporaryDirectory(prefix="cc-bench-bank-")
     bank = InProcessBank(BankBooks.open(f"sqlite:///{Path(bank_dir.name) / 'bank.db'}", clock=lambda: TRADING_MORNING))
-    core = bootstrap(load_settings(database_url=database_url), engine=engine, clock=lambda: TRADING_MORNING,
+    core = bootstrap(load_settings(database_url=database_url), database=engine, clock=lambda: TRADING_MORNING,
                      bank=bank.client())
     try:
         tag = f"{int(time.time()) % 100000:05d}"

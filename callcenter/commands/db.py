@@ -12,11 +12,11 @@ app = typer.Typer(help="数据库 · database migrations (Alembic)", no_args_is_
 def upgrade_cmd(revision: str = typer.Argument("head")) -> None:
     """Migrate the configured database to REVISION (default: head)."""
     core = make_core()
-    upgrade(core.engine, revision)
-    typer.echo(f"database {core.engine.url.render_as_string(hide_password=True)} at revision {current(core.engine)}")
+    upgrade(core.database, revision)
+    typer.echo(f"database {core.database.url.render_as_string(hide_password=True)} at revision {current(core.database)}")
 
 
 @app.command("current")
 def current_cmd() -> None:
     core = make_core()
-    typer.echo(current(core.engine) or "empty")
+    typer.echo(current(core.database) or "empty")

@@ -54,7 +54,7 @@ def simulate_cmd(
     engine = make_engine(database_url)
     upgrade(engine)
     Base.metadata.create_all(engine, checkfirst=True)
-    core = bootstrap(load_settings(database_url=database_url), engine=engine)
+    core = bootstrap(load_settings(database_url=database_url), database=engine)
     try:
         report = asyncio.run(run_simulated_campaign(core, agents=agents, leads=leads, mode=mode, seed=seed))
     finally:

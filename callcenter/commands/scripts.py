@@ -45,7 +45,7 @@ def preview_cmd(
 ) -> None:
     """Print the script's steps rendered with ScriptContext.sample() as plain text."""
     from callcenter.scripts.context import ScriptContext
-    from callcenter.scripts.engine import load_script, render_step
+    from callcenter.scripts.render import load_script, render_step
 
     script = load_script(path, check=False)
     ctx = ScriptContext.sample()

@@ -20,7 +20,7 @@ def serve(parts: str = typer.Option("all", "--parts", help="comma list of web,ag
     core = make_core()
     try:
         chosen = parse_parts(parts)
-        check_parts_for_database(chosen, core.engine.dialect.name)
+        check_parts_for_database(chosen, core.database.dialect.name)
     except PartsError as exc:
         core.close()
         typer.echo(f"callcenter: {exc}", err=True)
@@ -31,7 +31,7 @@ def serve(parts: str = typer.Option("all", "--parts", help="comma list of web,ag
 def run(clients: int = typer.Option(2000, help="demo clients to seed into an empty database")) -> None:
     """Migrate, seed demo data when the database is empty, print the demo logins, and start the engine."""
     core = make_core()
-    upgrade(core.engine)
+    upgrade(core.database)
     start_simulated_bank(core)
     summary = seed(core.sessions, clients=clients)
     if summary is not None:

@@ -139,7 +139,7 @@ class ScheduledJob:
 
 
 class CampaignScheduler:
-    """One per engine process. ``start()`` opens the job store on ``core.engine`` and begins firing."""
+    """One per engine process. ``start()`` opens the job store on ``core.database`` and begins firing."""
 
     def __init__(self, core: Any, *, owner: str | None = None, misfire_grace_s: int = MISFIRE_GRACE_S,
                  on_run: Callable[[str, str, dict[str, Any], datetime, str], None] | None = None) -> None:
@@ -148,7 +148,7 @@ class CampaignScheduler:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._on_run = on_run
         self.scheduler = SharedScheduler(
-            jobstores={"default": SharedSQLAlchemyJobStore(engine=core.engine, tablename="apscheduler_jobs")},
+            jobstores={"default": SharedSQLAlchemyJobStore(engine=core.database, tablename="apscheduler_jobs")},
             executors={"default": ClaimingExecutor(core.sessions, self._run, self.owner, core.clock)},
             job_defaults={"coalesce": True, "misfire_grace_time": misfire_grace_s, "max_instances": 1},
             timezone=self.tz,

@@ -20,7 +20,7 @@ from callcenter.scripts.context import (
     ScriptContext,
     yuan_from_fen,
 )
-from callcenter.scripts.engine import (
+from callcenter.scripts.render import (
     RenderedAnswer,
     RenderedField,
     RenderedStep,

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> None:
     engine = make_engine(url)
     bank = InProcessBank(BankBooks.open(bank_url, clock=lambda: now),
                          on_applied=lambda ref: checkpoint("during_bank")).client()
-    core = bootstrap(load_settings(database_url=url), engine=engine, bank=bank, clock=lambda: now, checkpoint=checkpoint)
+    core = bootstrap(load_settings(database_url=url), database=engine, bank=bank, clock=lambda: now, checkpoint=checkpoint)
     out = core.transfers.transfer(TransferCommand(idempotency_key=key, kind=kind, fund_account_no=account,
                                                   amount_yuan=amount, to_fund_account_no=to,
                                                   actor=Actor.back_office("test")))

@@ -103,7 +103,7 @@ def test_a_database_data_error_is_json_and_logs_no_parameters(core: App, caplog:
     so the statement is made to fail by a cast PostgreSQL refuses; SQLite raises DataError for neither)."""
     caplog.set_level(logging.DEBUG)
     app = create_app(core)
-    pg = core.engine.dialect.name == "postgresql"
+    pg = core.database.dialect.name == "postgresql"
 
     @app.get("/test-data-error")
     def data_error() -> dict[str, str]:
@@ -129,7 +129,7 @@ def test_the_engine_hides_sql_parameters(core: App) -> None:
     from sqlalchemy.exc import StatementError
 
     with pytest.raises(StatementError) as caught:
-        with core.engine.connect() as conn:
+        with core.database.connect() as conn:
             conn.execute(text("SELECT no_such_column FROM clients WHERE name = :v"), {"v": MARK})
     assert MARK not in str(caught.value)
 

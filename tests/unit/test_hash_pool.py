@@ -49,7 +49,7 @@ def test_argon2_parameters_come_from_settings(core) -> None:  # type: ignore[no-
 
     settings = load_settings(database_url=core.settings.database_url, argon2_time_cost=1, argon2_memory_kib=1024,
                              argon2_parallelism=1, argon2_workers=3)
-    app = bootstrap(settings, engine=core.engine)
+    app = bootstrap(settings, database=core.database)
     try:
         hashed = auth.hash_secret("135790")
         assert hashed.startswith("$argon2id$v=19$m=1024,t=1,p=1$")

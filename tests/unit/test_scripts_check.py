@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from callcenter.scripts.check import check_file, check_paths
 from callcenter.commands.scripts import app
-from callcenter.scripts.engine import load_script
+from callcenter.scripts.render import load_script
 from callcenter.scripts.problems import ScriptInvalid
 from callcenter.scripts.wording import find_forbidden
 

@@ -15,7 +15,7 @@ from callcenter.care.regulatory import NEW_ACCOUNT_SCRIPT, build_regulatory_call
 from callcenter.scripts.check import check_paths
 from callcenter.commands.scripts import app as scripts_app
 from callcenter.scripts.context import ScriptContext
-from callcenter.scripts.engine import load_script, render_notes, render_step
+from callcenter.scripts.render import load_script, render_notes, render_step
 from callcenter.scripts.run import ScriptRun
 from callcenter.scripts.wording import find_forbidden
 from callcenter.store.db import run_in_transaction

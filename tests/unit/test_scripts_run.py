@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
 from callcenter.scripts.context import ScriptContext, documented_fields, yuan_from_fen
-from callcenter.scripts.engine import ScriptRenderError, loads_script, render_step
+from callcenter.scripts.render import ScriptRenderError, loads_script, render_step
 from callcenter.scripts.model import CaptureField, Text
 from callcenter.scripts.run import CaptureError, RunError, ScriptRun, validate_value
 

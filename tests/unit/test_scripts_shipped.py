@@ -11,7 +11,7 @@ import pytest
 
 from callcenter.scripts.check import check_paths
 from callcenter.scripts.context import EventInfo, ScriptContext
-from callcenter.scripts.engine import load_all, load_script, render_notes, render_step
+from callcenter.scripts.render import load_all, load_script, render_notes, render_step
 from callcenter.scripts.run import ScriptRun
 from callcenter.scripts.wording import find_forbidden
 
