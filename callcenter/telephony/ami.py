@@ -241,6 +241,7 @@ class AmiClient:
                     await task
                 except asyncio.CancelledError:
                     pass
+        self._up.clear()  # closed by us: not connected any more (panoramisk does not call back on close)
         self._fail_pending()
         self.stream.close()
 
