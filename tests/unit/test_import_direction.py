@@ -32,7 +32,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("callcenter.dialer.service", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
     ("callcenter.dialer.simrun", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
     ("callcenter.services.desk", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
-    ("callcenter.services.handoff", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
 }
 
 
