@@ -150,23 +150,38 @@ async def handoff_runner(sessions: sessionmaker[Session], bus: EventBus, clock: 
                          scripts_dir: Path | None = None, retry_s: float = 1.0) -> None:
     """Route the waiting IVR hand-offs (from the database) to agents until ``stop``: at start, on every
     ``HandoffWaiting`` nudge and every ``retry_s`` seconds (an agent became ready, a nudge was lost)."""
+    wake = asyncio.Event()
     async with bus.subscribe("wallboard") as sub:
-        while not stop.is_set():
-            try:
-                pops = await asyncio.to_thread(route_waiting, sessions, clock, scripts_dir)
-            except Exception:  # a database hiccup: log, try again at the next round
-                log.exception("routing hand-offs failed")
-                pops = []
-            for pop in pops:
-                for ev in pop.events():
-                    bus.emit(ev)
-            try:  # the next round: at a nudge, or in retry_s
-                while True:
-                    _topic, payload = await asyncio.wait_for(sub.__anext__(), retry_s)
-                    if payload.get("type") == HandoffWaiting.type:
-                        break
-            except TimeoutError:
-                pass
+        async def listen() -> None:
+            async for _topic, payload in sub:
+                if payload.get("type") == HandoffWaiting.type:
+                    wake.set()
+
+        listener = asyncio.create_task(listen())
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    pops = await asyncio.to_thread(route_waiting, sessions, clock, scripts_dir)
+                except Exception:  # a database hiccup: log, try again at the next round
+                    log.exception("routing hand-offs failed")
+                    pops = []
+                for pop in pops:
+                    for ev in pop.events():
+                        bus.emit(ev)
+                await _first(wake, stop, retry_s)  # the next round: at a nudge, at stop, or in retry_s
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+
+async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 # --- Asterisk: Queue(hotline-agents) -> AgentConnect ------------------------------------------------------
