@@ -5,7 +5,8 @@ The waiting hand-off is a fact in the database, not a message: an IVR session wi
 ``handoff`` step recorded), not ended, and no ``agent_connected`` step yet. No extra table: those rows already
 say everything a queue row would (who, since when — the ``handoff`` step's id orders them — and whether it is
 over), are written by the IVR in its own transaction, and stop waiting by themselves when the caller hangs up
-(``ended_at``); a second record could only disagree with them.
+(``ended_at``); a second record could only disagree with them. A hand-off older than ``MAX_WAIT`` is not routed
+(its IVR process died before recording the end: nobody is on the line).
 
 * Simulated telephony (the default): ``StoreIvrBackend.record_event(step="handoff")`` emits
   ``HandoffWaiting(ivr_session_id)`` (a nudge). ``handoff_runner`` routes the waiting hand-offs from the
@@ -32,7 +33,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 HANDOFF_STEP = "handoff"
 ROUTED_STEP = "agent_connected"
+MAX_WAIT = timedelta(minutes=30)  # an older hand-off is a call whose end was never recorded, not a caller waiting
 Clock = Callable[[], datetime]
 
 
@@ -63,7 +65,7 @@ class Pop:
 
     staff_id: int
     contact_id: int
-    ivr_session_id: int | None
+    ivr_session_id: int
     client_id: int | None
     at: datetime
 
@@ -87,14 +89,19 @@ def _connect(s: Session, staff_id: int, session: AgentSession | None, row: IvrSe
     return Pop(staff_id, contact_id, row.id, client_id, now)
 
 
-def waiting_handoffs(s: Session, limit: int = 50) -> list[int]:
-    """The IVR sessions waiting for an agent, oldest hand-off first."""
+def waiting_handoffs(s: Session, since: datetime | None = None, limit: int = 50) -> list[int]:
+    """The IVR sessions waiting for an agent, oldest hand-off first; with ``since``, only hand-offs asked for
+    from then on (an IVR session whose end was never recorded — its process died — is not routed forever)."""
     step, routed = aliased(IvrStep), aliased(IvrStep)
     first_handoff = (select(step.id).where(step.session_id == IvrSession.id, step.step == HANDOFF_STEP)
                      .order_by(step.id).limit(1).correlate(IvrSession).scalar_subquery())
     q = (select(IvrSession.id).where(IvrSession.handed_off.is_(True), IvrSession.ended_at.is_(None),
                                      ~exists().where(routed.session_id == IvrSession.id, routed.step == ROUTED_STEP))
          .order_by(first_handoff, IvrSession.id).limit(limit))
+    if since is not None:
+        recent = aliased(IvrStep)
+        q = q.where(exists().where(recent.session_id == IvrSession.id, recent.step == HANDOFF_STEP,
+                                   recent.at >= since))
     return list(s.scalars(q))
 
 
@@ -111,14 +118,17 @@ def _lock_waiting(s: Session, ivr_session_id: int) -> IvrSession | None:
     return row
 
 
-def route_waiting(sessions: sessionmaker[Session], clock: Clock, scripts_dir: Path | None = None) -> list[Pop]:
-    """Route the waiting hand-offs, oldest first, each to the longest-idle ready agent, one transaction each;
-    stops at the first that finds nobody ready (later ones wait behind it). Returns the pops committed."""
+def route_waiting(sessions: sessionmaker[Session], clock: Clock, scripts_dir: Path | None = None, *,
+                  max_wait: timedelta = MAX_WAIT) -> list[Pop]:
+    """Route the waiting hand-offs (asked for within ``max_wait``), oldest first, each to the longest-idle ready
+    agent, one transaction each; stops at the first that finds nobody ready (later ones wait behind it).
+    Returns the pops committed."""
     pops: list[Pop] = []
-    for ivr_session_id in run_in_transaction(sessions, waiting_handoffs):
+    since = clock() - max_wait
+    for ivr_session_id in run_in_transaction(sessions, lambda s: waiting_handoffs(s, since)):
         now = clock()
 
-        def work(s: Session) -> Pop | None | bool:
+        def work(s: Session, ivr_session_id: int = ivr_session_id, now: datetime = now) -> Pop | None | bool:
             row = _lock_waiting(s, ivr_session_id)
             if row is None:
                 return False  # gone, routed, or another router has it: the next one
@@ -139,15 +149,14 @@ def route_waiting(sessions: sessionmaker[Session], clock: Clock, scripts_dir: Pa
             break
         if pop is None:
             break  # nobody ready: the rest wait (oldest first)
-        if pop is False:
-            continue
-        assert isinstance(pop, Pop)
-        pops.append(pop)
+        if isinstance(pop, Pop):
+            pops.append(pop)  # else (False): gone, routed, or another router's: the next one
     return pops
 
 
 async def handoff_runner(sessions: sessionmaker[Session], bus: EventBus, clock: Clock, stop: asyncio.Event, *,
-                         scripts_dir: Path | None = None, retry_s: float = 1.0) -> None:
+                         scripts_dir: Path | None = None, retry_s: float = 1.0,
+                         max_wait: timedelta = MAX_WAIT) -> None:
     """Route the waiting IVR hand-offs (from the database) to agents until ``stop``: at start, on every
     ``HandoffWaiting`` nudge and every ``retry_s`` seconds (an agent became ready, a nudge was lost)."""
     wake = asyncio.Event()
@@ -162,7 +171,7 @@ async def handoff_runner(sessions: sessionmaker[Session], bus: EventBus, clock: 
             while not stop.is_set():
                 wake.clear()
                 try:
-                    pops = await asyncio.to_thread(route_waiting, sessions, clock, scripts_dir)
+                    pops = await asyncio.to_thread(lambda: route_waiting(sessions, clock, scripts_dir, max_wait=max_wait))
                 except Exception:  # a database hiccup: log, try again at the next round
                     log.exception("routing hand-offs failed")
                     pops = []

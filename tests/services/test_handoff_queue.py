@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -125,6 +126,8 @@ def test_nobody_ready_keeps_it_waiting_and_a_caller_who_hung_up_is_not_routed(co
     assert route_waiting(core.sessions, core.clock) == []  # nobody ready
     assert run_in_transaction(core.sessions, waiting_handoffs) == [waiting]
     ready(core, world.staff["ag1"])
+    later = core.clock() + timedelta(minutes=31)  # an IVR session whose end was never recorded
+    assert route_waiting(core.sessions, lambda: later, max_wait=timedelta(minutes=30)) == []
     [pop] = route_waiting(core.sessions, core.clock)
     assert isinstance(pop, Pop) and pop.ivr_session_id == waiting and pop.ivr_session_id != gone
     assert route_waiting(core.sessions, core.clock) == []  # routed once
