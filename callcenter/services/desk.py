@@ -443,26 +443,11 @@ def hang_up_in(s: Session, staff_id: int, contact_id: int, now: datetime) -> tup
     return contact, True
 
 
-def hang_up(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime) -> None:
-    """``hang_up_in`` in its own transaction (the desk's bookkeeping only: no call command)."""
-    run_in_transaction(sessions, lambda s: hang_up_in(s, principal.staff_id, contact_id, now))
-
-
 @dataclass(frozen=True)
 class CallbackRequest:
     due_at: datetime
     agent_only: bool
     note: str = ""
-
-
-def dispose(core: App, principal: Principal, contact_id: int, disposition: str, *, note: str | None = None,
-            callback: CallbackRequest | None = None, dnc: bool = False,
-            dnc_reason: str = "client_request") -> dict[str, Any]:
-    """``dispose_in`` in its own transaction."""
-    now = core.clock()
-    return run_in_transaction(core.sessions, lambda s: dispose_in(
-        s, principal.staff_id, contact_id, disposition, now, note=note, callback=callback, dnc=dnc,
-        dnc_reason=dnc_reason))
 
 
 def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now: datetime, *,
