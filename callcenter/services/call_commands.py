@@ -83,7 +83,8 @@ def request_hangup(s: Session, who: Principal | int, contact_id: int, now: datet
 
 def claim(s: Session, dialer_id: str, now: datetime, limit: int = 20) -> list[ClaimedCommand]:
     """Claim up to ``limit`` pending commands whose call this dialler owns now (the attempt's current
-    ``dialer_id``), oldest first; they become ``claimed`` by ``dialer_id``."""
+    ``dialer_id``; a row with no attempt — none today — by its own ``dialer_id``), oldest first; they become
+    ``claimed`` by ``dialer_id``. Rows another claimer holds locked are skipped (PostgreSQL)."""
     if not dialer_id:
         raise ValueError("claim needs a dialer id")
     q = (select(CallCommand).join(Attempt, Attempt.id == CallCommand.attempt_id, isouter=True)

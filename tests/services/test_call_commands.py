@@ -217,3 +217,38 @@ async def test_a_lost_nudge_only_delays_the_command(core: App, world: World) -> 
         stop.set()
         await asyncio.wait_for(loop, WAIT)
     assert done == [cmd.id]
+
+
+def test_two_claimers_at_once_take_each_command_once(core: App, world: World) -> None:
+    import threading
+
+    ag1, now = world.staff["ag1"], core.clock()
+    contact_id = open_call(core, world)
+
+    def queue(s):  # type: ignore[no-untyped-def]
+        rows = [call_commands.queue_hangup(s, s.get(DeskContact, contact_id), ag1, now + timedelta(seconds=i))
+                for i in range(8)]
+        return [r.id for r in rows if r is not None]
+
+    ids = run_in_transaction(core.sessions, queue)
+    start = threading.Barrier(2)
+    got: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def claimer() -> None:
+        try:
+            start.wait(WAIT)
+            for _ in range(4):
+                got.append([c.id for c in run_in_transaction(core.sessions, lambda s: claim(s, "d1", now, 2))])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(WAIT * 3)
+    assert not errors, errors
+    claimed = [i for batch in got for i in batch]
+    assert sorted(claimed) == ids  # every command claimed, none twice
+    assert all(batch == sorted(batch) for batch in got)  # oldest first within a claim
