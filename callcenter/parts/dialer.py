@@ -38,11 +38,14 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     if core.settings.telephony_backend == "simulated":  # on Asterisk the dialplan queues IVR hand-offs itself
         from callcenter.services.handoff import handoff_runner
 
-        handoffs = asyncio.create_task(handoff_runner(core, stop))
+        handoffs = asyncio.create_task(handoff_runner(core.sessions, core.bus, core.clock, stop,
+                                                      scripts_dir=core.settings.scripts_path))
     elif hasattr(telephony, "add_observer"):  # Asterisk: the queue's AgentConnect pops the client
         from callcenter.services.handoff import watch_agent_connects
 
-        watch_agent_connects(core, telephony.add_observer)
+        watch_agent_connects(core.sessions, core.bus, core.clock,
+                             telephony.add_observer,
+                             scripts_dir=core.settings.scripts_path)
     given_up = getattr(telephony, "wait_given_up", None)
     running = asyncio.Event()  # ``stop``, or the backend gave up for good (every AMI login refused on reconnect)
     relay = asyncio.create_task(_first_of(stop, given_up() if callable(given_up) else None, running))

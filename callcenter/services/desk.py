@@ -111,6 +111,15 @@ def status(s: Session, staff_id: int, now: datetime) -> AgentStatus:
     return AgentStatus(sess.state, reason, sess.state_since, contact.id if contact else None, sess.campaign_id)
 
 
+def open_contact_brief(s: Session, staff_id: int) -> dict[str, Any] | None:
+    """The agent's open desk contact (what ``GET /api/desk/status`` shows), or None."""
+    contact = _open_contact(s, staff_id)
+    if contact is None:
+        return None
+    return {"id": contact.id, "client_id": contact.client_id, "campaign_id": contact.campaign_id,
+            "since": contact.started_at, "direction": contact.direction, "hung_up": contact.hung_up_at is not None}
+
+
 def _apply(s: Session, sess: AgentSession, event: str, now: datetime, reason: str = "",
            attempt_id: int | None = None) -> None:
     """One agent event by the dialler's state machine; a refused move is a 409 for the screen."""
@@ -376,8 +385,12 @@ def _script_view(s: Session, contact: DeskContact, client: Client | None, princi
 
 
 def _own_open_contact(s: Session, principal: Principal, contact_id: int) -> DeskContact:
+    return _own_open_contact_of(s, principal.staff_id, contact_id)
+
+
+def _own_open_contact_of(s: Session, staff_id: int, contact_id: int) -> DeskContact:
     contact = s.get(DeskContact, contact_id)
-    if contact is None or contact.agent_id != principal.staff_id:
+    if contact is None or contact.agent_id != staff_id:
         raise DeskError("not_found", 404)
     if contact.ended_at is not None:
         raise DeskError("contact_closed")
@@ -416,19 +429,18 @@ def save_note(sessions: sessionmaker[Session], principal: Principal, contact_id:
     run_in_transaction(sessions, work)
 
 
-def hang_up(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime) -> None:
-    """The agent ends the call; the card stays for the after-call work (wrap-up). The caller publishes
-    ``calls {"type": "hangup_requested"}``: the dialler engine hangs the call up through its telephony port."""
-
-    def work(s: Session) -> None:
-        contact = _own_open_contact(s, principal, contact_id)
-        if contact.hung_up_at is None:
-            contact.hung_up_at = now
-            sess = _open_session(s, principal.staff_id)
-            if sess is not None and sess.state == "talking":
-                _apply(s, sess, "hangup", now, "agent_hangup", contact.attempt_id)
-
-    run_in_transaction(sessions, work)
+def hang_up_in(s: Session, staff_id: int, contact_id: int, now: datetime) -> tuple[DeskContact, bool]:
+    """The agent ends the call, inside the caller's transaction; the card stays for the after-call work
+    (wrap-up). Returns the contact and whether the call was live until now (False: hung up already). The
+    dialler is told through a call command (``callcenter.services.call_commands.request_hangup``)."""
+    contact = _own_open_contact_of(s, staff_id, contact_id)
+    if contact.hung_up_at is not None:
+        return contact, False
+    contact.hung_up_at = now
+    sess = _open_session(s, staff_id)
+    if sess is not None and sess.state == "talking":
+        _apply(s, sess, "hangup", now, "agent_hangup", contact.attempt_id)
+    return contact, True
 
 
 @dataclass(frozen=True)
@@ -438,70 +450,66 @@ class CallbackRequest:
     note: str = ""
 
 
-def dispose(core: Deps, principal: Principal, contact_id: int, disposition: str, *, note: str | None = None,
-            callback: CallbackRequest | None = None, dnc: bool = False,
-            dnc_reason: str = "client_request") -> dict[str, Any]:
+def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now: datetime, *,
+               note: str | None = None, callback: CallbackRequest | None = None, dnc: bool = False,
+               dnc_reason: str = "client_request") -> dict[str, Any]:
     """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a
-    callback (agent-only or anyone) and a do-not-call entry for the number, in one transaction. A dialler call's
-    attempt gets the disposition, notes and script run through the dialler's ``record_disposition``, the
-    callback through ``book_callback`` and the DNC entry through ``add_dnc``; the agent stays in wrap-up (ready
-    again through the status bar). ``result["live"]`` tells whether the call was still up (hang it up)."""
+    callback (agent-only or anyone) and a do-not-call entry for the number, inside the caller's transaction. A
+    dialler call's attempt gets the disposition, notes and script run through the dialler's
+    ``record_disposition``, the callback through ``book_callback`` and the DNC entry through ``add_dnc``; the
+    agent stays in wrap-up (ready again through the status bar). ``result["live"]`` tells whether the call was
+    still up (the caller queues its hang-up: ``call_commands.queue_hangup``)."""
     if disposition not in OUTCOMES:
         raise DeskError("bad_disposition", 422)
-    now = core.clock()
     if callback is not None and callback.due_at <= now:
         raise DeskError("callback_in_past", 422)
-
-    def work(s: Session) -> dict[str, Any]:
-        contact = _own_open_contact(s, principal, contact_id)
-        if note is not None:
-            contact.note = note[:4000]
-        live = contact.hung_up_at is None
-        contact.disposition = disposition
-        contact.complaint = disposition == "complaint"
-        contact.ended_at = now
-        contact.hung_up_at = contact.hung_up_at or now
-        sess = _open_session(s, principal.staff_id)
-        if sess is not None and sess.state == "talking":
-            _apply(s, sess, "hangup", now, disposition[:32], contact.attempt_id)
-        attempt = s.get(Attempt, contact.attempt_id) if contact.attempt_id else None
-        lead = s.get(Lead, contact.lead_id) if contact.lead_id else None
-        client = s.get(Client, contact.client_id) if contact.client_id else None
-        phone = attempt.phone if attempt else lead.phone if lead else client.mobile if client else ""
-        script_run = json.loads(contact.script_state) if contact.script_state else None
-        try:
-            if attempt is not None:
-                dialer.record_disposition_in(s, principal.staff_id, attempt.id, disposition, now, notes=contact.note,
-                                             script_run=script_run, then="wrap_up")
-            result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None, "live": live,
-                                      "attempt_id": contact.attempt_id}
-            wants_dnc = dnc or disposition == "do_not_call"
-            if wants_dnc and phone:
-                try:
-                    e164 = normalise_phone(phone)
-                except InvalidPhone:
-                    e164 = phone
-                result["dnc_id"] = dialer.add_dnc_in(s, e164, now, reason=dnc_reason, added_by=principal.staff_id)
-            if wants_dnc and lead is not None:
-                lead.status = "dnc"
-            if callback is not None and not wants_dnc:
-                if lead is not None:
-                    result["callback_id"] = dialer.book_callback_in(
-                        s, now, due_at=callback.due_at, lead_id=lead.id, agent_only=callback.agent_only,
-                        owner_id=principal.staff_id, note=callback.note[:500], created_by=principal.staff_id)
-                else:  # an inbound client with no lead: a callback for whoever (or this agent) is free then
-                    cb = Callback(campaign_id=contact.campaign_id, lead_id=None, client_id=contact.client_id,
-                                  phone=phone, due_at=callback.due_at, agent_only=callback.agent_only,
-                                  owner_id=principal.staff_id, status="pending", note=callback.note[:500],
-                                  created_by=principal.staff_id, created_at=now)
-                    s.add(cb)
-                    s.flush()
-                    result["callback_id"] = cb.id
-        except dialer.DialerError:
-            raise DeskError("dialer_refused") from None
-        return result
-
-    return run_in_transaction(core.sessions, work)
+    contact = _own_open_contact_of(s, staff_id, contact_id)
+    if note is not None:
+        contact.note = note[:4000]
+    live = contact.hung_up_at is None
+    contact.disposition = disposition
+    contact.complaint = disposition == "complaint"
+    contact.ended_at = now
+    contact.hung_up_at = contact.hung_up_at or now
+    sess = _open_session(s, staff_id)
+    if sess is not None and sess.state == "talking":
+        _apply(s, sess, "hangup", now, disposition[:32], contact.attempt_id)
+    attempt = s.get(Attempt, contact.attempt_id) if contact.attempt_id else None
+    lead = s.get(Lead, contact.lead_id) if contact.lead_id else None
+    client = s.get(Client, contact.client_id) if contact.client_id else None
+    phone = attempt.phone if attempt else lead.phone if lead else client.mobile if client else ""
+    script_run = json.loads(contact.script_state) if contact.script_state else None
+    try:
+        if attempt is not None:
+            dialer.record_disposition_in(s, staff_id, attempt.id, disposition, now, notes=contact.note,
+                                         script_run=script_run, then="wrap_up")
+        result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None, "live": live,
+                                  "attempt_id": contact.attempt_id}
+        wants_dnc = dnc or disposition == "do_not_call"
+        if wants_dnc and phone:
+            try:
+                e164 = normalise_phone(phone)
+            except InvalidPhone:
+                e164 = phone
+            result["dnc_id"] = dialer.add_dnc_in(s, e164, now, reason=dnc_reason, added_by=staff_id)
+        if wants_dnc and lead is not None:
+            lead.status = "dnc"
+        if callback is not None and not wants_dnc:
+            if lead is not None:
+                result["callback_id"] = dialer.book_callback_in(
+                    s, now, due_at=callback.due_at, lead_id=lead.id, agent_only=callback.agent_only,
+                    owner_id=staff_id, note=callback.note[:500], created_by=staff_id)
+            else:  # an inbound client with no lead: a callback for whoever (or this agent) is free then
+                cb = Callback(campaign_id=contact.campaign_id, lead_id=None, client_id=contact.client_id,
+                              phone=phone, due_at=callback.due_at, agent_only=callback.agent_only,
+                              owner_id=staff_id, status="pending", note=callback.note[:500],
+                              created_by=staff_id, created_at=now)
+                s.add(cb)
+                s.flush()
+                result["callback_id"] = cb.id
+    except dialer.DialerError:
+        raise DeskError("dialer_refused") from None
+    return result
 
 
 def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.care.subscriptions import IVR_TOPICS, SubscriptionService
 from callcenter.domain.access import Actor
+from callcenter.domain.events import HandoffWaiting
 from callcenter.domain.masking import mask_account
 from callcenter.domain.money import fen_to_yuan
 from callcenter.i18n import t
@@ -201,7 +202,7 @@ class StoreIvrBackend:
 
         sess_id = self._with_session(call_id, apply, step=step, detail=detail, caller=str(detail.get("caller", "")))
         if step == "handoff" and self._bus is not None:
-            self._bus.publish_threadsafe("wallboard", {"type": "ivr_handoff", "ivr_session_id": sess_id})
+            self._bus.emit_threadsafe(HandoffWaiting(ivr_session_id=sess_id))  # a nudge: the hand-off is in the DB
 
     def _with_session(self, call_id: str, change: Callable[[IvrSession], None], *, step: str | None = None,
                       detail: dict[str, Any] | None = None, caller: str = "") -> int:

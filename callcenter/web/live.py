@@ -1,10 +1,12 @@
 """Live push over Server-Sent Events.
 
-* ``GET /live/agent``: the agent's own topic ``agent:<staff id>``. A ``call_connected`` event from the dialler
-  (or an IVR hand-off) becomes the agent's desk contact here, server-side (so a call routed to them is what
-  grants them its client), and the browser gets ``{"type": "call", "contact_id": N}`` and fetches the card.
-  The dialler's ``agent_state`` events reach the screen as ``{"type": "state", ...}``; a ``preview`` lead goes
-  through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``).
+* ``GET /live/agent``: the agent's own topic ``agent:<staff id>``; the stream only reads. It first sends
+  ``{"type": "status", ...}`` (the ``GET /api/desk/status`` shape, read after subscribing) so a (re)connecting
+  screen sees the truth, then the events: ``contact_opened`` (the use case that connected the call opened the
+  desk contact in its transaction) becomes ``{"type": "call", "contact_id": N, "seq"}`` and the browser fetches
+  the card; ``agent_state`` becomes ``{"type": "state", "state", "reason", "since", "seq"}``; a ``preview``
+  lead goes through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``);
+  anything else passes as it is.
 * ``GET /live/wallboard``: supervisors and admin; a fresh wall-board snapshot every second, and at once when
   something happens (a ``wallboard`` bus event), at most one per 200 ms. The snapshot carries the engine's
   parts too (``parts``: each part's state from the runtime supervisor, see ``parts_line``).
@@ -29,6 +31,7 @@ from callcenter.services import desk, kpis
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.web.deps import require_roles
+from callcenter.web.pages.agent import status_out
 from callcenter.web.pages.common import lang_of, parts_line
 
 router = APIRouter(prefix="/live", include_in_schema=False)
@@ -49,6 +52,9 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
     async def stream() -> AsyncIterator[bytes]:
         async with core.bus.subscribe(topic) as sub:
             yield sse({"type": "hello"})
+            current = await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
+                                                     lambda s: status_out(s, principal.staff_id, core.clock()))
+            yield sse({"type": "status", **current.model_dump(mode="json")})
             while True:
                 try:
                     _, event = await asyncio.wait_for(sub.__anext__(), 15)
@@ -57,20 +63,12 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
                         return
                     yield b": keep-alive\n\n"
                     continue
-                if event.get("type") == "call_connected":
-                    try:
-                        contact_id = await anyio.to_thread.run_sync(
-                            desk.contact_from_event, core.sessions, principal.staff_id, event, core.clock(),
-                            core.settings.scripts_path)
-                    except desk.DeskError:
-                        continue
-                    yield sse({"type": "call", "contact_id": contact_id, "seq": event.get("seq")})
-                    core.bus.publish("wallboard", {"type": "agent_state", "staff_id": principal.staff_id,
-                                                   "state": "talking"})
-                elif event.get("type") == "agent_state":  # the dialler's state changes, in the screen's shape
+                if event.get("type") == "contact_opened":
+                    yield sse({"type": "call", "contact_id": event.get("contact_id"), "seq": event.get("seq")})
+                elif event.get("type") == "agent_state":  # every state change, in the screen's shape
                     reason = event.get("reason") if event.get("reason") in desk.PAUSE_REASONS else ""
-                    yield sse({"type": "state", "state": event.get("state"), "reason": reason, "since": None,
-                               "seq": event.get("seq")})
+                    yield sse({"type": "state", "state": event.get("state"), "reason": reason,
+                               "since": event.get("since"), "seq": event.get("seq")})
                 elif event.get("type") == "preview":  # preview mode: the lead to dial or skip (number masked)
                     yield sse({**event, "phone": mask_phone(str(event.get("phone") or ""))})
                 else:

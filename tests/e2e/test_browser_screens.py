@@ -18,11 +18,13 @@ import uvicorn
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
+from callcenter.domain.events import ContactOpened
 from callcenter.scheduling import CampaignScheduler
+from callcenter.services import desk
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.dialer import Attempt, Callback, Campaign, Lead
 from callcenter.web.app import create_app
-from tests.e2e.desk_world import PASSWORDS, World, build, call_event
+from tests.e2e.desk_world import PASSWORDS, World, build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]
 
@@ -117,13 +119,22 @@ def test_agent_takes_a_call_walks_the_script_and_books_a_callback(core: App, bro
         page.click("#btn-ready")
         page.wait_for_selector("#statusbar[data-state='ready']")  # selectors, not eval: the CSP forbids it
         page.wait_for_selector("#live-indicator.ok")
-        srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", call_event(world))  # the dialler connects a call
+        # the dialler connects a call: it opens the desk contact, then announces it
+        ag1 = world.staff["ag1"]
+        facts = desk.ContactFacts(client_id=world.mine, attempt_id=world.attempt, lead_id=world.lead,
+                                  campaign_id=world.campaign, attempt_no=2)
+        contact_id = run_in_transaction(core.sessions, lambda s: desk.open_contact(s, ag1, facts, core.clock()))
+        srv.call(core.bus.emit, ContactOpened(staff_id=ag1, contact_id=contact_id, client_id=world.mine,
+                                              attempt_id=world.attempt, campaign_id=world.campaign))
         page.wait_for_selector("#client-name", timeout=5000)
         assert page.inner_text("#client-name").startswith("测试")
         assert "第 2 次拨打" in page.inner_text("#attempt-no")
         assert page.get_attribute("#script-step", "data-step") == "opening"
         page.click('button.answer[data-answer="listening"]')
         page.wait_for_selector('#script-step[data-step="why_left"]')
+        page.reload()  # a screen (re)opened mid-call shows the open call from GET /api/desk/status
+        page.wait_for_selector('#script-step[data-step="why_left"]', timeout=5000)
+        page.wait_for_selector("#statusbar[data-state='talking']")
         page.fill("#note", "客户因搬家销户，愿意了解远程交易")
         _save(page, "agent-screen.png", ARTIFACTS)
         page.fill("#callback-at", "2026-12-02T10:30")

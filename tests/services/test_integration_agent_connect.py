@@ -1,5 +1,6 @@
-"""On Asterisk the hotline queue hands an IVR caller to an agent; its AgentConnect event pops the client on
-that agent's screen (through the AMI adapter's observer hook), and the agent goes talking."""
+"""On Asterisk the hotline queue hands an IVR caller to an agent; its AgentConnect event (through the AMI adapter's
+observer hook, from the AMI reader's thread or the loop) opens the agent's desk contact in the transaction that
+moves the agent to talking, and the screen gets ``contact_opened``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 from callcenter.bootstrap import App
 from callcenter.dialer import service as dialer
 from callcenter.services.handoff import watch_agent_connects
-from callcenter.store.db import run_in_transaction
+from callcenter.store.db import run_in_transaction, transaction
+from sqlalchemy import select
 from callcenter.store.models import Staff
-from callcenter.store.models.ivr import IvrSession
+from callcenter.store.models.desk import DeskContact
+from callcenter.store.models.ivr import IvrSession, IvrStep
 from callcenter.telephony.ami import AmiClient, AmiServer
 from tests.factories import make_client, make_group, make_staff
 
@@ -47,15 +50,28 @@ async def test_agent_connect_pops_the_client_and_the_agent_goes_talking(core: Ap
     dialer.agent_ready(core, staff_id)
     observers: list[Callable[[dict[str, Any]], None]] = []
     async with core.bus.subscribe(f"agent:{staff_id}") as sub:
-        running = watch_agent_connects(core, observers.append)
+        running = watch_agent_connects(core.sessions, core.bus, core.clock, observers.append)
         observers[0](agent_connect("PJSIP/1001", "ivr-77", client_id, queue="other-queue"))  # not the hotline
         observers[0]({"Event": "Hangup", "Uniqueid": "ivr-77"})
         assert not running
-        observers[0](agent_connect("PJSIP/1001", "ivr-77", client_id))
+        # the AMI reader may call from its own thread: the work is handed to the loop, never done there
+        await asyncio.to_thread(observers[0], agent_connect("PJSIP/1001", "ivr-77", client_id))
+        for _ in range(1000):  # the loop picks the hand-over up (bounded: 10 s)
+            if running:
+                break
+            await asyncio.sleep(0.01)
         await asyncio.gather(*list(running))
         event: dict[str, Any] = {}
-        while event.get("type") != "call_connected":
+        while event.get("type") != "contact_opened":
             _topic, event = await asyncio.wait_for(sub.__anext__(), 10)
+        observers[0](agent_connect("PJSIP/1001", "ivr-77", client_id))  # a repeat opens no second contact
+        await asyncio.gather(*list(running))
     assert event["client_id"] == client_id
     assert event["ivr_session_id"] is not None
     assert dialer.agent_state(core, staff_id)["state"] == "talking"
+    with transaction(core.sessions) as s:
+        [contact] = s.scalars(select(DeskContact).where(DeskContact.agent_id == staff_id)).all()
+        assert (contact.id, contact.client_id, contact.ivr_session_id, contact.direction) == (
+            event["contact_id"], client_id, event["ivr_session_id"], "inbound")
+        steps = s.scalars(select(IvrStep.step).where(IvrStep.session_id == contact.ivr_session_id)).all()
+        assert "agent_connected" in steps

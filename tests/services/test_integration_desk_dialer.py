@@ -1,7 +1,9 @@
 """End to end in one event loop: the real web app (uvicorn on 127.0.0.1, port 0), the dialler engine on the
 simulated PBX at virtual time, the agent's SSE stream. An agent logs in through the pages (cookie + CSRF), goes
-ready, gets the engine's call and its screen pop, hangs up, sets a disposition and books a callback; and an IVR
-hand-off pops on the longest-idle ready agent (not on one talking to an outbound call)."""
+ready, gets the engine's call and its screen pop, hangs up (a call command the engine's ``command_loop``
+carries out through the port), sets a disposition and books a callback; an IVR hand-off pops on the
+longest-idle ready agent (not on one talking to an outbound call); a contact opened while no browser was
+connected is what the agent's stream says first."""
 
 from __future__ import annotations
 
@@ -22,8 +24,12 @@ from callcenter.dialer import service as dialer
 from callcenter.dialer.engine import DialerEngine
 from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.simulation import CustomerModel
+from callcenter.domain.events import ContactOpened
+from callcenter.services import desk
+from callcenter.services.call_commands import command_loop
 from callcenter.services.handoff import handoff_runner
-from callcenter.store.db import transaction
+from callcenter.store.db import run_in_transaction, transaction
+from callcenter.store.models import CallCommand
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback
 from callcenter.store.models.ivr import IvrSession, IvrStep
@@ -106,6 +112,23 @@ async def drive(engine: DialerEngine, pbx: SimulatedPbx, vclock: VirtualClock, s
         await asyncio.sleep(0)
 
 
+async def open_outbound_contacts(core: App, staff_id: int) -> None:
+    """Stand-in for the dialler opening the desk contact of an outbound call it connects (another branch makes
+    the engine do it in its own transaction): the engine's ``call_connected`` becomes ``open_contact`` +
+    ``ContactOpened``, as the screen will see it."""
+    async with core.bus.subscribe(f"agent:{staff_id}") as sub:
+        async for _topic, event in sub:
+            if event.get("type") != "call_connected":
+                continue
+            facts = desk.ContactFacts(client_id=event.get("client_id"), attempt_id=event.get("attempt_id"),
+                                      lead_id=event.get("lead_id"), campaign_id=event.get("campaign_id"),
+                                      attempt_no=event.get("attempt_no") or 1)
+            contact_id = await asyncio.to_thread(run_in_transaction, core.sessions, lambda s: desk.open_contact(
+                s, staff_id, facts, core.clock()))
+            core.bus.emit(ContactOpened(staff_id=staff_id, contact_id=contact_id, client_id=facts.client_id,
+                                        attempt_id=facts.attempt_id, campaign_id=facts.campaign_id))
+
+
 @pytest.fixture
 async def stack(core: App) -> AsyncIterator[Stack]:
     st = Stack(core)
@@ -126,7 +149,11 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reader = asyncio.create_task(sse_events(client, events))
-    hangups = asyncio.create_task(engine.serve_hangups())
+    opener = asyncio.create_task(open_outbound_contacts(core, ag1))
+    stop = asyncio.Event()  # the hang-up button's command, carried out by the engine that owns the call
+    hangups = asyncio.create_task(command_loop(core.sessions, core.bus, engine.dialer_id,
+                                               lambda c: engine.hangup_requested(c.contact_id, c.staff_id), stop,
+                                               poll_s=0.05, clock=stack.wall))
     try:
         await next_of(events, "hello")
         r = await client.post("/api/desk/state", json={"state": "ready"}, headers=h)
@@ -140,7 +167,7 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
         assert r.status_code == 303
         await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
         assert pbx.originated == 1
-        pop = await next_of(events, "call")  # the engine's call_connected became this agent's desk contact
+        pop = await next_of(events, "call")  # the contact opened for the engine's call reached the screen
         contact_id = pop["contact_id"]
         card = await client.get(f"/agent/contacts/{contact_id}/card")
         assert card.status_code == 200 and "流失客户挽回" in card.text and "测试" in card.text
@@ -159,9 +186,10 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
         r = await client.post("/api/desk/state", json={"state": "ready"}, headers=h)
         assert r.status_code == 200 and r.json()["state"] == "ready"
     finally:
-        for task in (reader, hangups):
+        stop.set()
+        for task in (reader, opener):
             task.cancel()
-        await asyncio.gather(reader, hangups, return_exceptions=True)
+        await asyncio.gather(reader, opener, hangups, return_exceptions=True)
         await client.aclose()
     with transaction(core.sessions) as s:
         [att] = s.scalars(select(Attempt).where(Attempt.campaign_id == cid)).all()
@@ -172,6 +200,9 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
         assert cb.lead_id == att.lead_id and cb.agent_only and cb.owner_id == ag1 and cb.status == "pending"
         contact = s.get(DeskContact, contact_id)
         assert contact.attempt_id == att.id and contact.ended_at is not None
+        [cmd] = s.scalars(select(CallCommand)).all()  # the hang-up, carried out by its dialler
+        assert (cmd.kind, cmd.contact_id, cmd.attempt_id, cmd.state, cmd.claimed_by) == (
+            "hangup", contact_id, att.id, "done", "it")
         changes = [(c.from_state, c.to_state) for c in s.scalars(
             select(AgentStateChange).where(AgentStateChange.staff_id == ag1).order_by(AgentStateChange.id))]
     assert changes == [("logged_out", "paused"), ("paused", "ready"), ("ready", "reserved"), ("reserved", "talking"),
@@ -204,7 +235,7 @@ async def test_ivr_handoff_pops_on_the_longest_idle_ready_agent(stack: Stack) ->
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reader = asyncio.create_task(sse_events(client, events))
     stop = asyncio.Event()
-    router = asyncio.create_task(handoff_runner(core, stop, retry_s=0.05))
+    router = asyncio.create_task(handoff_runner(core.sessions, core.bus, core.clock, stop, retry_s=0.05))
     try:
         await next_of(events, "hello")
         await asyncio.to_thread(core.ivr.record_event, "agi-1", "handoff", {"summary": "查询余额后转人工"})
@@ -239,6 +270,7 @@ async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> No
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reader = asyncio.create_task(sse_events(client, events))
+    opener = asyncio.create_task(open_outbound_contacts(core, world.staff["ag1"]))
     try:
         await next_of(events, "hello")
         assert (await client.post("/api/desk/preview", json={"action": "dial"}, headers=h)).status_code == 409
@@ -253,6 +285,33 @@ async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> No
         await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
         assert pbx.originated == 1
         await next_of(events, "call")
+    finally:
+        reader.cancel()
+        opener.cancel()
+        await asyncio.gather(reader, opener, return_exceptions=True)
+        await client.aclose()
+
+
+async def test_a_call_opened_with_no_browser_is_what_the_stream_says_first(stack: Stack) -> None:
+    core, world = stack.core, stack.world
+    ag1 = world.staff["ag1"]
+    dialer.agent_login(core, ag1)
+    dialer.agent_ready(core, ag1)
+    facts = desk.ContactFacts(client_id=world.mine, attempt_id=world.attempt, lead_id=world.lead,
+                              campaign_id=world.campaign, attempt_no=2)
+    contact_id = run_in_transaction(core.sessions, lambda s: desk.open_contact(s, ag1, facts, core.clock()))
+    client, h = await stack.login("ag1")
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    reader = asyncio.create_task(sse_events(client, events))
+    try:
+        await next_of(events, "hello")
+        first = await asyncio.wait_for(events.get(), WAIT)
+        assert first["type"] == "status" and first["state"] == "talking"
+        assert first["contact"]["id"] == contact_id and first["contact"]["client_id"] == world.mine
+        r = await client.post(f"/api/desk/contacts/{contact_id}/hangup", headers=h)
+        assert r.status_code == 200
+        state = await next_of(events, "state")  # one event per change, in the screen's shape
+        assert state["state"] == "wrap_up" and state["since"] is not None
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)

@@ -28,7 +28,6 @@ FORBIDDEN = ("callcenter.bootstrap", "callcenter.runtime", "callcenter.web")
 ALLOWED: dict[tuple[str, str], str] = {
     ("callcenter.dialer.engine", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
     ("callcenter.dialer.simrun", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
-    ("callcenter.services.handoff", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
 }
 
 

@@ -16,10 +16,12 @@ from callcenter.store.models import care as _care  # noqa: F401  (events, remind
 from callcenter.store.models.ivr import Bulletin, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
 from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns, leads, DNC, attempts, agent sessions, callbacks)
 from callcenter.store.models import desk as _desk  # noqa: F401  (agent desk, groups, KPIs, schedule claims)
+from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.ledger import LedgerAccount, Posting, Transfer, JournalEntry
 
 __all__ = [
     "AuditLog",
+    "CallCommand",
     "Base",
     "BankAccount",
     "Client",

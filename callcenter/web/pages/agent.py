@@ -12,10 +12,12 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from callcenter.dialer import service as dialer
+from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
 from callcenter.scripts import CaptureError, RunError
-from callcenter.services import desk
+from callcenter.services import call_commands, desk
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
+from callcenter.store.models.desk import DeskContact
 from callcenter.web.deps import require_roles
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, render, roles, tz_of
@@ -29,10 +31,9 @@ ContactId = Path(ge=1, le=2**31 - 1)
 
 
 def _publish_state(request: Request, staff_id: int, st: desk.AgentStatus) -> None:
-    bus = request.app.state.core.bus
-    payload = {"type": "state", "state": st.state, "reason": st.reason, "since": st.since.isoformat()}
-    bus.publish(f"agent:{staff_id}", payload)
-    bus.publish("wallboard", {"type": "agent_state", "staff_id": staff_id, "state": st.state})
+    """One ``AgentStateChanged`` (the agent's screens and the wall board) after the change committed."""
+    request.app.state.core.bus.emit(AgentStateChanged(staff_id=staff_id, state=st.state, reason=st.reason,
+                                                      since=st.since.isoformat()))
 
 
 def _raise(exc: Exception) -> None:
@@ -99,6 +100,38 @@ async def set_state(body: StateIn, request: Request, principal: Principal = Agen
     return StateOut(state=st.state, reason=st.reason, since=st.since, contact_id=st.contact_id)
 
 
+class OpenContactOut(BaseModel):
+    id: int
+    client_id: int | None
+    campaign_id: int | None
+    since: datetime = Field(description="When the call reached the agent (the contact's start)")
+    direction: Literal["outbound", "inbound"]
+    hung_up: bool = Field(description="The call is over; the card waits for the disposition")
+
+
+class StatusOut(BaseModel):
+    state: str = Field(description="ready / paused / reserved / talking / wrap_up / logged_out")
+    reason: str = Field(description="The pause reason (break, meal, training, meeting, admin), else empty")
+    since: datetime
+    contact: OpenContactOut | None = Field(description="The agent's open desk contact (a call or its wrap-up)")
+
+
+@api.get("/status", response_model=StatusOut, responses={401: {}, 403: {}})
+async def get_status(request: Request, principal: Principal = AgentDep) -> StatusOut:
+    """The agent's own state and open desk contact, read from the database: what the screen shows on load and
+    after every reconnection of its live stream (a call routed while no browser was open is here too)."""
+    core = request.app.state.core
+    return await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
+                                          lambda s: status_out(s, principal.staff_id, core.clock()))
+
+
+def status_out(s: Any, staff_id: int, now: datetime) -> StatusOut:
+    st = desk.status(s, staff_id, now)
+    brief = desk.open_contact_brief(s, staff_id)
+    return StatusOut(state=st.state, reason=st.reason, since=st.since,
+                     contact=OpenContactOut(**brief) if brief is not None else None)
+
+
 class OkOut(BaseModel):
     ok: bool = True
     step: str | None = None
@@ -156,13 +189,22 @@ async def save_note(body: NoteIn, request: Request, contact_id: int = ContactId,
 
 @api.post("/contacts/{contact_id}/hangup", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
 async def hang_up(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
+    """End the call: the desk records the hang-up and a hang-up command for the dialler that owns the call, in
+    one transaction; the dialler is nudged (``CommandQueued``) and otherwise finds it at its next poll."""
     core = request.app.state.core
+    now = core.clock()
+
+    def work(s: Any) -> tuple[tuple[str, int] | None, desk.AgentStatus]:
+        cmd = call_commands.request_hangup(s, principal, contact_id, now)
+        return (cmd.dialer_id, cmd.id) if cmd is not None else None, desk.status(s, principal.staff_id, now)
+
     try:
-        await anyio.to_thread.run_sync(lambda: desk.hang_up(core.sessions, principal, contact_id, core.clock()))
+        queued, st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
     except desk.DeskError as exc:
         _raise(exc)
-    core.bus.publish("calls", {"type": "hangup_requested", "contact_id": contact_id, "staff_id": principal.staff_id})
-    core.bus.publish("wallboard", {"type": "hangup", "staff_id": principal.staff_id})
+    if queued is not None:
+        core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
+    _publish_state(request, principal.staff_id, st)
     return OkOut()
 
 
@@ -181,16 +223,23 @@ async def dispose(body: DisposeIn, request: Request, contact_id: int = ContactId
     if body.callback_at is not None:
         at = body.callback_at if body.callback_at.tzinfo else body.callback_at.replace(tzinfo=tz_of(request))
         callback = desk.CallbackRequest(at, body.callback_agent_only)
+    now = core.clock()
+
+    def work(s: Any) -> tuple[dict[str, Any], tuple[str, int] | None, desk.AgentStatus]:
+        result = desk.dispose_in(s, principal.staff_id, contact_id, body.disposition, now, note=body.note,
+                                 callback=callback, dnc=body.dnc)
+        cmd = None
+        if result["live"]:  # disposed without hanging up first: the dialler ends the call
+            contact = s.get(DeskContact, contact_id)
+            cmd = call_commands.queue_hangup(s, contact, principal.staff_id, now)
+        return result, (cmd.dialer_id, cmd.id) if cmd is not None else None, desk.status(s, principal.staff_id, now)
+
     try:
-        result = await anyio.to_thread.run_sync(lambda: desk.dispose(core, principal, contact_id, body.disposition,
-                                                                     note=body.note, callback=callback, dnc=body.dnc))
+        result, queued, st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
     except desk.DeskError as exc:
         _raise(exc)
-    if result["live"]:  # disposed without hanging up first: the dialler ends the call
-        core.bus.publish("calls", {"type": "hangup_requested", "contact_id": contact_id, "staff_id": principal.staff_id})
-    core.bus.publish("wallboard", {"type": "disposition", "staff_id": principal.staff_id,
-                                   "disposition": body.disposition})
-    st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
-                                        lambda s: desk.status(s, principal.staff_id, core.clock()))
+    if queued is not None:
+        core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
+    core.bus.emit(Disposed(staff_id=principal.staff_id, contact_id=contact_id, disposition=body.disposition))
     _publish_state(request, principal.staff_id, st)
     return OkOut(callback_id=result["callback_id"], dnc_id=result["dnc_id"])

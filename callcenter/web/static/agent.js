@@ -219,19 +219,39 @@
     preview.hidden = false;
   }
 
+  // The truth from the database (GET /api/desk/status): on load, and whenever the live stream (re)connects or
+  // drops, so a screen that missed events (or had no browser open when the call came) shows the open call.
+  let shown = null;  // the contact whose card is on screen
+  function applyStatus(data) {
+    showState(data.state, data.reason, data.since);
+    const c = data.contact;
+    if (c && shown !== String(c.id)) { preview.hidden = true; shown = String(c.id); loadCard(c.id); }
+    else if (!c && bar.dataset.contact) { bar.dataset.contact = ""; shown = null; callStart = null; slot.innerHTML = waitingHtml; }
+  }
+  async function refreshStatus() {
+    try {
+      const res = await fetch("/api/desk/status", {credentials: "same-origin"});
+      if (res.ok) { applyStatus(await res.json()); }
+    } catch (e) { /* offline: the next reconnection tries again */ }
+  }
+
   // Live events: state changes and calls routed to this agent.
   const live = document.getElementById("live-indicator");
   function connect() {
     const es = new EventSource("/live/agent");
-    es.onopen = function () { live.className = "live ok"; live.title = live.dataset.ok; };
-    es.onerror = function () { live.className = "live lost"; live.title = live.dataset.lost; };
+    es.onopen = function () { live.className = "live ok"; live.title = live.dataset.ok; refreshStatus(); };
+    es.onerror = function () { live.className = "live lost"; live.title = live.dataset.lost; refreshStatus(); };
     es.onmessage = function (msg) {
       const ev = JSON.parse(msg.data);
-      if (ev.type === "call") { preview.hidden = true; callStart = new Date(now()); loadCard(ev.contact_id); showState("talking", "", null); }
+      if (ev.type === "call") {
+        preview.hidden = true; callStart = new Date(now()); shown = String(ev.contact_id); loadCard(ev.contact_id);
+        showState("talking", "", null);
+      }
+      else if (ev.type === "status") { applyStatus(ev); }
       else if (ev.type === "preview") { showPreview(ev); }
       else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); }
     };
   }
   connect();
-  if (bar.dataset.contact) { loadCard(bar.dataset.contact); }
+  refreshStatus();
 })();
