@@ -82,9 +82,9 @@ def telephony_from_settings(settings: Settings) -> Telephony:
 
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
         return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url)
-    from callcenter.telephony.simulated import LoopClock, SimulatedPbx
+    from callcenter.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
-    return SimulatedPbx(clock=LoopClock())
+    return SimulatedPbx(CustomerModel(**settings.simulated_pbx_model), clock=LoopClock(), seed=settings.simulated_pbx_seed)
 
 
 def limits_from(settings: Settings) -> Limits:

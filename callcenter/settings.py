@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     events_across_processes: bool = True
     # telephony
     telephony_backend: Literal["simulated", "asterisk", "twilio"] = "simulated"
+    # the simulated PBX's customers (CustomerModel fields: p_human, human_answer_min_s, talk_mean_s, ...), and seed
+    simulated_pbx_model: dict[str, float] = Field(default_factory=dict)
+    simulated_pbx_seed: int = 0
+    # a dialler process holds its agents and calls while it renews this lease; another takes them over after it
+    dialer_lease_s: float = Field(30.0, ge=1.0, le=3600.0)
     ami_servers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:5038"])
     ami_username: str = "callcenter"
     ami_secret: SecretStr = SecretStr("")
@@ -164,6 +169,17 @@ class Settings(BaseSettings):
             host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port, got {server!r}")
+        return value
+
+    @field_validator("simulated_pbx_model")
+    @classmethod
+    def _customer_model(cls, value: dict[str, float]) -> dict[str, float]:
+        from callcenter.dialer.simulation import CustomerModel
+
+        try:
+            CustomerModel(**value)
+        except TypeError as exc:
+            raise ValueError(f"not a customer model field: {exc}") from None
         return value
 
     @field_validator("ami_dial_template")
