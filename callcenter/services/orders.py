@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -54,6 +55,9 @@ from callcenter.ports.trading import GatewayOrderState, NewOrder, TradingGateway
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.ledger import balances, book, post
 from callcenter.store.models import Client, FundAccount, Holding, Order, Security, Trade
+
+if TYPE_CHECKING:
+    from callcenter.settings import Settings
 
 FINAL = ("filled", "cancelled", "rejected", "expired")
 OPEN = ("queued", "pending", "open", "partial")
@@ -596,21 +600,20 @@ class OrderService:
         return OrderOutcome(False, rule.value, self._sentence(rule.value), status="rejected")
 
 
-def rules_from(settings: object) -> OrderRules:
+def rules_from(settings: "Settings") -> OrderRules:
     """The frozen OrderRules from the settings' ``order_*`` fields."""
-    g = lambda name: getattr(settings, name)  # noqa: E731
     return OrderRules(
-        limit_pct={"main": g("order_limit_pct_main"), "chinext": g("order_limit_pct_chinext"),
-                   "star": g("order_limit_pct_star"), "etf": g("order_limit_pct_etf")},
-        st_limit_pct=g("order_limit_pct_st"),
-        new_listing_free_days=g("order_new_listing_free_days"),
-        max_limit_qty={"main": g("order_max_qty_main"), "chinext": g("order_max_qty_chinext"),
-                       "star": g("order_max_qty_star"), "etf": g("order_max_qty_main")},
-        max_market_qty={"main": g("order_max_market_qty_main"), "chinext": g("order_max_market_qty_chinext"),
-                        "star": g("order_max_market_qty_star"), "etf": g("order_max_market_qty_main")},
-        commission_rate=g("order_commission_rate"),
-        commission_min_fen=int(g("order_commission_min_yuan") * 100),
-        stamp_duty_rate=g("order_stamp_duty_rate"),
-        transfer_fee_rate=g("order_transfer_fee_rate"),
-        outside_session=g("order_outside_session"),
+        limit_pct={"main": settings.order_limit_pct_main, "chinext": settings.order_limit_pct_chinext,
+                   "star": settings.order_limit_pct_star, "etf": settings.order_limit_pct_etf},
+        st_limit_pct=settings.order_limit_pct_st,
+        new_listing_free_days=settings.order_new_listing_free_days,
+        max_limit_qty={"main": settings.order_max_qty_main, "chinext": settings.order_max_qty_chinext,
+                       "star": settings.order_max_qty_star, "etf": settings.order_max_qty_main},
+        max_market_qty={"main": settings.order_max_market_qty_main, "chinext": settings.order_max_market_qty_chinext,
+                        "star": settings.order_max_market_qty_star, "etf": settings.order_max_market_qty_main},
+        commission_rate=settings.order_commission_rate,
+        commission_min_fen=int(settings.order_commission_min_yuan * 100),
+        stamp_duty_rate=settings.order_stamp_duty_rate,
+        transfer_fee_rate=settings.order_transfer_fee_rate,
+        outside_session=settings.order_outside_session,
     )
