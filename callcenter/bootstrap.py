@@ -54,6 +54,7 @@ class App:
     scheduler: CampaignScheduler | None = None  # the campaign schedules; the scheduler part starts it
     bank_process: BankProcess | None = None  # the simulated bank's child process (bank_simulator), not started
     metrics: Metrics = field(kw_only=True)  # this App's Prometheus registry and the parts' callbacks (/metrics)
+    orders: Any = None  # callcenter.services.orders.OrderService: phone orders (电话委托), see _wire_orders
 
     def close(self) -> None:
         self.database.dispose()
@@ -153,6 +154,19 @@ def bootstrap(
 
     set_parameters(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     app.hash_pool = HashPool(settings.argon2_workers)
+    _wire_orders(app)
     app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
                               bus=app.bus, verify=app.hash_pool.verify)
     return app
+
+
+# --- phone orders (issue 15): the order service over the simulated exchange -----------------------------------
+
+
+def _wire_orders(app: App) -> None:
+    from callcenter.services.orders import OrderService, rules_from
+    from callcenter.trading.exchange import SimulatedExchange
+
+    rules = rules_from(app.settings)
+    exchange = SimulatedExchange(app.sessions, app.calendar, rules, app.settings.tz, seed=app.settings.order_exchange_seed)
+    app.orders = OrderService(app.sessions, exchange, app.calendar, rules, app.settings.tz, clock=app.clock)

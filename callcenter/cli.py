@@ -19,6 +19,7 @@ from callcenter.commands import (
     events,
     ivr,
     leads,
+    orders,
     prompts,
     reminders,
     scripts,
@@ -37,7 +38,7 @@ GROUPS: dict[str, typer.Typer] = {
     "dialer": dialer.app, "campaign": campaign.app, "leads": leads.app, "reminders": reminders.app,
     "events": events.app, "complaints": complaints.app, "ivr": ivr.app, "prompts": prompts.app, "agi": agi.app,
     "scripts": scripts.app, "db": db.app, "demo": demo.app, "custody": custody.app, "bench": bench.app,
-    "admin": admin.app, "bank": bank.app,
+    "admin": admin.app, "bank": bank.app, "orders": orders.app,
 }
 for _name, _group in GROUPS.items():
     app.add_typer(_group, name=_name)

@@ -139,6 +139,25 @@ class Settings(BaseSettings):
     bank_fault_hang_seconds: float = Field(10.0, ge=0, le=600)  # how long a timed-out request hangs
     bank_fault_seed: int = 0  # 0: a fresh random sequence; otherwise a repeatable one
     reconcile_grace_seconds: int = Field(120, ge=0)  # reconcile leaves pending transfers younger than this alone
+    # phone orders (callcenter/domain/orders.py): the figures the exchanges and the broker revise
+    order_limit_pct_main: Decimal = Field(Decimal("0.10"), gt=0, lt=1)  # daily limit, fraction of the previous close
+    order_limit_pct_chinext: Decimal = Field(Decimal("0.20"), gt=0, lt=1)
+    order_limit_pct_star: Decimal = Field(Decimal("0.20"), gt=0, lt=1)
+    order_limit_pct_etf: Decimal = Field(Decimal("0.10"), gt=0, lt=1)
+    order_limit_pct_st: Decimal = Field(Decimal("0.05"), gt=0, lt=1)  # risk-warning stocks on the main boards
+    order_new_listing_free_days: int = Field(5, ge=0)  # trading days without a limit after listing
+    order_max_qty_main: int = Field(1_000_000, ge=100)  # per-order maximum, limit orders (main board and ETFs)
+    order_max_qty_chinext: int = Field(300_000, ge=100)
+    order_max_qty_star: int = Field(100_000, ge=200)
+    order_max_market_qty_main: int = Field(1_000_000, ge=100)  # per-order maximum, market orders
+    order_max_market_qty_chinext: int = Field(150_000, ge=100)
+    order_max_market_qty_star: int = Field(50_000, ge=200)
+    order_commission_rate: Decimal = Field(Decimal("0.00025"), ge=0, lt=Decimal("0.01"))
+    order_commission_min_yuan: Decimal = Field(Decimal("5"), ge=0)
+    order_stamp_duty_rate: Decimal = Field(Decimal("0.0005"), ge=0, lt=Decimal("0.01"))  # sells only
+    order_transfer_fee_rate: Decimal = Field(Decimal("0.00001"), ge=0, lt=Decimal("0.01"))
+    order_outside_session: Literal["refuse", "queue"] = "refuse"  # orders entered outside the sessions
+    order_exchange_seed: int = 7  # the simulated exchange's price walk
 
     @classmethod
     def settings_customise_sources(

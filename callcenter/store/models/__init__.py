@@ -18,6 +18,7 @@ from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns,
 from callcenter.store.models import desk as _desk  # noqa: F401  (agent desk, groups, KPIs, schedule claims)
 from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.ledger import LedgerAccount, Posting, Transfer, JournalEntry
+from callcenter.store.models.orders import Order, SimFill, SimOrder, Trade
 
 __all__ = [
     "AuditLog",
@@ -28,6 +29,10 @@ __all__ = [
     "FundAccount",
     "Holding",
     "JournalEntry",
+    "Order",
+    "SimFill",
+    "SimOrder",
+    "Trade",
     "LedgerAccount",
     "Posting",
     "Security",

@@ -15,7 +15,11 @@ class LedgerAccount(Base):
     """One book in our journal.
 
     kinds: ``fund`` (a client's cash in a fund account), ``bank`` (our mirror of the client's bank account),
-    ``transit`` (money of a fund account on its way to the bank), ``equity`` (opening balances).
+    ``transit`` (money of a fund account on its way to the bank), ``equity`` (opening balances);
+    orders (``callcenter.services.orders``): ``frozen`` (cash held by a fund account's open orders), ``stock``
+    (owner: a holding — its shares at cost), ``fees`` (owner 0: commission, stamp duty and transfer fees
+    collected), ``market`` (owner 0: the exchange's side of every trade; may be negative, it carries the
+    clients' realised gains and losses).
     ``balance_fen`` is a cache of the sum of postings, updated in the same transaction;
     ``callcenter custody check`` proves the two equal.
     """
@@ -23,7 +27,7 @@ class LedgerAccount(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         UniqueConstraint("kind", "owner_id", name="uq_ledger_accounts_kind_owner"),
-        CheckConstraint("kind in ('fund','frozen','bank','transit','equity')", name="kind"),
+        CheckConstraint("kind in ('fund','frozen','bank','transit','equity','stock','fees','market')", name="kind"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,113 @@
+"""Phone orders (电话委托): the counter's orders and trades (ours: key, channel, caller, frozen cash), and the
+simulated exchange's own book (``sim_*``: what the exchange knows, read only by ``callcenter.trading``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callcenter.store.models.base import Base, Fen, UtcDateTime
+
+ORDER_STATUSES = ("queued", "pending", "open", "partial", "filled", "cancelled", "rejected", "expired")
+
+
+class Order(Base):
+    """One order as the client gave it, with its single stored answer. ``frozen_fen`` is what it still holds in
+    the fund account's ``frozen`` book (the journal proves the sum)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
+        CheckConstraint("side in ('buy','sell')", name="side"),
+        CheckConstraint("kind in ('limit','market')", name="kind"),
+        CheckConstraint("status in ('queued','pending','open','partial','filled','cancelled','rejected','expired')",
+                        name="status"),
+        CheckConstraint("filled_qty >= 0 and cancelled_qty >= 0 and filled_qty + cancelled_qty <= quantity",
+                        name="quantities"),
+        CheckConstraint("frozen_fen >= 0", name="frozen_nonneg"),
+        Index("ix_orders_account_day", "fund_account_id", "trade_date"),
+        Index("ix_orders_unsettled", "settled", "trade_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_scope: Mapped[str] = mapped_column(String(64))  # Actor.scope of who placed it
+    idempotency_key: Mapped[str] = mapped_column(String(128))  # '<call id>:<step>' on the IVR
+    request_hash: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(24), unique=True)  # 合同号, the gateway's idempotency key
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    fund_account_id: Mapped[int] = mapped_column(ForeignKey("fund_accounts.id"))
+    code: Mapped[str] = mapped_column(String(6))
+    side: Mapped[str] = mapped_column(String(4))
+    kind: Mapped[str] = mapped_column(String(6))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_li: Mapped[int] = mapped_column(Fen)  # 0.001 yuan; a market order's protection price
+    status: Mapped[str] = mapped_column(String(9))
+    error_code: Mapped[str] = mapped_column(String(40), default="")
+    filled_qty: Mapped[int] = mapped_column(Integer, default=0)
+    filled_value_fen: Mapped[int] = mapped_column(Fen, default=0)
+    fees_fen: Mapped[int] = mapped_column(Fen, default=0)
+    cancelled_qty: Mapped[int] = mapped_column(Integer, default=0)
+    frozen_fen: Mapped[int] = mapped_column(Fen, default=0)
+    # the CSRC's record of a phone order: channel (ivr / twilio / text / cli / api) and the calling number
+    channel: Mapped[str] = mapped_column(String(16))
+    caller_phone: Mapped[str] = mapped_column(String(20), default="")
+    trade_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    response_json: Mapped[str] = mapped_column(Text, default="")
+
+
+class Trade(Base):
+    """One fill of an order (成交). Applied once: ``exec_id`` is the gateway's."""
+
+    __tablename__ = "trades"
+    __table_args__ = (Index("ix_trades_account_day", "fund_account_id", "trade_date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exec_id: Mapped[int] = mapped_column(Integer, unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    fund_account_id: Mapped[int] = mapped_column(ForeignKey("fund_accounts.id"))
+    code: Mapped[str] = mapped_column(String(6))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_li: Mapped[int] = mapped_column(Fen)
+    value_fen: Mapped[int] = mapped_column(Fen)
+    fees_fen: Mapped[int] = mapped_column(Fen)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    trade_date: Mapped[date] = mapped_column(Date)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SimOrder(Base):
+    """The simulated exchange's book: an order as the exchange received it (idempotent on reference)."""
+
+    __tablename__ = "sim_orders"
+    __table_args__ = (Index("ix_sim_orders_status", "status", "trade_date"),)
+
+    reference: Mapped[str] = mapped_column(String(24), primary_key=True)
+    code: Mapped[str] = mapped_column(String(6))
+    side: Mapped[str] = mapped_column(String(4))
+    kind: Mapped[str] = mapped_column(String(6))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_li: Mapped[int] = mapped_column(Fen)
+    filled: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(9))  # open / filled / cancelled / rejected / expired
+    reject_code: Mapped[str] = mapped_column(String(40), default="")
+    trade_date: Mapped[date] = mapped_column(Date)
+    first_step: Mapped[int] = mapped_column(Integer)  # the first price step it may trade at
+    checked_step: Mapped[int] = mapped_column(Integer, default=-1)  # price steps matched so far
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SimFill(Base):
+    __tablename__ = "sim_fills"
+
+    exec_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(ForeignKey("sim_orders.reference"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_li: Mapped[int] = mapped_column(Fen)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
