@@ -7,8 +7,14 @@ import asyncio
 from typing import Any, cast
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerEngine
+from callcenter.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
 from callcenter.telephony.port import Telephony
+
+
+def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
+    """The dialler engine's wiring from the app (``wall``: the app's clock as it is now)."""
+    return DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day,
+                      wall=core.clock, scripts_dir=core.settings.scripts_path, notify=notify)
 
 
 def telephony_from_settings(core: App) -> Telephony:
@@ -47,11 +53,11 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     except BaseException:
         core.parts.unwatch("dialler")
         raise
-    engine = DialerEngine(core, telephony, wall=core.clock)
-    core.extras["dialer"] = engine
     from callcenter.care.notify_calls import NotificationCaller
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
+    engine = DialerEngine(dialer_deps(core, notify=notify), telephony)
+    core.extras["dialer"] = engine
     core.extras["notify_caller"] = notify
     care_work = core.extras.get("care_work")
     if care_work is not None:  # the care jobs started first: hand them the caller now

@@ -1,8 +1,10 @@
 """Live push over Server-Sent Events.
 
-* ``GET /live/agent``: the agent's own topic ``agent:<staff id>``. A ``call_connected`` event from the dialler
-  (or an IVR hand-off) becomes the agent's desk contact here, server-side (so a call routed to them is what
-  grants them its client), and the browser gets ``{"type": "call", "contact_id": N}`` and fetches the card.
+* ``GET /live/agent``: the agent's own topic ``agent:<staff id>``. The dialler opens the desk contact of a call
+  that reaches the agent itself and announces it (``contact_opened``): the browser gets
+  ``{"type": "call", "contact_id": N}`` and fetches the card. A ``call_connected`` event (the IVR hand-off)
+  still becomes the agent's desk contact here, server-side (so a call routed to them is what grants them its
+  client).
   The dialler's ``agent_state`` events reach the screen as ``{"type": "state", ...}``; a ``preview`` lead goes
   through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``).
 * ``GET /live/wallboard``: supervisors and admin; a fresh wall-board snapshot every second, and at once when
@@ -57,7 +59,9 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
                         return
                     yield b": keep-alive\n\n"
                     continue
-                if event.get("type") == "call_connected":
+                if event.get("type") == "contact_opened":  # the engine opened the contact with the call
+                    yield sse({"type": "call", "contact_id": event.get("contact_id"), "seq": event.get("seq")})
+                elif event.get("type") == "call_connected":
                     try:
                         contact_id = await anyio.to_thread.run_sync(
                             desk.contact_from_event, core.sessions, principal.staff_id, event, core.clock(),

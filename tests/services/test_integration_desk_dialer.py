@@ -20,6 +20,7 @@ from sqlalchemy import select
 from callcenter.bootstrap import App
 from callcenter.dialer import service as dialer
 from callcenter.dialer.engine import DialerEngine
+from callcenter.parts.dialer import dialer_deps
 from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.simulation import CustomerModel
 from callcenter.services.handoff import handoff_runner
@@ -121,7 +122,7 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
     dialer.assign_campaign(core, cid, group_ids=[world.g1])
     add_leads(core, cid, [LeadRow(0, PHONE, "", 0, None, world.mine)])
     pbx = SimulatedPbx(CustomerModel(talk_mean_s=60.0, talk_sd_s=5.0), clock=stack.vclock, outcomes={PHONE: "human"})
-    engine = DialerEngine(core, pbx, dialer_id="it", clock=stack.vclock, wall=stack.wall, campaign_ids={cid})
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, campaign_ids={cid})
     await pbx.start()
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -140,7 +141,7 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
         assert r.status_code == 303
         await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
         assert pbx.originated == 1
-        pop = await next_of(events, "call")  # the engine's call_connected became this agent's desk contact
+        pop = await next_of(events, "call")  # the desk contact the engine opened with the call
         contact_id = pop["contact_id"]
         card = await client.get(f"/agent/contacts/{contact_id}/card")
         assert card.status_code == 200 and "流失客户挽回" in card.text and "测试" in card.text
@@ -234,7 +235,7 @@ async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> No
     add_leads(core, cid, [LeadRow(0, PHONE, "李先生")])
     dialer.start_campaign(core, cid)
     pbx = SimulatedPbx(clock=stack.vclock, outcomes={PHONE: "human"})
-    engine = DialerEngine(core, pbx, dialer_id="it", clock=stack.vclock, wall=stack.wall, campaign_ids={cid})
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, campaign_ids={cid})
     await pbx.start()
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
