@@ -505,6 +505,7 @@ class Agent:
     phone_up: bool = False
     wrap_deadline: float | None = None
     login_retry_at: float = 0.0
+    pending: int = 0  # changes of this agent sent to the database and not answered yet: not offered a call
 
 
 @dataclass
@@ -595,7 +596,7 @@ class CallCore:
     def ready_agents(self, campaign_id: int) -> list[Agent]:
         """Ready agents of the campaign with their phone up, longest idle first."""
         ready = [a for a in self.agents.values()
-                 if a.campaign_id == campaign_id and a.state == AgentState.READY and a.phone_up]
+                 if a.campaign_id == campaign_id and a.state == AgentState.READY and a.phone_up and not a.pending]
         ready.sort(key=lambda a: (a.since, a.staff_id))
         return ready
 
@@ -706,6 +707,7 @@ class CallCore:
             return False
         out.append(ChangeAgentState(agent.staff_id, agent.session_id, event, agent.state, reason, attempt_id,
                                     records, contact))
+        agent.pending += 1
         self._take(agent, new, self._wall)
         return True
 
@@ -722,27 +724,30 @@ class CallCore:
 
     def _agent_changed(self, ev: AgentChanged, out: list[Command]) -> None:
         agent = self.agents.get(ev.staff_id)
-        if agent is None:
-            return
-        call = self.calls.get(agent.call_id) if agent.call_id is not None else None
-        reserving = call if call is not None and call.state == CallState.RESERVING else None
-        if ev.state is None:  # the session is over (logged out on the web)
+        reserving = next((c for c in self.calls.values()
+                          if c.state == CallState.RESERVING and c.agent_id == ev.staff_id), None)
+        if ev.event != "reserve":
+            reserving = None
+        if agent is not None:
+            agent.pending = max(0, agent.pending - 1)
+        if agent is None or ev.state is None:  # the session is over (logged out on the web)
             self.agents.pop(ev.staff_id, None)
             if reserving is not None:
                 self._requeue(reserving)
             return
-        if not ev.applied:
-            if reserving is not None and ev.event == "reserve":
-                self._requeue(reserving)
-                agent.call_id = None
-            self._take(agent, _agent_state(ev.state), ev.since)
-        else:
-            self._take(agent, _agent_state(ev.state), ev.since)
+        if ev.applied:
             out.append(Publish(AgentStateChanged(ev.staff_id, ev.state, ev.reason,
                                                  ev.since.isoformat() if ev.since else None, ev.attempt_id)))
-            if reserving is not None and ev.event == "reserve":
+            if reserving is not None:
                 reserving.state = CallState.CONNECTING
                 out.append(Connect(reserving.call_id, agent.staff_id))
+        elif reserving is not None:
+            self._requeue(reserving)
+            if agent.call_id == reserving.call_id:
+                agent.call_id = None
+        if agent.pending == 0:  # no later change of ours on its way: the row is the truth
+            self._take(agent, _agent_state(ev.state), ev.since)
+        call = next((c for c in self.calls.values() if c.attempt_id == ev.attempt_id), None)
         if ev.contact_id is not None and call is not None:
             out.append(Publish(ContactOpened(ev.staff_id, ev.contact_id, call.client_id, call.attempt_id,
                                              call.campaign_id)))
@@ -824,10 +829,11 @@ class CallCore:
         for run in self.campaigns.values():
             if run.state != CampaignState.RUNNING or run.mode != "preview":
                 continue
-            candidates = tuple(AgentRef(a.staff_id, a.session_id, a.state) for a in self.ready_agents(run.id)
-                               if a.preview_lead_id is None)
-            if candidates:
-                out.append(OfferPreviews(run.id, candidates))
+            ready = [a for a in self.ready_agents(run.id) if a.preview_lead_id is None]
+            for a in ready:
+                a.pending += 1
+            if ready:
+                out.append(OfferPreviews(run.id, tuple(AgentRef(a.staff_id, a.session_id, a.state) for a in ready)))
         self._due_callbacks = ev.callbacks
 
     # --- preview mode --------------------------------------------------------------------------------------------
@@ -837,6 +843,7 @@ class CallCore:
             agent = self.agents.get(offer.staff_id)
             if agent is None:
                 continue
+            agent.pending = max(0, agent.pending - 1)
             if offer.state is None:
                 self.agents.pop(offer.staff_id, None)
                 continue
@@ -858,6 +865,7 @@ class CallCore:
             return
         agent.preview_lead_id = None
         if row.preview_action == "skip":
+            agent.pending += 1  # answered by AgentChanged
             out.append(SkipPreview(agent.staff_id, agent.session_id, lead_id, run.id))
         else:
             out.append(DialPreview(agent.staff_id, agent.session_id, lead_id, run.id))
@@ -888,12 +896,13 @@ class CallCore:
             return
         agent = ready[0]
         out.append(PlaceCallback(cb, agent.staff_id, agent.session_id, agent.state))
-        self._take(agent, AgentState.RESERVED, self._wall)  # held for it until the result says otherwise
+        agent.pending += 1  # held for it until the result comes
 
     def _callback_result(self, ev: CallbackResult, out: list[Command]) -> None:
         agent = self.agents.get(ev.staff_id)
         if agent is None:
             return
+        agent.pending = max(0, agent.pending - 1)
         if ev.state is None:
             self.agents.pop(ev.staff_id, None)
             return
@@ -913,7 +922,8 @@ class CallCore:
     def _tick(self, out: list[Command]) -> None:
         now = self._now
         for agent in list(self.agents.values()):
-            if agent.wrap_deadline is not None and now >= agent.wrap_deadline and agent.state == AgentState.WRAP_UP:
+            if (agent.wrap_deadline is not None and now >= agent.wrap_deadline and agent.state == AgentState.WRAP_UP
+                    and not agent.pending):
                 records: tuple[Record, ...] = (CompleteDisposition(agent.call_id),) if agent.call_id else ()
                 agent.wrap_deadline = None
                 self._change(agent, "ready", out, reason="auto_wrap_up", records=records)
@@ -1049,6 +1059,7 @@ class CallCore:
         # same, so its desk contact opens (``open_contact`` moves a ready agent on to talking)
         out.append(ChangeAgentState(agent.staff_id, agent.session_id, "connect", AgentState.RESERVED, "call",
                                     call.attempt_id, (mark,), contact))
+        agent.pending += 1
         if agent.state == AgentState.RESERVED:
             self._take(agent, AgentState.TALKING, self._wall)
 

@@ -329,12 +329,14 @@ class DialerEngine:
             scripts = self.deps.scripts_dir
             return await self._tx(lambda s: _change_agent_tx(s, cmd, wall, scripts))
         if isinstance(cmd, C.OfferPreviews):
-            offers = []
+            offers: list[C.PreviewOffer] = []
+            exhausted = False
             for ref in cmd.agents:
-                offer = await self._tx(lambda s, ref=ref: self._preview_tx(s, cmd.campaign_id, ref, wall))
-                if offer is None:
-                    break  # no lead left to show
-                offers.append(offer)
+                offer = None
+                if not exhausted:
+                    offer = await self._tx(lambda s, ref=ref: self._preview_tx(s, cmd.campaign_id, ref, wall))
+                    exhausted = offer is None  # no lead left: the agents after it are not tried (rows unchanged)
+                offers.append(offer or C.PreviewOffer(ref.staff_id, None, ref.expected, None))
             return C.PreviewsOffered(cmd.campaign_id, tuple(offers))
         if isinstance(cmd, C.SkipPreview):
             return await self._tx(lambda s: self._skip_tx(s, cmd, wall))
