@@ -62,9 +62,11 @@ agent meanwhile).  The core's agent changes::
     talking   hangup   -> wrap_up    the call ended (auto wrap-up after ``auto_wrap_up_s`` when set)
     wrap_up   ready    -> ready      auto wrap-up deadline passed
 
-A tick (``Tick`` then, when sync is due, ``Synced`` -> previews -> ``Resumed`` -> callbacks -> ``Resumed``):
-auto wrap-ups, abandons, waiting calls to free agents, pacing (``pacing_state`` builds the pacer's
-``DialerState``: the one place to add more to what the pacer sees), the wall board when it changed.
+A tick: ``Tick``; when a sync is due, ``Sync`` -> ``Synced`` (campaigns, agents and their phones, preview
+choices) -> ``Resumed("previews")`` (a lead for each ready agent of a preview campaign) ->
+``Resumed("callbacks")`` (due callbacks) -> ``Resumed("tick")``; then auto wrap-ups, abandons, waiting calls to
+free agents, pacing (``pacing_state`` builds the pacer's ``DialerState``: the one place to add more to what the
+pacer sees) -> ``Resumed("board")``: the wall board, when its figures changed.
 """
 
 from __future__ import annotations
@@ -630,14 +632,19 @@ class CallCore:
             return out
         if isinstance(event, Synced):
             self._synced(event, out)
-            out.append(Resume("callbacks"))
+            out.append(Resume("previews"))  # once the phones are logged in
             return out
         if isinstance(event, Resumed):
-            if event.phase == "callbacks":
+            if event.phase == "previews":
+                self._offer_previews(out)
+                out.append(Resume("callbacks"))
+            elif event.phase == "callbacks":
                 callbacks, self._due_callbacks = self._due_callbacks, ()
                 for cb in callbacks:
                     self._place_callback(cb, out)
                 out.append(Resume("tick"))
+            elif event.phase == "board":
+                self._boards(out)
             else:
                 self._tick(out)
             return out
@@ -826,6 +833,11 @@ class CallCore:
         for row in ev.agents:
             if row.preview_action is not None:
                 self._preview_action(row, out)
+        self._due_callbacks = ev.callbacks
+
+    # --- preview mode --------------------------------------------------------------------------------------------
+
+    def _offer_previews(self, out: list[Command]) -> None:
         for run in self.campaigns.values():
             if run.state != CampaignState.RUNNING or run.mode != "preview":
                 continue
@@ -834,9 +846,6 @@ class CallCore:
                 a.pending += 1
             if ready:
                 out.append(OfferPreviews(run.id, tuple(AgentRef(a.staff_id, a.session_id, a.state) for a in ready)))
-        self._due_callbacks = ev.callbacks
-
-    # --- preview mode --------------------------------------------------------------------------------------------
 
     def _previews_offered(self, ev: PreviewsOffered, out: list[Command]) -> None:
         for offer in ev.offers:
@@ -957,7 +966,7 @@ class CallCore:
             self._next_tick = now + self.config.tick_s
         if now >= self._next_board:
             self._next_board = now + self.config.wallboard_s
-            self._boards(out)
+            out.append(Resume("board"))  # the figures once this round's calls are placed
 
     def _leads_claimed(self, ev: LeadsClaimed, out: list[Command]) -> None:
         run = self.campaigns.get(ev.campaign_id)

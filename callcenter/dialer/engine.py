@@ -43,6 +43,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -332,9 +333,9 @@ class DialerEngine:
             offers: list[C.PreviewOffer] = []
             exhausted = False
             for ref in cmd.agents:
-                offer = None
+                offer: C.PreviewOffer | None = None
                 if not exhausted:
-                    offer = await self._tx(lambda s, ref=ref: self._preview_tx(s, cmd.campaign_id, ref, wall))
+                    offer = await self._tx(partial(self._preview_tx, campaign_id=cmd.campaign_id, ref=ref, wall=wall))
                     exhausted = offer is None  # no lead left: the agents after it are not tried (rows unchanged)
                 offers.append(offer or C.PreviewOffer(ref.staff_id, None, ref.expected, None))
             return C.PreviewsOffered(cmd.campaign_id, tuple(offers))
