@@ -399,6 +399,27 @@ def test_auto_wrap_up_after_its_deadline_completes_the_disposition() -> None:
     assert h.rows[100].state == "ready"
 
 
+def test_an_agent_back_from_wrap_up_takes_the_waiting_call_in_the_same_round() -> None:
+    """The auto wrap-up's answer comes back after the same tick reserved the agent again: it must not undo that."""
+    h = Harness(agents=1, mode="ratio", leads=2, auto_wrap_up_s=5.0)
+    h.start()
+    first, second = h.live("dialing")
+    h.answer(first)
+    h.connected(first)
+    h.now = 10.0
+    h.ended(first, talk_s=10.0)  # wrap-up until 15.0
+    h.now = 14.0
+    h.answer(second)
+    assert h.core.calls[second].state == CallState.WAITING
+    out = h.tick(1.0)
+    assert [(c.event, c.expected) for c in of(out, C.ChangeAgentState)] == [
+        ("ready", AgentState.WRAP_UP), ("reserve", AgentState.READY)]
+    assert of(out, C.Connect) == [C.Connect(second, 100)]
+    agent = h.core.agents[100]
+    assert (agent.state, agent.call_id, agent.pending) == (AgentState.RESERVED, second, 0)
+    assert h.rows[100].state == "reserved"
+
+
 def test_a_refused_reservation_sends_the_call_to_the_next_agent() -> None:
     h = Harness(agents=2, leads=1)
     h.start()
