@@ -634,7 +634,7 @@ class DiallerMachine(RuleBasedStateMachine):
             elif attempt.outcome == "abandoned":
                 assert prompts == [SAFE_HARBOUR_PROMPT]
                 [(_, at)] = h.played[call_id]
-                assert at - h.answered_at[call_id] >= h.core.config.abandon_after_s
+                assert at >= h.answered_at[call_id] + h.core.config.abandon_after_s  # never before the deadline
             else:
                 assert attempt.outcome == "human" and attempt.lead_outcome == "abandoned" and not prompts
 
