@@ -72,7 +72,7 @@ pacer sees) -> ``Resumed("board")``: the wall board, when its figures changed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -1113,7 +1113,3 @@ class CallCore:
                 run.abandoned += 1
         out.append(Publish(AttemptEnded(call.attempt_id, call.campaign_id, call.lead_id, str(outcome), abandoned)))
 
-
-def commands_of(commands: Sequence[Command], kind: type) -> list[Command]:
-    """The commands of one kind (tests, logs)."""
-    return [c for c in commands if isinstance(c, kind)]

@@ -115,7 +115,14 @@ class NotifyCalls(Protocol):
 
 @dataclass(frozen=True)
 class DialerDeps:
-    """What the engine needs from the rest of the system (built by ``callcenter.parts.dialer.dialer_deps``)."""
+    """What the engine needs from the rest of the system (built by ``callcenter.parts.dialer.dialer_deps``).
+
+    ``sessions``: the session factory (thread-safe; every transaction gets its own session in a worker thread);
+    ``bus``: where the typed live events go (``emit``) and the hang-up requests come from; ``is_trading_day``:
+    the trading calendar for calling windows; ``wall``: the wall clock (aware UTC) for records and windows;
+    ``scripts_dir``: the talk scripts the desk contact starts (None: the shipped ones); ``notify``: the care
+    ``NotificationCaller``, which takes the port events of its own calls (ids starting with its ``CALL_PREFIX``).
+    """
 
     sessions: sessionmaker[Session]
     bus: EventBus
