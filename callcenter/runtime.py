@@ -65,6 +65,10 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
     try:
         async with server:
             await stop.wait()
+            try:  # sessions in progress finish (and record) before the executor they record through closes
+                await asyncio.wait_for(app.wait_idle(), 5.0)
+            except TimeoutError:
+                pass
     finally:
         app.close()
 

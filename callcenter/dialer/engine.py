@@ -1,33 +1,40 @@
-"""The outbound dialler engine: drives a ``Telephony`` port, one pacer per running campaign, and the records.
+"""The outbound dialler engine: the driver of the call core (``callcenter.dialer.core``).
 
-Per running campaign: ask the pacer how many calls to place (``calls_to_place``), claim that many
-leads from the hopper, create their ``Attempt`` rows and originate them with ``call_id = attempt_call_id(attempt.id)`` (``telephony/variables.py``).
-Port events become attempt records: an answered human goes to the longest-idle ready agent of the
-campaign (``ready -> reserved -> talking``); with nobody free within ``abandon_after_s`` (2 s) the
-call hears the safe-harbour prompt and is recorded ``abandoned``; a machine is hung up on (or left a
-message).  Every finished attempt is ``record``-ed to the pacer and moves its lead on by the campaign's
-retry rules.  Preview campaigns show a lead to each ready agent, who dials or skips it.  Callbacks
-that are due are placed with an agent reserved first (the owner for agent-only ones).
+Every decision is the core's (pacing, routing to the longest-idle ready agent, abandon after ``abandon_after_s``
+with the safe-harbour prompt, AMD, previews, callbacks, wrap-up, attempt outcomes; see its docstring for the
+transition table).  ``DialerEngine`` feeds it port events and ticks, carries out the commands it returns through
+the ports -- the ``Telephony`` port, the database, the event bus -- and feeds each command's result straight back
+(depth first, under one lock), so the core decides on current facts.
 
-The database is the source of truth for agents (``agent_sessions``): the web changes ready / pause /
-wrap-up through ``callcenter.dialer.service``, the engine re-reads its agents every ``sync_s`` seconds
-and makes its own changes with the same state machine.  Several engines share one database: leads
-are claimed with row locks (``hopper``) and each agent session is leased by one engine.
+Database work runs in a worker thread (``asyncio.to_thread``), one short transaction per command through
+``run_in_transaction`` (each its own session): the event loop (web, FastAGI) never waits on the database.
+Transaction bodies only touch the database and return values; nothing outside the database (a port call, a
+live event, the engine's own state) happens inside a transaction that may be retried.
 
-Time: ``clock.time()`` (seconds; the loop clock, or a ``VirtualClock`` for accelerated runs) and
-``wall()`` (aware UTC datetime for records and calling windows).  DB work is short transactions run
-inline on the loop.
+The database is the source of truth for agents (``agent_sessions``): the web changes ready / pause / wrap-up
+through ``callcenter.dialer.service``, the engine re-reads its agents every ``sync_s`` seconds (``Sync``) and makes
+its own changes with the same state machine.  Several engines share one database: leads are claimed with row
+locks (``hopper``) and each agent session is leased by one engine (``_sync_tx``).  When a call reaches an agent,
+the agent's desk contact is opened in the same transaction that moves them to talking
+(``services.desk.open_contact``), whether or not a browser is connected.
 
-Live events (``core.bus``):
-* ``agent:<staff id>``: ``{"type": "call_connected", "attempt_id", "client_id", "lead_id", "campaign_id",
-  "attempt_no"}``, ``{"type": "agent_state", "state", "reason", "attempt_id"}``, ``{"type": "preview",
-  "lead_id", "campaign_id", "client_id", "name", "phone", "attempt_no"}``, ``{"type": "callback",
-  "callback_id", "lead_id", "attempt_id", "campaign_id"}``.
-* ``wallboard``: ``{"type": "dialer", "dialer_id", "campaign_id", "state", "mode", "in_flight", "waiting",
-  "agents": {state: n}, "attempts", "humans", "connected", "abandoned", "abandon_rate"}``.
-* ``calls``: ``{"type": "attempt_ended", "attempt_id", "campaign_id", "lead_id", "outcome", "abandoned"}``.
-  The engine reads ``calls`` too: ``{"type": "hangup_requested", "contact_id", "staff_id"}`` from the agent
-  screen hangs that agent's call up through the port.
+Wiring is explicit (``DialerDeps``): the session factory, the bus, the trading calendar's ``is_trading_day``,
+the wall clock, the talk scripts folder, and the care ``NotificationCaller`` whose calls' events (call ids
+starting with its ``CALL_PREFIX``) are handed to it instead of the core.
+
+Time: ``clock.time()`` (seconds; the loop clock, or a ``VirtualClock`` for accelerated runs) and ``deps.wall()``
+(aware UTC datetime for records and calling windows).
+
+Live events (typed, ``callcenter.domain.events``, through ``bus.emit`` after the facts are committed):
+``AgentStateChanged``, ``ContactOpened``, ``PreviewOffered``, ``CallbackPlaced`` (``agent:<staff id>``),
+``DialerBoard`` (``wallboard``), ``AttemptEnded`` (``calls``).  Commands from the screens (the hang-up button)
+are rows in ``call_commands``: ``call_commands.command_loop`` claims this dialler's rows (woken by a
+``CommandQueued`` nudge, else by polling) and carries them out through ``hangup_requested``.
+
+Several diallers share one database: each heartbeats its row in ``dialer_processes`` at every sync
+(``dialer.leases``) and takes over the work of a dialler whose lease ran out (its agents freed and adopted,
+its open attempts closed ``lost``, their leads released); the pacers read the abandon budget from the
+database (``dialer.budget``), so every process and a restarted one count the same abandons.
 
 Agent sessions opened on the screen before any campaign ran (``campaign_id`` NULL) or whose campaign ended
 join the highest-priority running campaign they are assigned to at the next sync.
@@ -39,17 +46,30 @@ import asyncio
 import logging
 import os
 import socket
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from dataclasses import dataclass
+from functools import partial
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.bootstrap import App
 from callcenter.care.notify_calls import CALL_PREFIX as NOTIFY_PREFIX
+from callcenter.dialer import core as C
+from callcenter.dialer.core import (
+    MACHINE_PROMPT,
+    SAFE_HARBOUR_PROMPT,
+    CallCore,
+    CoreConfig,
+    CoreEvent,
+)
+from callcenter.dialer.budget import load_budgets
+from callcenter.services.call_commands import command_loop
+from callcenter.dialer.leases import PROCESS_LEASE, heartbeat, retire, take_over_dead
 from callcenter.dialer.hopper import (
     DEFAULT_LEASE,
     claim_leads,
@@ -60,12 +80,15 @@ from callcenter.dialer.hopper import (
     rules_of,
     start_attempt,
 )
-from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, Pacer, make_pacer
 from callcenter.dialer.service import campaign_agent_ids, change_agent_state, start_due
-from callcenter.domain.campaigns import RuleError, in_window, on_dnc
+from callcenter.domain.campaigns import RuleError, agent_transition, in_window, on_dnc
+from callcenter.services.bus import EventBus
+from callcenter.services.desk import ContactFacts, open_contact
 from callcenter.store.db import run_in_transaction
+from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Campaign, DncEntry, Lead
 from callcenter.telephony import variables as V
+from callcenter.domain.masking import mask_phone
 from callcenter.ports.telephony import (
     AgentLeft,
     Answered,
@@ -77,18 +100,12 @@ from callcenter.ports.telephony import (
     Telephony,
     TelephonyError,
     TelephonyEvent,
-    mask_number,
-    notsure_as,
 )
 
+__all__ = ["MACHINE_PROMPT", "SAFE_HARBOUR_PROMPT", "DialerDeps", "DialerEngine", "NotifyCalls", "default_dialer_id"]
+
 log = logging.getLogger(__name__)
-
-
-if TYPE_CHECKING:
-    from callcenter.care.notify_calls import NotificationCaller
-
-SAFE_HARBOUR_PROMPT = "cc/safe-harbour"
-MACHINE_PROMPT = "cc/leave-message"
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -100,79 +117,48 @@ class _LoopTime:
         return asyncio.get_running_loop().time()
 
 
-@dataclass
-class Call:
-    call_id: str
-    attempt_id: int
-    campaign_id: int
-    lead_id: int
-    client_id: int | None
-    phone: str
-    attempt_no: int
-    dialled: float  # clock seconds
-    agent_id: int | None = None  # pre-assigned (preview, callback) or routed
-    callback_id: int | None = None
-    state: str = "dialing"  # dialing -> waiting | connecting | connected | machine | abandoning
-    answered: float | None = None
-    connected: float | None = None
-    amd: str | None = None
-    abandoned: bool = False
+class NotifyCalls(Protocol):
+    """The care ``NotificationCaller`` as the engine sees it: it takes its own calls' port events."""
+
+    async def handle(self, event: TelephonyEvent) -> None: ...
 
 
-@dataclass
-class Agent:
-    staff_id: int
-    session_id: int
-    campaign_id: int | None
-    phone: str
-    state: str
-    since: datetime
-    call_id: str | None = None
-    preview_lead_id: int | None = None
-    phone_up: bool = False
-    wrap_deadline: float | None = None
-    login_retry_at: float = 0.0
+@dataclass(frozen=True)
+class DialerDeps:
+    """What the engine needs from the rest of the system (built by ``callcenter.parts.dialer.dialer_deps``).
 
+    ``sessions``: the session factory (thread-safe; every transaction gets its own session in a worker thread);
+    ``bus``: where the typed live events go (``emit``) and the hang-up requests come from; ``is_trading_day``:
+    the trading calendar for calling windows; ``wall``: the wall clock (aware UTC) for records and windows;
+    ``scripts_dir``: the talk scripts the desk contact starts (None: the shipped ones); ``notify``: the care
+    ``NotificationCaller``, which takes the port events of its own calls (ids starting with its ``CALL_PREFIX``).
+    """
 
-@dataclass
-class CampaignRun:
-    id: int
-    state: str
-    mode: str
-    caller_id: str
-    amd_policy: str
-    leave_message: bool
-    pacer: Pacer
-    waiting: deque[str] = field(default_factory=deque)
-    hopper_empty_until: float = 0.0
-    attempts: int = 0
-    humans: int = 0
-    connected: int = 0
-    abandoned: int = 0
-    last_board: tuple[Any, ...] = ()
-
-
-def _pacer_for(c: Campaign) -> Pacer:
-    if c.dial_mode == "ratio":
-        return make_pacer("ratio", ratio=c.ratio)
-    if c.dial_mode == "predictive":
-        return make_pacer("predictive", target_abandon=c.target_abandon)
-    return make_pacer(c.dial_mode)
+    sessions: sessionmaker[Session]
+    bus: EventBus
+    is_trading_day: Callable[[date], bool]
+    wall: Callable[[], datetime]
+    scripts_dir: Path | None = None
+    notify: NotifyCalls | None = None
+    tz: tzinfo = ZoneInfo("Asia/Shanghai")  # the local day of the abandon budget (the settings' time zone)
+    process_lease: timedelta = PROCESS_LEASE  # how long this dialler's agents and calls are its own unrenewed
 
 
 def default_dialer_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"[:64]
 
 
+_PORT_EVENTS = (Answered, Connected, Ended, Failed, AgentLeft)
+
+
 class DialerEngine:
     def __init__(
         self,
-        core: App,
+        deps: DialerDeps,
         telephony: Telephony,
         *,
         dialer_id: str | None = None,
         clock: Clock | None = None,
-        wall: Callable[[], datetime] | None = None,
         abandon_after_s: float = 2.0,
         sync_s: float = 1.0,
         tick_s: float = 1.0,
@@ -184,80 +170,71 @@ class DialerEngine:
         campaign_ids: set[int] | None = None,
         progressive_floor: bool = True,
     ) -> None:
-        self.core = core
+        self.deps = deps
         self.telephony = telephony
         self.dialer_id = dialer_id or default_dialer_id()
         self.clock: Clock = clock or _LoopTime()
-        self.wall = wall or core.clock
-        self.abandon_after_s = abandon_after_s
-        self.sync_s = sync_s
-        self.tick_s = tick_s
-        self.wallboard_s = wallboard_s
-        self.auto_wrap_up_s = auto_wrap_up_s
+        self.wall = deps.wall
         self.originate_timeout_s = originate_timeout_s
         self.lease = lease
-        self.callback_grace = callback_grace
         self.only_campaigns = campaign_ids
-        self.progressive_floor = progressive_floor
-        self.calls: dict[str, Call] = {}
-        self.agents: dict[int, Agent] = {}
-        self.campaigns: dict[int, CampaignRun] = {}
-        self._next_sync = 0.0
-        self._next_tick = 0.0
-        self._next_board = 0.0
+        self._beat = False  # this process has heartbeaten once (a later failed heartbeat: we were taken over)
+        self.core = CallCore(CoreConfig(
+            dialer_id=self.dialer_id, abandon_after_s=abandon_after_s, sync_s=sync_s, tick_s=tick_s,
+            wallboard_s=wallboard_s, auto_wrap_up_s=auto_wrap_up_s, callback_grace=callback_grace,
+            progressive_floor=progressive_floor))
         self._next_renew = datetime.min.replace(tzinfo=timezone.utc)
         self._lock = asyncio.Lock()
         self.stats = {"originated": 0, "rejected": 0}
 
-    # --- helpers ----------------------------------------------------------------------------------
+    # --- the core's state, read-only for callers ------------------------------------------------------------
 
-    def _tx(self, work: Callable[[Session], Any]) -> Any:
-        return run_in_transaction(self.core.sessions, work)
+    @property
+    def calls(self) -> dict[str, C.Call]:
+        return self.core.calls
 
-    def _publish(self, topic: str, payload: dict[str, Any]) -> None:
-        self.core.bus.publish(topic, payload)
+    @property
+    def agents(self) -> dict[int, C.Agent]:
+        return self.core.agents
+
+    @property
+    def campaigns(self) -> dict[int, C.CampaignRun]:
+        return self.core.campaigns
 
     def next_deadline(self) -> float:
         """The next clock time the engine wants to run at (drivers of a virtual clock use it)."""
-        times = [self._next_sync, self._next_tick]
-        for cid in self.campaigns.values():
-            for call_id in cid.waiting:
-                call = self.calls.get(call_id)
-                if call is not None and call.answered is not None:
-                    times.append(call.answered + self.abandon_after_s)
-        times += [a.wrap_deadline for a in self.agents.values() if a.wrap_deadline is not None]
-        return min(times)
+        return self.core.next_deadline()
 
-    # --- the two entry points: events and ticks ---------------------------------------------------
+    # --- the two entry points: events and ticks -------------------------------------------------------------
 
     async def handle(self, event: TelephonyEvent) -> None:
+        if not isinstance(event, _PORT_EVENTS):
+            return  # Ringing, AgentJoined, ServerDown/Up: nothing the core decides on
         async with self._lock:
-            await self._handle(event)
-            await self._serve_waiting()
+            await self._feed(event)
 
     async def tick(self) -> None:
         async with self._lock:
-            now = self.clock.time()
-            if now >= self._next_sync:
-                self._next_sync = now + self.sync_s
-                await self._sync()
-            await self._wrap_ups(now)
-            await self._abandons(now)
-            await self._serve_waiting()
-            await self._dial(now)
-            if now >= self._next_tick:
-                self._next_tick = now + self.tick_s
-            if now >= self._next_board:
-                self._next_board = now + self.wallboard_s
-                self._wallboard()
+            await self._feed(C.Tick())
+
+    async def _feed(self, event: CoreEvent) -> None:
+        """One input to the core, then its commands in order, each result fed back before the next command."""
+        for command in self.core.handle(event, self.clock.time(), self.wall()):
+            result = await self._do(command)
+            if result is not None:
+                await self._feed(result)
+
+    async def _tx(self, work: Callable[[Session], T]) -> T:
+        """One transaction in a worker thread (its own session; retried on serialisation failures)."""
+        return await asyncio.to_thread(run_in_transaction, self.deps.sessions, work)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Real time: read port events and tick until ``stop`` is set."""
         wake = asyncio.Event()
+        notify = self.deps.notify
 
         async def read() -> None:
             async for event in self.telephony.events():
-                notify = self.core.notifications.caller if self.core.notifications is not None else None
                 if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
                     await notify.handle(event)  # an agentless notification call, not a dialler attempt
                     continue
@@ -265,7 +242,10 @@ class DialerEngine:
                 wake.set()
 
         reader = asyncio.create_task(read())
-        hanger = asyncio.create_task(self.serve_hangups(wake))
+        done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
+        hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
+            self.deps.sessions, self.deps.bus, self.dialer_id,
+            lambda c: self.hangup_requested(c.contact_id, c.staff_id), done, clock=self.wall))
         try:
             while not stop.is_set():
                 if reader.done():
@@ -282,41 +262,28 @@ class DialerEngine:
                     pass
                 wake.clear()
         finally:
+            done.set()
+            reader.cancel()
             for task in (reader, hanger):
-                task.cancel()
                 try:
                     await task
                 except asyncio.CancelledError:
                     pass
             await self.shutdown()
 
-    async def serve_hangups(self, wake: asyncio.Event | None = None) -> None:
-        """Carry out the agent screen's hang-up button (``calls`` ``hangup_requested``) until cancelled."""
-        async with self.core.bus.subscribe("calls") as sub:
-            async for _topic, event in sub:
-                if event.get("type") != "hangup_requested":
-                    continue
-                try:
-                    await self.hangup_requested(int(event["contact_id"]), int(event["staff_id"]))
-                except (KeyError, TypeError, ValueError):
-                    log.warning("bad hang-up request %r", event)
-                if wake is not None:
-                    wake.set()
-
     async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
         """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
         Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
-        from callcenter.store.models.desk import DeskContact
 
         def attempt_of(s: Session) -> int | None:
             contact = s.get(DeskContact, contact_id)
             return contact.attempt_id if contact is not None and contact.agent_id == staff_id else None
 
-        attempt_id = self._tx(attempt_of)
+        attempt_id = await self._tx(attempt_of)
         if attempt_id is None:
             return False
         async with self._lock:
-            call = next((c for c in self.calls.values() if c.attempt_id == attempt_id and c.agent_id == staff_id), None)
+            call = self.core.call_of(attempt_id, staff_id)
             if call is None:
                 return False
             try:
@@ -329,631 +296,336 @@ class DialerEngine:
     async def shutdown(self) -> None:
         """Give back previewed leads and agent leases (calls in flight finish on the PBX; their claims expire)."""
         now = self.wall()
+        previews = [(a.session_id, a.preview_lead_id) for a in self.agents.values() if a.preview_lead_id is not None]
+        dialer_id = self.dialer_id
 
         def work(s: Session) -> None:
-            for agent in self.agents.values():
-                if agent.preview_lead_id is not None:
-                    lead = s.get(Lead, agent.preview_lead_id)
-                    if lead is not None and lead.status == "in_progress" and lead.claimed_by == self.dialer_id:
-                        release_lead(s, lead, now)
-                    session = s.get(AgentSession, agent.session_id)
-                    if session is not None and session.state == "reserved":
-                        session.preview_lead_id = None
-                        change_agent_state(s, session, "release", now, reason="dialler_stopped")
-            s.execute(update(AgentSession).where(AgentSession.dialer_id == self.dialer_id)
+            for session_id, lead_id in previews:
+                lead = s.get(Lead, lead_id)
+                if lead is not None and lead.status == "in_progress" and lead.claimed_by == dialer_id:
+                    release_lead(s, lead, now)
+                session = s.get(AgentSession, session_id)
+                if session is not None and session.state == "reserved":
+                    session.preview_lead_id = None
+                    change_agent_state(s, session, "release", now, reason="dialler_stopped")
+            s.execute(update(AgentSession).where(AgentSession.dialer_id == dialer_id)
                       .values(dialer_id=None, lease_until=None))
+            retire(s, dialer_id, now)  # our process row goes; anything still open is closed lost
 
-        self._tx(work)
+        await self._tx(work)
 
-    # --- sync with the database ---------------------------------------------------------------------
+    # --- carrying out the core's commands --------------------------------------------------------------------
 
-    async def _sync(self) -> None:
-        now = self.wall()
-
-        def load(s: Session) -> tuple[list[Campaign], list[AgentSession], list[Callback]]:
-            start_due(s, now)
-            q = select(Campaign).where(Campaign.state.in_(("running", "paused")))
-            campaigns = [c for c in s.scalars(q) if self.only_campaigns is None or c.id in self.only_campaigns]
-            mine = [c.id for c in campaigns]
-            self._adopt_agents(s, [c for c in campaigns if c.state == "running"], now)
-            s.execute(update(AgentSession).where(
-                AgentSession.ended_at.is_(None), AgentSession.campaign_id.in_(mine),
-                or_(AgentSession.dialer_id.is_(None), AgentSession.dialer_id == self.dialer_id,
-                    AgentSession.lease_until < now),
-            ).values(dialer_id=self.dialer_id, lease_until=now + self.lease))
-            sessions = list(s.scalars(select(AgentSession).where(
-                AgentSession.dialer_id == self.dialer_id, AgentSession.ended_at.is_(None))))
-            in_flight = [c.lead_id for c in self.calls.values()]
-            in_flight += [a.preview_lead_id for a in self.agents.values() if a.preview_lead_id is not None]
-            if in_flight and now >= self._next_renew:
-                renew_claims(s, self.dialer_id, in_flight, now + self.lease)
-                self._next_renew = now + self.lease / 4
-            running = [c.id for c in campaigns if c.state == "running"]
-            callbacks = list(s.scalars(select(Callback).where(
-                Callback.status == "pending", Callback.due_at <= now, Callback.campaign_id.in_(running))
-                .order_by(Callback.due_at, Callback.id).limit(50))) if running else []
-            return campaigns, sessions, callbacks
-
-        campaigns, sessions, callbacks = self._tx(load)
-        seen = set()
-        for c in campaigns:
-            seen.add(c.id)
-            run = self.campaigns.get(c.id)
-            if run is None or run.mode != c.dial_mode:
-                run = CampaignRun(c.id, c.state, c.dial_mode, c.caller_id, c.amd_policy, c.leave_message, _pacer_for(c))
-                self.campaigns[c.id] = run
-            run.state, run.caller_id, run.amd_policy, run.leave_message = c.state, c.caller_id, c.amd_policy, c.leave_message
-        for cid, run in list(self.campaigns.items()):
-            if cid not in seen:
-                run.state = "finished"
-                if not any(call.campaign_id == cid for call in self.calls.values()):
-                    del self.campaigns[cid]
-        await self._sync_agents(sessions)
-        for session in sessions:
-            if session.preview_action is not None:
-                await self._preview_action(session)
-        await self._previews()
-        for cb in callbacks:
-            await self._place_callback(cb)
-
-    def _adopt_agents(self, s: Session, running: list[Campaign], now: datetime) -> None:
-        """Sessions opened on the agent screen with no running campaign (none was running at login, or theirs
-        has ended) join the highest-priority running campaign of ours they are assigned to."""
-        if not running:
-            return
-        live = select(Campaign.id).where(Campaign.state.in_(("running", "paused")))
-        homeless = list(s.scalars(select(AgentSession).where(
-            AgentSession.ended_at.is_(None), AgentSession.state.in_(("ready", "paused")),
-            or_(AgentSession.campaign_id.is_(None), AgentSession.campaign_id.not_in(live)))))
-        if not homeless:
-            return
-        order = sorted(running, key=lambda c: (-c.priority, c.id))
-        members = {c.id: campaign_agent_ids(s, c.id) for c in order}
-        for session in homeless:
-            cid = next((c.id for c in order if session.staff_id in members[c.id]), None)
-            if cid is not None:
-                session.campaign_id = cid
-                session.dialer_id, session.lease_until = None, None
-
-    async def _sync_agents(self, sessions: list[AgentSession]) -> None:
-        present = set()
-        for row in sessions:
-            present.add(row.staff_id)
-            agent = self.agents.get(row.staff_id)
-            if agent is None or agent.session_id != row.id:
-                agent = Agent(row.staff_id, row.id, row.campaign_id, row.phone, row.state, row.state_since)
-                self.agents[row.staff_id] = agent
-            agent.campaign_id = row.campaign_id
-            if agent.state != row.state:
-                agent.state, agent.since = row.state, row.state_since
-                if row.state != "wrap_up":
-                    agent.wrap_deadline = None
-            agent.preview_lead_id = row.preview_lead_id
-            if row.state == "wrap_up" and agent.wrap_deadline is None and self.auto_wrap_up_s is not None:
-                agent.wrap_deadline = self.clock.time() + self.auto_wrap_up_s
-            if not agent.phone_up and self.clock.time() >= agent.login_retry_at:
-                agent.login_retry_at = self.clock.time() + 30.0  # a phone that will not answer: not every second
-                try:
-                    await self.telephony.agent_login(str(row.staff_id), row.phone)
-                    agent.phone_up = True
-                except (TelephonyError, ValueError) as exc:
-                    log.warning("agent %s phone login failed: %s", row.staff_id, exc)
-        for staff_id in [s for s in self.agents if s not in present]:
-            agent = self.agents.pop(staff_id)
-            if agent.phone_up:
-                try:
-                    await self.telephony.agent_logout(str(staff_id))
-                except TelephonyError:
-                    pass
-
-    # --- agents -------------------------------------------------------------------------------------
-
-    def _agent_event(self, agent: Agent, event: str, *, reason: str = "", attempt_id: int | None = None,
-                     extra: Callable[[Session], None] | None = None) -> bool:
-        """Apply an engine-made agent transition in one transaction; False when the row moved meanwhile."""
-        now = self.wall()
-        expected = agent.state
-
-        def work(s: Session) -> str | None:
-            session = s.get(AgentSession, agent.session_id)
-            if session is None or session.ended_at is not None:
-                return None
-            if session.state != expected:
-                return session.state
-            if extra is not None:
-                extra(s)
-            change_agent_state(s, session, event, now, reason=reason, attempt_id=attempt_id)
-            return "ok:" + session.state
-
-        try:
-            result = self._tx(work)
-        except RuleError:
-            return False
-        if result is None:
-            self.agents.pop(agent.staff_id, None)
-            return False
-        if not result.startswith("ok:"):
-            agent.state, agent.since = result, now  # somebody else (the web) changed it; take theirs
-            return False
-        agent.state, agent.since = result[3:], now
-        agent.wrap_deadline = (self.clock.time() + self.auto_wrap_up_s
-                               if agent.state == "wrap_up" and self.auto_wrap_up_s is not None else None)
-        if agent.state not in ("reserved", "talking", "wrap_up"):
-            agent.call_id = None
-        self._publish(f"agent:{agent.staff_id}", {"type": "agent_state", "state": agent.state, "reason": reason,
-                                                  "attempt_id": attempt_id})
-        return True
-
-    def _ready_agents(self, campaign_id: int) -> list[Agent]:
-        ready = [a for a in self.agents.values()
-                 if a.campaign_id == campaign_id and a.state == "ready" and a.phone_up]
-        ready.sort(key=lambda a: (a.since, a.staff_id))  # longest idle first
-        return ready
-
-    async def _wrap_ups(self, now: float) -> None:
-        for agent in list(self.agents.values()):
-            if agent.wrap_deadline is not None and now >= agent.wrap_deadline and agent.state == "wrap_up":
-                attempt_id = None
-                call_id = agent.call_id
-
-                def fill(s: Session, call_id: str | None = call_id) -> None:
-                    if call_id is not None:
-                        s.execute(update(Attempt).where(Attempt.call_id == call_id, Attempt.disposition.is_(None))
-                                  .values(disposition="completed"))
-
-                self._agent_event(agent, "ready", reason="auto_wrap_up", attempt_id=attempt_id, extra=fill)
-                agent.wrap_deadline = None
-
-    # --- dialling -----------------------------------------------------------------------------------
-
-    def _views(self, campaign_id: int, now_wall: datetime) -> list[AgentView]:
-        views = []
-        for a in self.agents.values():
-            if a.campaign_id != campaign_id or not a.phone_up:
-                continue
-            secs = max(0.0, (now_wall - a.since).total_seconds())
-            if a.state == "ready":
-                views.append(AgentView("idle", secs))
-            elif a.state in ("reserved", "talking"):
-                views.append(AgentView("talking", secs if a.state == "talking" else 0.0))
-            elif a.state == "wrap_up":
-                views.append(AgentView("wrap_up", secs))
-        return views
-
-    async def _dial(self, now: float) -> None:
+    async def _do(self, cmd: C.Command) -> CoreEvent | None:
+        if isinstance(cmd, C.Publish):
+            self.deps.bus.emit(cmd.event)
+            return None
+        if isinstance(cmd, C.Resume):
+            return C.Resumed(cmd.phase)
+        if isinstance(cmd, (C.Originate, C.Connect, C.Play, C.Hangup, C.LoginPhone, C.LogoutPhone)):
+            return await self._telephony(cmd)
         wall = self.wall()
-        for run in list(self.campaigns.values()):
-            if run.state != "running" or run.mode == "preview" or now < run.hopper_empty_until:
-                continue
-            in_flight = [now - c.dialled for c in self.calls.values()
-                         if c.campaign_id == run.id and c.state == "dialing"]
-            views = self._views(run.id, wall)
-            n = run.pacer.calls_to_place(DialerState(now, views, in_flight))
-            if self.progressive_floor:
-                # never fewer calls than idle agents not covered by a call in flight or waiting: such calls
-                # always find an agent, so this cannot abandon; it keeps a pacer that holds back from stalling
-                covered = len(in_flight) + len(run.waiting)
-                n = max(n, sum(1 for v in views if v.state == "idle") - covered)
-            if n <= 0:
-                continue
-            started = self._claim_and_start(run, n, wall)
-            if len(started) < n:
-                run.hopper_empty_until = now + max(self.sync_s, 5.0)
-            for call, number in started:
-                await self._originate(run, call, number)
+        if isinstance(cmd, C.Sync):
+            renew = wall >= self._next_renew
+            synced = await self._tx(lambda s: self._sync_tx(s, wall, cmd.lead_ids, renew))
+            if renew and cmd.lead_ids:
+                self._next_renew = wall + self.lease / 4
+            return synced
+        if isinstance(cmd, C.ClaimLeads):
+            calls = await self._tx(lambda s: self._claim_tx(s, cmd, wall))
+            return C.LeadsClaimed(cmd.campaign_id, cmd.n, calls)
+        if isinstance(cmd, (C.RecordAnswered, C.RecordConnected, C.FinishAttempt, C.CompleteDisposition,
+                            C.MissCallback)):
+            await self._tx(lambda s: _write(s, cmd, wall, self.deps.tz))
+            return None
+        if isinstance(cmd, C.ChangeAgentState):
+            scripts = self.deps.scripts_dir
+            return await self._tx(lambda s: _change_agent_tx(s, cmd, wall, scripts, self.deps.tz))
+        if isinstance(cmd, C.OfferPreviews):
+            offers: list[C.PreviewOffer] = []
+            exhausted = False
+            for ref in cmd.agents:
+                offer: C.PreviewOffer | None = None
+                if not exhausted:
+                    offer = await self._tx(partial(self._preview_tx, campaign_id=cmd.campaign_id, ref=ref, wall=wall))
+                    exhausted = offer is None  # no lead left: the agents after it are not tried (rows unchanged)
+                offers.append(offer or C.PreviewOffer(ref.staff_id, None, ref.expected, None))
+            return C.PreviewsOffered(cmd.campaign_id, tuple(offers))
+        if isinstance(cmd, C.SkipPreview):
+            return await self._tx(lambda s: self._skip_tx(s, cmd, wall))
+        if isinstance(cmd, C.DialPreview):
+            call = await self._tx(lambda s: self._dial_preview_tx(s, cmd, wall))
+            return C.PreviewDialled(cmd.staff_id, call)
+        if isinstance(cmd, C.PlaceCallback):
+            return await self._tx(lambda s: self._callback_tx(s, cmd, wall))
+        raise TypeError(f"unknown dialler command {cmd!r}")
 
-    def _claim_and_start(self, run: CampaignRun, n: int, wall: datetime,
-                         agent_id: int | None = None) -> list[tuple[Call, str]]:
-        now_mono = self.clock.time()
-
-        def work(s: Session) -> list[tuple[Call, str]]:
-            campaign = s.get(Campaign, run.id)
-            if campaign is None or campaign.state != "running":
-                return []
-            out = []
-            for lead in claim_leads(s, campaign, self.dialer_id, n, wall, self.core.calendar.is_trading_day,
-                                    lease=self.lease):
-                attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode=campaign.dial_mode,
-                                        agent_id=agent_id)
-                out.append((Call(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, campaign.id, lead.id,
-                                 lead.client_id, lead.phone, attempt.attempt_no, now_mono, agent_id), lead.phone))
-            return out
-
-        return self._tx(work)
-
-    async def _originate(self, run: CampaignRun, call: Call, number: str) -> None:
-        self.calls[call.call_id] = call
-        variables = {V.CC_CALL_ID: call.call_id, V.CC_CAMPAIGN_ID: str(call.campaign_id),
-                     V.CC_CLIENT_ID: str(call.client_id or "")}
-        try:
-            await self.telephony.originate(call.call_id, number, run.caller_id or "", variables,
-                                           self.originate_timeout_s)
-            self.stats["originated"] += 1
-            run.attempts += 1
-        except (OriginateRejected, ValueError) as exc:
-            self.stats["rejected"] += 1
-            lost = isinstance(exc, NoServerAvailable) or (
-                isinstance(exc, OriginateRejected) and not isinstance(exc, ValueError))
-            log.warning("originate %s to %s refused: %s", call.call_id, mask_number(number), exc)
-            if isinstance(exc, NoServerAvailable):
-                self._hold_dialling(run)
-            await self._finish(call, "lost" if lost else "failed", cause_text=str(exc)[:64], record=False)
-        except TelephonyError as exc:
-            # Sent or not, the PBX never confirmed it (the connection dropped, no reply in time): the attempt
-            # is "lost", which does not use up one of the lead's attempts. Never an exception that ends the
-            # dialler (and with it the engine). The adapter does not re-send it.
-            self.stats["unconfirmed"] = self.stats.get("unconfirmed", 0) + 1
-            log.warning("originate %s to %s not confirmed (%s); recorded as lost", call.call_id,
-                        mask_number(number), exc)
-            self._hold_dialling(run)
-            await self._finish(call, "lost", cause_text=str(exc)[:64], record=False)
-
-    def _hold_dialling(self, run: CampaignRun) -> None:
-        """The PBX is not taking calls: claim no more leads of this campaign for a few seconds (rather than
-        turning the whole hopper into "lost" attempts while it is down)."""
-        run.hopper_empty_until = max(run.hopper_empty_until, self.clock.time() + max(self.sync_s, 5.0))
-
-    # --- port events --------------------------------------------------------------------------------
-
-    async def _handle(self, event: TelephonyEvent) -> None:
-        if isinstance(event, AgentLeft):
-            agent = self.agents.get(int(event.agent_id)) if event.agent_id.isdigit() else None
-            if agent is not None:
-                agent.phone_up = False
-            return
-        call = self.calls.get(getattr(event, "call_id", ""))
-        if call is None:
-            return  # not ours, or a duplicate after the terminal event
-        run = self.campaigns.get(call.campaign_id)
-        if isinstance(event, Answered):
-            await self._answered(call, run, event)
-        elif isinstance(event, Connected):
-            await self._connected(call, event)
-        elif isinstance(event, Failed):
-            kind = event.reason if event.reason in ("busy", "no_answer", "lost") else "failed"
-            await self._finish(call, kind, cause=event.cause, cause_text=event.reason)
-        elif isinstance(event, Ended):
-            await self._ended(call, event)
-
-    async def _answered(self, call: Call, run: CampaignRun | None, event: Answered) -> None:
-        if call.state != "dialing":
-            return
-        call.answered = self.clock.time()
-        policy: Literal["human", "machine"] = "machine" if run is not None and run.amd_policy == "machine" else "human"
-        call.amd = notsure_as(event.amd, policy)
-        wall = self.wall()
-        raw_amd, amd_cause = event.amd, (event.amd_cause or "")[:64]
-
-        def mark(s: Session) -> None:
-            s.execute(update(Attempt).where(Attempt.id == call.attempt_id)
-                      .values(answered_at=wall, amd=raw_amd, amd_cause=amd_cause))
-
-        if call.amd == "machine":
-            call.state = "machine"
-            self._tx(mark)
+    async def _telephony(self, cmd: C.Command) -> CoreEvent | None:
+        port = self.telephony
+        if isinstance(cmd, C.Originate):
             try:
-                if run is not None and run.leave_message:
-                    await self.telephony.play(call.call_id, MACHINE_PROMPT)
-                else:
-                    await self.telephony.hangup(call.call_id)
+                await port.originate(cmd.call_id, cmd.number, cmd.caller_id or "", dict(cmd.variables),
+                                     self.originate_timeout_s)
+            except (OriginateRejected, ValueError) as exc:
+                self.stats["rejected"] += 1
+                lost = isinstance(exc, NoServerAvailable) or (
+                    isinstance(exc, OriginateRejected) and not isinstance(exc, ValueError))
+                log.warning("originate %s to %s refused: %s", cmd.call_id, mask_phone(cmd.number), exc)
+                return C.OriginateRefused(cmd.call_id, "lost" if lost else "failed",
+                                          isinstance(exc, NoServerAvailable), str(exc))
+            except TelephonyError as exc:
+                # Sent or not, the PBX never confirmed it (the connection dropped, no reply in time): the attempt
+                # is "lost", which does not use up one of the lead's attempts. Never an exception that ends the
+                # dialler (and with it the engine). The adapter does not re-send it.
+                self.stats["unconfirmed"] = self.stats.get("unconfirmed", 0) + 1
+                log.warning("originate %s to %s not confirmed (%s); recorded as lost", cmd.call_id,
+                            mask_phone(cmd.number), exc)
+                return C.OriginateRefused(cmd.call_id, "lost", True, str(exc))
+            self.stats["originated"] += 1
+            return C.OriginateAccepted(cmd.call_id)
+        if isinstance(cmd, C.Connect):
+            try:
+                await port.connect(cmd.call_id, str(cmd.staff_id))
+            except TelephonyError as exc:
+                log.warning("connect %s to agent %s failed: %s", cmd.call_id, cmd.staff_id, exc)
+                return C.ConnectFailed(cmd.call_id)
+            return None
+        if isinstance(cmd, C.Play):
+            try:
+                await port.play(cmd.call_id, cmd.prompt)
+            except TelephonyError:
+                if cmd.or_hangup:
+                    try:
+                        await port.hangup(cmd.call_id)
+                    except TelephonyError:
+                        pass
+            return None
+        if isinstance(cmd, C.Hangup):
+            try:
+                await port.hangup(cmd.call_id)
             except TelephonyError:
                 pass
-            return
-        if run is not None:
-            run.humans += 1
-        if call.agent_id is not None:  # preview / callback: the agent is waiting for this call
-            self._tx(mark)
-            agent = self.agents.get(call.agent_id)
-            if agent is not None and await self._connect(call, agent):
-                return
-            call.agent_id = None
-        call.state = "waiting"
-        agent = self._pick_agent(call)
-        if agent is not None and self._agent_event(agent, "reserve", reason="route", attempt_id=call.attempt_id,
-                                                   extra=mark):
-            if await self._connect(call, agent):
-                return
-        else:
-            self._tx(mark)
-        call.state = "waiting"
-        if run is not None and call.call_id not in run.waiting:
-            run.waiting.append(call.call_id)
+            return None
+        if isinstance(cmd, C.LoginPhone):
+            try:
+                await port.agent_login(str(cmd.staff_id), cmd.phone)
+            except (TelephonyError, ValueError) as exc:
+                log.warning("agent %s phone login failed: %s", cmd.staff_id, exc)
+                return C.PhoneLogin(cmd.staff_id, False)
+            return C.PhoneLogin(cmd.staff_id, True)
+        if isinstance(cmd, C.LogoutPhone):
+            try:
+                await port.agent_logout(str(cmd.staff_id))
+            except TelephonyError:
+                pass
+            return None
+        raise TypeError(f"not a telephony command {cmd!r}")
 
-    def _pick_agent(self, call: Call) -> Agent | None:
-        ready = self._ready_agents(call.campaign_id)
-        return ready[0] if ready else None
+    # --- transaction bodies: database only, results returned -------------------------------------------------
 
-    async def _connect(self, call: Call, agent: Agent) -> bool:
-        """Move the call to a reserved agent's room; on failure the agent is released."""
-        call.state = "connecting"
-        call.agent_id = agent.staff_id
-        agent.call_id = call.call_id
-        try:
-            await self.telephony.connect(call.call_id, str(agent.staff_id))
-            return True
-        except TelephonyError as exc:
-            log.warning("connect %s to agent %s failed: %s", call.call_id, agent.staff_id, exc)
-            agent.phone_up = False
-            self._agent_event(agent, "release", reason="connect_failed")
-            call.agent_id = None
-            call.state = "waiting"
-            return False
+    def _sync_tx(self, s: Session, now: datetime, lead_ids: tuple[int, ...], renew: bool) -> C.Synced:
+        """The campaigns we run, our agent sessions (taking over sessions whose lease ran out: the lease and
+        takeover of agent sessions between dialler processes), our claims renewed, the callbacks due."""
+        if not heartbeat(s, self.dialer_id, now, self.deps.process_lease) and self._beat:
+            log.warning("dialler %s: its lease had run out and another dialler took its work over", self.dialer_id)
+        self._beat = True
+        taken = take_over_dead(s, self.dialer_id, now)  # a dead dialler's agents, calls and leads, after its lease
+        if taken.dialers:
+            log.warning("took over %s dead dialler(s): %s agent sessions, %s open attempts closed lost, %s leads",
+                        len(taken.dialers), taken.agent_sessions, taken.attempts, taken.leads)
+        start_due(s, now)
+        q = select(Campaign).where(Campaign.state.in_(("running", "paused")))
+        campaigns = [c for c in s.scalars(q) if self.only_campaigns is None or c.id in self.only_campaigns]
+        mine = [c.id for c in campaigns]
+        _adopt_agents(s, [c for c in campaigns if c.state == "running"])
+        s.execute(update(AgentSession).where(
+            AgentSession.ended_at.is_(None), AgentSession.campaign_id.in_(mine),
+            or_(AgentSession.dialer_id.is_(None), AgentSession.dialer_id == self.dialer_id,
+                AgentSession.lease_until < now),
+        ).values(dialer_id=self.dialer_id, lease_until=now + self.lease))
+        sessions = list(s.scalars(select(AgentSession).where(
+            AgentSession.dialer_id == self.dialer_id, AgentSession.ended_at.is_(None))))
+        if lead_ids and renew:
+            renew_claims(s, self.dialer_id, list(lead_ids), now + self.lease)
+        running = [c.id for c in campaigns if c.state == "running"]
+        callbacks = list(s.scalars(select(Callback).where(
+            Callback.status == "pending", Callback.due_at <= now, Callback.campaign_id.in_(running))
+            .order_by(Callback.due_at, Callback.id).limit(50))) if running else []
+        budgets = load_budgets(s, running, now, self.deps.tz)
+        return C.Synced(
+            tuple(C.CampaignFacts(c.id, c.state, c.dial_mode, c.caller_id or "", c.amd_policy, c.leave_message,
+                                  c.ratio, c.target_abandon, budgets.get(c.id)) for c in campaigns),
+            tuple(C.AgentFacts(r.staff_id, r.id, r.campaign_id, r.phone, r.state, r.state_since, r.preview_lead_id,
+                               r.preview_action) for r in sessions),
+            tuple(C.CallbackFacts(cb.id, cb.campaign_id, cb.lead_id, cb.due_at, cb.agent_only, cb.owner_id)
+                  for cb in callbacks))
 
-    async def _serve_waiting(self) -> None:
-        for run in self.campaigns.values():
-            while run.waiting:
-                call = self.calls.get(run.waiting[0])
-                if call is None or call.state != "waiting":
-                    run.waiting.popleft()
-                    continue
-                agent = self._pick_agent(call)
-                if agent is None:
-                    break
-                run.waiting.popleft()
-                if self._agent_event(agent, "reserve", reason="route", attempt_id=call.attempt_id):
-                    if not await self._connect(call, agent):
-                        run.waiting.appendleft(call.call_id)
-                else:
-                    run.waiting.appendleft(call.call_id)
+    def _claim_tx(self, s: Session, cmd: C.ClaimLeads, wall: datetime) -> tuple[C.NewCall, ...]:
+        campaign = s.get(Campaign, cmd.campaign_id)
+        if campaign is None or campaign.state != "running":
+            return ()
+        out = []
+        for lead in claim_leads(s, campaign, self.dialer_id, cmd.n, wall, self.deps.is_trading_day,
+                                lease=self.lease):
+            attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode=campaign.dial_mode)
+            out.append(_new_call(attempt, lead))
+        return tuple(out)
 
-    async def _abandons(self, now: float) -> None:
-        for run in self.campaigns.values():
-            keep: deque[str] = deque()
-            for call_id in run.waiting:
-                call = self.calls.get(call_id)
-                if call is None or call.state != "waiting":
-                    continue
-                if call.answered is not None and now >= call.answered + self.abandon_after_s:
-                    call.state = "abandoning"
-                    call.abandoned = True
-                    try:
-                        await self.telephony.play(call.call_id, SAFE_HARBOUR_PROMPT)
-                    except TelephonyError:
-                        try:
-                            await self.telephony.hangup(call.call_id)
-                        except TelephonyError:
-                            pass
-                else:
-                    keep.append(call_id)
-            run.waiting = keep
+    def _preview_tx(self, s: Session, campaign_id: int, ref: C.AgentRef, wall: datetime) -> C.PreviewOffer | None:
+        """Claim a lead and reserve the agent for it; None when no lead is left (nothing changed)."""
+        session = s.get(AgentSession, ref.session_id)
+        if session is None or session.ended_at is not None:
+            return C.PreviewOffer(ref.staff_id, None, None, None)
+        if session.state != ref.expected:
+            return C.PreviewOffer(ref.staff_id, None, session.state, session.state_since)
+        campaign = s.get(Campaign, campaign_id)
+        leads = claim_leads(s, campaign, self.dialer_id, 1, wall, self.deps.is_trading_day,
+                            lease=self.lease) if campaign is not None else []
+        if not leads:
+            return None
+        lead = leads[0]
+        session.preview_lead_id = lead.id
+        session.preview_action = None
+        change_agent_state(s, session, "reserve", wall, reason="preview")
+        return C.PreviewOffer(ref.staff_id, C.LeadFacts(lead.id, lead.client_id, lead.name, lead.phone,
+                                                        lead.attempts + 1), session.state, session.state_since)
 
-    async def _connected(self, call: Call, event: Connected) -> None:
-        if call.state == "connected":
-            return
-        agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
-        call.state = "connected"
-        call.connected = self.clock.time()
-        wall = self.wall()
-        staff_id = call.agent_id
+    def _skip_tx(self, s: Session, cmd: C.SkipPreview, wall: datetime) -> C.AgentChanged:
+        session = s.get(AgentSession, cmd.session_id)
+        if session is None or session.ended_at is not None:
+            return C.AgentChanged(cmd.staff_id, "release", False, None, None)
+        if session.state != "reserved":
+            return C.AgentChanged(cmd.staff_id, "release", False, session.state, session.state_since)
+        lead = s.get(Lead, cmd.lead_id)
+        campaign = s.get(Campaign, cmd.campaign_id)
+        if lead is not None and campaign is not None and lead.claimed_by == self.dialer_id:
+            release_lead(s, lead, wall, at=wall + rules_of(campaign).delay_for("skipped"))
+        session.preview_lead_id = None
+        session.preview_action = None
+        change_agent_state(s, session, "release", wall, reason="preview_skip")
+        return C.AgentChanged(cmd.staff_id, "release", True, session.state, session.state_since, "preview_skip")
 
-        def mark(s: Session) -> None:
-            s.execute(update(Attempt).where(Attempt.id == call.attempt_id)
-                      .values(connected_at=wall, agent_id=staff_id))
-
-        if agent is not None and agent.state == "reserved":
-            self._agent_event(agent, "connect", reason="call", attempt_id=call.attempt_id, extra=mark)
-        else:
-            self._tx(mark)
-        run = self.campaigns.get(call.campaign_id)
-        if run is not None:
-            run.connected += 1
-        if staff_id is not None:
-            self._publish(f"agent:{staff_id}", {
-                "type": "call_connected", "attempt_id": call.attempt_id, "client_id": call.client_id,
-                "lead_id": call.lead_id, "campaign_id": call.campaign_id, "attempt_no": call.attempt_no})
-
-    async def _ended(self, call: Call, event: Ended) -> None:
-        if call.state == "machine":
-            await self._finish(call, "machine", cause=event.cause, cause_text=event.cause_text)
-        elif call.state == "connected":
-            talk = event.talk_s if event.talk_s is not None else (self.clock.time() - (call.connected or 0.0))
-            await self._finish(call, "human", cause=event.cause, cause_text=event.cause_text, talk_s=talk)
-        elif call.abandoned:
-            await self._finish(call, "abandoned", cause=event.cause, cause_text=event.cause_text)
-        else:  # the person hung up before we reached them (within the grace period), or before an answer
-            outcome = "human" if call.answered is not None else "no_answer"
-            await self._finish(call, outcome, cause=event.cause, cause_text=event.cause_text,
-                               lead_outcome="abandoned" if outcome == "human" else None)
-
-    async def _finish(self, call: Call, outcome: str, *, cause: int | None = None, cause_text: str = "",
-                      talk_s: float | None = None, lead_outcome: str | None = None, record: bool = True) -> None:
-        self.calls.pop(call.call_id, None)
-        run = self.campaigns.get(call.campaign_id)
-        if run is not None and call.call_id in run.waiting:
-            run.waiting.remove(call.call_id)
-        now = self.clock.time()
-        wall = self.wall()
-        abandoned = outcome == "abandoned"
-        callback_status = "done" if call.connected is not None else "missed"
-
-        def close(s: Session) -> None:
-            attempt = s.get(Attempt, call.attempt_id)
-            assert attempt is not None
-            finish_attempt(s, attempt, outcome, wall, lead_outcome=lead_outcome, cause=cause,
-                           cause_text=cause_text, talk_s=talk_s, abandoned=abandoned)
-            if call.callback_id is not None:
-                s.execute(update(Callback).where(Callback.id == call.callback_id).values(status=callback_status))
-
-        agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
-        if agent is not None and agent.call_id == call.call_id and agent.state in ("reserved", "talking"):
-            event = "hangup" if agent.state == "talking" else "release"
-            if not self._agent_event(agent, event, reason=outcome, attempt_id=call.attempt_id, extra=close):
-                self._tx(close)
-        else:
-            self._tx(close)
-        if run is not None and record:
-            kind = "human" if outcome in ("human", "abandoned") else outcome
-            if kind in ("human", "machine", "busy", "no_answer", "failed"):
-                ring = (call.answered if call.answered is not None else now) - call.dialled
-                connected_talk = talk_s if outcome == "human" and call.connected is not None else None
-                run.pacer.record(AttemptOutcome(kind, max(0.0, ring), connected_talk, abandoned))
-            if abandoned:
-                run.abandoned += 1
-        self._publish("calls", {"type": "attempt_ended", "attempt_id": call.attempt_id, "campaign_id": call.campaign_id,
-                                "lead_id": call.lead_id, "outcome": outcome, "abandoned": abandoned})
-
-    # --- preview mode -------------------------------------------------------------------------------
-
-    async def _previews(self) -> None:
-        wall = self.wall()
-        for run in self.campaigns.values():
-            if run.state != "running" or run.mode != "preview":
-                continue
-            for agent in self._ready_agents(run.id):
-                if agent.preview_lead_id is not None:
-                    continue
-                found: dict[str, Any] = {}
-
-                def show(s: Session, agent: Agent = agent, found: dict[str, Any] = found) -> None:
-                    campaign = s.get(Campaign, run.id)
-                    leads = claim_leads(s, campaign, self.dialer_id, 1, wall, self.core.calendar.is_trading_day,
-                                        lease=self.lease) if campaign is not None else []
-                    if not leads:
-                        raise _NothingToShow
-                    lead = leads[0]
-                    session = s.get(AgentSession, agent.session_id)
-                    assert session is not None
-                    session.preview_lead_id = lead.id
-                    session.preview_action = None
-                    found.update(lead_id=lead.id, client_id=lead.client_id, name=lead.name, phone=lead.phone,
-                                 attempt_no=lead.attempts + 1)
-
-                try:
-                    ok = self._agent_event(agent, "reserve", reason="preview", extra=show)
-                except _NothingToShow:
-                    break
-                if ok:
-                    agent.preview_lead_id = found["lead_id"]
-                    self._publish(f"agent:{agent.staff_id}", {"type": "preview", "campaign_id": run.id, **found})
-
-    async def _preview_action(self, session: AgentSession) -> None:
-        agent = self.agents.get(session.staff_id)
-        run = self.campaigns.get(session.campaign_id or -1)
-        lead_id = session.preview_lead_id
-        if agent is None or run is None or lead_id is None or agent.state != "reserved":
-            return
-        wall = self.wall()
-        action = session.preview_action
-        if action == "skip":
-            def skip(s: Session) -> None:
-                row = s.get(AgentSession, agent.session_id)
-                lead = s.get(Lead, lead_id)
-                campaign = s.get(Campaign, run.id)
-                if lead is not None and campaign is not None and lead.claimed_by == self.dialer_id:
-                    release_lead(s, lead, wall, at=wall + rules_of(campaign).delay_for("skipped"))
-                if row is not None:
-                    row.preview_lead_id = None
-                    row.preview_action = None
-
-            self._agent_event(agent, "release", reason="preview_skip", extra=skip)
-            agent.preview_lead_id = None
-            return
-        now_mono = self.clock.time()
-        started: list[Call] = []
-
-        def dial(s: Session) -> None:
-            row = s.get(AgentSession, agent.session_id)
-            lead = s.get(Lead, lead_id)
-            campaign = s.get(Campaign, run.id)
-            if row is not None:
-                row.preview_lead_id = None
-                row.preview_action = None
-            if lead is None or campaign is None or lead.claimed_by != self.dialer_id or lead.status != "in_progress":
-                return
-            attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode="preview", agent_id=agent.staff_id)
-            if row is not None:
-                row.attempt_id = attempt.id
-            started.append(Call(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, campaign.id, lead.id, lead.client_id,
-                                lead.phone, attempt.attempt_no, now_mono, agent.staff_id))
-
-        self._tx(dial)
-        agent.preview_lead_id = None
-        if not started:
-            self._agent_event(agent, "release", reason="preview_gone")
-            return
-        call = started[0]
-        agent.call_id = call.call_id
-        await self._originate(run, call, call.phone)
-
-    # --- callbacks ----------------------------------------------------------------------------------
-
-    async def _place_callback(self, cb: Callback) -> None:
-        run = self.campaigns.get(cb.campaign_id or -1)
-        if run is None or run.state != "running" or cb.lead_id is None:
-            return
-        wall = self.wall()
-        if wall - cb.due_at > self.callback_grace:
-            self._tx(lambda s: s.execute(update(Callback).where(Callback.id == cb.id, Callback.status == "pending")
-                                         .values(status="missed")))
-            return
-        ready = self._ready_agents(run.id)
-        if cb.agent_only:
-            ready = [a for a in ready if a.staff_id == cb.owner_id]
-        if not ready:
-            return
-        agent = ready[0]
-        now_mono = self.clock.time()
-        started: list[Call] = []
-
-        def place(s: Session) -> None:
-            row = s.get(Callback, cb.id)
-            campaign = s.get(Campaign, run.id)
-            if row is None or row.status != "pending" or campaign is None:
-                raise _NothingToShow
-            dnc = [(d.phone, d.campaign_id) for d in s.scalars(select(DncEntry).where(DncEntry.phone == row.phone))]
-            lead_row = s.get(Lead, row.lead_id)
-            if lead_row is None or on_dnc(row.phone, campaign.id, dnc) or lead_row.status == "dnc":
-                row.status = "missed"
-                return
-            if not in_window(wall, lead_row.timezone, rules_of(campaign).window, self.core.calendar.is_trading_day):
-                raise _NothingToShow  # try again when the window opens (within the grace)
-            lead = claim_one(s, lead_row.id, self.dialer_id, wall, self.lease)
-            if lead is None:
-                raise _NothingToShow
-            attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode="callback",
-                                    agent_id=agent.staff_id, callback_id=row.id)
-            row.status = "placed"
-            row.placed_at = wall
+    def _dial_preview_tx(self, s: Session, cmd: C.DialPreview, wall: datetime) -> C.NewCall | None:
+        row = s.get(AgentSession, cmd.session_id)
+        lead = s.get(Lead, cmd.lead_id)
+        campaign = s.get(Campaign, cmd.campaign_id)
+        if row is not None:
+            row.preview_lead_id = None
+            row.preview_action = None
+        if lead is None or campaign is None or lead.claimed_by != self.dialer_id or lead.status != "in_progress":
+            return None
+        attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode="preview", agent_id=cmd.staff_id)
+        if row is not None:
             row.attempt_id = attempt.id
-            started.append(Call(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, campaign.id, lead.id, lead.client_id,
-                                lead.phone, attempt.attempt_no, now_mono, agent.staff_id, callback_id=row.id))
+        return _new_call(attempt, lead, agent_id=cmd.staff_id)
 
+    def _callback_tx(self, s: Session, cmd: C.PlaceCallback, wall: datetime) -> C.CallbackResult:
+        cb = cmd.callback
+        session = s.get(AgentSession, cmd.session_id)
+        if session is None or session.ended_at is not None:
+            return C.CallbackResult(cmd.staff_id, cb.id, None, None, None)
+        unchanged = C.CallbackResult(cmd.staff_id, cb.id, None, session.state, session.state_since)
+        if session.state != cmd.expected:
+            return unchanged
+        row = s.get(Callback, cb.id)
+        campaign = s.get(Campaign, cb.campaign_id) if cb.campaign_id is not None else None
+        if row is None or row.status != "pending" or campaign is None or row.lead_id is None:
+            return unchanged
+        dnc = [(d.phone, d.campaign_id) for d in s.scalars(select(DncEntry).where(DncEntry.phone == row.phone))]
+        lead_row = s.get(Lead, row.lead_id)
+        if lead_row is None or on_dnc(row.phone, campaign.id, dnc) or lead_row.status == "dnc":
+            row.status = "missed"
+            return unchanged
+        if not in_window(wall, lead_row.timezone, rules_of(campaign).window, self.deps.is_trading_day):
+            return unchanged  # try again when the window opens (within the grace)
+        lead = claim_one(s, lead_row.id, self.dialer_id, wall, self.lease)
+        if lead is None:
+            return unchanged
+        attempt = start_attempt(s, lead, campaign, self.dialer_id, wall, mode="callback", agent_id=cmd.staff_id,
+                                callback_id=row.id)
+        row.status = "placed"
+        row.placed_at = wall
+        row.attempt_id = attempt.id
+        change_agent_state(s, session, "reserve", wall, reason="callback", attempt_id=attempt.id)
+        return C.CallbackResult(cmd.staff_id, cb.id, _new_call(attempt, lead, agent_id=cmd.staff_id, callback_id=row.id),
+                                session.state, session.state_since)
+
+
+def _new_call(attempt: Attempt, lead: Lead, *, agent_id: int | None = None,
+              callback_id: int | None = None) -> C.NewCall:
+    return C.NewCall(attempt.call_id or V.attempt_call_id(attempt.id), attempt.id, attempt.campaign_id, lead.id,
+                     lead.client_id, lead.phone, attempt.attempt_no, agent_id, callback_id)
+
+
+def _adopt_agents(s: Session, running: list[Campaign]) -> None:
+    """Sessions opened on the agent screen with no running campaign (none was running at login, or theirs
+    has ended) join the highest-priority running campaign of ours they are assigned to."""
+    if not running:
+        return
+    live = select(Campaign.id).where(Campaign.state.in_(("running", "paused")))
+    homeless = list(s.scalars(select(AgentSession).where(
+        AgentSession.ended_at.is_(None), AgentSession.state.in_(("ready", "paused")),
+        or_(AgentSession.campaign_id.is_(None), AgentSession.campaign_id.not_in(live)))))
+    if not homeless:
+        return
+    order = sorted(running, key=lambda c: (-c.priority, c.id))
+    members = {c.id: campaign_agent_ids(s, c.id) for c in order}
+    for session in homeless:
+        cid = next((c.id for c in order if session.staff_id in members[c.id]), None)
+        if cid is not None:
+            session.campaign_id = cid
+            session.dialer_id, session.lease_until = None, None
+
+
+def _write(s: Session, record: C.Record, wall: datetime, tz: tzinfo) -> None:
+    """One record of the call core in the caller's transaction."""
+    if isinstance(record, C.RecordAnswered):
+        s.execute(update(Attempt).where(Attempt.id == record.attempt_id)
+                  .values(answered_at=wall, amd=record.amd, amd_cause=record.amd_cause))
+    elif isinstance(record, C.RecordConnected):
+        s.execute(update(Attempt).where(Attempt.id == record.attempt_id)
+                  .values(connected_at=wall, agent_id=record.staff_id))
+    elif isinstance(record, C.FinishAttempt):
+        attempt = s.get(Attempt, record.attempt_id)
+        if attempt is None:
+            raise LookupError(f"attempt {record.attempt_id} is gone")
+        finish_attempt(s, attempt, str(record.outcome), wall, lead_outcome=record.lead_outcome, cause=record.cause,
+                       cause_text=record.cause_text, talk_s=record.talk_s, abandoned=record.abandoned, tz=tz)
+        if record.callback_id is not None:
+            s.execute(update(Callback).where(Callback.id == record.callback_id)
+                      .values(status=record.callback_status))
+    elif isinstance(record, C.CompleteDisposition):
+        s.execute(update(Attempt).where(Attempt.call_id == record.call_id, Attempt.disposition.is_(None))
+                  .values(disposition="completed"))
+    elif isinstance(record, C.MissCallback):
+        s.execute(update(Callback).where(Callback.id == record.callback_id, Callback.status == "pending")
+                  .values(status="missed"))
+    else:
+        raise TypeError(f"not a record {record!r}")
+
+
+def _change_agent_tx(s: Session, cmd: C.ChangeAgentState, wall: datetime, scripts_dir: Path | None,
+                     tz: tzinfo) -> C.AgentChanged:
+    """The records, the agent's change when its row is still as the core saw it, and the desk contact."""
+    for record in cmd.records:
+        _write(s, record, wall, tz)
+    session = s.get(AgentSession, cmd.session_id)
+    if session is None or session.ended_at is not None:
+        return C.AgentChanged(cmd.staff_id, cmd.event, False, None, None, cmd.reason, cmd.attempt_id)
+    applied = False
+    if session.state == cmd.expected:
         try:
-            ok = self._agent_event(agent, "reserve", reason="callback", extra=place)
-        except _NothingToShow:
-            return
-        if not ok or not started:
-            if ok:
-                self._agent_event(agent, "release", reason="callback_missed")
-            return
-        call = started[0]
-        agent.call_id = call.call_id
-        self._publish(f"agent:{agent.staff_id}", {"type": "callback", "callback_id": cb.id, "lead_id": call.lead_id,
-                                                  "attempt_id": call.attempt_id, "campaign_id": call.campaign_id})
-        await self._originate(run, call, call.phone)
-
-    # --- wallboard ----------------------------------------------------------------------------------
-
-    def _wallboard(self) -> None:
-        for run in self.campaigns.values():
-            agents: dict[str, int] = {}
-            for a in self.agents.values():
-                if a.campaign_id == run.id:
-                    key = a.state
-                    agents[key] = agents.get(key, 0) + 1
-            in_flight = sum(1 for c in self.calls.values() if c.campaign_id == run.id)
-            board = (run.state, in_flight, len(run.waiting), tuple(sorted(agents.items())), run.attempts,
-                     run.humans, run.connected, run.abandoned)
-            if board == run.last_board:
-                continue
-            run.last_board = board
-            self._publish("wallboard", {
-                "type": "dialer", "dialer_id": self.dialer_id, "campaign_id": run.id, "state": run.state,
-                "mode": run.mode, "in_flight": in_flight, "waiting": len(run.waiting), "agents": agents,
-                "attempts": run.attempts, "humans": run.humans, "connected": run.connected,
-                "abandoned": run.abandoned,
-                "abandon_rate": round(run.abandoned / run.humans, 4) if run.humans else 0.0})
-
-
-class _NothingToShow(Exception):
-    pass
+            agent_transition(session.state, cmd.event)
+        except RuleError:
+            pass
+        else:
+            change_agent_state(s, session, cmd.event, wall, reason=cmd.reason, attempt_id=cmd.attempt_id)
+            applied = True
+    contact_id = None
+    if cmd.contact is not None:
+        c = cmd.contact
+        contact_id = open_contact(s, cmd.staff_id, ContactFacts(
+            client_id=c.client_id, attempt_id=c.attempt_id, lead_id=c.lead_id, campaign_id=c.campaign_id,
+            attempt_no=c.attempt_no), wall, scripts_dir)
+    return C.AgentChanged(cmd.staff_id, cmd.event, applied, session.state, session.state_since, cmd.reason,
+                          cmd.attempt_id, contact_id)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerEngine
+from callcenter.dialer.engine import DialerDeps, DialerEngine
 from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
 from callcenter.dialer.simulation import CustomerModel
@@ -98,7 +98,9 @@ async def run_simulated_campaign(
 
     pbx = SimulatedPbx(model, vclock, seed=seed)
     await pbx.start()
-    engine = DialerEngine(core, pbx, dialer_id=f"sim-{seed}", clock=vclock, wall=wall, sync_s=sync_s,
+    deps = DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day, wall=wall,
+                      scripts_dir=core.settings.scripts_path)
+    engine = DialerEngine(deps, pbx, dialer_id=f"sim-{seed}", clock=vclock, sync_s=sync_s,
                           auto_wrap_up_s=model.wrap_up_s, campaign_ids={cid},
                           progressive_floor=progressive_floor)
     in_flight_per_lead: Counter[int] = Counter()

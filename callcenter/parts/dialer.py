@@ -4,10 +4,19 @@ from the settings and runs a ``DialerEngine`` on it in real time until stopped."
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerEngine
+from callcenter.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
+
+
+def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
+    """The dialler engine's wiring from the app (``wall``: the app's clock as it is now)."""
+    return DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day,
+                      wall=core.clock, scripts_dir=core.settings.scripts_path, notify=notify, tz=core.settings.tz,
+                      process_lease=timedelta(seconds=core.settings.dialer_lease_s))
+
 
 
 async def dialer_runner(core: App, stop: asyncio.Event) -> None:
@@ -28,10 +37,10 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     except BaseException:
         core.parts.unwatch("dialler")
         raise
-    engine = DialerEngine(core, telephony, wall=core.clock)
     from callcenter.care.notify_calls import NotificationCaller
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
+    engine = DialerEngine(dialer_deps(core, notify=notify), telephony)
     if core.notifications is not None:
         core.notifications.plug(notify)
     handoffs = None

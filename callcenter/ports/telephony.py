@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, Union, cast, runtime_checkable
 
-from callcenter.domain.masking import mask_phone as mask_number  # the one masking policy, under the name the adapters use
 
 AmdVerdict = Literal["human", "machine", "notsure"]
 # "lost": the PBX went away (restart, dropped connection) before the call's fate was known; not the

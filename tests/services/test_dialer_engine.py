@@ -10,6 +10,7 @@ from sqlalchemy import select
 from callcenter.bootstrap import App
 from callcenter.dialer.engine import SAFE_HARBOUR_PROMPT, DialerEngine
 from callcenter.dialer.leads import LeadRow, add_leads
+from callcenter.parts.dialer import dialer_deps
 from callcenter.dialer.service import (
     add_dnc,
     agent_login,
@@ -22,6 +23,7 @@ from callcenter.dialer.service import (
     start_campaign,
 )
 from callcenter.store.db import transaction
+from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback, Lead
 from callcenter.dialer.simulation import CustomerModel
 from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
@@ -44,7 +46,7 @@ class Rig:
         assign_campaign(core, self.cid, staff_ids=self.agents)
         add_leads(core, self.cid, [LeadRow(0, phone, f"客户{i}") for i, phone in enumerate(outcomes)])
         self.pbx = SimulatedPbx(CustomerModel(talk_mean_s=30.0, talk_sd_s=5.0), clock=self.vclock, outcomes=outcomes, seed=3)
-        self.engine = DialerEngine(core, self.pbx, dialer_id="test", clock=self.vclock, wall=self.wall, sync_s=1.0)
+        self.engine = DialerEngine(dialer_deps(core), self.pbx, dialer_id="test", clock=self.vclock, sync_s=1.0)
         self.originated: list[str] = []
         original = self.pbx.originate
 
@@ -99,11 +101,15 @@ async def test_answered_human_goes_to_longest_idle_agent_with_live_event(core: A
     assert attempt.call_id == attempt_call_id(attempt.id)
     assert attempt.agent_id == first
     assert attempt.outcome is None and attempt.answered_at and attempt.connected_at and attempt.amd == "human"
-    connected = [e for t, e in events if e.get("type") == "call_connected"]
-    assert [(t, e["type"]) for t, e in events if e.get("type") == "call_connected"] == [(f"agent:{first}", "call_connected")]
-    assert {k: connected[0][k] for k in ("attempt_id", "client_id", "lead_id", "campaign_id", "attempt_no")} == {
-        "attempt_id": attempt.id, "client_id": None, "lead_id": attempt.lead_id, "campaign_id": rig.cid,
-        "attempt_no": 1}
+    opened = [(t, e) for t, e in events if e.get("type") == "contact_opened"]
+    assert [t for t, _ in opened] == [f"agent:{first}", "wallboard"]
+    event = opened[0][1]
+    assert {k: event[k] for k in ("staff_id", "attempt_id", "client_id", "campaign_id")} == {
+        "staff_id": first, "attempt_id": attempt.id, "client_id": None, "campaign_id": rig.cid}
+    with transaction(core.sessions) as s:  # opened by the engine with the connect, before the event
+        contact = s.get(DeskContact, event["contact_id"])
+        assert (contact.agent_id, contact.attempt_id, contact.lead_id, contact.attempt_no) == (
+            first, attempt.id, attempt.lead_id, 1)
     assert any(t == "wallboard" and e["type"] == "dialer" and e["connected"] == 1 for t, e in events)
     await rig.run(300)  # the customer hangs up after the talk time
     [attempt] = rig.attempts()
@@ -243,7 +249,7 @@ async def test_dialer_runner_in_real_time_until_stopped(core: App) -> None:
         async with asyncio.timeout(30):
             while True:
                 _, event = await sub.__anext__()
-                if event["type"] == "call_connected":
+                if event["type"] == "contact_opened":
                     break
         stop.set()
         await asyncio.wait_for(runner, 10)
@@ -251,3 +257,20 @@ async def test_dialer_runner_in_real_time_until_stopped(core: App) -> None:
         attempt = s.scalars(select(Attempt)).one()
         assert attempt.agent_id == agent and attempt.connected_at is not None
         assert s.scalars(select(AgentSession.dialer_id)).one() is None  # lease given back on stop
+
+
+async def test_connected_call_opens_the_desk_contact_with_no_browser_subscribed(core: App) -> None:
+    """Nobody listens on the agent's topic: the contact exists all the same, and the agent is talking."""
+    rig = Rig(core, {"+8613900000001": "human"}, agents=1)
+    await rig.start()
+    [agent] = rig.agents
+    assert core.bus.subscriber_count(f"agent:{agent}") == 0
+    await rig.run(20)  # answered after 12 s, talking for about 30 s
+    [attempt] = rig.attempts()
+    assert attempt.connected_at is not None and attempt.outcome is None
+    with transaction(core.sessions) as s:
+        [contact] = s.scalars(select(DeskContact)).all()
+        assert (contact.agent_id, contact.attempt_id, contact.campaign_id) == (agent, attempt.id, rig.cid)
+        assert contact.direction == "outbound" and contact.ended_at is None
+        session = s.scalars(select(AgentSession).where(AgentSession.staff_id == agent)).one()
+        assert session.state == "talking" and session.attempt_id == attempt.id

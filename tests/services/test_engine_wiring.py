@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from callcenter.bootstrap import App
 from callcenter.dialer.engine import DialerEngine
+from callcenter.parts.dialer import dialer_deps
 from callcenter.ports.telephony import Ended
 
 
@@ -40,9 +41,8 @@ class Recorder:
 async def test_care_calls_go_to_the_notification_caller(core: App) -> None:
     stop = asyncio.Event()
     recorder = Recorder(stop)
-    core.notifications.caller = recorder  # type: ignore[union-attr,assignment]
     event = Ended("care-7-1", 1.0, 16, "Normal Clearing")
-    engine = DialerEngine(core, OneEventPort(event), wall=core.clock)  # type: ignore[arg-type]
+    engine = DialerEngine(dialer_deps(core, notify=recorder), OneEventPort(event))  # type: ignore[arg-type]
     seen: list[object] = []
     original = engine.handle
 

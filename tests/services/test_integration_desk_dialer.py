@@ -22,9 +22,9 @@ from sqlalchemy import select
 from callcenter.bootstrap import App
 from callcenter.dialer import service as dialer
 from callcenter.dialer.engine import DialerEngine
+from callcenter.parts.dialer import dialer_deps
 from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.simulation import CustomerModel
-from callcenter.domain.events import ContactOpened
 from callcenter.services import desk
 from callcenter.services.call_commands import command_loop
 from callcenter.services.handoff import handoff_runner
@@ -112,23 +112,6 @@ async def drive(engine: DialerEngine, pbx: SimulatedPbx, vclock: VirtualClock, s
         await asyncio.sleep(0)
 
 
-async def open_outbound_contacts(core: App, staff_id: int) -> None:
-    """Stand-in for the dialler opening the desk contact of an outbound call it connects (another branch makes
-    the engine do it in its own transaction): the engine's ``call_connected`` becomes ``open_contact`` +
-    ``ContactOpened``, as the screen will see it."""
-    async with core.bus.subscribe(f"agent:{staff_id}") as sub:
-        async for _topic, event in sub:
-            if event.get("type") != "call_connected":
-                continue
-            facts = desk.ContactFacts(client_id=event.get("client_id"), attempt_id=event.get("attempt_id"),
-                                      lead_id=event.get("lead_id"), campaign_id=event.get("campaign_id"),
-                                      attempt_no=event.get("attempt_no") or 1)
-            contact_id = await asyncio.to_thread(run_in_transaction, core.sessions, lambda s: desk.open_contact(
-                s, staff_id, facts, core.clock()))
-            core.bus.emit(ContactOpened(staff_id=staff_id, contact_id=contact_id, client_id=facts.client_id,
-                                        attempt_id=facts.attempt_id, campaign_id=facts.campaign_id))
-
-
 @pytest.fixture
 async def stack(core: App) -> AsyncIterator[Stack]:
     st = Stack(core)
@@ -144,12 +127,11 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
     dialer.assign_campaign(core, cid, group_ids=[world.g1])
     add_leads(core, cid, [LeadRow(0, PHONE, "", 0, None, world.mine)])
     pbx = SimulatedPbx(CustomerModel(talk_mean_s=60.0, talk_sd_s=5.0), clock=stack.vclock, outcomes={PHONE: "human"})
-    engine = DialerEngine(core, pbx, dialer_id="it", clock=stack.vclock, wall=stack.wall, campaign_ids={cid})
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, campaign_ids={cid})
     await pbx.start()
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reader = asyncio.create_task(sse_events(client, events))
-    opener = asyncio.create_task(open_outbound_contacts(core, ag1))
     stop = asyncio.Event()  # the hang-up button's command, carried out by the engine that owns the call
     hangups = asyncio.create_task(command_loop(core.sessions, core.bus, engine.dialer_id,
                                                lambda c: engine.hangup_requested(c.contact_id, c.staff_id), stop,
@@ -167,7 +149,7 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
         assert r.status_code == 303
         await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
         assert pbx.originated == 1
-        pop = await next_of(events, "call")  # the contact opened for the engine's call reached the screen
+        pop = await next_of(events, "call")  # the desk contact the engine opened with the call
         contact_id = pop["contact_id"]
         card = await client.get(f"/agent/contacts/{contact_id}/card")
         assert card.status_code == 200 and "流失客户挽回" in card.text and "测试" in card.text
@@ -187,9 +169,8 @@ async def test_agent_on_the_web_screen_gets_a_dialler_call_disposes_and_books_a_
         assert r.status_code == 200 and r.json()["state"] == "ready"
     finally:
         stop.set()
-        for task in (reader, opener):
-            task.cancel()
-        await asyncio.gather(reader, opener, hangups, return_exceptions=True)
+        reader.cancel()
+        await asyncio.gather(reader, hangups, return_exceptions=True)
         await client.aclose()
     with transaction(core.sessions) as s:
         [att] = s.scalars(select(Attempt).where(Attempt.campaign_id == cid)).all()
@@ -265,12 +246,11 @@ async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> No
     add_leads(core, cid, [LeadRow(0, PHONE, "李先生")])
     dialer.start_campaign(core, cid)
     pbx = SimulatedPbx(clock=stack.vclock, outcomes={PHONE: "human"})
-    engine = DialerEngine(core, pbx, dialer_id="it", clock=stack.vclock, wall=stack.wall, campaign_ids={cid})
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, campaign_ids={cid})
     await pbx.start()
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reader = asyncio.create_task(sse_events(client, events))
-    opener = asyncio.create_task(open_outbound_contacts(core, world.staff["ag1"]))
     try:
         await next_of(events, "hello")
         assert (await client.post("/api/desk/preview", json={"action": "dial"}, headers=h)).status_code == 409
@@ -287,8 +267,7 @@ async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> No
         await next_of(events, "call")
     finally:
         reader.cancel()
-        opener.cancel()
-        await asyncio.gather(reader, opener, return_exceptions=True)
+        await asyncio.gather(reader, return_exceptions=True)
         await client.aclose()
 
 
