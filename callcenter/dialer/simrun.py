@@ -127,6 +127,13 @@ async def run_simulated_campaign(
                     Lead.campaign_id == cid, Lead.status.in_(open_statuses))).scalar_one()
             if open_leads == 0 and not engine.calls:
                 break
+    # let the last calls' wrap-ups finish (the auto wrap-up completes their disposition) before stopping
+    drain_until = vclock.time() + (model.wrap_up_s or 0.0) + 2 * sync_s
+    while vclock.time() < drain_until and any(a.state == "wrap_up" for a in engine.agents.values()):
+        vclock.run_until(max(min(engine.next_deadline(), drain_until), vclock.time()))
+        for event in pbx.stream.pending():
+            await engine.handle(event)
+        await engine.tick()
     await engine.shutdown()
     await pbx.aclose()
     with transaction(core.sessions) as s:
