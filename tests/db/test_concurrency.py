@@ -24,7 +24,7 @@ def test_concurrent_workers_keep_every_invariant(db_url: str, clock, bank_sim) -
     pg = db_url.startswith("postgresql")
     workers, transfers, clients = (50, 2000, 20) if pg else (8, 300, 5)
     core: App = bootstrap(load_settings(database_url=db_url), clock=clock, bank=bank_sim.client(),
-                          engine=make_engine(db_url, pool_size=workers) if pg else None)
+                          database=make_engine(db_url, pool_size=workers) if pg else None)
     try:
         accounts = [make_client(core, accounts=[(50_000_00, 50_000_00), (5_000_00, 5_000_00), (0, 1_000_00)])[1]
                     for _ in range(clients)]
