@@ -149,11 +149,40 @@ national_dial_string.options = AmiOptions(  # type: ignore[attr-defined]  # the 
     dial_template="Local/{national}@sim-national", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5)
 
 
+async def amd_person_and_machine(ami: AmiClient, pbx: Pbx) -> None:
+    """With ``ami_amd`` the answered calls run the shipped [cc-outbound-amd] (AMD() with the shipped amd.conf):
+    a person who says one short word and waits is ``human``; a long recorded greeting is ``machine``."""
+    expected = {attempt_call_id(7): "human", attempt_call_id(8): "machine"}
+    async with ami:
+        events = ami.events().__aiter__()
+        for call_id, number in zip(expected, ("90007", "90008")):
+            await ami.originate(call_id, number, "95500", {}, timeout_s=10)
+        seen: dict[str, object] = {}
+        while len(seen) < len(expected):
+            event = await next_of(events, (Answered, Failed))
+            assert isinstance(event, Answered), event
+            seen[event.call_id] = event.amd
+            assert event.amd_cause, event  # Asterisk says why (e.g. HUMAN-800-..., LONGGREETING-...)
+        assert seen == expected
+        for call_id in expected:
+            await ami.hangup(call_id)
+        ended: set[str] = set()
+        while len(ended) < len(expected):
+            event = await next_of(events, (Ended,))
+            assert isinstance(event, Ended)
+            ended.add(event.call_id)
+
+
+amd_person_and_machine.options = AmiOptions(  # type: ignore[attr-defined]  # answered calls run AMD()
+    dial_template="Local/{number}@sim-customers", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5, amd=True)
+
+
 def options_of(name: str) -> AmiOptions:
     return getattr(SCENARIOS[name], "options", OPTIONS)
 
 
 SCENARIOS: dict[str, Scenario] = {
+    "amd_person_and_machine": amd_person_and_machine,
     "national_dial_string": national_dial_string,
     "call_ids_never_collide": call_ids_never_collide,
     "bad_secret": bad_secret,
