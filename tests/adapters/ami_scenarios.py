@@ -177,11 +177,30 @@ amd_person_and_machine.options = AmiOptions(  # type: ignore[attr-defined]  # an
     dial_template="Local/{number}@sim-customers", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5, amd=True)
 
 
+async def safe_harbour_played(ami: AmiClient, pbx: Pbx) -> None:
+    """An answered call no agent takes hears the dialler's SAFE_HARBOUR_PROMPT: ``play()`` sets CC_PROMPT and
+    Redirects the call into the shipped [cc-play], which plays it and hangs up (tests/live checks Asterisk's log
+    for the file that was played)."""
+    call_id = attempt_call_id(9)
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.originate(call_id, "90006", "95500", {}, timeout_s=10)  # answers and would stay 60 s
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered), answered
+        await ami.play(call_id, SAFE_HARBOUR_PROMPT)
+        ended = await next_of(events, (Ended,))  # [cc-play] hangs up once the prompt has played
+        assert isinstance(ended, Ended) and ended.call_id == call_id, ended
+
+
+SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.dialer.engine plays it
+
+
 def options_of(name: str) -> AmiOptions:
     return getattr(SCENARIOS[name], "options", OPTIONS)
 
 
 SCENARIOS: dict[str, Scenario] = {
+    "safe_harbour_played": safe_harbour_played,
     "amd_person_and_machine": amd_person_and_machine,
     "national_dial_string": national_dial_string,
     "call_ids_never_collide": call_ids_never_collide,
