@@ -244,8 +244,10 @@ async def test_keys_typed_during_a_transfer_are_read_but_the_caller_hears_its_re
         port = server.sockets[0].getsockname()[1]
         call = await run_fake_call("127.0.0.1", port, FakeCall(TRANSFER[:-1] + ["+9@300", "hangup"]))
         await app.wait_idle()
-    assert call.lost_keys == [] and call.commands("WAIT FOR DIGIT 50")  # the 9 reached us...
+    assert call.lost_keys == []  # the 9 reached us...
+    assert [a for c, a in call.transcript if c.startswith("WAIT FOR DIGIT") and a != "200 result=0"] == ["200 result=57"]
     assert len(backend.inner.transfers) == 1
     cmds = [c for c, _ in call.transcript]
-    ok = next(i for i, c in enumerate(cmds) if "/transfer_ok" in c)  # ...but the result is still spoken
+    ok = next(i for i, c in enumerate(cmds) if "/transfer_ok" in c)  # ...but the result is still spoken,
+    assert "/num_d" in cmds[ok + 1]  # its reference number too
     assert any(c.startswith("GET DATA") for c in cmds[ok:])  # and the next question is asked, not skipped
