@@ -11,8 +11,8 @@ from pathlib import Path
 from callcenter.dialer.engine import MACHINE_PROMPT, SAFE_HARBOUR_PROMPT
 from callcenter.ivr import prompts
 from callcenter.telephony.ami import AmiClient, AmiServer
-from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
 from tests.adapters import ami_scenarios
+from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
 from tests.live.asterisk import LiveAsterisk, live_binary
 from tests.live.capture import RecordingProxy
 
