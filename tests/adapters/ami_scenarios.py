@@ -192,7 +192,23 @@ async def safe_harbour_played(ami: AmiClient, pbx: Pbx) -> None:
         assert isinstance(ended, Ended) and ended.call_id == call_id, ended
 
 
-SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.dialer.engine plays it
+async def machine_hears_leave_message(ami: AmiClient, pbx: Pbx) -> None:
+    """AMD says ``machine``; the dialler's MACHINE_PROMPT is played through [cc-play] and the call ends."""
+    call_id = attempt_call_id(18)
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.originate(call_id, "90008", "95500", {}, timeout_s=10)
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered) and answered.amd == "machine", answered
+        await ami.play(call_id, MACHINE_PROMPT)
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == call_id, ended
+
+
+machine_hears_leave_message.options = amd_person_and_machine.options  # type: ignore[attr-defined]
+
+SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.dialer.engine plays them
+MACHINE_PROMPT = "cc/leave-message"
 
 
 def options_of(name: str) -> AmiOptions:
@@ -201,6 +217,7 @@ def options_of(name: str) -> AmiOptions:
 
 SCENARIOS: dict[str, Scenario] = {
     "safe_harbour_played": safe_harbour_played,
+    "machine_hears_leave_message": machine_hears_leave_message,
     "amd_person_and_machine": amd_person_and_machine,
     "national_dial_string": national_dial_string,
     "call_ids_never_collide": call_ids_never_collide,
