@@ -18,12 +18,14 @@ def build(
                                        "default: settings prompts_dir (var/prompts)"),
     lang: list[str] = typer.Option(list(prompts.LANGS), "--lang"),
 ) -> None:
-    """Render every prompt (and every piece of spoken numbers/amounts) that changed."""
+    """Render every prompt (and every piece of spoken numbers/amounts) that changed, and the dialler's
+    safe-harbour and leave-message prompts (naming company_name and company_hotline) at the top of the tree."""
     from callcenter.settings import load_settings
 
-    out = out or load_settings().prompts_path
+    settings = load_settings()
+    out = out or settings.prompts_path
     try:
-        report = prompts.build(out, tuple(lang))
+        report = prompts.build(out, tuple(lang), company=prompts.Company.from_settings(settings))
     except prompts.PromptToolsMissing as exc:
         typer.echo(f"callcenter prompts: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -3,8 +3,9 @@
 One asyncio task per call; the pure interpreter decides, the one carrier loop (:mod:`callcenter.ivr.carrier`)
 drives it, and :class:`AgiCall` only translates its commands into AGI commands (ANSWER, STREAM FILE, GET DATA,
 WAIT FOR DIGIT, SAY DIGITS, SAY NUMBER, SET VARIABLE, HANGUP) and AGI answers back into events.  Backend calls
-run in the application's worker threads, so hundreds of calls share one process; while the slow PIN check runs
-the caller hears "please wait" and keys typed meanwhile are kept (WAIT FOR DIGIT) for the next question.
+run in the application's worker threads, so hundreds of calls share one process; while one runs longer than a
+short grace, keys typed meanwhile are read with WAIT FOR DIGIT slices and kept for the next question (type-ahead;
+the interpreter never sees the polling), and while the slow PIN check runs the caller also hears "please wait".
 
 Answer forms handled (see ../shared/fixtures/asterisk-22/fastagi_session.agi): ``200 result=<digits>``,
 ``200 result= (timeout)`` and ``200 result=<digits> (timeout)``, ``200 result=-1`` (GET DATA: the caller
@@ -386,23 +387,27 @@ class AgiCall:
     async def run_action(self, cmd: RunAction) -> ActionResult:
         # decided: carry it out before anything else can fail (the caller may already be gone)
         spec = ACTIONS.get(cmd.name)
-        if spec is None or not spec.wait_prompt:
+        if spec is None:
             return await self._thread(run_action, self.backend, cmd, self.ctx, self.session.lang)
-        return await self._run_while_waiting(cmd, spec.keep_typeahead)
+        return await self._run_while_waiting(cmd, spec.wait_prompt, spec.keep_typeahead)
 
-    async def _run_while_waiting(self, cmd: RunAction, keep_typeahead: tuple[str, ...]) -> ActionResult:
-        """A slow action (the PIN check waits for the hashing pool): the caller hears "please wait" if it takes
-        long, and every key typed meanwhile is kept for the next question."""
+    async def _run_while_waiting(self, cmd: RunAction, wait_prompt: bool,
+                                 keep_typeahead: tuple[str, ...]) -> ActionResult:
+        """Backend work (the PIN check waits for the hashing pool; a balance lookup or a transfer waits for the
+        back office): every key typed meanwhile is read with WAIT FOR DIGIT slices (res_agi drops DTMF that
+        arrives while no command runs) and kept for the next question; a ``wait_prompt`` action also plays
+        "please wait" (first the prompts queued before it) when it takes longer than ``wait_prompt_after_s``."""
         task = asyncio.ensure_future(self._thread(run_action, self.backend, cmd, self.ctx, self.session.lang))
         started = time.monotonic()
-        prompted = False
+        prompted = not wait_prompt
+        grace = min(GRACE_S, self.config.wait_prompt_after_s) if wait_prompt else GRACE_S
         try:
-            if self.pending:
+            if self.pending and wait_prompt:
                 key = await self._flush(ESCAPE_DIGITS)
                 self.typeahead += key or ""
-            # a check that is done at once (a free pool) costs no WAIT FOR DIGIT slice: only this short grace
-            # is a window in which a key could be lost, as between any two AGI commands
-            await asyncio.wait({task}, timeout=min(GRACE_S, self.config.wait_prompt_after_s))
+            # work that is done at once (a free pool, a quick lookup) costs no WAIT FOR DIGIT slice: only this
+            # short grace is a window in which a key could be lost, as between any two AGI commands
+            await asyncio.wait({task}, timeout=grace)
             while not task.done():
                 if not prompted and time.monotonic() - started >= self.config.wait_prompt_after_s:
                     prompted = True

@@ -32,10 +32,11 @@ class ActionSpec:
     outcomes: tuple[str, ...]
     record: tuple[str, ...] = ()  # result fields safe to store in the call record
     idempotent: bool = False  # the interpreter adds idempotency_key = "<call id>:<step>"
-    # slow (waits for the bounded hashing pool): carriers that can play "please wait" while it runs and keep
-    # the keys typed meanwhile for the next question; kept only after these outcomes (after a failure the
-    # caller must hear what went wrong)
+    # slow (waits for the bounded hashing pool): carriers that can play "please wait" while it runs
     wait_prompt: bool = False
+    # while any action runs, carriers that can (FastAGI) keep reading keys; the keys typed meanwhile answer the
+    # next question only after these outcomes (after a failure the caller must hear what went wrong; after a
+    # transfer, its result)
     keep_typeahead: tuple[str, ...] = ()
 
 
@@ -47,17 +48,18 @@ ACTIONS: dict[str, ActionSpec] = {
         wait_prompt=True,
         keep_typeahead=("ok",),
     ),
-    "balances": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
-    "holdings": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
-    "transfer_accounts": ActionSpec(args=("client_id",), outcomes=("one", "several", "none", "error")),
+    "balances": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error"), keep_typeahead=("ok", "none")),
+    "holdings": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error"), keep_typeahead=("ok", "none")),
+    "transfer_accounts": ActionSpec(args=("client_id",), outcomes=("one", "several", "none", "error"),
+                                    keep_typeahead=("one", "several")),
     "transfer": ActionSpec(
         args=("client_id", "account", "direction", "amount_fen"),
         outcomes=("ok", "rejected", "error"),
         record=("reference", "error_code"),
         idempotent=True,
     ),
-    "bulletin": ActionSpec(args=(), outcomes=("ok", "none", "error")),
-    "subscriptions": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "bulletin": ActionSpec(args=(), outcomes=("ok", "none", "error"), keep_typeahead=("ok", "none")),
+    "subscriptions": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error"), keep_typeahead=("ok", "none")),
     "toggle_subscription": ActionSpec(args=("client_id", "digit"), outcomes=("enabled", "disabled", "invalid", "error"),
                                       record=("topic",)),
 }

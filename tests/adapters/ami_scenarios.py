@@ -149,11 +149,76 @@ national_dial_string.options = AmiOptions(  # type: ignore[attr-defined]  # the 
     dial_template="Local/{national}@sim-national", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5)
 
 
+async def amd_person_and_machine(ami: AmiClient, pbx: Pbx) -> None:
+    """With ``ami_amd`` the answered calls run the shipped [cc-outbound-amd] (AMD() with the shipped amd.conf):
+    a person who says one short word and waits is ``human``; a long recorded greeting is ``machine``."""
+    expected = {attempt_call_id(7): "human", attempt_call_id(8): "machine"}
+    async with ami:
+        events = ami.events().__aiter__()
+        for call_id, number in zip(expected, ("90007", "90008")):
+            await ami.originate(call_id, number, "95500", {}, timeout_s=10)
+        seen: dict[str, object] = {}
+        while len(seen) < len(expected):
+            event = await next_of(events, (Answered, Failed))
+            assert isinstance(event, Answered), event
+            seen[event.call_id] = event.amd
+            assert event.amd_cause, event  # Asterisk says why (e.g. HUMAN-800-..., LONGGREETING-...)
+        assert seen == expected
+        for call_id in expected:
+            await ami.hangup(call_id)
+        ended: set[str] = set()
+        while len(ended) < len(expected):
+            event = await next_of(events, (Ended,))
+            assert isinstance(event, Ended)
+            ended.add(event.call_id)
+
+
+amd_person_and_machine.options = AmiOptions(  # type: ignore[attr-defined]  # answered calls run AMD()
+    dial_template="Local/{number}@sim-customers", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5, amd=True)
+
+
+async def safe_harbour_played(ami: AmiClient, pbx: Pbx) -> None:
+    """An answered call no agent takes hears the dialler's SAFE_HARBOUR_PROMPT: ``play()`` sets CC_PROMPT and
+    Redirects the call into the shipped [cc-play], which plays it and hangs up (tests/live checks Asterisk's log
+    for the file that was played)."""
+    call_id = attempt_call_id(9)
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.originate(call_id, "90006", "95500", {}, timeout_s=10)  # answers and would stay 60 s
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered), answered
+        await ami.play(call_id, SAFE_HARBOUR_PROMPT)
+        ended = await next_of(events, (Ended,))  # [cc-play] hangs up once the prompt has played
+        assert isinstance(ended, Ended) and ended.call_id == call_id, ended
+
+
+async def machine_hears_leave_message(ami: AmiClient, pbx: Pbx) -> None:
+    """AMD says ``machine``; the dialler's MACHINE_PROMPT is played through [cc-play] and the call ends."""
+    call_id = attempt_call_id(18)
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.originate(call_id, "90008", "95500", {}, timeout_s=10)
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered) and answered.amd == "machine", answered
+        await ami.play(call_id, MACHINE_PROMPT)
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == call_id, ended
+
+
+machine_hears_leave_message.options = amd_person_and_machine.options  # type: ignore[attr-defined]
+
+SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.dialer.engine plays them
+MACHINE_PROMPT = "cc/leave-message"
+
+
 def options_of(name: str) -> AmiOptions:
     return getattr(SCENARIOS[name], "options", OPTIONS)
 
 
 SCENARIOS: dict[str, Scenario] = {
+    "safe_harbour_played": safe_harbour_played,
+    "machine_hears_leave_message": machine_hears_leave_message,
+    "amd_person_and_machine": amd_person_and_machine,
     "national_dial_string": national_dial_string,
     "call_ids_never_collide": call_ids_never_collide,
     "bad_secret": bad_secret,

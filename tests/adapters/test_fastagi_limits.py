@@ -197,3 +197,57 @@ async def test_after_a_wrong_pin_keys_typed_ahead_are_dropped_so_the_caller_hear
         await app.wait_idle()
     assert any("wrong_credentials" in c for c in call.commands("STREAM FILE"))
     assert [c for c in call.commands("GET DATA") if "enter_account" in c]  # asked again, not skipped
+
+
+class SlowBackOffice:
+    """The demo backend whose balance lookup and transfer take ``seconds`` (a busy back office)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.inner = demo_backend()
+        self.seconds = seconds
+        self.done = threading.Event()
+
+    def balances(self, *args):  # type: ignore[no-untyped-def]
+        self.done.wait(self.seconds)  # simulated work, not a timing assertion
+        return self.inner.balances(*args)
+
+    def transfer(self, *args, **kw):  # type: ignore[no-untyped-def]
+        self.done.wait(self.seconds)
+        return self.inner.transfer(*args, **kw)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+async def test_keys_typed_during_a_slow_balance_lookup_answer_the_next_question() -> None:
+    """Not only the PIN check: a key pressed while the balances are fetched is read (WAIT FOR DIGIT), not lost."""
+    backend = SlowBackOffice(1.0)
+    config = make_config(wait_prompt_after_s=0.0, typeahead_poll_ms=50)
+    server, app = await start_agi_server(backend, "127.0.0.1", 0, config=config)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        # "1" balances, then "0" (an agent) pressed 300 ms later, while the lookup still runs
+        call = await run_fake_call("127.0.0.1", port, FakeCall(LOGIN + ["1", "+0@300"]))
+        await app.wait_idle()
+    assert call.lost_keys == []
+    assert call.commands("WAIT FOR DIGIT 50")
+    assert len([c for c in call.commands("STREAM FILE") if "/please_wait" in c]) == 1  # the PIN check's only
+    assert call.variables.get("CC_HANDOFF") == "1"  # the typed-ahead 0 answered "人工服务请按0"
+    assert not [c for c in call.commands("GET DATA") if "after_info" in c]
+
+
+async def test_keys_typed_during_a_transfer_are_read_but_the_caller_hears_its_result() -> None:
+    backend = SlowBackOffice(1.0)
+    config = make_config(wait_prompt_after_s=0.0, typeahead_poll_ms=50)
+    server, app = await start_agi_server(backend, "127.0.0.1", 0, config=config)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        call = await run_fake_call("127.0.0.1", port, FakeCall(TRANSFER[:-1] + ["+9@300", "hangup"]))
+        await app.wait_idle()
+    assert call.lost_keys == []  # the 9 reached us...
+    assert [a for c, a in call.transcript if c.startswith("WAIT FOR DIGIT") and a != "200 result=0"] == ["200 result=57"]
+    assert len(backend.inner.transfers) == 1
+    cmds = [c for c, _ in call.transcript]
+    ok = next(i for i, c in enumerate(cmds) if "/transfer_ok" in c)  # ...but the result is still spoken,
+    assert "/num_d" in cmds[ok + 1]  # its reference number too
+    assert any(c.startswith("GET DATA") for c in cmds[ok:])  # and the next question is asked, not skipped

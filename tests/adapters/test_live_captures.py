@@ -1,10 +1,19 @@
 """Replays of the live tests' recordings (tests/fixtures/asterisk-22-live/): the same scenario code as
-tests/live/, against a fake Asterisk that answers with the bytes the real one sent."""
+tests/live/, against a fake Asterisk that answers with the bytes the real one sent (AMI: ``*.ami``; FastAGI:
+``hotline_typeahead.agi``, answered by command, see :mod:`callcenter.ivr.agi_replay`)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from callcenter.ivr.agi import AgiConfig, start_agi_server
+from callcenter.ivr.agi_replay import AgiReplay, load_agi_capture
+from callcenter.ivr.backend import demo_backend
 from callcenter.telephony.ami import AmiClient, AmiServer
 from callcenter.telephony.ami_replay import ReplayServer, load_capture
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
@@ -18,3 +27,42 @@ async def test_replay(name: str) -> None:
         ami = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options_of(name))
         await SCENARIOS[name](ami, lambda command: None)
         assert server.mismatches == [] and server.unexpected == []
+
+
+class _PinCheckUntilKeysDelivered:
+    """The demo backend whose PIN check lasts until the replay has handed over the keys the live caller typed
+    during it (live it took 4 s; in replay the check ends as soon as nothing recorded is left to deliver)."""
+
+    def __init__(self, delivered: threading.Event) -> None:
+        self.inner = demo_backend()
+        self.delivered = delivered
+
+    def authenticate(self, *args: Any) -> Any:
+        assert self.delivered.wait(10), "the replay never reached the end of the recorded WAIT FOR DIGIT slices"
+        return self.inner.authenticate(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_hotline_type_ahead_replayed() -> None:
+    """tests/live/test_live_hotline.py's call: the shipped hotline flow against the recorded Asterisk answers;
+    the "1" a WAIT FOR DIGIT slice received during the PIN check answers the main menu, the balances are read."""
+    capture = load_agi_capture(LIVE_CAPTURES / "hotline_typeahead.agi")
+    replay = AgiReplay(capture)
+    backend = _PinCheckUntilKeysDelivered(replay.keys_delivered)
+    config = AgiConfig(prompts_dir=Path("/nonexistent-on-the-pbx"), sound_prefix="cc", wait_prompt_after_s=0.0,
+                       typeahead_poll_ms=250)
+    server, app = await start_agi_server(backend, "127.0.0.1", 0, config=config)
+    try:
+        async with server:
+            await replay.run("127.0.0.1", server.sockets[0].getsockname()[1])
+            await asyncio.wait_for(app.wait_idle(), 10)
+    finally:
+        app.close()
+    assert replay.mismatches == [] and replay.unanswered == [], (replay.mismatches, replay.unanswered)
+    recorded = [e.command for e in capture.exchanges if not e.is_wait]
+    assert [c for c in replay.sent if not c.startswith("WAIT FOR DIGIT")] == recorded
+    assert any("/available" in c for c in replay.sent) and not any("/main_menu" in c for c in replay.sent)
+    ends = [d for _, step, d in backend.inner.events if step == "end"]
+    assert [e["reason"] for e in ends] == ["caller_hangup"], ends

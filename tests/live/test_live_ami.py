@@ -32,9 +32,17 @@ async def run_live(name: str, pbx: LiveAsterisk, secret: str | None = None) -> N
 
 
 @pytest.mark.parametrize("name", ["one_digit_agent_room", "outbound_outcomes", "answered_into_agent_room",
-                                  "call_ids_never_collide", "national_dial_string"])
+                                  "call_ids_never_collide", "national_dial_string",
+                                  "amd_person_and_machine"])
 async def test_scenario(asterisk: LiveAsterisk, name: str) -> None:
     await run_live(name, asterisk)
+
+
+async def test_shipped_amd_conf_loads_app_amd(asterisk: LiveAsterisk) -> None:
+    """config/asterisk/amd.conf is copied with the rest: AMD() exists (app_amd declines to load without it)."""
+    modules = asterisk.cli("module show like app_amd")
+    assert "app_amd.so" in modules and "Running" in modules, modules
+    assert "-= Info about Application 'AMD' =-" in asterisk.cli("core show application AMD")
 
 
 async def test_bad_secret(asterisk: LiveAsterisk) -> None:
