@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "asterisk"
 SIM_PARTIES = Path(__file__).with_name("sim-parties.conf")
 DEBIAN_SOUNDS = Path("/usr/share/asterisk/sounds")
+# Where the live servers listen: the shipped 127.0.0.1:5038 (a second server 127.0.0.2) and the engine's FastAGI at
+# the shipped 127.0.0.1:4573. Two live runs side by side (two sessions on one machine) set other loopback
+# addresses and another AGI port; the copied dialplan then names that port.
+HOSTS = tuple(os.environ.get("CALLCENTER_LIVE_HOSTS", "127.0.0.1,127.0.0.2").split(","))
+PRIMARY, SECOND = HOSTS[0], HOSTS[1]
+AGI_PORT = int(os.environ.get("CALLCENTER_LIVE_AGI_PORT", "4573"))
 
 
 @dataclass
@@ -28,7 +34,7 @@ class LiveAsterisk:
     binary: Path
     home: Path
     ami_secret: str = "live-test-secret"
-    bind: str = "127.0.0.1"  # a second server binds 127.0.0.2 (same shipped port 5038)
+    bind: str = PRIMARY  # a second server binds SECOND (same shipped port 5038)
     prompts: Path | None = None  # our rendered prompts, visible to Asterisk as sounds/cc/...
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -50,6 +56,7 @@ class LiveAsterisk:
                 text = text.replace("secret = CHANGE-ME", f"secret = {self.ami_secret}")
                 text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
             if shipped.name == "extensions.conf":
+                text = text.replace("agi://127.0.0.1:4573/", f"agi://127.0.0.1:{AGI_PORT}/")
                 text += "\n; --- live tests only: simulated parties ---\n#include sim-parties.conf\n"
             (etc / shipped.name).write_text(text, encoding="utf-8")
         shutil.copy(SIM_PARTIES, etc / "sim-parties.conf")

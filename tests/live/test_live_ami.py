@@ -11,7 +11,7 @@ import pytest
 
 from callcenter.telephony.ami import AmiClient, AmiServer
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
-from tests.live.asterisk import LiveAsterisk, live_binary
+from tests.live.asterisk import SECOND, LiveAsterisk, live_binary
 from tests.live.capture import RecordingProxy
 
 
@@ -52,7 +52,7 @@ async def test_bad_secret(asterisk: LiveAsterisk) -> None:
 async def test_restart(tmp_path: Path) -> None:
     binary = live_binary()
     assert binary is not None
-    pbx = LiveAsterisk(binary, tmp_path / "ast", bind="127.0.0.2")  # beside the module's server
+    pbx = LiveAsterisk(binary, tmp_path / "ast", bind=SECOND)  # beside the module's server
     pbx.start()
     try:
         await run_live("restart_is_told_from_a_failure", pbx)

@@ -22,7 +22,7 @@ from callcenter.ivr.agi_replay import load_agi_capture
 from callcenter.ivr.backend import demo_backend
 from callcenter.telephony.ami import AmiClient, AmiServer
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, OPTIONS
-from tests.live.asterisk import LiveAsterisk, live_binary
+from tests.live.asterisk import AGI_PORT, LiveAsterisk, live_binary
 from tests.live.capture import AgiRecordingProxy, render_agi
 
 KEYS, LATER = "11234567890123456#123456#", "1"  # language 1, account, PIN; then "1" for balances
@@ -62,7 +62,7 @@ async def test_balance_call_with_type_ahead_plays_our_prompts_from_the_sounds_di
                        typeahead_poll_ms=250)
     server, app = await start_agi_server(backend, "127.0.0.1", 0, config=config)
     # the shipped dialplan reaches the engine at agi://127.0.0.1:4573/hotline: the recording proxy listens there
-    proxy = await AgiRecordingProxy(("127.0.0.1", 4573), ("127.0.0.1", server.sockets[0].getsockname()[1])).start()
+    proxy = await AgiRecordingProxy(("127.0.0.1", AGI_PORT), ("127.0.0.1", server.sockets[0].getsockname()[1])).start()
     try:
         async with server, AmiClient(AmiServer(*pbx.ami_address, "callcenter", pbx.ami_secret), OPTIONS) as ami:
             reply = await ami._send({"Action": "Originate", "Channel": "Local/s@sim-caller", "Context": "hotline",
