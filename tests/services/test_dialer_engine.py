@@ -274,3 +274,43 @@ async def test_connected_call_opens_the_desk_contact_with_no_browser_subscribed(
         assert contact.direction == "outbound" and contact.ended_at is None
         session = s.scalars(select(AgentSession).where(AgentSession.staff_id == agent)).one()
         assert session.state == "talking" and session.attempt_id == attempt.id
+
+
+def _seed_budget(core: App, cid: int, humans: int, abandoned: int) -> None:
+    from callcenter.store.models.dialer import AbandonDay
+
+    local_day = BASE.astimezone(core.settings.tz).date()
+    with transaction(core.sessions) as s:
+        s.add(AbandonDay(campaign_id=cid, day=local_day, humans=humans, abandoned=abandoned,
+                         connected=humans - abandoned))
+
+
+@pytest.mark.parametrize("abandoned, expected", [(0, 6), (5, 2)], ids=["under the cap", "at the cap"])
+async def test_a_ratio_campaign_at_its_abandon_cap_dials_progressively_and_a_restart_remembers(
+        core: App, abandoned: int, expected: int) -> None:
+    """The day's abandons are in the database (every dialler's, and before this process started): 5 of 100
+    live answers is over the 3 % cap, so a ratio-3 campaign with two idle agents places two calls, not six —
+    and a restarted dialler (a new engine, a new process id) reads the same figures."""
+    outcomes = {f"+86139000001{i:02d}": "no_answer" for i in range(20)}
+    rig = Rig(core, outcomes, mode="ratio", agents=2, ratio=3.0)
+    _seed_budget(core, rig.cid, 100, abandoned)
+    await rig.start()
+    await rig.run(3)  # nobody answers for 25 s: every call placed is still in flight
+    assert len(rig.originated) == expected
+    await rig.engine.shutdown()
+    restarted = DialerEngine(dialer_deps(core), rig.pbx, dialer_id="test-restarted", clock=rig.vclock, sync_s=1.0)
+    rig.engine = restarted
+    await rig.run(30)  # the first calls end unanswered; the restarted dialler places the next ones
+    placed_after = [a for a in rig.attempts() if a.dialer_id == "test-restarted"]
+    assert placed_after, "the restarted dialler placed nothing"
+    assert _most_at_once(placed_after) == expected  # the same pace after the restart: the budget is the database's
+
+
+def _most_at_once(attempts: list[Attempt]) -> int:
+    edges = sorted([(a.dialled_at, 1) for a in attempts] +
+                   [(a.ended_at, -1) for a in attempts if a.ended_at is not None], key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
