@@ -295,3 +295,36 @@ async def test_a_call_opened_with_no_browser_is_what_the_stream_says_first(stack
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         await client.aclose()
+
+
+async def test_with_no_browser_open_the_dialler_opens_the_contact_and_the_status_api_shows_it(stack: Stack) -> None:
+    """Issue 10: the agent logs in and goes ready through the API and closes every tab; the call connects; the
+    contact, the agent's talking state and the client's access exist anyway, and a screen that opens later
+    (``GET /api/desk/status``) sees them."""
+    core, world = stack.core, stack.world
+    cid = dialer.create_campaign(core, name="无浏览器", kind="former_clients", script_id="win_back",
+                                 dial_mode="progressive", window_start=time(0), window_end=time(23, 59, 59), days="every")
+    dialer.assign_campaign(core, cid, group_ids=[world.g1])
+    add_leads(core, cid, [LeadRow(0, PHONE, "", 0, None, world.mine)])
+    dialer.start_campaign(core, cid)
+    pbx = SimulatedPbx(CustomerModel(talk_mean_s=60.0, talk_sd_s=5.0), clock=stack.vclock, outcomes={PHONE: "human"})
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, campaign_ids={cid})
+    await pbx.start()
+    api = httpx.AsyncClient(base_url=stack.base, timeout=WAIT)
+    try:
+        r = await api.post("/api/login", json={"username": "ag1", "password": PASSWORDS["ag1"]})
+        h = {"Authorization": f"Bearer {r.json()['token']}"}
+        assert (await api.post("/api/desk/state", json={"state": "ready"}, headers=h)).json()["state"] == "ready"
+        assert core.bus.subscriber_count(f"agent:{world.staff['ag1']}") == 0  # no screen is listening
+        await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
+        status = (await api.get("/api/desk/status", headers=h)).json()
+        assert status["state"] == "talking"
+        contact = status["contact"]
+        assert contact is not None and contact["client_id"] == world.mine and contact["campaign_id"] == cid
+        assert contact["direction"] == "outbound" and not contact["hung_up"]
+        card = await api.get(f"/agent/contacts/{contact['id']}/card", headers=h)  # the client is theirs to see
+        assert card.status_code == 200
+    finally:
+        await api.aclose()
+        await engine.shutdown()
+        await pbx.aclose()
