@@ -75,6 +75,20 @@ def call_event(world: World) -> dict[str, object]:
             "campaign_id": world.campaign, "attempt_no": 2}
 
 
+def connect_call(core: App, world: World) -> dict[str, object]:
+    """What the dialler does when world's attempt reaches ag1: the desk contact opened in the connecting
+    transaction, then the ``contact_opened`` event (its payload, to publish on the agent's topic)."""
+    from callcenter.domain.events import ContactOpened
+    from callcenter.services import desk
+
+    ag1 = world.staff["ag1"]
+    facts = desk.ContactFacts(client_id=world.mine, attempt_id=world.attempt, lead_id=world.lead,
+                              campaign_id=world.campaign, attempt_no=2)
+    contact_id = run_in_transaction(core.sessions, lambda s: desk.open_contact(s, ag1, facts, core.clock()))
+    return ContactOpened(staff_id=ag1, contact_id=contact_id, client_id=world.mine, attempt_id=world.attempt,
+                         campaign_id=world.campaign).to_payload()
+
+
 def page_login(client: TestClient, user: str) -> str:
     """Log in through the HTML form (cookie session); returns the session's CSRF token."""
     page = client.get("/login")

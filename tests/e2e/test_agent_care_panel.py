@@ -15,7 +15,7 @@ from callcenter.store.models import Client
 from callcenter.store.models.care import CareOptOut, CareSubscription, Complaint
 from callcenter.store.models.desk import DeskContact
 from callcenter.web.app import create_app
-from tests.e2e.desk_world import World, build, call_event
+from tests.e2e.desk_world import World, build, connect_call
 from tests.e2e.test_browser_screens import ARTIFACTS, Server, _login, _save, browser  # noqa: F401 (fixture)
 
 # The screen learns which client is on the call from the card's data-client attribute (agent.js reads
@@ -32,7 +32,7 @@ def test_agent_opens_a_complaint_and_switches_an_alert_from_the_care_panel(core:
         page.click("#btn-ready")
         page.wait_for_selector("#statusbar[data-state='ready']")  # selectors, not eval: the CSP forbids it
         page.wait_for_selector("#live-indicator.ok")
-        srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", call_event(world))
+        srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", connect_call(core, world))
         page.wait_for_selector(f'#call-card details#care-box .care-panel[data-client="{world.mine}"]', timeout=5000)
         contact_id = int(page.get_attribute("#call-card", "data-contact") or 0)
         # the panel sits below the client's holdings/contacts, inside the card, and is collapsible
@@ -80,7 +80,7 @@ def test_care_panel_shows_a_refused_action_inline(core: App, browser: Any) -> No
         page.wait_for_url("**/agent")
         page.click("#btn-ready")
         page.wait_for_selector("#live-indicator.ok")
-        srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", call_event(world))
+        srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", connect_call(core, world))
         page.wait_for_selector("#care-box .care-panel", timeout=5000)
         run_in_transaction(core.sessions, lambda s: setattr(s.get(Client, world.mine), "service_group_id", world.g2))
         run_in_transaction(core.sessions, lambda s: s.execute(
