@@ -90,7 +90,7 @@ class TransferResult:
 class Subscription:
     """One 财经秘书 topic as the IVR reads it: the key that toggles it, and whether the client gets it."""
 
-    digit: str  # "1".."5"
+    digit: str  # "1".."7"
     topic: str  # corporate_actions | ipo | bulletin | market_close | birthday (prompt ivr.care_topic.<topic>)
     enabled: bool
     label: str = ""  # the topic's name in the caller's language (for text carriers)
@@ -765,7 +765,8 @@ class FakeIvrBackend:
 
 # The 财经秘书 keys of the IVR menu, in order (the same as callcenter.care.subscriptions.IVR_TOPICS; a test
 # keeps them equal — this module stays free of the store).
-IVR_TOPIC_ORDER: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday")
+IVR_TOPIC_ORDER: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday",
+                                        "trade_confirmation", "price_alert")
 
 
 def _default_backoff(free_setting: str) -> Backoff:
