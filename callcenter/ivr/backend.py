@@ -642,10 +642,10 @@ class FakeIvrBackend:
                 return OrderPreview(False, "insufficient_funds")
             return OrderPreview(True, None, price, value, value + fees, fees)
         bought = sum(t_.quantity for c, t_ in self.trades if c == client_id and t_.code == code and t_.side == "buy")
-        if bought and self._holding(client_id, code) < quantity + bought:
-            return OrderPreview(False, "bought_today_not_sellable")
-        if self._holding(client_id, code) < quantity:
-            return OrderPreview(False, "insufficient_shares")
+        settled = self._holding(client_id, code)  # the holdings are yesterday's shares; today's buys are on top
+        if quantity > settled:
+            return OrderPreview(False, "bought_today_not_sellable" if quantity <= settled + bought
+                                else "insufficient_shares")
         return OrderPreview(True, None, price, value, 0, fees)
 
     def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,

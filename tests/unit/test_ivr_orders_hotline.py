@@ -60,8 +60,10 @@ def test_market_order_and_sell_of_todays_shares(flow):
     backend = demo_backend()
     out = run(flow, backend, f"62600000#2300#1{TPWD}#")  # market buy of 300
     assert "市价委托" in out and "[place_order] filled" in out
-    out = run(flow, backend, "63600000#17*5#300#", call_id="c-2")
+    out = run(flow, backend, "63600000#17*5#2100#", call_id="c-2")  # 2000 held since yesterday + 300 today
     assert "当日买入的股份当日不能卖出" in out and len(backend.orders) == 1
+    out = run(flow, backend, "63600000#17*5#2400#", call_id="c-3")
+    assert "可卖股份不足" in out
 
 
 def test_declined_readback_and_wrong_password_place_nothing(flow):
