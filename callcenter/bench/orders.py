@@ -164,16 +164,17 @@ def run(orders: int = 1000, clients: int = 20, workers: int = 1, database_url: s
         with transaction(core.sessions) as s:
             after_baseline = check_ledger(s)
         placed = len(cmds)
-        figures = {
+        service_ops = round(placed / service_s, 1)
+        baseline_ops = round(len(accepted) / baseline_s, 1) if baseline_s else 0.0
+        figures: dict[str, Any] = {
             "database": engine.dialect.name,
             "orders": placed, "accepted": len(accepted), "replays": sum(o.replayed for o in outcomes),
             "rejected": sum(not o.ok for o in outcomes), "filled": sum(o.status == "filled" for o in outcomes),
             "workers": workers,
-            "service_ops": round(placed / service_s, 1),
-            "baseline_ops": round(len(accepted) / baseline_s, 1) if baseline_s else 0.0,
+            "service_ops": service_ops, "baseline_ops": baseline_ops,
+            "ratio": round(service_ops / baseline_ops, 3) if baseline_ops else 0.0,
             "invariants_ok": check.ok and keys_ok and after_baseline.ok,
         }
-        figures["ratio"] = round(figures["service_ops"] / figures["baseline_ops"], 3) if figures["baseline_ops"] else 0.0
     finally:
         core.close()
         if tmp is not None:
