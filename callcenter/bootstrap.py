@@ -156,7 +156,7 @@ def bootstrap(
     app.hash_pool = HashPool(settings.argon2_workers)
     _wire_orders(app)
     app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
-                              bus=app.bus, verify=app.hash_pool.verify)
+                              bus=app.bus, verify=app.hash_pool.verify, orders=app.orders)
     return app
 
 

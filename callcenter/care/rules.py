@@ -23,6 +23,8 @@ TOPICS: dict[str, bool] = {
     "bulletin": False,  # 公司公告、资讯
     "market_close": False,  # 收盘综述
     "birthday": True,  # 生日祝福
+    "trade_confirmation": False,  # 成交回报: an SMS on each fill (callcenter.care.trading_alerts)
+    "price_alert": True,  # 行情报警: the alerts the client set (setting one is the opt-in; this switches them all)
 }
 
 # Which topic an event kind belongs to, and who the audience is ("holders" of the code, or "subscribers").

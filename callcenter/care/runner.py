@@ -1,5 +1,7 @@
-"""When the care jobs run: pure job timing (``due_jobs``, ``seconds_until_next``) and ``care_runner``, an asyncio
-task the scheduler wiring starts. Every job is idempotent, so a restart simply runs the day's jobs again."""
+"""When the care jobs run: pure job timing (``due_jobs``, ``due_interval_jobs``, ``seconds_until_next``) and
+``care_runner``, an asyncio task the scheduler wiring starts. Every job is idempotent, so a restart simply runs the
+day's jobs again. Daily jobs run once a day at ``at``; interval jobs (``every_s`` > 0: the 成交回报 / 行情报警 job
+``trading_alerts``) run every ``every_s`` seconds between ``at`` and ``until``."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ class Job:
     name: str
     at: time  # local time
     trading_days_only: bool
+    every_s: float = 0.0  # > 0: an interval job, run every every_s seconds from ``at`` to ``until``
+    until: time | None = None
 
 
 DEFAULT_JOBS: tuple[Job, ...] = (
@@ -28,14 +32,31 @@ DEFAULT_JOBS: tuple[Job, ...] = (
     Job("reminders", time(9, 0), False),  # SMS reminders (trading days) and birthday greetings (every day)
     Job("notify_calls", time(9, 30), True),  # agentless notification calls
     Job("notify_calls_retry", time(14, 0), True),  # second attempts of unanswered calls
+    # 成交回报 and 行情报警 (callcenter.care.trading_alerts), through the trading day
+    Job("trading_alerts", time(9, 15), True, every_s=60.0, until=time(15, 30)),
 )
 
 
 def due_jobs(jobs: tuple[Job, ...], last_run: dict[str, date], local_now: datetime, calendar: Calendar) -> list[Job]:
     """Jobs whose time today has come and that have not run today (pure)."""
     today = local_now.date()
-    return [j for j in jobs if local_now.time() >= j.at and last_run.get(j.name) != today
+    return [j for j in jobs if not j.every_s and local_now.time() >= j.at and last_run.get(j.name) != today
             and (not j.trading_days_only or calendar.is_trading_day(today))]
+
+
+def due_interval_jobs(jobs: tuple[Job, ...], last_tick: dict[str, datetime], local_now: datetime,
+                      calendar: Calendar) -> list[Job]:
+    """Interval jobs inside their window whose last run is ``every_s`` ago or more (pure)."""
+    out = []
+    for j in jobs:
+        if not j.every_s or local_now.time() < j.at or (j.until is not None and local_now.time() >= j.until):
+            continue
+        if j.trading_days_only and not calendar.is_trading_day(local_now.date()):
+            continue
+        last = last_tick.get(j.name)
+        if last is None or (local_now - last).total_seconds() >= j.every_s:
+            out.append(j)
+    return out
 
 
 def seconds_until_next(jobs: tuple[Job, ...], local_now: datetime) -> float:
@@ -69,6 +90,13 @@ class CareWork:
         if self.hand_over_to_dialler:
             log.info("call-backs handed to the dialler: %s", hand_over(self.core, day))
 
+    def trading_alerts(self, day: date) -> None:
+        from callcenter.care.trading_alerts import run_trading_alerts
+
+        r = run_trading_alerts(self.core, self.sms, quiet=self.quiet)
+        if r.confirmations or r.alerts or r.failed:
+            log.info("trading alerts: confirmations %s alerts %s failed %s", r.confirmations, r.alerts, r.failed)
+
     def reminders(self, day: date) -> None:
         from callcenter.care.dispatch import run_daily_reminders
 
@@ -83,8 +111,18 @@ async def care_runner(core: Any, stop: asyncio.Event, *, work: CareWork, jobs: t
     a failing job is logged and retried at the next wake-up (it is not marked done)."""
     tz = core.settings.tz
     last_run: dict[str, date] = {}
+    last_tick: dict[str, datetime] = {}
     while not stop.is_set():
         local_now = core.clock().astimezone(tz)
+        for job in due_interval_jobs(jobs, last_tick, local_now, core.calendar):
+            last_tick[job.name] = local_now  # a failing interval job waits its interval too
+            try:
+                await asyncio.to_thread(getattr(work, job.name), local_now.date())
+            except Exception:
+                log.exception("care job %s failed", job.name)
+                continue
+            if on_run is not None:
+                on_run(job.name, local_now.date())
         for job in due_jobs(jobs, last_run, local_now, core.calendar):
             day = local_now.date()
             try:
@@ -100,7 +138,8 @@ async def care_runner(core: Any, stop: asyncio.Event, *, work: CareWork, jobs: t
             last_run[job.name] = day
             if on_run is not None:
                 on_run(job.name, day)
-        wait = min(seconds_until_next(jobs, core.clock().astimezone(tz)), max_sleep_s)
+        wait = min(seconds_until_next(jobs, core.clock().astimezone(tz)), max_sleep_s,
+                   *(j.every_s for j in jobs if j.every_s))
         try:
             await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
         except TimeoutError:

@@ -17,7 +17,8 @@ from callcenter.store.models import Client
 from callcenter.store.models.care import CareOptOut, CareSubscription
 
 # IVR digits of the 财经秘书 menu, in order.
-IVR_TOPICS: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday")
+IVR_TOPICS: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday",
+                                  "trade_confirmation", "price_alert")
 UNSUBSCRIBE_WORDS = {"TD", "T", "退订", "STOP", "UNSUBSCRIBE", "0000"}
 
 

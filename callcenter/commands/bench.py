@@ -26,6 +26,18 @@ def transfers(n: int = typer.Option(2000, "--transfers", min=10), clients: int =
     raise typer.Exit(0 if figures["invariants_ok"] else 1)
 
 
+@app.command("orders")
+def orders(n: int = typer.Option(1000, "--orders", min=10), clients: int = typer.Option(20, min=1),
+           workers: int = typer.Option(1, min=1, max=200),
+           database_url: Optional[str] = typer.Option(None, help="default: a fresh temporary SQLite file"),
+           as_json: bool = JSON) -> None:
+    """Phone orders/s through rules + gateway + journal vs the same rows by plain SQL."""
+    from callcenter.bench.orders import run
+
+    figures = run(orders=n, clients=clients, workers=workers, database_url=database_url, as_json=as_json)
+    raise typer.Exit(0 if figures["invariants_ok"] else 1)
+
+
 @app.command("agi")
 def agi(calls: int = typer.Option(500, min=1), concurrency: int = typer.Option(200, min=1),
         store_callers: int = typer.Option(200, min=0, help="callers authenticating at once on the store backend"),
@@ -70,7 +82,7 @@ def all_benchmarks(as_json: bool = JSON) -> None:
     import io
 
     results: dict[str, object] = {}
-    runs: tuple[tuple[str, dict[str, Any]], ...] = (("transfers", {}), ("agi", {}), ("ami", {}), ("pacing", {}),
+    runs: tuple[tuple[str, dict[str, Any]], ...] = (("transfers", {}), ("orders", {}), ("agi", {}), ("ami", {}), ("pacing", {}),
                                                     ("push", {}))
     for name, kwargs in runs:
         try:

@@ -24,10 +24,12 @@ from callcenter.store.models import (
     Holding,
     JournalEntry,
     LedgerAccount,
+    Order,
     Posting,
     Security,
     ServiceGroup,
     Staff,
+    Trade,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 # The client named in the README: fund account and IVR PIN.
 DEMO_FUND_ACCOUNT = "310000000001"
 DEMO_PIN = "135790"
+DEMO_TRADING_PASSWORD = "802413"  # 交易密码: confirms the demo client's phone orders
 DEMO_CALLER = "+8613912345678"
 DEMO_LOGINS = [("admin", "admin-demo-1", "admin"), ("supervisor1", "super-demo-1", "supervisor"),
                ("agent01", "agent-demo-1", "agent")]
@@ -74,6 +77,61 @@ def client_pins(count: int, rng_seed: int = DEFAULT_RNG_SEED) -> Iterator[str]:
                 break
 
 
+def client_trading_passwords(count: int, rng_seed: int = DEFAULT_RNG_SEED) -> Iterator[str]:
+    """The demo clients' trading passwords (交易密码) in seeding order, from their own stream; the first is the
+    README's demo client's."""
+    rng = random.Random(f"{rng_seed}:trading")
+    for i in range(count):
+        if i == 0:
+            yield DEMO_TRADING_PASSWORD
+            continue
+        while True:
+            secret = f"{rng.randrange(10**6):06d}"
+            if not _trivial(secret):
+                yield secret
+                break
+
+
+# The order history (电话委托 of the last weeks, filled and settled): about one active client in three, one to
+# four orders each. The history is part of the opening state (its cash is in the opening balances, its shares in
+# the holdings), so it posts nothing to the journal. Its trades have negative exec ids: the gateway's fills are
+# numbered from 1 and the order service pages them on the highest exec id it has.
+HISTORY_SHARE = 0.33
+HISTORY_DAYS = 40
+HISTORY_CHANNELS = ("ivr", "ivr", "ivr", "twilio", "text")
+
+
+def _history_days(today: date) -> list[date]:
+    days = [today - timedelta(days=d) for d in range(1, HISTORY_DAYS * 2)]
+    return [d for d in days if d.weekday() < 5][:HISTORY_DAYS]
+
+
+def _order_history(s: Session, rng: random.Random, client: Client, fund: FundAccount, days: list[date],
+                   counter: list[int]) -> list[tuple[Order, Trade]]:
+    orders = []
+    for _ in range(rng.randrange(1, 5)):
+        code, _name, _x, price_fen = rng.choice(data.SECURITIES)
+        counter[0] += 1
+        n = counter[0]
+        day = rng.choice(days)
+        at = datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=1, minutes=rng.randrange(30, 300))
+        qty = rng.randrange(1, 20) * 100
+        price_li = int(price_fen * rng.uniform(0.95, 1.05)) * 10
+        value = price_li * qty // 10
+        side = rng.choice(("buy", "buy", "sell"))
+        fees = max(500, value * 25 // 100_000) + (value * 5 // 10_000 if side == "sell" else 0)
+        order = Order(idempotency_scope="demo:history", idempotency_key=f"demo:{n}", request_hash="demo",
+                      reference=f"H{day:%y%m%d}{n:08d}", client_id=client.id, fund_account_id=fund.id, code=code,
+                      side=side, kind="limit", quantity=qty, price_li=price_li, status="filled", error_code="",
+                      filled_qty=qty, filled_value_fen=value, fees_fen=fees, cancelled_qty=0, frozen_fen=0,
+                      channel=rng.choice(HISTORY_CHANNELS), caller_phone=client.mobile, trade_date=day,
+                      created_at=at, updated_at=at, settled=True, response_json="{}")
+        orders.append((order, Trade(exec_id=-n, fund_account_id=fund.id, code=code, side=side, quantity=qty,
+                                    price_li=price_li, value_fen=value, fees_fen=fees, at=at, trade_date=day,
+                                    settled=True)))
+    return orders
+
+
 def staff_password(username: str, rng_seed: int = DEFAULT_RNG_SEED) -> str:
     """A demo staff member's password: the README's for its three logins, otherwise derived from the seed."""
     for name, password, _role in DEMO_LOGINS:
@@ -92,6 +150,8 @@ class SeedSummary:
     dormant: int = 0
     staff: int = 0
     groups: int = 0
+    orders: int = 0  # the order history (filled, settled), one trade each
+    trades: int = 0
     logins: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -131,6 +191,11 @@ def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: in
         if s.execute(select(func.count(Client.id))).scalar_one():
             return None
         pin_hashes = [pool.submit(_demo_hash, pin) for pin in client_pins(clients, rng_seed)]
+        trading_hashes = [pool.submit(_demo_hash, pwd) for pwd in client_trading_passwords(clients, rng_seed)]
+        history_rng = random.Random(f"{rng_seed}:orders")  # its own stream: the rest of the demo does not change
+        history_days = _history_days(today)
+        history: list[tuple[Order, Trade]] = []
+        order_counter = [0]
         summary = SeedSummary()
         now = datetime.now(timezone.utc)
         s.add_all(Security(code=c, name=n, exchange=x, last_price_fen=p) for c, n, x, p in data.SECURITIES)
@@ -183,6 +248,7 @@ def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: in
                     client_id=client.id, seq=seq, account_no=f"31{fund_seq:010d}", is_main=main,
                     main_of_client=client.id if main else None, bank_account_id=bank.id,
                     status="closed" if status == "closed" else "active", pin_hash=pin_hash, opened_on=opened,
+                    trading_pwd_hash=trading_hashes[i].result() if main else "",
                 )
                 s.add(fund)
                 s.flush()
@@ -197,7 +263,15 @@ def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: in
                         qty = rng.randrange(1, 50) * 100
                         s.add(Holding(fund_account_id=fund.id, code=code, quantity=qty,
                                       cost_fen=int(price * rng.uniform(0.7, 1.3))))
+                    if status == "active" and (i == 0 or history_rng.random() < HISTORY_SHARE):
+                        history += _order_history(s, history_rng, client, fund, history_days, order_counter)
             summary.clients += 1
+        s.add_all(order for order, _ in history)
+        s.flush()
+        for order, trade in history:
+            trade.order_id = order.id
+        s.add_all(trade for _, trade in history)
+        summary.orders = summary.trades = len(history)
         summary.staff, summary.groups = len(staff), len(groups)
         return summary
 

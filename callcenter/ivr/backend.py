@@ -15,6 +15,11 @@ Rules every implementation keeps:
 - ``transfer`` applies a transfer at most once per ``idempotency_key``: a repeated call with the same key
   returns the first result without moving money again.
 - ``record_event`` stores one step of a call; ``detail`` never holds a PIN or a typed amount.
+- Phone orders (电话委托): ``place_order`` checks the trading password (交易密码, its own throttle per fund account)
+  and then places the order at most once per ``idempotency_key`` (``<call id>:<step>``), recording the channel and
+  the caller's number; ``preview_order`` answers the rules (freeze, fees or the refusal) without placing anything;
+  ``change_secret`` changes the PIN or the trading password (old one checked under its throttle, the new one
+  twice, ``callcenter.domain.credentials`` strength rules).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Literal, Protocol
 
 from callcenter.care.rules import TOPICS
@@ -85,7 +90,7 @@ class TransferResult:
 class Subscription:
     """One 财经秘书 topic as the IVR reads it: the key that toggles it, and whether the client gets it."""
 
-    digit: str  # "1".."5"
+    digit: str  # "1".."7"
     topic: str  # corporate_actions | ipo | bulletin | market_close | birthday (prompt ivr.care_topic.<topic>)
     enabled: bool
     label: str = ""  # the topic's name in the caller's language (for text carriers)
@@ -106,6 +111,73 @@ class Claim:
     mine: bool
     response: str | None = None
     claimed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StockQuote:
+    code: str
+    name: str
+    last_fen: int
+    prev_close_fen: int
+
+    @property
+    def change_fen(self) -> int:
+        return self.last_fen - self.prev_close_fen
+
+
+@dataclass(frozen=True)
+class OrderPreview:
+    """The rules' answer before the trading password: what the order would freeze (buys) or cost (fees)."""
+
+    ok: bool
+    error_code: str | None = None  # a domain.orders.Rule value
+    price_fen: int = 0  # the limit price, or a market buy's freeze price
+    amount_fen: int = 0  # price x quantity
+    frozen_fen: int = 0
+    fees_fen: int = 0
+    queued: bool = False  # outside a session: it waits for the next one
+
+
+@dataclass(frozen=True)
+class PlaceResult:
+    outcome: Literal["filled", "accepted", "rejected", "wrong_password", "locked"]
+    order_id: str | None = None
+    status: str = ""
+    filled_qty: int = 0
+    frozen_fen: int = 0
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoneOrder:
+    order_id: str
+    code: str
+    name: str
+    side: str  # buy / sell
+    quantity: int
+    price_fen: int
+    status: str  # queued pending open partial filled cancelled rejected expired
+    filled_qty: int
+
+
+@dataclass(frozen=True)
+class PhoneTrade:
+    code: str
+    name: str
+    side: str
+    quantity: int
+    price_fen: int
+    value_fen: int
+
+
+SecretKind = Literal["pin", "trading"]
+SecretOutcome = Literal["ok", "wrong_old", "locked", "weak"]
+
+
+@dataclass(frozen=True)
+class SecretChange:
+    outcome: SecretOutcome
+    weak_code: str | None = None  # mismatch | same_as_old | domain.credentials.WEAK_CODES
 
 
 class IvrBackend(Protocol):
@@ -150,6 +222,43 @@ class IvrBackend(Protocol):
 
     def toggle_subscription(self, client_id: str, digit: str, lang: str) -> Subscription | None:
         """Switch the topic behind ``digit``; the topic's new state, or None for a key with no topic."""
+        ...
+
+    # --- phone orders ----------------------------------------------------------------------------------
+    def quote(self, code: str) -> StockQuote | None:
+        """None for a code that is not tradable."""
+        ...
+
+    def preview_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None,
+                      quantity: int) -> OrderPreview:
+        ...
+
+    def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,
+                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str) -> PlaceResult:
+        """Check the trading password (throttled), then place the order once per ``idempotency_key``."""
+        ...
+
+    def orders_today(self, client_id: str) -> list[PhoneOrder]:
+        ...
+
+    def open_orders(self, client_id: str) -> list[PhoneOrder]:
+        ...
+
+    def trades_today(self, client_id: str) -> list[PhoneTrade]:
+        ...
+
+    def cancel_order(self, client_id: str, order_id: str) -> tuple[bool, str | None]:
+        """(cancelled, refusal code). Cancelling an order already cancelled answers (True, None)."""
+        ...
+
+    def change_secret(self, client_id: str, which: SecretKind, old: str, new: str, again: str) -> SecretChange:
+        ...
+
+    def market_summary(self) -> list[StockQuote]:
+        ...
+
+    def set_price_alert(self, client_id: str, code: str, direction: str, price_fen: int) -> str | None:
+        """Arm a price alert; None when set, else a refusal code (unknown_code, bad_threshold)."""
         ...
 
 
@@ -223,7 +332,96 @@ def _run(backend: IvrBackend, cmd: RunAction, ctx: CallContext, lang: str) -> Ac
         if changed is None:
             return ActionResult(cmd.name, "invalid", {"topic": None})
         return ActionResult(cmd.name, "enabled" if changed.enabled else "disabled", {"topic": changed.topic})
+    if cmd.name in ORDER_ACTIONS:
+        return _run_order_action(backend, cmd, ctx)
     raise ValueError(f"unknown action {cmd.name!r}")
+
+
+# --- phone orders: the flow's variables ------------------------------------------------------------------
+ORDER_ACTIONS = frozenset({"quote", "preview_order", "place_order", "orders_today", "trades_today", "open_orders",
+                           "cancel_order", "change_pin", "change_trading_password", "market_summary",
+                           "set_price_alert"})
+# the carrier's channel -> the order's channel (the CSRC record of a phone order)
+ORDER_CHANNELS = {"ivr-agi": "ivr", "ivr-twilio": "twilio", "ivr-text": "text"}
+
+
+def _quote_dict(q: StockQuote) -> dict[str, Any]:
+    change = q.change_fen
+    return {"code": q.code, "name": q.name, "last_fen": q.last_fen, "change_abs_fen": abs(change),
+            "up": change > 0, "down": change < 0, "flat": change == 0}
+
+
+def _order_dict(o: PhoneOrder) -> dict[str, Any]:
+    return {"id": o.order_id, "code": o.code, "name": o.name, "buy": o.side == "buy", "sell": o.side == "sell",
+            "quantity": o.quantity, "price_fen": o.price_fen, "status": o.status, "filled_qty": o.filled_qty}
+
+
+def _trade_dict(t_: PhoneTrade) -> dict[str, Any]:
+    return {"code": t_.code, "name": t_.name, "buy": t_.side == "buy", "sell": t_.side == "sell",
+            "quantity": t_.quantity, "price_fen": t_.price_fen, "value_fen": t_.value_fen}
+
+
+def _price(a: dict[str, Any]) -> int | None:
+    if a.get("kind") == "market":
+        return None
+    return int(a.get("price_fen") or 0) or None
+
+
+def _quantity(a: dict[str, Any]) -> int:
+    raw = str(a.get("quantity") or "")
+    return int(raw) if raw.isdigit() else 0
+
+
+def _run_order_action(backend: IvrBackend, cmd: RunAction, ctx: CallContext) -> ActionResult:
+    a = cmd.args
+    name = cmd.name
+    if name == "quote":
+        q = backend.quote(str(a.get("code") or ""))
+        if q is None:
+            return ActionResult(name, "unknown", {"stock": None, "stock_code": str(a.get("code") or "")})
+        return ActionResult(name, "ok", {"stock": _quote_dict(q), "stock_name": q.name, "stock_code": q.code})
+    if name == "preview_order":
+        p = backend.preview_order(str(a["client_id"]), str(a.get("side")), str(a.get("code")),
+                                  str(a.get("kind") or "limit"), _price(a), _quantity(a))
+        if not p.ok:
+            return ActionResult(name, "rejected", {"error_code": p.error_code, "preview": None})
+        return ActionResult(name, "ok", {"error_code": None, "preview": {
+            "price_fen": p.price_fen, "amount_fen": p.amount_fen, "frozen_fen": p.frozen_fen, "fees_fen": p.fees_fen,
+            "queued": p.queued, "buy": a.get("side") == "buy", "sell": a.get("side") == "sell",
+            "market": a.get("kind") == "market"}})
+    if name == "place_order":
+        if not cmd.idempotency_key:
+            raise ValueError("place_order without idempotency key")
+        r = backend.place_order(str(a["client_id"]), str(a.get("side")), str(a.get("code")),
+                                str(a.get("kind") or "limit"), _price(a), _quantity(a),
+                                str(a.get("trading_password") or ""), cmd.idempotency_key,
+                                ORDER_CHANNELS.get(ctx.channel, ctx.channel), ctx.caller)
+        return ActionResult(name, r.outcome, {"order_id": r.order_id, "order_status": r.status,
+                                              "filled_qty": r.filled_qty, "error_code": r.error_code})
+    if name in ("orders_today", "open_orders"):
+        rows = [_order_dict(o) for o in getattr(backend, name)(str(a["client_id"]))]
+        var = "orders" if name == "orders_today" else "open_orders"
+        return ActionResult(name, "ok" if rows else "none", {var: rows})
+    if name == "trades_today":
+        trades = [_trade_dict(x) for x in backend.trades_today(str(a["client_id"]))]
+        return ActionResult(name, "ok" if trades else "none", {"trades": trades})
+    if name == "cancel_order":
+        order = a.get("order") or {}
+        ok, code = backend.cancel_order(str(a["client_id"]), str(order.get("id") or ""))
+        return ActionResult(name, "ok" if ok else "rejected", {"order_id": order.get("id"), "error_code": code})
+    if name in ("change_pin", "change_trading_password"):
+        which: SecretKind = "pin" if name == "change_pin" else "trading"
+        change = backend.change_secret(str(a["client_id"]), which, str(a.get("old_secret") or ""),
+                                       str(a.get("new_secret") or ""), str(a.get("new_secret_again") or ""))
+        return ActionResult(name, change.outcome, {"weak_code": change.weak_code})
+    if name == "market_summary":
+        market = [_quote_dict(q) for q in backend.market_summary()]
+        return ActionResult(name, "ok" if market else "none", {"market": market})
+    if name == "set_price_alert":
+        code = backend.set_price_alert(str(a["client_id"]), str(a.get("code") or ""), str(a.get("direction") or ""),
+                                       int(a.get("price_fen") or 0))
+        return ActionResult(name, "ok" if code is None else "invalid", {"error_code": code})
+    raise ValueError(f"unknown action {name!r}")
 
 
 def _sub_dict(x: Subscription) -> dict[str, Any]:
@@ -244,6 +442,8 @@ class FakeAccount:
     available_fen: int = 0
     frozen_fen: int = 0
     bank_balance_fen: int = 0
+    trading_password: str = ""  # 交易密码 ("" : none set, orders refused)
+    birthday: date | None = None
 
 
 @dataclass
@@ -274,6 +474,12 @@ class FakeIvrBackend:
     call_failures: dict[str, int] = field(default_factory=dict)
     reject_next_transfer: str | None = None  # an error_code to return once (tests)
     topics_by_client: dict[str, dict[str, bool]] = field(default_factory=dict)  # 财经秘书 choices made
+    quotes: dict[str, StockQuote] = field(default_factory=dict)  # the tradable codes
+    orders: list[PhoneOrder] = field(default_factory=list)
+    order_keys: dict[str, PlaceResult] = field(default_factory=dict)
+    order_meta: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # order id -> (client, channel, caller)
+    trades: list[tuple[str, PhoneTrade]] = field(default_factory=list)  # (client id, trade)
+    price_alerts: list[tuple[str, str, str, int]] = field(default_factory=list)  # (client, code, direction, fen)
     _by_key: dict[str, TransferResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -399,9 +605,168 @@ class FakeIvrBackend:
             return Subscription(digit, topic, enabled, _topic_label(topic, lang))
 
 
+    # --- phone orders: a small model of the rules (fees 5 yuan minimum + stamp duty on sells; a limit buy at or
+    # above the last price fills at once; T+1: what was bought today cannot be sold) ---------------------------
+    def _main(self, client_id: str) -> FakeAccount | None:
+        return next((a for a in self._client_accounts(client_id) if a.main), None)
+
+    def quote(self, code: str) -> StockQuote | None:
+        return self.quotes.get(code)
+
+    def _fees(self, side: str, value_fen: int) -> int:
+        return max(500, (value_fen * 25 + 50_000) // 100_000) + ((value_fen * 5 + 5_000) // 10_000 if side == "sell" else 0)
+
+    def _holding(self, client_id: str, code: str) -> int:
+        return sum(h.quantity for h in self.holdings_by_client.get(client_id, []) if h.code == code)
+
+    def preview_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None,
+                      quantity: int) -> OrderPreview:
+        with self._lock:
+            return self._preview(client_id, side, code, kind, price_fen, quantity)
+
+    def _preview(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None,
+                 quantity: int) -> OrderPreview:
+        q = self.quotes.get(code)
+        account = self._main(client_id)
+        if q is None:
+            return OrderPreview(False, "unknown_code")
+        if account is None:
+            return OrderPreview(False, "unknown_account")
+        if quantity <= 0 or (side == "buy" and quantity % 100):
+            return OrderPreview(False, "quantity_not_board_lot")
+        price = q.last_fen if kind == "market" or price_fen is None else price_fen
+        value = price * quantity
+        fees = self._fees(side, value)
+        if side == "buy":
+            if value + fees > account.available_fen:
+                return OrderPreview(False, "insufficient_funds")
+            return OrderPreview(True, None, price, value, value + fees, fees)
+        bought = sum(t_.quantity for c, t_ in self.trades if c == client_id and t_.code == code and t_.side == "buy")
+        settled = self._holding(client_id, code)  # the holdings are yesterday's shares; today's buys are on top
+        if quantity > settled:
+            return OrderPreview(False, "bought_today_not_sellable" if quantity <= settled + bought
+                                else "insufficient_shares")
+        return OrderPreview(True, None, price, value, 0, fees)
+
+    def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,
+                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str) -> PlaceResult:
+        with self._lock:
+            account = self._main(client_id)
+            number = account.fund_account if account else ""
+            key = ("trading", number)
+            admission = throttle.admit([(self.counters.get(key, Counter()), self.account_backoff)], self.now())
+            self.counters[key] = admission.counters[0]
+            if not admission.admitted:
+                return PlaceResult("locked")
+            if account is None or not account.trading_password or account.trading_password != trading_password:
+                return PlaceResult("wrong_password")
+            self.counters[key] = throttle.cleared()
+            if idempotency_key in self.order_keys:
+                return self.order_keys[idempotency_key]
+            p = self._preview(client_id, side, code, kind, price_fen, quantity)
+            order_id = str(len(self.orders) + 1)
+            if not p.ok:
+                result = PlaceResult("rejected", order_id, "rejected", error_code=p.error_code)
+                status, filled = "rejected", 0
+            else:
+                q = self.quotes[code]
+                fills = side == "sell" or kind == "market" or p.price_fen >= q.last_fen
+                status, filled = ("filled", quantity) if fills else ("open", 0)
+                if side == "buy":
+                    account.available_fen -= p.frozen_fen
+                    if fills:
+                        self.trades.append((client_id, PhoneTrade(code, q.name, side, quantity, p.price_fen,
+                                                                   p.amount_fen)))
+                    else:
+                        account.frozen_fen += p.frozen_fen
+                else:
+                    self.trades.append((client_id, PhoneTrade(code, q.name, side, quantity, p.price_fen,
+                                                               p.amount_fen)))
+                result = PlaceResult("filled" if fills else "accepted", order_id, status, filled,
+                                     p.frozen_fen if not fills else 0)
+            self.orders.append(PhoneOrder(order_id, code, self.quotes[code].name if code in self.quotes else "", side,
+                                          quantity, p.price_fen, status, filled))
+            self.order_meta[order_id] = (client_id, channel, caller_phone)
+            self.order_keys[idempotency_key] = result
+            return result
+
+    def _orders_of(self, client_id: str) -> list[PhoneOrder]:
+        return [o for o in self.orders if self.order_meta[o.order_id][0] == client_id]
+
+    def orders_today(self, client_id: str) -> list[PhoneOrder]:
+        with self._lock:
+            return self._orders_of(client_id)
+
+    def open_orders(self, client_id: str) -> list[PhoneOrder]:
+        with self._lock:
+            return [o for o in self._orders_of(client_id) if o.status in ("open", "partial", "queued")]
+
+    def trades_today(self, client_id: str) -> list[PhoneTrade]:
+        with self._lock:
+            return [t_ for c, t_ in self.trades if c == client_id]
+
+    def cancel_order(self, client_id: str, order_id: str) -> tuple[bool, str | None]:
+        with self._lock:
+            for i, o in enumerate(self.orders):
+                if o.order_id == order_id and self.order_meta[order_id][0] == client_id:
+                    if o.status == "cancelled":
+                        return True, None
+                    if o.status not in ("open", "partial", "queued"):
+                        return False, "order_not_cancellable"
+                    self.orders[i] = PhoneOrder(o.order_id, o.code, o.name, o.side, o.quantity, o.price_fen,
+                                                "cancelled", o.filled_qty)
+                    account = self._main(client_id)
+                    if account is not None and o.side == "buy":
+                        released = o.price_fen * o.quantity + self._fees("buy", o.price_fen * o.quantity)
+                        account.frozen_fen -= released
+                        account.available_fen += released
+                    return True, None
+            return False, "unknown_order"
+
+    def change_secret(self, client_id: str, which: SecretKind, old: str, new: str, again: str) -> SecretChange:
+        from callcenter.domain.credentials import check_new_secret
+
+        with self._lock:
+            account = self._main(client_id)
+            if account is None:
+                return SecretChange("wrong_old")
+            key = ("account" if which == "pin" else "trading", account.fund_account)
+            admission = throttle.admit([(self.counters.get(key, Counter()), self.account_backoff)], self.now())
+            self.counters[key] = admission.counters[0]
+            if not admission.admitted:
+                return SecretChange("locked")
+            current = account.pin if which == "pin" else account.trading_password
+            if not current or current != old:
+                return SecretChange("wrong_old")
+            self.counters[key] = throttle.cleared()
+            weak = check_new_secret(new, again, account.birthday, old)
+            if weak is not None:
+                return SecretChange("weak", weak)
+            for a in self._client_accounts(client_id):
+                if which == "pin":
+                    a.pin = new
+                else:
+                    a.trading_password = new
+            return SecretChange("ok")
+
+    def market_summary(self) -> list[StockQuote]:
+        with self._lock:
+            return list(self.quotes.values())[:5]
+
+    def set_price_alert(self, client_id: str, code: str, direction: str, price_fen: int) -> str | None:
+        with self._lock:
+            if code not in self.quotes:
+                return "unknown_code"
+            if direction not in ("above", "below") or price_fen <= 0:
+                return "bad_threshold"
+            self.price_alerts.append((client_id, code, direction, price_fen))
+            return None
+
+
 # The 财经秘书 keys of the IVR menu, in order (the same as callcenter.care.subscriptions.IVR_TOPICS; a test
 # keeps them equal — this module stays free of the store).
-IVR_TOPIC_ORDER: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday")
+IVR_TOPIC_ORDER: tuple[str, ...] = ("corporate_actions", "ipo", "bulletin", "market_close", "birthday",
+                                        "trade_confirmation", "price_alert")
 
 
 def _default_backoff(free_setting: str) -> Backoff:
@@ -418,7 +783,8 @@ def _topic_label(topic: str, lang: str) -> str:
 
 
 def demo_backend(now: Callable[[], datetime] | None = None) -> FakeIvrBackend:
-    """A fake with one demo client: fund account 1234567890123456, PIN 123456, two banks, three holdings."""
+    """A fake with one demo client: fund account 1234567890123456, PIN 123456, trading password 802413, two
+    banks, three holdings, four quoted codes."""
     backend = FakeIvrBackend(now=now) if now else FakeIvrBackend()
     backend.add_account(FakeAccount("1234567890123456", "FA-1", "123456", "C-1001", "icbc", "中国工商银行",
                                     main=True, available_fen=1_234_560, frozen_fen=50_000,
@@ -431,6 +797,11 @@ def demo_backend(now: Callable[[], datetime] | None = None) -> FakeIvrBackend:
         Holding("600519", "贵州茅台", 100, 16_800_000),
         Holding("600000", "浦发银行", 2000, 1_500_000),
     ]
+    backend.accounts["1234567890123456"].trading_password = "802413"
+    backend.quotes.update({q.code: q for q in (StockQuote("600000", "浦发银行", 750, 740),
+                                               StockQuote("600519", "贵州茅台", 168_000, 169_000),
+                                               StockQuote("000001", "平安银行", 1152, 1152),
+                                               StockQuote("300750", "宁德时代", 20_000, 19_500))})
     backend.bulletins["zh-CN"] = Bulletin("B-1", "今日沪深两市正常交易，银证转账服务时间为交易日九点至十六点。")
     backend.bulletins["en"] = Bulletin("B-1", "Markets are open today. Bank-securities transfers run from 9:00 to "
                                               "16:00 on trading days.")

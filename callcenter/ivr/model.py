@@ -62,6 +62,32 @@ ACTIONS: dict[str, ActionSpec] = {
     "subscriptions": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error"), keep_typeahead=("ok", "none")),
     "toggle_subscription": ActionSpec(args=("client_id", "digit"), outcomes=("enabled", "disabled", "invalid", "error"),
                                       record=("topic",)),
+    # --- phone orders (电话委托) ---------------------------------------------------------------------------
+    "quote": ActionSpec(args=("code",), outcomes=("ok", "unknown", "error"), record=("stock_code",)),
+    "preview_order": ActionSpec(args=("client_id", "side", "code", "kind", "price_fen", "quantity"),
+                                outcomes=("ok", "rejected", "error"), record=("error_code",)),
+    # the trading password is checked first (its own throttle), then the order is placed once per call step
+    "place_order": ActionSpec(
+        args=("client_id", "side", "code", "kind", "price_fen", "quantity", "trading_password"),
+        outcomes=("filled", "accepted", "rejected", "wrong_password", "locked", "error"),
+        record=("order_id", "order_status", "error_code"),
+        idempotent=True,
+        wait_prompt=True,
+    ),
+    "orders_today": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "trades_today": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "open_orders": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
+    "cancel_order": ActionSpec(args=("client_id", "order"), outcomes=("ok", "rejected", "error"),
+                               record=("order_id", "error_code"), idempotent=True),
+    "change_pin": ActionSpec(args=("client_id", "old_secret", "new_secret", "new_secret_again"),
+                             outcomes=("ok", "wrong_old", "locked", "weak", "error"), record=("weak_code",),
+                             wait_prompt=True),
+    "change_trading_password": ActionSpec(args=("client_id", "old_secret", "new_secret", "new_secret_again"),
+                                          outcomes=("ok", "wrong_old", "locked", "weak", "error"),
+                                          record=("weak_code",), wait_prompt=True),
+    "market_summary": ActionSpec(args=(), outcomes=("ok", "none", "error")),
+    "set_price_alert": ActionSpec(args=("client_id", "code", "direction", "price_fen"),
+                                  outcomes=("ok", "invalid", "error"), record=("error_code",)),
 }
 
 

@@ -271,7 +271,8 @@ def company_info(settings: Any) -> CompanyInfo:
 def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int, now: datetime, tz: ZoneInfo,
          lang: str, company: CompanyInfo | None = None, scripts_dir: Path | None = None) -> dict[str, Any]:
     """Everything the call card shows (audit-logged): client summary, month change, last 5 contacts, the IVR
-    summary, service group, campaign, attempt number, the script step rendered for this client."""
+    summary, service group, campaign, attempt number, the script step rendered for this client, and the client's
+    open orders and today's trades (read only)."""
 
     def work(s: Session) -> dict[str, Any]:
         contact = _contact_for(s, principal, contact_id)
@@ -280,7 +281,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
                                 "hung_up": contact.hung_up_at is not None, "ended": contact.ended_at is not None,
                                 "note": contact.note, "disposition": contact.disposition, "client": None,
                                 "campaign": None, "group": None, "ivr": None, "history": [], "script": None,
-                                "month_change_fen": None, "lead": None}
+                                "month_change_fen": None, "lead": None, "orders": None}
         client = s.get(Client, contact.client_id) if contact.client_id else None
         if client is not None:
             summary = client_summary(s, client)
@@ -299,6 +300,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
             data["history"] = [{"at": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "agent": name,
                                 "direction": c.direction, "disposition": c.disposition, "note": c.note[:120]}
                                for c, name in history]
+            data["orders"] = _orders_read_only(s, client.id, now, tz)
         elif contact.lead_id is not None:
             lead = s.get(Lead, contact.lead_id)
             if lead is not None:
@@ -312,6 +314,34 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
         return data
 
     return run_in_transaction(sessions, work)
+
+
+@lru_cache(maxsize=1)
+def _instrument_names() -> dict[str, str]:
+    from callcenter.trading.exchange import load_instruments
+
+    return {x.instrument.code: x.instrument.name for x in load_instruments()}
+
+
+def _orders_read_only(s: Session, client_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The client's open orders and today's trades, for reading only: agents never place orders for a client
+    (全权委托 is forbidden); the card sends the client to the hotline's order menu instead."""
+    from callcenter.store.models import Order, Trade
+
+    names = _instrument_names()
+    today = now.astimezone(tz).date()
+    open_orders = s.execute(select(Order).where(Order.client_id == client_id,
+                                                Order.status.in_(("queued", "pending", "open", "partial")))
+                            .order_by(Order.id.desc()).limit(10)).scalars()
+    trades = s.execute(select(Trade).join(Order, Order.id == Trade.order_id)
+                       .where(Order.client_id == client_id, Trade.trade_date == today)
+                       .order_by(Trade.exec_id.desc()).limit(10)).scalars()
+    return {
+        "open": [{"code": o.code, "name": names.get(o.code, o.code), "side": o.side, "quantity": o.quantity,
+                  "price": _yuan(o.price_li // 10), "filled": o.filled_qty, "status": o.status} for o in open_orders],
+        "trades": [{"at": t_.at.astimezone(tz).strftime("%H:%M"), "code": t_.code, "name": names.get(t_.code, t_.code),
+                    "side": t_.side, "quantity": t_.quantity, "price": _yuan(t_.price_li // 10)} for t_ in trades],
+    }
 
 
 def _ivr_summary(s: Session, contact: DeskContact, client: Client | None, now: datetime) -> dict[str, Any] | None:

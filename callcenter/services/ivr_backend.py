@@ -1,5 +1,7 @@
 """The hotline's backend on the real store: authentication with backoff throttles, balances, holdings, transfers through
-the custody service, bulletins, and the call record. Implements ``callcenter.ivr.backend.IvrBackend``."""
+the custody service, bulletins, the call record, and phone orders (电话委托) through ``App.orders`` as the client
+themself (``Actor.client``), confirmed by the trading password (its own ``trading_pwd`` throttle). Implements
+``callcenter.ivr.backend.IvrBackend``."""
 
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from callcenter.domain.events import HandoffWaiting
 from callcenter.domain.masking import mask_account
 from callcenter.domain.money import fen_to_yuan
 from callcenter.i18n import t
-from callcenter.ivr.backend import (AccountBalance, AuthResult, Bulletin, Claim, Holding, Subscription, TransferAccount,
-                                    TransferResult)
+from callcenter.ivr.backend import (AccountBalance, AuthResult, Bulletin, Claim, Holding, OrderPreview, PhoneOrder,
+                                    PhoneTrade, PlaceResult, SecretChange, SecretKind, StockQuote, Subscription,
+                                    TransferAccount, TransferResult)
 from callcenter.services import clients as client_views
-from callcenter.services.auth import dummy_hash, verify_secret
+from callcenter.services.auth import dummy_hash, hash_secret, verify_secret
 from callcenter.domain.throttle import Admission
 from callcenter.services import throttles
 from callcenter.services.bus import EventBus
@@ -29,7 +32,7 @@ from callcenter.services.throttles import Scope, ThrottlePolicies, subject_of
 from callcenter.services.transfers import IdempotencyConflict, TransferCommand, TransferService
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Bulletin as BulletinRow
-from callcenter.store.models import FundAccount, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
+from callcenter.store.models import Client, FundAccount, IvrSession, IvrStep, TwilioCallState, TwilioWebhook
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +45,177 @@ IVR_ERRORS = {
 }
 
 
-class StoreIvrBackend:
+# how many instruments the market summary reads
+MARKET_SUMMARY_SIZE = 5
+
+
+def _fen(price: str | None) -> int:
+    from decimal import Decimal
+
+    return int(Decimal(price or "0") * 100)
+
+
+def _price_text(price_fen: int | None) -> str | None:
+    return None if price_fen is None else f"{price_fen // 100}.{price_fen % 100:02d}"
+
+
+class _OrdersMixin:
+    """Phone orders on the store (mixed into StoreIvrBackend)."""
+
+    _sessions: sessionmaker[Session]
+    _orders: Any
+    _policies: ThrottlePolicies
+    _clock: Callable[[], datetime]
+    _verify: Callable[[str, str], bool]
+
+    def _main_account(self, client_id: str) -> str | None:
+        return run_in_transaction(self._sessions, lambda s: s.execute(
+            select(FundAccount.account_no).where(FundAccount.client_id == int(client_id), FundAccount.is_main.is_(True))
+        ).scalar_one_or_none())
+
+    def quote(self, code: str) -> StockQuote | None:
+        from callcenter.domain.orders import OrderError
+
+        try:
+            q = self._orders.quote(code)
+        except OrderError:
+            return None
+        return StockQuote(q.code, q.name, _fen(q.last), _fen(q.prev_close))
+
+    def preview_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None,
+                      quantity: int) -> OrderPreview:
+        account = self._main_account(client_id)
+        if account is None:
+            return OrderPreview(False, "unknown_account")
+        out = self._orders.estimate(account, side, code, quantity, _price_text(price_fen), kind,
+                                    actor=Actor.client(int(client_id)))
+        if not out.ok:
+            return OrderPreview(False, out.code)
+        price = _fen(out.reference)
+        return OrderPreview(True, None, price, price * quantity, out.frozen_fen, out.fees_fen, out.status == "queued")
+
+    def _check_secret(self, scope: Scope, account_no: str, secret: str, column: str) -> str:
+        """Admit one attempt under ``scope``'s throttle, then verify: ok | wrong | locked (the same argon2 work for
+        every outcome)."""
+        keys = [(scope, subject_of(scope, account_no))]
+        now = self._clock()
+
+        def admit(s: Session) -> tuple[Admission, str]:
+            admission = throttles.admit(s, keys, self._policies, now)
+            row = s.execute(select(FundAccount).where(FundAccount.account_no == account_no)).scalar_one()
+            return admission, getattr(row, column) or ""
+
+        admission, stored = run_in_transaction(self._sessions, admit)
+        ok = self._verify(stored or dummy_hash(), secret or " ") and bool(stored) and secret.isdigit()
+        if not admission.admitted:
+            return "locked"
+        if not ok:
+            return "wrong"
+        run_in_transaction(self._sessions, lambda s: throttles.succeeded(s, keys))
+        return "ok"
+
+    def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,
+                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str) -> PlaceResult:
+        from callcenter.services.orders import PlaceOrder
+
+        account = self._main_account(client_id)
+        if account is None:
+            return PlaceResult("rejected", error_code="unknown_account")
+        checked = self._check_secret(Scope.TRADING_PWD, account, trading_password, "trading_pwd_hash")
+        if checked != "ok":
+            return PlaceResult("locked" if checked == "locked" else "wrong_password")
+        out = self._orders.place(PlaceOrder(idempotency_key, account, side, code, quantity,
+                                            None if kind == "market" else _price_text(price_fen), kind=kind,
+                                            channel=channel[:16], caller_phone=caller_phone[:20],
+                                            actor=Actor.client(int(client_id))))
+        order_id = str(out.order_id) if out.order_id else None
+        if not out.ok:
+            return PlaceResult("rejected", order_id, out.status, error_code=out.code)
+        return PlaceResult("filled" if out.status == "filled" else "accepted", order_id, out.status, out.filled_qty,
+                           out.frozen_fen)
+
+    def _phone_orders(self, client_id: str, which: str) -> list[PhoneOrder]:
+        account = self._main_account(client_id)
+        if account is None:
+            return []
+        rows = getattr(self._orders, which)(account, actor=Actor.client(int(client_id)))
+        return [PhoneOrder(str(o.order_id), o.code, o.name, o.side, o.quantity, _fen(o.price), o.status, o.filled_qty)
+                for o in rows]
+
+    def orders_today(self, client_id: str) -> list[PhoneOrder]:
+        return self._phone_orders(client_id, "orders_today")
+
+    def open_orders(self, client_id: str) -> list[PhoneOrder]:
+        return self._phone_orders(client_id, "open_orders")
+
+    def trades_today(self, client_id: str) -> list[PhoneTrade]:
+        account = self._main_account(client_id)
+        if account is None:
+            return []
+        return [PhoneTrade(t_.code, t_.name, t_.side, t_.quantity, _fen(t_.price), t_.value_fen)
+                for t_ in self._orders.trades_today(account, actor=Actor.client(int(client_id)))]
+
+    def cancel_order(self, client_id: str, order_id: str) -> tuple[bool, str | None]:
+        account = self._main_account(client_id)
+        if account is None or not order_id.isdigit():
+            return False, "unknown_order"
+        out = self._orders.cancel(account, int(order_id), actor=Actor.client(int(client_id)))
+        return bool(out.ok), out.code
+
+    def change_secret(self, client_id: str, which: SecretKind, old: str, new: str, again: str) -> SecretChange:
+        """The old secret under its throttle (the PIN's is the login's ``ivr_account`` counter), then the strength
+        rules; a PIN is every account's of the client (one IVR PIN per client), a trading password the main
+        account's."""
+        from callcenter.domain.credentials import check_new_secret
+
+        account = self._main_account(client_id)
+        if account is None:
+            return SecretChange("wrong_old")
+        scope, column = (Scope.IVR_ACCOUNT, "pin_hash") if which == "pin" else (Scope.TRADING_PWD, "trading_pwd_hash")
+        checked = self._check_secret(scope, account, old, column)
+        if checked != "ok":
+            return SecretChange("locked" if checked == "locked" else "wrong_old")
+        birthday = run_in_transaction(self._sessions, lambda s: s.get_one(Client, int(client_id)).birthday)
+        weak = check_new_secret(new, again, birthday, old)
+        if weak is not None:
+            return SecretChange("weak", weak)
+        hashed = hash_secret(new)
+
+        def store(s: Session) -> None:
+            q = select(FundAccount).where(FundAccount.client_id == int(client_id))
+            if which == "trading":
+                q = q.where(FundAccount.is_main.is_(True))
+            for row in s.execute(q).scalars():
+                setattr(row, column, hashed)
+
+        run_in_transaction(self._sessions, store)
+        return SecretChange("ok")
+
+    def market_summary(self) -> list[StockQuote]:
+        out = []
+        for code in self._orders.instruments()[:MARKET_SUMMARY_SIZE]:
+            q = self.quote(code)
+            if q is not None:
+                out.append(q)
+        return out
+
+    def set_price_alert(self, client_id: str, code: str, direction: str, price_fen: int) -> str | None:
+        from callcenter.care.trading_alerts import AlertRefused, set_price_alert
+
+        try:
+            set_price_alert(self._sessions, self._orders, int(client_id), code, direction, price_fen * 10,
+                            source="ivr", now=self._clock())
+        except AlertRefused as exc:
+            return exc.code
+        return None
+
+
+class StoreIvrBackend(_OrdersMixin):
     def __init__(self, sessions: sessionmaker[Session], transfers: TransferService, clock: Callable[[], datetime],
                  *, policies: ThrottlePolicies | None = None, bus: EventBus | None = None,
-                 verify: Callable[[str, str], bool] = verify_secret) -> None:
+                 verify: Callable[[str, str], bool] = verify_secret, orders: Any = None) -> None:
         self._sessions = sessions
+        self._orders = orders  # callcenter.services.orders.OrderService (phone orders)
         self._transfers = transfers
         self._clock = clock
         self._policies = policies or ThrottlePolicies.defaults()

@@ -5,8 +5,9 @@ end (now, when the month is closed), asset growth split into net deposits (bank-
 transfers done in the month) and investment gain (the rest), asset turnover (trade volume / average assets),
 contacts made and complaints (from the desk's contact records). The ranking marks the top 2 and bottom 2.
 
-The trade volume comes from a pluggable ``TradeVolume`` source; the engine has no trade feed yet, so the
-default reports 0 (turnover 0) — a brokerage wires its back-office feed here.
+The trade volume comes from a pluggable ``TradeVolume`` source; the default, ``trades_volume``, sums the value of
+the clients' trades (成交, ``trades``: the phone orders' fills) dated in the month, buys and sells alike. A
+brokerage whose clients also trade elsewhere wires its back-office feed here instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.groups import client_assets_fen, list_groups
 from callcenter.store.db import run_in_transaction
-from callcenter.store.models import Client, Transfer
+from callcenter.store.models import Client, Order, Trade, Transfer
 from callcenter.store.models.desk import ClientAssetSnapshot, DeskContact, GroupKpi
 
 TradeVolume = Callable[[Session, list[int], date, date], int]
@@ -30,6 +31,16 @@ TradeVolume = Callable[[Session, list[int], date, date], int]
 
 def no_trade_feed(s: Session, client_ids: list[int], first: date, last: date) -> int:
     return 0
+
+
+def trades_volume(s: Session, client_ids: list[int], first: date, last: date) -> int:
+    """The value (fen) of every trade of ``client_ids`` dated ``first``..``last``."""
+    if not client_ids:
+        return 0
+    total = s.execute(select(func.coalesce(func.sum(Trade.value_fen), 0)).join(Order, Order.id == Trade.order_id)
+                      .where(Order.client_id.in_(client_ids), Trade.trade_date >= first,
+                             Trade.trade_date <= last)).scalar_one()
+    return int(total)
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -70,7 +81,7 @@ def _utc_range(first: date, nxt: date, tz: ZoneInfo) -> tuple[datetime, datetime
 
 
 def compute_month(sessions: sessionmaker[Session], month: str, now: datetime, tz: ZoneInfo, *,
-                  trade_volume: TradeVolume = no_trade_feed) -> list[KpiRow]:
+                  trade_volume: TradeVolume = trades_volume) -> list[KpiRow]:
     """Close ``month``: snapshot every grouped client's assets, compute and store each group's KPIs and rank.
     Running it again for the same month replaces that month's figures (idempotent)."""
     first, nxt = month_bounds(month)

@@ -5,6 +5,7 @@
                            reference); record the gateway's answer and any immediate fill
     cancel(...)            cancel what has not filled; the freeze of the cancelled part goes back
     quote / open_orders / trades_today     reads
+    estimate(...)          the rules' answer without placing (the hotline's read-back before the trading password)
     sync(now)              apply the gateway's new fills (each exec id once) and send queued orders
     settle(day)            end of day: open orders expire, trades settle into holdings and the journal
 
@@ -189,6 +190,43 @@ class OrderService:
             rows = s.execute(select(Trade).where(Trade.fund_account_id == fund.id, Trade.trade_date == day)
                              .order_by(Trade.exec_id)).scalars()
             return [self._trade_view(r) for r in rows]
+
+        return run_in_transaction(self._sessions, work)
+
+    def instruments(self) -> list[str]:
+        """The tradable codes, in the gateway's order (the hotline's market summary reads the first few)."""
+        return [inst.code for inst in self._gateway.instruments()]
+
+    def estimate(self, account_no: str, side: str, code: str, quantity: int, price: str | None, kind: str = "limit",
+                 *, actor: Actor, at: datetime | None = None) -> OrderOutcome:
+        """The rules' answer for an order *without* placing it: what it would freeze and cost, or the refusal (the
+        hotline reads this back before asking for the trading password). ``reference`` carries the price as
+        decided (a market order's freeze price). Nothing is written."""
+        now = at or self._clock()
+        inst = self._gateway.instrument(code)
+        if inst is None:
+            return self._refusal(Rule.UNKNOWN_CODE)
+        quote = self._gateway.quote(code, now).quote
+        local = now.astimezone(self._tz)
+
+        def work(s: Session) -> OrderOutcome:
+            try:
+                fund = self._readable(s, account_no, actor)
+                if not fund.is_main:
+                    raise OrderError(Rule.NOT_MAIN_ACCOUNT)
+                if fund.status != "active":
+                    raise OrderError(Rule.ACCOUNT_LOCKED)
+                if side not in ("buy", "sell") or kind not in ("limit", "market"):
+                    raise OrderError(Rule.BAD_SIDE if side not in ("buy", "sell") else Rule.BAD_KIND)
+                accepted = decide(OrderRequest(code, side, quantity, price, kind), inst, quote,
+                                  self._position(s, fund.id, code), available_fen=balances(s, "fund", [fund.id])[fund.id],
+                                  local_now=local, is_trading_day=self._calendar.is_trading_day(local.date()),
+                                  rules=self._rules)
+            except OrderError as exc:
+                return self._refusal(exc.rule)
+            return OrderOutcome(True, None, "", None, format_price(accepted.price_li, inst),
+                                "queued" if accepted.queued else "estimate", accepted.frozen_fen,
+                                accepted.fees_estimate_fen)
 
         return run_in_transaction(self._sessions, work)
 

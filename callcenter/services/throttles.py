@@ -33,9 +33,10 @@ class Scope(StrEnum):
     LOGIN_IP = "login_ip"  # the client's IP address
     IVR_ACCOUNT = "ivr_account"  # the fund account number typed (known or not)
     IVR_CALLER = "ivr_caller"  # caller ID / Twilio From / AGI callerid ("" when withheld)
+    TRADING_PWD = "trading_pwd"  # a fund account's trading password (交易密码): its own counter, the IVR policy
 
 
-ACCOUNT_SCOPES = frozenset({Scope.LOGIN_USER, Scope.IVR_ACCOUNT})  # cleared by a success
+ACCOUNT_SCOPES = frozenset({Scope.LOGIN_USER, Scope.IVR_ACCOUNT, Scope.TRADING_PWD})  # cleared by a success
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class ThrottlePolicies:
 
     def of(self, scope: Scope) -> Backoff:
         return {Scope.LOGIN_USER: self.login_user, Scope.LOGIN_IP: self.login_ip,
-                Scope.IVR_ACCOUNT: self.ivr_account, Scope.IVR_CALLER: self.ivr_caller}[scope]
+                Scope.IVR_ACCOUNT: self.ivr_account, Scope.IVR_CALLER: self.ivr_caller,
+                Scope.TRADING_PWD: self.ivr_account}[scope]
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ThrottlePolicies":
@@ -73,7 +75,7 @@ Key = tuple[Scope, str]
 
 def subject_of(scope: Scope, raw: str) -> str:
     """The stored subject: trimmed and bounded like the input it comes from."""
-    return raw.strip()[:20 if scope is Scope.IVR_ACCOUNT else 64]
+    return raw.strip()[:20 if scope in (Scope.IVR_ACCOUNT, Scope.TRADING_PWD) else 64]
 
 
 def _locked_rows(s: Session, keys: Sequence[Key]) -> dict[Key, AuthThrottle]:
@@ -141,7 +143,7 @@ class ThrottleView:
 
 
 def masked(scope: Scope, subject: str) -> str:
-    if scope is Scope.IVR_ACCOUNT:
+    if scope in (Scope.IVR_ACCOUNT, Scope.TRADING_PWD):
         return mask_account(subject)
     if scope is Scope.IVR_CALLER:
         return mask_phone(subject) if subject else "(withheld)"
@@ -215,7 +217,7 @@ class Throttles:
             s.delete(row)
             after = _view(scope, subject, None, self._policies, now)
             client_id = None
-            if scope is Scope.IVR_ACCOUNT:
+            if scope in (Scope.IVR_ACCOUNT, Scope.TRADING_PWD):
                 client_id = s.execute(select(FundAccount.client_id).where(FundAccount.account_no == subject)
                                       ).scalar_one_or_none()
             entry = AuditLog(at=now, staff_id=principal.staff_id, action=f"unlock_{scope.value}"[:32],

@@ -11,10 +11,12 @@ from sqlalchemy import func, select
 
 from callcenter.bootstrap import App
 from callcenter.demo import data
-from callcenter.demo.seed import DEMO_FUND_ACCOUNT, DEMO_PIN, bank_openings, open_demo_bank_accounts, seed
+from callcenter.demo.seed import (DEMO_FUND_ACCOUNT, DEMO_PIN, DEMO_TRADING_PASSWORD, bank_openings,
+                                  open_demo_bank_accounts, seed)
+from callcenter.services.throttles import Scope
 from callcenter.store.db import transaction
 from callcenter.store.ledger import check_ledger
-from callcenter.store.models import Client, FundAccount, Holding, ServiceGroup, Staff
+from callcenter.store.models import Client, FundAccount, Holding, Order, ServiceGroup, Staff, Trade
 
 
 @pytest.mark.slow
@@ -51,7 +53,15 @@ def test_demo_seed(core: App) -> None:
             members = s.execute(select(Staff).where(Staff.service_group_id == group.id)).scalars().all()
             assert 2 <= len(members) <= 3 and any(m.back_office for m in members)
         assert check_ledger(s).ok
+        # an order history: filled and settled, one trade each, channel and caller recorded, none today
+        orders = s.execute(select(Order)).scalars().all()
+        assert summary.orders == len(orders) > 50 and summary.trades == s.execute(select(func.count(Trade.id))).scalar_one()
+        assert {o.status for o in orders} == {"filled"} and all(o.settled and o.caller_phone for o in orders)
+        assert {o.channel for o in orders} <= {"ivr", "twilio", "text"} and max(o.trade_date for o in orders) < today
+        assert max(s.execute(select(Trade.exec_id)).scalars()) < 0  # clear of the gateway's exec ids
     assert core.ivr.authenticate(DEMO_FUND_ACCOUNT, DEMO_PIN, "", "demo").outcome == "ok"
+    assert core.ivr._check_secret(Scope.TRADING_PWD, DEMO_FUND_ACCOUNT, DEMO_TRADING_PASSWORD,
+                                  "trading_pwd_hash") == "ok"
     # the bank's side of the demo is opened at the bank, through its protocol, equal to our mirror books
     openings = bank_openings(core.sessions)
     assert open_demo_bank_accounts(core) == (len(openings), 0)

@@ -24,6 +24,9 @@ class RecordingWork(CareWork):
     def reminders(self, day: date) -> None:
         self.calls.append(("reminders", day))
 
+    def trading_alerts(self, day: date) -> None:
+        self.calls.append(("trading_alerts", day))
+
 
 async def test_runner_runs_due_jobs_once_and_stops(core, clock):
     clock.now = utc(2026, 10, 2, 2)  # 10:00 on a National Day holiday: only the greetings/reminders job
@@ -35,13 +38,14 @@ async def test_runner_runs_due_jobs_once_and_stops(core, clock):
         runs.append(name)
         if len(runs) == 1:
             clock.now = utc(2026, 10, 8, 2)  # next wake-up: the first trading day after the holiday
-        elif len(runs) == 4:
+        elif len(runs) == 5:
             stop.set()
 
     await asyncio.wait_for(care_runner(core, stop, work=work, max_sleep_s=0.0, on_run=on_run), timeout=30)
-    assert work.calls == [("reminders", date(2026, 10, 2)), ("regulatory", date(2026, 10, 8)),
-                          ("reminders", date(2026, 10, 8))]
-    assert runs == ["reminders", "regulatory", "reminders", "notify_calls"]
+    # the trading-day interval job (成交回报 / 行情报警) runs on 10-08 only, once per interval
+    assert work.calls == [("reminders", date(2026, 10, 2)), ("trading_alerts", date(2026, 10, 8)),
+                          ("regulatory", date(2026, 10, 8)), ("reminders", date(2026, 10, 8))]
+    assert runs == ["reminders", "trading_alerts", "regulatory", "reminders", "notify_calls"]
 
 
 async def test_runner_keeps_going_when_a_job_fails(core, clock):
@@ -61,7 +65,8 @@ async def test_runner_keeps_going_when_a_job_fails(core, clock):
             stop.set()
 
     await asyncio.wait_for(care_runner(core, stop, work=work, max_sleep_s=0.0, on_run=on_run), timeout=30)
-    assert done == ["reminders", "notify_calls"] and work.calls == [("reminders", date(2026, 3, 4))]
+    assert done == ["trading_alerts", "reminders", "notify_calls"]
+    assert work.calls == [("trading_alerts", date(2026, 3, 4)), ("reminders", date(2026, 3, 4))]
 
 
 def test_subscriptions_from_the_ivr_and_the_agent_screen(core):
@@ -69,7 +74,7 @@ def test_subscriptions_from_the_ivr_and_the_agent_screen(core):
     subs = SubscriptionService(core.sessions, core.clock)
     prefs = subs.get(cid)
     assert prefs.topics == {"corporate_actions": True, "ipo": False, "bulletin": False, "market_close": False,
-                            "birthday": True}
+                            "birthday": True, "trade_confirmation": False, "price_alert": True}
     menu = subs.ivr_menu(cid, "zh-CN")
     assert "按1取消持仓股票配股" in menu and "按4开通收盘综述" in menu
     topic, enabled, say = subs.ivr_toggle(cid, "4", "zh-CN")

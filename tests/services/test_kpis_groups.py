@@ -108,3 +108,28 @@ def test_monthly_kpis_split_growth_and_mark_top_and_bottom(core) -> None:  # typ
     assert [r.mark for r in rows] == ["top", "top", "", "bottom", "bottom"]
     assert kpis.compute_month(core.sessions, "2026-11", now, TZ) == rows  # idempotent
     assert [r.group_id for r in kpis.ranking(core.sessions, "2026-11", frozenset({gs[0]}))] == [gs[0]]
+
+
+def test_turnover_comes_from_the_groups_trades(core) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from callcenter.domain.access import Actor
+    from callcenter.services.orders import PlaceOrder
+    from callcenter.store.models import Order, Trade
+
+    traded, idle = (groups.create_group(core.sessions, f"换手{i}", staff(core, 2, 1)) for i in range(2))
+    cid, (acct,) = make_client(core, accounts=[(1_000_000_00, 0)], group_id=traded)
+    make_client(core, accounts=[(1_000_000_00, 0)], group_id=idle)
+    q = core.orders.quote("600000")  # the clock is a trading morning of 2026-11
+    assert core.orders.place(PlaceOrder("kpi:1", acct, "buy", "600000", 1000, q.limit_up, actor=Actor.client(cid))).ok
+    volume = run_in_transaction(core.sessions, lambda s: s.execute(
+        select(func.sum(Trade.value_fen)).join(Order, Order.id == Trade.order_id).where(Order.client_id == cid)
+    ).scalar_one())
+    assert volume > 0
+    rows = {r.group_id: r for r in kpis.compute_month(core.sessions, "2026-11",
+                                                       datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc), TZ)}
+    row = rows[traded]
+    assert row.turnover_bp == volume * 10_000 // ((row.assets_start_fen + row.assets_end_fen) // 2) > 0
+    assert rows[idle].turnover_bp == 0
+    assert run_in_transaction(core.sessions, lambda s: kpis.trades_volume(s, [cid], date(2026, 12, 1),
+                                                                          date(2026, 12, 31))) == 0  # other month

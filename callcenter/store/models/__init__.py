@@ -18,7 +18,7 @@ from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns,
 from callcenter.store.models import desk as _desk  # noqa: F401  (agent desk, groups, KPIs, schedule claims)
 from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.ledger import LedgerAccount, Posting, Transfer, JournalEntry
-from callcenter.store.models.orders import Order, SimFill, SimOrder, Trade
+from callcenter.store.models.orders import Order, PriceAlert, SimFill, SimOrder, Trade
 
 __all__ = [
     "AuditLog",
@@ -30,6 +30,7 @@ __all__ = [
     "Holding",
     "JournalEntry",
     "Order",
+    "PriceAlert",
     "SimFill",
     "SimOrder",
     "Trade",

@@ -120,6 +120,8 @@ class FundAccount(Base):
     bank_account_id: Mapped[int] = mapped_column(ForeignKey("bank_accounts.id"))
     status: Mapped[str] = mapped_column(String(8), default="active")
     pin_hash: Mapped[str] = mapped_column(String(255), default="")  # IVR / phone PIN, argon2 (throttle: AuthThrottle)
+    # 交易密码: the second secret that confirms a phone order, argon2 like the PIN, its own throttle (trading_pwd)
+    trading_pwd_hash: Mapped[str] = mapped_column(String(255), default="")
     opened_on: Mapped[date] = mapped_column(Date)
 
     client: Mapped[Client] = relationship(back_populates="fund_accounts")

@@ -111,3 +111,26 @@ class SimFill(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     price_li: Mapped[int] = mapped_column(Fen)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PriceAlert(Base):
+    """行情报警: tell the client (SMS, 财经秘书 topic ``price_alert``) when ``code`` crosses ``threshold_li``
+    (``above``: rises to or over it; ``below``: falls to or under it). Fires once per crossing: firing disarms it,
+    the price going back across the threshold re-arms it (``callcenter.care.trading_alerts``)."""
+
+    __tablename__ = "price_alerts"
+    __table_args__ = (
+        UniqueConstraint("client_id", "code", "direction"),
+        CheckConstraint("direction in ('above','below')", name="direction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    code: Mapped[str] = mapped_column(String(6))
+    direction: Mapped[str] = mapped_column(String(5))
+    threshold_li: Mapped[int] = mapped_column(Fen)
+    armed: Mapped[bool] = mapped_column(Boolean, default=True)
+    fired_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    source: Mapped[str] = mapped_column(String(8))  # ivr / agent
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

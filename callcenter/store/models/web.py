@@ -22,12 +22,13 @@ class WebSession(Base):
 
 class AuthThrottle(Base):
     """Failed staff logins and IVR PINs, one counter per account and per source: ``login_user`` (username),
-    ``login_ip`` (client IP), ``ivr_account`` (the fund account number typed, known or not) and ``ivr_caller``
-    (caller ID, "" when withheld). The rule is ``callcenter.domain.throttle``; ``callcenter.services.throttles``
-    reads and writes the rows under a row lock."""
+    ``login_ip`` (client IP), ``ivr_account`` (the fund account number typed, known or not), ``ivr_caller``
+    (caller ID, "" when withheld) and ``trading_pwd`` (a fund account's trading password, 交易密码). The rule is
+    ``callcenter.domain.throttle``; ``callcenter.services.throttles`` reads and writes the rows under a row lock."""
 
     __tablename__ = "auth_throttles"
-    __table_args__ = (CheckConstraint("scope in ('login_user','login_ip','ivr_account','ivr_caller')", name="scope"),)
+    __table_args__ = (CheckConstraint("scope in ('login_user','login_ip','ivr_account','ivr_caller','trading_pwd')",
+                                      name="scope"),)
 
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
