@@ -451,7 +451,7 @@ def run(agents: int = 100, leads: int = 5000, requests: int = 600, rate: float =
         "database": database_url.split(":", 1)[0].split("+", 1)[0], "agents": agents, "leads": leads, "mode": mode,
         "requests": requests, "rate": rate, "concurrency": concurrency, "agi_calls": agi_calls,
         "agi_concurrency": agi_concurrency, "other_running_campaigns": seeded.other_running,
-        "idle": idle, "load": load, "ratio": ratios, "target_ratio": TARGET_RATIO, "target_met": met,
+        "idle": idle, "load": load, "originated_total": phases["originated_total"], "ratio": ratios, "target_ratio": TARGET_RATIO, "target_met": met,
     }
     _print(result)
     if as_json:
@@ -464,10 +464,10 @@ def _print(r: dict[str, Any]) -> None:
     print(f"bench loop: {r['database']}, {r['agents']} agents on a {r['mode']} campaign ({r['leads']} leads), simulated "
           f"PBX in real time (fast customers); {r['requests']} web requests at {r['rate']}/s ({r['concurrency']} at "
           f"once) and {r['agi_calls']} hotline calls ({r['agi_concurrency']} at once) per phase")
-    print(f"{'':28}{'idle':>12}{'load':>12}{'load/idle':>11}")
+    print(f"{'':28}{'idle':>16}{'load':>16}{'load/idle':>11}")
 
     def row(label: str, a: Any, b: Any, q: Any = "") -> None:
-        print(f"{label:28}{a!s:>12}{b!s:>12}{q!s:>11}")
+        print(f"{label:28}{a!s:>16}{b!s:>16}{q!s:>11}")
 
     row("web p50 ms", idle["web"]["p50_ms"], load["web"]["p50_ms"], ratio["web_p50"])
     row("web p99 ms", idle["web"]["p99_ms"], load["web"]["p99_ms"], ratio["web_p99"])
