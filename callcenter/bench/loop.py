@@ -178,9 +178,12 @@ def _dialer_counts(core: Any, campaign_id: int) -> tuple[int, int]:
     from callcenter.store.db import run_in_transaction
     from callcenter.store.models.dialer import Attempt
 
-    return run_in_transaction(core.sessions, lambda s: tuple(s.execute(
-        select(func.count(Attempt.id), func.count(Attempt.connected_at)).where(Attempt.campaign_id == campaign_id))
-        .one()))
+    def work(s: Any) -> tuple[int, int]:
+        attempts, connected = s.execute(select(func.count(Attempt.id), func.count(Attempt.connected_at))
+                                        .where(Attempt.campaign_id == campaign_id)).one()
+        return int(attempts), int(connected)
+
+    return run_in_transaction(core.sessions, work)
 
 
 async def _run_clients(spec: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +250,7 @@ async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, w
     from callcenter.services.metrics import watch_loop_lag
 
     kinds = ("desk_status", "desk_status", "desk_status", "healthz", "wallboard")
-    requests = []
+    requests: list[dict[str, str | None]] = []
     n_requests = min(sizes.requests, 50) if name == "warmup" else sizes.requests
     n_calls = min(sizes.agi_calls, 2) if name == "warmup" else sizes.agi_calls
     for i in range(n_requests):

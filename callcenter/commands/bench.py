@@ -93,7 +93,7 @@ def all_benchmarks(as_json: bool = JSON) -> None:
 
     results: dict[str, object] = {}
     runs: tuple[tuple[str, dict[str, Any]], ...] = (("transfers", {}), ("agi", {}), ("ami", {}), ("pacing", {}),
-                                                    ("push", {}))
+                                                    ("push", {}), ("loop", {}))
     for name, kwargs in runs:
         try:
             module = importlib.import_module(f"callcenter.bench.{name}")
