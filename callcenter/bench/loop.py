@@ -23,7 +23,8 @@ Each phase, from a client process of its own (:mod:`callcenter.bench.loop_client
 (authentication + balances, ``agi_concurrency`` at a time) with every command's turnaround (from the fake
 Asterisk's answer to the engine's next command; the one after the PIN, the argon2 check, is reported apart as
 the PIN wait). In the engine process, the loop's lag is sampled every 10 ms (``watch_loop_lag``) and the PBX's
-calls every 250 ms; the dialler's attempts and connects in the phase are counted in the database.
+calls every 250 ms; the dialler's attempts started, connected and ended (their outcome recorded: whether the
+dialler keeps up with its calls' events) in the phase are counted in the database.
 
 Printed: p50/p99 of each figure per phase and the ratio load/idle (target: p99 under load within 1.5x of idle);
 with ``as_json`` one JSON object on the last line. The campaign is stopped and the agents logged out at the end.
@@ -172,16 +173,17 @@ def _finish(core: Any, seeded: Seeded) -> None:
         .values(state="logged_out", state_since=now, ended_at=now, dialer_id=None, lease_until=None)))
 
 
-def _dialer_counts(core: Any, campaign_id: int) -> tuple[int, int]:
+def _dialer_counts(core: Any, campaign_id: int) -> tuple[int, int, int]:
     from sqlalchemy import func, select
 
     from callcenter.store.db import run_in_transaction
     from callcenter.store.models.dialer import Attempt
 
-    def work(s: Any) -> tuple[int, int]:
-        attempts, connected = s.execute(select(func.count(Attempt.id), func.count(Attempt.connected_at))
-                                        .where(Attempt.campaign_id == campaign_id)).one()
-        return int(attempts), int(connected)
+    def work(s: Any) -> tuple[int, int, int]:
+        attempts, connected, ended = s.execute(
+            select(func.count(Attempt.id), func.count(Attempt.connected_at), func.count(Attempt.ended_at))
+            .where(Attempt.campaign_id == campaign_id)).one()
+        return int(attempts), int(connected), int(ended)
 
     return run_in_transaction(core.sessions, work)
 
@@ -295,7 +297,7 @@ async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, w
     seconds = time.perf_counter() - started
     after = await asyncio.to_thread(_dialer_counts, core, seeded.campaign_id)
     hist_after = _lag_hist(core)
-    attempts, connects = after[0] - before[0], after[1] - before[1]
+    attempts, connects, ended = after[0] - before[0], after[1] - before[1], after[2] - before[2]
     n_hist = hist_after[0] - hist_before[0]
     return {
         "seconds": round(seconds, 2),
@@ -303,7 +305,8 @@ async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, w
         "loop_lag": {"samples": len(lags), "p50_ms": _ms(_pct(lags, 0.5)), "p99_ms": _ms(_pct(lags, 0.99)),
                      "max_ms": _ms(max(lags, default=0.0)),
                      "metrics_mean_ms": _ms((hist_after[1] - hist_before[1]) / n_hist) if n_hist else None},
-        "dialer": {"attempts": attempts, "connects": connects, "campaign_attempts": after[0], "campaign_connects": after[1],
+        "dialer": {"attempts": attempts, "connects": connects, "ended": ended,
+                   "campaign_attempts": after[0], "campaign_connects": after[1], "campaign_ended": after[2],
                    "attempts_per_min": round(attempts * 60 / seconds, 1), "connects_per_min": round(connects * 60 / seconds, 1),
                    "in_flight_mean": round(sum(a for a, _ in pbx_samples) / len(pbx_samples), 1) if pbx_samples else 0.0,
                    "talking_mean": round(sum(b for _, b in pbx_samples) / len(pbx_samples), 1) if pbx_samples else 0.0,
@@ -487,6 +490,7 @@ def _print(r: dict[str, Any]) -> None:
     row("loop lag max ms", idle["loop_lag"]["max_ms"], load["loop_lag"]["max_ms"])
     row("dialler attempts/min", idle["dialer"]["attempts_per_min"], load["dialer"]["attempts_per_min"])
     row("dialler connects/min", idle["dialer"]["connects_per_min"], load["dialer"]["connects_per_min"])
+    row("attempts ended (recorded)", idle["dialer"]["ended"], load["dialer"]["ended"])
     row("calls in flight (mean)", idle["dialer"]["in_flight_mean"], load["dialer"]["in_flight_mean"])
     row("agents talking (mean)", idle["dialer"]["talking_mean"], load["dialer"]["talking_mean"])
     print(f"load phase: {load['dialer']['attempts']} attempts, {load['dialer']['connects']} connected in "

@@ -46,6 +46,7 @@ def test_bench_loop_tiny(db_url: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert load["busy_reached"] and load["dialer"]["campaign_attempts"] > 0
     assert load["dialer"]["campaign_connects"] >= 1 and load["dialer"]["in_flight_mean"] > 0
     assert load["dialer"]["campaign_connects"] <= load["dialer"]["campaign_attempts"]
+    assert load["dialer"]["campaign_ended"] <= load["dialer"]["campaign_attempts"] and idle["dialer"]["ended"] == 0
     assert result["originated_total"] >= load["dialer"]["campaign_attempts"]
     assert load["dialer"]["attempts"] <= load["dialer"]["campaign_attempts"]
     assert result["ratio"]["web_p99"] == round(load["web"]["p99_ms"] / idle["web"]["p99_ms"], 2)
