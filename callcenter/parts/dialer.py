@@ -19,8 +19,10 @@ def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
 
 
 
-async def dialer_runner(core: App, stop: asyncio.Event) -> None:
+async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float | None = None) -> None:
     """Engine part for ``callcenter run``: the dialler on the configured telephony backend, real time.
+    ``auto_wrap_up_s``: simulated agents end their wrap-up by themselves after that long (``bench loop``);
+    by default an agent's wrap-up ends on their screen.
 
     Every start takes a backend from ``core.telephony`` (a fresh one from the settings, unless the composition
     root was given one), so the supervisor can restart this part after a failure (a refused AMI login, no
@@ -40,7 +42,7 @@ async def dialer_runner(core: App, stop: asyncio.Event) -> None:
     from callcenter.care.notify_calls import NotificationCaller
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
-    engine = DialerEngine(dialer_deps(core, notify=notify), telephony)
+    engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s)
     if core.notifications is not None:
         core.notifications.plug(notify)
     handoffs = None
