@@ -43,6 +43,11 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
     engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s)
+    from callcenter.services.desk import scripts
+
+    # the talk scripts a connected call's desk contact starts: loaded (and checked) once, now, not inside the
+    # first connect's transaction
+    await asyncio.to_thread(scripts, core.settings.scripts_path)
     if core.notifications is not None:
         core.notifications.plug(notify)
     handoffs = None
