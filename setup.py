@@ -26,7 +26,7 @@ setup(
               *sorted(data_dirs)],
     package_dir=data_dirs,
     package_data={
-        "": ["*.yaml", "*.yml", "*.html", "*.css", "*.js", "*.ini", "*.mako", "*.toml", "*.txt"],
+        "": ["*.yaml", "*.yml", "*.html", "*.css", "*.js", "*.ini", "*.mako", "*.toml", "*.txt", "*.csv"],
         **{name: DATA_PATTERNS for name in data_dirs},
     },
 )
