@@ -17,7 +17,7 @@ from typing import TypedDict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import Select, case, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.groups import client_assets_fen, list_groups
@@ -160,6 +160,14 @@ def _rate(num: int, den: int) -> float | None:
     return None if den == 0 else num / den
 
 
+def open_calls_query(since: datetime) -> Select[int]:
+    """Count of the attempts dialled since ``since`` and not ended: on the partial index ``ix_attempts_open`` (only
+    the open attempts are in it), so its cost is the calls in flight, not the history."""
+    from callcenter.store.models.dialer import Attempt
+
+    return select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None), Attempt.dialled_at >= since)
+
+
 def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     """Agents by state, calls ringing / connected, per running campaign: dials, contacts, 接通率, abandon rate
     today and over 30 days; IVR hand-offs waiting.
@@ -173,8 +181,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     agents = dict(s.execute(select(AgentSession.state, func.count()).where(AgentSession.ended_at.is_(None))
                             .group_by(AgentSession.state)).all())
     today = _local_midnight_utc(now, tz)
-    open_calls = select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None),
-                                                                 Attempt.dialled_at >= today - timedelta(hours=12))
+    open_calls = open_calls_query(today - timedelta(hours=12))
     ringing = s.execute(open_calls.where(Attempt.answered_at.is_(None))).scalar_one()
     connected = s.execute(open_calls.where(Attempt.connected_at.is_not(None))).scalar_one()
     ivr_waiting = s.execute(select(func.count()).select_from(IvrSession)
