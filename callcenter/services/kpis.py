@@ -173,7 +173,12 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     today and over 30 days; IVR hand-offs waiting.
 
     The abandon rates are the dialler's own abandon budget (``dialer.budget.load_budgets``, the figures the
-    pacers are held to): one owner for the figure.  Its 30 days are today and the 29 local days before."""
+    pacers are held to): one owner for the figure.  Its 30 days are today and the 29 local days before.
+
+    No figure reads the history: open calls, agents and IVR hand-offs come from partial indexes holding only the
+    open rows (``ix_attempts_open_dialled``, ``ix_agent_sessions_open``, ``ix_ivr_sessions_open``), today's dials
+    and contacts from today's slice of ``ix_attempts_dialled_campaign`` (which covers them), the abandon rates
+    from the ``abandon_days`` rollup (one row per campaign and day).  (``tests/db/test_query_plans.py``.)"""
     from callcenter.dialer.budget import load_budgets
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
     from callcenter.store.models.ivr import IvrSession
