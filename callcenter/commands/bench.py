@@ -64,7 +64,7 @@ def push(clients: int = typer.Option(200, min=1), events: int = typer.Option(50,
 
 @app.command("scale")
 def scale(sizes: str = typer.Option("10000,1000000", help="comma separated attempt counts, increasing"),
-          repeat: int = typer.Option(9, min=3, help="runs per figure (the median is shown)"),
+          repeat: int = typer.Option(15, min=3, help="rounds per size (the median is shown)"),
           database_url: Optional[str] = typer.Option(
               None, help="default: a fresh temporary SQLite file; a PostgreSQL database given here is WIPED"),
           as_json: bool = JSON) -> None:
