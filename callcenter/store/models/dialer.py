@@ -49,7 +49,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 # Partial indexes of the hot queries: the same predicate on both databases (a query uses the index when its
 # WHERE repeats the predicate with literal values: ``hopper.DIALABLE``, ``Attempt.ended_at IS NULL``).
 DIALABLE_STATUSES = ("new", "retry")
-DIALABLE_WHERE = "status IN ('new', 'retry')"
+DIALABLE_WHERE = "status IN (" + ", ".join(f"'{v}'" for v in DIALABLE_STATUSES) + ")"
 OPEN_WHERE = "ended_at IS NULL"
 
 
