@@ -96,6 +96,22 @@ def loop(agents: int = typer.Option(100, min=1), leads: int = typer.Option(5000,
         agi_concurrency=agi_concurrency, mode=mode, warm_s=warm, database_url=database_url, as_json=as_json)
 
 
+@app.command("scale")
+def scale(sizes: str = typer.Option("10000,1000000", help="comma separated attempt counts, increasing"),
+          repeat: int = typer.Option(15, min=3, help="rounds per size (the median is shown)"),
+          database_url: Optional[str] = typer.Option(
+              None, help="default: a fresh temporary SQLite file; a PostgreSQL database given here is WIPED"),
+          as_json: bool = JSON) -> None:
+    """The engine's hot paths as the history grows: wall board, 30-day report, lead claim, transfer."""
+    from callcenter.bench.scale import parse_sizes, run
+
+    try:
+        parsed = parse_sizes(sizes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sizes") from None
+    run(sizes=parsed, database_url=database_url, repeat=repeat, as_json=as_json)
+
+
 @app.command("all")
 def all_benchmarks(as_json: bool = JSON) -> None:
     """Every benchmark in turn (with --json: one object keyed by benchmark on the last line)."""

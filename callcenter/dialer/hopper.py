@@ -10,6 +10,10 @@ A claim expires (``claimed_until``): a crashed dialler's leads come back, and it
 closed as ``lost`` (which does not use up an attempt); ``dialer.leases`` closes a dead dialler's at once.
 ``finish_attempt`` also counts live answers in the campaign's abandon budget (``dialer.budget``).  Every
 function here takes an open ``Session`` and leaves the commit to the caller's transaction.
+
+The claim costs its batch, not the list: the fresh leads come from the partial index ``ix_leads_dialable``
+(the dialable statuses only, already in the claim's order), the expired claims from ``ix_leads_in_flight``;
+each query stops after the batch (``tests/db/test_query_plans.py`` checks the plans on both databases).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Exists, Select, and_, exists, or_, select, update
+from sqlalchemy import Exists, Select, exists, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from callcenter.dialer.budget import DEFAULT_TZ, count_attempt
@@ -31,7 +35,7 @@ from callcenter.domain.campaigns import (
     next_window_open,
 )
 from callcenter.store.db import dialect_name
-from callcenter.store.models.dialer import Attempt, Campaign, DncEntry, Lead
+from callcenter.store.models.dialer import DIALABLE_WHERE, Attempt, Campaign, DncEntry, Lead
 from callcenter.telephony.variables import attempt_call_id
 
 DEFAULT_LEASE = timedelta(minutes=10)
@@ -60,22 +64,58 @@ def dnc_clause(campaign_id_col: Any, phone_col: Any) -> Exists:  # columns or va
     )
 
 
+def _dialable_filters(campaign: Campaign, now: datetime) -> tuple[Any, ...]:
+    return (
+        Lead.attempts < campaign.max_attempts,
+        or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
+        ~dnc_clause(Lead.campaign_id, Lead.phone),
+    )
+
+
+CLAIM_ORDER = (Lead.priority.desc(), Lead.next_attempt_at.asc().nulls_first(), Lead.id)
+
+
+def claim_key(lead: Lead) -> tuple[int, int, float, int]:
+    """The claim's order in Python (``CLAIM_ORDER``): priority first, then due longest ago (never due first)."""
+    due = lead.next_attempt_at
+    return (-lead.priority, 0 if due is None else 1, 0.0 if due is None else due.timestamp(), lead.id)
+
+
 def dialable_query(campaign: Campaign, now: datetime, limit: int) -> Select[Any]:
+    """The campaign's next ``limit`` fresh leads (``new``/``retry``) that may be dialled now, in the claim's order.
+
+    The status test is written with literal values, the predicate of the partial index ``ix_leads_dialable``
+    (whose columns are the order): both databases walk the index in order and stop after ``limit`` rows, so the
+    claim costs the batch, not the list."""
     return (
         select(Lead)
-        .where(
-            Lead.campaign_id == campaign.id,
-            or_(
-                Lead.status.in_(("new", "retry")),
-                and_(Lead.status == "in_progress", Lead.claimed_until < now),
-            ),
-            Lead.attempts < campaign.max_attempts,
-            or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
-            ~dnc_clause(Lead.campaign_id, Lead.phone),
-        )
-        .order_by(Lead.priority.desc(), Lead.next_attempt_at.asc().nulls_first(), Lead.id)
+        .where(Lead.campaign_id == campaign.id, text("leads." + DIALABLE_WHERE),  # the index's own words
+               *_dialable_filters(campaign, now))
+        .order_by(*CLAIM_ORDER)
         .limit(limit)
     )
+
+
+def expired_claims_query(campaign: Campaign, now: datetime, limit: int) -> Select[Any]:
+    """The campaign's leads whose claim ran out (their dialler died), on the partial index ``ix_leads_in_flight``."""
+    return (
+        select(Lead)
+        .where(Lead.campaign_id == campaign.id, text("leads.status = 'in_progress'"), Lead.claimed_until < now,
+               *_dialable_filters(campaign, now))
+        .order_by(*CLAIM_ORDER)
+        .limit(limit)
+    )
+
+
+def _candidates(s: Session, campaign: Campaign, now: datetime, limit: int) -> list[Lead]:
+    """Up to ``limit`` leads to look at, in the claim's order: the fresh ones and the expired claims (two indexed
+    queries, each bounded by ``limit``; PostgreSQL locks the rows it returns, skipping those another claimer holds)."""
+    rows: list[Lead] = []
+    for query in (dialable_query(campaign, now, limit), expired_claims_query(campaign, now, limit)):
+        if dialect_name(s) == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Lead)
+        rows += s.scalars(query)
+    return sorted(rows, key=claim_key)[:limit]
 
 
 def claim_leads(
@@ -100,10 +140,7 @@ def claim_leads(
     claimed: list[Lead] = []
     scanned = 0
     for _ in range(4):  # a few pages when many rows are outside their window
-        query = dialable_query(campaign, now, max(4 * n, 20))
-        if dialect_name(s) == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Lead)
-        rows = list(s.scalars(query))
+        rows = _candidates(s, campaign, now, max(4 * n, 20))
         if not rows:
             break
         scanned += len(rows)

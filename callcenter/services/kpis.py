@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
-from datetime import date, datetime, time, timedelta
+from typing import Any, TypedDict
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import Date, Integer, Select, case, cast, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.groups import client_assets_fen, list_groups
@@ -171,12 +171,25 @@ def _rate(num: int, den: int) -> float | None:
     return None if den == 0 else num / den
 
 
+def open_calls_query(since: datetime) -> Select[int]:
+    """Count of the attempts dialled since ``since`` and not ended: on the partial index ``ix_attempts_open`` (only
+    the open attempts are in it), so its cost is the calls in flight, not the history."""
+    from callcenter.store.models.dialer import Attempt
+
+    return select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None), Attempt.dialled_at >= since)
+
+
 def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     """Agents by state, calls ringing / connected, per running campaign: dials, contacts, 接通率, abandon rate
     today and over 30 days; IVR hand-offs waiting.
 
     The abandon rates are the dialler's own abandon budget (``dialer.budget.load_budgets``, the figures the
-    pacers are held to): one owner for the figure.  Its 30 days are today and the 29 local days before."""
+    pacers are held to): one owner for the figure.  Its 30 days are today and the 29 local days before.
+
+    No figure reads the history: open calls, agents and IVR hand-offs come from partial indexes holding only the
+    open rows (``ix_attempts_open_dialled``, ``ix_agent_sessions_open``, ``ix_ivr_sessions_open``), today's dials
+    and contacts from today's slice of ``ix_attempts_dialled_campaign`` (which covers them), the abandon rates
+    from the ``abandon_days`` rollup (one row per campaign and day).  (``tests/db/test_query_plans.py``.)"""
     from callcenter.dialer.budget import load_budgets
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
     from callcenter.store.models.ivr import IvrSession
@@ -184,8 +197,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     agents = dict(s.execute(select(AgentSession.state, func.count()).where(AgentSession.ended_at.is_(None))
                             .group_by(AgentSession.state)).all())
     today = _local_midnight_utc(now, tz)
-    open_calls = select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None),
-                                                                 Attempt.dialled_at >= today - timedelta(hours=12))
+    open_calls = open_calls_query(today - timedelta(hours=12))
     ringing = s.execute(open_calls.where(Attempt.answered_at.is_(None))).scalar_one()
     connected = s.execute(open_calls.where(Attempt.connected_at.is_not(None))).scalar_one()
     ivr_waiting = s.execute(select(func.count()).select_from(IvrSession)
@@ -225,7 +237,10 @@ class ReportRow(TypedDict):
 
 def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[ReportRow]:
     """Per campaign, agent or day between ``first`` and ``last`` (local dates, inclusive): attempts, contacts,
-    talk time, dispositions, appointments, callbacks kept (placed or done on time)."""
+    talk time, dispositions, appointments, callbacks kept (placed or done on time).
+
+    The attempts are added up by the database (GROUP BY key and disposition): the rows read are the range's
+    index entries, and Python only sees one row per key and disposition."""
     from callcenter.store.models import Staff
     from callcenter.store.models.dialer import Attempt, Callback, Campaign
 
@@ -233,9 +248,6 @@ def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[R
         raise ValueError("by")
     start = datetime.combine(first, time(0), tz)
     end = datetime.combine(last + timedelta(days=1), time(0), tz)
-    attempts = s.execute(select(Attempt.campaign_id, Attempt.agent_id, Attempt.dialled_at, Attempt.connected_at,
-                                Attempt.talk_s, Attempt.disposition)
-                         .where(Attempt.dialled_at >= start, Attempt.dialled_at < end)).all()
     names: dict[object, str] = {}
     if by == "campaign":
         names = {cid: n for cid, n in s.execute(select(Campaign.id, Campaign.name))}
@@ -254,17 +266,42 @@ def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[R
                          "appointments": 0, "callbacks_kept": 0, "dispositions": {}}
         return rows[key]
 
-    for campaign_id, agent_id, dialled, connected, talk, disposition in attempts:
-        r = row(key_of(campaign_id, agent_id, dialled))
-        r["attempts"] += 1
-        if connected is not None:
-            r["contacts"] += 1
-        r["talk_s"] += int(talk or 0)
+    # the attempts are added up in SQL (one row per key and disposition), the range on ix_attempts_dialled_campaign
+    postgres = s.get_bind().dialect.name == "postgresql"
+    talk = (func.trunc(Attempt.talk_s) if postgres else cast(Attempt.talk_s, Integer))  # int() of each row's
+    grouped: Any
+    if by == "campaign":
+        grouped = Attempt.campaign_id
+    elif by == "agent":
+        grouped = Attempt.agent_id
+    elif postgres:
+        grouped = cast(func.timezone(tz.key, Attempt.dialled_at), Date)
+    else:  # SQLite keeps UTC as text: group by its hour (its minute in a zone off the whole hour), dated below
+        whole_hours = all((tz.utcoffset(at) or timedelta()) % timedelta(hours=1) == timedelta()
+                          for at in (start, end))
+        grouped = func.substr(Attempt.dialled_at, 1, 13 if whole_hours else 16)
+    figures = s.execute(select(grouped, Attempt.disposition, func.count(),
+                               func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)),
+                               func.coalesce(func.sum(talk), 0))
+                        .where(Attempt.dialled_at >= start, Attempt.dialled_at < end)
+                        .group_by(grouped, Attempt.disposition)).all()
+    for group, disposition, n, contacts, talk_s in figures:
+        if by != "day":
+            key: object = group
+        elif postgres:
+            key = group.isoformat()
+        else:
+            utc = datetime.strptime(str(group), "%Y-%m-%d %H" if len(str(group)) == 13 else "%Y-%m-%d %H:%M")
+            key = utc.replace(tzinfo=timezone.utc).astimezone(tz).date().isoformat()
+        r = row(key)
+        r["attempts"] += int(n)
+        r["contacts"] += int(contacts or 0)
+        r["talk_s"] += int(talk_s or 0)
         if disposition:
             d = r["dispositions"]
-            d[disposition] = d.get(disposition, 0) + 1
+            d[disposition] = d.get(disposition, 0) + int(n)
             if disposition == "appointment_booked":
-                r["appointments"] += 1
+                r["appointments"] += int(n)
     for cb in s.execute(select(Callback).where(Callback.due_at >= start, Callback.due_at < end,
                                                Callback.status.in_(("placed", "done")))).scalars():
         if cb.placed_at is not None and cb.placed_at <= cb.due_at + timedelta(minutes=15):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.store.models import FundAccount, JournalEntry, LedgerAccount, Posting
@@ -30,21 +30,26 @@ def open_books(session: Session, fund: FundAccount) -> None:
         book(session, kind, owner)
 
 
+def books_query(wanted: set[tuple[str, int]]) -> Select[int, str, int]:
+    """The ids of the books ``(kind, owner id)``: one ``kind = ? AND owner_id = ?`` term per book, each a lookup in
+    the unique index ``uq_ledger_accounts_kind_owner`` on both databases (a tuple ``IN (VALUES ...)`` is a scan of
+    the whole index on SQLite, whose cost grows with the number of clients)."""
+    return select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.owner_id).where(
+        or_(*(and_(LedgerAccount.kind == kind, LedgerAccount.owner_id == owner) for kind, owner in sorted(wanted)))
+    )
+
+
 def post(
     session: Session, at: datetime, memo: str, moves: list[tuple[str, int, int]], transfer_id: int | None = None
 ) -> int:
     """Post one balanced journal entry. ``moves`` are (book kind, owner id, signed fen); they must sum to zero.
-    Returns the entry id. Books are looked up in one query; postings go in as one batch."""
+    Returns the entry id. Books are looked up in one query (``books_query``); postings go in as one batch."""
     if not moves:
         raise ValueError("an entry needs postings")
     if sum(m[2] for m in moves) != 0:
         raise ValueError(f"unbalanced entry {memo}: {moves}")
     wanted = {(kind, owner) for kind, owner, _ in moves}
-    rows = session.execute(
-        select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.owner_id).where(
-            tuple_(LedgerAccount.kind, LedgerAccount.owner_id).in_(list(wanted))
-        )
-    ).all()
+    rows = session.execute(books_query(wanted)).all()
     ids = {(kind, owner): id_ for id_, kind, owner in rows}
     for key in wanted - ids.keys():
         ids[key] = book(session, *key).id

@@ -8,8 +8,11 @@
   lead goes through with its number masked (the agent dials or skips it with ``POST /api/desk/preview``);
   anything else passes as it is.
 * ``GET /live/wallboard``: supervisors and admin; a fresh wall-board snapshot every second, and at once when
-  something happens (a ``wallboard`` bus event), at most one per 200 ms. The snapshot carries the engine's
-  parts too (``parts``: each part's state from the runtime supervisor, see ``parts_line``).
+  something happens (a ``wallboard`` bus event), at most one per 200 ms. The figures are computed once per
+  process for every viewer (``WallboardFeed``: one task, started with the first viewer and stopped after the
+  last; each stream sends the feed's newest snapshot), so their cost does not grow with the number of
+  supervisors. Each stream adds the engine's parts (``parts``: each part's state from the runtime supervisor,
+  see ``parts_line``, in the viewer's language).
 
 Plain ``StreamingResponse`` with ``text/event-stream`` framing; a comment line every 15 s keeps proxies open.
 """
@@ -17,8 +20,10 @@ Plain ``StreamingResponse`` with ``text/event-stream`` framing; a comment line e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +40,9 @@ from callcenter.web.pages.agent import status_out
 from callcenter.web.pages.common import lang_of, parts_line
 
 router = APIRouter(prefix="/live", include_in_schema=False)
+log = logging.getLogger(__name__)
+TICK_S = 1.0  # the wall board's figures are this fresh without events
+COALESCE_S = 0.2  # a burst of events within this makes one snapshot
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -77,29 +85,116 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
 
 
+class WallboardFeed:
+    """One wall-board snapshot per tick for every viewer of this process.
+
+    While at least one viewer ``watch``es, one task computes ``compute()`` (in a worker thread) every
+    ``interval`` seconds, or ``coalesce`` seconds after a ``nudge`` (something happened); viewers wait for the
+    next snapshot with ``next``. The task stops when the last viewer leaves. A failing computation is logged and
+    tried again at the next tick (the viewers keep the last snapshot)."""
+
+    def __init__(self, compute: Callable[[], dict[str, Any]], *, interval: float = 1.0, coalesce: float = 0.2) -> None:
+        self._compute = compute
+        self._interval = interval
+        self._coalesce = coalesce
+        self._viewers = 0
+        self._task: asyncio.Task[None] | None = None
+        self._nudged = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self.snapshot: dict[str, Any] | None = None
+        self.version = 0  # snapshots computed so far
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def viewers(self) -> int:
+        return self._viewers
+
+    def nudge(self) -> None:
+        """Something happened: compute the next snapshot soon (after ``coalesce``), not at the next tick."""
+        self._nudged.set()
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator["WallboardFeed"]:
+        self._viewers += 1
+        if not self.running:  # the first viewer: a fresh start on this loop, no stale snapshot
+            self._nudged = asyncio.Event()
+            self._changed = asyncio.Condition()
+            self.snapshot = None
+            self._task = asyncio.create_task(self._run(), name="wallboard-feed")
+        try:
+            yield self
+        finally:
+            self._viewers -= 1
+            if self._viewers == 0 and self._task is not None:
+                task, self._task = self._task, None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def next(self, seen: int) -> tuple[int, dict[str, Any]]:
+        """The first snapshot newer than version ``seen`` (waits for it): (its version, the snapshot)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.version > seen and self.snapshot is not None)
+            assert self.snapshot is not None
+            return self.version, self.snapshot
+
+    async def _run(self) -> None:
+        while True:
+            self._nudged.clear()  # a nudge during the computation asks for the next one
+            try:
+                snapshot = await anyio.to_thread.run_sync(self._compute)
+            except Exception:  # noqa: BLE001 - the board must survive a database hiccup
+                log.exception("wall board: snapshot not computed")
+            else:
+                async with self._changed:
+                    self.snapshot = snapshot
+                    self.version += 1
+                    self._changed.notify_all()
+            try:
+                await asyncio.wait_for(self._nudged.wait(), self._interval)
+                await asyncio.sleep(self._coalesce)  # a burst of events makes one snapshot
+            except TimeoutError:
+                pass
+
+
+def wallboard_feed(app: Any) -> WallboardFeed:
+    """This process's feed (one per application), made on first use."""
+    feed: WallboardFeed | None = getattr(app.state, "wallboard_feed", None)
+    if feed is None:
+        core = app.state.core
+        tz = ZoneInfo(core.settings.timezone)
+        feed = WallboardFeed(lambda: run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz)),
+                             interval=TICK_S, coalesce=COALESCE_S)
+        app.state.wallboard_feed = feed
+    return feed
+
+
 @router.get("/wallboard")
 async def wallboard_stream(request: Request,
                            principal: Principal = Depends(require_roles("supervisor", "admin"))) -> StreamingResponse:
     core = request.app.state.core
     tz = ZoneInfo(core.settings.timezone)
     lang = lang_of(request)
+    feed = wallboard_feed(request.app)
 
-    def snapshot() -> dict[str, Any]:
-        figures = run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz))
-        return {**figures, "parts": parts_line(core, lang, tz)}
+    async def forward(sub: Any) -> None:  # this viewer's bus subscription nudges the shared feed
+        async for _ in sub:
+            feed.nudge()
 
     async def stream() -> AsyncIterator[bytes]:
-        async with core.bus.subscribe("wallboard") as sub:
-            while True:
-                yield sse(await anyio.to_thread.run_sync(snapshot), "wallboard")
-                try:  # the next snapshot: in a second, or as soon as something happens
-                    await asyncio.wait_for(sub.__anext__(), 1.0)
-                    await asyncio.sleep(0.2)  # coalesce a burst of events into one snapshot
-                    while not sub.queue.empty():
-                        sub.queue.get_nowait()
-                except TimeoutError:
-                    pass
-                if await request.is_disconnected():
-                    return
+        async with core.bus.subscribe("wallboard") as sub, feed.watch():
+            nudger = asyncio.create_task(forward(sub))
+            try:
+                seen = 0
+                while True:
+                    seen, figures = await feed.next(seen)
+                    yield sse({**figures, "parts": parts_line(core, lang, tz)}, "wallboard")
+                    if await request.is_disconnected():
+                        return
+            finally:
+                nudger.cancel()
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)

@@ -23,8 +23,12 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from callcenter.store.models.base import Base, UtcDateTime
 
@@ -40,6 +44,37 @@ CALLBACK_STATUSES = ("pending", "placed", "done", "missed")
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} in (" + ",".join(f"'{v}'" for v in values) + ")"
+
+
+# Partial indexes of the hot queries: the same predicate on both databases (a query uses the index when its
+# WHERE repeats the predicate with literal values: ``hopper.DIALABLE``, ``Attempt.ended_at IS NULL``).
+DIALABLE_STATUSES = ("new", "retry")
+DIALABLE_WHERE = "status IN (" + ", ".join(f"'{v}'" for v in DIALABLE_STATUSES) + ")"
+OPEN_WHERE = "ended_at IS NULL"
+
+
+class AscNullsFirst(UnaryExpression[Any]):
+    """An index column in ascending order with NULLs first: PostgreSQL is told (its default puts them last);
+    SQLite sorts them first already and refuses the words in an index."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column, modifier=operators.nulls_first_op)
+
+
+@compiles(AscNullsFirst)
+def _nulls_first(element: AscNullsFirst, compiler: Any, **kw: Any) -> str:
+    return str(compiler.visit_unary(element, **kw))
+
+
+@compiles(AscNullsFirst, "sqlite")
+def _nulls_first_sqlite(element: AscNullsFirst, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.element, **kw))
+
+
+def _partial(where: str) -> dict[str, Any]:
+    return {"sqlite_where": text(where), "postgresql_where": text(where)}
 
 
 class Campaign(Base):
@@ -110,6 +145,8 @@ class Lead(Base):
         Index("ix_leads_hopper", "campaign_id", "status", "priority", "next_attempt_at"),
         Index("ix_leads_phone", "phone"),
         Index("ix_leads_claimed_until", "claimed_until"),
+        # expired claims of a campaign (a dead dialler's leads, ``hopper.expired_claims_query``)
+        Index("ix_leads_in_flight", "campaign_id", "claimed_until", **_partial("status = 'in_progress'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,6 +165,12 @@ class Lead(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. {"met_at": "某银行网点"}
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# the hopper's claim (``hopper.dialable_query``): the dialable leads of a campaign already in the claim's order,
+# so ``LIMIT`` stops the scan after the batch (no sort of the list)
+Index("ix_leads_dialable", Lead.campaign_id, Lead.priority.desc(), AscNullsFirst(Lead.next_attempt_at), Lead.id,
+      **_partial(DIALABLE_WHERE))
 
 
 class DncEntry(Base):
@@ -152,6 +195,12 @@ class Attempt(Base):
         Index("ix_attempts_campaign_dialled", "campaign_id", "dialled_at"),
         Index("ix_attempts_lead", "lead_id"),
         Index("ix_attempts_agent_dialled", "agent_id", "dialled_at"),
+        # calls in flight: only the open attempts are in them; per campaign (metrics, pacing) and by the time
+        # they were dialled (the wall board's counts; SQLite, without statistics, takes the day index otherwise)
+        Index("ix_attempts_open", "campaign_id", "dialled_at", **_partial(OPEN_WHERE)),
+        Index("ix_attempts_open_dialled", "dialled_at", **_partial(OPEN_WHERE)),
+        # attempts by day (the wall board's today, reports over a range) across campaigns
+        Index("ix_attempts_dialled_campaign", "dialled_at", "campaign_id", "connected_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -193,6 +242,7 @@ class AgentSession(Base):
         CheckConstraint(_in("state", AGENT_STATES), name="state"),
         Index("ix_agent_sessions_campaign_state", "campaign_id", "state", "state_since"),
         Index("ix_agent_sessions_staff_ended", "staff_id", "ended_at"),
+        Index("ix_agent_sessions_open", "state", **_partial(OPEN_WHERE)),  # agents by state (wall board)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.models.base import Base, UtcDateTime
@@ -12,7 +12,12 @@ from callcenter.store.models.base import Base, UtcDateTime
 
 class IvrSession(Base):
     __tablename__ = "ivr_sessions"
-    __table_args__ = (Index("ix_ivr_sessions_client_started", "client_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_ivr_sessions_client_started", "client_id", "started_at"),
+        # sessions in progress (the wall board's hand-offs waiting): only the open ones are in it
+        Index("ix_ivr_sessions_open", "handed_off", sqlite_where=text("ended_at IS NULL"),
+              postgresql_where=text("ended_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[str] = mapped_column(String(64), unique=True)  # AGI uniqueid / Twilio CallSid
