@@ -107,11 +107,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             ends.append(size - 1)
         else:
             a = int(first)
+            if a >= size:
+                raise RangeNotSatisfiable(header)
             b = int(last) if last else size - 1
             if b < a:
                 return None
-            if a >= size:
-                raise RangeNotSatisfiable(header)
             starts.append(a)
             ends.append(min(b, size - 1))
     if size == 0:
