@@ -37,7 +37,8 @@ from callcenter.web.pages.common import lang_of, render as _render_page, roles, 
 from callcenter.web.text import MultilineText, Text
 
 router = APIRouter(include_in_schema=False)
-Id = Path(ge=1, le=2**31 - 1)
+Id = Path(ge=1, le=2**31 - 1)  # a recording id
+EvId = Path(ge=1, le=2**31 - 1)  # an evaluation id (a Path object is bound to one parameter name)
 LISTENERS = ("agent", "supervisor", "admin", "qa")
 SUP = ("supervisor", "admin")
 
@@ -283,7 +284,7 @@ async def sample(*, request: Request, principal: Principal = roles(*SUP),
 
 
 @router.post("/supervisor/quality/evaluations/{evaluation_id}/resolve")
-async def resolve(*, request: Request, evaluation_id: int = Id, principal: Principal = roles(*SUP),
+async def resolve(*, request: Request, evaluation_id: int = EvId, principal: Principal = roles(*SUP),
                   decision: Annotated[Text, Form(pattern="^(uphold|revise)$")],
                   note: Annotated[MultilineText, Form(max_length=2000)] = "",
                   score_pct: float | None = Form(None, ge=0, le=100)) -> Response:
@@ -312,7 +313,7 @@ async def my_evaluations(request: Request, principal: Principal = roles("agent")
 
 
 @router.post("/agent/evaluations/{evaluation_id}/dispute")
-async def dispute(*, request: Request, evaluation_id: int = Id, principal: Principal = roles("agent"),
+async def dispute(*, request: Request, evaluation_id: int = EvId, principal: Principal = roles("agent"),
                   text: Annotated[MultilineText, Form(max_length=2000)]) -> Response:
     core = _core(request)
     try:
