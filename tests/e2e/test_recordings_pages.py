@@ -210,3 +210,20 @@ def test_qa_flow_form_evaluation_dispute_decision(core: App, world: World) -> No
     month = core.clock().strftime("%Y-%m")
     scores = sup.get(f"/supervisor/quality?month={month}")
     assert "85.0" in scores.text
+
+
+def test_every_recording_and_quality_route_denies_by_default(core: App, world: World) -> None:
+    from callcenter.web.pages import recordings
+
+    rid = record(core, world.staff["ag1"], world.mine)
+    c = TestClient(create_app(core), raise_server_exceptions=False)
+    seen = 0
+    for route in recordings.router.routes:
+        path = route.path.replace("{recording_id}", str(rid)).replace("{evaluation_id}", "1")  # type: ignore[attr-defined]
+        for method in route.methods:  # type: ignore[attr-defined]
+            r = c.request(method, path, follow_redirects=False)
+            assert r.status_code in (303, 401) and (r.status_code == 401 or r.headers["location"] == "/login"), \
+                (method, path, r.status_code)
+            seen += 1
+    assert seen >= 12
+    assert audit_count(core, "recording_play") == 0
