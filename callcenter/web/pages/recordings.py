@@ -34,7 +34,7 @@ from callcenter.store.models.recordings import QaEvaluation, QaForm, Recording
 from callcenter.web.errors import ApiError
 from callcenter.i18n import t
 from callcenter.web.pages.common import lang_of, render as _render_page, roles, tz_of
-from callcenter.web.text import MultilineText, Text
+from callcenter.web.text import MultilineText, Text, has_control
 
 router = APIRouter(include_in_schema=False)
 Id = Path(ge=1, le=2**31 - 1)  # a recording id
@@ -197,7 +197,7 @@ async def qa_evaluate(request: Request, recording_id: int = Id, principal: Princ
     except ValueError:
         raise ApiError(422, "bad_form") from None
     comment = fields.get("comment", "")[:4000]
-    if any(ch < " " and ch not in "\t\r\n" for ch in "".join(fields.values())):
+    if any(has_control(v, multiline=True) for v in fields.values()):
         raise ApiError(422, "control_characters")
     service = _service(request)
     core = _core(request)
