@@ -55,6 +55,7 @@ class App:
     bank_process: BankProcess | None = None  # the simulated bank's child process (bank_simulator), not started
     metrics: Metrics = field(kw_only=True)  # this App's Prometheus registry and the parts' callbacks (/metrics)
     orders: Any = None  # callcenter.services.orders.OrderService: phone orders (电话委托), see _wire_orders
+    recordings: Any = None  # callcenter.services.recordings.RecordingService (issue 14), see _wire_recordings
 
     def close(self) -> None:
         self.database.dispose()
@@ -155,6 +156,7 @@ def bootstrap(
     set_parameters(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     app.hash_pool = HashPool(settings.argon2_workers)
     _wire_orders(app)
+    _wire_recordings(app)
     app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
                               bus=app.bus, verify=app.hash_pool.verify, orders=app.orders)
     return app
@@ -170,3 +172,28 @@ def _wire_orders(app: App) -> None:
     rules = rules_from(app.settings)
     exchange = SimulatedExchange(app.sessions, app.calendar, rules, app.settings.tz, seed=app.settings.order_exchange_seed)
     app.orders = OrderService(app.sessions, exchange, app.calendar, rules, app.settings.tz, clock=app.clock)
+
+
+# --- call recordings (issue 14): the recording service over the configured store -------------------------------
+
+
+def recording_store_from_settings(settings: Settings) -> Any:
+    """The recording store the settings name: the filesystem (``recordings_dir``) or an S3-compatible store."""
+    if settings.recordings_backend == "s3":
+        from callcenter.adapters.recordings_s3 import S3RecordingStore, make_s3_client
+
+        client = make_s3_client(settings.recordings_s3_endpoint_url, settings.recordings_s3_region,
+                                settings.recordings_s3_access_key,
+                                settings.recordings_s3_secret_key.get_secret_value())
+        return S3RecordingStore(client, settings.recordings_s3_bucket, settings.recordings_s3_prefix)
+    from callcenter.adapters.recordings_fs import FileRecordingStore
+
+    return FileRecordingStore(settings.recordings_path)
+
+
+def _wire_recordings(app: App) -> None:
+    from callcenter.services.recordings import RecordingService
+
+    s = app.settings
+    app.recordings = RecordingService(app.sessions, recording_store_from_settings(s), app.clock, s.retention_years(),
+                                      s.recording_agent_may_listen)

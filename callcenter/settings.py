@@ -158,6 +158,26 @@ class Settings(BaseSettings):
     order_transfer_fee_rate: Decimal = Field(Decimal("0.00001"), ge=0, lt=Decimal("0.01"))
     order_outside_session: Literal["refuse", "queue"] = "refuse"  # orders entered outside the sessions
     order_exchange_seed: int = 7  # the simulated exchange's price walk
+    # call recordings and quality inspection (issue 14; callcenter/services/recordings.py, quality.py)
+    recordings_backend: Literal["filesystem", "s3"] = "filesystem"
+    recordings_dir: Path = Path("var") / "recordings"  # filesystem store: one file per recording
+    recordings_s3_bucket: str = ""  # S3-compatible store (AWS S3, MinIO, Ceph RGW)
+    recordings_s3_prefix: str = Field("recordings/", pattern=r"^[A-Za-z0-9._/-]{0,64}$")
+    recordings_s3_endpoint_url: str = ""  # empty: AWS; e.g. http://127.0.0.1:9000 for MinIO
+    recordings_s3_region: str = ""
+    recordings_s3_access_key: str = ""  # empty: boto3's own credential chain
+    recordings_s3_secret_key: SecretStr = SecretStr("")
+    # whole years a recording is kept after the call, per retention class (the CSRC asks 3 for call-backs and
+    # complaint files); the daily purge deletes what has expired unless it is on legal hold
+    recording_retention_years_callback: int = Field(3, ge=1, le=100)
+    recording_retention_years_complaint: int = Field(3, ge=1, le=100)
+    recording_retention_years_order: int = Field(3, ge=1, le=100)
+    recording_retention_years_ordinary: int = Field(3, ge=1, le=100)
+    recording_agent_may_listen: bool = False  # agents may play the recordings of their own calls
+    # 质检 sampling per agent per ISO week: qa_sample_count random calls, or (when qa_sample_rate > 0) that
+    # share of the agent's recorded calls; every call with a complaint is sampled besides
+    qa_sample_count: int = Field(3, ge=0, le=1000)
+    qa_sample_rate: float = Field(0.0, ge=0, le=1)
 
     @classmethod
     def settings_customise_sources(
@@ -251,6 +271,21 @@ class Settings(BaseSettings):
             if chosen and not self.twilio_auth_token.get_secret_value():
                 raise ValueError(f"{name} is 'twilio' but twilio_auth_token is empty")
         return self
+
+    @model_validator(mode="after")
+    def _check_recordings(self) -> "Settings":
+        if self.recordings_backend == "s3" and not self.recordings_s3_bucket:
+            raise ValueError("recordings_backend is 's3' but recordings_s3_bucket is empty")
+        return self
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.path(self.recordings_dir)
+
+    def retention_years(self) -> dict[str, int]:
+        """Years kept per retention class (``callcenter.domain.recordings.RETENTION_CLASSES``)."""
+        return {cls: int(getattr(self, f"recording_retention_years_{cls}"))
+                for cls in ("callback", "complaint", "order", "ordinary")}
 
     @model_validator(mode="after")
     def _check_throttles(self) -> "Settings":

@@ -35,6 +35,11 @@ DEFAULT_JOBS: tuple[Job, ...] = (
     # 成交回报 and 行情报警 (callcenter.care.trading_alerts), through the trading day
     Job("trading_alerts", time(9, 15), True, every_s=60.0, until=time(15, 30)),
 )
+# issue 14, run by the care part beside DEFAULT_JOBS (callcenter.runtime): every day, trading or not
+RECORDING_JOBS: tuple[Job, ...] = (
+    Job("recordings_purge", time(2, 30), False),  # delete expired recordings not on legal hold
+    Job("qa_sampling", time(3, 0), False),  # 质检 sample of last week's and this week's calls (idempotent)
+)
 
 
 def due_jobs(jobs: tuple[Job, ...], last_run: dict[str, date], local_now: datetime, calendar: Calendar) -> list[Job]:
@@ -103,6 +108,21 @@ class CareWork:
         r = run_daily_reminders(self.core, day, sms=self.sms, quiet=self.quiet)
         log.info("reminders %s: sent %s failed %s calls %s agent %s skipped %s", day, r.sent, r.failed,
                  r.queued_calls, r.agent_callbacks, r.skipped)
+
+
+    def recordings_purge(self, day: date) -> None:
+        service = getattr(self.core, "recordings", None)
+        if service is not None:
+            report = service.purge_expired()
+            log.info("recordings purge %s: deleted %s, kept on legal hold %s", day, len(report.deleted),
+                     len(report.kept_on_hold))
+
+    def qa_sampling(self, day: date) -> None:
+        from callcenter.services.quality import sample_settings_week
+
+        for week_day in (day - timedelta(days=7), day):  # last week closes, this week fills as calls come
+            picks = sample_settings_week(self.core, week_day)
+            log.info("质检 sample around %s: %s picked", week_day, picks)
 
 
 async def care_runner(core: Any, stop: asyncio.Event, *, work: CareWork, jobs: tuple[Job, ...] = DEFAULT_JOBS,

@@ -15,7 +15,14 @@ client (IVR)    only themself                                  only their own ac
 back_office     every client                                   every client's (in-process tools only: the
                                                                transfer benchmark and the tests; never built
                                                                from a web request or a call)
+qa              none (QA staff, 质检, listen to recordings and      never
+                evaluate them: ``may_listen``)
 ==============  =============================================  =================================================
+
+Recordings (``may_listen``, ``may_download``): an admin and QA staff listen to every recording, a supervisor to
+the recordings of agents in the groups they supervise, an agent to their own calls only when the setting
+``recording_agent_may_listen`` allows it; only admins download the file. Every playback and download is
+audit-logged by ``callcenter.services.recordings``.
 
 A refusal is reported as "not found" by every caller, so account numbers and client ids cannot be probed.
 """
@@ -24,12 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAFF_ROLES = ("agent", "supervisor", "admin")
+STAFF_ROLES = ("agent", "supervisor", "admin", "qa")
 
 
 @dataclass(frozen=True)
 class Actor:
-    role: str  # agent / supervisor / admin / client / back_office
+    role: str  # agent / supervisor / admin / qa / client / back_office
     staff_id: int | None = None
     group_ids: frozenset[int] = frozenset()  # agent: own group; supervisor: supervised groups
     contact_client_ids: frozenset[int] = frozenset()  # agent: clients of their open desk contacts
@@ -82,3 +89,21 @@ def may_move_money(actor: Actor, client_id: int, group_id: int | None) -> bool:
     if actor.role == "supervisor":
         return group_id is not None and group_id in actor.group_ids
     return False  # agents and admins never move client money
+
+
+# --- recordings (issue 14) ---------------------------------------------------------------------------------
+
+def may_listen(actor: Actor, agent_id: int | None, agent_group_id: int | None, agent_may_listen_own: bool) -> bool:
+    """Whether ``actor`` may play a recording of a call taken by ``agent_id`` (a member of ``agent_group_id``)."""
+    if actor.role in ("admin", "qa"):
+        return True
+    if actor.role == "supervisor":
+        return agent_group_id is not None and agent_group_id in actor.group_ids
+    if actor.role == "agent":
+        return agent_may_listen_own and agent_id is not None and agent_id == actor.staff_id
+    return False
+
+
+def may_download(actor: Actor) -> bool:
+    """Only admins take a recording's file away (a download); everyone else listens in the browser."""
+    return actor.role == "admin"

@@ -297,7 +297,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
                                 .where(DeskContact.client_id == client.id, DeskContact.id != contact.id,
                                        DeskContact.ended_at.is_not(None))
                                 .order_by(DeskContact.started_at.desc(), DeskContact.id.desc()).limit(5)).all()
-            data["history"] = [{"at": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "agent": name,
+            data["history"] = [{"contact_id": c.id, "at": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "agent": name,
                                 "direction": c.direction, "disposition": c.disposition, "note": c.note[:120]}
                                for c, name in history]
             data["orders"] = _orders_read_only(s, client.id, now, tz)

@@ -3,7 +3,9 @@
 For each group and month: total assets of its clients at the start (last month's close snapshot) and at the
 end (now, when the month is closed), asset growth split into net deposits (bank->fund minus fund->bank
 transfers done in the month) and investment gain (the rest), asset turnover (trade volume / average assets),
-contacts made and complaints (from the desk's contact records). The ranking marks the top 2 and bottom 2.
+contacts made and complaints (from the desk's contact records), and the mean quality-inspection (质检) score of the
+month's evaluations of the group's agents (``callcenter.services.quality``). Ranking order: asset growth, then
+the 质检 score, then contacts, then fewer complaints. The ranking marks the top 2 and bottom 2.
 
 The trade volume comes from a pluggable ``TradeVolume`` source; the default, ``trades_volume``, sums the value of
 the clients' trades (成交, ``trades``: the phone orders' fills) dated in the month, buys and sells alike. A
@@ -70,6 +72,8 @@ class KpiRow:
     complaints: int
     rank: int
     mark: str  # "top" / "bottom" / ""
+    qa_score_pct: float | None = None  # mean 质检 score of the month (None: no evaluation)
+    qa_evaluations: int = 0
 
     @property
     def growth_fen(self) -> int:
@@ -89,7 +93,10 @@ def compute_month(sessions: sessionmaker[Session], month: str, now: datetime, tz
     prev = previous_month(month)
 
     def work(s: Session) -> list[KpiRow]:
+        from callcenter.services.quality import group_month_scores
+
         groups = list_groups(s)
+        qa = group_month_scores(s, month)
         s.execute(delete(GroupKpi).where(GroupKpi.month == month))
         s.execute(delete(ClientAssetSnapshot).where(ClientAssetSnapshot.month == month))
         prev_assets = dict(s.execute(select(ClientAssetSnapshot.client_id, ClientAssetSnapshot.assets_fen)
@@ -124,7 +131,8 @@ def compute_month(sessions: sessionmaker[Session], month: str, now: datetime, tz
                            assets_end_fen=end_total, net_deposits_fen=net,
                            investment_gain_fen=end_total - start_total - net, trade_volume_fen=volume,
                            turnover_bp=turnover_bp, contacts=int(contacts), complaints=int(complaints or 0),
-                           rank=0, computed_at=now)
+                           qa_score_pct=qa[g.id][0] if g.id in qa else None,
+                           qa_evaluations=qa[g.id][1] if g.id in qa else 0, rank=0, computed_at=now)
             s.add(row)
             rows.append(row)
         for i, row in enumerate(sorted(rows, key=score_key)):
@@ -135,9 +143,10 @@ def compute_month(sessions: sessionmaker[Session], month: str, now: datetime, tz
     return run_in_transaction(sessions, work)
 
 
-def score_key(row: GroupKpi) -> tuple[int, int, int, int]:
-    """Ranking order: asset growth, then contacts, then fewer complaints, then group id (stable)."""
-    return (-(row.assets_end_fen - row.assets_start_fen), -row.contacts, row.complaints, row.group_id)
+def score_key(row: GroupKpi) -> tuple[int, float, int, int, int]:
+    """Ranking order: asset growth, then the 质检 score, then contacts, then fewer complaints, then group id."""
+    return (-(row.assets_end_fen - row.assets_start_fen), -(row.qa_score_pct or 0.0), -row.contacts,
+            row.complaints, row.group_id)
 
 
 def _views(s: Session, month: str, group_ids: frozenset[int] | None = None) -> list[KpiRow]:
@@ -151,7 +160,7 @@ def _views(s: Session, month: str, group_ids: frozenset[int] | None = None) -> l
             continue
         out.append(KpiRow(r.group_id, names.get(r.group_id, str(r.group_id)), r.clients, r.assets_start_fen,
                           r.assets_end_fen, r.net_deposits_fen, r.investment_gain_fen, r.turnover_bp, r.contacts,
-                          r.complaints, r.rank, mark))
+                          r.complaints, r.rank, mark, r.qa_score_pct, r.qa_evaluations))
     return out
 
 

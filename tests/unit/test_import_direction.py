@@ -21,6 +21,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "callcenter"
 
 INNER_AREAS = ("services", "dialer", "ivr", "care", "scripts", "scheduling", "adapters", "telephony", "store",
+               "recordings",
                "domain")
 FORBIDDEN = ("callcenter.bootstrap", "callcenter.runtime", "callcenter.web")
 

@@ -19,6 +19,7 @@ from callcenter.store.models import desk as _desk  # noqa: F401  (agent desk, gr
 from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.ledger import LedgerAccount, Posting, Transfer, JournalEntry
 from callcenter.store.models.orders import Order, PriceAlert, SimFill, SimOrder, Trade
+from callcenter.store.models import recordings as _recordings  # noqa: F401  (call recordings, quality inspection)
 
 __all__ = [
     "AuditLog",

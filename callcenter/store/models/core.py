@@ -35,13 +35,13 @@ class ServiceGroup(Base):
 
 class Staff(Base):
     __tablename__ = "staff"
-    __table_args__ = (CheckConstraint("role in ('agent','supervisor','admin')", name="role"),)
+    __table_args__ = (CheckConstraint("role in ('agent','supervisor','admin','qa')", name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))  # agent / supervisor / admin / qa (质检)
     back_office: Mapped[bool] = mapped_column(Boolean, default=False)  # middle/back-office member of a group
     service_group_id: Mapped[int | None] = mapped_column(ForeignKey("service_groups.id"), nullable=True)
     extension: Mapped[str] = mapped_column(String(32), default="")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.models.base import Base, Fen, UtcDateTime
@@ -87,6 +87,8 @@ class GroupKpi(Base):
     turnover_bp: Mapped[int] = mapped_column(Integer, default=0)  # trade volume / average assets, basis points
     contacts: Mapped[int] = mapped_column(Integer, default=0)
     complaints: Mapped[int] = mapped_column(Integer, default=0)
+    qa_score_pct: Mapped[float | None] = mapped_column(Float, nullable=True)  # mean 质检 score of the month
+    qa_evaluations: Mapped[int] = mapped_column(Integer, default=0)
     rank: Mapped[int] = mapped_column(Integer, default=0)
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

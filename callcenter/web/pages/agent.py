@@ -70,6 +70,13 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
                                               core.settings.scripts_path)
     except desk.DeskError as exc:
         _raise(exc)
+    if core.recordings is not None and data["history"]:  # issue 14: play the recorded calls this agent may hear
+        from callcenter.services.access import staff_actor
+
+        ids = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, lambda s: core.recordings.playable_ids(
+            s, staff_actor(principal), [h["contact_id"] for h in data["history"]]))
+        for h in data["history"]:
+            h["recording_id"] = ids.get(h["contact_id"])
     from callcenter.scripts.model import OUTCOMES
 
     return render(request, "_card.html", principal, c=data, outcomes=OUTCOMES)

@@ -22,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def home_for(role: str) -> str:
-    return "/agent" if role == "agent" else "/supervisor/wallboard"
+    return "/agent" if role == "agent" else "/qa" if role == "qa" else "/supervisor/wallboard"
 
 
 @router.get("/", response_class=HTMLResponse)

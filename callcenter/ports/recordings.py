@@ -1,0 +1,77 @@
+"""Where recording audio lives: a store of whole files by key, read back whole or by byte range.
+
+Implementations: ``callcenter.adapters.recordings_fs.FileRecordingStore`` (one file per recording under the
+``recordings_dir`` setting, the default) and ``callcenter.adapters.recordings_s3.S3RecordingStore`` (an
+S3-compatible object store through boto3). The metadata (call, agent, paused spans, retention, legal hold) is the
+``Recording`` row in the database; the store only knows keys and bytes.
+
+Keys are relative paths of ``[A-Za-z0-9._-]`` segments separated by ``/`` (``2026/11/25/rec-12.wav``):
+``check_key`` refuses anything else (no ``..``, no leading ``/``), so a key can never leave the store's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import wave
+from dataclasses import dataclass
+from typing import Protocol
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+
+
+class RecordingNotFound(KeyError):
+    """No object under this key."""
+
+
+class BadRecordingKey(ValueError):
+    """The key is not a relative path of safe segments."""
+
+
+def check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or len(key) > 255 or any(not _SEGMENT.match(p) or p in (".", "..") for p in parts):
+        raise BadRecordingKey(f"not a recording key: {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class StoredRecording:
+    key: str
+    size: int
+    sha256: str  # hex digest of the whole object
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def wav_duration_s(data: bytes) -> float:
+    """Duration of a PCM WAV file in seconds (ValueError when ``data`` is not one)."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            rate = w.getframerate()
+            return w.getnframes() / rate if rate else 0.0
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"not a PCM WAV file: {exc}") from None
+
+
+class RecordingStore(Protocol):
+    def put(self, key: str, data: bytes) -> StoredRecording:
+        """Store ``data`` under ``key`` (replacing what was there); its size and sha256."""
+        ...
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``start`` to ``end`` inclusive (``end`` None: to the last byte); RecordingNotFound."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The object's length in bytes; RecordingNotFound."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error (purges are retried)."""
+        ...
