@@ -286,21 +286,27 @@ class DialerEngine:
         """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
         Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
 
-        def attempt_of(s: Session) -> int | None:
+        def call_of(s: Session) -> tuple[int | None, int | None]:
             contact = s.get(DeskContact, contact_id)
-            return contact.attempt_id if contact is not None and contact.agent_id == staff_id else None
+            if contact is None or contact.agent_id != staff_id:
+                return None, None
+            return contact.attempt_id, contact.ivr_session_id
 
-        attempt_id = await self._tx(attempt_of)
-        if attempt_id is None:
-            return False
+        attempt_id, ivr_session_id = await self._tx(call_of)
         async with self._lock:
-            call = self.core.call_of(attempt_id, staff_id)
-            if call is None:
+            call_id: str | None = None
+            if attempt_id is not None:
+                call = self.core.call_of(attempt_id, staff_id)
+                call_id = call.call_id if call is not None else None
+            elif ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
+                inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
+                call_id = inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+            if call_id is None:
                 return False
             try:
-                await self.telephony.hangup(call.call_id)
+                await self.telephony.hangup(call_id)
             except TelephonyError as exc:
-                log.warning("hang-up of %s failed: %s", call.call_id, exc)
+                log.warning("hang-up of %s failed: %s", call_id, exc)
                 return False
             return True
 
