@@ -199,3 +199,23 @@ async def test_a_hand_off_nobody_takes_hears_the_sorry_prompt_and_gets_a_call_ba
         assert ivr is not None and ivr.end_reason == "handoff_timeout"
     assert steps(core, ivr_id)[-2:] == ["handoff_timeout", "end"]
     assert contacts(core) == []
+
+
+async def test_the_agents_hang_up_button_ends_a_hand_off_like_an_outbound_call(core: App, world: World,
+                                                                             time_: Time) -> None:
+    core.bus.bind_loop(asyncio.get_running_loop())
+    ag1, ag2 = world.staff["ag1"], world.staff["ag2"]
+    ivr_id = hand_off(core, "agi-button", world.mine)
+    ready(core, ag1)
+    engine, pbx = engine_on(core, time_.vclock, "e1", auto_wrap_up_s=None)
+    await pbx.start()
+    await drive(engine, pbx, time_.vclock, 5, until=lambda: bool(contacts(core)))
+    with transaction(core.sessions) as s:
+        contact_id = s.scalars(select(DeskContact.id)).one()
+    assert not await engine.hangup_requested(contact_id, ag2)  # not their call
+    assert await engine.hangup_requested(contact_id, ag1)
+    await drive(engine, pbx, time_.vclock, 1)
+    assert V.handoff_call_id(ivr_id) not in pbx.calls and state_of(core, ag1) == "wrap_up"
+    with transaction(core.sessions) as s:
+        ivr = s.get(IvrSession, ivr_id)
+        assert ivr is not None and ivr.end_reason == "completed"
