@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     agi_max_connections: int = Field(500, ge=1)  # FastAGI sessions at once; more are refused (logged)
     ivr_wait_prompt_after_s: float = Field(0.0, ge=0)  # "请稍候" when the PIN check takes longer (0: always, at once)
     ivr_typeahead_poll_ms: int = Field(250, ge=10, le=5000)  # WAIT FOR DIGIT slices that keep type-ahead keys
+    # an IVR hand-off waiting longer for an agent hears cc/<lang>/handoff_sorry and gets a call back booked
+    handoff_wait_s: float = Field(120.0, ge=5.0, le=3600.0)
     argon2_workers: int = Field(0, ge=0)  # argon2 computations at once; 0 = os.cpu_count()
     argon2_time_cost: int = Field(3, ge=1)  # argon2id parameters of new hashes (stored hashes keep their own)
     argon2_memory_kib: int = Field(65536, ge=8)

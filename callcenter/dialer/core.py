@@ -19,13 +19,16 @@ Inputs (events)
     ``PhoneLogin``        (result of ``LoginPhone``)
     ``PreviewsOffered``   (result of ``OfferPreviews``)    ``PreviewDialled`` (result of ``DialPreview``)
     ``CallbackResult``    (result of ``PlaceCallback``)
+    ``Synced.handoffs``   the IVR hand-offs waiting in the database (inbound calls, below)
 
 Outputs (commands)
-    telephony   ``Originate``, ``Connect``, ``Play``, ``Hangup``, ``LoginPhone``, ``LogoutPhone``
+    telephony   ``Originate``, ``Connect``, ``Play``, ``Hangup``, ``LoginPhone``, ``LogoutPhone``,
+                ``ExpectInbound`` (tell the PBX a hand-off's caller is ours; the simulated PBX needs it)
     database    ``Sync``, ``ClaimLeads``, ``ChangeAgentState`` (with records in the same transaction and, on
                 connect, the agent's desk contact), ``RecordAnswered``, ``RecordConnected``, ``FinishAttempt``,
                 ``CompleteDisposition``, ``MissCallback``, ``OfferPreviews``, ``SkipPreview``, ``DialPreview``,
-                ``PlaceCallback``
+                ``PlaceCallback``; for hand-offs the records ``HandoffStep``, ``EndHandoff``,
+                ``HandoffCallback`` and the contact ``OpenInboundContact``
     bus         ``Publish(event)`` (typed events of ``callcenter.domain.events``), after the commands before it
     control     ``Resume`` (a barrier: the driver answers ``Resumed``)
 
@@ -61,6 +64,30 @@ agent meanwhile).  The core's agent changes::
     reserved  release  -> ready      the call ended before it reached the agent, connect failed, preview skipped
     talking   hangup   -> wrap_up    the call ended (auto wrap-up after ``auto_wrap_up_s`` when set)
     wrap_up   ready    -> ready      auto wrap-up deadline passed
+
+Inbound calls (IVR hand-offs) are calls of the same core, routed by the same rule (``ready_agents``: the
+longest-idle ready agent whose phone is up, of any campaign), reaching the agent the same way (``Connect``: into
+the agent's room) and ending the same way (the agent to wrap-up). They come from the database: an IVR session
+handed off, not ended, without an ``agent_connected`` step (``services.handoff.load_waiting``), so they survive a
+restart of the engine. Their call id is ``cc-h<ivr session id>`` (``telephony.variables.handoff_call_id``); the
+port reports the caller's channel as ``Answered`` ("parked": the PBX holds the caller and can move them). Waiting
+outbound calls (answered by a customer, with the 2 s abandon rule) are served before waiting hand-offs::
+
+    state       input                                  next          commands
+    (new)       Synced.handoffs lists it               WAITING       ExpectInbound
+    WAITING     Answered (parked), a ready agent       RESERVING     ChangeAgentState(reserve)
+    RESERVING   AgentChanged(reserve applied)          CONNECTING    Connect
+    RESERVING   AgentChanged(refused)                  WAITING       (back at the head of the queue)
+    CONNECTING  ConnectFailed                          WAITING       ChangeAgentState(release); not parked until
+                                                                     the PBX reports the channel again
+    CONNECTING  Connected                              CONNECTED     ChangeAgentState(connect, +HandoffStep
+                                                                     agent_connected, +OpenInboundContact);
+                                                                     Publish(ContactOpened)
+    WAITING     Tick, ``handoff_wait_s`` since asked   SORRY         HandoffCallback; Play(sorry prompt, or hang up)
+                (not parked: the caller is not there)  (gone)        HandoffCallback; EndHandoff
+    WAITING     no longer in Synced.handoffs           (gone)        (ended, or another dialler has it)
+    any         Ended                                  (gone)        EndHandoff (with the agent's hangup -> wrap_up
+                                                                     or release)
 
 A tick: ``Tick``; when a sync is due, ``Sync`` -> ``Synced`` (campaigns, agents and their phones, preview
 choices) -> ``Resumed("previews")`` (a lead for each ready agent of a preview campaign) ->
@@ -177,6 +204,21 @@ class CallbackFacts:
 
 
 @dataclass(frozen=True)
+class HandoffFacts:
+    """An IVR hand-off waiting in the database: the caller asked for an agent at ``since``."""
+
+    ivr_session_id: int
+    client_id: int | None
+    since: datetime
+    lang: str = "zh-CN"
+    caller: str = ""
+
+    @property
+    def call_id(self) -> str:
+        return V.handoff_call_id(self.ivr_session_id)
+
+
+@dataclass(frozen=True)
 class LeadFacts:
     lead_id: int
     client_id: int | None
@@ -213,6 +255,7 @@ class Synced:
     campaigns: tuple[CampaignFacts, ...]
     agents: tuple[AgentFacts, ...]
     callbacks: tuple[CallbackFacts, ...] = ()
+    handoffs: tuple[HandoffFacts, ...] | None = None  # None: not loaded (this engine takes no hand-offs)
 
 
 @dataclass(frozen=True)
@@ -390,7 +433,36 @@ class MissCallback:
     callback_id: int
 
 
-Record = Union[RecordAnswered, RecordConnected, FinishAttempt, CompleteDisposition, MissCallback]
+@dataclass(frozen=True)
+class HandoffStep:
+    """An IVR step of a hand-off (``agent_connected``: the caller reached ``staff_id``)."""
+
+    ivr_session_id: int
+    step: str
+    staff_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EndHandoff:
+    """The hand-off's call is over: its IVR session ends with ``reason`` (unless already ended)."""
+
+    ivr_session_id: int
+    reason: str
+    talk_s: float | None = None
+
+
+@dataclass(frozen=True)
+class HandoffCallback:
+    """Nobody took the hand-off within ``handoff_wait_s``: a call back to the client is booked (a pending
+    ``Callback`` row due at once, for anyone; ``services.handoff.book_callback``) and the step recorded."""
+
+    ivr_session_id: int
+    client_id: int | None
+    caller: str
+
+
+Record = Union[RecordAnswered, RecordConnected, FinishAttempt, CompleteDisposition, MissCallback, HandoffStep,
+               EndHandoff, HandoffCallback]
 
 
 @dataclass(frozen=True)
@@ -405,6 +477,22 @@ class OpenContact:
 
 
 @dataclass(frozen=True)
+class OpenInboundContact:
+    """The agent's desk contact for a connected IVR hand-off."""
+
+    client_id: int | None
+    ivr_session_id: int
+
+
+@dataclass(frozen=True)
+class ExpectInbound:
+    """A hand-off's caller waits on the PBX under ``call_id`` (a backend that cannot see it by itself, such as
+    the simulated PBX, starts reporting it; Asterisk reports it from the dialplan's UserEvent)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
 class ChangeAgentState:
     """In one transaction: the ``records`` (always), the agent ``event`` when the row is still ``expected``,
     then the desk ``contact`` when given. Answered by ``AgentChanged``."""
@@ -416,7 +504,7 @@ class ChangeAgentState:
     reason: str = ""
     attempt_id: int | None = None
     records: tuple[Record, ...] = ()
-    contact: OpenContact | None = None
+    contact: OpenContact | OpenInboundContact | None = None
 
 
 @dataclass(frozen=True)
@@ -471,7 +559,8 @@ class Resume:
 
 Command = Union[Originate, Connect, Play, Hangup, LoginPhone, LogoutPhone, Sync, ClaimLeads, RecordAnswered,
                 RecordConnected, FinishAttempt, CompleteDisposition, MissCallback, ChangeAgentState, OfferPreviews,
-                SkipPreview, DialPreview, PlaceCallback, Publish, Resume]
+                SkipPreview, DialPreview, PlaceCallback, Publish, Resume, HandoffStep, EndHandoff, HandoffCallback,
+                ExpectInbound]
 
 
 # --- the core's own state --------------------------------------------------------------------------------------
@@ -494,6 +583,31 @@ class Call:
     connected: float | None = None
     amd: str | None = None
     abandoned: bool = False
+
+
+class InboundState(StrEnum):
+    WAITING = "waiting"  # in the queue (routable once parked)
+    RESERVING = "reserving"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    SORRY = "sorry"  # waited too long: hearing the sorry prompt, a call back booked
+
+
+@dataclass
+class InboundCall:
+    """An IVR hand-off: the caller waits on the PBX for an agent."""
+
+    call_id: str
+    ivr_session_id: int
+    client_id: int | None
+    since: datetime  # when the caller asked for an agent (wall)
+    lang: str = "zh-CN"
+    caller: str = ""
+    state: InboundState = InboundState.WAITING
+    parked: bool = False  # the PBX reported the caller's channel (it can be moved into a room)
+    agent_id: int | None = None
+    connected: float | None = None
+    sorry_at: float | None = None
 
 
 @dataclass
@@ -554,6 +668,9 @@ class CoreConfig:
     callback_grace: timedelta = timedelta(hours=2)
     progressive_floor: bool = True
     login_retry_s: float = 30.0  # a phone that will not answer: not every second
+    handoff_wait_s: float = 120.0  # a hand-off waiting longer hears the sorry prompt and gets a call back
+    handoff_sorry_prompt: str = "cc/{lang}/handoff_sorry"
+    sorry_grace_s: float = 60.0  # a sorry prompt whose end the PBX never reports: the hand-off is closed anyway
 
     @property
     def hold_s(self) -> float:
@@ -573,6 +690,9 @@ class CallCore:
         self._next_tick = 0.0
         self._next_board = 0.0
         self._due_callbacks: tuple[CallbackFacts, ...] = ()
+        self.inbound: dict[str, InboundCall] = {}  # IVR hand-offs (inbound calls), by call id
+        self._parked: dict[str, float] = {}  # hand-off channels the PBX reported before the database listed them
+        self._gone: dict[str, float] = {}  # hand-offs whose caller hung up before the database listed them
         self._now = 0.0
         self._wall = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -598,10 +718,12 @@ class CallCore:
         """Our call of that attempt, connected or on its way to that agent."""
         return next((c for c in self.calls.values() if c.attempt_id == attempt_id and c.agent_id == staff_id), None)
 
-    def ready_agents(self, campaign_id: int) -> list[Agent]:
-        """Ready agents of the campaign with their phone up, longest idle first."""
+    def ready_agents(self, campaign_id: int | None) -> list[Agent]:
+        """Ready agents of the campaign (None: of any campaign, for inbound calls) with their phone up, longest
+        idle first."""
         ready = [a for a in self.agents.values()
-                 if a.campaign_id == campaign_id and a.state == AgentState.READY and a.phone_up and not a.pending]
+                 if (campaign_id is None or a.campaign_id == campaign_id) and a.state == AgentState.READY
+                 and a.phone_up and not a.pending]
         ready.sort(key=lambda a: (a.since, a.staff_id))
         return ready
 
@@ -635,6 +757,8 @@ class CallCore:
             return out
         if isinstance(event, Synced):
             self._synced(event, out)
+            if event.handoffs is not None:
+                self._handoffs_synced(event.handoffs, out)
             out.append(Resume("previews"))  # once the phones are logged in
             return out
         if isinstance(event, Resumed):
@@ -656,10 +780,15 @@ class CallCore:
             if agent is not None:
                 agent.phone_up = False
             return out
+        if isinstance(event, (Answered, Connected, Ended, Failed)) and event.call_id not in self.calls:
+            if V.handoff_session_id(event.call_id) is not None:  # an inbound call (IVR hand-off)
+                self._inbound_event(event, out)
+                self._serve_waiting(out)
+            return out  # else not ours, or a duplicate after the terminal event
         if isinstance(event, (Answered, Connected, Ended, Failed)):
             call = self.calls.get(event.call_id)
             if call is None:
-                return out  # not ours, or a duplicate after the terminal event
+                return out
             if isinstance(event, Answered):
                 self._answered(call, event, out)
             elif isinstance(event, Connected):
@@ -733,6 +862,7 @@ class CallCore:
             agent.call_id = None
 
     def _agent_changed(self, ev: AgentChanged, out: list[Command]) -> None:
+        self._inbound_agent_changed(ev, out)
         agent = self.agents.get(ev.staff_id)
         reserving = next((c for c in self.calls.values()
                           if c.state == CallState.RESERVING and c.agent_id == ev.staff_id), None)
@@ -788,6 +918,7 @@ class CallCore:
                     break
                 run.waiting.popleft()
                 self._route(call, ready[0], out)
+        self._serve_inbound(out)  # after the answered outbound calls (their 2 s abandon rule comes first)
 
     def _route(self, call: Call, agent: Agent, out: list[Command], records: tuple[Record, ...] = ()) -> None:
         call.state = CallState.RESERVING
@@ -953,6 +1084,7 @@ class CallCore:
                 else:
                     keep.append(call_id)
             run.waiting = keep
+        self._inbound_tick(out)
         self._serve_waiting(out)
         for run in list(self.campaigns.values()):
             if run.state != CampaignState.RUNNING or run.mode == "preview" or now < run.hopper_empty_until:
@@ -1043,6 +1175,9 @@ class CallCore:
         self._enqueue(call)
 
     def _connect_failed(self, ev: ConnectFailed, out: list[Command]) -> None:
+        if ev.call_id in self.inbound:
+            self._inbound_connect_failed(self.inbound[ev.call_id], out)
+            return
         call = self.calls.get(ev.call_id)
         if call is None or call.state != CallState.CONNECTING:
             return
@@ -1117,3 +1252,147 @@ class CallCore:
                 run.abandoned += 1
         out.append(Publish(AttemptEnded(call.attempt_id, call.campaign_id, call.lead_id, str(outcome), abandoned)))
 
+
+
+    # --- inbound calls: IVR hand-offs ----------------------------------------------------------------------------
+
+    def _handoffs_synced(self, handoffs: tuple[HandoffFacts, ...], out: list[Command]) -> None:
+        listed = set()
+        for h in handoffs:
+            listed.add(h.call_id)
+            if h.call_id in self.inbound:
+                continue
+            if self._gone.pop(h.call_id, None) is not None:  # the caller hung up before we knew of the call
+                out.append(EndHandoff(h.ivr_session_id, "caller_hangup"))
+                continue
+            call = InboundCall(h.call_id, h.ivr_session_id, h.client_id, h.since, h.lang, h.caller)
+            call.parked = self._parked.pop(h.call_id, None) is not None
+            self.inbound[h.call_id] = call
+            out.append(ExpectInbound(h.call_id))
+        for call_id, call in list(self.inbound.items()):
+            if call.state == InboundState.WAITING and call_id not in listed:
+                del self.inbound[call_id]  # ended (recorded elsewhere) or another dialler has it
+        horizon = self._now - 600.0
+        for early in (self._parked, self._gone):
+            for call_id, at in list(early.items()):
+                if at < horizon:
+                    del early[call_id]
+
+    def _inbound_event(self, event: Answered | Connected | Ended | Failed, out: list[Command]) -> None:
+        call = self.inbound.get(event.call_id)
+        if isinstance(event, Answered):
+            if call is None:
+                self._parked[event.call_id] = self._now  # the database lists it at the next sync
+                while len(self._parked) > 1000:
+                    self._parked.pop(next(iter(self._parked)))
+            else:
+                call.parked = True
+            return
+        if call is None:
+            if isinstance(event, (Ended, Failed)) and self._parked.pop(event.call_id, None) is not None:
+                self._gone[event.call_id] = self._now
+                while len(self._gone) > 1000:
+                    self._gone.pop(next(iter(self._gone)))
+            return
+        if isinstance(event, Connected):
+            self._inbound_connected(call, out)
+        else:
+            talk = event.talk_s if isinstance(event, Ended) else None
+            self._inbound_ended(call, out, talk)
+
+    def _serve_inbound(self, out: list[Command]) -> None:
+        waiting = sorted((c for c in self.inbound.values() if c.state == InboundState.WAITING and c.parked),
+                         key=lambda c: (c.since, c.ivr_session_id))
+        for call in waiting:
+            ready = self.ready_agents(None)
+            if not ready:
+                return
+            agent = ready[0]
+            call.state = InboundState.RESERVING
+            call.agent_id = agent.staff_id
+            agent.call_id = call.call_id
+            self._change(agent, "reserve", out, reason="ivr_handoff")
+
+    def _inbound_agent_changed(self, ev: AgentChanged, out: list[Command]) -> None:
+        call = next((c for c in self.inbound.values() if c.agent_id == ev.staff_id
+                     and c.state in (InboundState.RESERVING, InboundState.CONNECTED)), None)
+        if call is None:
+            return
+        if call.state == InboundState.CONNECTED:
+            if ev.contact_id is not None and ev.event == "connect":
+                out.append(Publish(ContactOpened(ev.staff_id, ev.contact_id, call.client_id,
+                                                 ivr_session_id=call.ivr_session_id)))
+            return
+        if ev.event != "reserve":
+            return
+        agent = self.agents.get(ev.staff_id)
+        if ev.applied and agent is not None and ev.state is not None:
+            call.state = InboundState.CONNECTING
+            out.append(Connect(call.call_id, ev.staff_id))
+            return
+        call.state, call.agent_id = InboundState.WAITING, None  # the next agent (still oldest first)
+        if agent is not None and agent.call_id == call.call_id:
+            agent.call_id = None
+
+    def _inbound_connect_failed(self, call: InboundCall, out: list[Command]) -> None:
+        if call.state != InboundState.CONNECTING:
+            return
+        agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        call.state, call.agent_id = InboundState.WAITING, None
+        call.parked = False  # routable again when the PBX reports the channel (the dialplan repeats it)
+        if agent is not None and agent.call_id == call.call_id:
+            self._change(agent, "release", out, reason="connect_failed")
+
+    def _inbound_connected(self, call: InboundCall, out: list[Command]) -> None:
+        if call.state == InboundState.CONNECTED:
+            return
+        call.state = InboundState.CONNECTED
+        call.connected = self._now
+        mark = HandoffStep(call.ivr_session_id, "agent_connected", call.agent_id)
+        agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        if agent is None or agent.call_id not in (None, call.call_id):
+            out.append(mark)
+            return
+        agent.call_id = call.call_id
+        out.append(ChangeAgentState(agent.staff_id, agent.session_id, "connect", AgentState.RESERVED,
+                                    "ivr_handoff", None, (mark,),
+                                    OpenInboundContact(call.client_id, call.ivr_session_id)))
+        agent.pending += 1
+        if agent.state == AgentState.RESERVED:
+            self._take(agent, AgentState.TALKING, self._wall)
+
+    def _inbound_ended(self, call: InboundCall, out: list[Command], talk_s: float | None) -> None:
+        self.inbound.pop(call.call_id, None)
+        if call.state == InboundState.CONNECTED:
+            reason = "completed"
+            if talk_s is None and call.connected is not None:
+                talk_s = self._now - call.connected
+        else:
+            reason = "handoff_timeout" if call.state == InboundState.SORRY else "caller_hangup"
+            talk_s = None
+        end = EndHandoff(call.ivr_session_id, reason, talk_s)
+        agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        if agent is not None and agent.call_id == call.call_id and agent.state in (AgentState.RESERVED,
+                                                                                 AgentState.TALKING):
+            event = "hangup" if agent.state == AgentState.TALKING else "release"
+            self._change(agent, event, out, reason="ivr_handoff", records=(end,))
+        else:
+            out.append(end)
+
+    def _inbound_tick(self, out: list[Command]) -> None:
+        limit = timedelta(seconds=self.config.handoff_wait_s)
+        for call in list(self.inbound.values()):
+            if call.state == InboundState.SORRY:
+                if call.sorry_at is not None and self._now - call.sorry_at >= self.config.sorry_grace_s:
+                    self._inbound_ended(call, out, None)  # the PBX never told us the end
+                continue
+            if call.state != InboundState.WAITING or self._wall - call.since < limit:
+                continue
+            out.append(HandoffCallback(call.ivr_session_id, call.client_id, call.caller))
+            if call.parked:
+                call.state, call.sorry_at = InboundState.SORRY, self._now
+                out.append(Play(call.call_id, self.config.handoff_sorry_prompt.format(lang=call.lang),
+                                or_hangup=True))
+            else:  # the PBX never reported the caller's channel: nobody is there to hear a prompt
+                call.state = InboundState.SORRY
+                self._inbound_ended(call, out, None)

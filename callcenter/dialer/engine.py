@@ -36,6 +36,13 @@ Several diallers share one database: each heartbeats its row in ``dialer_process
 its open attempts closed ``lost``, their leads released); the pacers read the abandon budget from the
 database (``dialer.budget``), so every process and a restarted one count the same abandons.
 
+IVR hand-offs are inbound calls of the same core (one routing model): at every sync the engine also loads the
+hand-offs waiting in the database (``services.handoff.load_waiting``, claimed for this dialler) and leases the
+agent sessions opened with no campaign (so a hotline-only shift takes hand-offs too); the core routes them like
+answered outbound calls, ``Connect`` moves the caller's parked channel into the agent's room, the desk contact
+opens with the agent's move to talking, and the end of the call moves the agent to wrap-up (``take_handoffs``;
+off for backends that cannot hold a caller, such as Twilio, whose hand-offs the carrier queues itself).
+
 Agent sessions opened on the screen before any campaign ran (``campaign_id`` NULL) or whose campaign ended
 join the highest-priority running campaign they are assigned to at the next sync.
 """
@@ -81,6 +88,7 @@ from callcenter.dialer.hopper import (
     start_attempt,
 )
 from callcenter.dialer.service import campaign_agent_ids, change_agent_state, start_due
+from callcenter.services import handoff as H
 from callcenter.domain.campaigns import RuleError, agent_transition, in_window, on_dnc
 from callcenter.services.bus import EventBus
 from callcenter.services.desk import ContactFacts, open_contact
@@ -169,6 +177,8 @@ class DialerEngine:
         callback_grace: timedelta = timedelta(hours=2),
         campaign_ids: set[int] | None = None,
         progressive_floor: bool = True,
+        take_handoffs: bool = True,
+        handoff_wait_s: float = 120.0,
     ) -> None:
         self.deps = deps
         self.telephony = telephony
@@ -182,7 +192,8 @@ class DialerEngine:
         self.core = CallCore(CoreConfig(
             dialer_id=self.dialer_id, abandon_after_s=abandon_after_s, sync_s=sync_s, tick_s=tick_s,
             wallboard_s=wallboard_s, auto_wrap_up_s=auto_wrap_up_s, callback_grace=callback_grace,
-            progressive_floor=progressive_floor))
+            progressive_floor=progressive_floor, handoff_wait_s=handoff_wait_s))
+        self.take_handoffs = take_handoffs
         self._next_renew = datetime.min.replace(tzinfo=timezone.utc)
         self._lock = asyncio.Lock()
         self.stats = {"originated": 0, "rejected": 0}
@@ -275,21 +286,27 @@ class DialerEngine:
         """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
         Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
 
-        def attempt_of(s: Session) -> int | None:
+        def call_of(s: Session) -> tuple[int | None, int | None]:
             contact = s.get(DeskContact, contact_id)
-            return contact.attempt_id if contact is not None and contact.agent_id == staff_id else None
+            if contact is None or contact.agent_id != staff_id:
+                return None, None
+            return contact.attempt_id, contact.ivr_session_id
 
-        attempt_id = await self._tx(attempt_of)
-        if attempt_id is None:
-            return False
+        attempt_id, ivr_session_id = await self._tx(call_of)
         async with self._lock:
-            call = self.core.call_of(attempt_id, staff_id)
-            if call is None:
+            call_id: str | None = None
+            if attempt_id is not None:
+                call = self.core.call_of(attempt_id, staff_id)
+                call_id = call.call_id if call is not None else None
+            elif ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
+                inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
+                call_id = inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+            if call_id is None:
                 return False
             try:
-                await self.telephony.hangup(call.call_id)
+                await self.telephony.hangup(call_id)
             except TelephonyError as exc:
-                log.warning("hang-up of %s failed: %s", call.call_id, exc)
+                log.warning("hang-up of %s failed: %s", call_id, exc)
                 return False
             return True
 
@@ -322,12 +339,15 @@ class DialerEngine:
             return None
         if isinstance(cmd, C.Resume):
             return C.Resumed(cmd.phase)
-        if isinstance(cmd, (C.Originate, C.Connect, C.Play, C.Hangup, C.LoginPhone, C.LogoutPhone)):
+        if isinstance(cmd, (C.Originate, C.Connect, C.Play, C.Hangup, C.LoginPhone, C.LogoutPhone, C.ExpectInbound)):
             return await self._telephony(cmd)
         wall = self.wall()
         if isinstance(cmd, C.Sync):
             renew = wall >= self._next_renew
             synced = await self._tx(lambda s: self._sync_tx(s, wall, cmd.lead_ids, renew))
+            if self.take_handoffs:
+                handoffs = await self._tx(lambda s: self._handoffs_tx(s, wall))
+                synced = C.Synced(synced.campaigns, synced.agents, synced.callbacks, handoffs)
             if renew and cmd.lead_ids:
                 self._next_renew = wall + self.lease / 4
             return synced
@@ -335,7 +355,7 @@ class DialerEngine:
             calls = await self._tx(lambda s: self._claim_tx(s, cmd, wall))
             return C.LeadsClaimed(cmd.campaign_id, cmd.n, calls)
         if isinstance(cmd, (C.RecordAnswered, C.RecordConnected, C.FinishAttempt, C.CompleteDisposition,
-                            C.MissCallback)):
+                            C.MissCallback, C.HandoffStep, C.EndHandoff, C.HandoffCallback)):
             await self._tx(lambda s: _write(s, cmd, wall, self.deps.tz))
             return None
         if isinstance(cmd, C.ChangeAgentState):
@@ -383,6 +403,11 @@ class DialerEngine:
                 return C.OriginateRefused(cmd.call_id, "lost", True, str(exc))
             self.stats["originated"] += 1
             return C.OriginateAccepted(cmd.call_id)
+        if isinstance(cmd, C.ExpectInbound):
+            expect = getattr(port, "expect_inbound", None)  # Asterisk sees the parked channel by itself
+            if callable(expect):
+                await expect(cmd.call_id)
+            return None
         if isinstance(cmd, C.Connect):
             try:
                 await port.connect(cmd.call_id, str(cmd.staff_id))
@@ -459,6 +484,16 @@ class DialerEngine:
                                r.preview_action) for r in sessions),
             tuple(C.CallbackFacts(cb.id, cb.campaign_id, cb.lead_id, cb.due_at, cb.agent_only, cb.owner_id)
                   for cb in callbacks))
+
+    def _handoffs_tx(self, s: Session, now: datetime) -> tuple[C.HandoffFacts, ...]:
+        """The IVR hand-offs waiting for an agent (claimed for us), and the agent sessions opened with no
+        campaign leased to us (the next sync reads them as ours: they take hand-offs)."""
+        s.execute(update(AgentSession).where(
+            AgentSession.ended_at.is_(None), AgentSession.campaign_id.is_(None),
+            or_(AgentSession.dialer_id.is_(None), AgentSession.dialer_id == self.dialer_id,
+                AgentSession.lease_until < now),
+        ).values(dialer_id=self.dialer_id, lease_until=now + self.lease))
+        return H.load_waiting(s, self.dialer_id, now)
 
     def _claim_tx(self, s: Session, cmd: C.ClaimLeads, wall: datetime) -> tuple[C.NewCall, ...]:
         campaign = s.get(Campaign, cmd.campaign_id)
@@ -600,6 +635,12 @@ def _write(s: Session, record: C.Record, wall: datetime, tz: tzinfo) -> None:
     elif isinstance(record, C.MissCallback):
         s.execute(update(Callback).where(Callback.id == record.callback_id, Callback.status == "pending")
                   .values(status="missed"))
+    elif isinstance(record, C.HandoffStep):
+        H.record_step(s, record.ivr_session_id, record.step, wall, staff_id=record.staff_id)
+    elif isinstance(record, C.EndHandoff):
+        H.end_handoff(s, record.ivr_session_id, record.reason, wall, record.talk_s)
+    elif isinstance(record, C.HandoffCallback):
+        H.book_callback(s, record.ivr_session_id, record.client_id, record.caller, wall)
     else:
         raise TypeError(f"not a record {record!r}")
 
@@ -622,7 +663,10 @@ def _change_agent_tx(s: Session, cmd: C.ChangeAgentState, wall: datetime, script
             change_agent_state(s, session, cmd.event, wall, reason=cmd.reason, attempt_id=cmd.attempt_id)
             applied = True
     contact_id = None
-    if cmd.contact is not None:
+    if isinstance(cmd.contact, C.OpenInboundContact):
+        contact_id = open_contact(s, cmd.staff_id, ContactFacts(
+            client_id=cmd.contact.client_id, ivr_session_id=cmd.contact.ivr_session_id), wall, scripts_dir)
+    elif cmd.contact is not None:
         c = cmd.contact
         contact_id = open_contact(s, cmd.staff_id, ContactFacts(
             client_id=c.client_id, attempt_id=c.attempt_id, lead_id=c.lead_id, campaign_id=c.campaign_id,

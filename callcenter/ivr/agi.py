@@ -212,6 +212,9 @@ class AgiConfig:
     # meanwhile collected with WAIT FOR DIGIT of typeahead_poll_ms (res_agi drops DTMF between commands)
     wait_prompt_after_s: float = 0.0
     typeahead_poll_ms: int = 250
+    # a hand-off waits in the dialplan's [cc-handoff-wait] for the engine's Redirect; the engine gives up after
+    # handoff_wait_s (setting), the dialplan itself a little later (CC_HANDOFF_WAIT_S) should no engine run
+    handoff_wait_s: float = 120.0
     # told +1 when a session is accepted and -1 when it ends (metrics: sessions in progress and total); must not raise
     on_session: Callable[[int], None] | None = None
 
@@ -252,6 +255,7 @@ class AgiCall:
         self.gone: str | None = None  # the caller left during a slow action; raised at the next command
         self.started = time.monotonic()
         self._records: asyncio.Future[None] | None = None  # the last call-record write (each waits for the one before)
+        self.ivr_session_id: int | None = None  # the call record's id (from the backend's record of the hand-off)
 
     async def run(self) -> str:
         """Run the call to its end; returns the end reason."""
@@ -306,7 +310,9 @@ class AgiCall:
         if previous is not None:
             await previous  # never raises: each write logs its own failure
         try:
-            await self._thread(self.backend.record_event, self.call_id, step, detail)
+            record_id = await self._thread(self.backend.record_event, self.call_id, step, detail)
+            if step == "handoff" and isinstance(record_id, int):
+                self.ivr_session_id = record_id
         except Exception:  # noqa: BLE001 - a lost record must not drop the call
             log.exception("could not record IVR step %s of %s", step, self.call_id)
 
@@ -442,8 +448,15 @@ class AgiCall:
         await self._flush()
         await self._set(V.CC_CLIENT_ID, cmd.client_id or "")
         await self._set(V.CC_IVR_SUMMARY, cmd.summary)
+        await self._set(V.CC_LANG, cmd.lang)
+        await self.flush_records()  # the hand-off's record first: the engine loads waiting hand-offs from it
+        if self.ivr_session_id is not None:
+            await self._set(V.CC_CALL_ID, V.handoff_call_id(self.ivr_session_id))
+            await self._set(V.CC_HANDOFF_WAIT_S, str(int(self.config.handoff_wait_s) + 30))
         await self._set(V.CC_HANDOFF, "1")
-        # returning ends the AGI: the dialplan goes on to the agent queue
+        # returning ends the AGI: the dialplan parks the caller in [cc-handoff-wait] (no CC_CALL_ID: the record
+        # failed, nobody can route the call: the dialplan plays the sorry prompt), and the engine's call core
+        # routes it to an agent like an answered outbound call
 
     async def hang_up(self, cmd: EndCall) -> None:
         await self._flush()
@@ -483,7 +496,8 @@ def agi_config(settings: Any) -> AgiConfig:
                      header_timeout_s=settings.agi_header_timeout_s, reply_timeout_s=settings.agi_reply_timeout_s,
                      max_connections=settings.agi_max_connections,
                      wait_prompt_after_s=settings.ivr_wait_prompt_after_s,
-                     typeahead_poll_ms=settings.ivr_typeahead_poll_ms)
+                     typeahead_poll_ms=settings.ivr_typeahead_poll_ms,
+                     handoff_wait_s=settings.handoff_wait_s)
 
 
 def new_call_id() -> str:

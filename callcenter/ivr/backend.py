@@ -213,7 +213,9 @@ class IvrBackend(Protocol):
     def latest_bulletin(self, lang: str) -> Bulletin | None:
         ...
 
-    def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> None:
+    def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> int | None:
+        """Record one step of the call; returns the call record's id when the backend keeps one (the IVR
+        session's id: a hand-off's call id is made from it)."""
         ...
 
     def subscriptions(self, client_id: str, lang: str) -> list[Subscription]:

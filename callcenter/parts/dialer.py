@@ -42,30 +42,22 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
     from callcenter.care.notify_calls import NotificationCaller
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
-    engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s)
+    # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls); Twilio's carrier
+    # queues its own hand-offs (<Enqueue>), so that engine takes none
+    engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s,
+                          take_handoffs=core.settings.telephony_backend != "twilio",
+                          handoff_wait_s=core.settings.handoff_wait_s)
     from callcenter.services.desk import scripts
 
-    # the talk scripts a connected call's desk contact starts: loaded (and checked) once, now, not inside the
-    # first connect's transaction
-    await asyncio.to_thread(scripts, core.settings.scripts_path)
     if core.notifications is not None:
         core.notifications.plug(notify)
-    handoffs = None
-    if core.settings.telephony_backend == "simulated":  # on Asterisk the dialplan queues IVR hand-offs itself
-        from callcenter.services.handoff import handoff_runner
-
-        handoffs = asyncio.create_task(handoff_runner(core.sessions, core.bus, core.clock, stop,
-                                                      scripts_dir=core.settings.scripts_path))
-    elif hasattr(telephony, "add_observer"):  # Asterisk: the queue's AgentConnect pops the client
-        from callcenter.services.handoff import watch_agent_connects
-
-        watch_agent_connects(core.sessions, core.bus, core.clock,
-                             telephony.add_observer,
-                             scripts_dir=core.settings.scripts_path)
     given_up = getattr(telephony, "wait_given_up", None)
     running = asyncio.Event()  # ``stop``, or the backend gave up for good (every AMI login refused on reconnect)
     relay = asyncio.create_task(_first_of(stop, given_up() if callable(given_up) else None, running))
     try:
+        # the talk scripts a connected call's desk contact starts: loaded (and checked) once, now, not inside
+        # the first connect's transaction
+        await asyncio.to_thread(scripts, core.settings.scripts_path)
         await engine.run(running)
         failure = relay.result() if relay.done() else None
         if failure is not None:
@@ -75,12 +67,6 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
         core.parts.unwatch("dialler")
         if core.notifications is not None:  # no notification calls on a telephony that is closing
             core.notifications.unplug(notify)
-        if handoffs is not None:
-            handoffs.cancel()
-            try:
-                await handoffs
-            except asyncio.CancelledError:
-                pass
         await telephony.aclose()
         core.metrics.telephony_closed(telephony)
 

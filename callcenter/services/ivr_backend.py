@@ -353,7 +353,7 @@ class StoreIvrBackend(_OrdersMixin):
             sess.transfer_refs = ",".join(refs + [reference])
 
     # -------------------------------------------------------------- records
-    def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> None:
+    def record_event(self, call_id: str, step: str, detail: dict[str, Any]) -> int:
         detail = {k: v for k, v in detail.items() if k not in ("pin", "digits", "amount", "amount_fen")}
         now = self._clock()
 
@@ -372,6 +372,7 @@ class StoreIvrBackend(_OrdersMixin):
         sess_id = self._with_session(call_id, apply, step=step, detail=detail, caller=str(detail.get("caller", "")))
         if step == "handoff" and self._bus is not None:
             self._bus.emit_threadsafe(HandoffWaiting(ivr_session_id=sess_id))  # a nudge: the hand-off is in the DB
+        return sess_id
 
     def _with_session(self, call_id: str, change: Callable[[IvrSession], None], *, step: str | None = None,
                       detail: dict[str, Any] | None = None, caller: str = "") -> int:

@@ -685,6 +685,10 @@ class AmiPool:
 
     def _client_of(self, call_id: str) -> AmiClient:
         client = self._calls.get(call_id)
+        if client is None:  # an inbound call (IVR hand-off): on the server whose dialplan reported it
+            client = next((c for c in self.clients if c.tracker.is_live(call_id)), None)
+            if client is not None:
+                self._calls[call_id] = client
         if client is None or not client.tracker.is_live(call_id):
             self._calls.pop(call_id, None)
             raise TelephonyError(f"unknown call {call_id}")
@@ -711,7 +715,7 @@ class AmiPool:
         await self._client_of(call_id).connect(call_id, agent_id)
 
     async def hangup(self, call_id: str) -> None:
-        client = self._calls.get(call_id)
+        client = self._calls.get(call_id) or next((c for c in self.clients if c.tracker.is_live(call_id)), None)
         if client is not None:
             await client.hangup(call_id)
 

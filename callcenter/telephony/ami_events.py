@@ -16,6 +16,11 @@ Rules:
 - ``Hangup`` of our leg after the answer -> ``Ended``.  A hang-up before any OriginateResponse is
   held for ``settle_grace_s`` (Asterisk often sends it first), then settled by its cause on
   ``tick`` -- that is how a lost OriginateResponse is settled by our ChannelId.
+- Inbound calls (IVR hand-offs): ``UserEvent: HandoffWaiting`` (CallID ``cc-h…``, raised and repeated by the
+  shipped ``[cc-handoff-wait]`` while the caller waits there) -> the channel is tracked as an answered call of
+  that id, known by its own ``Uniqueid`` (Asterisk's), and reported once as ``Answered`` (parked: ``connect``
+  can Redirect it); its ``ConfbridgeJoin`` of an agent room -> ``Connected``, its ``Hangup`` -> ``Ended``, like
+  an outbound call.
 - ``Shutdown`` -> ``ServerDown`` and every live call on the server ends.
 - After a lost connection every live call is "unverified" until ``reconcile`` is given the
   ``CoreShowChannels`` list: the missing ones end, so nothing stays in flight forever.
@@ -45,7 +50,13 @@ from callcenter.ports.telephony import (
     ServerUp,
     TelephonyEvent,
 )
-from callcenter.telephony.variables import AGENT_ROOM_PREFIX, USEREVENT_CALL_ANSWERED, agent_leg_id
+from callcenter.telephony.variables import (
+    AGENT_ROOM_PREFIX,
+    USEREVENT_CALL_ANSWERED,
+    USEREVENT_HANDOFF_WAITING,
+    agent_leg_id,
+    handoff_session_id,
+)
 
 ORIGINATE_REASONS: dict[int, FailReason | None] = {
     0: "error",
@@ -118,6 +129,7 @@ class _Call:
     other_keys: tuple[str, ...] = ()
     other_cause: int | None = None
     unverified: bool = False
+    uniqueid: str | None = None  # an inbound channel's own (Asterisk's) id; None: our call id is the Uniqueid
 
 
 @dataclass
@@ -143,6 +155,7 @@ class CallTracker:
     _agent_legs: dict[str, str] = field(default_factory=dict)  # leg uniqueid -> agent id
     _rooms: dict[str, str] = field(default_factory=dict)  # BridgeUniqueid -> agent id
     _settled: dict[str, None] = field(default_factory=dict)  # recent terminal ids (ordered, bounded)
+    _inbound: dict[str, str] = field(default_factory=dict)  # an inbound channel's Uniqueid -> our call id
 
     # --- commands from the adapter ---------------------------------------------------------
 
@@ -256,8 +269,9 @@ class CallTracker:
             if not call.unverified:
                 continue
             call.unverified = False
-            if call.call_id in alive:
-                call.channel = alive[call.call_id] or call.channel
+            key = call.uniqueid or call.call_id
+            if key in alive:
+                call.channel = alive[key] or call.channel
                 continue
             if call.state == "answered":
                 out += self._end(call, None, "gone after reconnect", now)
@@ -345,6 +359,8 @@ class CallTracker:
         return self._fail(call, reason, self._known_cause(call), now)
 
     def _on_userevent(self, h: dict[str, str], now: float) -> list[TelephonyEvent]:
+        if h.get("userevent", "").lower() == USEREVENT_HANDOFF_WAITING.lower():
+            return self._handoff_waiting(h, now)
         if h.get("userevent", "").lower() != USEREVENT_CALL_ANSWERED.lower():
             return []
         call = self._own(h) or self._calls.get(h.get("callid", ""))
@@ -356,6 +372,24 @@ class CallTracker:
         if h.get("channel") and call.channel is None:
             call.channel = h["channel"]
         return self._answered(call, now, amd, cause, report=True)
+
+    def _handoff_waiting(self, h: dict[str, str], now: float) -> list[TelephonyEvent]:
+        call_id, uid, channel = h.get("callid", "").strip(), h.get("uniqueid", ""), h.get("channel", "")
+        if handoff_session_id(call_id) is None or not uid or not channel:
+            return []  # not a hand-off id of ours (or no channel to move)
+        call = self._calls.get(call_id)
+        if call is not None:  # the dialplan's repeat: the channel may have been renamed (masquerade)
+            call.channel = channel
+            if call.uniqueid != uid:
+                self._inbound.pop(call.uniqueid or "", None)
+                call.uniqueid = uid
+                self._inbound[uid] = call_id
+            return []
+        call = _Call(call_id, now, 0.0, False, channel=channel, uniqueid=uid)
+        self._calls[call_id] = call
+        self._inbound[uid] = call_id
+        self._settled.pop(call_id, None)
+        return self._answered(call, now, None, None, report=True)
 
     def _answered(
         self, call: _Call, now: float, amd: AmdVerdict | None, amd_cause: str | None, *, report: bool
@@ -393,7 +427,7 @@ class CallTracker:
 
     def _joined(self, uid: str, agent_id: str, now: float) -> list[TelephonyEvent]:
         out: list[TelephonyEvent] = []
-        call = self._calls.get(uid)
+        call = self._calls.get(self._inbound.get(uid, uid))
         if call is not None:
             if call.agent_id == agent_id:
                 return []
@@ -417,7 +451,7 @@ class CallTracker:
         uid = h.get("uniqueid", "")
         cause = parse_cause(h.get("cause"))
         text = h.get("cause-txt", "")
-        call = self._calls.get(uid)
+        call = self._calls.get(self._inbound.get(uid, uid))
         if call is not None:
             if call.state == "answered":
                 return self._end(call, cause, text, now)
@@ -490,6 +524,8 @@ class CallTracker:
             self._settled.pop(next(iter(self._settled)))
 
     def _drop_keys(self, call: _Call) -> None:
+        if call.uniqueid is not None and self._inbound.get(call.uniqueid) == call.call_id:
+            del self._inbound[call.uniqueid]
         for key in call.other_keys:
             if self._others.get(key) == call.call_id:
                 del self._others[key]

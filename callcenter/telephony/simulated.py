@@ -6,6 +6,11 @@ times; a connected human talks for a lognormal time, then hangs up.  Time comes 
 injectable ``Clock``: ``LoopClock`` (asyncio loop time, real seconds) or ``VirtualClock``
 (tests and accelerated runs advance it by hand; callbacks fire in time order, synchronously).
 
+Inbound calls (IVR hand-offs): ``expect_inbound(call_id)`` puts the caller of a hand-off on hold here (they
+wait as long as it takes, reported at once as ``Answered``: parked); ``connect`` moves them to an agent like an
+answered outbound call (``Connected``, then a sampled talk time and ``Ended``); ``caller_hangs_up`` is the
+caller giving up (tests).
+
 Events are queued on ``stream`` (read them with ``events()``, or ``stream.pending()`` after
 advancing a virtual clock).
 """
@@ -275,6 +280,18 @@ class SimulatedPbx:
         self._emit(Connected(call_id, now, agent_id))
         talk = self.model.sample_talk(self.rng)
         call.timers.append(self.clock.call_at(now + talk, lambda: self._hung_up_by_customer(call_id)))
+
+    async def expect_inbound(self, call_id: str) -> None:
+        """A hand-off's caller waits here (the simulated IVR handed them over): reported as parked."""
+        if check_id(call_id) in self.calls:
+            return
+        now = self.clock.time()
+        self.calls[call_id] = _SimCall(call_id, "inbound", state="answered", answered_at=now)
+        self._emit(Answered(call_id, now))
+
+    def caller_hangs_up(self, call_id: str) -> None:
+        """The far end (a waiting or connected caller, or a customer) hangs up now."""
+        self._hung_up_by_customer(call_id)
 
     async def hangup(self, call_id: str) -> None:
         call = self.calls.get(check_id(call_id))

@@ -47,3 +47,26 @@ def attempt_call_id(attempt_id: int) -> str:
 def agent_leg_id(agent_id: str) -> str:
     """Uniqueid (Originate ChannelId) of an agent's phone leg."""
     return f"agent-{agent_id}-leg"
+
+
+# --- inbound: IVR hand-offs (one routing model with outbound calls: callcenter.dialer.core) ---------------------
+CC_LANG = "CC_LANG"  # the caller's IVR language: the hold and sorry prompts are cc/<lang>/...
+CC_HANDOFF_WAIT_S = "CC_HANDOFF_WAIT_S"  # the dialplan's own bound on the wait (a little over the engine's)
+CONTEXT_HANDOFF_WAIT = "cc-handoff-wait"  # where a handed-off caller waits for the engine's Redirect
+USEREVENT_HANDOFF_WAITING = "HandoffWaiting"  # raised (and repeated) there: the channel waits, CallID tells whose
+HANDOFF_PREFIX = "cc-h"
+
+
+def handoff_call_id(ivr_session_id: int) -> str:
+    """The call id of an IVR hand-off (the caller's channel waiting for an agent): ``cc-h`` + the IVR session's
+    id, fixed width. Never an Originate ``ChannelId`` (the channel is Asterisk's, named by it), but kept apart
+    from attempt ids (``cc-0…``) and Asterisk's uniqueids all the same."""
+    if ivr_session_id < 0 or ivr_session_id >= 10**12:
+        raise ValueError(f"IVR session id out of range: {ivr_session_id}")
+    return f"{HANDOFF_PREFIX}{ivr_session_id:012d}"
+
+
+def handoff_session_id(call_id: str) -> int | None:
+    """The IVR session id of a hand-off call id; None for any other id."""
+    rest = call_id[len(HANDOFF_PREFIX):] if call_id.startswith(HANDOFF_PREFIX) else ""
+    return int(rest) if len(rest) == 12 and rest.isdigit() else None

@@ -161,6 +161,25 @@ async def test_handoff_sets_channel_variables_and_returns_to_dialplan(agi):
     assert call.variables["CC_CLIENT_ID"] == "C-1001"
     assert call.variables["CC_IVR_SUMMARY"].startswith("lang=zh-CN;auth=ok;account=1234****3456")
     assert call.closed_by_server and not call.commands("HANGUP")
+    assert "CC_CALL_ID" not in call.variables  # no call record: nobody can route it (the dialplan says sorry)
+
+
+async def test_handoff_with_a_call_record_parks_the_caller_under_its_hand_off_call_id(agi, backend):
+    """A backend that keeps call records (the store's) gives the hand-off's record id: the dialplan gets
+    ``CC_CALL_ID`` = ``cc-h<id>`` (the engine's id of the inbound call), the language and its own wait bound."""
+    recorded = backend.record_event
+
+    def record_event(call_id, step, detail):
+        recorded(call_id, step, detail)
+        return 42 if step == "handoff" else 7
+
+    backend.record_event = record_event
+    call = await agi(LOGIN + ["0"])
+    assert call.variables["CC_CALL_ID"] == "cc-h000000000042"
+    assert (call.variables["CC_LANG"], call.variables["CC_HANDOFF_WAIT_S"]) == ("zh-CN", "150")
+    assert call.variables["CC_HANDOFF"] == "1" and call.closed_by_server and not call.commands("HANGUP")
+    names = [c.split()[2] for c, _ in call.transcript if c.startswith("SET VARIABLE")]
+    assert names.index("CC_CALL_ID") < names.index("CC_HANDOFF")  # set before the dialplan is told to park
 
 
 async def test_wrong_pins_end_the_call(agi, backend):

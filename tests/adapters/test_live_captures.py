@@ -1,6 +1,7 @@
 """Replays of the live tests' recordings (tests/fixtures/asterisk-22-live/): the same scenario code as
 tests/live/, against a fake Asterisk that answers with the bytes the real one sent (AMI: ``*.ami``; FastAGI:
-``hotline_typeahead.agi``, answered by command, see :mod:`callcenter.ivr.agi_replay`)."""
+``hotline_typeahead.agi``, ``hotline_handoff.agi``, answered by command, see :mod:`callcenter.ivr.agi_replay`),
+and the IVR hand-off's AMI session (``handoff_to_agent.ami``) driven by the dialler engine on a fresh database."""
 
 from __future__ import annotations
 
@@ -14,9 +15,20 @@ import pytest
 from callcenter.ivr.agi import AgiConfig, start_agi_server
 from callcenter.ivr.agi_replay import AgiReplay, load_agi_capture
 from callcenter.ivr.backend import demo_backend
-from callcenter.telephony.ami import AmiClient, AmiServer
+from sqlalchemy import select
+
+from callcenter.dialer import service as dialer
+from callcenter.dialer.engine import DialerEngine
+from callcenter.parts.dialer import dialer_deps
+from callcenter.services.handoff import waiting_handoffs
+from callcenter.store.db import run_in_transaction, transaction
+from callcenter.store.models.desk import DeskContact
+from callcenter.store.models.ivr import IvrSession
+from callcenter.telephony import variables as V
+from callcenter.telephony.ami import AmiClient, AmiPool, AmiServer
 from callcenter.telephony.ami_replay import ReplayServer, load_capture
-from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
+from tests.adapters.ami_scenarios import LIVE_CAPTURES, OPTIONS, SCENARIOS, options_of
+from tests.adapters.handoff_world import build_handoff_world
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -66,3 +78,73 @@ async def test_hotline_type_ahead_replayed() -> None:
     assert any("/available" in c for c in replay.sent) and not any("/main_menu" in c for c in replay.sent)
     ends = [d for _, step, d in backend.inner.events if step == "end"]
     assert [e["reason"] for e in ends] == ["caller_hangup"], ends
+
+
+# --- the IVR hand-off (tests/live/test_live_handoff.py): one routing model, replayed -------------------------
+
+
+@pytest.mark.db
+async def test_hotline_handoff_replayed_parks_the_caller_under_the_hand_offs_call_id(core: Any) -> None:
+    """The live caller's AGI session against the store's IVR backend on a fresh database: the same commands, the
+    hand-off recorded (waiting: handed off, not ended) and ``CC_CALL_ID`` = ``cc-h<its IVR session id>`` set for
+    the dialplan's ``[cc-handoff-wait]``; no queue."""
+    world = build_handoff_world(core)
+    capture = load_agi_capture(LIVE_CAPTURES / "hotline_handoff.agi")
+    replay = AgiReplay(capture)
+    config = AgiConfig(prompts_dir=Path("/nonexistent-on-the-pbx"), sound_prefix="cc", handoff_wait_s=120.0)
+    server, app = await start_agi_server(core.ivr, "127.0.0.1", 0, config=config)
+    try:
+        async with server:
+            await replay.run("127.0.0.1", server.sockets[0].getsockname()[1], timeout_s=30)
+            await asyncio.wait_for(app.wait_idle(), 10)
+    finally:
+        app.close()
+    assert replay.mismatches == [] and replay.unanswered == [], (replay.mismatches, replay.unanswered)
+    assert [c for c in replay.sent if not c.startswith("WAIT FOR DIGIT")] == [
+        e.command for e in capture.exchanges if not e.is_wait]
+    [(ivr_id, handed_off, ended, client)] = run_in_transaction(core.sessions, lambda s: [
+        (r.id, r.handed_off, r.ended_at, r.client_id) for r in s.scalars(select(IvrSession))])
+    assert handed_off and ended is None and client == world.client_id
+    assert f'SET VARIABLE CC_CALL_ID "{V.handoff_call_id(ivr_id)}"' in replay.sent
+    assert run_in_transaction(core.sessions, waiting_handoffs) == [ivr_id]
+
+
+@pytest.mark.db
+async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core: Any) -> None:
+    """The engine's AMI session of the live hand-off, replayed: the agent's phone is called into its room, the
+    dialplan's HandoffWaiting tells the parked channel, the engine Redirects it into the agent's room (the same
+    action as for an answered outbound call), the desk contact opens as the agent goes talking, and the caller's
+    hang-up leaves the agent in wrap-up."""
+    world = build_handoff_world(core)
+    core.bus.bind_loop(asyncio.get_running_loop())
+    core.ivr.record_event("agi-replay", "start", {"lang": "zh-CN"})
+    ivr_id = core.ivr.record_event("agi-replay", "handoff", {"summary": "转人工"})
+    assert ivr_id == 1  # the id the recording's CallID names (a fresh database, as live)
+    dialer.agent_login(core, world.staff_id, phone=world.phone)
+    dialer.agent_ready(core, world.staff_id)
+    stop = asyncio.Event()
+
+    def state() -> str:
+        return str(dialer.agent_state(core, world.staff_id)["state"])
+
+    async with ReplayServer(load_capture("handoff_to_agent", LIVE_CAPTURES)) as server:
+        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
+        await pool.start()
+        engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
+        runner = asyncio.create_task(engine.run(stop))
+        try:
+            for _ in range(1000):  # bounded: 20 s
+                if state() == "wrap_up":
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 10)
+            await pool.aclose()
+        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+    assert state() == "wrap_up"
+    with transaction(core.sessions) as s:
+        [contact] = s.scalars(select(DeskContact)).all()
+        assert (contact.agent_id, contact.ivr_session_id, contact.direction) == (world.staff_id, ivr_id, "inbound")
+        ivr = s.get(IvrSession, ivr_id)
+        assert ivr is not None and ivr.end_reason == "completed"

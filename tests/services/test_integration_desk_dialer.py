@@ -1,8 +1,9 @@
 """End to end in one event loop: the real web app (uvicorn on 127.0.0.1, port 0), the dialler engine on the
 simulated PBX at virtual time, the agent's SSE stream. An agent logs in through the pages (cookie + CSRF), goes
 ready, gets the engine's call and its screen pop, hangs up (a call command the engine's ``command_loop``
-carries out through the port), sets a disposition and books a callback; an IVR hand-off pops on the
-longest-idle ready agent (not on one talking to an outbound call); a contact opened while no browser was
+carries out through the port), sets a disposition and books a callback; an IVR hand-off -- an inbound call of the
+same engine -- pops on the longest-idle ready agent (not on one talking to an outbound call) and, when the caller
+hangs up, leaves the agent in wrap-up like an outbound call; a contact opened while no browser was
 connected is what the agent's stream says first."""
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.simulation import CustomerModel
 from callcenter.services import desk
 from callcenter.services.call_commands import command_loop
-from callcenter.services.handoff import handoff_runner
 from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models import CallCommand
 from callcenter.store.models.desk import DeskContact
@@ -212,30 +212,39 @@ async def test_ivr_handoff_pops_on_the_longest_idle_ready_agent(stack: Stack) ->
         s.add(ivr)
         s.flush()
         ivr_id = ivr.id
+    pbx = SimulatedPbx(CustomerModel(talk_mean_s=60.0, talk_sd_s=5.0), clock=stack.vclock)
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, auto_wrap_up_s=None)
+    await pbx.start()
     client, h = await stack.login("ag1")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reader = asyncio.create_task(sse_events(client, events))
-    stop = asyncio.Event()
-    router = asyncio.create_task(handoff_runner(core.sessions, core.bus, core.clock, stop, retry_s=0.05))
     try:
         await next_of(events, "hello")
-        await asyncio.to_thread(core.ivr.record_event, "agi-1", "handoff", {"summary": "查询余额后转人工"})
+        ivr_id2 = await asyncio.to_thread(core.ivr.record_event, "agi-1", "handoff", {"summary": "查询余额后转人工"})
+        assert ivr_id2 == ivr_id
         r = await client.post("/api/desk/state", json={"state": "ready"}, headers=h)
         assert r.status_code == 200
+        await drive(engine, pbx, stack.vclock, 5, until=lambda: any(
+            c.state == "connected" for c in engine.core.inbound.values()))
         pop = await next_of(events, "call")
         card = await client.get(f"/agent/contacts/{pop['contact_id']}/card")
         assert card.status_code == 200 and "查询余额后转人工" in card.text and "测试" in card.text
+        [call_id] = engine.core.inbound
+        stack.vclock.advance(10)
+        pbx.caller_hangs_up(call_id)  # the caller hangs up: the agent is freed like after an outbound call
+        await drive(engine, pbx, stack.vclock, 1)
     finally:
-        stop.set()
         reader.cancel()
-        await asyncio.gather(reader, router, return_exceptions=True)
+        await asyncio.gather(reader, return_exceptions=True)
         await client.aclose()
     with transaction(core.sessions) as s:
         contact = s.get(DeskContact, pop["contact_id"])
         assert contact.agent_id == ag1 and contact.ivr_session_id == ivr_id and contact.direction == "inbound"
-        assert s.scalars(select(AgentSession.state).where(AgentSession.staff_id == ag1)).one() == "talking"
+        assert s.scalars(select(AgentSession.state).where(AgentSession.staff_id == ag1)).one() == "wrap_up"
+        assert s.scalars(select(AgentSession.state).where(AgentSession.staff_id == bo1)).one() == "talking"
         steps = [st.step for st in s.scalars(select(IvrStep).where(IvrStep.session_id == ivr_id))]
-        assert "agent_connected" in steps
+        assert "agent_connected" in steps and steps[-1] == "end"
+        assert s.get(IvrSession, ivr_id).end_reason == "completed"
 
 
 async def test_preview_lead_shown_on_the_screen_then_dialled(stack: Stack) -> None:

@@ -1,7 +1,8 @@
 """The dialler's call core (``callcenter.dialer.core``) without a database or an event loop: a virtual clock, a
 fake database and a fake PBX that carry out its commands the way ``DialerEngine`` does (depth first: each
 command's result goes back to the core before the next command), plus hypothesis properties over generated
-event sequences."""
+event sequences. Inbound calls (IVR hand-offs waiting in the fake database, parked on the fake PBX) go through
+the same core: the properties hold counting them."""
 
 from __future__ import annotations
 
@@ -63,6 +64,18 @@ class Attempt:
     callback_id: int | None = None
 
 
+@dataclass
+class HandoffRow:
+    """An IVR session handed off, in the fake database."""
+
+    ivr_session_id: int
+    since: datetime
+    client_id: int | None = None
+    connected_to: int | None = None
+    ended: str | None = None
+    callbacks: int = 0
+
+
 class RecordingPacer:
     mode = "progressive"
 
@@ -103,6 +116,8 @@ class Harness:
     fail_connect: bool = False
     callbacks: tuple[C.CallbackFacts, ...] = ()
     web_moved: bool = False  # the web changed a row since the core last synced
+    handoffs: dict[int, HandoffRow] = field(default_factory=dict)
+    contacts: list[tuple[int, int]] = field(default_factory=list)  # (staff id, ivr session id) opened
 
     def __post_init__(self) -> None:
         self.core = CallCore(CoreConfig(dialer_id="t", auto_wrap_up_s=self.auto_wrap_up_s))
@@ -141,7 +156,21 @@ class Harness:
             (C.CampaignFacts(1, "running", self.mode, "", self.amd_policy, self.leave_message),),
             tuple(C.AgentFacts(r.staff_id, r.session_id, r.campaign_id, f"PJSIP/{r.staff_id}", r.state, r.since,
                                r.preview_lead_id, r.preview_action) for r in self.rows.values() if not r.ended),
-            self.callbacks)
+            self.callbacks,
+            tuple(C.HandoffFacts(r.ivr_session_id, r.client_id, r.since, "zh-CN", "+8613900000009")
+                  for r in self.handoffs.values() if r.ended is None and r.connected_to is None))
+
+    def hand_off(self, client_id: int | None = None) -> str:
+        """A caller presses "agent" in the IVR: the hand-off is in the database (the core learns at a sync)."""
+        ivr = 700 + len(self.handoffs)
+        self.handoffs[ivr] = HandoffRow(ivr, self.wall(), client_id)
+        return f"cc-h{ivr:012d}"
+
+    def park(self, call_id: str) -> list[Any]:
+        """The PBX reports the hand-off's channel waiting in the dialplan."""
+        assert self.pbx.get(call_id) in ("expected", None)
+        self.pbx[call_id] = "answered"
+        return self.feed(Answered(call_id, self.now))
 
     def new_call(self, lead: int, agent_id: int | None = None, callback_id: int | None = None) -> C.NewCall:
         self.lead_status[lead] = "in_progress"
@@ -166,6 +195,16 @@ class Harness:
             self.attempts[record.attempt_id].answered = True
         elif isinstance(record, C.RecordConnected):
             self.attempts[record.attempt_id].connected = True
+        elif isinstance(record, C.HandoffStep):
+            row = self.handoffs[record.ivr_session_id]
+            assert record.step == "agent_connected" and row.connected_to is None
+            row.connected_to = record.staff_id
+        elif isinstance(record, C.EndHandoff):
+            row = self.handoffs[record.ivr_session_id]
+            assert row.ended is None, "a hand-off ended twice"
+            row.ended = record.reason
+        elif isinstance(record, C.HandoffCallback):
+            self.handoffs[record.ivr_session_id].callbacks += 1
 
     def do(self, cmd: Any) -> Any:
         if isinstance(cmd, C.Sync):
@@ -201,8 +240,11 @@ class Harness:
             self.pbx[cmd.call_id] = "closing"
             return None
         if isinstance(cmd, (C.RecordAnswered, C.RecordConnected, C.FinishAttempt, C.CompleteDisposition,
-                            C.MissCallback)):
+                            C.MissCallback, C.HandoffStep, C.EndHandoff, C.HandoffCallback)):
             self.write(cmd)
+            return None
+        if isinstance(cmd, C.ExpectInbound):
+            self.pbx.setdefault(cmd.call_id, "expected")  # the caller is held; the PBX reports it (``park``)
             return None
         if isinstance(cmd, C.ChangeAgentState):
             for record in cmd.records:
@@ -217,7 +259,11 @@ class Harness:
                     self.move(row, "reserve")
                 if row.state == "reserved":
                     self.move(row, "connect")
-                contact_id = 9000 + cmd.contact.attempt_id
+                if isinstance(cmd.contact, C.OpenInboundContact):
+                    contact_id = 8000 + cmd.contact.ivr_session_id
+                    self.contacts.append((cmd.staff_id, cmd.contact.ivr_session_id))
+                else:
+                    contact_id = 9000 + cmd.contact.attempt_id
             return C.AgentChanged(cmd.staff_id, cmd.event, applied, row.state, row.since, cmd.reason, cmd.attempt_id,
                                   contact_id)
         if isinstance(cmd, C.OfferPreviews):
@@ -518,6 +564,104 @@ def test_an_unknown_input_is_refused() -> None:
         CallCore().handle("answered", 0.0, BASE)  # type: ignore[arg-type]
 
 
+def test_a_hand_off_is_an_inbound_call_routed_connected_and_ended_like_an_outbound_one() -> None:
+    h = Harness(agents=2, leads=0)
+    h.start()
+    call = h.hand_off(client_id=42)
+    out = h.tick(1.0)  # the sync loads it: queued, the PBX asked to hold it; not routed before it is parked
+    assert of(out, C.ExpectInbound) == [C.ExpectInbound(call)] and not of(out, C.Connect)
+    assert h.core.inbound[call].state == C.InboundState.WAITING
+    out = h.park(call)
+    [reserve] = of(out, C.ChangeAgentState)  # 100: idle since BASE, the longest (the outbound rule)
+    assert (reserve.staff_id, reserve.event, reserve.reason) == (100, "reserve", "ivr_handoff")
+    assert of(out, C.Connect) == [C.Connect(call, 100)]
+    out = h.connected(call)
+    [connect] = of(out, C.ChangeAgentState)
+    assert connect.event == "connect" and connect.contact == C.OpenInboundContact(42, 700)
+    assert connect.records == (C.HandoffStep(700, "agent_connected", 100),)
+    assert ContactOpened(100, 8700, 42, ivr_session_id=700) in [c.event for c in of(out, C.Publish)]
+    assert h.rows[100].state == "talking" and h.handoffs[700].connected_to == 100
+    h.now += 30.0
+    out = h.ended(call)  # the caller hangs up: the agent goes to wrap-up, the IVR session ends
+    [hangup] = of(out, C.ChangeAgentState)
+    assert hangup.event == "hangup" and hangup.records == (C.EndHandoff(700, "completed", 30.0),)
+    assert h.rows[100].state == "wrap_up" and h.handoffs[700].ended == "completed"
+    assert not h.core.inbound and h.core.agents[100].call_id == call  # kept for the wrap-up
+    h.tick(5.0)  # auto wrap-up: back to ready
+    assert h.rows[100].state == "ready"
+
+
+def test_answered_outbound_calls_are_served_before_waiting_hand_offs_and_oldest_hand_off_first() -> None:
+    h = Harness(agents=1, leads=1)
+    h.start()
+    [outbound] = h.live("dialing")
+    h.rows[100].state = "paused"
+    h.web_moved = True
+    older = h.hand_off()
+    h.now += 1.0
+    newer = h.hand_off()
+    h.tick(1.0)
+    h.park(newer)
+    h.park(older)
+    h.answer(outbound)
+    h.rows[100].state = "ready"
+    h.web_moved = True
+    out = h.tick(1.0)  # the agent is back: the answered customer first (the 2 s abandon rule)
+    assert of(out, C.Connect) == [C.Connect(outbound, 100)]
+    h.connected(outbound)
+    h.ended(outbound)
+    out = h.tick(5.0)  # wrap-up over: the older hand-off next
+    assert of(out, C.Connect) == [C.Connect(older, 100)]
+
+
+def test_a_hand_off_nobody_takes_hears_the_sorry_prompt_and_gets_a_call_back() -> None:
+    h = Harness(agents=1, leads=0)
+    h.start()
+    h.rows[100].state = "paused"
+    h.web_moved = True
+    parked, unseen = h.hand_off(), h.hand_off()
+    h.tick(1.0)
+    h.park(parked)
+    assert not of(h.tick(h.core.config.handoff_wait_s - 2.0), C.Play)
+    out = h.tick(2.0)
+    assert of(out, C.Play) == [C.Play(parked, "cc/zh-CN/handoff_sorry", or_hangup=True)]
+    assert h.handoffs[700].callbacks == h.handoffs[701].callbacks == 1
+    assert h.handoffs[701].ended == "handoff_timeout"  # never parked: nobody is there to hear it
+    h.ended(parked)
+    assert h.handoffs[700].ended == "handoff_timeout" and not h.core.inbound
+
+
+def test_a_caller_who_hangs_up_while_waiting_or_before_the_sync_frees_nobody_and_is_ended() -> None:
+    h = Harness(agents=1, leads=0)
+    h.start()
+    h.rows[100].state = "paused"
+    h.web_moved = True
+    waiting = h.hand_off()
+    h.tick(1.0)
+    h.park(waiting)
+    h.ended(waiting)
+    assert h.handoffs[700].ended == "caller_hangup" and h.rows[100].state == "paused"
+    early = h.hand_off()  # the PBX reports it and its end before the database lists it
+    h.park(early)
+    h.ended(early)
+    h.tick(1.0)
+    assert h.handoffs[701].ended == "caller_hangup" and early not in h.core.inbound and early not in h.pbx
+
+
+def test_a_failed_connect_of_a_hand_off_waits_for_the_channel_again_and_keeps_the_phone_up() -> None:
+    h = Harness(agents=1, leads=0)
+    h.start()
+    call = h.hand_off()
+    h.tick(1.0)
+    h.fail_connect = True
+    out = h.park(call)
+    assert [(c.event) for c in of(out, C.ChangeAgentState)] == ["reserve", "release"]
+    assert h.core.agents[100].phone_up and not h.core.inbound[call].parked and h.rows[100].state == "ready"
+    h.fail_connect = False
+    out = h.feed(Answered(call, h.now))  # the dialplan's repeated report
+    assert of(out, C.Connect) == [C.Connect(call, 100)]
+
+
 # --- properties over generated event sequences -----------------------------------------------------------------
 
 
@@ -579,6 +723,16 @@ class DiallerMachine(RuleBasedStateMachine):
             row.ended = row.state == "logged_out"
             self.h.web_moved = True
 
+    @rule(client=st.sampled_from([None, 42]))
+    def caller_hands_off(self, client: int | None) -> None:
+        self.h.hand_off(client)
+
+    @rule(i=st.integers(0, 50))
+    def pbx_reports_the_waiting_caller(self, i: int) -> None:
+        call_id = self.pick("expected", i)
+        if call_id is not None:
+            self.h.park(call_id)
+
     @rule(refuse=st.booleans(), fail=st.booleans())
     def pbx_mood(self, refuse: bool, fail: bool) -> None:
         self.h.refuse_originate, self.h.fail_connect = refuse, fail
@@ -586,6 +740,7 @@ class DiallerMachine(RuleBasedStateMachine):
     @invariant()
     def no_agent_holds_two_calls(self) -> None:
         holders = [c.agent_id for c in self.h.core.calls.values() if c.agent_id is not None]
+        holders += [c.agent_id for c in self.h.core.inbound.values() if c.agent_id is not None]  # hand-offs too
         assert len(holders) == len(set(holders))
         held = [a.call_id for a in self.h.core.agents.values() if a.call_id is not None]
         assert len(held) == len(set(held))
@@ -606,7 +761,8 @@ class DiallerMachine(RuleBasedStateMachine):
             row = self.h.rows[agent.staff_id]
             assert agent.pending == 0 and agent.state == row.state
             if agent.state in (AgentState.RESERVED, AgentState.TALKING):
-                assert agent.call_id in self.h.core.calls  # never held for a call that is gone
+                # never held for a call that is gone (outbound or inbound)
+                assert agent.call_id in self.h.core.calls or agent.call_id in self.h.core.inbound
 
     def teardown(self) -> None:
         h = getattr(self, "h", None)
@@ -616,12 +772,17 @@ class DiallerMachine(RuleBasedStateMachine):
         for _ in range(20):  # settle: the far end hangs up everything that is left
             for call_id in h.live("dialing"):
                 h.failed(call_id, "no_answer")
-            for call_id in h.live("answered") + h.live("connecting") + h.live("connected") + h.live("closing"):
+            for call_id in (h.live("answered") + h.live("connecting") + h.live("connected") + h.live("closing")
+                            + h.live("expected")):
                 h.ended(call_id)
             h.now += 10.0
             h.refuse_originate = True
             h.feed(C.Tick())
-        assert not h.core.calls and not h.pbx
+        assert not h.core.calls and not h.pbx and not h.core.inbound
+        for row in h.handoffs.values():  # every hand-off ended once; an agent reached means it ended completed
+            assert row.ended is not None
+            assert (row.ended == "completed") == (row.connected_to is not None)
+        assert len(h.contacts) == len({ivr for _, ivr in h.contacts})  # one desk contact per hand-off at most
         for attempt in h.attempts.values():
             call_id = f"cc-{attempt.id:012d}"
             if not attempt.answered or attempt.outcome == "machine":
