@@ -9,13 +9,19 @@ customer model's length.  Used by the end-to-end test and ``callcenter dialer si
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
 
-from callcenter.bootstrap import App
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter.ports.calendar import Calendar
+from callcenter.services.bus import EventBus
+from callcenter.services.deps import Deps
+from callcenter.settings import Settings
 from callcenter.dialer.engine import DialerDeps, DialerEngine
 from callcenter.dialer.leads import LeadRow, add_leads
 from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
@@ -48,7 +54,7 @@ class SimReport:
                 "lead_status": self.lead_status}
 
 
-def make_agents(core: App, n: int, prefix: str = "simagent") -> list[int]:
+def make_agents(core: Deps, n: int, prefix: str = "simagent") -> list[int]:
     with transaction(core.sessions) as s:
         ids = []
         for i in range(n):
@@ -59,8 +65,19 @@ def make_agents(core: App, n: int, prefix: str = "simagent") -> list[int]:
         return ids
 
 
+@dataclass(frozen=True)
+class _VirtualTime:
+    """The caller's dependencies with the simulation's virtual clock: the services record in virtual time."""
+
+    sessions: sessionmaker[Session]
+    bus: EventBus
+    calendar: Calendar
+    settings: Settings
+    clock: Callable[[], datetime]
+
+
 async def run_simulated_campaign(
-    core: App,
+    deps: Deps,
     *,
     agents: int = 10,
     leads: int = 2000,
@@ -82,7 +99,7 @@ async def run_simulated_campaign(
     def wall() -> datetime:
         return start + timedelta(seconds=vclock.time())
 
-    core.clock = wall  # the services record in virtual time too
+    core = _VirtualTime(deps.sessions, deps.bus, deps.calendar, deps.settings, wall)  # the services in virtual time
     staff_ids = make_agents(core, agents, prefix=f"sim{seed}-")
     cid = create_campaign(core, name=f"模拟活动 {seed}", kind="cold_leads", script_id="cold_call", dial_mode=mode,
                           window_start=time(0, 0), window_end=time(23, 59, 59), days="every",
@@ -98,9 +115,9 @@ async def run_simulated_campaign(
 
     pbx = SimulatedPbx(model, vclock, seed=seed)
     await pbx.start()
-    deps = DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day, wall=wall,
-                      scripts_dir=core.settings.scripts_path)
-    engine = DialerEngine(deps, pbx, dialer_id=f"sim-{seed}", clock=vclock, sync_s=sync_s,
+    dialler = DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day, wall=wall,
+                         scripts_dir=core.settings.scripts_path, tz=core.settings.tz)
+    engine = DialerEngine(dialler, pbx, dialer_id=f"sim-{seed}", clock=vclock, sync_s=sync_s,
                           auto_wrap_up_s=model.wrap_up_s, campaign_ids={cid},
                           progressive_floor=progressive_floor)
     in_flight_per_lead: Counter[int] = Counter()

@@ -27,7 +27,6 @@ FORBIDDEN = ("callcenter.bootstrap", "callcenter.runtime", "callcenter.web")
 
 # module -> forbidden module it imports today, with the reason it is still there.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("callcenter.dialer.simrun", "callcenter.bootstrap"): "issue 9 wiring: to be removed (App as a type)",
 }
 
 
