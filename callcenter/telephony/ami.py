@@ -106,6 +106,7 @@ class AmiOptions:
     agent_login_context: str = V.CONTEXT_AGENT_LOGIN
     agent_join_context: str = V.CONTEXT_AGENT_JOIN
     play_context: str = V.CONTEXT_PLAY
+    agent_ring_timeout_s: float = 30.0  # an agent phone that does not answer its login in time: AgentLeft
     action_timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5
@@ -607,6 +608,7 @@ class AmiClient:
                 "Exten": agent_id,
                 "Priority": "1",
                 "Async": "true",
+                "Timeout": str(int(self.options.agent_ring_timeout_s * 1000)),
                 "ChannelId": leg,
                 "OtherChannelId": f"{leg}2",
                 "Variable": f"{V.CC_AGENT_ID}={agent_id}",
