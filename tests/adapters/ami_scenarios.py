@@ -266,6 +266,7 @@ MultiScenario = Callable[[list[AmiServer], Pbx], Awaitable[None]]
 async def crash(ami: AmiClient) -> None:
     """The engine process dies: its AMI socket is cut without a Logoff; Asterisk keeps every channel up."""
     ami._closing = True
+    ami._up.clear()  # no Logoff
     if ami._manager is not None and ami._manager.protocol is not None:
         ami._manager.protocol.transport.abort()
     await ami.aclose()
