@@ -36,6 +36,13 @@ Several diallers share one database: each heartbeats its row in ``dialer_process
 its open attempts closed ``lost``, their leads released); the pacers read the abandon budget from the
 database (``dialer.budget``), so every process and a restarted one count the same abandons.
 
+Restart: ``run`` first asks the port to ``recover`` (AMI: ``CoreShowChannels`` on each server) what a previous
+process left up; the calls with our ids it reports (``Recovered``) are held until a sync finds their attempts: a
+dead dialler's are adopted by the take-over (``leases.take_over_dead(alive=...)``, after its lease) and re-attached
+to the core (``Synced.adopted``), so they end ``human`` with their whole talk time and their agents go to wrap-up;
+those whose attempts are over are hung up. A recovered call that an agent had talked to and that ends before the
+take-over is closed ``human`` by it, never ``lost``. Agent legs still in their rooms come as ``AgentJoined``.
+
 Agent sessions opened on the screen before any campaign ran (``campaign_id`` NULL) or whose campaign ended
 join the highest-priority running campaign they are assigned to at the next sync.
 """

@@ -778,6 +778,9 @@ class AmiPool:
 
     async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
         pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]
+        joined = next((c for c in pool if c.tracker.agent_joined(agent_id)), None)
+        if joined is not None:  # its leg is in its room there already (left up by a previous process)
+            pool = [joined]
         if not pool:
             raise NoServerAvailable(agent_id, "no Asterisk server is connected")
         client = min(pool, key=lambda c: sum(1 for a in self._agents.values() if a is c))
