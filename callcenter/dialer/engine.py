@@ -200,6 +200,7 @@ class DialerEngine:
         # them up: call id -> (what the PBX showed, its server); and those of them seen ending meanwhile
         self._foreign: dict[str, tuple[LiveCall, str]] = {}
         self._foreign_ended: dict[str, datetime] = {}
+        self._recovered: set[str] = set()
 
     # --- the core's state, read-only for callers ------------------------------------------------------------
 
@@ -225,7 +226,8 @@ class DialerEngine:
         if isinstance(event, Recovered):
             async with self._lock:
                 for live in event.calls:
-                    if live.call_id not in self.core.calls:
+                    if live.call_id not in self.core.calls and live.call_id not in self._recovered:
+                        self._recovered.add(live.call_id)  # once (run() hands it over before the reader does)
                         self._foreign[live.call_id] = (live, event.server)
             return
         if not isinstance(event, _PORT_EVENTS):
@@ -271,9 +273,13 @@ class DialerEngine:
         recover = getattr(self.telephony, "recover", None)
         if callable(recover):  # what a previous process left up on the PBX (Recovered, AgentJoined) comes first
             try:
-                await recover()
+                found = await recover()
             except TelephonyError as exc:
                 log.warning("could not recover the calls left up on the PBX: %s", exc)
+            else:  # known before the first sync (the reader sees them too: recording them twice is harmless)
+                for event in found or ():
+                    if isinstance(event, (Recovered, AgentJoined)):
+                        await self.handle(event)
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,

@@ -477,11 +477,15 @@ class AmiClient:
         return [dict(m.items()) for m in messages if "Event" in m and not str(m["Event"]).endswith("Complete")]
 
     async def reconcile(self, *, recover: bool = False) -> set[str]:
+        return (await self._reconcile(recover))[0]
+
+    async def _reconcile(self, recover: bool) -> tuple[set[str], list[TelephonyEvent]]:
         """Ask which channels are alive; unverified calls that are gone get their terminal event. With
         ``recover``, also take over what this process did not place (see ``recover``)."""
         channels = await self.query("CoreShowChannels")
         now = asyncio.get_running_loop().time()
         self._publish(self.tracker.reconcile(channels, now))
+        events: list[TelephonyEvent] = []
         if recover:
             self.recover_on_connect = False
             events, orphans = self.tracker.recover(channels, now)
@@ -492,20 +496,22 @@ class AmiClient:
                     _ok(await self._send({"Action": "Hangup", "Channel": channel, "Cause": "16"}), "Hangup")
                 except AmiError as exc:
                     log.warning("AMI %s: hang-up of the orphaned agent leg failed: %s", self.name, exc)
-        return {headers(c).get("uniqueid", "") for c in channels}
+        return {headers(c).get("uniqueid", "") for c in channels}, events
 
-    async def recover(self) -> None:
+    async def recover(self) -> list[TelephonyEvent]:
         """At engine start: take over the calls with our attempt ids and the agent legs a previous engine process
         left up on this server (``Recovered``, ``AgentJoined``; orphaned legs outside their room are hung up).
-        When not connected now, it is done at the next login."""
+        The events are published and returned (the caller need not wait for its reader to see them). When not
+        connected now, it is done at the next login."""
         if not self.connected:
             self.recover_on_connect = True
-            return
+            return []
         try:
-            await self.reconcile(recover=True)
+            return (await self._reconcile(True))[1]
         except AmiError as exc:
             self.recover_on_connect = True
             log.warning("AMI %s: could not list the channels to recover (%s); retried at the next login", self.name, exc)
+            return []
 
     async def originate(
         self,
@@ -738,9 +744,10 @@ class AmiPool:
             return client
         return next((c for c in self.clients if c.tracker.has_agent(agent_id)), client)
 
-    async def recover(self) -> None:
+    async def recover(self) -> list[TelephonyEvent]:
         """``AmiClient.recover`` on every server (one not connected now recovers at its next login)."""
-        await asyncio.gather(*(c.recover() for c in self.clients))
+        found = await asyncio.gather(*(c.recover() for c in self.clients))
+        return [event for events in found for event in events]
 
     async def originate(
         self, call_id: str, number: str, caller_id: str, variables: Mapping[str, str], timeout_s: float
