@@ -8,7 +8,8 @@ and ticks in, carries the commands out through the ports, and feeds each command
 straight back in before the next command runs (depth first), so the core always decides on current facts.
 
 Inputs (events)
-    port events   ``Answered``, ``Connected``, ``Ended``, ``Failed``, ``AgentLeft`` (``callcenter.ports.telephony``)
+    port events   ``Answered``, ``Connected``, ``Ended``, ``Failed``, ``AgentJoined``, ``AgentLeft``
+                  (``callcenter.ports.telephony``; each says which PBX server it happened on)
     ``Tick``              time passed: sync with the database when due, else one round of the tick work
     ``Synced``            the database's campaigns, agent sessions and due callbacks (result of ``Sync``)
     ``Resumed``           a ``Resume`` barrier was reached (every command before it and what it led to is done)
@@ -16,7 +17,7 @@ Inputs (events)
     ``OriginateAccepted`` / ``OriginateRefused``   (results of ``Originate``)
     ``ConnectFailed``     (result of ``Connect`` when the PBX refused it)
     ``AgentChanged``      (result of ``ChangeAgentState`` / ``SkipPreview``: applied, or the row's own state)
-    ``PhoneLogin``        (result of ``LoginPhone``)
+    ``PhoneLogin``        (result of ``LoginPhone``: the PBX took the login; the phone is up at ``AgentJoined``)
     ``PreviewsOffered``   (result of ``OfferPreviews``)    ``PreviewDialled`` (result of ``DialPreview``)
     ``CallbackResult``    (result of ``PlaceCallback``)
     ``Synced.handoffs``   the IVR hand-offs waiting in the database (inbound calls, below)
@@ -58,7 +59,8 @@ Agent states (``AgentState``, the database's ``agent_sessions.state``) move only
 never gives one agent two calls) and takes the row's state when the database refused one (the web moved the
 agent meanwhile).  The core's agent changes::
 
-    ready     reserve  -> reserved   an answered call is routed (longest-idle ready agent with a phone up first),
+    ready     reserve  -> reserved   an answered call is routed (longest-idle ready agent whose phone has joined
+                                     its room on the call's server first),
                                      a preview lead is shown, a callback is placed (owner first when agent-only)
     reserved  connect  -> talking    the call reached the agent (the desk contact opens in the same transaction)
     reserved  release  -> ready      the call ended before it reached the agent, connect failed, preview skipped
@@ -89,6 +91,17 @@ outbound calls (answered by a customer, with the 2 s abandon rule) are served be
     any         Ended                                  (gone)        EndHandoff (with the agent's hangup -> wrap_up
                                                                      or release)
 
+Phones: an agent is offered calls and counted by the pacer only while its phone leg is in its room
+(``AgentJoined`` .. ``AgentLeft``, each with the server of the room); ``LoginPhone`` only dials it (retried every
+``login_retry_s`` while it has not joined). A call is routed only to an agent on the server it is up on; one
+answered where no agent's room is waits and is abandoned with the safe-harbour prompt, never moved into an
+empty room. A leg left in its room for an agent with no open session anywhere (``Synced.logged_in``) is hung up.
+
+Restart: ``Synced.adopted`` re-attaches the calls a dead dialler left up on the PBX (``leases.take_over_dead``
+adopted their attempts): CONNECTED to the agent whose room the PBX shows it in (talk time from the recorded
+``connected_at``), else WAITING when answered, else DIALING; they end like any other call. ``Synced.hangups``:
+calls up with our ids whose attempts are over.
+
 A tick: ``Tick``; when a sync is due, ``Sync`` -> ``Synced`` (campaigns, agents and their phones, preview
 choices) -> ``Resumed("previews")`` (a lead for each ready agent of a preview campaign) ->
 ``Resumed("callbacks")`` (due callbacks) -> ``Resumed("tick")``; then auto wrap-ups, abandons, waiting calls to
@@ -118,7 +131,7 @@ from callcenter.domain.events import (
 from callcenter.domain.abandon import AbandonBudget
 from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, Pacer, make_pacer
 from callcenter.telephony import variables as V
-from callcenter.ports.telephony import AgentLeft, Answered, Connected, Ended, Failed, notsure_as
+from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, notsure_as
 
 SAFE_HARBOUR_PROMPT = "cc/safe-harbour"
 MACHINE_PROMPT = "cc/leave-message"
@@ -251,10 +264,26 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class AdoptedCall:
+    """A call a dead (or restarted) dialler placed that is still up on the PBX, now ours (``leases.take_over_dead``
+    adopted its attempt): re-attached so it ends normally. ``room_agent``: the agent room the PBX shows it in."""
+
+    call: NewCall
+    server: str = ""
+    answered_at: datetime | None = None
+    connected_at: datetime | None = None
+    room_agent: int | None = None
+    amd: str | None = None
+
+
+@dataclass(frozen=True)
 class Synced:
     campaigns: tuple[CampaignFacts, ...]
     agents: tuple[AgentFacts, ...]
     callbacks: tuple[CallbackFacts, ...] = ()
+    adopted: tuple[AdoptedCall, ...] = ()
+    hangups: tuple[str, ...] = ()  # calls up on the PBX with our ids whose attempts are over: hang them up
+    logged_in: frozenset[int] | None = None  # staff with an open agent session (any dialler); None: not known
     handoffs: tuple[HandoffFacts, ...] | None = None  # None: not loaded (this engine takes no hand-offs)
 
 
@@ -338,7 +367,7 @@ class CallbackResult:
     since: datetime | None
 
 
-CoreEvent = Union[Answered, Connected, Ended, Failed, AgentLeft, Tick, Synced, Resumed, LeadsClaimed,
+CoreEvent = Union[Answered, Connected, Ended, Failed, AgentJoined, AgentLeft, Tick, Synced, Resumed, LeadsClaimed,
                   OriginateAccepted, OriginateRefused, ConnectFailed, AgentChanged, PhoneLogin, PreviewsOffered,
                   PreviewDialled, CallbackResult]
 
@@ -583,6 +612,7 @@ class Call:
     connected: float | None = None
     amd: str | None = None
     abandoned: bool = False
+    server: str = ""  # the PBX server it is up on (from Answered): only agents whose room is there can take it
 
 
 class InboundState(StrEnum):
@@ -620,7 +650,8 @@ class Agent:
     since: datetime
     call_id: str | None = None
     preview_lead_id: int | None = None
-    phone_up: bool = False
+    phone_up: bool = False  # its phone leg is in its room (AgentJoined), not merely dialled
+    server: str = ""  # the PBX server of its room
     wrap_deadline: float | None = None
     login_retry_at: float = 0.0
     pending: int = 0  # changes of this agent sent to the database and not answered yet: not offered a call
@@ -655,6 +686,11 @@ def pacer_for(c: CampaignFacts) -> Pacer:
 
 def _agent_state(value: str) -> AgentState:
     return AgentState(value)
+
+
+def _same_server(agent_server: str, call_server: str) -> bool:
+    """A call can reach the agent's room: same PBX server (an empty name: a backend with one server)."""
+    return not agent_server or not call_server or agent_server == call_server
 
 
 @dataclass(frozen=True)
@@ -693,6 +729,7 @@ class CallCore:
         self.inbound: dict[str, InboundCall] = {}  # IVR hand-offs (inbound calls), by call id
         self._parked: dict[str, float] = {}  # hand-off channels the PBX reported before the database listed them
         self._gone: dict[str, float] = {}  # hand-offs whose caller hung up before the database listed them
+        self.phones: dict[int, str] = {}  # staff id -> server of its phone leg in its room (ours or left over)
         self._now = 0.0
         self._wall = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -718,12 +755,12 @@ class CallCore:
         """Our call of that attempt, connected or on its way to that agent."""
         return next((c for c in self.calls.values() if c.attempt_id == attempt_id and c.agent_id == staff_id), None)
 
-    def ready_agents(self, campaign_id: int | None) -> list[Agent]:
-        """Ready agents of the campaign (None: of any campaign, for inbound calls) with their phone up, longest
-        idle first."""
+    def ready_agents(self, campaign_id: int | None, server: str = "") -> list[Agent]:
+        """Ready agents of the campaign (None: of any campaign, for inbound calls) with their phone up (on
+        ``server``, when given), longest idle first."""
         ready = [a for a in self.agents.values()
                  if (campaign_id is None or a.campaign_id == campaign_id) and a.state == AgentState.READY
-                 and a.phone_up and not a.pending]
+                 and a.phone_up and not a.pending and _same_server(a.server, server)]
         ready.sort(key=lambda a: (a.since, a.staff_id))
         return ready
 
@@ -775,10 +812,22 @@ class CallCore:
             else:
                 self._tick(out)
             return out
-        if isinstance(event, AgentLeft):
-            agent = self.agents.get(int(event.agent_id)) if event.agent_id.isdigit() else None
-            if agent is not None:
-                agent.phone_up = False
+        if isinstance(event, (AgentJoined, AgentLeft)):
+            if not event.agent_id.isdigit():
+                return out
+            staff_id = int(event.agent_id)
+            agent = self.agents.get(staff_id)
+            if isinstance(event, AgentJoined):
+                self.phones[staff_id] = event.server
+                if agent is not None:
+                    agent.phone_up, agent.server = True, event.server
+                    agent.login_retry_at = 0.0
+                    self._next_sync = min(self._next_sync, now)  # the next tick offers it a preview, paces on it
+            else:
+                self.phones.pop(staff_id, None)
+                if agent is not None:
+                    agent.phone_up = False
+            self._serve_waiting(out)
             return out
         if isinstance(event, (Answered, Connected, Ended, Failed)) and event.call_id not in self.calls:
             if V.handoff_session_id(event.call_id) is not None:  # an inbound call (IVR hand-off)
@@ -817,9 +866,7 @@ class CallCore:
         elif isinstance(event, AgentChanged):
             self._agent_changed(event, out)
         elif isinstance(event, PhoneLogin):
-            agent = self.agents.get(event.staff_id)
-            if agent is not None:
-                agent.phone_up = event.up
+            pass  # the phone counts as up when it has joined its room (AgentJoined), not when it is dialled
         elif isinstance(event, PreviewsOffered):
             self._previews_offered(event, out)
         elif isinstance(event, PreviewDialled):
@@ -907,16 +954,18 @@ class CallCore:
             run.waiting.append(call.call_id)
 
     def _serve_waiting(self, out: list[Command]) -> None:
+        """Waiting calls, oldest first, each to the longest-idle ready agent on its server (a call on a server
+        with no free agent does not hold back the calls behind it on another)."""
         for run in self.campaigns.values():
-            while run.waiting:
-                call = self.calls.get(run.waiting[0])
+            for call_id in list(run.waiting):
+                call = self.calls.get(call_id)
                 if call is None or call.state != CallState.WAITING:
-                    run.waiting.popleft()
+                    run.waiting.remove(call_id)
                     continue
-                ready = self.ready_agents(call.campaign_id)
+                ready = self.ready_agents(call.campaign_id, call.server)
                 if not ready:
-                    break
-                run.waiting.popleft()
+                    continue
+                run.waiting.remove(call_id)
                 self._route(call, ready[0], out)
         self._serve_inbound(out)  # after the answered outbound calls (their 2 s abandon rule comes first)
 
@@ -950,6 +999,12 @@ class CallCore:
             if agent is None or agent.session_id != row.session_id:
                 agent = Agent(row.staff_id, row.session_id, row.campaign_id, row.phone, _agent_state(row.state),
                               row.since)
+                if row.staff_id in self.phones:  # its leg is in its room already (left up by a previous process)
+                    agent.phone_up, agent.server = True, self.phones[row.staff_id]
+                held = next((c for c in self.calls.values() if c.agent_id == row.staff_id
+                             and c.state == CallState.CONNECTED), None)
+                if held is not None:  # an adopted call is with this agent
+                    agent.call_id = held.call_id
                 self.agents[row.staff_id] = agent
             agent.campaign_id = row.campaign_id
             agent.phone = row.phone
@@ -964,11 +1019,47 @@ class CallCore:
         for staff_id in [s for s in self.agents if s not in present]:
             agent = self.agents.pop(staff_id)
             if agent.phone_up:
+                self.phones.pop(staff_id, None)
                 out.append(LogoutPhone(staff_id))
+        if ev.logged_in is not None:  # a leg left up for an agent nobody has logged in any more: hang it up
+            for staff_id in [s for s in self.phones if s not in self.agents and s not in ev.logged_in]:
+                del self.phones[staff_id]
+                out.append(LogoutPhone(staff_id))
+        for adopted in ev.adopted:
+            self._adopt(adopted, out)
+        for call_id in ev.hangups:
+            if call_id not in self.calls:
+                out.append(Hangup(call_id))
         for row in ev.agents:
             if row.preview_action is not None:
                 self._preview_action(row, out)
         self._due_callbacks = ev.callbacks
+
+    def _adopt(self, a: AdoptedCall, out: list[Command]) -> None:
+        """Re-attach a call a previous dialler placed: connected to the agent whose room it is in, else answered
+        and waiting for an agent, else still dialling; it then ends like any other call."""
+        new = a.call
+        if new.call_id in self.calls:
+            return
+        self.calls[new.call_id] = call = Call(new.call_id, new.attempt_id, new.campaign_id, new.lead_id,
+                                              new.client_id, new.phone, new.attempt_no, self._now, None,
+                                              new.callback_id, server=a.server)
+        ago = lambda at: max(0.0, (self._wall - at).total_seconds())  # noqa: E731
+        if a.answered_at is not None or a.connected_at is not None:
+            call.answered = self._now - ago(a.answered_at or a.connected_at)
+            call.amd = a.amd
+            call.dialled = call.answered
+        if a.connected_at is not None and a.room_agent is not None:
+            call.state = CallState.CONNECTED
+            call.connected = self._now - ago(a.connected_at)
+            call.agent_id = a.room_agent
+            agent = self.agents.get(a.room_agent)
+            if agent is not None and agent.call_id in (None, call.call_id):
+                agent.call_id = call.call_id
+        elif call.answered is not None:
+            self._enqueue(call)  # up but in no agent's room: an agent takes it, or it hears the safe harbour
+        else:
+            call.dialled = self._now
 
     # --- preview mode --------------------------------------------------------------------------------------------
 
@@ -1144,6 +1235,7 @@ class CallCore:
             return
         run = self.campaigns.get(call.campaign_id)
         call.answered = self._now
+        call.server = event.server
         policy: Literal["human", "machine"] = "machine" if run is not None and run.amd_policy == "machine" else "human"
         call.amd = notsure_as(event.amd, policy)
         mark = RecordAnswered(call.attempt_id, event.amd, (event.amd_cause or "")[:64])
@@ -1160,14 +1252,17 @@ class CallCore:
         if call.agent_id is not None:  # preview / callback: the agent is waiting for this call
             out.append(mark)
             agent = self.agents.get(call.agent_id)
-            if agent is not None and agent.state == AgentState.RESERVED and agent.call_id == call.call_id:
+            if (agent is not None and agent.state == AgentState.RESERVED and agent.call_id == call.call_id
+                    and agent.phone_up and _same_server(agent.server, call.server)):
                 call.state = CallState.CONNECTING
                 out.append(Connect(call.call_id, agent.staff_id))
                 return
             call.agent_id = None  # hand-off: the agent it was placed for cannot take it; route it
+            if agent is not None and agent.state == AgentState.RESERVED and agent.call_id == call.call_id:
+                self._change(agent, "release", out, reason="phone_elsewhere", attempt_id=call.attempt_id)
             self._enqueue(call)
             return
-        ready = self.ready_agents(call.campaign_id)
+        ready = self.ready_agents(call.campaign_id, call.server)
         if ready:
             self._route(call, ready[0], out, records=(mark,))
             return
@@ -1184,7 +1279,8 @@ class CallCore:
         agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
         self._requeue(call)
         if agent is not None:
-            agent.phone_up = False
+            agent.phone_up = False  # until it joins again (the next login, which the PBX answers from the room)
+            self.phones.pop(agent.staff_id, None)
             if agent.call_id == call.call_id:
                 self._change(agent, "release", out, reason="connect_failed", attempt_id=call.attempt_id)
 

@@ -43,6 +43,13 @@ answered outbound calls, ``Connect`` moves the caller's parked channel into the 
 opens with the agent's move to talking, and the end of the call moves the agent to wrap-up (``take_handoffs``;
 off for backends that cannot hold a caller, such as Twilio, whose hand-offs the carrier queues itself).
 
+Restart: ``run`` first asks the port to ``recover`` (AMI: ``CoreShowChannels`` on each server) what a previous
+process left up; the calls with our ids it reports (``Recovered``) are held until a sync finds their attempts: a
+dead dialler's are adopted by the take-over (``leases.take_over_dead(alive=...)``, after its lease) and re-attached
+to the core (``Synced.adopted``), so they end ``human`` with their whole talk time and their agents go to wrap-up;
+those whose attempts are over are hung up. A recovered call that an agent had talked to and that ends before the
+take-over is closed ``human`` by it, never ``lost``. Agent legs still in their rooms come as ``AgentJoined``.
+
 Agent sessions opened on the screen before any campaign ran (``campaign_id`` NULL) or whose campaign ended
 join the highest-priority running campaign they are assigned to at the next sync.
 """
@@ -50,6 +57,7 @@ join the highest-priority running campaign they are assigned to at the next sync
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -76,7 +84,7 @@ from callcenter.dialer.core import (
 )
 from callcenter.dialer.budget import load_budgets
 from callcenter.services.call_commands import command_loop
-from callcenter.dialer.leases import PROCESS_LEASE, heartbeat, retire, take_over_dead
+from callcenter.dialer.leases import PROCESS_LEASE, adopt_attempt, heartbeat, retire, take_over_dead
 from callcenter.dialer.hopper import (
     DEFAULT_LEASE,
     claim_leads,
@@ -98,13 +106,16 @@ from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Camp
 from callcenter.telephony import variables as V
 from callcenter.domain.masking import mask_phone
 from callcenter.ports.telephony import (
+    AgentJoined,
     AgentLeft,
     Answered,
     Connected,
     Ended,
     Failed,
+    LiveCall,
     NoServerAvailable,
     OriginateRejected,
+    Recovered,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -156,7 +167,7 @@ def default_dialer_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"[:64]
 
 
-_PORT_EVENTS = (Answered, Connected, Ended, Failed, AgentLeft)
+_PORT_EVENTS = (Answered, Connected, Ended, Failed, AgentJoined, AgentLeft)
 
 
 class DialerEngine:
@@ -197,6 +208,11 @@ class DialerEngine:
         self._next_renew = datetime.min.replace(tzinfo=timezone.utc)
         self._lock = asyncio.Lock()
         self.stats = {"originated": 0, "rejected": 0}
+        # calls with our ids a previous process left up on the PBX (``Recovered``), until a sync adopts or hangs
+        # them up: call id -> (what the PBX showed, its server); and those of them seen ending meanwhile
+        self._foreign: dict[str, tuple[LiveCall, str]] = {}
+        self._foreign_ended: dict[str, datetime] = {}
+        self._recovered: set[str] = set()
 
     # --- the core's state, read-only for callers ------------------------------------------------------------
 
@@ -219,9 +235,22 @@ class DialerEngine:
     # --- the two entry points: events and ticks -------------------------------------------------------------
 
     async def handle(self, event: TelephonyEvent) -> None:
+        if isinstance(event, Recovered):
+            async with self._lock:
+                for live in event.calls:
+                    if live.call_id not in self.core.calls and live.call_id not in self._recovered:
+                        self._recovered.add(live.call_id)  # once (run() hands it over before the reader does)
+                        self._foreign[live.call_id] = (live, event.server)
+            return
         if not isinstance(event, _PORT_EVENTS):
-            return  # Ringing, AgentJoined, ServerDown/Up: nothing the core decides on
+            return  # Ringing, ServerDown/Up: nothing the core decides on
         async with self._lock:
+            call_id = getattr(event, "call_id", None)
+            if call_id is not None and call_id not in self.core.calls and call_id in self._foreign:
+                if isinstance(event, (Ended, Failed)):  # a recovered call ended before a sync adopted it
+                    self._foreign.pop(call_id)
+                    self._foreign_ended[call_id] = self.wall()
+                return
             await self._feed(event)
 
     async def tick(self) -> None:
@@ -253,6 +282,16 @@ class DialerEngine:
                 wake.set()
 
         reader = asyncio.create_task(read())
+        recover = getattr(self.telephony, "recover", None)
+        if callable(recover):  # what a previous process left up on the PBX (Recovered, AgentJoined) comes first
+            try:
+                found = await recover()
+            except TelephonyError as exc:
+                log.warning("could not recover the calls left up on the PBX: %s", exc)
+            else:  # known before the first sync (the reader sees them too: recording them twice is harmless)
+                for event in found or ():
+                    if isinstance(event, (Recovered, AgentJoined)):
+                        await self.handle(event)
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,
@@ -344,10 +383,18 @@ class DialerEngine:
         wall = self.wall()
         if isinstance(cmd, C.Sync):
             renew = wall >= self._next_renew
-            synced = await self._tx(lambda s: self._sync_tx(s, wall, cmd.lead_ids, renew))
+            foreign, ended = dict(self._foreign), dict(self._foreign_ended)  # the worker thread reads copies
+            synced = await self._tx(lambda s: self._sync_tx(s, wall, cmd.lead_ids, renew, foreign, ended))
+            for adopted in synced.adopted:
+                self._foreign.pop(adopted.call.call_id, None)
+            for call_id in synced.hangups:
+                self._foreign.pop(call_id, None)
+            for call_id, at in ended.items():  # kept until the dead dialler's take-over has closed its attempt
+                if wall - at > self.lease:
+                    self._foreign_ended.pop(call_id, None)
             if self.take_handoffs:
                 handoffs = await self._tx(lambda s: self._handoffs_tx(s, wall))
-                synced = C.Synced(synced.campaigns, synced.agents, synced.callbacks, handoffs)
+                synced = dataclasses.replace(synced, handoffs=handoffs)
             if renew and cmd.lead_ids:
                 self._next_renew = wall + self.lease / 4
             return synced
@@ -448,16 +495,44 @@ class DialerEngine:
 
     # --- transaction bodies: database only, results returned -------------------------------------------------
 
-    def _sync_tx(self, s: Session, now: datetime, lead_ids: tuple[int, ...], renew: bool) -> C.Synced:
+    def _sync_tx(self, s: Session, now: datetime, lead_ids: tuple[int, ...], renew: bool,
+                 foreign: dict[str, tuple[LiveCall, str]] | None = None,
+                 ended: dict[str, datetime] | None = None) -> C.Synced:
         """The campaigns we run, our agent sessions (taking over sessions whose lease ran out: the lease and
-        takeover of agent sessions between dialler processes), our claims renewed, the callbacks due."""
+        takeover of agent sessions between dialler processes), our claims renewed, the callbacks due; the calls
+        a previous process left up on the PBX (``foreign``) adopted when their attempts are ours or a dead
+        dialler's, hung up when their attempts are over."""
+        foreign = foreign or {}
         if not heartbeat(s, self.dialer_id, now, self.deps.process_lease) and self._beat:
             log.warning("dialler %s: its lease had run out and another dialler took its work over", self.dialer_id)
         self._beat = True
-        taken = take_over_dead(s, self.dialer_id, now)  # a dead dialler's agents, calls and leads, after its lease
+        # a dead dialler's agents, calls and leads, after its lease; its calls still up on the PBX are adopted
+        taken = take_over_dead(s, self.dialer_id, now, alive=set(foreign), ended=ended)
         if taken.dialers:
-            log.warning("took over %s dead dialler(s): %s agent sessions, %s open attempts closed lost, %s leads",
-                        len(taken.dialers), taken.agent_sessions, taken.attempts, taken.leads)
+            log.warning("took over %s dead dialler(s): %s agent sessions, %s open attempts closed, %s adopted "
+                        "(still up on the PBX), %s leads", len(taken.dialers), len(taken.agent_sessions),
+                        len(taken.attempts), len(taken.adopted), len(taken.leads))
+        adopted: list[C.AdoptedCall] = []
+        hangups: list[str] = []
+        if foreign:
+            rows = {a.call_id: a for a in s.scalars(select(Attempt).where(Attempt.call_id.in_(list(foreign))))}
+            for call_id, (live, server) in foreign.items():
+                attempt = rows.get(call_id)
+                if attempt is None or attempt.ended_at is not None:
+                    hangups.append(call_id)  # nobody will record it: it must not stay up unowned
+                    continue
+                if attempt.id not in taken.adopted and attempt.dialer_id != self.dialer_id:
+                    continue  # a live dialler's call (or a dead one's whose lease has not run out yet)
+                if attempt.id not in taken.adopted:
+                    adopt_attempt(s, attempt, self.dialer_id, now, self.lease)
+                lead = s.get(Lead, attempt.lead_id)
+                if lead is None:
+                    continue
+                room = int(live.agent_id) if live.agent_id is not None and live.agent_id.isdigit() else None
+                adopted.append(C.AdoptedCall(_new_call(attempt, lead, callback_id=attempt.callback_id), server,
+                                             attempt.answered_at, attempt.connected_at, room, attempt.amd))
+            if adopted:
+                log.warning("re-attached %s call(s) left up on the PBX by a previous dialler process", len(adopted))
         start_due(s, now)
         q = select(Campaign).where(Campaign.state.in_(("running", "paused")))
         campaigns = [c for c in s.scalars(q) if self.only_campaigns is None or c.id in self.only_campaigns]
@@ -477,13 +552,15 @@ class DialerEngine:
             Callback.status == "pending", Callback.due_at <= now, Callback.campaign_id.in_(running))
             .order_by(Callback.due_at, Callback.id).limit(50))) if running else []
         budgets = load_budgets(s, running, now, self.deps.tz)
+        logged_in = frozenset(s.scalars(select(AgentSession.staff_id).where(AgentSession.ended_at.is_(None))))
         return C.Synced(
             tuple(C.CampaignFacts(c.id, c.state, c.dial_mode, c.caller_id or "", c.amd_policy, c.leave_message,
                                   c.ratio, c.target_abandon, budgets.get(c.id)) for c in campaigns),
             tuple(C.AgentFacts(r.staff_id, r.id, r.campaign_id, r.phone, r.state, r.state_since, r.preview_lead_id,
                                r.preview_action) for r in sessions),
             tuple(C.CallbackFacts(cb.id, cb.campaign_id, cb.lead_id, cb.due_at, cb.agent_only, cb.owner_id)
-                  for cb in callbacks))
+                  for cb in callbacks),
+            tuple(adopted), tuple(hangups), logged_in)
 
     def _handoffs_tx(self, s: Session, now: datetime) -> tuple[C.HandoffFacts, ...]:
         """The IVR hand-offs waiting for an agent (claimed for us), and the agent sessions opened with no

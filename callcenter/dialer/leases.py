@@ -5,11 +5,16 @@ dead (crashed, killed, cut off) and the first live dialler to sync takes over wh
 
 (a) its agent sessions are freed (``dialer_id``/``lease_until`` cleared) so the live dialler adopts them at
     its next sync; an agent left ``reserved`` goes back to ``ready`` (its preview lead dropped), one left
-    ``talking`` goes to ``wrap_up`` (its call may still be up on the PBX: the agent records the outcome);
-(b) its open attempts (no ``ended_at``) are closed as ``lost`` through ``hopper.finish_attempt`` -- lost does
-    not use up one of the lead's attempts, and the lead goes back to ``retry`` (due after the campaign's
-    ``lost`` delay) so it is dialled again.  Never twice at once: a lead another dialler holds now (its own
-    claim, after the dead one's expired) is left alone and only the dead attempt is closed;
+    ``talking`` goes to ``wrap_up`` (the agent records the outcome) unless its call is adopted (b);
+(b) its open attempts (no ``ended_at``): one whose call is still up on the PBX (``alive``: the taker saw it
+    in ``CoreShowChannels``) is ADOPTED -- the attempt and its lead become the taker's, and the agent talking
+    on it stays ``talking`` -- so it ends normally; one that reached an agent (``connected_at``) and is gone
+    is closed ``human`` with its talk time (to when the taker saw it end, ``ended``, else now): it talked
+    to a person and is never dialled again as lost; any other is closed as ``lost`` through
+    ``hopper.finish_attempt`` -- lost does not use up one of the lead's attempts, and the lead goes back to
+    ``retry`` (due after the campaign's ``lost`` delay) so it is dialled again.  Never twice at once: a lead
+    another dialler holds now (its own claim, after the dead one's expired) is left alone and only the dead
+    attempt is closed;
 (c) the leads it had claimed without an attempt (previews) are released;
 (d) its row is deleted (a dialler that was only stalled finds its row gone: ``heartbeat`` returns False).
 
@@ -32,18 +37,19 @@ never registered here.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from callcenter.dialer.hopper import finish_attempt, release_lead
+from callcenter.dialer.hopper import DEFAULT_LEASE, finish_attempt, release_lead
 from callcenter.dialer.service import change_agent_state
 from callcenter.store.db import dialect_name
 from callcenter.store.models.dialer import AgentSession, Attempt, Callback, DialerProcess, Lead
 
-__all__ = ["PROCESS_LEASE", "TakeOver", "heartbeat", "retire", "take_over_dead"]
+__all__ = ["PROCESS_LEASE", "TakeOver", "adopt_attempt", "heartbeat", "retire", "take_over_dead"]
 
 PROCESS_LEASE = timedelta(seconds=30)
 
@@ -54,8 +60,9 @@ class TakeOver:
 
     dialers: tuple[str, ...] = ()
     agent_sessions: tuple[int, ...] = ()
-    attempts: tuple[int, ...] = ()  # closed as lost
+    attempts: tuple[int, ...] = ()  # closed (lost, or human when it had reached an agent)
     leads: tuple[int, ...] = ()  # claims cleared: back to new / retry (or done / dnc by an agent's disposition)
+    adopted: tuple[int, ...] = ()  # still up on the PBX: now the taker's, to re-attach to its call core
 
     def __bool__(self) -> bool:
         return bool(self.dialers)
@@ -92,14 +99,26 @@ def heartbeat(s: Session, dialer_id: str, now: datetime, lease: timedelta = PROC
     return False
 
 
-def take_over_dead(s: Session, dialer_id: str, now: datetime) -> TakeOver:
-    """Hand back the work of every dialler (other than ``dialer_id``) whose lease has expired (module doc)."""
+def take_over_dead(s: Session, dialer_id: str, now: datetime, *, alive: Collection[str] = (),
+                   ended: Mapping[str, datetime] | None = None) -> TakeOver:
+    """Hand back the work of every dialler (other than ``dialer_id``) whose lease has expired (module doc).
+
+    ``alive``: call ids the PBX still has up (``dialer_id`` adopts their attempts); ``ended``: call ids it saw
+    end meanwhile, with when (the talk time of a call that had reached an agent)."""
     _check(dialer_id, now)
     query = select(DialerProcess.dialer_id).where(DialerProcess.lease_until < now, DialerProcess.dialer_id != dialer_id)
     if dialect_name(s) == "postgresql":
         query = query.with_for_update(skip_locked=True)
     dead = sorted(s.scalars(query))
-    return _hand_back(s, dead, now)
+    return _hand_back(s, dead, now, taker=dialer_id, alive=frozenset(alive), ended=ended or {})
+
+
+def adopt_attempt(s: Session, attempt: Attempt, dialer_id: str, now: datetime, lease: timedelta = DEFAULT_LEASE) -> None:
+    """``attempt``'s call is still up on the PBX: it and its lead become ``dialer_id``'s (it ends through them)."""
+    attempt.dialer_id = dialer_id
+    lead = s.get(Lead, attempt.lead_id)
+    if lead is not None and lead.status == "in_progress":
+        lead.claimed_by, lead.claimed_until = dialer_id, now + lease
 
 
 def retire(s: Session, dialer_id: str, now: datetime) -> TakeOver:
@@ -112,13 +131,19 @@ def retire(s: Session, dialer_id: str, now: datetime) -> TakeOver:
     return _hand_back(s, [dialer_id], now, own=True)
 
 
-def _hand_back(s: Session, dialers: list[str], now: datetime, *, own: bool = False) -> TakeOver:
+def _hand_back(s: Session, dialers: list[str], now: datetime, *, own: bool = False, taker: str | None = None,
+               alive: frozenset[str] = frozenset(), ended: Mapping[str, datetime] | None = None) -> TakeOver:
     if not dialers:
         return TakeOver()
     reason = "dialler_stopped" if own else "dialler_lost"
     sessions: list[int] = []
     attempts: list[int] = []
     released: list[int] = []
+    open_attempts = s.scalars(
+        select(Attempt).where(Attempt.dialer_id.in_(dialers), Attempt.ended_at.is_(None)).order_by(Attempt.id)
+    ).all()
+    adopted = [a for a in open_attempts if taker is not None and a.call_id is not None and a.call_id in alive]
+    talking_on = {a.agent_id for a in adopted if a.agent_id is not None and a.connected_at is not None}
     # (a) agent sessions: out of the states that belong to a call the dead dialler drove, then freed
     for session in s.scalars(
         select(AgentSession).where(AgentSession.dialer_id.in_(dialers)).order_by(AgentSession.id)
@@ -128,18 +153,32 @@ def _hand_back(s: Session, dialers: list[str], now: datetime, *, own: bool = Fal
             session.preview_lead_id = None
             session.preview_action = None
             change_agent_state(s, session, "release", now, reason=reason)
+        elif session.ended_at is None and session.state == "talking" and session.staff_id in talking_on:
+            pass  # its call is still up and adopted: it stays talking, with the taker
         elif session.ended_at is None and session.state == "talking":
             change_agent_state(s, session, "hangup", now, reason=reason, attempt_id=session.attempt_id)
         session.dialer_id = None
         session.lease_until = None
-    # (b) open attempts: lost; their leads back to retry unless somebody else holds them now
-    open_attempts = s.scalars(
-        select(Attempt).where(Attempt.dialer_id.in_(dialers), Attempt.ended_at.is_(None)).order_by(Attempt.id)
-    ).all()
+    # (b) open attempts: adopted when still up; human when they reached an agent; else lost, their leads back to
+    # retry unless somebody else holds them now
     for attempt in open_attempts:
+        if attempt in adopted:
+            assert taker is not None
+            adopt_attempt(s, attempt, taker, now)
+            continue
         lead = s.get(Lead, attempt.lead_id)
         held_elsewhere = lead is not None and lead.claimed_by is not None and lead.claimed_by not in dialers
-        if held_elsewhere:
+        if attempt.connected_at is not None:  # it talked to an agent: its outcome is human, never lost
+            end = max((ended or {}).get(attempt.call_id or "", now), attempt.connected_at)
+            talk = (end - attempt.connected_at).total_seconds()
+            if held_elsewhere:
+                attempt.ended_at, attempt.outcome, attempt.talk_s = end, "human", talk
+                attempt.hangup_text = "ended while the dialler was away"
+            else:
+                lead = finish_attempt(s, attempt, "human", end, cause_text="ended while the dialler was away",
+                                      talk_s=talk)
+                released.append(lead.id)
+        elif held_elsewhere:
             attempt.ended_at, attempt.outcome, attempt.hangup_text = now, "lost", "dialler lost the call"
         else:
             lead = finish_attempt(s, attempt, "lost", now, cause_text="dialler lost the call")
@@ -159,4 +198,5 @@ def _hand_back(s: Session, dialers: list[str], now: datetime, *, own: bool = Fal
     # (d) the rows
     s.execute(delete(DialerProcess).where(DialerProcess.dialer_id.in_(dialers)))
     s.flush()
-    return TakeOver(tuple(dialers), tuple(sessions), tuple(attempts), tuple(sorted(set(released))))
+    return TakeOver(tuple(dialers), tuple(sessions), tuple(attempts), tuple(sorted(set(released))),
+                    tuple(a.id for a in adopted))

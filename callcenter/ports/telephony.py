@@ -43,6 +43,7 @@ class Answered:
     at: float
     amd: AmdVerdict | None = None  # None when no answering-machine detection ran
     amd_cause: str | None = None  # e.g. "LONGGREETING-1500-1500", "TOOLONG-4901"
+    server: str = ""  # the PBX server the call is up on ("" when the backend has one server only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class Connected:
     call_id: str
     at: float
     agent_id: str
+    server: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +77,11 @@ class Ended:
 
 @dataclass(frozen=True, slots=True)
 class AgentJoined:
-    """The agent's phone leg is up and in its ConfBridge room."""
+    """The agent's phone leg is up and in its ConfBridge room (not merely dialled): only then can calls reach it."""
 
     agent_id: str
     at: float
+    server: str = ""  # where the room is: only calls up on the same server can be moved in
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class AgentLeft:
     agent_id: str
     at: float
     cause: int | None = None
+    server: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,28 @@ class ServerUp:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """A call with one of our attempt ids (``cc-<digits>``) found up on a server that this process did not place
+    (the engine restarted while it was up): the backend tracks it from now on, so it ends with a terminal event."""
+
+    call_id: str
+    answered: bool
+    agent_id: str | None = None  # the agent room it is in, when it is in one
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What a server still had up when we (re)connected and did not know of: the dialler adopts or hangs up each
+    call (``LiveCall``). The agent legs found in their rooms are reported as ``AgentJoined``."""
+
+    server: str
+    at: float
+    calls: tuple[LiveCall, ...]
+
+
 CallEvent = Union[Ringing, Answered, Failed, Connected, Ended]
-TelephonyEvent = Union[CallEvent, AgentJoined, AgentLeft, ServerDown, ServerUp]
+TelephonyEvent = Union[CallEvent, AgentJoined, AgentLeft, ServerDown, ServerUp, Recovered]
 TERMINAL_EVENTS = (Failed, Ended)
 
 

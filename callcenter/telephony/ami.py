@@ -5,6 +5,9 @@
   the client stops retrying: no crash loop.
 - panoramisk's own reconnect is disabled (``_Manager.connection_lost``); our supervisor task
   reconnects with exponential backoff, then reconciles with ``CoreShowChannels``.
+- ``recover`` (the engine calls it at start; every reconnect does it too) takes over what a previous
+  engine process left up: calls with our attempt ids (``Recovered``) and agent legs in their rooms
+  (``AgentJoined``); agent legs outside their room are hung up, so the next login cannot collide.
 - Actions pending when the socket drops fail at once with ``AmiDisconnected``, and panoramisk's
   "awaiting actions" queue is emptied so NOTHING is re-sent after a reconnect (an Originate
   sent twice would dial the customer twice).
@@ -36,6 +39,7 @@ from callcenter.telephony import variables as V
 from callcenter.telephony.ami_events import CallTracker, headers
 from callcenter.telephony.ami_frames import FrameParser, Malformed
 from callcenter.ports.telephony import (
+    AgentJoined,
     EventStream,
     NoServerAvailable,
     OriginateRejected,
@@ -102,6 +106,7 @@ class AmiOptions:
     agent_login_context: str = V.CONTEXT_AGENT_LOGIN
     agent_join_context: str = V.CONTEXT_AGENT_JOIN
     play_context: str = V.CONTEXT_PLAY
+    agent_ring_timeout_s: float = 30.0  # an agent phone that does not answer its login in time: AgentLeft
     action_timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5
@@ -201,6 +206,7 @@ class AmiClient:
         # Callables given every AMI message as a plain dict, after the call tracker (e.g. queue events for
         # the screen pop of IVR hand-offs). They must not block; a failing observer is logged and skipped.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
+        self.recover_on_connect = False  # set by ``recover`` while not connected: recover at the next login
 
     # --- life ---------------------------------------------------------------------------------
 
@@ -347,8 +353,10 @@ class AmiClient:
             raise AmiLoginError(f"AMI login refused by {self.name} ({reply.get('Message') or 'refused'}; "
                                 "check ami_username / ami_secret)")
         self._up.set()
-        if self.connections > 1 or self.tracker.needs_reconcile():
-            await self.reconcile()  # after every REconnect: settle what died while we were away
+        if self.connections > 1 or self.tracker.needs_reconcile() or self.recover_on_connect:
+            # after every REconnect (and a first connect after ``recover`` was asked for): settle what died while
+            # we were away and take over what a previous engine process left up
+            await self.reconcile(recover=True)
         self._publish(self.tracker.connected(loop.time()))  # ServerUp once the state is reconciled
 
     def _on_connection_lost(self, exc: Any) -> None:
@@ -468,12 +476,42 @@ class AmiClient:
             raise AmiActionError(f"{action}: {messages[0].get('Message', '')}")
         return [dict(m.items()) for m in messages if "Event" in m and not str(m["Event"]).endswith("Complete")]
 
-    async def reconcile(self) -> set[str]:
-        """Ask which channels are alive; unverified calls that are gone get their terminal event."""
+    async def reconcile(self, *, recover: bool = False) -> set[str]:
+        return (await self._reconcile(recover))[0]
+
+    async def _reconcile(self, recover: bool) -> tuple[set[str], list[TelephonyEvent]]:
+        """Ask which channels are alive; unverified calls that are gone get their terminal event. With
+        ``recover``, also take over what this process did not place (see ``recover``)."""
         channels = await self.query("CoreShowChannels")
         now = asyncio.get_running_loop().time()
         self._publish(self.tracker.reconcile(channels, now))
-        return {headers(c).get("uniqueid", "") for c in channels}
+        events: list[TelephonyEvent] = []
+        if recover:
+            self.recover_on_connect = False
+            events, orphans = self.tracker.recover(channels, now)
+            self._publish(events)
+            for channel in orphans:  # a previous process's agent leg outside its room: the next login would collide
+                log.warning("AMI %s: hanging up an agent leg left by a previous engine process", self.name)
+                try:
+                    _ok(await self._send({"Action": "Hangup", "Channel": channel, "Cause": "16"}), "Hangup")
+                except AmiError as exc:
+                    log.warning("AMI %s: hang-up of the orphaned agent leg failed: %s", self.name, exc)
+        return {headers(c).get("uniqueid", "") for c in channels}, events
+
+    async def recover(self) -> list[TelephonyEvent]:
+        """At engine start: take over the calls with our attempt ids and the agent legs a previous engine process
+        left up on this server (``Recovered``, ``AgentJoined``; orphaned legs outside their room are hung up).
+        The events are published and returned (the caller need not wait for its reader to see them). When not
+        connected now, it is done at the next login."""
+        if not self.connected:
+            self.recover_on_connect = True
+            return []
+        try:
+            return (await self._reconcile(True))[1]
+        except AmiError as exc:
+            self.recover_on_connect = True
+            log.warning("AMI %s: could not list the channels to recover (%s); retried at the next login", self.name, exc)
+            return []
 
     async def originate(
         self,
@@ -563,6 +601,10 @@ class AmiClient:
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")
         check_dial_string(phone)
+        if self.tracker.agent_joined(agent_id):  # its leg is in the room already (e.g. left by a previous process):
+            # a second Originate would collide with its ChannelId; the phone is up, say so again
+            self._publish([AgentJoined(agent_id, asyncio.get_running_loop().time(), server=self.name)])
+            return
         leg = self.tracker.track_agent(agent_id)
         reply = await self._send(
             {
@@ -572,6 +614,7 @@ class AmiClient:
                 "Exten": agent_id,
                 "Priority": "1",
                 "Async": "true",
+                "Timeout": str(int(self.options.agent_ring_timeout_s * 1000)),
                 "ChannelId": leg,
                 "OtherChannelId": f"{leg}2",
                 "Variable": f"{V.CC_AGENT_ID}={agent_id}",
@@ -614,9 +657,10 @@ class AmiPool:
     """Several Asterisk servers behind one port. Attempts go to the connected server with the
     fewest calls in flight; when one server goes away the others carry on.
 
-    Calls stay on the server that placed them. An agent's room lives on one server: ``connect``
-    needs the call and the agent on the same server (route agents with ``agent_login``'s
-    ``server`` argument, or give each server its own agents).
+    Calls stay on the server that placed them. An agent's room lives on one server: every event says
+    which (``server``), the dialler routes a call only to an agent whose phone is on the call's server,
+    and ``connect`` refuses a call and an agent on different servers (never a Redirect into an empty
+    room). Route agents with ``agent_login``'s ``server`` argument, or give each server its own agents.
     """
 
     def __init__(self, servers: Iterable[AmiServer], options: AmiOptions | None = None) -> None:
@@ -691,8 +735,23 @@ class AmiPool:
                 self._calls[call_id] = client
         if client is None or not client.tracker.is_live(call_id):
             self._calls.pop(call_id, None)
-            raise TelephonyError(f"unknown call {call_id}")
+            # a call recovered from a previous engine process is known to its server's tracker only
+            client = next((c for c in self.clients if c.tracker.is_live(call_id)), None)
+            if client is None:
+                raise TelephonyError(f"unknown call {call_id}")
+            self._calls[call_id] = client
         return client
+
+    def _agent_client(self, agent_id: str) -> AmiClient | None:
+        client = self._agents.get(agent_id)
+        if client is not None and client.tracker.has_agent(agent_id):
+            return client
+        return next((c for c in self.clients if c.tracker.has_agent(agent_id)), client)
+
+    async def recover(self) -> list[TelephonyEvent]:
+        """``AmiClient.recover`` on every server (one not connected now recovers at its next login)."""
+        found = await asyncio.gather(*(c.recover() for c in self.clients))
+        return [event for events in found for event in events]
 
     async def originate(
         self, call_id: str, number: str, caller_id: str, variables: Mapping[str, str], timeout_s: float
@@ -712,18 +771,27 @@ class AmiPool:
         raise NoServerAvailable(call_id, "no Asterisk server is connected")
 
     async def connect(self, call_id: str, agent_id: str) -> None:
-        await self._client_of(call_id).connect(call_id, agent_id)
+        client = self._client_of(call_id)
+        room = self._agent_client(agent_id)
+        if room is not None and room is not client:  # never Redirect into an empty room on the call's server
+            raise TelephonyError(f"call {call_id} is on {client.name}, agent {agent_id}'s phone on {room.name}")
+        await client.connect(call_id, agent_id)
 
     async def hangup(self, call_id: str) -> None:
-        client = self._calls.get(call_id) or next((c for c in self.clients if c.tracker.is_live(call_id)), None)
-        if client is not None:
-            await client.hangup(call_id)
+        try:
+            client = self._client_of(call_id)
+        except TelephonyError:
+            return  # already over
+        await client.hangup(call_id)
 
     async def play(self, call_id: str, prompt: str) -> None:
         await self._client_of(call_id).play(call_id, prompt)
 
     async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
         pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]
+        joined = next((c for c in pool if c.tracker.agent_joined(agent_id)), None)
+        if joined is not None:  # its leg is in its room there already (left up by a previous process)
+            pool = [joined]
         if not pool:
             raise NoServerAvailable(agent_id, "no Asterisk server is connected")
         client = min(pool, key=lambda c: sum(1 for a in self._agents.values() if a is c))
@@ -731,7 +799,8 @@ class AmiPool:
         self._agents[agent_id] = client
 
     async def agent_logout(self, agent_id: str) -> None:
-        client = self._agents.pop(agent_id, None)
+        client = self._agent_client(agent_id)
+        self._agents.pop(agent_id, None)
         if client is not None:
             await client.agent_logout(agent_id)
 

@@ -26,6 +26,13 @@ Rules:
   ``CoreShowChannels`` list: the missing ones end, so nothing stays in flight forever.
 - A call that had not been answered and ends because the server went away (Shutdown, or gone after a
   reconnect) with no hang-up cause seen fails with reason ``lost``: nobody knows how it would have ended.
+- Every event carries the tracker's ``server`` (Answered, Connected, AgentJoined, AgentLeft): the dialler
+  routes a call only to an agent whose room is on the same server.
+- ``AgentJoined`` is the agent leg's ``ConfbridgeJoin`` into its own room, never the Originate being queued;
+  its hang-up (or a failed login: the leg hangs up unanswered) is ``AgentLeft``.
+- ``recover`` (after the engine restarted): the calls with our attempt ids and the agent legs in their rooms
+  that a ``CoreShowChannels`` list shows and this tracker does not know are tracked from now on (a
+  ``Recovered`` event lists the calls); agent legs up outside their room are returned to be hung up.
 - Every call gets exactly one terminal event; duplicated, late or reordered messages for a
   settled call, and messages about channels that are not ours, change nothing.
 """
@@ -45,6 +52,8 @@ from callcenter.ports.telephony import (
     Ended,
     Failed,
     FailReason,
+    LiveCall,
+    Recovered,
     Ringing,
     ServerDown,
     ServerUp,
@@ -55,7 +64,9 @@ from callcenter.telephony.variables import (
     USEREVENT_CALL_ANSWERED,
     USEREVENT_HANDOFF_WAITING,
     agent_leg_id,
+    agent_of_leg_id,
     handoff_session_id,
+    is_attempt_call_id,
 )
 
 ORIGINATE_REASONS: dict[int, FailReason | None] = {
@@ -202,6 +213,14 @@ class CallTracker:
         call = self._calls.get(call_id)
         return call.channel if call else None
 
+    def has_agent(self, agent_id: str) -> bool:
+        """Whether an agent leg of ``agent_id`` is tracked on this server (dialled or in its room)."""
+        return agent_id in self._agents
+
+    def agent_joined(self, agent_id: str) -> bool:
+        agent = self._agents.get(agent_id)
+        return agent is not None and agent.joined
+
     def agent_channel(self, agent_id: str) -> str | None:
         agent = self._agents.get(agent_id)
         return agent.channel if agent else None
@@ -284,6 +303,48 @@ class CallTracker:
             if not (agent.leg_ids & alive.keys()):
                 out += self._agent_left(agent, None, now)
         return out
+
+    def recover(self, channels: Iterable[Mapping[str, Any]], now: float) -> tuple[list[TelephonyEvent], list[str]]:
+        """Take over what a ``CoreShowChannels`` list shows of ours that this tracker does not know (a previous
+        engine process placed it): attempt legs (``cc-<digits>``) are tracked from now on and reported in one
+        ``Recovered``; agent legs sitting in their ``agent-<id>`` room are tracked as joined (``AgentJoined``).
+        Returns the events and the channels to hang up: agent legs that are up but not in their room (a
+        half-made login of the dead process, which would collide with the next login's ChannelId)."""
+        out: list[TelephonyEvent] = []
+        found: list[LiveCall] = []
+        orphans: list[str] = []
+        for msg in channels:
+            h = headers(msg)
+            uid, channel = h.get("uniqueid", ""), h.get("channel", "")
+            app, data = h.get("application", "").lower(), h.get("applicationdata", "")
+            room = data.split(",", 1)[0] if app == "confbridge" else ""
+            room_agent = room[len(AGENT_ROOM_PREFIX):] if room.startswith(AGENT_ROOM_PREFIX) else None
+            if is_attempt_call_id(uid):
+                if uid in self._calls or uid in self._others or uid in self._settled:
+                    continue
+                self.track(uid, now, 300.0)
+                call = self._calls[uid]
+                call.channel = channel or None
+                call.rang = True
+                if h.get("channelstate") == "6":  # Up: answered (the engine recorded how)
+                    call.state = "answered"
+                    call.answer_reported = True
+                    call.agent_id = room_agent
+                found.append(LiveCall(uid, call.state == "answered", room_agent))
+                continue
+            agent_id = agent_of_leg_id(uid)
+            if agent_id is None or uid in self._agent_legs:
+                continue
+            if room_agent == agent_id:
+                self.track_agent(agent_id)
+                agent = self._agents[agent_id]
+                agent.channel, agent.joined = channel or None, True
+                out.append(AgentJoined(agent_id, now, server=self.server))
+            elif channel:
+                orphans.append(channel)
+        if found:
+            out.insert(0, Recovered(self.server, now, tuple(found)))
+        return out, orphans
 
     def tick(self, now: float) -> list[TelephonyEvent]:
         """Settle attempts whose leg hung up before any OriginateResponse (lost or late reply)."""
@@ -398,7 +459,7 @@ class CallTracker:
         if not report or call.answer_reported:
             return []
         call.answer_reported = True
-        return [Answered(call.call_id, now, amd, amd_cause)]
+        return [Answered(call.call_id, now, amd, amd_cause, server=self.server)]
 
     def _on_confbridge_start(self, h: dict[str, str], now: float) -> list[TelephonyEvent]:
         conference = h.get("conference", "")
@@ -437,14 +498,14 @@ class CallTracker:
             call.agent_id = agent_id
             if call.connected_at is None:
                 call.connected_at = now
-            out.append(Connected(call.call_id, now, agent_id))
+            out.append(Connected(call.call_id, now, agent_id, server=self.server))
             return out
         leg_agent = self._agent_legs.get(uid)
         if leg_agent is not None and leg_agent == agent_id:
             agent = self._agents[agent_id]
             if not agent.joined:
                 agent.joined = True
-                out.append(AgentJoined(agent_id, now))
+                out.append(AgentJoined(agent_id, now, server=self.server))
         return out
 
     def _on_hangup(self, h: dict[str, str], now: float) -> list[TelephonyEvent]:
@@ -514,7 +575,7 @@ class CallTracker:
         if agent.agent_id not in self._agents:
             return []
         self.forget_agent(agent.agent_id)
-        return [AgentLeft(agent.agent_id, now, cause)]
+        return [AgentLeft(agent.agent_id, now, cause, server=self.server)]
 
     def _settle(self, call: _Call) -> None:
         self._calls.pop(call.call_id, None)

@@ -6,6 +6,8 @@ One module, so the Python side and the dialplan never drift apart (Wazo keeps th
 
 from __future__ import annotations
 
+import re
+
 CC_CALL_ID = "CC_CALL_ID"  # our attempt id; also the channel's Uniqueid (Originate ChannelId)
 CC_CAMPAIGN_ID = "CC_CAMPAIGN_ID"
 CC_CLIENT_ID = "CC_CLIENT_ID"  # the client (or lead) the call is about
@@ -42,6 +44,21 @@ def attempt_call_id(attempt_id: int) -> str:
     if attempt_id < 0 or attempt_id >= 10**12:
         raise ValueError(f"attempt id out of range: {attempt_id}")
     return f"cc-{attempt_id:012d}"
+
+
+_ATTEMPT_CALL_ID = re.compile(r"cc-[0-9]{12}")
+_AGENT_LEG_ID = re.compile(r"agent-([A-Za-z0-9._-]{1,64})-leg")
+
+
+def is_attempt_call_id(value: str) -> bool:
+    """Whether ``value`` is an id ``attempt_call_id`` gives (a Local channel's other half, ``...;2``, is not)."""
+    return _ATTEMPT_CALL_ID.fullmatch(value) is not None
+
+
+def agent_of_leg_id(uniqueid: str) -> str | None:
+    """The agent whose phone leg has this uniqueid (``agent_leg_id``'s inverse), else None."""
+    m = _AGENT_LEG_ID.fullmatch(uniqueid)
+    return m.group(1) if m else None
 
 
 def agent_leg_id(agent_id: str) -> str:

@@ -14,8 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions
-from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerDown
+from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiPool, AmiServer
+from callcenter.ports.telephony import (
+    AgentJoined,
+    AgentLeft,
+    Answered,
+    Connected,
+    Ended,
+    Failed,
+    LiveCall,
+    Recovered,
+    ServerDown,
+    TelephonyError,
+)
 from callcenter.telephony.variables import attempt_call_id
 
 LIVE_CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22-live"
@@ -207,6 +218,21 @@ async def machine_hears_leave_message(ami: AmiClient, pbx: Pbx) -> None:
 
 machine_hears_leave_message.options = amd_person_and_machine.options  # type: ignore[attr-defined]
 
+async def agent_phone_never_answers(ami: AmiClient, pbx: Pbx) -> None:
+    """Real-Asterisk finding 4: the login Originate of a phone nobody picks up is queued, the phone rings, and it
+    never joins its room: no AgentJoined (the dialler dials no lead for it), then AgentLeft at the ring timeout."""
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.agent_login("6", "Local/6@sim-agent-noanswer")
+        first = await next_of(events, (AgentJoined, AgentLeft))
+        assert isinstance(first, AgentLeft) and first.agent_id == "6" and first.server == ami.name, first
+
+
+agent_phone_never_answers.options = AmiOptions(  # type: ignore[attr-defined]  # a short ring for the test
+    dial_template="Local/{number}@sim-customers", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5,
+    agent_ring_timeout_s=4)
+
+
 SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.dialer.engine plays them
 MACHINE_PROMPT = "cc/leave-message"
 
@@ -216,6 +242,7 @@ def options_of(name: str) -> AmiOptions:
 
 
 SCENARIOS: dict[str, Scenario] = {
+    "agent_phone_never_answers": agent_phone_never_answers,
     "safe_harbour_played": safe_harbour_played,
     "machine_hears_leave_message": machine_hears_leave_message,
     "amd_person_and_machine": amd_person_and_machine,
@@ -227,3 +254,105 @@ SCENARIOS: dict[str, Scenario] = {
     "answered_into_agent_room": answered_into_agent_room,
     "restart_is_told_from_a_failure": restart_is_told_from_a_failure,
 }
+
+
+# --- scenarios over several AMI servers / connections: the traffic of server i's connection j is recorded as
+# ``<name>.<i>.<j>.ami`` (from 1); the scenario is given the servers (their addresses: live, the recording proxies;
+# on replay, the replay servers) and makes its own clients.
+
+MultiScenario = Callable[[list[AmiServer], Pbx], Awaitable[None]]
+
+
+async def crash(ami: AmiClient) -> None:
+    """The engine process dies: its AMI socket is cut without a Logoff; Asterisk keeps every channel up."""
+    ami._closing = True
+    ami._up.clear()  # no Logoff
+    if ami._manager is not None and ami._manager.protocol is not None:
+        ami._manager.protocol.transport.abort()
+    await ami.aclose()
+
+
+async def recovered_after_engine_restart(servers: list[AmiServer], pbx: Pbx) -> None:
+    """Real-Asterisk finding 12: an answered call talking to agent 3 in agent-3 when the engine dies; the next
+    engine's client finds both in CoreShowChannels (``recover``): the call is tracked again (it ends with Ended)
+    and the agent leg counts as joined, so the next login of agent 3 sends no Originate that would collide."""
+    [server] = servers
+    pbx("channel request hangup all")  # live: nothing left over from the scenarios before (a no-op on replay)
+    await asyncio.sleep(0.5)
+    first, second = AmiClient(server, OPTIONS), AmiClient(server, OPTIONS)
+    call_id = attempt_call_id(31)
+    await first.start()
+    events = first.events().__aiter__()
+    await first.agent_login("3", "Local/3@sim-agent-phones")
+    assert isinstance(await next_of(events, (AgentJoined, AgentLeft)), AgentJoined)
+    await first.originate(call_id, "90006", "95500", {}, timeout_s=10)
+    assert isinstance(await next_of(events, (Answered, Failed)), Answered)
+    await first.connect(call_id, "3")
+    assert isinstance(await next_of(events, (Connected, Ended)), Connected)
+    await crash(first)
+    async with second:
+        events = second.events().__aiter__()
+        await second.recover()
+        recovered = await next_of(events, (Recovered,))
+        assert isinstance(recovered, Recovered) and recovered.server == second.name
+        assert recovered.calls == (LiveCall(call_id, True, "3"),), recovered
+        joined = await next_of(events, (AgentJoined,))
+        assert isinstance(joined, AgentJoined) and joined.agent_id == "3" and joined.server == second.name
+        await second.agent_login("3", "Local/3@sim-agent-phones")  # in its room already: no second Originate
+        assert isinstance(await next_of(events, (AgentJoined,)), AgentJoined)
+        await second.hangup(call_id)  # the customer's end, as the dialler's hang-up button does it
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == call_id, ended
+        await second.agent_logout("3")
+        left = await next_of(events, (AgentLeft,))
+        assert isinstance(left, AgentLeft) and left.agent_id == "3"
+
+
+async def two_servers_name_their_server(servers: list[AmiServer], pbx: Pbx) -> None:
+    """Real-Asterisk finding 7, over two Asterisk servers in one AmiPool: agent 4's room is on A, agent 5's on B;
+    a call answered on B says so (Answered.server), the pool refuses to move it into agent 4's room on A (no
+    Redirect into an empty room there) and it hears the safe-harbour prompt; agent 5 on B takes the next one."""
+    pool = AmiPool(servers, OPTIONS)
+    a, b = pool.clients
+    await pool.start()
+    try:
+        events = pool.events().__aiter__()
+        await pool.agent_login("4", "Local/4@sim-agent-phones", server=a.name)
+        joined = await next_of(events, (AgentJoined, AgentLeft))
+        assert isinstance(joined, AgentJoined) and joined.server == a.name, joined
+        first = attempt_call_id(41)
+        await b.originate(first, "90006", "95500", {}, timeout_s=10)  # placed on B
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered) and answered.server == b.name, answered
+        with pytest.raises(TelephonyError):
+            await pool.connect(first, "4")
+        await pool.play(first, SAFE_HARBOUR_PROMPT)
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == first and ended.talk_s is None
+        await pool.agent_login("5", "Local/5@sim-agent-phones", server=b.name)
+        joined = await next_of(events, (AgentJoined, AgentLeft))
+        assert isinstance(joined, AgentJoined) and joined.agent_id == "5" and joined.server == b.name
+        second = attempt_call_id(42)
+        await b.originate(second, "90006", "95500", {}, timeout_s=10)
+        assert isinstance(await next_of(events, (Answered, Failed)), Answered)
+        await pool.connect(second, "5")
+        connected = await next_of(events, (Connected, Ended))
+        assert isinstance(connected, Connected) and connected.server == b.name, connected
+        await pool.hangup(second)
+        assert isinstance(await next_of(events, (Ended,)), Ended)
+        for agent in ("4", "5"):
+            await pool.agent_logout(agent)
+            assert isinstance(await next_of(events, (AgentLeft,)), AgentLeft)
+    finally:
+        await pool.aclose()
+
+
+# name -> (number of servers, connections per server, scenario)
+MULTI_SCENARIOS: dict[str, tuple[int, int, MultiScenario]] = {
+    "recovered_after_engine_restart": (1, 2, recovered_after_engine_restart),
+    "two_servers_name_their_server": (2, 1, two_servers_name_their_server),
+}
+
+
+def multi_capture(name: str, server: int, connection: int) -> Path:
+    return LIVE_CAPTURES / f"{name}.{server}.{connection}.ami"

@@ -112,7 +112,7 @@ def test_amd_user_event_reports_answer_once_even_if_before_originate_response():
         ev("UserEvent", UserEvent="CallAnswered", Uniqueid="c5", AMDStatus="MACHINE", AMDCause="LONGGREETING-1500-1500"),
         2.0,
     )
-    assert out == [Answered("c5", 2.0, "machine", "LONGGREETING-1500-1500")]
+    assert out == [Answered("c5", 2.0, "machine", "LONGGREETING-1500-1500", server="pbx1")]
     assert t.feed(ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="c5"), 2.5) == []
     assert t.feed(ev("UserEvent", UserEvent="CallAnswered", Uniqueid="c5", AMDStatus="HUMAN"), 3.0) == []
 
@@ -173,7 +173,7 @@ def test_agent_leg_join_and_messages_that_are_not_ours():
             ev("OriginateResponse", Reason="4", Uniqueid="someone-else"),
         ],
     )
-    assert out == [AgentJoined("1001", 1.0)]
+    assert out == [AgentJoined("1001", 1.0, server="pbx1")]
 
 
 @pytest.mark.parametrize(
@@ -271,3 +271,36 @@ async def test_adapter_refuses_injection_before_anything_is_sent():
 def test_logs_are_masked():
     text = mask("Action: Login\r\nSecret: hunter2\r\nChannel: PJSIP/13800000001@trunk\r\nVariable: CC_CLIENT_ID=42")
     assert "hunter2" not in text and "13800000001" not in text and "CC_CLIENT_ID=42" not in text
+
+
+def test_recover_takes_over_a_previous_processs_calls_and_agent_legs():
+    """Real-Asterisk finding 12: what a CoreShowChannels list (fields as Asterisk 22 sends them) shows of ours
+    that this process did not place: the talking call and the agent leg in its room are tracked from now on,
+    a leg outside its room is to be hung up, other channels (Asterisk's, the Local halves) are left alone."""
+    from callcenter.ports.telephony import AgentLeft, LiveCall, Recovered
+
+    t = tracker()
+    channels = [
+        ev("CoreShowChannel", Channel="Local/90006@sim-customers-00000004;1", Uniqueid="cc-000000000017",
+           ChannelState="6", Application="ConfBridge", ApplicationData="agent-4,cc_agent_bridge,cc_customer_user"),
+        ev("CoreShowChannel", Channel="Local/90006@sim-customers-00000004;2", Uniqueid="cc-000000000017;2",
+           ChannelState="6", Application="Wait", ApplicationData="60"),
+        ev("CoreShowChannel", Channel="Local/90001@sim-customers-00000005;1", Uniqueid="cc-000000000018",
+           ChannelState="6", Application="Wait", ApplicationData="30"),
+        ev("CoreShowChannel", Channel="Local/4@sim-agent-phones-00000001;1", Uniqueid="agent-4-leg",
+           ChannelState="6", Application="ConfBridge", ApplicationData="agent-4,cc_agent_bridge,cc_agent_user"),
+        ev("CoreShowChannel", Channel="Local/5@sim-agent-phones-00000002;1", Uniqueid="agent-5-leg",
+           ChannelState="5", Application="AppDial", ApplicationData="(Outgoing Line)"),
+        ev("CoreShowChannel", Channel="Local/s@sim-caller-00000003;1", Uniqueid="1764640000.12",
+           ChannelState="6", Application="AGI", ApplicationData="agi://127.0.0.1:4573/hotline"),
+    ]
+    out, orphans = t.recover(channels, 5.0)
+    assert out == [Recovered("pbx1", 5.0, (LiveCall("cc-000000000017", True, "4"), LiveCall("cc-000000000018", True))),
+                   AgentJoined("4", 5.0, server="pbx1")]
+    assert orphans == ["Local/5@sim-agent-phones-00000002;1"]
+    assert t.recover(channels, 6.0) == ([], ["Local/5@sim-agent-phones-00000002;1"])  # known now: once only
+    assert t.channel_of("cc-000000000017") == "Local/90006@sim-customers-00000004;1" and t.agent_joined("4")
+    ended = t.feed(ev("Hangup", Uniqueid="cc-000000000017", Cause="16", **{"Cause-txt": "Normal Clearing"}), 9.0)
+    assert ended == [Ended("cc-000000000017", 9.0, 16, "Normal Clearing", None)]  # talk time: the dialler's record
+    left = t.feed(ev("Hangup", Uniqueid="agent-4-leg", Cause="16"), 9.5)
+    assert left == [AgentLeft("4", 9.5, 16, server="pbx1")]

@@ -83,7 +83,7 @@ async def test_answered_call_redirected_into_agent_room():
         await client.aclose()
 
     assert server.mismatches == [] and server.unexpected == []
-    assert joined[-1] == AgentJoined("1001", joined[-1].at)
+    assert joined[-1] == AgentJoined("1001", joined[-1].at, server=client.name)
     redirect = next(dict(f) for f in server.received if dict(f)["Action"] == "Redirect")
     assert redirect["Channel"] == "Local/13800000001@sim-customers-00000009;1"
     assert (redirect["Context"], redirect["Exten"]) == ("cc-agent-join", "1001")
@@ -93,7 +93,7 @@ async def test_answered_call_redirected_into_agent_room():
     assert [type(e) for e in calls] == [Ringing, Answered, Connected, Ended]
     assert calls[2].agent_id == "1001"
     assert calls[3].cause == 16 and calls[3].talk_s is not None and calls[3].talk_s >= 0
-    assert got[-1] == AgentLeft("1001", got[-1].at, 0)
+    assert got[-1] == AgentLeft("1001", got[-1].at, 0, server=client.name)
     originate = next(dict(f) for f in server.received if dict(f).get("ChannelId") == "call-42")
     variables = [v for k, v in next(f for f in server.received if dict(f).get("ChannelId") == "call-42") if k == "Variable"]
     assert "CC_CALL_ID=call-42" in variables and "CC_CLIENT_ID=c-9" in variables

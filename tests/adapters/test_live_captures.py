@@ -27,7 +27,7 @@ from callcenter.store.models.ivr import IvrSession
 from callcenter.telephony import variables as V
 from callcenter.telephony.ami import AmiClient, AmiPool, AmiServer
 from callcenter.telephony.ami_replay import ReplayServer, load_capture
-from tests.adapters.ami_scenarios import LIVE_CAPTURES, OPTIONS, SCENARIOS, options_of
+from tests.adapters.ami_scenarios import LIVE_CAPTURES, MULTI_SCENARIOS, OPTIONS, SCENARIOS, multi_capture, options_of
 from tests.adapters.handoff_world import build_handoff_world
 
 
@@ -39,6 +39,26 @@ async def test_replay(name: str) -> None:
         ami = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options_of(name))
         await SCENARIOS[name](ami, lambda command: None)
         assert server.mismatches == [] and server.unexpected == []
+
+
+@pytest.mark.parametrize("name", sorted(MULTI_SCENARIOS))
+async def test_replay_over_several_servers_and_connections(name: str) -> None:
+    n_servers, n_connections, scenario = MULTI_SCENARIOS[name]
+    scripts = []
+    for i in range(1, n_servers + 1):
+        paths = [multi_capture(name, i, j) for j in range(1, n_connections + 1)]
+        assert all(p.exists() for p in paths), f"no live capture {paths[0].name}: run tests/live with CALLCENTER_LIVE_RECORD=1"
+        scripts.append([load_capture(p.name, LIVE_CAPTURES) for p in paths])
+    replays = [ReplayServer(*s) for s in scripts]
+    for replay in replays:
+        await replay.start()
+    try:
+        await scenario([AmiServer("127.0.0.1", r.port, "callcenter", "ccsecret") for r in replays], lambda c: None)
+    finally:
+        for replay in replays:
+            await replay.aclose()
+    for replay in replays:
+        assert replay.mismatches == [] and replay.unexpected == [], (replay.mismatches, replay.unexpected)
 
 
 class _PinCheckUntilKeysDelivered:

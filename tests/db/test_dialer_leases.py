@@ -105,12 +105,15 @@ def test_dead_dialler_is_taken_over_after_its_lease_and_not_before(core: App) ->
         (a2, "ready", "live", False),  # the live dialler's: untouched
     ])
     attempts = after["attempts"]
-    assert sorted(o for _, d, o, _ in attempts if d == "dead") == ["lost", "lost"]  # type: ignore[misc]
+    # the call that reached agent 0 talked to a person: human (never re-dialled as lost); the ringing one is lost
+    assert sorted(o for _, d, o, _ in attempts if d == "dead") == ["human", "lost"]  # type: ignore[misc]
     assert [(o, ended) for _, d, o, ended in attempts if d == "live"] == [(None, False)] * 2  # type: ignore[misc]
     leads = {lid: (status, by, n) for lid, status, by, n in after["leads"]}  # type: ignore[misc]
     for lid in w.dead_leads:
-        assert leads[lid][1] is None and leads[lid][2] == 0  # released; lost used up no attempt
-    assert [leads[lid][0] for lid in w.dead_leads] == ["retry", "retry", "new"]
+        assert leads[lid][1] is None  # released
+    assert [leads[lid][2] for lid in w.dead_leads] == [1, 0, 0]  # lost used up no attempt; human did
+    assert [leads[lid][0] for lid in w.dead_leads][1:] == ["retry", "new"]
+    assert leads[w.dead_leads[0]][0] != "retry"
     for lid in w.live_leads:
         assert leads[lid] == ("in_progress", "live", 0)
     assert after["processes"] == ["live"]
@@ -134,7 +137,8 @@ def test_released_leads_are_dialled_again_but_never_twice_at_once(core: App) -> 
         return [lead.id for lead in leads]
 
     redialled = run_in_transaction(core.sessions, redial)
-    assert set(w.dead_leads) <= set(redialled)  # the dead dialler's leads come back
+    assert set(w.dead_leads[1:]) <= set(redialled)  # the dead dialler's lost leads come back
+    assert w.dead_leads[0] not in redialled  # the one that talked to an agent does not
     assert not set(w.live_leads) & set(redialled)  # the live one's are still in flight
     counts = open_attempts_per_lead(core)
     assert max(counts.values()) == 1 and set(w.live_leads) <= set(counts)
@@ -165,6 +169,44 @@ def test_lead_held_by_another_dialler_is_not_released_by_the_take_over(core: App
         lead = s.get(Lead, ringing)
         assert (lead.status, lead.claimed_by) == ("in_progress", "live")
         assert s.scalars(select(Attempt.outcome).where(Attempt.lead_id == ringing)).all() == ["lost"]
+
+
+def test_a_call_still_up_on_the_pbx_is_adopted_not_closed_and_its_agent_stays_talking(core: App) -> None:
+    """Real-Asterisk finding 12: the taker saw the dead dialler's talking call still up (CoreShowChannels)."""
+    w = World(core)
+    with transaction(core.sessions) as s:
+        talking = s.scalars(select(Attempt).where(Attempt.lead_id == w.dead_leads[0])).one()
+        call_id = talking.call_id
+    assert call_id is not None
+
+    def work(s):  # type: ignore[no-untyped-def]
+        heartbeat(s, "live", NOW + timedelta(seconds=31), LEASE)
+        return take_over_dead(s, "live", NOW + timedelta(seconds=31), alive={call_id})
+
+    done = run_in_transaction(core.sessions, work)
+    assert done.adopted == (talking.id,) and len(done.attempts) == 1
+    with transaction(core.sessions) as s:
+        attempt = s.get(Attempt, talking.id)
+        assert attempt.ended_at is None and attempt.dialer_id == "live"
+        lead = s.get(Lead, w.dead_leads[0])
+        assert (lead.status, lead.claimed_by) == ("in_progress", "live")
+        session = s.scalars(select(AgentSession).where(AgentSession.staff_id == w.staff[0])).one()
+        assert session.state == "talking" and session.dialer_id is None  # the live dialler leases it at its sync
+
+
+def test_a_call_that_reached_an_agent_and_ended_meanwhile_is_human_with_its_talk_time(core: App) -> None:
+    w = World(core)
+    with transaction(core.sessions) as s:
+        call_id = s.scalars(select(Attempt.call_id).where(Attempt.lead_id == w.dead_leads[0])).one()
+
+    def work(s):  # type: ignore[no-untyped-def]
+        heartbeat(s, "live", NOW + timedelta(seconds=31), LEASE)
+        return take_over_dead(s, "live", NOW + timedelta(seconds=31), ended={call_id: NOW + timedelta(seconds=12)})
+
+    run_in_transaction(core.sessions, work)
+    with transaction(core.sessions) as s:
+        attempt = s.scalars(select(Attempt).where(Attempt.call_id == call_id)).one()
+        assert attempt.outcome == "human" and attempt.talk_s == pytest.approx(12.0)
 
 
 def test_retire_hands_back_its_own_work_and_leaves_the_others(core: App) -> None:
@@ -201,4 +243,5 @@ def test_two_live_diallers_never_both_take_over_one(core: App) -> None:
             assert take_over_dead(second, "other", at) == TakeOver()  # the row is locked: skipped
     assert taken.dialers == ("dead",)
     with transaction(core.sessions) as s:
-        assert s.scalar(select(func.count()).select_from(Attempt).where(Attempt.outcome == "lost")) == 2
+        outcomes = s.scalars(select(Attempt.outcome).where(Attempt.ended_at.is_not(None))).all()
+        assert sorted(outcomes) == ["human", "lost"]  # once each: the call that reached an agent is human

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from callcenter.telephony.ami import AmiClient, AmiServer
-from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
-from tests.live.asterisk import SECOND, LiveAsterisk, live_binary
+from tests.adapters.ami_scenarios import LIVE_CAPTURES, MULTI_SCENARIOS, SCENARIOS, multi_capture, options_of
+from tests.live.asterisk import PRIMARY, SECOND, LiveAsterisk, live_binary
 from tests.live.capture import RecordingProxy
 
 
@@ -33,7 +33,7 @@ async def run_live(name: str, pbx: LiveAsterisk, secret: str | None = None) -> N
 
 @pytest.mark.parametrize("name", ["one_digit_agent_room", "outbound_outcomes", "answered_into_agent_room",
                                   "call_ids_never_collide", "national_dial_string",
-                                  "amd_person_and_machine"])
+                                  "amd_person_and_machine", "agent_phone_never_answers"])
 async def test_scenario(asterisk: LiveAsterisk, name: str) -> None:
     await run_live(name, asterisk)
 
@@ -58,3 +58,42 @@ async def test_restart(tmp_path: Path) -> None:
         await run_live("restart_is_told_from_a_failure", pbx)
     finally:
         pbx.kill()
+
+
+async def run_live_multi(name: str, pbxs: list[LiveAsterisk]) -> None:
+    """A scenario over several servers / connections (``MULTI_SCENARIOS``), each server behind its own recorder."""
+    n_servers, n_connections, scenario = MULTI_SCENARIOS[name]
+    assert len(pbxs) == n_servers
+    proxies = [await RecordingProxy(p.ami_address).start() for p in pbxs]
+    try:
+        servers = [AmiServer(*proxy.address, "callcenter", pbx.ami_secret) for proxy, pbx in zip(proxies, pbxs)]
+        try:
+            await scenario(servers, pbxs[0].cli)
+        except BaseException:
+            for pbx in pbxs:
+                print(pbx.log()[-3000:])
+            raise
+    finally:
+        for proxy in proxies:
+            await proxy.aclose()
+    if os.environ.get("CALLCENTER_LIVE_RECORD") == "1":
+        for i, (proxy, pbx) in enumerate(zip(proxies, pbxs), 1):
+            assert len(proxy.sessions) == n_connections, len(proxy.sessions)
+            for j in range(n_connections):
+                proxy.write(multi_capture(name, i, j + 1), session=j,
+                            note=f"live: {name}, server {i} of {n_servers}, connection {j + 1} against {pbx.version}")
+
+
+async def test_engine_restart_recovers_the_call_and_the_agent_leg(asterisk: LiveAsterisk) -> None:
+    await run_live_multi("recovered_after_engine_restart", [asterisk])
+
+
+async def test_two_servers(asterisk: LiveAsterisk, tmp_path: Path) -> None:
+    binary = live_binary()
+    assert binary is not None and asterisk.bind == PRIMARY
+    second = LiveAsterisk(binary, tmp_path / "ast-b", bind=SECOND)
+    second.start()
+    try:
+        await run_live_multi("two_servers_name_their_server", [asterisk, second])
+    finally:
+        second.stop()

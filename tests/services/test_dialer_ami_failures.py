@@ -41,6 +41,17 @@ NO_CHANNELS = (b">>> Action: CoreShowChannels\r\n>>> ActionID: chans-1\r\n"
                b"Event: CoreShowChannelsComplete\r\nActionID: chans-1\r\nEventList: Complete\r\nListItems: 0\r\n\r\n")
 QUEUED = (b">>> Action: Originate\r\n>>> ActionID: cust\r\n"
           b"Response: Success\r\nActionID: cust\r\nMessage: Originate successfully queued\r\n\r\n")
+
+
+
+def joined(staff_id: int) -> bytes:
+    """The agent leg's ConfbridgeJoin into its room (fields as in one_digit_agent_room.ami): only then is the
+    agent's phone up and a lead dialled for it."""
+    return (f"Event: ConfbridgeJoin\r\nPrivilege: call,all\r\nChannel: Local/{staff_id}@sim-agent-phones-00000001;1\r\n"
+            f"ChannelState: 6\r\nUniqueid: agent-{staff_id}-leg\r\nConference: agent-{staff_id}\r\n"
+            "Admin: No\r\nMuted: No\r\n\r\n").encode()
+
+
 SHUTDOWN = b"Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly\r\nRestart: True\r\n\r\n"  # restart_midcall.ami
 PHONE = "+8613900000001"
 
@@ -52,6 +63,7 @@ def options(action_timeout_s: float) -> AmiOptions:
 
 
 def campaign_with_one_lead(core: App) -> int:
+    """The campaign, its lead and a ready agent; returns the agent's staff id."""
     agent = make_staff(core, "agent-ami", "pw-agent-123456", "agent")
     cid = create_campaign(core, name="断线", kind="cold_leads", script_id="cold_call", window_start=time(0),
                           window_end=time(23, 59, 59), days="every")
@@ -60,7 +72,7 @@ def campaign_with_one_lead(core: App) -> int:
     start_campaign(core, cid)
     agent_login(core, agent, campaign_id=cid)
     agent_ready(core, agent)
-    return cid
+    return agent
 
 
 async def run_until_attempt_ends(core: App, client: AmiClient,
@@ -110,22 +122,22 @@ def assert_lost_and_lead_free(core: App) -> None:
 
 
 async def test_originate_without_reply_within_the_action_timeout_is_a_lost_attempt(core: App) -> None:
-    campaign_with_one_lead(core)
-    script = parse_capture(LOGIN + AGENT_LEG + CUSTOMER, "no-reply")
+    agent = campaign_with_one_lead(core)
+    script = parse_capture(LOGIN + NO_CHANNELS + AGENT_LEG + joined(agent) + CUSTOMER, "no-reply")
     async with ReplayServer(script) as server:
         # the only wait in this test is the action timeout itself: the reply never comes, however fast the machine
         client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options(1.0))
         event = await run_until_attempt_ends(core, client)
     assert event["outcome"] == "lost"
     assert_lost_and_lead_free(core)
-    assert [dict(f)["Action"] for f in server.received][:3] == ["Login", "Originate", "Originate"]
+    assert [dict(f)["Action"] for f in server.received][:4] == ["Login", "CoreShowChannels", "Originate", "Originate"]
     assert sum(dict(f)["Action"] == "Originate" for f in server.received) == 2  # never re-sent
 
 
 async def test_connection_dropped_while_the_originate_is_pending_is_a_lost_attempt_and_reconnects(
         core: App, caplog: pytest.LogCaptureFixture) -> None:
-    campaign_with_one_lead(core)
-    dropped = parse_capture(LOGIN + AGENT_LEG + CUSTOMER + CLOSED, "dropped")
+    agent = campaign_with_one_lead(core)
+    dropped = parse_capture(LOGIN + NO_CHANNELS + AGENT_LEG + joined(agent) + CUSTOMER + CLOSED, "dropped")
     back = parse_capture(LOGIN + NO_CHANNELS, "back")
     async with ReplayServer(dropped, back) as server:
         client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options(30.0))
@@ -137,7 +149,7 @@ async def test_connection_dropped_while_the_originate_is_pending_is_a_lost_attem
     assert event["outcome"] == "lost"
     assert_lost_and_lead_free(core)
     actions = [dict(f)["Action"] for f in server.received]
-    assert actions[:5] == ["Login", "Originate", "Originate", "Login", "CoreShowChannels"]
+    assert actions[:6] == ["Login", "CoreShowChannels", "Originate", "Originate", "Login", "CoreShowChannels"]
     assert actions.count("Originate") == 2  # nothing re-sent after the reconnect
     lines = [r.getMessage() for r in caplog.records if r.name == "callcenter.telephony.ami"]
     assert sum("connection lost" in line for line in lines) == 1
@@ -147,8 +159,8 @@ async def test_connection_dropped_while_the_originate_is_pending_is_a_lost_attem
 async def test_call_still_ringing_when_asterisk_restarts_is_lost_not_failed(core: App) -> None:
     """Real-Asterisk finding 11: a call cut by a PBX restart before anyone answered is the free "lost", not a
     "failed" that uses up one of the lead's attempts."""
-    campaign_with_one_lead(core)
-    restarting = parse_capture(LOGIN + AGENT_LEG + QUEUED + SHUTDOWN + CLOSED, "restart")
+    agent = campaign_with_one_lead(core)
+    restarting = parse_capture(LOGIN + NO_CHANNELS + AGENT_LEG + joined(agent) + QUEUED + SHUTDOWN + CLOSED, "restart")
     back = parse_capture(LOGIN + NO_CHANNELS, "back")
     async with ReplayServer(restarting, back) as server:
         client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options(30.0))

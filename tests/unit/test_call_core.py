@@ -34,7 +34,7 @@ from callcenter.domain.events import (
     DialerBoard,
     PreviewOffered,
 )
-from callcenter.ports.telephony import AgentLeft, Answered, Connected, Ended, Failed
+from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed
 
 BASE = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)
 
@@ -118,6 +118,11 @@ class Harness:
     web_moved: bool = False  # the web changed a row since the core last synced
     handoffs: dict[int, HandoffRow] = field(default_factory=dict)
     contacts: list[tuple[int, int]] = field(default_factory=list)  # (staff id, ivr session id) opened
+    phones_answer: bool = True  # an agent phone that is dialled joins its room (AgentJoined) once the round is done
+    agent_server: dict[int, str] = field(default_factory=dict)  # staff id -> the PBX server its room is on
+    joining: list[int] = field(default_factory=list)
+    call_server: dict[str, str] = field(default_factory=dict)  # call id -> the server it was answered on
+    _depth: int = 0
 
     def __post_init__(self) -> None:
         self.core = CallCore(CoreConfig(dialer_id="t", auto_wrap_up_s=self.auto_wrap_up_s))
@@ -133,13 +138,20 @@ class Harness:
     # --- feeding the core, carrying out its commands -------------------------------------------------------
 
     def feed(self, event: Any) -> list[Any]:
-        out = self.core.handle(event, self.now, self.wall())
-        done = list(out)
-        for command in out:
-            self.commands.append(command)
-            result = self.do(command)
-            if result is not None:
-                done += self.feed(result)
+        self._depth += 1
+        try:
+            out = self.core.handle(event, self.now, self.wall())
+            done = list(out)
+            for command in out:
+                self.commands.append(command)
+                result = self.do(command)
+                if result is not None:
+                    done += self.feed(result)
+        finally:
+            self._depth -= 1
+        while self._depth == 0 and self.joining:  # the PBX: a dialled agent phone joins its room afterwards
+            staff = self.joining.pop(0)
+            done += self.feed(AgentJoined(str(staff), self.now, server=self.agent_server.get(staff, "")))
         return done
 
     def tick(self, dt: float = 0.0) -> list[Any]:
@@ -147,8 +159,10 @@ class Harness:
         return self.feed(C.Tick())
 
     def start(self) -> None:
-        self.tick()
+        self.tick()  # sync: the phones are dialled; nothing is paced on them until they join their rooms
+        assert not of(self.commands, C.ClaimLeads)
         assert self.core.campaigns and all(a.phone_up for a in self.core.agents.values())
+        self.tick()  # the next round (a sync, as a phone has joined) offers previews and paces on the joined phones
 
     def synced(self) -> C.Synced:
         self.web_moved = False
@@ -157,8 +171,8 @@ class Harness:
             tuple(C.AgentFacts(r.staff_id, r.session_id, r.campaign_id, f"PJSIP/{r.staff_id}", r.state, r.since,
                                r.preview_lead_id, r.preview_action) for r in self.rows.values() if not r.ended),
             self.callbacks,
-            tuple(C.HandoffFacts(r.ivr_session_id, r.client_id, r.since, "zh-CN", "+8613900000009")
-                  for r in self.handoffs.values() if r.ended is None and r.connected_to is None))
+            handoffs=tuple(C.HandoffFacts(r.ivr_session_id, r.client_id, r.since, "zh-CN", "+8613900000009")
+                           for r in self.handoffs.values() if r.ended is None and r.connected_to is None))
 
     def hand_off(self, client_id: int | None = None) -> str:
         """A caller presses "agent" in the IVR: the hand-off is in the database (the core learns at a sync)."""
@@ -205,6 +219,8 @@ class Harness:
             row.ended = record.reason
         elif isinstance(record, C.HandoffCallback):
             self.handoffs[record.ivr_session_id].callbacks += 1
+        elif isinstance(record, C.MissCallback):  # no longer pending: the next sync does not bring it again
+            self.callbacks = tuple(cb for cb in self.callbacks if cb.id != record.callback_id)
 
     def do(self, cmd: Any) -> Any:
         if isinstance(cmd, C.Sync):
@@ -215,6 +231,8 @@ class Harness:
             self.published.append(cmd.event)
             return None
         if isinstance(cmd, C.LoginPhone):
+            if self.phones_answer:
+                self.joining.append(cmd.staff_id)
             return C.PhoneLogin(cmd.staff_id, True)
         if isinstance(cmd, C.LogoutPhone):
             return None
@@ -228,6 +246,8 @@ class Harness:
             return C.OriginateAccepted(cmd.call_id)
         if isinstance(cmd, C.Connect):
             assert self.pbx.get(cmd.call_id) == "answered", "connect of a call that is not answered and waiting"
+            on, room = self.call_server.get(cmd.call_id, ""), self.agent_server.get(cmd.staff_id, "")
+            assert not on or not room or on == room, f"call on {on} moved into a room on {room}"
             if self.fail_connect:
                 return C.ConnectFailed(cmd.call_id)
             self.pbx[cmd.call_id] = "connecting"
@@ -305,11 +325,12 @@ class Harness:
 
     # --- the PBX side ----------------------------------------------------------------------------------------
 
-    def answer(self, call_id: str, amd: Any = "human") -> list[Any]:
+    def answer(self, call_id: str, amd: Any = "human", server: str = "") -> list[Any]:
         assert self.pbx[call_id] == "dialing"
         self.pbx[call_id] = "answered"
         self.answered_at[call_id] = self.now
-        return self.feed(Answered(call_id, self.now, amd))
+        self.call_server[call_id] = server
+        return self.feed(Answered(call_id, self.now, amd, server=server))
 
     def connected(self, call_id: str) -> list[Any]:
         assert self.pbx[call_id] == "connecting"
@@ -490,7 +511,9 @@ def test_connect_failure_releases_the_agent_and_hands_the_call_to_another() -> N
     assert not any(a.phone_up for a in h.core.agents.values()) and h.rows[100].state == h.rows[101].state == "ready"
     assert h.core.calls[call].state == CallState.WAITING and h.core.calls[call].agent_id is None
     h.fail_connect = False
-    out = h.feed(C.PhoneLogin(101, True))  # 101's phone is back
+    out = h.feed(C.PhoneLogin(101, True))  # dialled again: not up until it has joined its room
+    assert not of(out, C.Connect)
+    out = h.feed(AgentJoined("101", h.now))  # 101's phone is back
     assert of(out, C.Connect) == [C.Connect(call, 101)]
     h.feed(AgentLeft("101", h.now))
     assert not h.core.agents[101].phone_up
@@ -554,9 +577,92 @@ def test_the_wall_board_is_published_when_it_changes() -> None:
     h = Harness(agents=1)
     h.start()
     boards = [e for e in h.published if isinstance(e, DialerBoard)]
-    assert len(boards) == 1 and boards[0].in_flight == 1
+    assert len(boards) == 1 and boards[0].in_flight == 0  # the first round: the phone is being dialled
     h.tick(1.0)
-    assert len([e for e in h.published if isinstance(e, DialerBoard)]) == 1  # unchanged: not sent again
+    boards = [e for e in h.published if isinstance(e, DialerBoard)]
+    assert len(boards) == 2 and boards[1].in_flight == 1
+    h.tick(1.0)
+    assert len([e for e in h.published if isinstance(e, DialerBoard)]) == 2  # unchanged: not sent again
+
+
+def test_an_agent_phone_that_never_joins_its_room_gets_no_call() -> None:
+    """Real-Asterisk finding 4: the phone counts as up when it has joined its room, not when it is dialled."""
+    h = Harness(agents=1, phones_answer=False)
+    for _ in range(5):
+        h.tick(1.0)
+    assert not of(h.commands, C.ClaimLeads) and not h.pbx and not h.core.agents[100].phone_up
+    logins = of(h.commands, C.LoginPhone)
+    assert len(logins) == 1  # dialled again only after login_retry_s, not every sync
+    h.tick(h.core.config.login_retry_s)
+    assert len(of(h.commands, C.LoginPhone)) == 2 and not of(h.commands, C.ClaimLeads)
+    out = h.feed(AgentJoined("100", h.now))
+    assert h.core.agents[100].phone_up and not of(out, C.Originate)
+    h.tick()
+    assert len(h.live("dialing")) == 1  # dialled only after the join
+    h.feed(AgentLeft("100", h.now, 16))
+    h.failed(h.live("dialing")[0], "no_answer")
+    h.tick(1.0)
+    assert not h.live("dialing")  # its phone is gone: nothing paced on it
+
+
+def test_a_call_answered_on_another_server_than_the_agent_waits_then_hears_the_safe_harbour() -> None:
+    """Real-Asterisk finding 7: never Redirected into an empty room on the other server."""
+    h = Harness(agents=1, leads=1, agent_server={100: "A"})
+    h.start()
+    [call] = h.live("dialing")
+    out = h.answer(call, server="B")
+    assert not of(out, C.Connect) and not of(out, C.ChangeAgentState)
+    assert h.core.calls[call].state == CallState.WAITING
+    h.tick(h.core.config.abandon_after_s)
+    assert [p for p, _ in h.played[call]] == [SAFE_HARBOUR_PROMPT] and h.rows[100].state == "ready"
+
+
+def test_a_call_goes_to_the_agent_on_its_own_server() -> None:
+    h = Harness(agents=2, leads=2, agent_server={100: "A", 101: "B"}, auto_wrap_up_s=1.0)
+    h.start()
+    first, second = h.live("dialing")
+    out = h.answer(first, server="B")  # 100 (on A) is the longest idle, but the call is on B
+    assert of(out, C.Connect) == [C.Connect(first, 101)]
+    out = h.answer(second, server="B")
+    assert not of(out, C.Connect) and h.core.calls[second].state == CallState.WAITING  # 101 is busy, 100 on A
+    h.connected(first)
+    h.ended(first, talk_s=5.0)
+    h.tick(h.core.config.auto_wrap_up_s or 0.0)  # 101 back from wrap-up takes the waiting call on B
+    assert h.core.calls[second].agent_id == 101
+
+
+def test_a_leg_left_up_for_an_agent_nobody_logged_in_is_hung_up() -> None:
+    h = Harness(agents=1)
+    h.feed(AgentJoined("100", h.now, server="A"))  # recovered: in its room before any sync
+    h.feed(AgentJoined("777", h.now, server="A"))  # an agent with no session: a leftover
+    out = h.feed(C.Synced((C.CampaignFacts(1, "running", "progressive"),),
+                          (C.AgentFacts(100, 500, 1, "PJSIP/100", "ready", BASE),), logged_in=frozenset({100})))
+    assert of(out, C.LogoutPhone) == [C.LogoutPhone(777)]
+    assert not of(out, C.LoginPhone) and h.core.agents[100].phone_up  # its leg is up already: no second login
+
+
+def test_an_adopted_call_stays_with_its_agent_and_ends_human_with_its_talk_time() -> None:
+    """Real-Asterisk finding 12: after an engine restart the call still up is re-attached, never re-dialled."""
+    h = Harness(agents=1, leads=1)
+    h.rows[100].state = "talking"
+    h.lead_status[1] = "in_progress"
+    h.attempts[1] = Attempt(1, 1, answered=True, connected=True)
+    new = C.NewCall("cc-000000000001", 1, 1, 1, None, "+8613900000001", 1)
+    adopted = C.AdoptedCall(new, "A", BASE - timedelta(seconds=20), BASE - timedelta(seconds=18), room_agent=100)
+    h.pbx["cc-000000000001"] = "connected"
+    synced = h.synced()
+    out = h.feed(C.Synced(synced.campaigns, synced.agents, adopted=(adopted,), hangups=("cc-000000000099",)))
+    assert of(out, C.Hangup) == [C.Hangup("cc-000000000099")]  # up with our id, attempt over: hung up
+    call = h.core.calls["cc-000000000001"]
+    assert call.state == CallState.CONNECTED and h.core.agents[100].call_id == call.call_id
+    h.feed(AgentJoined("100", h.now, server="A"))
+    h.tick(1.0)
+    assert not of(h.commands, C.Originate)  # nothing re-dialled, and the agent is not given another call
+    h.now = 12.0
+    out = h.ended("cc-000000000001")
+    [finish] = [r for c in of(out, C.ChangeAgentState) for r in c.records if isinstance(r, C.FinishAttempt)]
+    assert finish.outcome == C.Outcome.HUMAN and finish.talk_s == pytest.approx(30.0)
+    assert h.rows[100].state == "wrap_up" and h.attempts[1].outcome == "human"
 
 
 def test_an_unknown_input_is_refused() -> None:
@@ -670,9 +776,11 @@ class DiallerMachine(RuleBasedStateMachine):
     (pause, ready, logout) and time, against the core with the fakes."""
 
     @initialize(agents=st.integers(1, 4), mode=st.sampled_from(["progressive", "ratio"]),
-                wrap=st.sampled_from([None, 3.0]))
-    def setup(self, agents: int, mode: str, wrap: float | None) -> None:
-        self.h = Harness(agents=agents, leads=12, mode=mode, auto_wrap_up_s=wrap)
+                wrap=st.sampled_from([None, 3.0]), two_servers=st.booleans())
+    def setup(self, agents: int, mode: str, wrap: float | None, two_servers: bool) -> None:
+        rooms = {100 + i: "AB"[i % 2] for i in range(agents)} if two_servers else {}
+        self.h = Harness(agents=agents, leads=12, mode=mode, auto_wrap_up_s=wrap, agent_server=rooms)
+        self.servers = ["A", "B"] if two_servers else [""]
         self.h.start()
 
     def pick(self, state: str, i: int) -> str | None:
@@ -690,11 +798,25 @@ class DiallerMachine(RuleBasedStateMachine):
         for call_id in h.live("closing"):  # the PBX carries out the prompt / hang-up
             h.ended(call_id)
 
-    @rule(i=st.integers(0, 50), amd=st.sampled_from(["human", "human", "machine", "notsure", None]))
-    def answer(self, i: int, amd: Any) -> None:
+    @rule(i=st.integers(0, 50), amd=st.sampled_from(["human", "human", "machine", "notsure", None]),
+          s=st.integers(0, 1))
+    def answer(self, i: int, amd: Any, s: int) -> None:
         call_id = self.pick("dialing", i)
-        if call_id is not None:
-            self.h.answer(call_id, amd)
+        if call_id is not None:  # on either server (the harness checks every Connect stays on its server)
+            self.h.answer(call_id, amd, server=self.servers[s % len(self.servers)])
+
+    @rule(staff=st.integers(0, 3))
+    def agent_phone_drops(self, staff: int) -> None:
+        agent = self.h.core.agents.get(100 + staff)
+        if agent is not None and agent.phone_up and agent.state not in (AgentState.RESERVED, AgentState.TALKING):
+            self.h.feed(AgentLeft(str(agent.staff_id), self.h.now, 16))  # dialled again at a later sync
+
+    @invariant()
+    def only_phones_in_their_rooms_take_calls(self) -> None:
+        for call in self.h.core.calls.values():
+            if call.state in (CallState.RESERVING, CallState.CONNECTING) and call.agent_id is not None:
+                agent = self.h.core.agents[call.agent_id]
+                assert agent.phone_up and (not call.server or agent.server == call.server)
 
     @rule(i=st.integers(0, 50))
     def reaches_agent(self, i: int) -> None:
