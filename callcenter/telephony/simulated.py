@@ -314,9 +314,10 @@ class SimulatedPbx:
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")
         check_dial_string(phone)
-        if agent_id not in self.agents:
-            self.agents.add(agent_id)
-            self._emit(AgentJoined(agent_id, self.clock.time()))
+        # a phone already in its room (a restarted engine logging its agents in again) is reported joined again,
+        # as the AMI adapter does for a leg it recovered, rather than dialled a second time
+        self.agents.add(agent_id)
+        self._emit(AgentJoined(agent_id, self.clock.time()))
 
     async def agent_logout(self, agent_id: str) -> None:
         if agent_id in self.agents:

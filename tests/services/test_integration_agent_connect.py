@@ -64,10 +64,10 @@ def test_the_tracker_follows_a_parked_hand_off_like_an_answered_call() -> None:
     t = CallTracker("pbx1")
     call_id = V.handoff_call_id(7)
     assert t.feed(waiting("agi-not-ours"), 1.0) == [] and t.feed(waiting("cc-000000000007"), 1.0) == []
-    assert t.feed(waiting(call_id), 1.0) == [Answered(call_id, 1.0)]
+    assert t.feed(waiting(call_id), 1.0) == [Answered(call_id, 1.0, server="pbx1")]
     assert t.feed(waiting(call_id), 6.0) == []  # the dialplan's repeat: reported once
     assert t.channel_of(call_id) == CHANNEL and t.is_live(call_id)
-    assert t.feed(join("4"), 8.0) == [Connected(call_id, 8.0, "4")]
+    assert t.feed(join("4"), 8.0) == [Connected(call_id, 8.0, "4", server="pbx1")]
     assert t.feed(join("4"), 8.5) == []
     assert t.feed(hangup(), 38.0) == [Ended(call_id, 38.0, 16, "Normal Clearing", 30.0)]
     assert not t.is_live(call_id) and t.feed(hangup(), 39.0) == []
@@ -135,6 +135,7 @@ class ScriptedAmi:
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
         self.logged_in.append(agent_id)
+        self.tracker.track_agent(agent_id)  # as AmiClient.agent_login: its leg's ConfbridgeJoin is the phone up
 
     async def agent_logout(self, agent_id: str) -> None: ...
 
@@ -180,6 +181,8 @@ async def test_the_engine_connects_a_parked_hand_off_pops_the_client_and_frees_t
 
     await ticks(3)  # the engine loads the hand-off and leases the campaign-less agent; the phone is logged in
     assert ami.logged_in == [str(staff_id)] and ami.redirects == []  # not parked yet: nothing to move
+    await pbx(join(str(staff_id), uid=V.agent_leg_id(str(staff_id))))  # the agent's phone joins its room
+    await ticks(1)
     async with core.bus.subscribe(f"agent:{staff_id}") as sub:
         await pbx(waiting(call_id))
         assert ami.redirects == [(CHANNEL, str(staff_id))]
