@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,9 @@ def _store_core(database_url: str | None, callers: int) -> tuple[Any, list[tuple
     from callcenter.services.auth import hash_secret
     from callcenter.settings import load_settings
     from callcenter.store.db import make_engine, run_in_transaction
-    from callcenter.store.ledger import open_books, post
+    from callcenter.bench.seeding import add_bench_client
     from callcenter.store.migrate import upgrade
-    from callcenter.store.models import BankAccount, Base, Client, FundAccount
+    from callcenter.store.models import Base
 
     tmp = None
     if database_url is None:
@@ -101,20 +101,8 @@ def _store_core(database_url: str | None, callers: int) -> tuple[Any, list[tuple
     def work(s: Any) -> list[str]:
         numbers = []
         for i, pin_hash in enumerate(hashes):
-            c = Client(client_no=f"A{tag}{i:05d}", name=f"压测{i}", id_number_masked="-", mobile=f"+86139{i:08d}",
-                       branch="bench", opened_on=date(2020, 1, 1))
-            s.add(c)
-            s.flush()
-            bank = BankAccount(client_id=c.id, bank_code="ICBC", bank_name="中国工商银行", account_no=f"A{tag}{i:05d}")
-            s.add(bank)
-            s.flush()
-            f = FundAccount(client_id=c.id, seq=1, account_no=f"7{tag}{i:06d}", is_main=True, main_of_client=c.id,
-                            bank_account_id=bank.id, opened_on=date(2020, 1, 1), pin_hash=pin_hash)
-            s.add(f)
-            s.flush()
-            open_books(s, f)
-            post(s, TRADING_MORNING, "bench opening", [("fund", f.id, 10**7), ("equity", 0, -10**7)])
-            numbers.append(f.account_no)
+            numbers.append(add_bench_client(s, client_no=f"A{tag}{i:05d}", mobile=f"+86139{i:08d}",
+                                            account_no=f"7{tag}{i:06d}", pin_hash=pin_hash, now=TRADING_MORNING))
         return numbers
 
     numbers = run_in_transaction(core.sessions, work)

@@ -45,7 +45,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime
+from datetime import datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,8 @@ def _seed(core: Any, *, agents: int, leads: int, agi_accounts: int, mode: str) -
     from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign
     from callcenter.services.auth import hash_secret
     from callcenter.store.db import run_in_transaction
-    from callcenter.store.ledger import open_books, post
-    from callcenter.store.models import BankAccount, Client, FundAccount, Staff, WebSession
+    from callcenter.bench.seeding import add_bench_client
+    from callcenter.store.models import Staff, WebSession
     from callcenter.store.models.dialer import Campaign, Lead
 
     now = core.clock()
@@ -119,20 +119,8 @@ def _seed(core: Any, *, agents: int, leads: int, agi_accounts: int, mode: str) -
                 ids.append(staff.id)
         numbers = []
         for i, pin_hash in enumerate(hashes):
-            c = Client(client_no=f"L{tag}{i:05d}", name=f"压测{i}", id_number_masked="-",
-                       mobile=f"+86137{tag}{i:04d}", branch="bench", opened_on=date(2020, 1, 1))
-            s.add(c)
-            s.flush()
-            bank = BankAccount(client_id=c.id, bank_code="ICBC", bank_name="中国工商银行", account_no=f"L{tag}{i:05d}")
-            s.add(bank)
-            s.flush()
-            f = FundAccount(client_id=c.id, seq=1, account_no=f"8{tag}{i:06d}", is_main=True, main_of_client=c.id,
-                            bank_account_id=bank.id, opened_on=date(2020, 1, 1), pin_hash=pin_hash)
-            s.add(f)
-            s.flush()
-            open_books(s, f)
-            post(s, now, "bench opening", [("fund", f.id, 10**7), ("equity", 0, -10**7)])
-            numbers.append(f.account_no)
+            numbers.append(add_bench_client(s, client_no=f"L{tag}{i:05d}", mobile=f"+86137{tag}{i:04d}",
+                                            account_no=f"8{tag}{i:06d}", pin_hash=pin_hash, now=now))
         return ids, numbers, other
 
     staff_ids, numbers, other = run_in_transaction(core.sessions, people)
