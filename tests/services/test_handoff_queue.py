@@ -27,6 +27,7 @@ from callcenter.store.models.ivr import IvrSession, IvrStep
 from callcenter.telephony import variables as V
 from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
 from tests.e2e.desk_world import World, build
+from tests.services.test_integration_desk_dialer import drive
 
 pytestmark = pytest.mark.db
 BASE = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)
@@ -79,20 +80,6 @@ def contacts(core: App) -> list[tuple[int, int | None, int | None]]:
 def steps(core: App, ivr_id: int) -> list[str]:
     with transaction(core.sessions) as s:
         return list(s.scalars(select(IvrStep.step).where(IvrStep.session_id == ivr_id).order_by(IvrStep.id)))
-
-
-async def drive(engine: DialerEngine, pbx: SimulatedPbx, vclock: VirtualClock, seconds: float,
-                until: Any = None) -> None:
-    end = vclock.time() + seconds
-    while vclock.time() < end and not (until and until()):
-        targets = [engine.next_deadline(), end]
-        nxt = vclock.next_time()
-        if nxt is not None:
-            targets.append(nxt)
-        vclock.run_until(max(min(targets), vclock.time()))
-        for event in pbx.stream.pending():
-            await engine.handle(event)
-        await engine.tick()
 
 
 def engine_on(core: App, vclock: VirtualClock, name: str, **kw: Any) -> tuple[DialerEngine, SimulatedPbx]:
