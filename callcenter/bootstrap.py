@@ -24,8 +24,8 @@ from callcenter.ports.telephony import Telephony
 
 if TYPE_CHECKING:
     from callcenter.bank.runner import BankProcess
-    from callcenter.care.notify_calls import NotificationLine
-    from callcenter.scheduling.service import CampaignScheduler
+    from callcenter.services.care.notify_calls import NotificationLine
+    from callcenter.parts.scheduler import CampaignScheduler
 
 if TYPE_CHECKING:
     from callcenter.adapters.pg_events import PgEventBridge
@@ -45,7 +45,7 @@ class App:
     transfers: TransferService
     clock: Callable[[], datetime] = utc_now
     bus: EventBus = field(default_factory=EventBus)
-    ivr: Any = None  # callcenter.services.ivr_backend.StoreIvrBackend, the hotline's backend
+    ivr: Any = None  # callcenter.services.ivr.store_backend.StoreIvrBackend, the hotline's backend
     hash_pool: Any = None  # callcenter.services.hash_pool.HashPool: the bound on argon2 work (IVR PIN checks)
     parts: PartBoard = field(default_factory=PartBoard)  # the engine parts' states (runtime supervisor)
     # Built once here, used by the parts (each part takes what it needs from these typed fields):
@@ -72,7 +72,7 @@ def telephony_from_settings(settings: Settings) -> Telephony:
     """A fresh telephony backend for ``telephony_backend``: Asterisk over AMI, Twilio, or the simulated PBX."""
     backend = settings.telephony_backend
     if backend == "asterisk":
-        from callcenter.telephony.ami import AmiOptions, AmiPool, servers_from_settings
+        from callcenter.adapters.telephony.ami import AmiOptions, AmiPool, servers_from_settings
 
         options = AmiOptions(dial_template=settings.ami_dial_template, amd=settings.ami_amd,
                              connect_timeout_s=settings.ami_connect_timeout_s)
@@ -80,11 +80,11 @@ def telephony_from_settings(settings: Settings) -> Telephony:
     if backend == "twilio":
         from twilio.rest import Client
 
-        from callcenter.telephony.twilio_calls import TwilioCalls
+        from callcenter.adapters.telephony.twilio_calls import TwilioCalls
 
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
         return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url)
-    from callcenter.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
+    from callcenter.adapters.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
     return SimulatedPbx(CustomerModel(**settings.simulated_pbx_model), clock=LoopClock(), seed=settings.simulated_pbx_seed)
 
@@ -139,8 +139,8 @@ def bootstrap(
     metrics.watch_parts(app.parts.snapshot, settings.telephony_backend)
     given = telephony
     app.telephony = (lambda: telephony_from_settings(settings)) if given is None else (lambda: given)
-    from callcenter.care.notify_calls import NotificationLine
-    from callcenter.scheduling.service import CampaignScheduler
+    from callcenter.services.care.notify_calls import NotificationLine
+    from callcenter.parts.scheduler import CampaignScheduler
 
     app.notifications = NotificationLine()
     app.scheduler = CampaignScheduler(app)
@@ -150,7 +150,7 @@ def bootstrap(
         app.bank_process = BankProcess(settings)
     from callcenter.services.auth import set_parameters
     from callcenter.services.hash_pool import HashPool
-    from callcenter.services.ivr_backend import StoreIvrBackend
+    from callcenter.services.ivr.store_backend import StoreIvrBackend
     from callcenter.services.throttles import ThrottlePolicies
 
     set_parameters(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
@@ -167,7 +167,7 @@ def bootstrap(
 
 def _wire_orders(app: App) -> None:
     from callcenter.services.orders import OrderService, rules_from
-    from callcenter.trading.exchange import SimulatedExchange
+    from callcenter.adapters.trading_exchange import SimulatedExchange
 
     rules = rules_from(app.settings)
     exchange = SimulatedExchange(app.sessions, app.calendar, rules, app.settings.tz, seed=app.settings.order_exchange_seed)

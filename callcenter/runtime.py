@@ -51,8 +51,8 @@ async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
 
 async def serve_agi(core: App, stop: asyncio.Event) -> None:
     """The FastAGI server for the hotline (Asterisk's AGI(agi://host:port/hotline))."""
-    from callcenter.ivr.agi import agi_config, load_flows, start_agi_server
-    from callcenter.ivr.prompts import render_text_cached
+    from callcenter.adapters.ivr.agi import agi_config, load_flows, start_agi_server
+    from callcenter.adapters.ivr.prompts import render_text_cached
 
     s = core.settings
     config = agi_config(s)
@@ -76,8 +76,8 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
 async def serve_care(core: App, stop: asyncio.Event) -> None:
     """Reminders, greetings, regulatory call-backs at their local times on the trading calendar; the recordings
     purge and the 质检 sampling every night."""
-    from callcenter.care.runner import DEFAULT_JOBS, RECORDING_JOBS, CareWork, care_runner
-    from callcenter.care.sms import make_sms_sender
+    from callcenter.parts.care import DEFAULT_JOBS, RECORDING_JOBS, CareWork, care_runner
+    from callcenter.services.care.sms import make_sms_sender
 
     work = CareWork(core, make_sms_sender(core.settings), line=core.notifications)
     await care_runner(core, stop, work=work, jobs=DEFAULT_JOBS + RECORDING_JOBS)
@@ -90,7 +90,7 @@ PART_NAMES = ("web", "bank", "agi", "dialer", "care", "scheduler")
 def part_runners() -> dict[str, tuple[str, Runner]]:
     from callcenter.bank.runner import bank_runner
     from callcenter.parts.dialer import dialer_runner
-    from callcenter.scheduling import scheduler_runner
+    from callcenter.parts.scheduler import scheduler_runner
 
     return {"agi": ("fastagi", serve_agi), "dialer": ("dialler", dialer_runner), "care": ("care", serve_care),
             "scheduler": ("scheduler", scheduler_runner), "bank": ("bank", bank_runner)}

@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     @field_validator("simulated_pbx_model")
     @classmethod
     def _customer_model(cls, value: dict[str, float]) -> dict[str, float]:
-        from callcenter.dialer.simulation import CustomerModel
+        from callcenter.domain.shift_simulation import CustomerModel
 
         try:
             CustomerModel(**value)

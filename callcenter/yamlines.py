@@ -1,5 +1,5 @@
-"""YAML with line numbers: the one loader of the IVR flow checker (``ivr/flow.py``) and the talk-script
-checker (``scripts/loader.py``), so both report problems with the file and line they come from.
+"""YAML with line numbers: the one loader of the IVR flow checker (``services/ivr/flow.py``) and the talk-script
+checker (``services/scripts/loader.py``), so both report problems with the file and line they come from.
 
 ``load(text)`` is ``yaml.safe_load`` whose mappings are ``LineDict`` (the line of the mapping, of each key,
 of the first text line of each value, and every key given twice) and whose sequences are ``LineList`` (their

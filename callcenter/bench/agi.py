@@ -30,8 +30,8 @@ from typing import Any
 
 from panoramisk.fast_agi import Application, Request
 
-from callcenter.ivr.agi import AgiConfig, start_agi_server
-from callcenter.ivr.backend import demo_backend
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
+from callcenter.services.ivr.backend import demo_backend
 
 AUTH_AND_BALANCE = ["1", "1234567890123456", "123456", "1", "hangup"]
 TRADING_MORNING = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)  # 10:30 Shanghai, a trading day

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from callcenter.ivr.testing import FakeCall, run_fake_call
+from callcenter.adapters.ivr.fake_asterisk import FakeCall, run_fake_call
 
 OUTCOMES = ("/auth_ok", "/wrong_credentials", "/account_locked", "/too_many_attempts", "/system_busy")
 SOUNDS = ("STREAM FILE", "SAY DIGITS", "SAY NUMBER")

@@ -1,7 +1,7 @@
 """``callcenter bench ami``: AMI events per second turned into domain events, from real traffic.
 
 Engine: every Asterisk 22 capture is replayed over loopback by the fake server
-(``callcenter.telephony.ami_replay``) to a real ``AmiClient`` that logs in, originates, redirects,
+(``callcenter.adapters.telephony.ami_replay``) to a real ``AmiClient`` that logs in, originates, redirects,
 lists channels, reconnects after the restart... exactly as in the adapter tests; we count the AMI
 events it reads and the domain events it emits, per second of wall time.
 Baseline (same run, same bytes): panoramisk's own parser alone (``AMIProtocol.data_received``
@@ -19,8 +19,8 @@ from typing import Any
 
 from panoramisk.ami_protocol import AMIProtocol
 
-from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiServer
-from callcenter.telephony.ami_replay import AFTER_RESTART, Capture, ReplayServer, load_capture, parse_capture
+from callcenter.adapters.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiServer
+from callcenter.adapters.telephony.ami_replay import AFTER_RESTART, Capture, ReplayServer, load_capture, parse_capture
 from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, ServerUp
 
 _OPTS: dict[str, Any] = dict(action_timeout_s=10.0, backoff_initial_s=0.0, heartbeat_s=0, tick_s=0)
@@ -187,7 +187,7 @@ def run(repeat: int = 20, as_json: bool = False) -> dict[str, Any]:
     """Replay every capture ``repeat`` times through the engine and through panoramisk's bare parser."""
     if repeat < 1:
         raise ValueError("repeat must be >= 1")
-    quiet = logging.getLogger("callcenter.telephony.ami")
+    quiet = logging.getLogger("callcenter.adapters.telephony.ami")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # the bad_login replay logs a refused login on purpose
     try:

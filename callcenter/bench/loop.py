@@ -89,7 +89,7 @@ class Seeded:
 def _seed(core: Any, *, agents: int, leads: int, agi_accounts: int, mode: str) -> Seeded:
     from sqlalchemy import func, insert, select
 
-    from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign
+    from callcenter.services.dialer.campaigns import agent_login, agent_ready, assign_campaign, create_campaign
     from callcenter.services.auth import hash_secret
     from callcenter.store.db import run_in_transaction
     from callcenter.bench.seeding import add_bench_client
@@ -147,7 +147,7 @@ def _finish(core: Any, seeded: Seeded) -> None:
     """Stop the campaign and log the agents out (a shared database is left with nothing of ours dialling)."""
     from sqlalchemy import update
 
-    from callcenter.dialer.service import DialerError, stop_campaign
+    from callcenter.services.dialer.campaigns import DialerError, stop_campaign
     from callcenter.store.db import run_in_transaction
     from callcenter.store.models.dialer import AgentSession
 
@@ -305,7 +305,7 @@ async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, w
 async def _drive(core: Any, pbx: Any, seeded: Seeded, sizes: Sizes) -> dict[str, Any]:
     import uvicorn
 
-    from callcenter.dialer.service import start_campaign
+    from callcenter.services.dialer.campaigns import start_campaign
     from callcenter.parts.dialer import dialer_runner
     from callcenter.runtime import Runner, run_engine, serve_agi
     from callcenter.web.app import create_app
@@ -368,7 +368,7 @@ async def _agi_listening(port: int, deadline: float) -> None:
     """Wait until the FastAGI part accepts connections (the probe's empty session is not logged)."""
     import logging
 
-    agi_log = logging.getLogger("callcenter.ivr.agi")
+    agi_log = logging.getLogger("callcenter.adapters.ivr.agi")
     quiet = logging.Filter("nothing")  # a filter matching no logger name: every record dropped
     agi_log.addFilter(quiet)
     try:
@@ -402,7 +402,7 @@ def run(agents: int = 100, leads: int = 5000, requests: int = 600, rate: float =
     from callcenter.store.db import make_engine
     from callcenter.store.migrate import upgrade
     from callcenter.store.models import Base
-    from callcenter.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
+    from callcenter.adapters.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from callcenter.bench.agi_clients import measure
-from callcenter.ivr.testing import FakeCall, run_fake_call
+from callcenter.adapters.ivr.fake_asterisk import FakeCall, run_fake_call
 
 
 async def drive_web(spec: dict[str, Any]) -> list[dict[str, Any]]:

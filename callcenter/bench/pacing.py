@@ -12,8 +12,8 @@ import json
 import os
 from typing import Any
 
-from callcenter.dialer.pacing import make_pacer
-from callcenter.dialer.simulation import CustomerModel, SimulationResult, simulate
+from callcenter.domain.pacing import make_pacer
+from callcenter.domain.shift_simulation import CustomerModel, SimulationResult, simulate
 
 __all__ = ["best_ratio", "run"]
 

@@ -33,8 +33,8 @@ from callcenter.bank.books import BankBooks
 from callcenter.bank.inprocess import InProcessBank
 from callcenter.bench.transfers import BENCH, _make_clients
 from callcenter.bootstrap import App, bootstrap
-from callcenter.dialer.hopper import claim_leads
-from callcenter.dialer.service import create_campaign, start_campaign
+from callcenter.services.dialer.hopper import claim_leads
+from callcenter.services.dialer.campaigns import create_campaign, start_campaign
 from callcenter.services import kpis
 from callcenter.services.transfers import TransferCommand
 from callcenter.settings import load_settings

@@ -16,7 +16,7 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="default: settings agi_port"),
 ) -> None:
     """Serve agi://HOST:PORT/hotline until interrupted."""
-    from callcenter.ivr.agi import agi_config, serve_forever
+    from callcenter.adapters.ivr.agi import agi_config, serve_forever
     from callcenter.commands.ivr import _backend_factory, limits_from
     from callcenter.settings import load_settings
 

@@ -36,7 +36,7 @@ def create_cmd(
     lang: str = LANG,
 ) -> None:
     """Create a campaign (draft)."""
-    from callcenter.dialer.service import create_campaign
+    from callcenter.services.dialer.campaigns import create_campaign
     from callcenter.domain.campaigns import RuleError
     from callcenter.services.desk import scripts
 
@@ -72,7 +72,7 @@ def list_cmd(lang: str = LANG) -> None:
 
 
 def _transition(action: str, campaign_id: int, lang: str, at: datetime | None = None) -> None:
-    from callcenter.dialer import service
+    from callcenter.services.dialer import campaigns as service
     from callcenter.domain.campaigns import CampaignRefused, RuleError
 
     core = _core()
@@ -111,7 +111,7 @@ def stop_cmd(campaign_id: int, lang: str = LANG) -> None:
 @app.command("recycle")
 def recycle_cmd(campaign_id: int, max_passes: int = typer.Option(3, min=1), lang: str = LANG) -> None:
     """Give exhausted leads another pass (campaigns created with recycling allowed)."""
-    from callcenter.dialer import service
+    from callcenter.services.dialer import campaigns as service
     from callcenter.domain.campaigns import RuleError
 
     core = _core()
@@ -133,7 +133,7 @@ def schedule_cmd(campaign_id: int, at: str = typer.Argument(..., help="ISO time 
 @app.command("assign")
 def assign_cmd(campaign_id: int, group: list[int] = typer.Option([], help="service group id (repeat)"),
                agent: list[int] = typer.Option([], help="staff id (repeat)"), lang: str = LANG) -> None:
-    from callcenter.dialer.service import assign_campaign
+    from callcenter.services.dialer.campaigns import assign_campaign
 
     core = _core()
     try:
@@ -146,8 +146,8 @@ def assign_cmd(campaign_id: int, group: list[int] = typer.Option([], help="servi
 def dnc_cmd(phone: str, campaign: int | None = typer.Option(None, help="campaign id (default: global list)"),
             reason: str = typer.Option(""), lang: str = LANG) -> None:
     """Put a number on the do-not-call list."""
-    from callcenter.dialer.leads import InvalidPhone
-    from callcenter.dialer.service import add_dnc
+    from callcenter.services.dialer.leads import InvalidPhone
+    from callcenter.services.dialer.campaigns import add_dnc
 
     core = _core()
     try:

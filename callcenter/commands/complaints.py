@@ -22,7 +22,7 @@ def _day(value: str | None) -> date:
 def complaint_open(client_id: int, category: str, text: str,
                    channel: str = typer.Option("agent"), call_ref: str = typer.Option("")) -> None:
     """登记投诉 · open a complaint."""
-    from callcenter.care.complaints import ComplaintService
+    from callcenter.services.care.complaints import ComplaintService
 
     core = _core()
     typer.echo(ComplaintService.for_app(core).open(client_id, category, text, channel=channel, call_ref=call_ref))
@@ -33,7 +33,7 @@ def complaint_open(client_id: int, category: str, text: str,
 def complaint_move(complaint_id: int, status: str, resolution: str = typer.Option(None),
                    note: str = typer.Option("")) -> None:
     """变更投诉状态（关闭后自动安排满意度回访）· change status; closing schedules a satisfaction call-back."""
-    from callcenter.care.complaints import ComplaintService
+    from callcenter.services.care.complaints import ComplaintService
 
     core = _core()
     view = ComplaintService.for_app(core).move(complaint_id, status, staff_id=None, note=note, resolution=resolution)
@@ -44,7 +44,7 @@ def complaint_move(complaint_id: int, status: str, resolution: str = typer.Optio
 @complaints.command("overdue")
 def complaint_overdue() -> None:
     """超时未处理的投诉 · overdue complaints."""
-    from callcenter.care.complaints import ComplaintService
+    from callcenter.services.care.complaints import ComplaintService
 
     core = _core()
     for c in ComplaintService.for_app(core).overdue():
@@ -54,7 +54,7 @@ def complaint_overdue() -> None:
 
 @complaints.command("list")
 def complaint_list(status: str = typer.Option(None)) -> None:
-    from callcenter.care.complaints import ComplaintService
+    from callcenter.services.care.complaints import ComplaintService
 
     core = _core()
     for c in ComplaintService.for_app(core).list(status=status):
@@ -66,8 +66,8 @@ def complaint_list(status: str = typer.Option(None)) -> None:
 @callbacks.command("build")
 def callbacks_build(day: str = typer.Option(None, "--date"), hand_over_: bool = typer.Option(True, "--hand-over/--no-hand-over")) -> None:
     """生成合规回访任务并交给外呼 · build regulatory call-backs (and hand them to the dialler)."""
-    from callcenter.care.callbacks import hand_over
-    from callcenter.care.regulatory import build_regulatory_callbacks
+    from callcenter.services.care.callbacks import hand_over
+    from callcenter.services.care.regulatory import build_regulatory_callbacks
 
     core = _core()
     the_day = _day(day)
@@ -81,7 +81,7 @@ def callbacks_build(day: str = typer.Option(None, "--date"), hand_over_: bool = 
 @callbacks.command("coverage")
 def callbacks_coverage(year: int = typer.Option(None), day: str = typer.Option(None, "--date")) -> None:
     """回访覆盖率 · call-back coverage."""
-    from callcenter.care.regulatory import coverage
+    from callcenter.services.care.regulatory import coverage
 
     core = _core()
     the_day = _day(day)

@@ -45,7 +45,7 @@ def simulate_cmd(
 ) -> None:
     """A whole campaign at accelerated time on the simulated PBX (a fresh database of its own)."""
     from callcenter.bootstrap import bootstrap
-    from callcenter.dialer.simrun import run_simulated_campaign
+    from callcenter.demo.campaign_simulation import run_simulated_campaign
     from callcenter.settings import load_settings
     from callcenter.store.db import make_engine
     from callcenter.store.migrate import upgrade

@@ -15,7 +15,7 @@ events = app
 @events.command("import")
 def import_events(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
     """导入事件 CSV（逐行报告错误）· import a CSV of events; bad rows are listed and skipped."""
-    from callcenter.care.events import import_events_csv
+    from callcenter.services.care.events import import_events_csv
 
     core = _core()
     report = import_events_csv(core.sessions, file.read_text(encoding="utf-8-sig"), core.clock(),

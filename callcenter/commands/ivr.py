@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from callcenter.ivr.backend import IvrBackend, demo_backend
-from callcenter.ivr.flow import check_flow, flow_path, load_flow, FlowError
+from callcenter.services.ivr.backend import IvrBackend, demo_backend
+from callcenter.services.ivr.flow import check_flow, flow_path, load_flow, FlowError
 from callcenter.settings import Settings, load_settings
 
 app = typer.Typer(help="Hotline IVR flows: check them, try them with the text test phone.", no_args_is_help=True)
@@ -57,7 +57,7 @@ def call(
     lang: str = typer.Option("zh-CN", "--lang"),
 ) -> None:
     """Run a flow on the text test phone and print what the caller hears, line by line."""
-    from callcenter.ivr.textphone import TextPhone
+    from callcenter.adapters.ivr.textphone import TextPhone
 
     settings = load_settings()
     try:

@@ -22,7 +22,7 @@ def import_cmd(path: Path = typer.Argument(..., exists=True, dir_okay=False),
                campaign: int = typer.Option(..., "--campaign", help="campaign id"), lang: str = LANG) -> None:
     """Import a CSV or XLSX lead list: every row or none; every problem is listed (the same check as the
     supervisor page's upload)."""
-    from callcenter.dialer.leads import LeadFileError, import_leads
+    from callcenter.services.dialer.leads import LeadFileError, import_leads
 
     core = _core()
     try:
@@ -51,7 +51,7 @@ def segment_cmd(
     today: str = typer.Option("", help="YYYY-MM-DD (default: today)"),
     lang: str = LANG,
 ) -> None:
-    from callcenter.dialer.segments import add_segment_leads
+    from callcenter.services.dialer.segment_leads import add_segment_leads
 
     core = _core()
     try:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from callcenter.ivr import prompts
+from callcenter.adapters.ivr import prompts
 
 app = typer.Typer(help="IVR prompts (espeak-ng + sox, 8 kHz mono WAV).", no_args_is_help=True)
 

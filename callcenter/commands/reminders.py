@@ -23,7 +23,7 @@ def plan(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today
     from rich.console import Console
     from rich.table import Table
 
-    from callcenter.care.planner import plan_day
+    from callcenter.services.care.planner import plan_day
     from callcenter.i18n import t
     from callcenter.store.db import run_in_transaction
 
@@ -43,8 +43,8 @@ def plan(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today
 @reminders.command("run")
 def run(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today)")) -> None:
     """发送当天的提醒与祝福（可重复运行，不会重复发送）· send the day's reminders (idempotent)."""
-    from callcenter.care.dispatch import run_daily_reminders
-    from callcenter.care.sms import make_sms_sender
+    from callcenter.services.care.dispatch import run_daily_reminders
+    from callcenter.services.care.sms import make_sms_sender
 
     core = _core()
     report = run_daily_reminders(core, _day(day), sms=make_sms_sender(core.settings))
@@ -56,7 +56,7 @@ def run(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today)
 @reminders.command("init-rules")
 def init_rules() -> None:
     """把默认提醒规则写入数据库以便修改 · write the default rules into the store."""
-    from callcenter.care.planner import ensure_default_rules
+    from callcenter.services.care.planner import ensure_default_rules
     from callcenter.store.db import run_in_transaction
 
     core = _core()

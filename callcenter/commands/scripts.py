@@ -19,7 +19,7 @@ def check_cmd(
     lang: str = typer.Option("zh-CN", "--lang", help="message language: zh-CN or en"),
 ) -> None:
     """Report forbidden wording, undefined variables, template errors and graph problems; exit 1 on any."""
-    from callcenter.scripts.check import check_paths, iter_script_files
+    from callcenter.services.scripts.check import check_paths, iter_script_files
 
     from callcenter.settings import load_settings
 
@@ -44,8 +44,8 @@ def preview_cmd(
     step: str = typer.Option(None, "--step", help="one step id (default: all steps)"),
 ) -> None:
     """Print the script's steps rendered with ScriptContext.sample() as plain text."""
-    from callcenter.scripts.context import ScriptContext
-    from callcenter.scripts.render import load_script, render_step
+    from callcenter.domain.scripts.context import ScriptContext
+    from callcenter.services.scripts.render import load_script, render_step
 
     script = load_script(path, check=False)
     ctx = ScriptContext.sample()

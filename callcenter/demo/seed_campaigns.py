@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from callcenter.bootstrap import App
 from callcenter.demo import data
-from callcenter.dialer import service as dialer
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.segments import add_segment_leads
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.segment_leads import add_segment_leads
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import Campaign

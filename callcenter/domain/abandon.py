@@ -1,7 +1,7 @@
 """The abandon budget of an outbound campaign: how many answered people it left waiting, and whether it may
 keep over-dialling.  Pure standard library.
 
-Definitions (the same ones the dialler records, ``callcenter.dialer.budget``):
+Definitions (the same ones the dialler records, ``callcenter.services.dialer.budget``):
 
 * a **human** is a live answer that reached the connect decision: the call was answered by a person (not
   a machine) and the dialler had to find them an agent -- whether it did (connected), did not within the

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
+from callcenter.services.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
 
 
 def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
@@ -39,7 +39,7 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
     except BaseException:
         core.parts.unwatch("dialler")
         raise
-    from callcenter.care.notify_calls import NotificationCaller
+    from callcenter.services.care.notify_calls import NotificationCaller
 
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
     # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls); Twilio's carrier

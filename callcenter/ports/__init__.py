@@ -5,6 +5,6 @@
 * ``sms`` — the text-message gateway.
 * ``calendar`` — the exchange's trading calendar and the clock.
 
-Adapters implement them (``callcenter/telephony``, ``callcenter/adapters``, ``callcenter/care/sms.py``); use cases
+Adapters implement them (``callcenter/telephony``, ``callcenter/adapters``, ``callcenter/services/care/sms.py``); use cases
 and the call core depend on these Protocols only.
 """

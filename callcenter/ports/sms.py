@@ -1,4 +1,4 @@
-"""Text messages to clients (SMS): what the care jobs ask of a gateway. Adapters: ``callcenter.care.sms``."""
+"""Text messages to clients (SMS): what the care jobs ask of a gateway. Adapters: ``callcenter.services.care.sms``."""
 
 from __future__ import annotations
 

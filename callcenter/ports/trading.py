@@ -1,5 +1,5 @@
 """The trading gateway (the broker's counter / 柜台 and its link to the exchanges, 报盘): what the order service
-asks of it. Adapter: ``callcenter.trading.exchange.SimulatedExchange`` (instrument list, seeded quotes, matching).
+asks of it. Adapter: ``callcenter.adapters.trading_exchange.SimulatedExchange`` (instrument list, seeded quotes, matching).
 
 The service owns the client side — rules, frozen cash, the journal, holdings, idempotency keys; the gateway owns
 the market side: which instruments exist, the price, and which orders trade. Every call that changes something

@@ -5,7 +5,7 @@ Every use case runs in one transaction and returns plain data; the web layer ren
 published by the caller (the web layer) on ``core.bus`` after the transaction commits.
 
 Agent states, dispositions, callbacks and do-not-call entries go through the dialler's use cases
-(``callcenter.dialer.service``) and its agent state machine, so a session opened on the screen is the dialler's
+(``callcenter.services.dialer.campaigns``) and its agent state machine, so a session opened on the screen is the dialler's
 session: the running engine leases it and routes calls to the agent once they are ready.
 
 Access: an agent sees the clients of their own service group AND the client of a call routed to them (a
@@ -28,11 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.deps import Deps
-from callcenter.dialer import service as dialer
-from callcenter.dialer.leads import InvalidPhone, normalise_phone
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.leads import InvalidPhone, normalise_phone
 from callcenter.domain.campaigns import RuleError
 from callcenter.domain.masking import mask_phone
-from callcenter.scripts import (
+from callcenter.services.scripts import (
     AgentInfo,
     CampaignInfo,
     ClientInfo,
@@ -44,7 +44,7 @@ from callcenter.scripts import (
     load_all,
     render_step,
 )
-from callcenter.scripts.model import KINDS, OUTCOMES
+from callcenter.domain.scripts.model import KINDS, OUTCOMES
 from callcenter.services.access import may_read, staff_actor
 from callcenter.services.clients import client_summary
 from callcenter.shipped import shipped_dir
@@ -318,7 +318,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
 
 @lru_cache(maxsize=1)
 def _instrument_names() -> dict[str, str]:
-    from callcenter.trading.exchange import load_instruments
+    from callcenter.adapters.trading_exchange import load_instruments
 
     return {x.instrument.code: x.instrument.name for x in load_instruments()}
 

@@ -1,5 +1,5 @@
 """IVR hand-offs to agents, the database side: the client who pressed "agent" in the IVR is an inbound call of
-the dialler's call core (``callcenter.dialer.core``: one routing model for outbound and inbound calls), which
+the dialler's call core (``callcenter.services.dialer.core``: one routing model for outbound and inbound calls), which
 routes it to the longest-idle ready agent, connects it into the agent's room through the telephony port, opens
 the desk contact with the agent's move to talking and moves the agent to wrap-up when the call ends. This module
 holds what the engine (``DialerEngine``) does in the database for those calls; it routes nothing itself.
@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
-from callcenter.dialer.core import HandoffFacts
+from callcenter.services.dialer.core import HandoffFacts
 from callcenter.store.db import dialect_name
 from callcenter.store.models.dialer import Callback, DialerProcess
 from callcenter.store.models.ivr import IvrSession, IvrStep

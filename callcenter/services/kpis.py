@@ -199,7 +199,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     open rows (``ix_attempts_open_dialled``, ``ix_agent_sessions_open``, ``ix_ivr_sessions_open``), today's dials
     and contacts from today's slice of ``ix_attempts_dialled_campaign`` (which covers them), the abandon rates
     from the ``abandon_days`` rollup (one row per campaign and day).  (``tests/db/test_query_plans.py``.)"""
-    from callcenter.dialer.budget import load_budgets
+    from callcenter.services.dialer.budget import load_budgets
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
     from callcenter.store.models.ivr import IvrSession
 

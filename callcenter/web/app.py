@@ -162,9 +162,9 @@ def _install_api_docs(app: FastAPI, mode: str) -> None:
 def _twilio_voice_router(core: App) -> APIRouter:
     """The hotline over Twilio webhooks, every request's signature checked against the configured auth token.
     Only mounted when a token is configured (``create_app``): without one there are no Twilio routes at all."""
-    from callcenter.ivr.flow import load_flow
-    from callcenter.ivr.twilio_voice import make_router
-    from callcenter.services.ivr_backend import StoreCallStateStore
+    from callcenter.services.ivr.flow import load_flow
+    from callcenter.adapters.ivr.twilio_voice import make_router
+    from callcenter.services.ivr.store_backend import StoreCallStateStore
 
     s = core.settings
     return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiPool, AmiServer
+from callcenter.adapters.telephony.ami import AmiClient, AmiLoginError, AmiOptions, AmiPool, AmiServer
 from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
@@ -27,7 +27,7 @@ from callcenter.ports.telephony import (
     ServerDown,
     TelephonyError,
 )
-from callcenter.telephony.variables import attempt_call_id
+from callcenter.ports.channel_variables import attempt_call_id
 
 LIVE_CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22-live"
 
@@ -233,7 +233,7 @@ agent_phone_never_answers.options = AmiOptions(  # type: ignore[attr-defined]  #
     agent_ring_timeout_s=4)
 
 
-SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.dialer.engine plays them
+SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.services.dialer.engine plays them
 MACHINE_PROMPT = "cc/leave-message"
 
 

@@ -1,6 +1,6 @@
 """Fake Asterisk AMI server for the adapter tests: replays the real captures.
 
-The replay core lives in ``callcenter.telephony.ami_replay`` (the ``bench ami`` command uses it
+The replay core lives in ``callcenter.adapters.telephony.ami_replay`` (the ``bench ami`` command uses it
 too); this module re-exports it and adds test helpers.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from callcenter.telephony.ami import AmiClient, AmiOptions, AmiServer
-from callcenter.telephony.ami_replay import (
+from callcenter.adapters.telephony.ami import AmiClient, AmiOptions, AmiServer
+from callcenter.adapters.telephony.ami_replay import (
     Capture,
     ReplayServer,
     fixtures_dir,

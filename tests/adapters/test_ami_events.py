@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callcenter.telephony.ami import AmiClient, AmiOptions, AmiServer, mask
-from callcenter.telephony.ami_events import CallTracker
-from callcenter.telephony.ami_replay import parse_capture
+from callcenter.adapters.telephony.ami import AmiClient, AmiOptions, AmiServer, mask
+from callcenter.adapters.telephony.ami_events import CallTracker
+from callcenter.adapters.telephony.ami_replay import parse_capture
 from callcenter.ports.telephony import (
     AgentJoined,
     Answered,

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from callcenter.telephony.ami import _SafeProtocol
-from callcenter.telephony.ami_frames import Frame, FrameParser, Malformed, parse_frame
+from callcenter.adapters.telephony.ami import _SafeProtocol
+from callcenter.adapters.telephony.ami_frames import Frame, FrameParser, Malformed, parse_frame
 from fake_ami import load_capture
 
 # Verbatim from tests/fixtures/asterisk-22/originate_outcomes.ami: the congested call's OriginateResponse.
@@ -116,7 +116,7 @@ def test_reader_delivers_the_real_event_after_a_malformed_frame(kind, caplog):
     for split in (None, len(MALFORMED[kind]) + 20):  # both in one read, and the real event cut in two
         protocol, factory = reader()
         data = MALFORMED[kind] + REAL_EVENT
-        with caplog.at_level(logging.WARNING, logger="callcenter.telephony.ami"):
+        with caplog.at_level(logging.WARNING, logger="callcenter.adapters.telephony.ami"):
             if split is None:
                 protocol.data_received(data)
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fake_ami import TEST_OPTIONS, ReplayServer, collect_until, load_capture
 
-from callcenter.telephony.ami import AmiOptions, AmiPool, AmiServer
+from callcenter.adapters.telephony.ami import AmiOptions, AmiPool, AmiServer
 from callcenter.ports.telephony import Ended, Failed
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.telephony.ami import AmiLoginError, AmiOptions
-from callcenter.telephony.ami_replay import AFTER_RESTART  # synthetic: Asterisk back after the restart
+from callcenter.adapters.telephony.ami import AmiLoginError, AmiOptions
+from callcenter.adapters.telephony.ami_replay import AFTER_RESTART  # synthetic: Asterisk back after the restart
 from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,

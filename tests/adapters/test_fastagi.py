@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.ivr.agi import AgiChannel, AgiConfig, AgiHangup, agi_quote, caller_number, parse_result, start_agi_server
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.testing import FakeCall, run_fake_call
+from callcenter.adapters.ivr.agi import AgiChannel, AgiConfig, AgiHangup, agi_quote, caller_number, parse_result, start_agi_server
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.adapters.ivr.fake_asterisk import FakeCall, run_fake_call
 
 CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22" / "fastagi_session.agi"
 ACCOUNT, PIN = "1234567890123456", "123456"

@@ -15,9 +15,9 @@ import pytest
 
 from tests.adapters.test_fastagi import account_tail_read
 
-from callcenter.ivr.agi import AgiConfig, start_agi_server
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.testing import FakeCall, run_fake_call
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.adapters.ivr.fake_asterisk import FakeCall, run_fake_call
 
 ACCOUNT, PIN = "1234567890123456", "123456"
 LOGIN = ["1", ACCOUNT, PIN]
@@ -139,7 +139,7 @@ async def test_connections_over_the_cap_are_refused_with_a_log_line(caplog: pyte
         w1.write(b"agi_network_script: hotline\nagi_uniqueid: u-1\n\n")
         await w1.drain()
         assert await asyncio.wait_for(r1.readline(), BOUND_S) == b"ANSWER\n"  # the first call is in progress
-        with caplog.at_level(logging.WARNING, logger="callcenter.ivr.agi"):
+        with caplog.at_level(logging.WARNING, logger="callcenter.adapters.ivr.agi"):
             r2, w2 = await _connect(port)
             w2.write(b"agi_network_script: hotline\nagi_uniqueid: u-2\n\n")
             await w2.drain()

@@ -1,6 +1,6 @@
 """Replays of the live tests' recordings (tests/fixtures/asterisk-22-live/): the same scenario code as
 tests/live/, against a fake Asterisk that answers with the bytes the real one sent (AMI: ``*.ami``; FastAGI:
-``hotline_typeahead.agi``, ``hotline_handoff.agi``, answered by command, see :mod:`callcenter.ivr.agi_replay`),
+``hotline_typeahead.agi``, ``hotline_handoff.agi``, answered by command, see :mod:`callcenter.adapters.ivr.agi_replay`),
 and the IVR hand-off's AMI session (``handoff_to_agent.ami``) driven by the dialler engine on a fresh database."""
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ from typing import Any
 
 import pytest
 
-from callcenter.ivr.agi import AgiConfig, start_agi_server
-from callcenter.ivr.agi_replay import AgiReplay, load_agi_capture
-from callcenter.ivr.backend import demo_backend
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
+from callcenter.adapters.ivr.agi_replay import AgiReplay, load_agi_capture
+from callcenter.services.ivr.backend import demo_backend
 from sqlalchemy import select
 
-from callcenter.dialer import service as dialer
-from callcenter.dialer.engine import DialerEngine
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.engine import DialerEngine
 from callcenter.parts.dialer import dialer_deps
 from callcenter.services.handoff import waiting_handoffs
 from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.ivr import IvrSession
-from callcenter.telephony import variables as V
-from callcenter.telephony.ami import AmiClient, AmiPool, AmiServer
-from callcenter.telephony.ami_replay import ReplayServer, load_capture
+from callcenter.ports import channel_variables as V
+from callcenter.adapters.telephony.ami import AmiClient, AmiPool, AmiServer
+from callcenter.adapters.telephony.ami_replay import ReplayServer, load_capture
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, MULTI_SCENARIOS, OPTIONS, SCENARIOS, multi_capture, options_of
 from tests.adapters.handoff_world import build_handoff_world
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from callcenter.dialer.simulation import CustomerModel
+from callcenter.domain.shift_simulation import CustomerModel
 from callcenter.ports.telephony import (
     AgentJoined,
     Answered,
@@ -19,7 +19,7 @@ from callcenter.ports.telephony import (
     Telephony,
     TelephonyError,
 )
-from callcenter.telephony.simulated import LoopClock, SimulatedPbx, VirtualClock
+from callcenter.adapters.telephony.simulated import LoopClock, SimulatedPbx, VirtualClock
 
 FORCED = {"13800000001": "human", "13800000002": "busy", "13800000003": "no_answer",
           "13800000004": "machine", "13800000005": "failed"}

@@ -11,7 +11,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from callcenter.ports.telephony import Answered, Connected, Ended, Failed, OriginateRejected, Ringing
-from callcenter.telephony.twilio_calls import CallState, TwilioCalls, map_status
+from callcenter.adapters.telephony.twilio_calls import CallState, TwilioCalls, map_status
 
 SID = "AC" + "0" * 32
 

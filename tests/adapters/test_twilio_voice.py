@@ -11,9 +11,9 @@ with warnings.catch_warnings():  # this starlette asks for "httpx2" when the Tes
     from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.twilio_voice import InMemoryCallStateStore, make_router
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.services.ivr.flow import load_flow
+from callcenter.adapters.ivr.twilio_voice import InMemoryCallStateStore, make_router
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://ivr.example.com"

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from callcenter.bootstrap import bootstrap
-from callcenter.dialer.hopper import claim_leads, start_attempt
+from callcenter.services.dialer.hopper import claim_leads, start_attempt
 from callcenter.settings import load_settings
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.dialer import Campaign

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import bootstrap
-from callcenter.dialer import service as dialer
+from callcenter.services.dialer import campaigns as dialer
 from callcenter.i18n import t
 from callcenter.services import desk
 from callcenter.settings import load_settings

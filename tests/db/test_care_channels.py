@@ -11,14 +11,14 @@ from sqlalchemy import select
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
-from callcenter.care.dispatch import apply_sms_status, run_daily_reminders
-from callcenter.care.events import EventInput, add_event, import_events_csv
-from callcenter.care.notify_calls import MAX_ATTEMPTS, NotificationCaller
-from callcenter.care.sms import make_sms_sender
+from callcenter.services.care.dispatch import apply_sms_status, run_daily_reminders
+from callcenter.services.care.events import EventInput, add_event, import_events_csv
+from callcenter.services.care.notify_calls import MAX_ATTEMPTS, NotificationCaller
+from callcenter.services.care.sms import make_sms_sender
 from callcenter.settings import load_settings
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.care import CareCallback, CareDelivery, CareEvent, CareRule
-from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
+from callcenter.adapters.telephony.simulated import SimulatedPbx, VirtualClock
 from tests.db.test_care_support import client_holding, mobile_of, utc
 
 SID = "AC" + "0" * 32

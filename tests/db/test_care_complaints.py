@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from callcenter.care.callbacks import callbacks_of, due_callbacks, hand_over, record_callback_result
-from callcenter.care.complaints import ComplaintError, ComplaintService
-from callcenter.care.regulatory import build_regulatory_callbacks, coverage
+from callcenter.services.care.callbacks import callbacks_of, due_callbacks, hand_over, record_callback_result
+from callcenter.services.care.complaints import ComplaintError, ComplaintService
+from callcenter.services.care.regulatory import build_regulatory_callbacks, coverage
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.care import CareCallback

@@ -8,9 +8,9 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from callcenter.care.dispatch import run_daily_reminders
-from callcenter.care.events import EventInput, add_event
-from callcenter.care.sms import SimulatedSms
+from callcenter.services.care.dispatch import run_daily_reminders
+from callcenter.services.care.events import EventInput, add_event
+from callcenter.services.care.sms import SimulatedSms
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.care import CareDelivery
 from tests.db.test_care_support import client_holding, utc

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from callcenter.care.dispatch import LEASE, apply_sms_status, run_daily_reminders
-from callcenter.care.events import EventInput, add_event
-from callcenter.care.planner import plan_day
-from callcenter.care.sms import SimulatedSms
-from callcenter.care.subscriptions import SubscriptionService
+from callcenter.services.care.dispatch import LEASE, apply_sms_status, run_daily_reminders
+from callcenter.services.care.events import EventInput, add_event
+from callcenter.services.care.planner import plan_day
+from callcenter.services.care.sms import SimulatedSms
+from callcenter.services.care.subscriptions import SubscriptionService
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.care import CareCallback, CareDelivery, CareRule
 from tests.db.test_care_support import client_holding, mobile_of, utc

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.budget import load_budgets
-from callcenter.dialer.hopper import claim_leads, finish_attempt, start_attempt
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.service import create_campaign, start_campaign
+from callcenter.services.dialer.budget import load_budgets
+from callcenter.services.dialer.hopper import claim_leads, finish_attempt, start_attempt
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.campaigns import create_campaign, start_campaign
 from callcenter.domain.abandon import AbandonBudget
 from callcenter.services.kpis import wallboard
 from callcenter.store.db import run_in_transaction, transaction

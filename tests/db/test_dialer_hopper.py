@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.hopper import claim_leads, finish_attempt, start_attempt
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.service import add_dnc, create_campaign, start_campaign
+from callcenter.services.dialer.hopper import claim_leads, finish_attempt, start_attempt
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.campaigns import add_dnc, create_campaign, start_campaign
 from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models.dialer import Attempt, Campaign, DncEntry, Lead
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from callcenter.bootstrap import App
-from callcenter.dialer.hopper import claim_leads, start_attempt
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.leases import TakeOver, heartbeat, retire, take_over_dead
-from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, change_agent_state, create_campaign, start_campaign
+from callcenter.services.dialer.hopper import claim_leads, start_attempt
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.leases import TakeOver, heartbeat, retire, take_over_dead
+from callcenter.services.dialer.campaigns import agent_login, agent_ready, assign_campaign, change_agent_state, create_campaign, start_campaign
 from callcenter.store.db import dialect_name, run_in_transaction, transaction
 from callcenter.store.models.dialer import AgentSession, Attempt, Campaign, DialerProcess, Lead
 from tests.factories import make_staff

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select, update
 
 from callcenter.bootstrap import App
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.service import DialerError, add_dnc, create_campaign, recycle_leads, stop_campaign
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.campaigns import DialerError, add_dnc, create_campaign, recycle_leads, stop_campaign
 from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models.dialer import Lead
 

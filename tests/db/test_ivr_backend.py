@@ -12,13 +12,13 @@ from datetime import timedelta
 from sqlalchemy import delete, select, text, update
 
 from callcenter.bootstrap import App
-from callcenter.ivr.backend import CallContext, FakeAccount, FakeIvrBackend, run_action
-from callcenter.ivr.flow import FLOWS_DIR, load_flow
-from callcenter.ivr.textphone import TextPhone
+from callcenter.services.ivr.backend import CallContext, FakeAccount, FakeIvrBackend, run_action
+from callcenter.services.ivr.flow import FLOWS_DIR, load_flow
+from callcenter.adapters.ivr.textphone import TextPhone
 from callcenter.store.db import transaction
 from callcenter.store.ledger import check_ledger
 from callcenter.services.auth import dummy_hash, verify_secret
-from callcenter.services.ivr_backend import StoreIvrBackend
+from callcenter.services.ivr.store_backend import StoreIvrBackend
 from callcenter.services.throttles import ThrottlePolicies
 from callcenter.store.models import AuthThrottle, FundAccount, IvrSession, IvrStep, Transfer
 from tests.conftest import FixedClock

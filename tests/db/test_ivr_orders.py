@@ -16,12 +16,12 @@ from sqlalchemy import func, select, update
 
 from callcenter.bootstrap import App
 from callcenter.domain.access import Actor
-from callcenter.ivr.agi import AgiConfig, start_agi_server
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.testing import FakeCall, run_fake_call
-from callcenter.ivr.textphone import TextPhone
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
+from callcenter.services.ivr.flow import load_flow
+from callcenter.adapters.ivr.fake_asterisk import FakeCall, run_fake_call
+from callcenter.adapters.ivr.textphone import TextPhone
 from callcenter.services.auth import hash_secret, verify_secret
-from callcenter.services.ivr_backend import StoreCallStateStore
+from callcenter.services.ivr.store_backend import StoreCallStateStore
 from callcenter.store.db import transaction
 from callcenter.store.ledger import check_ledger
 from callcenter.store.models import Client, FundAccount, IvrStep, Order
@@ -189,7 +189,7 @@ TOKEN, PUBLIC, SID = "test-auth-token-0123456789abcdef", "https://ivr.example.co
 
 
 def test_twilio_buy_confirmed_replayed_is_one_order(core: App, client: tuple[int, str]) -> None:
-    from callcenter.ivr.twilio_voice import make_router
+    from callcenter.adapters.ivr.twilio_voice import make_router
 
     _, main = client
     app = FastAPI()

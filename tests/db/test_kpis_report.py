@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.service import create_campaign
+from callcenter.services.dialer.campaigns import create_campaign
 from callcenter.services import kpis
 from callcenter.store.db import transaction
 from callcenter.store.models import Staff

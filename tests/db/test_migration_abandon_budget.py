@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, insert, select, text
 
-from callcenter.dialer.budget import local_day
+from callcenter.services.dialer.budget import local_day
 from callcenter.settings import load_settings
 from callcenter.store.db import make_engine
 from callcenter.store.migrate import upgrade

@@ -18,8 +18,8 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.orm import Session
 
 from callcenter.bootstrap import App
-from callcenter.dialer.hopper import claim_leads
-from callcenter.dialer.service import create_campaign, start_campaign
+from callcenter.services.dialer.hopper import claim_leads
+from callcenter.services.dialer.campaigns import create_campaign, start_campaign
 from callcenter.services import kpis
 from callcenter.services.metrics import in_flight_query
 from callcenter.store import ledger

@@ -16,7 +16,7 @@ from callcenter.adapters.recordings_fs import FileRecordingStore
 from callcenter.domain import quality as qrules
 from callcenter.domain.access import Actor
 from callcenter.ports.recordings import sha256_hex, wav_duration_s
-from callcenter.recordings.simulated import Line, record_simulated_call, silent_share, wav_bytes
+from callcenter.adapters.recordings_simulated import Line, record_simulated_call, silent_share, wav_bytes
 from callcenter.services import kpis, quality
 from callcenter.services.recordings import RecordingError, RecordingNotVisible, RecordingService
 from callcenter.store.db import run_in_transaction

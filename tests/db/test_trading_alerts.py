@@ -9,10 +9,10 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.care.rules import QuietHours
-from callcenter.care.sms import SimulatedSms
-from callcenter.care.subscriptions import SubscriptionService
-from callcenter.care.trading_alerts import AlertRefused, run_trading_alerts, set_price_alert
+from callcenter.domain.reminders import QuietHours
+from callcenter.services.care.sms import SimulatedSms
+from callcenter.services.care.subscriptions import SubscriptionService
+from callcenter.services.care.trading_alerts import AlertRefused, run_trading_alerts, set_price_alert
 from callcenter.domain.access import Actor
 from callcenter.services.orders import PlaceOrder
 from callcenter.store.db import transaction

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from callcenter.bootstrap import App
 from callcenter.domain.events import ContactOpened
-from callcenter.scheduling import CampaignScheduler
+from callcenter.parts.scheduler import CampaignScheduler
 from callcenter.services import desk
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.dialer import Attempt, Callback, Campaign, Lead

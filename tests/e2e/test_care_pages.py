@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from callcenter.bootstrap import App
-from callcenter.care.subscriptions import SubscriptionService
+from callcenter.services.care.subscriptions import SubscriptionService
 from callcenter.web.app import create_app
 from tests.e2e.desk_world import World, build, page_login
 
@@ -141,7 +141,7 @@ def test_complaint_life_on_the_pages(core: App, world: World, clock) -> None:  #
 
 
 def test_supervisor_sees_only_complaints_of_supervised_groups(core: App, world: World) -> None:
-    from callcenter.care.complaints import ComplaintService
+    from callcenter.services.care.complaints import ComplaintService
 
     svc = ComplaintService.for_app(core)
     other = svc.open(world.theirs, "commission", "佣金过高", channel="ivr")

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from callcenter.bootstrap import App
-from callcenter.dialer import service as dialer
+from callcenter.services.dialer import campaigns as dialer
 from callcenter.services import desk
 from callcenter.store.db import run_in_transaction
 from callcenter.web.app import create_app

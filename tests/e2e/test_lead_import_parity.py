@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.service import create_campaign
+from callcenter.services.dialer.campaigns import create_campaign
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.dialer import Lead

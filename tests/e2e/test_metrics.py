@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from callcenter.bootstrap import App, bootstrap
 from callcenter.domain.access import Actor
-from callcenter.ivr.agi import AgiConfig, start_agi_server
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.testing import FakeCall, run_fake_call
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.adapters.ivr.fake_asterisk import FakeCall, run_fake_call
 from callcenter.parts.dialer import dialer_runner
 from callcenter.runtime import run_engine, serve_agi
 from callcenter.services.metrics import abandon_today
@@ -26,7 +26,7 @@ from callcenter.services.transfers import IdempotencyConflict, TransferCommand
 from callcenter.settings import load_settings
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.dialer import AgentSession, Attempt
-from callcenter.telephony.ami import AmiPool, AmiServer
+from callcenter.adapters.telephony.ami import AmiPool, AmiServer
 from callcenter.web.app import create_app
 from tests.adapters.fake_ami import ReplayServer, parse_capture
 from tests.e2e.desk_world import PASSWORDS, World, build

@@ -30,8 +30,8 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App, bootstrap
-from callcenter.dialer import service as dialer
-from callcenter.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.leads import LeadRow, add_leads
 from callcenter.settings import load_settings
 from callcenter.store.db import transaction
 from callcenter.store.models import CallCommand

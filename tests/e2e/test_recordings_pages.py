@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from callcenter.adapters.recordings_fs import FileRecordingStore
 from callcenter.bootstrap import App
-from callcenter.recordings.simulated import wav_bytes
+from callcenter.adapters.recordings_simulated import wav_bytes
 from callcenter.services.recordings import RecordingService
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import AuditLog

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from callcenter.bootstrap import bootstrap
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.twilio_voice import InMemoryCallStateStore, make_router
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.services.ivr.flow import load_flow
+from callcenter.adapters.ivr.twilio_voice import InMemoryCallStateStore, make_router
 from callcenter.settings import SettingsError, load_settings
 from callcenter.store.models.ledger import Transfer
 from callcenter.web.app import create_app

@@ -1,5 +1,5 @@
 """A recording TCP proxy between the engine and a real Asterisk's AMI: what passes through becomes a
-capture in the ``.ami`` format of ``callcenter.telephony.ami_replay`` (``>>> `` client lines, ``### ``
+capture in the ``.ami`` format of ``callcenter.adapters.telephony.ami_replay`` (``>>> `` client lines, ``### ``
 annotations, server bytes verbatim), so the ordinary suite can replay what a live test proved."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def render(log: list[tuple[float, str, bytes]], note: str = "") -> bytes:
 class AgiRecordingProxy:
     """A recording TCP proxy between a real Asterisk's ``AGI(agi://...)`` and the engine's FastAGI server: it
     listens where the shipped dialplan sends calls and forwards to the engine; each session becomes a capture
-    in the ``.agi`` format of :mod:`callcenter.ivr.agi_replay` (Asterisk's bytes verbatim, line by line)."""
+    in the ``.agi`` format of :mod:`callcenter.adapters.ivr.agi_replay` (Asterisk's bytes verbatim, line by line)."""
 
     def __init__(self, listen: tuple[str, int], target: tuple[str, int]) -> None:
         self.listen = listen

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.telephony.ami import AmiClient, AmiServer
+from callcenter.adapters.telephony.ami import AmiClient, AmiServer
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, MULTI_SCENARIOS, SCENARIOS, multi_capture, options_of
 from tests.live.asterisk import PRIMARY, SECOND, LiveAsterisk, live_binary
 from tests.live.capture import RecordingProxy

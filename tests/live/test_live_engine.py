@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerEngine
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
+from callcenter.services.dialer.engine import DialerEngine
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.campaigns import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
 from callcenter.parts.dialer import dialer_deps
 from callcenter.store.db import transaction
 from callcenter.store.models.dialer import AgentSession, Attempt, Lead
-from callcenter.telephony.ami import AmiClient, AmiOptions, AmiPool, AmiServer
+from callcenter.adapters.telephony.ami import AmiClient, AmiOptions, AmiPool, AmiServer
 from tests.adapters.ami_scenarios import crash
 from tests.factories import make_staff
 from tests.live.asterisk import SECOND, LiveAsterisk, live_binary

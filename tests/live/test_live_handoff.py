@@ -21,17 +21,17 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer import service as dialer
-from callcenter.dialer.engine import DialerEngine
-from callcenter.ivr import prompts
-from callcenter.ivr.agi import AgiConfig, start_agi_server
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.engine import DialerEngine
+from callcenter.adapters.ivr import prompts
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
 from callcenter.parts.dialer import dialer_deps
 from callcenter.store.db import transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession
 from callcenter.store.models.ivr import IvrSession, IvrStep
-from callcenter.telephony import variables as V
-from callcenter.telephony.ami import AmiClient, AmiPool, AmiServer
+from callcenter.ports import channel_variables as V
+from callcenter.adapters.telephony.ami import AmiClient, AmiPool, AmiServer
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, OPTIONS
 from tests.adapters.handoff_world import AGENT_KEY, AGENT_KEY_AFTER_S, KEYS, build_handoff_world
 from tests.live.asterisk import AGI_PORT, LiveAsterisk, live_binary

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from callcenter.ivr import prompts
-from callcenter.ivr.agi import AgiConfig, start_agi_server
-from callcenter.ivr.agi_replay import load_agi_capture
-from callcenter.ivr.backend import demo_backend
-from callcenter.telephony.ami import AmiClient, AmiServer
+from callcenter.adapters.ivr import prompts
+from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
+from callcenter.adapters.ivr.agi_replay import load_agi_capture
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.adapters.telephony.ami import AmiClient, AmiServer
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, OPTIONS
 from tests.live.asterisk import AGI_PORT, LiveAsterisk, live_binary
 from tests.live.capture import AgiRecordingProxy, render_agi

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.dialer.engine import MACHINE_PROMPT, SAFE_HARBOUR_PROMPT
-from callcenter.ivr import prompts
-from callcenter.telephony.ami import AmiClient, AmiServer
+from callcenter.services.dialer.engine import MACHINE_PROMPT, SAFE_HARBOUR_PROMPT
+from callcenter.adapters.ivr import prompts
+from callcenter.adapters.telephony.ami import AmiClient, AmiServer
 from tests.adapters import ami_scenarios
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, SCENARIOS, options_of
 from tests.live.asterisk import LiveAsterisk, live_binary

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from callcenter.care.runner import CareWork, care_runner
-from callcenter.care.subscriptions import SubscriptionService, UnknownTopic
+from callcenter.parts.care import CareWork, care_runner
+from callcenter.services.care.subscriptions import SubscriptionService, UnknownTopic
 from tests.db.test_care_support import client_holding, utc
 
 

@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from callcenter.bootstrap import App
 from callcenter.parts.dialer import dialer_runner
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.service import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.campaigns import agent_login, agent_ready, assign_campaign, create_campaign, start_campaign
 from callcenter.runtime import run_engine
 from callcenter.store.db import transaction
 from callcenter.store.models.dialer import Attempt, Lead
-from callcenter.telephony.ami import AmiClient, AmiOptions, AmiServer
+from callcenter.adapters.telephony.ami import AmiClient, AmiOptions, AmiServer
 from tests.adapters.fake_ami import ReplayServer, parse_capture
 from tests.factories import make_staff
 
@@ -141,7 +141,7 @@ async def test_connection_dropped_while_the_originate_is_pending_is_a_lost_attem
     back = parse_capture(LOGIN + NO_CHANNELS, "back")
     async with ReplayServer(dropped, back) as server:
         client = AmiClient(AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret"), options(30.0))
-        with caplog.at_level(logging.INFO, logger="callcenter.telephony.ami"):
+        with caplog.at_level(logging.INFO, logger="callcenter.adapters.telephony.ami"):
             # the client reconnects and reconciles on its own, while the dialler keeps running
             event = await run_until_attempt_ends(
                 core, client, until=lambda: any(dict(f)["Action"] == "CoreShowChannels" for f in server.received)
@@ -151,7 +151,7 @@ async def test_connection_dropped_while_the_originate_is_pending_is_a_lost_attem
     actions = [dict(f)["Action"] for f in server.received]
     assert actions[:6] == ["Login", "CoreShowChannels", "Originate", "Originate", "Login", "CoreShowChannels"]
     assert actions.count("Originate") == 2  # nothing re-sent after the reconnect
-    lines = [r.getMessage() for r in caplog.records if r.name == "callcenter.telephony.ami"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "callcenter.adapters.telephony.ami"]
     assert sum("connection lost" in line for line in lines) == 1
     assert sum(line.endswith("reconnected") for line in lines) == 1
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.simrun import SimReport, run_simulated_campaign
+from callcenter.demo.campaign_simulation import SimReport, run_simulated_campaign
 from callcenter.store.db import transaction
 from callcenter.store.models.dialer import AgentStateChange, Attempt, Lead
-from callcenter.telephony.variables import attempt_call_id
+from callcenter.ports.channel_variables import attempt_call_id
 
 pytestmark = pytest.mark.db
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import SAFE_HARBOUR_PROMPT, DialerEngine
-from callcenter.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.engine import SAFE_HARBOUR_PROMPT, DialerEngine
+from callcenter.services.dialer.leads import LeadRow, add_leads
 from callcenter.parts.dialer import dialer_deps
-from callcenter.dialer.service import (
+from callcenter.services.dialer.campaigns import (
     add_dnc,
     agent_login,
     agent_ready,
@@ -25,9 +25,9 @@ from callcenter.dialer.service import (
 from callcenter.store.db import transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback, Lead
-from callcenter.dialer.simulation import CustomerModel
-from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
-from callcenter.telephony.variables import attempt_call_id
+from callcenter.domain.shift_simulation import CustomerModel
+from callcenter.adapters.telephony.simulated import SimulatedPbx, VirtualClock
+from callcenter.ports.channel_variables import attempt_call_id
 from tests.factories import make_staff
 
 pytestmark = pytest.mark.db
@@ -230,7 +230,7 @@ async def test_dialer_runner_in_real_time_until_stopped(core: App) -> None:
     import asyncio
 
     from callcenter.parts.dialer import dialer_runner
-    from callcenter.telephony.simulated import LoopClock
+    from callcenter.adapters.telephony.simulated import LoopClock
 
     fast = CustomerModel(human_answer_min_s=0.05, human_answer_max_s=0.1, talk_mean_s=0.3, talk_sd_s=0.05)
     pbx = SimulatedPbx(fast, clock=LoopClock(), outcomes={"+8613900000001": "human"}, seed=1)

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerEngine
-from callcenter.dialer.hopper import claim_leads, start_attempt
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.leases import heartbeat
-from callcenter.dialer.service import (
+from callcenter.services.dialer.engine import DialerEngine
+from callcenter.services.dialer.hopper import claim_leads, start_attempt
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.services.dialer.leases import heartbeat
+from callcenter.services.dialer.campaigns import (
     agent_login,
     agent_ready,
     assign_campaign,

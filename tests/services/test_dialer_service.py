@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer.leads import (
+from callcenter.services.dialer.leads import (
     InvalidPhone,
     LeadFile,
     LeadFileError,
@@ -20,8 +20,8 @@ from callcenter.dialer.leads import (
     import_leads,
     normalise_phone,
 )
-from callcenter.dialer.segments import add_segment_leads
-from callcenter.dialer.service import (
+from callcenter.services.dialer.segment_leads import add_segment_leads
+from callcenter.services.dialer.campaigns import (
     DialerError,
     add_dnc,
     agent_login,
@@ -290,7 +290,7 @@ def test_leads_from_segments(core: App) -> None:
 
 
 def test_birthday_segment_and_greetings_share_the_leap_day_rule(core: App) -> None:
-    from callcenter.care import planner
+    from callcenter.services.care import planner
     from callcenter.services.segments import birthday_clients
 
     leapling, _ = make_client(core, accounts=[(0, 0)])

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from callcenter.bootstrap import App
-from callcenter.dialer.engine import DialerEngine
+from callcenter.services.dialer.engine import DialerEngine
 from callcenter.parts.dialer import dialer_deps
 from callcenter.ports.telephony import Ended
 

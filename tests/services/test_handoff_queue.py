@@ -15,17 +15,17 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer import service as dialer
-from callcenter.dialer.engine import DialerEngine
-from callcenter.dialer.simulation import CustomerModel
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.engine import DialerEngine
+from callcenter.domain.shift_simulation import CustomerModel
 from callcenter.parts.dialer import dialer_deps
 from callcenter.services.handoff import load_waiting, waiting_handoffs
 from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession, Callback
 from callcenter.store.models.ivr import IvrSession, IvrStep
-from callcenter.telephony import variables as V
-from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
+from callcenter.ports import channel_variables as V
+from callcenter.adapters.telephony.simulated import SimulatedPbx, VirtualClock
 from tests.e2e.desk_world import World, build
 from tests.services.test_integration_desk_dialer import drive
 

@@ -16,17 +16,17 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer import service as dialer
-from callcenter.dialer.engine import DialerEngine
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.engine import DialerEngine
 from callcenter.parts.dialer import dialer_deps
 from callcenter.ports.telephony import Answered, Connected, Ended, TelephonyError
 from callcenter.store.db import transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession
 from callcenter.store.models.ivr import IvrSession, IvrStep
-from callcenter.telephony import variables as V
-from callcenter.telephony.ami import AmiClient, AmiPool, AmiServer
-from callcenter.telephony.ami_events import CallTracker
+from callcenter.ports import channel_variables as V
+from callcenter.adapters.telephony.ami import AmiClient, AmiPool, AmiServer
+from callcenter.adapters.telephony.ami_events import CallTracker
 from tests.factories import make_client, make_group, make_staff
 
 CHANNEL = "Local/s@sim-caller-00000001;1"

@@ -21,11 +21,11 @@ import uvicorn
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
-from callcenter.dialer import service as dialer
-from callcenter.dialer.engine import DialerEngine
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.engine import DialerEngine
 from callcenter.parts.dialer import dialer_deps
-from callcenter.dialer.leads import LeadRow, add_leads
-from callcenter.dialer.simulation import CustomerModel
+from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.domain.shift_simulation import CustomerModel
 from callcenter.services import desk
 from callcenter.services.call_commands import command_loop
 from callcenter.store.db import run_in_transaction, transaction
@@ -33,7 +33,7 @@ from callcenter.store.models import CallCommand
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession, AgentStateChange, Attempt, Callback
 from callcenter.store.models.ivr import IvrSession, IvrStep
-from callcenter.telephony.simulated import SimulatedPbx, VirtualClock
+from callcenter.adapters.telephony.simulated import SimulatedPbx, VirtualClock
 from callcenter.web.app import create_app
 from tests.e2e.desk_world import PASSWORDS, build
 

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from callcenter.adapters.recordings_fs import FileRecordingStore
 from callcenter.adapters.recordings_s3 import S3RecordingStore
 from callcenter.ports.recordings import BadRecordingKey, RecordingNotFound, sha256_hex, wav_duration_s
-from callcenter.recordings.simulated import wav_bytes
+from callcenter.adapters.recordings_simulated import wav_bytes
 
 DATA = bytes(range(256)) * 40
 

@@ -9,8 +9,8 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from callcenter.scheduling import CampaignScheduler
-from callcenter.dialer.service import create_campaign
+from callcenter.parts.scheduler import CampaignScheduler
+from callcenter.services.dialer.campaigns import create_campaign
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.desk import ScheduledRunClaim
 from callcenter.store.models.dialer import Campaign
@@ -88,7 +88,7 @@ def test_schedule_survives_restart_and_runs_once(core) -> None:  # type: ignore[
 
 
 def test_the_same_scheduled_time_is_claimed_once(core) -> None:  # type: ignore[no-untyped-def]
-    from callcenter.scheduling.service import claim
+    from callcenter.parts.scheduler import claim
 
     at = datetime(2026, 11, 25, 1, 30, tzinfo=timezone.utc)
     assert claim(core.sessions, "campaign:1:campaign_start:trading:0930", at, "a", core.clock())

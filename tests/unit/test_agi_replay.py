@@ -1,4 +1,4 @@
-"""callcenter.ivr.agi_replay: answers by command, WAIT FOR DIGIT slices matched whatever their length or number."""
+"""callcenter.adapters.ivr.agi_replay: answers by command, WAIT FOR DIGIT slices matched whatever their length or number."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.ivr.agi_replay import AgiReplay, load_agi_capture
+from callcenter.adapters.ivr.agi_replay import AgiReplay, load_agi_capture
 
 CAPTURE = b"""### note
 === connection

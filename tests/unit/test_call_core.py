@@ -1,4 +1,4 @@
-"""The dialler's call core (``callcenter.dialer.core``) without a database or an event loop: a virtual clock, a
+"""The dialler's call core (``callcenter.services.dialer.core``) without a database or an event loop: a virtual clock, a
 fake database and a fake PBX that carry out its commands the way ``DialerEngine`` does (depth first: each
 command's result goes back to the core before the next command), plus hypothesis properties over generated
 event sequences. Inbound calls (IVR hand-offs waiting in the fake database, parked on the fake PBX) go through
@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from callcenter.dialer import core as C
-from callcenter.dialer.core import (
+from callcenter.services.dialer import core as C
+from callcenter.services.dialer.core import (
     MACHINE_PROMPT,
     SAFE_HARBOUR_PROMPT,
     AgentState,
@@ -24,7 +24,7 @@ from callcenter.dialer.core import (
     CallState,
     CoreConfig,
 )
-from callcenter.dialer.pacing import AttemptOutcome, DialerState
+from callcenter.domain.pacing import AttemptOutcome, DialerState
 from callcenter.domain.campaigns import AGENT_TRANSITIONS
 from callcenter.domain.events import (
     AgentStateChanged,

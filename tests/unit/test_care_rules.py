@@ -10,12 +10,12 @@ import pytest
 
 from callcenter.domain.birthdays import celebrated_on
 from callcenter.adapters.trading_calendar import TradingCalendar
-from callcenter.care import rules as R
-from callcenter.care.complaints import ComplaintError, due_at, next_status
-from callcenter.care.events import parse_csv
-from callcenter.care.notify_calls import MAX_PLAYS, NotifyFlow, Play, ToAgent
-from callcenter.care.regulatory import annual_target, one_month_after
-from callcenter.care.runner import DEFAULT_JOBS, due_jobs, seconds_until_next
+from callcenter.domain import reminders as R
+from callcenter.services.care.complaints import ComplaintError, due_at, next_status
+from callcenter.services.care.events import parse_csv
+from callcenter.services.care.notify_calls import MAX_PLAYS, NotifyFlow, Play, ToAgent
+from callcenter.services.care.regulatory import annual_target, one_month_after
+from callcenter.parts.care import DEFAULT_JOBS, due_jobs, seconds_until_next
 
 CAL = TradingCalendar()
 SH = ZoneInfo("Asia/Shanghai")

@@ -1,7 +1,7 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from callcenter.ivr.backend import FakeAccount, demo_backend
+from callcenter.services.ivr.backend import FakeAccount, demo_backend
 
 ACCOUNT = "1234567890123456"
 

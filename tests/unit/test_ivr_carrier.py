@@ -1,4 +1,4 @@
-"""The one carrier loop (issue 9): every carrier is driven by callcenter.ivr.carrier.drive, and a command a carrier
+"""The one carrier loop (issue 9): every carrier is driven by callcenter.services.ivr.carrier.drive, and a command a carrier
 does not handle fails loudly, naming the command, instead of being dropped."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from callcenter.ivr import agi, textphone, twilio_voice
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.carrier import HANDLERS, CallerGone, UnhandledCommand, drive_sync
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.interpreter import (ActionResult, Collect, DigitsEntered, FlowRun, Record, RunAction, Say,
+from callcenter.adapters.ivr import agi, textphone, twilio_voice
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.services.ivr.carrier import HANDLERS, CallerGone, UnhandledCommand, drive_sync
+from callcenter.services.ivr.flow import load_flow
+from callcenter.domain.ivr.interpreter import (ActionResult, Collect, DigitsEntered, FlowRun, Record, RunAction, Say,
                                         SetLanguage, SetVariable)
 
 

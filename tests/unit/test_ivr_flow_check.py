@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from callcenter.i18n import catalogue
 from callcenter.commands.ivr import app
-from callcenter.ivr.flow import FlowError, check_flow, load_flow
+from callcenter.services.ivr.flow import FlowError, check_flow, load_flow
 
 GOOD = """\
 flow: mini

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.interpreter import (
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.services.ivr.flow import load_flow
+from callcenter.domain.ivr.interpreter import (
     ActionResult,
     Collect,
     DigitsEntered,
@@ -19,7 +19,7 @@ from callcenter.ivr.interpreter import (
     SetLanguage,
     Timeout,
 )
-from callcenter.ivr.textphone import TextPhone
+from callcenter.adapters.ivr.textphone import TextPhone
 
 ACCOUNT, PIN = "1234567890123456", "123456"
 LOGIN = f"1{ACCOUNT}#{PIN}#"  # Chinese, then account + PIN

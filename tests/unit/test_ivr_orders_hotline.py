@@ -6,9 +6,9 @@ from datetime import date
 import pytest
 
 from callcenter.domain.credentials import check_new_secret, weakness
-from callcenter.ivr.backend import demo_backend
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.textphone import TextPhone
+from callcenter.services.ivr.backend import demo_backend
+from callcenter.services.ivr.flow import load_flow
+from callcenter.adapters.ivr.textphone import TextPhone
 
 ACCOUNT, PIN, TPWD = "1234567890123456", "123456", "802413"
 

@@ -3,8 +3,8 @@ import wave
 
 import pytest
 
-from callcenter.ivr import prompts
-from callcenter.ivr.flow import load_flow
+from callcenter.adapters.ivr import prompts
+from callcenter.services.ivr.flow import load_flow
 
 
 def test_every_prompt_and_number_piece_has_a_file_name():
@@ -68,7 +68,7 @@ def test_prompts_build_cli_takes_the_firm_from_the_settings(tmp_path, monkeypatc
 @pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="espeak-ng/sox not installed")
 def test_build_puts_the_diallers_prompts_at_the_top_of_the_tree(tmp_path):
     """The dialler plays cc/safe-harbour and cc/leave-message: with the tree copied to <sounds>/cc/ they exist."""
-    from callcenter.dialer.engine import MACHINE_PROMPT, SAFE_HARBOUR_PROMPT
+    from callcenter.services.dialer.engine import MACHINE_PROMPT, SAFE_HARBOUR_PROMPT
 
     wanted = {"outbound_safe_harbour", "outbound_leave_message"}
     report = prompts.build(tmp_path, ("en", "zh-CN"), only=wanted)

@@ -1,7 +1,7 @@
 import pytest
 
-from callcenter.ivr.speech import amount_text, digits_text, en_amount, tokens, zh_amount, zh_number
-from callcenter.ivr.interpreter import parse_amount_fen
+from callcenter.domain.ivr.speech import amount_text, digits_text, en_amount, tokens, zh_amount, zh_number
+from callcenter.domain.ivr.interpreter import parse_amount_fen
 
 
 @pytest.mark.parametrize(("fen", "words"), [

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.care.rules import TOPICS
-from callcenter.care.subscriptions import IVR_TOPICS, SubscriptionService
-from callcenter.ivr.backend import IVR_TOPIC_ORDER, CallContext, demo_backend, run_action
-from callcenter.ivr.flow import load_flow
-from callcenter.ivr.interpreter import RunAction
-from callcenter.ivr.textphone import TextPhone
+from callcenter.domain.reminders import TOPICS
+from callcenter.services.care.subscriptions import IVR_TOPICS, SubscriptionService
+from callcenter.services.ivr.backend import IVR_TOPIC_ORDER, CallContext, demo_backend, run_action
+from callcenter.services.ivr.flow import load_flow
+from callcenter.domain.ivr.interpreter import RunAction
+from callcenter.adapters.ivr.textphone import TextPhone
 
 ACCOUNT, PIN = "1234567890123456", "123456"
 LOGIN = f"1{ACCOUNT}#{PIN}#"

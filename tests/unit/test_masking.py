@@ -46,7 +46,7 @@ def test_dates_and_times_are_not_masked() -> None:
 
 
 def test_one_masking_policy_for_screens_logs_ivr_and_telephony() -> None:
-    from callcenter.ivr import interpreter
+    from callcenter.domain.ivr import interpreter
     from callcenter.ports import telephony as port
 
     # the IVR's call records, the telephony adapters' log lines and the screens mask a number the same way

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, make_pacer
+from callcenter.domain.pacing import AgentView, AttemptOutcome, DialerState, make_pacer
 
 
 def state(idle: int = 0, talking: int = 0, wrap_up: int = 0, in_flight: tuple[float, ...] = (), now: float = 100.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, make_pacer
+from callcenter.domain.pacing import AgentView, AttemptOutcome, DialerState, make_pacer
 from callcenter.domain.abandon import AbandonBudget
 from tests.unit.test_pacing import feed, state
 

@@ -7,11 +7,11 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from callcenter.scripts.check import check_file, check_paths
+from callcenter.services.scripts.check import check_file, check_paths
 from callcenter.commands.scripts import app
-from callcenter.scripts.render import load_script
-from callcenter.scripts.problems import ScriptInvalid
-from callcenter.scripts.wording import find_forbidden
+from callcenter.services.scripts.render import load_script
+from callcenter.services.scripts.problems import ScriptInvalid
+from callcenter.domain.scripts.wording import find_forbidden
 
 GOOD = """\
 id: tiny

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from callcenter.care.callbacks import REGULATORY_TOPICS, callbacks_of, record_callback_result
-from callcenter.care.regulatory import NEW_ACCOUNT_SCRIPT, build_regulatory_callbacks
-from callcenter.scripts.check import check_paths
+from callcenter.services.care.callbacks import REGULATORY_TOPICS, callbacks_of, record_callback_result
+from callcenter.services.care.regulatory import NEW_ACCOUNT_SCRIPT, build_regulatory_callbacks
+from callcenter.services.scripts.check import check_paths
 from callcenter.commands.scripts import app as scripts_app
-from callcenter.scripts.context import ScriptContext
-from callcenter.scripts.render import load_script, render_notes, render_step
-from callcenter.scripts.run import ScriptRun
-from callcenter.scripts.wording import find_forbidden
+from callcenter.domain.scripts.context import ScriptContext
+from callcenter.services.scripts.render import load_script, render_notes, render_step
+from callcenter.domain.scripts.run import ScriptRun
+from callcenter.domain.scripts.wording import find_forbidden
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from tests.factories import make_client

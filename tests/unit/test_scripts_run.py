@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
-from callcenter.scripts.context import ScriptContext, documented_fields, yuan_from_fen
-from callcenter.scripts.render import ScriptRenderError, loads_script, render_step
-from callcenter.scripts.model import CaptureField, Text
-from callcenter.scripts.run import CaptureError, RunError, ScriptRun, validate_value
+from callcenter.domain.scripts.context import ScriptContext, documented_fields, yuan_from_fen
+from callcenter.services.scripts.render import ScriptRenderError, loads_script, render_step
+from callcenter.domain.scripts.model import CaptureField, Text
+from callcenter.domain.scripts.run import CaptureError, RunError, ScriptRun, validate_value
 
 SCRIPT = """\
 id: mini

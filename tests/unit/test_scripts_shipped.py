@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from callcenter.scripts.check import check_paths
-from callcenter.scripts.context import EventInfo, ScriptContext
-from callcenter.scripts.render import load_all, load_script, render_notes, render_step
-from callcenter.scripts.run import ScriptRun
-from callcenter.scripts.wording import find_forbidden
+from callcenter.services.scripts.check import check_paths
+from callcenter.domain.scripts.context import EventInfo, ScriptContext
+from callcenter.services.scripts.render import load_all, load_script, render_notes, render_step
+from callcenter.domain.scripts.run import ScriptRun
+from callcenter.domain.scripts.wording import find_forbidden
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "scripts_templates"
 FILES = sorted(TEMPLATES.glob("*.yaml"))

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from callcenter.dialer.pacing import AgentView, AttemptOutcome, DialerState, make_pacer
-from callcenter.dialer.simulation import CustomerModel, simulate, simulate_days
+from callcenter.domain.pacing import AgentView, AttemptOutcome, DialerState, make_pacer
+from callcenter.domain.shift_simulation import CustomerModel, simulate, simulate_days
 
 
 def test_customer_model_defaults_are_the_benchmark_figures():

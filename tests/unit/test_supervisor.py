@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from callcenter.supervisor import Backoff, PartBoard, keep_alive
-from callcenter.telephony.ami import AmiLoginError
+from callcenter.adapters.telephony.ami import AmiLoginError
 
 
 class Gate:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from callcenter import yamlines
-from callcenter.ivr.flow import parse_flow
-from callcenter.scripts.loader import parse_script
+from callcenter.services.ivr.flow import parse_flow
+from callcenter.services.scripts.loader import parse_script
 
 TEXT = """\
 flow: demo

@@ -1,5 +1,5 @@
 """Client care: corporate events, reminder rules and deliveries, subscriptions and opt-outs, complaints and
-call-backs (回访). The rules themselves are pure (callcenter.care.rules); these tables hold what happened."""
+call-backs (回访). The rules themselves are pure (callcenter.domain.reminders); these tables hold what happened."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class SimFill(Base):
 class PriceAlert(Base):
     """行情报警: tell the client (SMS, 财经秘书 topic ``price_alert``) when ``code`` crosses ``threshold_li``
     (``above``: rises to or over it; ``below``: falls to or under it). Fires once per crossing: firing disarms it,
-    the price going back across the threshold re-arms it (``callcenter.care.trading_alerts``)."""
+    the price going back across the threshold re-arms it (``callcenter.services.care.trading_alerts``)."""
 
     __tablename__ = "price_alerts"
     __table_args__ = (

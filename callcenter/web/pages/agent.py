@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from callcenter.dialer import service as dialer
+from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
-from callcenter.scripts import CaptureError, RunError
+from callcenter.services.scripts import CaptureError, RunError
 from callcenter.services import call_commands, desk
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
@@ -77,7 +77,7 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
             s, staff_actor(principal), [h["contact_id"] for h in data["history"]]))
         for h in data["history"]:
             h["recording_id"] = ids.get(h["contact_id"])
-    from callcenter.scripts.model import OUTCOMES
+    from callcenter.domain.scripts.model import OUTCOMES
 
     return render(request, "_card.html", principal, c=data, outcomes=OUTCOMES)
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callcenter.care.complaints import CATEGORIES, OPEN_STATUSES, TRANSITIONS, ComplaintError, ComplaintService
-from callcenter.care.regulatory import ANNUAL_SHARE_PERCENT, coverage
-from callcenter.care.rules import TOPICS
-from callcenter.care.subscriptions import SubscriptionService, UnknownTopic
+from callcenter.services.care.complaints import CATEGORIES, OPEN_STATUSES, TRANSITIONS, ComplaintError, ComplaintService
+from callcenter.services.care.regulatory import ANNUAL_SHARE_PERCENT, coverage
+from callcenter.domain.reminders import TOPICS
+from callcenter.services.care.subscriptions import SubscriptionService, UnknownTopic
 from callcenter.i18n import t
 from callcenter.services.access import ClientNotVisible, actor_for, may_read, staff_actor, visible_client
 from callcenter.services.staff_sessions import Principal
@@ -224,7 +224,7 @@ async def callbacks_page(request: Request, principal: Principal = roles(*SUP),
 @pages.get("/reminders", response_class=HTMLResponse)
 async def reminders_page(*, request: Request, principal: Principal = roles(*SUP),
                          day: Annotated[Text, Query(alias="date", max_length=10)] = "") -> Response:
-    from callcenter.care.planner import plan_day
+    from callcenter.services.care.planner import plan_day
 
     core = _core(request)
     lang = lang_of(request)

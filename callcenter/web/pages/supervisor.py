@@ -14,8 +14,8 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from callcenter.dialer import leads as leads_import
-from callcenter.dialer import service as dialer
+from callcenter.services.dialer import leads as leads_import
+from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.campaigns import CampaignRefused
 from callcenter.domain.events import CampaignChanged
 from callcenter.services import desk, groups, kpis

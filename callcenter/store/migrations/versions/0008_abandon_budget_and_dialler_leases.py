@@ -5,7 +5,7 @@ Revises: 0007
 Create Date: 2026-12-02 01:30:00
 
 ``abandon_days`` is filled from the attempts that ended in the last 31 days (by the same rule as
-``callcenter.dialer.budget.counts_of``, local days in the settings time zone), so the pacers' 30-day budget
+``callcenter.services.dialer.budget.counts_of``, local days in the settings time zone), so the pacers' 30-day budget
 and the wall board's 30-day rate go on from the real history.
 """
 from collections import Counter

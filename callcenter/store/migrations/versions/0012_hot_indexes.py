@@ -6,7 +6,7 @@ Revises: 0011
 Create Date: 2026-12-02 03:00:00
 
 Partial indexes (PostgreSQL and SQLite): a query uses one when its WHERE repeats the index's predicate with
-literal values (``callcenter.dialer.hopper.dialable_query``, ``Attempt.ended_at IS NULL``).
+literal values (``callcenter.services.dialer.hopper.dialable_query``, ``Attempt.ended_at IS NULL``).
 """
 from typing import Any, Sequence, Union
 

@@ -1,0 +1,321 @@
+"""Twilio Programmable Voice adapter: the same IVR flow as TwiML webhooks.
+
+``POST /twilio/voice`` starts a call; each ``<Gather input="dtmf">`` posts to
+``/twilio/voice/input?step=N`` (and a ``<Redirect>`` to ``...&timeout=1`` follows it for silence);
+``POST /twilio/voice/status`` records status callbacks.  The interpreter's state lives server-side
+per CallSid in a :class:`CallStateStore` (the database in production: any web process can take any
+webhook), driven by the one carrier loop (:mod:`callcenter.services.ivr.carrier`).
+
+Every request's ``X-Twilio-Signature`` is checked against the public URL (403 otherwise).  The
+signature has no timestamp, so a replayed request must have no second effect, whichever process it
+reaches: each webhook (the start, input step N, one status) is *claimed* in the store before anything
+is done, the first delivery's claim wins, and its TwiML is stored with the call's new state in one
+transaction.  A replay (same step, or same ``I-Twilio-Idempotency-Token``) gets the stored TwiML; one
+that arrives while the first is still being handled waits for it (``replay_wait_s``) and is otherwise
+told to ask again (``<Pause>`` + ``<Redirect>`` to the same URL).
+
+Keys typed while a webhook is being answered: Twilio keeps ``<Gather>`` semantics (keys outside a
+Gather are not delivered), so the PIN's Gather ends on ``#`` and the next Gather starts after the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Protocol
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from callcenter.services.ivr.backend import CallContext, Claim, IvrBackend, run_action
+from callcenter.services.ivr.carrier import after_hangup, drive_sync, run_sync
+from callcenter.domain.ivr.interpreter import (
+    ActionResult,
+    Collect,
+    Command,
+    DigitsEntered,
+    Event,
+    Handoff,
+    EndCall,
+    FlowRun,
+    Record,
+    RunAction,
+    SetLanguage,
+    Timeout,
+)
+from callcenter.domain.ivr.model import Flow
+from callcenter.adapters.ivr.textphone import speech_text
+
+TWILIO_LANG = {"zh-CN": "zh-CN", "en": "en-US"}
+XML = "application/xml"
+
+
+class CallStateStore(Protocol):
+    """Server-side state of Twilio calls (one JSON-able dict per CallSid) and the webhooks already handled."""
+
+    def load(self, call_sid: str) -> dict[str, Any] | None: ...
+
+    def claim(self, call_sid: str, key: str, token: str | None) -> Claim:
+        """Atomically claim webhook ``key`` ("start", "3", "status:completed") of a call; a replay (the same
+        key, or the same idempotency token) gets the first delivery's answer instead."""
+        ...
+
+    def answer(self, call_sid: str, key: str, response: str, state: dict[str, Any] | None) -> None:
+        """Store a claimed webhook's answer and (unless None) the call's new state, in one transaction."""
+        ...
+
+    def answered(self, call_sid: str, key: str) -> str | None:
+        """The stored answer of webhook ``key``, if it has one yet."""
+        ...
+
+
+class InMemoryCallStateStore:
+    """One process only (tests, demos): production uses the database (StoreCallStateStore)."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._states: dict[str, str] = {}
+        self._hooks: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def load(self, call_sid: str) -> dict[str, Any] | None:
+        with self._lock:
+            state = self._states.get(call_sid)
+            return None if state is None else json.loads(state)
+
+    def claim(self, call_sid: str, key: str, token: str | None) -> Claim:
+        with self._lock:
+            hook = next((h for (sid, _), h in self._hooks.items() if sid == call_sid and token and
+                         h["token"] == token), None) or self._hooks.get((call_sid, key))
+            if hook is not None:
+                return Claim(False, hook["response"], hook["claimed_at"])
+            self._hooks[(call_sid, key)] = {"token": token, "response": None, "claimed_at": self._clock()}
+            return Claim(True)
+
+    def answer(self, call_sid: str, key: str, response: str, state: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._hooks[(call_sid, key)]["response"] = response
+            if state is not None:
+                self._states[call_sid] = json.dumps(state)  # JSON round trip: what the database keeps
+
+    def answered(self, call_sid: str, key: str) -> str | None:
+        with self._lock:
+            hook = self._hooks.get((call_sid, key))
+            return None if hook is None else hook["response"]
+
+
+class _TwilioCarrier:
+    """One webhook's worth of the call as a carrier of :mod:`callcenter.services.ivr.carrier`: builds the TwiML."""
+
+    def __init__(self, voice: "_Voice", session: FlowRun, step: int) -> None:
+        self.voice = voice
+        self.session = session
+        self.step = step
+        self.ctx = CallContext(session.call_id, session.caller, "ivr-twilio")
+        self.response = VoiceResponse()
+        self.says: list[tuple[str, str]] = []
+
+    def speak(self, cmd: Command) -> None:
+        text = speech_text(cmd)
+        if text:
+            lang = getattr(cmd, "lang", self.session.lang)
+            if self.says and self.says[-1][0] == lang:
+                self.says[-1] = (lang, f"{self.says[-1][1]} {text}")
+            else:
+                self.says.append((lang, text))
+
+    def record(self, cmd: Record) -> None:
+        self.voice.backend.record_event(self.session.call_id, cmd.step, cmd.detail)
+
+    def run_action(self, cmd: RunAction) -> ActionResult:
+        return run_action(self.voice.backend, cmd, self.ctx, self.session.lang)
+
+    def set_language(self, cmd: SetLanguage) -> None:
+        """Nothing to send: every <Say> carries its own language."""
+
+    def collect(self, cmd: Collect) -> None:
+        gather = Gather(input="dtmf", num_digits=cmd.max_digits, timeout=max(1, math.ceil(cmd.timeout_s)),
+                        finish_on_key=cmd.terminator or "", action=self.voice.input_url(self.step), method="POST",
+                        action_on_empty_result=False)
+        _says(gather, self.says)
+        self.response.append(gather)
+        self.response.redirect(self.voice.input_url(self.step, timeout="1"), method="POST")
+        return None  # the caller's keys arrive with the next webhook
+
+    def handoff(self, cmd: Handoff) -> None:
+        _says(self.response, self.says)
+        self.response.enqueue(self.voice.handoff_queue)
+
+    def hang_up(self, cmd: EndCall) -> None:
+        _says(self.response, self.says)
+        self.response.hangup()
+
+    def twiml(self) -> str:
+        _says(self.response, self.says)
+        return str(self.response)
+
+
+class _Voice:
+    def __init__(self, backend: IvrBackend, flow: Flow, public_url: str, store: CallStateStore,
+                 limits: dict[str, int] | None, handoff_queue: str, replay_wait_s: float = 10.0,
+                 claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+                 ) -> None:
+        self.backend = backend
+        self.flow = flow
+        self.public_url = public_url.rstrip("/")
+        self.store = store
+        self.limits = limits or {}
+        self.handoff_queue = handoff_queue
+        self.replay_wait_s = replay_wait_s
+        self.claim_stale_s = claim_stale_s
+        self.clock = clock  # the store's clock: claims are stamped with it
+
+    def input_url(self, step: int, **extra: str) -> str:
+        return f"{self.public_url}/twilio/voice/input?{urlencode({'step': step, **extra})}"
+
+    def _replayed(self, call_sid: str, key: str, claim: Claim, again_url: str) -> str:
+        """A replay: the first delivery's answer, once it has one (waiting a bounded time for it)."""
+        deadline = time.monotonic() + self.replay_wait_s
+        response = claim.response
+        while response is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            response = self.store.answered(call_sid, key)
+        if response is not None:
+            return response
+        claimed_at = claim.claimed_at
+        if claimed_at is not None and claimed_at.tzinfo is None:
+            claimed_at = claimed_at.replace(tzinfo=timezone.utc)
+        if claimed_at is not None and self.clock() - claimed_at > timedelta(seconds=self.claim_stale_s):
+            return _hangup_twiml()  # the process that took it died mid-way: never handle it a second time
+        return _ask_again_twiml(again_url)
+
+    def start(self, call_sid: str, caller: str, token: str | None) -> str:
+        claim = self.store.claim(call_sid, "start", token)
+        if not claim.mine:  # replay of the first webhook
+            return self._replayed(call_sid, "start", claim, f"{self.public_url}/twilio/voice")
+        session = FlowRun(self.flow, caller=caller, call_id=call_sid, limits=self.limits)
+        twiml, state = self._run(session, session.start(), {"step": 0})
+        self.store.answer(call_sid, "start", twiml, state)
+        return twiml
+
+    def input(self, call_sid: str, step: int, event: Event, token: str | None) -> str:
+        state = self.store.load(call_sid)
+        if state is None:
+            return _hangup_twiml()
+        key = str(step)
+        url = self.input_url(step, **({} if isinstance(event, DigitsEntered) else {"timeout": "1"}))
+        if step != state["step"]:  # replayed or stale: never fed twice
+            return self.store.answered(call_sid, key) or _hangup_twiml()
+        claim = self.store.claim(call_sid, key, token)
+        if not claim.mine:
+            return self._replayed(call_sid, key, claim, url)
+        session = FlowRun.restore(self.flow, state["session"])
+        twiml, new_state = self._run(session, session.feed(event), {"step": step + 1})
+        self.store.answer(call_sid, key, twiml, new_state)
+        return twiml
+
+    def status(self, call_sid: str, detail: dict[str, str], token: str | None) -> None:
+        """A status callback: recorded once; a final one closes the session and records why."""
+        status = detail.get("CallStatus", "")
+        claim = self.store.claim(call_sid, f"status:{status}"[:40], token)
+        if not claim.mine:
+            return
+        self.backend.record_event(call_sid, "twilio_status", detail)
+        state = self.store.load(call_sid) if status in FINAL_STATUSES else None
+        if state is not None and "session" in state:
+            session = FlowRun.restore(self.flow, state["session"])
+            run_sync(after_hangup(session, [], _TwilioCarrier(self, session, int(state["step"])),
+                                  f"twilio_{status}"))
+            state = {**state, "session": session.snapshot()}
+        self.store.answer(call_sid, f"status:{status}"[:40], "", state)
+
+    def _run(self, session: FlowRun, queue: list[Command], state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        carrier = _TwilioCarrier(self, session, int(state["step"]))
+        drive_sync(session, queue, carrier)
+        return carrier.twiml(), {**state, "session": session.snapshot()}
+
+
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def _says(target: Any, says: list[tuple[str, str]]) -> None:
+    for lang, text in says:
+        target.say(text, language=TWILIO_LANG.get(lang, "en-US"))
+    says.clear()
+
+
+def _hangup_twiml() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
+def _ask_again_twiml(url: str) -> str:
+    response = VoiceResponse()
+    response.pause(length=1)
+    response.redirect(url, method="POST")
+    return str(response)
+
+
+def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: str, state_store: CallStateStore,
+                limits: dict[str, int] | None = None, handoff_queue: str = "agents",
+                replay_wait_s: float = 10.0,
+                clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> APIRouter:
+    """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``.
+
+    Refuses to build without an auth token: a signature keyed with the empty string is one anyone can compute."""
+    if not auth_token:
+        raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
+    validator = RequestValidator(auth_token)
+    voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue, replay_wait_s, clock=clock)
+    router = APIRouter()
+
+    async def verified_form(request: Request) -> dict[str, str] | None:
+        form = await request.form()
+        params = {k: str(v) for k, v in form.items()}
+        url = voice.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not validator.validate(url, params, signature):
+            return None
+        return params
+
+    def forbidden() -> Response:
+        return Response("invalid signature", status_code=403, media_type="text/plain")
+
+    @router.post("/twilio/voice")
+    async def start(request: Request) -> Response:
+        params = await verified_form(request)
+        if params is None or not params.get("CallSid"):
+            return forbidden()
+        twiml = await asyncio.to_thread(voice.start, params["CallSid"], params.get("From", ""),
+                                        request.headers.get("I-Twilio-Idempotency-Token"))
+        return Response(twiml, media_type=XML)
+
+    @router.post("/twilio/voice/input")
+    async def gathered(request: Request, step: int, timeout: int = 0) -> Response:
+        params = await verified_form(request)
+        if params is None or not params.get("CallSid"):
+            return forbidden()
+        event: Event = DigitsEntered(params["Digits"]) if "Digits" in params and not timeout else Timeout()
+        twiml = await asyncio.to_thread(voice.input, params["CallSid"], step, event,
+                                        request.headers.get("I-Twilio-Idempotency-Token"))
+        return Response(twiml, media_type=XML)
+
+    @router.post("/twilio/voice/status")
+    async def status(request: Request) -> Response:
+        params = await verified_form(request)
+        if params is None or not params.get("CallSid"):
+            return forbidden()
+        detail: dict[str, str] = {k: params[k] for k in ("CallStatus", "CallDuration", "Direction", "Timestamp")
+                                  if k in params}
+        await asyncio.to_thread(voice.status, params["CallSid"], detail,
+                                request.headers.get("I-Twilio-Idempotency-Token"))
+        return Response(status_code=204)
+
+    return router

@@ -1,0 +1,1 @@
+"""Telephony adapters behind ``callcenter.ports.telephony``: AMI (panoramisk), the simulated PBX, Twilio."""

@@ -1,0 +1,325 @@
+"""An in-process simulated PBX implementing the telephony port (the default backend).
+
+Customers behave as a ``CustomerModel`` (reused from ``callcenter.domain.shift_simulation``): each
+attempt ends human / machine / busy / no answer / failed with the model's probabilities and
+times; a connected human talks for a lognormal time, then hangs up.  Time comes from an
+injectable ``Clock``: ``LoopClock`` (asyncio loop time, real seconds) or ``VirtualClock``
+(tests and accelerated runs advance it by hand; callbacks fire in time order, synchronously).
+
+Inbound calls (IVR hand-offs): ``expect_inbound(call_id)`` puts the caller of a hand-off on hold here (they
+wait as long as it takes, reported at once as ``Answered``: parked); ``connect`` moves them to an agent like an
+answered outbound call (``Connected``, then a sampled talk time and ``Ended``); ``caller_hangs_up`` is the
+caller giving up (tests).
+
+Events are queued on ``stream`` (read them with ``events()``, or ``stream.pending()`` after
+advancing a virtual clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callcenter.domain.shift_simulation import CustomerModel
+from callcenter.ports.calendar import Monotonic
+from callcenter.ports.telephony import (
+    AgentJoined,
+    AgentLeft,
+    AmdVerdict,
+    Answered,
+    Connected,
+    Ended,
+    EventStream,
+    Failed,
+    OriginateRejected,
+    Ringing,
+    ServerUp,
+    TelephonyError,
+    TelephonyEvent,
+    UnknownCall,
+    check_dial_string,
+    check_id,
+    check_prompt,
+    check_originate,
+)
+
+__all__ = ["Clock", "CustomerModel", "LoopClock", "SimulatedPbx", "VirtualClock"]
+
+
+class Handle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Monotonic, Protocol):
+    """The simulated PBX's clock: monotonic seconds, and callbacks at a time."""
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Handle: ...
+
+
+class LoopClock:
+    """Real time: the running asyncio loop's clock."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Handle:
+        return asyncio.get_running_loop().call_at(when, callback)
+
+
+@dataclass(order=True)
+class _Timer:
+    when: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class VirtualClock:
+    """Simulated time that moves only when told to (``advance``/``run_until``)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._heap: list[_Timer] = []
+        self._seq = itertools.count()
+
+    def time(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> _Timer:
+        timer = _Timer(max(when, self._now), next(self._seq), callback)
+        heapq.heappush(self._heap, timer)
+        return timer
+
+    def next_time(self) -> float | None:
+        while self._heap and self._heap[0].cancelled:
+            heapq.heappop(self._heap)
+        return self._heap[0].when if self._heap else None
+
+    def run_until(self, when: float) -> None:
+        while True:
+            nxt = self.next_time()
+            if nxt is None or nxt > when:
+                break
+            timer = heapq.heappop(self._heap)
+            self._now = timer.when
+            timer.callback()
+        self._now = max(self._now, when)
+
+    def advance(self, seconds: float) -> None:
+        self.run_until(self._now + seconds)
+
+
+@dataclass
+class _SimCall:
+    call_id: str
+    kind: str
+    state: str = "dialing"  # dialing -> answered -> connected -> (removed)
+    answered_at: float | None = None
+    connected_at: float | None = None
+    timers: list[Handle] = field(default_factory=list)
+
+
+class SimulatedPbx:
+    """``Telephony`` without a PBX. ``outcomes`` may force the kind per number (tests):
+    ``{"13800000001": "human", ...}`` with kinds human, machine, busy, no_answer, failed."""
+
+    server = "simulated"
+
+    def __init__(
+        self,
+        model: CustomerModel | None = None,
+        clock: Clock | None = None,
+        *,
+        seed: int = 0,
+        amd: bool = True,
+        outcomes: Mapping[str, str] | None = None,
+        human_patience_s: float = 30.0,
+        machine_message_s: float = 25.0,
+        prompt_s: float = 6.0,
+    ) -> None:
+        self.model = model or CustomerModel()
+        self.clock: Clock = clock or LoopClock()
+        self.rng = random.Random(seed)
+        self.amd = amd
+        self.outcomes = dict(outcomes or {})
+        self.human_patience_s = human_patience_s
+        self.machine_message_s = machine_message_s
+        self.prompt_s = prompt_s
+        self.stream = EventStream()
+        self.calls: dict[str, _SimCall] = {}
+        self.agents: set[str] = set()
+        self.originated = 0
+        self._started = False
+
+    # --- life -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._started = True
+        self.stream.publish(ServerUp(self.server, self.clock.time()))
+
+    async def aclose(self) -> None:
+        for call in self.calls.values():
+            for timer in call.timers:
+                timer.cancel()
+        self.calls.clear()
+        self.stream.close()
+
+    def events(self) -> AsyncIterator[TelephonyEvent]:
+        return self.stream.__aiter__()
+
+    def in_flight(self) -> int:
+        return len(self.calls)
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    async def originate(
+        self, call_id: str, number: str, caller_id: str, variables: Mapping[str, str], timeout_s: float
+    ) -> None:
+        check_originate(call_id, number, caller_id, variables)
+        if not self._started:
+            raise OriginateRejected(call_id, "simulated PBX not started")
+        if call_id in self.calls:
+            raise ValueError(f"call {call_id} is already in flight")
+        kind, after = self.model.sample_attempt(self.rng)
+        kind = self.outcomes.get(number, kind)
+        if number in self.outcomes:
+            after = self._default_time(kind)
+        call = _SimCall(call_id, kind)
+        self.calls[call_id] = call
+        self.originated += 1
+        now = self.clock.time()
+        if kind in ("human", "no_answer"):
+            call.timers.append(self.clock.call_at(now + min(0.5, after), lambda: self._emit(Ringing(call_id, self.clock.time()))))
+        if kind == "human" and after > timeout_s:
+            kind, after = "no_answer", timeout_s
+        if kind == "no_answer":
+            after = min(after, timeout_s)
+        call.kind = kind
+        call.timers.append(self.clock.call_at(now + after, lambda: self._outcome(call_id)))
+
+    def _default_time(self, kind: str) -> float:
+        m = self.model
+        return {
+            "human": (m.human_answer_min_s + m.human_answer_max_s) / 2,
+            "machine": m.machine_s,
+            "busy": m.busy_s,
+            "no_answer": m.no_answer_s,
+            "failed": m.failed_s,
+        }[kind]
+
+    def _outcome(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.state != "dialing":
+            return
+        now = self.clock.time()
+        if call.kind == "busy":
+            self._finish(call, Failed(call_id, now, "busy", 17))
+        elif call.kind == "no_answer":
+            self._finish(call, Failed(call_id, now, "no_answer", 19))
+        elif call.kind == "failed":
+            self._finish(call, Failed(call_id, now, "congestion", 34))
+        else:
+            call.state = "answered"
+            call.answered_at = now
+            amd: AmdVerdict | None
+            if call.kind == "machine":
+                amd = "machine" if self.amd else None
+                leave = self.machine_message_s
+            else:
+                amd = "human" if self.amd else None
+                leave = self.human_patience_s  # a person waiting in silence hangs up
+            self._emit(Answered(call_id, now, amd, "SIMULATED" if self.amd else None))
+            call.timers.append(self.clock.call_at(now + leave, lambda: self._hung_up_by_customer(call_id)))
+
+    def _hung_up_by_customer(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            self._end(call, 16, "Normal Clearing")
+
+    def _end(self, call: _SimCall, cause: int, text: str) -> None:
+        now = self.clock.time()
+        talk = now - call.connected_at if call.connected_at is not None else None
+        self._finish(call, Ended(call.call_id, now, cause, text, talk))
+
+    def _finish(self, call: _SimCall, event: TelephonyEvent) -> None:
+        for timer in call.timers:
+            timer.cancel()
+        self.calls.pop(call.call_id, None)
+        self._emit(event)
+
+    def _emit(self, event: TelephonyEvent) -> None:
+        self.stream.publish(event)
+
+    def _live(self, call_id: str) -> _SimCall:
+        call = self.calls.get(check_id(call_id))
+        if call is None:
+            raise UnknownCall(f"unknown call {call_id}")
+        return call
+
+    async def connect(self, call_id: str, agent_id: str) -> None:
+        check_id(agent_id, "agent id")
+        call = self._live(call_id)
+        if call.state == "dialing":
+            raise TelephonyError(f"call {call_id} is not answered yet")
+        if agent_id not in self.agents:
+            raise TelephonyError(f"agent {agent_id} is not logged in")
+        now = self.clock.time()
+        for timer in call.timers:
+            timer.cancel()
+        call.timers.clear()
+        call.state = "connected"
+        call.connected_at = now
+        self._emit(Connected(call_id, now, agent_id))
+        talk = self.model.sample_talk(self.rng)
+        call.timers.append(self.clock.call_at(now + talk, lambda: self._hung_up_by_customer(call_id)))
+
+    async def expect_inbound(self, call_id: str) -> None:
+        """A hand-off's caller waits here (the simulated IVR handed them over): reported as parked."""
+        if check_id(call_id) in self.calls:
+            return
+        now = self.clock.time()
+        self.calls[call_id] = _SimCall(call_id, "inbound", state="answered", answered_at=now)
+        self._emit(Answered(call_id, now))
+
+    def caller_hangs_up(self, call_id: str) -> None:
+        """The far end (a waiting or connected caller, or a customer) hangs up now."""
+        self._hung_up_by_customer(call_id)
+
+    async def hangup(self, call_id: str) -> None:
+        call = self.calls.get(check_id(call_id))
+        if call is None:
+            return
+        if call.state == "dialing":
+            self._finish(call, Failed(call_id, self.clock.time(), "no_answer", 16))
+        else:
+            self._end(call, 16, "Normal Clearing")
+
+    async def play(self, call_id: str, prompt: str) -> None:
+        check_prompt(prompt)
+        call = self._live(call_id)
+        if call.state == "dialing":
+            raise TelephonyError(f"call {call_id} is not answered yet")
+        for timer in call.timers:
+            timer.cancel()
+        call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s, lambda: self._end(call, 16, "Normal Clearing"))]
+
+    async def agent_login(self, agent_id: str, phone: str) -> None:
+        check_id(agent_id, "agent id")
+        check_dial_string(phone)
+        # a phone already in its room (a restarted engine logging its agents in again) is reported joined again,
+        # as the AMI adapter does for a leg it recovered, rather than dialled a second time
+        self.agents.add(agent_id)
+        self._emit(AgentJoined(agent_id, self.clock.time()))
+
+    async def agent_logout(self, agent_id: str) -> None:
+        if agent_id in self.agents:
+            self.agents.discard(agent_id)
+            self._emit(AgentLeft(agent_id, self.clock.time(), 16))

@@ -1,0 +1,1 @@
+"""Client care: reminders, greetings, SMS, notification calls, complaints, regulatory call-backs."""

@@ -1,0 +1,1 @@
+"""The hotline's use cases: flow loading and checking, the one carrier loop, the backend the IVR asks."""
