@@ -37,6 +37,7 @@ from callcenter.services.scripts import (
     CampaignInfo,
     ClientInfo,
     CompanyInfo,
+    EventInfo,
     Holding,
     Script,
     ScriptContext,
@@ -362,7 +363,9 @@ def _ivr_summary(s: Session, contact: DeskContact, client: Client | None, now: d
 def script_context(s: Session, client: Client | None, agent: Staff | None, campaign: Campaign | None,
                    lead: Lead | None, now: datetime, tz: ZoneInfo, company: CompanyInfo | None = None) -> ScriptContext:
     from callcenter.services.clients import account_balances, holdings
+    from callcenter.services.names import split_name, surname_latin
 
+    agent_group = s.get(ServiceGroup, agent.service_group_id) if agent and agent.service_group_id else None
     if client is not None:
         accts = account_balances(s, client.id)
         hold = holdings(s, client.id)
@@ -374,8 +377,9 @@ def script_context(s: Session, client: Client | None, agent: Staff | None, campa
                          .order_by(DeskContact.started_at.desc()).limit(1)).scalar()
         today = now.astimezone(tz).date()
         info = ClientInfo(
-            name=client.name, surname=client.name[:1], honorific="女士" if client.gender == "F" else "先生",
-            honorific_en="Ms" if client.gender == "F" else "Mr", surname_latin="", branch=client.branch,
+            name=client.name, surname=split_name(client.name)[0], honorific="女士" if client.gender == "F" else "先生",
+            honorific_en="Ms" if client.gender == "F" else "Mr", surname_latin=surname_latin(client.name),
+            branch=client.branch,
             service_group=group.name if group else "",
             account_tail=accts[0].account_masked[-4:] if accts else "",
             total_assets=_yuan(total), month_change=_yuan(change),
@@ -388,13 +392,41 @@ def script_context(s: Session, client: Client | None, agent: Staff | None, campa
         name = lead.name if lead and lead.name else "客户"
         extra = lead.extra if lead and isinstance(lead.extra, dict) else {}
         met = extra.get("met_date")
-        info = ClientInfo(name=name, surname=name[:1], honorific="先生", honorific_en="Mr", status="prospect",
+        female = str(extra.get("gender", "")).upper() == "F"
+        info = ClientInfo(name=name, surname=split_name(name)[0], honorific="女士" if female else "先生",
+                          honorific_en="Ms" if female else "Mr", surname_latin=surname_latin(name), status="prospect",
+                          branch=agent_group.branch if agent_group else "",
+                          service_group=agent_group.name if agent_group else "",
                           met_at=extra.get("met_at"), met_date=date.fromisoformat(met) if isinstance(met, str) else None)
-    agent_info = AgentInfo(name=agent.display_name if agent else "", surname=(agent.display_name[:1] if agent else ""))
+    agent_info = AgentInfo(name=agent.display_name if agent else "", surname=split_name(agent.display_name)[0] if agent else "",
+                           group=agent_group.name if agent_group else "")
     kind = CAMPAIGN_KIND_TO_SCRIPT_KIND.get(campaign.kind, "other") if campaign else "other"
     camp = CampaignInfo(name=campaign.name if campaign else "", kind=kind if kind in KINDS else "other")
     return ScriptContext(client=info, agent=agent_info, company=company or ScriptContext.sample().company,
-                         campaign=camp)
+                         campaign=camp, event=_reminder_event(s, lead) if camp.kind == "reminder" else None)
+
+
+#: a care event's kind (store) -> the talk script's event kind (callcenter.domain.scripts.context.EventInfo)
+_SCRIPT_EVENT_KINDS = {"rights_issue": "rights_issue", "placing": "placing", "warrant_last_trading": "warrant_expiry",
+                       "warrant_exercise": "warrant_expiry"}
+
+
+def _reminder_event(s: Session, lead: Lead | None) -> EventInfo | None:
+    """What a reminder call is about: the care event of the lead's call-back (care hand-over puts its id in the
+    lead's ``extra``)."""
+    from callcenter.store.models.care import CareCallback, CareEvent
+
+    extra = lead.extra if lead and isinstance(lead.extra, dict) else {}
+    cb = s.get(CareCallback, extra["care_callback_id"]) if isinstance(extra.get("care_callback_id"), int) else None
+    ev = s.get(CareEvent, cb.event_id) if cb is not None and cb.event_id else None
+    if ev is None:
+        return None
+    return EventInfo(kind=_SCRIPT_EVENT_KINDS.get(ev.kind, "other"), security_code=ev.code,
+                     security_name=ev.security_name or ev.code, last_trading_date=ev.event_date,
+                     expiry_date=ev.event_date if ev.kind.startswith("warrant") else None,
+                     start_date=ev.start_date, end_date=ev.end_date,
+                     price=Decimal(ev.price).quantize(Decimal("0.01")) if ev.price is not None else None,
+                     ratio=ev.ratio or None)
 
 
 def _yuan(fen: int) -> Decimal:

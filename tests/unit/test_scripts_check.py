@@ -227,3 +227,38 @@ def test_cli_check_exit_codes_and_output(tmp_path):
 def test_cli_check_default_directory_is_clean():
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 0, result.output
+
+
+# --- issue 13: live scripts always complete -----------------------------------------------------------
+def test_a_field_real_calls_lack_is_a_gap_reported_with_its_line_and_words(tmp_path):
+    """A cold-call lead has no ``met_at``: the sample context fills it, a real call would read out a gap."""
+    text = GOOD.replace("我是{{ agent.name }}。", "我是{{ agent.name }}，前几天在{{ client.met_at }}见过您。")
+    script, problems = check_file(write(tmp_path, text))
+    gaps = [p for p in problems if p.code == "blank_on_live_call"]
+    assert [p.line for p in gaps] == [10]  # the line of the gap, inside the block
+    assert "前几天在▒见过您" in gaps[0].params["context"]
+    message = gaps[0].message("zh-CN")
+    assert "名单线索" in message and "blank_on_live_call" not in message and "lead" not in message
+    assert "a lead, no client record" in gaps[0].message("en")
+
+
+def test_a_guarded_optional_field_and_the_fields_live_calls_have_pass(tmp_path):
+    text = GOOD.replace("我是{{ agent.name }}。",
+                        "我是{{ client.service_group }}的{{ agent.name }}（{{ agent.group }}）"
+                        "{% if client.met_at %}，前几天在{{ client.met_at }}见过您{% endif %}。")
+    script, problems = check_file(write(tmp_path, text))
+    assert problems == []
+
+
+def test_reminder_scripts_are_rendered_for_every_event_kind_with_only_the_stored_fields(tmp_path):
+    text = GOOD.replace("kind: cold_call", "kind: reminder").replace(
+        "我是{{ agent.name }}。", "{% if event.kind == 'warrant_expiry' %}行权价{{ event.price|money }}元{% endif %}")
+    _, problems = check_file(write(tmp_path, text))
+    assert [p.code for p in problems] == ["blank_on_live_call"]  # only the warrant shape reaches the price
+
+
+def test_every_shipped_script_renders_without_gaps_on_live_shaped_calls():
+    from callcenter.shipped import shipped_dir
+
+    _, problems = check_paths([shipped_dir("scripts_templates")])
+    assert [p for p in problems if p.code == "blank_on_live_call"] == []

@@ -152,6 +152,40 @@ class ScriptContext:
         )
 
 
+def live_shapes(kind: str) -> list[tuple[str, ScriptContext]]:
+    """Contexts shaped like real calls of a script kind: only the fields such a call always has, every optional one
+    empty (a first contact has no last contact date, a client may hold nothing, a lead may have no ``met_at``).
+    ``scripts check`` renders each script with these and refuses any interpolation that comes out empty."""
+    full = ScriptContext.sample()
+    agent = full.agent
+    prospect = ClientInfo(name="李娜", surname="李", honorific="女士", honorific_en="Ms", surname_latin="Li",
+                          branch="人民路营业部", service_group="第三服务小组", status="prospect")
+    client = ClientInfo(name="王建国", surname="王", honorific="先生", honorific_en="Mr", surname_latin="Wang",
+                        branch="人民路营业部", service_group="第三服务小组", account_tail="5678",
+                        total_assets=Decimal("0"), month_change=Decimal("0"), status="active")
+    campaign = CampaignInfo(name="回访", kind=kind)
+    event = None
+    if kind in ("branch_prospect", "cold_call"):
+        shapes = [("lead", prospect)]
+    elif kind == "win_back":
+        shapes = [("closed_client", ClientInfo(**{**client.__dict__, "status": "closed",
+                                                  "closed_date": dt.date(2023, 6, 30)}))]
+    elif kind == "dormant":
+        shapes = [("dormant_client", ClientInfo(**{**client.__dict__, "status": "dormant",
+                                                   "last_trade_date": dt.date(2023, 11, 2), "dormant_days": 213}))]
+    elif kind == "birthday":
+        shapes = [("client", ClientInfo(**{**client.__dict__, "birthday": dt.date(1968, 9, 12)}))]
+    else:
+        shapes = [("client", client)]
+    events: list[EventInfo | None] = [event]
+    if kind == "reminder":
+        # what the store always has for a care event: kind, code, name and its date; the rest may be missing
+        events = [EventInfo(kind=k, security_code="600036", security_name="招商银行",
+                            last_trading_date=dt.date(2024, 6, 14)) for k in ("rights_issue", "warrant_expiry", "other")]
+    return [(label, ScriptContext(client=c, agent=agent, company=full.company, campaign=campaign, event=e))
+            for label, c in shapes for e in events]
+
+
 #: The top-level names a template may use, with their types.
 ROOT_TYPES: dict[str, Any] = {
     "client": ClientInfo,

@@ -22,11 +22,11 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 
-from callcenter.domain.scripts.context import ROOT_TYPES, ScriptContext
+from callcenter.domain.scripts.context import ROOT_TYPES, ScriptContext, live_shapes
 from callcenter.services.scripts.loader import parse_script
 from callcenter.domain.scripts.model import Script, Text
 from callcenter.services.scripts.problems import Problem
-from callcenter.services.scripts.sandbox import compile_template, environment
+from callcenter.services.scripts.sandbox import BLANK, blank_probe, compile_template, environment
 from callcenter.domain.scripts.wording import find_forbidden
 
 SCRIPT_SUFFIXES = (".yaml", ".yml")
@@ -262,7 +262,28 @@ def check_templates(script: Script, ctx: ScriptContext | None = None) -> list[Pr
             compile_template(source, True).render(sample)
         except (UndefinedError, SecurityError, TemplateError, TypeError, ValueError, ArithmeticError) as exc:
             problems.append(Problem(script.source, base_line, "render_error", {"where": where, "detail": f"{type(exc).__name__}: {exc}"}))
+            continue
+        if ctx is None:
+            problems.extend(_blank_on_live_calls(script, where, source, base_line))
     return problems
+
+
+def _blank_on_live_calls(script: Script, where: str, source: str, base_line: int) -> list[Problem]:
+    """Render with contexts shaped like real calls of the script's kind; an empty interpolation is a gap the agent
+    would read out ("您原来的资料由负责…"), reported with the words around it and the line it is on."""
+    out: list[Problem] = []
+    for shape, live in live_shapes(script.kind):
+        try:
+            text = blank_probe(source).render(live.as_template_vars())
+        except (UndefinedError, SecurityError, TemplateError, TypeError, ValueError, ArithmeticError):
+            continue  # the sample render above reports template errors
+        at = text.find(BLANK)
+        if at >= 0:
+            line = base_line + text.count("\n", 0, at)
+            snippet = " ".join(text[max(0, at - 20):at + 20].split())
+            out.append(Problem(script.source, line, "blank_on_live_call",
+                               {"where": where, "shape": shape, "context": snippet}))
+    return out
 
 
 # --- wording -----------------------------------------------------------------------------------------

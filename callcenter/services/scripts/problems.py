@@ -48,7 +48,10 @@ class Problem:
     def message(self, lang: str = "zh-CN") -> str:
         from callcenter.i18n import t
 
-        return t(f"scripts.check.{self.code}", lang, **self.params)
+        params = dict(self.params)
+        if "shape" in params:  # a live-call shape (callcenter.domain.scripts.context.live_shapes), named per language
+            params["shape"] = t(f"scripts.check.shapes.{params['shape']}", lang)
+        return t(f"scripts.check.{self.code}", lang, **params)
 
     def format(self, lang: str = "zh-CN") -> str:
         return f"{self.path}:{self.line}: [{self.code}] {self.message(lang)}"

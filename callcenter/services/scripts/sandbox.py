@@ -86,6 +86,23 @@ def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
     return env
 
 
+BLANK = "\u2592"  # what an empty interpolation renders as in the checker's live-call rendering
+
+
+def _mark_blank(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return BLANK
+    return value
+
+
+def blank_probe(source: str, html: bool = False) -> Template:
+    """The template compiled in an environment where every ``{{ }}`` whose value is empty renders as :data:`BLANK`
+    (the checker's live-call rendering: a gap an agent would read out)."""
+    env = _make_env(autoescape=html)
+    env.finalize = _mark_blank
+    return env.from_string(source)
+
+
 @lru_cache(maxsize=2)
 def environment(html: bool = True) -> ImmutableSandboxedEnvironment:
     return _make_env(autoescape=html)
