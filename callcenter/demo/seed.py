@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from argon2 import PasswordHasher
 
 from callcenter.demo import data
+from callcenter.demo.seed_history import seed_kpi_history
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import (
     BankAccount,
@@ -152,6 +153,7 @@ class SeedSummary:
     groups: int = 0
     orders: int = 0  # the order history (filled, settled), one trade each
     trades: int = 0
+    kpi_months: int = 0  # months of service-group KPI history (callcenter.demo.seed_history)
     logins: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -273,6 +275,8 @@ def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: in
         s.add_all(trade for _, trade in history)
         summary.orders = summary.trades = len(history)
         summary.staff, summary.groups = len(staff), len(groups)
+        s.flush()
+        summary.kpi_months = seed_kpi_history(s, today, rng_seed) // max(1, len(groups))
         return summary
 
     return run_in_transaction(sessions, work, attempts=1)

@@ -164,6 +164,11 @@ def _views(s: Session, month: str, group_ids: frozenset[int] | None = None) -> l
     return out
 
 
+def latest_ranked_month(s: Session) -> str | None:
+    """The latest month with a stored ranking (YYYY-MM), if any."""
+    return s.execute(select(func.max(GroupKpi.month))).scalar()
+
+
 def ranking(sessions: sessionmaker[Session], month: str, group_ids: frozenset[int] | None = None) -> list[KpiRow]:
     """The stored ranking of ``month`` (all groups, or only ``group_ids``), rank order."""
     return run_in_transaction(sessions, lambda s: _views(s, month, group_ids))

@@ -102,3 +102,32 @@ def test_demo_clients_have_distinct_pins_and_staff_distinct_passwords(core: App)
     assert len(set(passwords.values())) == len(staff) > 10
     for name, hashed in staff:
         assert verify_secret(hashed, passwords[name]), name
+
+
+def test_the_demo_has_six_months_of_group_history_so_the_ranking_means_something(core: App) -> None:
+    """Issue 13: without history a group's asset growth equalled its total assets. The demo seeds month-end
+    snapshots for six months and ranked KPI rows for five; closing this month then measures against last month."""
+    from zoneinfo import ZoneInfo
+
+    from callcenter.services import kpis
+    from callcenter.store.models.desk import ClientAssetSnapshot, GroupKpi
+
+    today = date(2026, 11, 25)
+    summary = seed(core.sessions, clients=60, today=today)
+    assert summary is not None and summary.kpi_months == 5
+    with transaction(core.sessions) as s:
+        months = sorted(s.execute(select(GroupKpi.month).distinct()).scalars())
+        assert months == ["2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+        snapshots = sorted(s.execute(select(ClientAssetSnapshot.month).distinct()).scalars())
+        assert snapshots == ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+        groups = s.execute(select(func.count(ServiceGroup.id))).scalar_one()
+        for m in months:
+            rows = s.execute(select(GroupKpi).where(GroupKpi.month == m)).scalars().all()
+            assert sorted(r.rank for r in rows) == list(range(1, groups + 1))
+            assert all(r.assets_end_fen - r.assets_start_fen == r.net_deposits_fen + r.investment_gain_fen for r in rows)
+            assert any(r.turnover_bp > 0 for r in rows)
+    rows = kpis.compute_month(core.sessions, "2026-11", core.clock(), ZoneInfo("Asia/Shanghai"))
+    assert rows and all(r.assets_start_fen > 0 for r in rows if r.clients)
+    # growth is a month's change, not the group's whole book
+    assert all(abs(r.growth_fen) < r.assets_end_fen // 2 for r in rows if r.assets_end_fen)
+    assert seed(core.sessions, clients=60) is None

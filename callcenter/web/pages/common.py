@@ -36,6 +36,8 @@ def make_templates() -> Jinja2Templates:
     env.globals["t"] = t
     env.filters["yuan"] = lambda fen: "—" if fen is None else f"{fen_to_yuan(int(fen)):,}"
     env.filters["signed_yuan"] = lambda fen: "—" if fen is None else f"{fen_to_yuan(int(fen)):+,}"
+    # 万元 (ten thousand yuan), the unit brokerages report group assets in
+    env.filters["signed_wan"] = lambda fen: "—" if fen is None else f"{Decimal(int(fen)) / 1_000_000:+,.2f}"
     env.filters["money"] = lambda v: f"{Decimal(str(v)):,.2f}"
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.1f}%"
     return templates

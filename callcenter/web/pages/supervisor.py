@@ -279,6 +279,11 @@ async def groups_page(*, request: Request, principal: Principal = roles(*SUP),
     scope = None if principal.is_admin else principal.group_ids
     gs = await _db(request, lambda s: groups.list_groups(s, scope))
     ranking = await anyio.to_thread.run_sync(kpis.ranking, _core(request).sessions, m)
+    if not ranking and month is None:  # this month not closed yet: show the latest closed one
+        latest = await _db(request, kpis.latest_ranked_month)
+        if latest:
+            m = latest
+            ranking = await anyio.to_thread.run_sync(kpis.ranking, _core(request).sessions, m)
     return render(request, "groups.html", principal, groups=gs, ranking=ranking, month=m, assigned=assigned)
 
 
