@@ -171,6 +171,7 @@ class CampaignScheduler:
         self._check(action)
         if at.tzinfo is None:
             raise ValueError("naive datetime")
+        campaigns.check_schedule_time(self.core, at)  # a time in the past would be dropped silently
         job_id = f"campaign:{campaign_id}:{action}:once:{_iso(at)}"
         if action == "campaign_start":  # before the job exists: a refused campaign gets no job
             campaigns.plan_start(self.core, campaign_id, at)

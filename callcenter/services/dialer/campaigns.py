@@ -31,6 +31,7 @@ from callcenter.domain.campaigns import (
     agent_transition,
     campaign_transition,
     editable,
+    next_window_open,
     zone,
 )
 from callcenter.services.dialer.hopper import release_lead
@@ -139,6 +140,28 @@ def _check_window(c: Campaign) -> None:
         Window(c.window_start, c.window_end, c.days)
     except RuleError:
         raise _refuse("bad_window") from None
+
+
+def check_schedule_time(core: Deps, at: datetime) -> None:
+    """A one-off schedule must lie in the future: one in the past would never fire (``schedule_in_past``)."""
+    if at.tzinfo is None:
+        raise _refuse("bad_schedule")
+    now = core.clock()
+    if at <= now:
+        raise _refuse("schedule_in_past", at=at.astimezone(zone(core.settings.timezone)).strftime("%Y-%m-%d %H:%M"))
+
+
+def calling_hours_hint(core: Deps, c: Campaign) -> datetime | None:
+    """For a running campaign outside its calling hours: when it next opens (aware, the campaign's zone), so the
+    screens can say "not in calling hours, starts 09:00"; None when it is calling now (or not running)."""
+    if c.state != "running":
+        return None
+    now = core.clock()
+    window = Window(c.window_start, c.window_end, c.days)
+    opening = next_window_open(now, c.timezone or core.settings.timezone, window, core.calendar.is_trading_day)
+    if opening is None or opening <= now:
+        return None
+    return opening.astimezone(zone(c.timezone or core.settings.timezone))
 
 
 # --- campaigns ------------------------------------------------------------------------------------

@@ -564,9 +564,9 @@ def _save_into(core: Deps, campaign_id: int, rows: list[LeadRow]) -> ImportResul
     def work(s: Session) -> ImportResult:
         campaign = s.get(Campaign, campaign_id)
         if campaign is None:
-            raise ValueError(f"no campaign {campaign_id}")
+            raise LeadFileError("no_campaign", id=campaign_id)
         if campaign.state == "finished":
-            raise ValueError("campaign is finished")
+            raise LeadFileError("campaign_finished", id=campaign_id)
         return save_leads(s, campaign, merged_rows, now)
 
     result = run_in_transaction(core.sessions, work)

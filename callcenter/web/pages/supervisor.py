@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
@@ -19,6 +19,9 @@ from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.campaigns import CampaignRefused
 from callcenter.domain.events import CampaignChanged
 from callcenter.services import desk, groups, kpis
+from callcenter.services.dialer.segment_leads import add_segment_leads
+from callcenter.services.segments import SEGMENTS, segment_clients
+from callcenter.i18n import t
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import ServiceGroup
@@ -62,8 +65,12 @@ def _campaign_list(s: Any) -> list[dict[str, Any]]:
 
 def _form_ctx(s: Any, request: Request) -> dict[str, Any]:
     scripts_dir = request.app.state.core.settings.scripts_path
+    lang = lang_of(request)
+    catalogue = desk.scripts(scripts_dir)
     return {"kinds": CAMPAIGN_KINDS, "modes": DIAL_MODES, "days": CALLING_DAYS,
-            "script_ids": sorted(desk.scripts(scripts_dir)),
+            "scripts": sorted(((sid, sc.title.get("en" if lang == "en" else "zh") or sid, sc.kind)
+                               for sid, sc in catalogue.items()), key=lambda x: x[1]),
+            "kind_scripts": desk.CAMPAIGN_KIND_TO_SCRIPT_KIND,
             "groups": [(g.id, g.name) for g in s.execute(select(ServiceGroup).order_by(ServiceGroup.id)).scalars()]}
 
 
@@ -73,10 +80,26 @@ async def campaigns_page(request: Request, principal: Principal = roles(*SUP)) -
     return render(request, "campaigns.html", principal, **data, error="")
 
 
-def _fields(name: str, kind: str, script_id: str, dial_mode: str, window_start: str, window_end: str, days: str,
-            max_attempts: int) -> dict[str, Any]:
-    return {"name": name, "kind": kind, "script_id": script_id, "dial_mode": dial_mode, "window_start": window_start,
-            "window_end": window_end, "days": days, "max_attempts": max_attempts}
+class CampaignForm:
+    """Every campaign setting the form posts (the one check of them is the dialler's ``_check_fields``)."""
+
+    def __init__(self, name: Annotated[Text, Form(max_length=128)], kind: Annotated[Text, Form(max_length=16)],
+                 script_id: Annotated[Text, Form(max_length=64)],
+                 dial_mode: Annotated[Text, Form(max_length=12)] = "progressive",
+                 window_start: Annotated[Text, Form(max_length=8)] = "09:00",
+                 window_end: Annotated[Text, Form(max_length=8)] = "20:00",
+                 days: Annotated[Text, Form(max_length=8)] = "working", max_attempts: int = Form(3, ge=1, le=20),
+                 ratio: float = Form(2.0, ge=1.0, le=5.0), target_abandon_pct: float = Form(3.0, gt=0, le=3.0),
+                 caller_id: Annotated[Text, Form(max_length=32, pattern=r"^\+?[0-9]*$")] = "",
+                 priority: int = Form(0, ge=0, le=99), amd_policy: Annotated[Text, Form(pattern="^(human|machine)$")] = "human",
+                 leave_message: bool = Form(False), recycle: bool = Form(False),
+                 group_ids: list[int] = Form(default_factory=list)) -> None:
+        self.group_ids = group_ids
+        self.fields: dict[str, Any] = {
+            "name": name, "kind": kind, "script_id": script_id, "dial_mode": dial_mode, "window_start": window_start,
+            "window_end": window_end, "days": days, "max_attempts": max_attempts, "ratio": ratio,
+            "target_abandon": round(target_abandon_pct / 100, 4), "caller_id": caller_id, "priority": priority,
+            "amd_policy": amd_policy, "leave_message": leave_message, "recycle": recycle}
 
 
 def _refused(request: Request, exc: dialer.DialerError) -> ApiError:
@@ -85,16 +108,13 @@ def _refused(request: Request, exc: dialer.DialerError) -> ApiError:
 
 
 @router.post("/campaigns")
-async def create_campaign(*, request: Request, principal: Principal = roles(*SUP), name: Annotated[Text, Form(max_length=128)],
-                          kind: Annotated[Text, Form(max_length=16)], script_id: Annotated[Text, Form(max_length=64)],
-                          dial_mode: Annotated[Text, Form(max_length=12)] = "progressive", window_start: Annotated[Text, Form(max_length=8)] = "09:00",
-                          window_end: Annotated[Text, Form(max_length=8)] = "20:00", days: Annotated[Text, Form(max_length=8)] = "working",
-                          max_attempts: int = Form(3, ge=1, le=20), group_ids: list[int] = Form(default_factory=list)) -> Response:
+async def create_campaign(*, request: Request, principal: Principal = roles(*SUP),
+                          form: Annotated[CampaignForm, Depends()]) -> Response:
     core = _core(request)
-    fields = _fields(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts)
     try:  # the dialler's use case, the same checks as ``callcenter campaign create``
         cid = await anyio.to_thread.run_sync(lambda: dialer.create_campaign(
-            core, created_by=principal.staff_id, script_ids=set(desk.scripts(core.settings.scripts_path)), group_ids=group_ids, **fields))
+            core, created_by=principal.staff_id, script_ids=set(desk.scripts(core.settings.scripts_path)),
+            group_ids=form.group_ids, **form.fields))
     except dialer.DialerError as exc:
         raise _refused(request, exc) from None
     return RedirectResponse(f"/supervisor/campaigns/{cid}", status_code=303)
@@ -111,28 +131,84 @@ async def campaign_page(request: Request, campaign_id: int = Id, principal: Prin
         camp = s.get(Campaign, campaign_id)
         if camp is None:
             raise ApiError(404, "not_found")
-        leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)).scalar_one()
-        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s, request)}
+        return _campaign_ctx(s, request, camp)
 
     data = await _db(request, load)
     sched = _scheduler(request)
     jobs = sched.jobs(campaign_id) if sched else []
     return render(request, "campaign.html", principal, **data, jobs=jobs, scheduler_on=sched is not None,
-                  upload=None, tz=tz_of(request))
+                  upload=None, segment_result=None, tz=tz_of(request))
+
+
+def _campaign_ctx(s: Any, request: Request, camp: Campaign) -> dict[str, Any]:
+    leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == camp.id)).scalar_one()
+    return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], "segments": SEGMENTS,
+            "opens_at": dialer.calling_hours_hint(_core(request), camp), **_form_ctx(s, request)}
+
+
+class SegmentForm:
+    def __init__(self, segment: Annotated[Text, Form(max_length=16)], months: int = Form(12, ge=1, le=120),
+                 days: int = Form(180, ge=30, le=3650), code: Annotated[Text, Form(max_length=6)] = "",
+                 within_days: int = Form(7, ge=0, le=60)) -> None:
+        self.segment = segment
+        self.params: dict[str, Any] = {"months": months, "days": days, "code": code.strip(), "within_days": within_days}
+
+
+def _check_segment(request: Request, segment: str, code: str) -> None:
+    if segment not in SEGMENTS:
+        raise ApiError(422, "bad_segment", message=t("web.campaigns.bad_segment", lang_of(request),
+                                                     allowed="、".join(t(f"web.segment.{x}", lang_of(request)) for x in SEGMENTS)))
+    if segment == "holders" and not (len(code) == 6 and code.isdigit()):
+        raise ApiError(422, "bad_code", message=t("web.campaigns.bad_code", lang_of(request)))
+
+
+@router.get("/segments/count")
+async def segment_count(*, request: Request, principal: Principal = roles(*SUP),
+                        segment: Annotated[Text, Query(max_length=16)], months: int = Query(12, ge=1, le=120),
+                        days: int = Query(180, ge=30, le=3650), code: Annotated[Text, Query(max_length=6)] = "",
+                        within_days: int = Query(7, ge=0, le=60)) -> dict[str, int]:
+    """How many clients a segment selects now (the campaign page's live count)."""
+    _check_segment(request, segment, code.strip())
+    today = _core(request).clock().astimezone(tz_of(request)).date()
+    n = await _db(request, lambda s: len(segment_clients(s, segment, today, months=months, days=days,
+                                                         code=code.strip(), within_days=within_days)))
+    return {"count": n}
+
+
+@router.post("/campaigns/{campaign_id}/segment", response_class=HTMLResponse)
+async def add_segment(*, request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
+                      form: Annotated[SegmentForm, Depends()]) -> Response:
+    """Leads from a client segment (the same use case as ``callcenter leads segment``)."""
+    core = _core(request)
+    _check_segment(request, form.segment, form.params["code"])
+    today = core.clock().astimezone(tz_of(request)).date()
+    try:
+        result = await anyio.to_thread.run_sync(lambda: add_segment_leads(core, campaign_id, form.segment, today,
+                                                                          **form.params))
+    except leads_import.LeadFileError as exc:
+        status = 404 if exc.code == "no_campaign" else 409 if exc.code == "campaign_finished" else 422
+        raise ApiError(status, f"leads_{exc.code}", message=exc.sentence(lang_of(request))) from None
+
+    def load(s: Any) -> dict[str, Any]:
+        camp = s.get(Campaign, campaign_id)
+        if camp is None:
+            raise ApiError(404, "not_found")
+        return _campaign_ctx(s, request, camp)
+
+    data = await _db(request, load)
+    sched = _scheduler(request)
+    return render(request, "campaign.html", principal, **data, jobs=sched.jobs(campaign_id) if sched else [],
+                  scheduler_on=sched is not None, upload=None, segment_result=result, tz=tz_of(request))
 
 
 @router.post("/campaigns/{campaign_id}")
 async def edit_campaign(*, request: Request, campaign_id: int = Id, principal: Principal = roles(*SUP),
-                        name: Annotated[Text, Form(max_length=128)], kind: Annotated[Text, Form(max_length=16)],
-                        script_id: Annotated[Text, Form(max_length=64)], dial_mode: Annotated[Text, Form(max_length=12)] = "progressive",
-                        window_start: Annotated[Text, Form(max_length=8)] = "09:00", window_end: Annotated[Text, Form(max_length=8)] = "20:00",
-                        days: Annotated[Text, Form(max_length=8)] = "working", max_attempts: int = Form(3, ge=1, le=20),
-                        group_ids: list[int] = Form(default_factory=list)) -> Response:
+                        form: Annotated[CampaignForm, Depends()]) -> Response:
     core = _core(request)
-    fields = _fields(name, kind, script_id, dial_mode, window_start, window_end, days, max_attempts)
     try:
         await anyio.to_thread.run_sync(lambda: dialer.edit_campaign(
-            core, campaign_id, script_ids=set(desk.scripts(core.settings.scripts_path)), group_ids=group_ids, **fields))
+            core, campaign_id, script_ids=set(desk.scripts(core.settings.scripts_path)), group_ids=form.group_ids,
+            **form.fields))
     except dialer.DialerError as exc:
         raise _refused(request, exc) from None
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
@@ -175,7 +251,7 @@ async def add_schedule(*, request: Request, campaign_id: int = Id, principal: Pr
     except dialer.DialerError as exc:
         raise _refused(request, exc) from None
     except ValueError:
-        raise ApiError(422, "bad_schedule") from None
+        raise ApiError(422, "bad_schedule", message=dialer.DialerError("", "bad_schedule").sentence(lang_of(request))) from None
     _core(request).bus.emit(CampaignChanged(campaign_id=campaign_id))
     return RedirectResponse(f"/supervisor/campaigns/{campaign_id}", status_code=303)
 
@@ -209,14 +285,12 @@ async def upload_leads(request: Request, campaign_id: int = Id, principal: Princ
         raise ApiError(status, f"leads_{exc.code}", message=exc.sentence(lang_of(request))) from None
 
     def load(s: Any) -> dict[str, Any]:
-        camp = s.get(Campaign, campaign_id)
-        leads = s.execute(select(func.count()).select_from(Lead).where(Lead.campaign_id == campaign_id)).scalar_one()
-        return {"c": camp, "leads": leads, "group_ids": [g.service_group_id for g in camp.groups], **_form_ctx(s, request)}
+        return _campaign_ctx(s, request, s.get(Campaign, campaign_id))
 
     data = await _db(request, load)
     sched = _scheduler(request)
     return render(request, "campaign.html", principal, **data, jobs=sched.jobs(campaign_id) if sched else [],
-                  scheduler_on=sched is not None, upload=report, tz=tz_of(request))
+                  scheduler_on=sched is not None, upload=report, segment_result=None, tz=tz_of(request))
 
 
 # --- reports ----------------------------------------------------------------------------------------------
