@@ -200,7 +200,8 @@ def test_supervisor_campaign_pages_upload_and_reports(core: App, world: World) -
     assert s.get("/supervisor/reports?by=campaign").status_code == 200
     rep = s.get("/supervisor/reports.csv?by=agent")
     assert rep.status_code == 200 and rep.headers["content-type"].startswith("text/csv")
-    assert rep.text.lstrip("\ufeff").startswith("agent,attempts")
+    lines = rep.text.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("外呼报表：") and lines[1].startswith("坐席,拨打,接通")  # translated, never codes
     assert s.get("/supervisor/reports?start=2026-13-01").status_code == 422
     assert s.post(url + "/action", data={"action": "stop", "csrf": csrf}, follow_redirects=False).status_code == 303
     r = s.post(url + "/action", data={"action": "resume", "csrf": csrf}, follow_redirects=False)

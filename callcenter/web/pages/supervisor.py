@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -18,10 +19,10 @@ from callcenter.services.dialer import leads as leads_import
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.campaigns import CampaignRefused
 from callcenter.domain.events import CampaignChanged
-from callcenter.services import desk, groups, kpis
+from callcenter.services import desk, groups, kpis, reports
 from callcenter.services.dialer.segment_leads import add_segment_leads
 from callcenter.services.segments import SEGMENTS, segment_clients
-from callcenter.i18n import t
+from callcenter.i18n import has, t
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import ServiceGroup
@@ -307,33 +308,80 @@ def _range(request: Request, start: str | None, end: str | None) -> tuple[date, 
     return first, last
 
 
+def _name(lang: str, prefix: str, code: str) -> str:
+    """A code as the user's words (``prefix.code`` in the locale files), the code itself only when none exists."""
+    key = f"{prefix}.{code}"
+    return t(key, lang) if has(key, lang) else code
+
+
+def _report(s: Any, kind: str, by: str, first: date, last: date, tz: Any, now: datetime,
+            lang: str) -> tuple[list[str], list[list[str]], list[dict[str, Any]]]:
+    """The report as translated headers and display cells (the page's table and the CSV share them), and the
+    raw rows (the outbound chart)."""
+    W = "web.reports."
+    if kind == "inbound":
+        rows = reports.inbound(s, first, last, tz)
+        cols = ["day", "in_calls", "in_authenticated", "in_handed_off", "in_hung_up", "in_mean_seconds"]
+        cells = [[r["label"], str(r["calls"]), str(r["authenticated"]), str(r["handed_off"]),
+                  str(r["hung_up_in_ivr"]), str(r["mean_ivr_seconds"])] for r in rows]
+    elif kind == "transfers":
+        rows = reports.transfers(s, first, last)
+        cols = ["day", "tr_kind", "tr_requests", "tr_done", "tr_amount", "tr_refused"]
+        cells = [[r["label"], _name(lang, "web.transfer_kind", r["kind"]), str(r["requests"]), str(r["done"]),
+                  f"{Decimal(r['amount_fen']) / 100:,.2f}", str(r["refused"])] for r in rows]
+    elif kind == "complaints":
+        rows = reports.complaints(s, first, last, tz, now)
+        cols = ["co_category", "co_opened", "co_closed", "co_open_now", "co_overdue", "co_mean_hours"]
+        cells = [[_name(lang, "care.complaint_categories", r["label"]), str(r["opened"]), str(r["closed"]),
+                  str(r["open_now"]), str(r["overdue"]),
+                  "—" if r["mean_handling_hours"] is None else f"{r['mean_handling_hours']:.1f}"] for r in rows]
+    else:
+        rows = [dict(r) for r in kpis.report(s, by, first, last, tz)]
+        codes = sorted({k for r in rows for k in r["dispositions"]})
+        cols = ["col_" + by, "attempts", "contacts", "talk_time", "appointments", "callbacks_kept"]
+        cells = [[str(r["label"]) if r["label"] not in (None, "", "—") else t(W + "unassigned", lang),
+                  str(r["attempts"]), str(r["contacts"]), f"{r['talk_s'] / 60:.1f}", str(r["appointments"]),
+                  str(r["callbacks_kept"]), *[str(r["dispositions"].get(k, 0)) for k in codes]] for r in rows]
+        return ([t(W + c, lang) for c in cols] + [_name(lang, "web.disposition", k) for k in codes], cells, rows)
+    return [t(W + c, lang) for c in cols], cells, rows
+
+
+REPORT_KIND = Query(pattern="^(outbound|inbound|transfers|complaints)$")
+
+
 @router.get("/reports", response_class=HTMLResponse)
 async def reports_page(*, request: Request, principal: Principal = roles(*SUP),
+                       kind: Annotated[Text, REPORT_KIND] = "outbound",
                        by: Annotated[Text, Query(pattern="^(campaign|agent|day)$")] = "campaign",
                        start: Annotated[Text | None, Query(max_length=10)] = None, end: Annotated[Text | None, Query(max_length=10)] = None) -> Response:
     first, last = _range(request, start, end)
-    rows = await _db(request, lambda s: kpis.report(s, by, first, last, tz_of(request)))
-    peak = max([int(r["attempts"]) for r in rows] + [1])
-    return render(request, "reports.html", principal, rows=rows, by=by, first=first, last=last, peak=peak)
+    lang, now = lang_of(request), _core(request).clock()
+    headers, cells, rows = await _db(request, lambda s: _report(s, kind, by, first, last, tz_of(request), now, lang))
+    peak = max([int(r["attempts"]) for r in rows] + [1]) if kind == "outbound" else 1
+    return render(request, "reports.html", principal, rows=rows, kind=kind, kinds=reports.KINDS, headers=headers,
+                  cells=cells, by=by, first=first, last=last, peak=peak)
 
 
 @router.get("/reports.csv")
 async def reports_csv(*, request: Request, principal: Principal = roles(*SUP),
+                      kind: Annotated[Text, REPORT_KIND] = "outbound",
                       by: Annotated[Text, Query(pattern="^(campaign|agent|day)$")] = "campaign",
                       start: Annotated[Text | None, Query(max_length=10)] = None, end: Annotated[Text | None, Query(max_length=10)] = None) -> Response:
     first, last = _range(request, start, end)
-    rows = await _db(request, lambda s: kpis.report(s, by, first, last, tz_of(request)))
+    lang, now = lang_of(request), _core(request).clock()
+    headers, cells, _rows = await _db(request, lambda s: _report(s, kind, by, first, last, tz_of(request), now, lang))
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([by, "attempts", "contacts", "talk_seconds", "appointments", "callbacks_kept", "dispositions"])
-    for r in rows:
-        label = str(r["label"])
+    writer.writerow([t("web.reports.period", lang, first=first.isoformat(), last=last.isoformat(),
+                       kind=t(f"web.reports.kind_{kind}", lang))])
+    writer.writerow(headers)
+    for row in cells:
+        label = row[0]
         if label[:1] in ("=", "+", "-", "@"):  # no formula injection into spreadsheets
             label = "'" + label
-        disp = ";".join(f"{k}={v}" for k, v in sorted(r["dispositions"].items()))
-        writer.writerow([label, r["attempts"], r["contacts"], r["talk_s"], r["appointments"], r["callbacks_kept"], disp])
+        writer.writerow([label, *row[1:]])
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="report-{by}-{first}-{last}.csv"'})
+                    headers={"Content-Disposition": f'attachment; filename="report-{kind}-{by}-{first}-{last}.csv"'})
 
 
 # --- service groups and KPIs -----------------------------------------------------------------------------
