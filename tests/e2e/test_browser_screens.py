@@ -219,3 +219,39 @@ def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_boa
     finally:
         sched.shutdown()
     assert run_in_transaction(core.sessions, lambda s: s.get(Campaign, campaign_id).state) == "running"
+
+
+def test_campaign_form_defaults_the_script_by_kind_and_counts_a_segment_live(core: App, browser: Any,
+                                                                             tmp_path: Path) -> None:
+    """Issue 13: the campaign wizard in Chromium under the page's CSP (scripts from /static only)."""
+    from datetime import timedelta
+
+    from callcenter.services.dialer.campaigns import create_campaign
+    from callcenter.store.models import Client
+
+    world: World = build(core)
+    cid = create_campaign(core, name="老客户", kind="former_clients", script_id="win_back", group_ids=[world.g1])
+    today = core.clock().date()
+
+    def close_one(s: Any) -> None:
+        c = s.execute(select(Client).order_by(Client.id).limit(1)).scalar_one()
+        c.status, c.closed_on = "closed", today - timedelta(days=30)
+
+    run_in_transaction(core.sessions, close_one)
+    with Server(create_app(core)) as srv:
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        blocked = _csp_violations(page)
+        _login(page, srv.url, "sup1")
+        page.goto(srv.url + "/supervisor/campaigns")
+        page.select_option('select[name="kind"]', "dormant")
+        assert page.input_value('select[name="script_id"]') == "dormant"
+        page.select_option('select[name="kind"]', "cold_leads")
+        assert page.input_value('select[name="script_id"]') == "cold_call"
+        page.goto(srv.url + f"/supervisor/campaigns/{cid}")
+        page.wait_for_selector("#segment-count:text-is('1')")
+        assert page.is_hidden('label[data-for="holders"]') and page.is_visible('label[data-for="former"]')
+        page.select_option('select[name="segment"]', "holders")
+        page.fill('input[name="code"]', "12ab")
+        page.wait_for_selector("#segment-count:has-text('6 位数字')")  # why, in words
+        _save(page, "campaign-wizard.png", tmp_path)
+        assert blocked == []
