@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from callcenter.domain.access import Actor
 from callcenter.domain.masking import mask_account, mask_phone
 from callcenter.domain.money import fen_to_yuan
 from callcenter.store.ledger import balances
@@ -100,3 +101,34 @@ def client_summary(s: Session, client: Client) -> dict[str, object]:
         ],
         "total_assets": str(fen_to_yuan(sum(a.total_assets_fen for a in accts))),
     }
+
+
+SEARCH_LIMIT = 20
+
+
+def search_clients(s: Session, actor: Actor, query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, object]]:
+    """Clients the actor may read (``callcenter.domain.access``) matching ``query``: a client number, a fund account
+    number, the last four or more digits of a mobile number, or part of a name. Masked as everywhere; the scope is in
+    the SQL, so a search never even counts another group's clients."""
+    q = query.strip()
+    if not q:
+        return []
+    digits = q.lstrip("+").replace(" ", "")
+    if digits.isdigit() and len(digits) >= 4:
+        by_account = select(FundAccount.client_id).where(FundAccount.account_no == digits)
+        match = or_(Client.client_no == q.upper(), Client.mobile.endswith(digits), Client.id.in_(by_account))
+    elif q.isascii() and q.isalnum() and any(ch.isdigit() for ch in q):
+        match = Client.client_no == q.upper()
+    else:
+        match = Client.name.contains(q, autoescape=True)
+    stmt = select(Client).where(match)
+    if actor.role not in ("admin", "back_office"):
+        scope = [Client.service_group_id.in_(sorted(actor.group_ids))] if actor.group_ids else []
+        if actor.role == "agent" and actor.contact_client_ids:
+            scope.append(Client.id.in_(sorted(actor.contact_client_ids)))
+        if actor.role not in ("agent", "supervisor") or not scope:
+            return []
+        stmt = stmt.where(or_(*scope))
+    rows = s.execute(stmt.order_by(Client.name, Client.id).limit(limit)).scalars().all()
+    return [{"id": c.id, "client_no": c.client_no, "name": c.name, "mobile": mask_phone(c.mobile),
+             "status": c.status, "branch": c.branch, "service_group_id": c.service_group_id} for c in rows]
