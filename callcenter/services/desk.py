@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.deps import Deps
@@ -581,6 +581,29 @@ def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) ->
                      .order_by(Callback.due_at).limit(limit)).scalars().all()
     return [{"id": c.id, "due_at": c.due_at, "agent_only": c.agent_only, "phone": mask_phone(c.phone),
              "note": c.note, "overdue": c.due_at < now} for c in rows]
+
+
+def my_day(s: Session, staff_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The agent's own figures since local midnight: calls taken, talk time, appointments, dispositions by code,
+    callbacks still due today (what the desk's "今日" panel shows)."""
+    midnight = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tz)
+    contacts = s.execute(select(DeskContact.started_at, DeskContact.hung_up_at, DeskContact.ended_at,
+                                DeskContact.disposition)
+                         .where(DeskContact.agent_id == staff_id, DeskContact.started_at >= midnight)).all()
+    talk = 0
+    dispositions: dict[str, int] = {}
+    for started, hung_up, ended, disposition in contacts:
+        end = hung_up or ended
+        if end is not None:
+            talk += max(0, int((end - started).total_seconds()))
+        if disposition:
+            dispositions[disposition] = dispositions.get(disposition, 0) + 1
+    due = s.execute(select(func.count(Callback.id)).where(
+        Callback.status == "pending", Callback.owner_id == staff_id,
+        Callback.due_at < midnight + timedelta(days=1))).scalar_one()
+    return {"since": midnight, "calls": len(contacts), "talk_seconds": talk,
+            "appointments": dispositions.get("appointment_booked", 0), "dispositions": dispositions,
+            "callbacks_due": int(due)}
 
 
 def preview_of(s: Session, staff_id: int) -> dict[str, Any] | None:

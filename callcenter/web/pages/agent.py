@@ -132,6 +132,42 @@ async def get_status(request: Request, principal: Principal = AgentDep) -> Statu
                                           lambda s: status_out(s, principal.staff_id, core.clock()))
 
 
+class TodayOut(BaseModel):
+    since: datetime
+    calls: int
+    talk_seconds: int
+    appointments: int
+    dispositions: dict[str, int]
+    callbacks_due: int
+
+
+@api.get("/today", response_model=TodayOut, responses={401: {}, 403: {}})
+async def get_today(request: Request, principal: Principal = AgentDep) -> TodayOut:
+    """The agent's own figures today (calls, talk time, appointments, dispositions, callbacks due)."""
+    core = request.app.state.core
+    data = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, lambda s: desk.my_day(
+        s, principal.staff_id, core.clock(), tz_of(request)))
+    return TodayOut(**data)
+
+
+class CallbackOut(BaseModel):
+    id: int
+    due_at: datetime
+    agent_only: bool
+    phone: str
+    note: str
+    overdue: bool
+
+
+@api.get("/callbacks", response_model=list[CallbackOut], responses={401: {}, 403: {}})
+async def get_callbacks(request: Request, principal: Principal = AgentDep) -> list[CallbackOut]:
+    """The callbacks this agent should place, by due time (the desk refreshes its list from here)."""
+    core = request.app.state.core
+    rows = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, lambda s: desk.open_callbacks(
+        s, principal.staff_id, core.clock(), limit=50))
+    return [CallbackOut(**r) for r in rows]
+
+
 def status_out(s: Any, staff_id: int, now: datetime) -> StatusOut:
     st = desk.status(s, staff_id, now)
     brief = desk.open_contact_brief(s, staff_id)
