@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_from_number: str = ""
     twilio_public_url: str = "http://127.0.0.1:8000"
+    # signs the prompt URLs carriers fetch (GET /prompts/<signature>/<name>.wav); empty: derived from the
+    # Twilio auth token
+    prompt_url_key: SecretStr = SecretStr("")
+    # agentless notification calls: the number they show (per message kind -- the subject's prefix: event,
+    # birthday, bulletin, market_close -- else notify_caller_id, else company_hotline), and what "0" does:
+    # "agent" hands the caller to the call core (an agent, or the sorry prompt and a call back after
+    # handoff_wait_s), "callback" books a call back at once when no agent is ready
+    notify_caller_id: str = ""
+    notify_caller_ids: dict[str, str] = Field(default_factory=dict)
+    notify_zero: Literal["agent", "callback"] = "agent"
     sms_backend: Literal["simulated", "twilio"] = "simulated"
     # web
     web_host: str = "127.0.0.1"

@@ -41,11 +41,12 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
         raise
     from callcenter.services.care.notify_calls import NotificationCaller
 
-    notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
-    # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls); Twilio's carrier
-    # queues its own hand-offs (<Enqueue>), so that engine takes none
+    from callcenter.bootstrap import prompt_files
+
+    # each message is rendered to speech (the prompts tree) before its call; the caller id is the settings'
+    notify = NotificationCaller(core, telephony, renderer=prompt_files(core.settings))
+    # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls), on every carrier
     engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s,
-                          take_handoffs=core.settings.telephony_backend != "twilio",
                           handoff_wait_s=core.settings.handoff_wait_s)
     from callcenter.services.desk import scripts
 

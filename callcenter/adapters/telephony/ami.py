@@ -526,7 +526,7 @@ class AmiClient:
             raise ValueError("timeout_s must be between 1 and 300 seconds")
         if not self.connected:
             raise NoServerAvailable(call_id, f"AMI {self.name} is not connected")
-        amd = self.options.amd
+        amd = variables[V.CC_AMD] == "1" if V.CC_AMD in variables else self.options.amd  # per campaign
         action_id = f"cc-orig-{call_id}-{next(self._ids)}"
         fields = {
             "Action": "Originate",
