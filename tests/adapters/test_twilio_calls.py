@@ -10,7 +10,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from callcenter.ports.telephony import Answered, Connected, Ended, Failed, OriginateRejected, Ringing
+from callcenter.ports.telephony import Answered, Connected, Ended, Failed, OriginateRejected, Ringing, TelephonyError
 from callcenter.adapters.telephony.twilio_calls import CallState, TwilioCalls, map_status
 
 SID = "AC" + "0" * 32
@@ -79,9 +79,13 @@ async def test_status_callbacks_to_events_and_connect():
     answered = calls.status_callback("c1", {"CallStatus": "in-progress", "AnsweredBy": "human"}, 5.0)
     assert answered == [Answered("c1", 5.0, "human", "human")]
     assert calls.status_callback("c1", {"CallStatus": "in-progress", "AnsweredBy": "human"}, 5.5) == []
+    with pytest.raises(TelephonyError, match="not in their conference"):  # never into an empty room
+        await calls.connect("c1", "7")
+    await calls.agent_login("7", "+8613900000007")
+    calls.conference_event("7", {"StatusCallbackEvent": "participant-join", "CallSid": "CA" + "1" * 32})
     await calls.connect("c1", "7")
     update = http.requests[-1]
-    assert update["uri"].endswith(".json") and "<Conference>agent-7</Conference>" in update["data"]["Twiml"]
+    assert update["uri"].endswith(".json") and ">agent-7</Conference>" in update["data"]["Twiml"]
     ended = calls.status_callback("c1", {"CallStatus": "completed", "CallDuration": "30"})
     assert isinstance(ended[0], Ended) and ended[0].talk_s is not None
     assert any(isinstance(e, Connected) for e in calls.stream.pending())
