@@ -46,12 +46,14 @@ from callcenter.ports.telephony import (
     ServerUp,
     TelephonyError,
     TelephonyEvent,
+    check_dial_string,
     check_id,
     check_number,
     check_prompt,
     check_originate,
 )
 from callcenter.ports import channel_variables as V
+from callcenter.ports.calendar import Monotonic
 from callcenter.ports.channel_variables import agent_room
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
@@ -140,6 +142,23 @@ def map_status(call_id: str, params: Mapping[str, str], now: float, state: CallS
     return out
 
 
+def twilio_address(phone: str) -> str:
+    """An agent phone as Twilio's ``To``: ``+8613900000101``, ``PSTN/8613900000101`` -> ``+8613900000101``,
+    ``SIP/1001@pbx.example.com`` -> ``sip:1001@pbx.example.com``, ``Client/ag1`` -> ``client:ag1``."""
+    if "/" not in phone:
+        return check_number(phone)
+    tech, rest = check_dial_string(phone).split("/", 1)
+    tech = tech.lower()
+    if tech == "pstn":
+        number = check_number(rest)
+        return number if number.startswith("+") else f"+{number}"
+    if tech == "sip" and "@" in rest:
+        return f"sip:{rest}"
+    if tech == "client":
+        return f"client:{check_id(rest, 'client name')}"
+    raise ValueError(f"not a phone Twilio can call: {phone!r} (use PSTN/<number>, SIP/<user@host>, Client/<name>)")
+
+
 HOLD_S = 30  # an answered call waits in <Pause> this long between two <Redirect>s to its hold webhook
 
 
@@ -156,7 +175,7 @@ class TwilioCalls:
 
     def __init__(self, client: Client, from_number: str, public_url: str, *, machine_detection: bool = True,
                  prompt_url: Callable[[str], str] | None = None, gather_timeout_s: int = 6,
-                 line: "TwilioLine | None" = None) -> None:
+                 line: "TwilioLine | None" = None, clock: Monotonic | None = None) -> None:
         self.client = client
         self.from_number = from_number
         self.public_url = public_url.rstrip("/")
@@ -169,13 +188,14 @@ class TwilioCalls:
         self._agents: dict[str, str] = {}  # agent id -> the CallSid of their phone leg
         self._joined: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.clock = clock  # the events' times (None: the event loop's); tests give a virtual clock
         self.line = line
         if line is not None:
             line.plug(self)  # this process's webhook routes feed this backend from now on
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.stream.publish(ServerUp(self.server, self._loop.time()))
+        self.stream.publish(ServerUp(self.server, self._now()))
 
     async def aclose(self) -> None:
         if self.line is not None:
@@ -186,7 +206,7 @@ class TwilioCalls:
         return self.stream.__aiter__()
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self.clock.time() if self.clock is not None else asyncio.get_running_loop().time()
 
     def _url(self, call_id: str, what: str) -> str:
         return f"{self.public_url}/twilio/calls/{call_id}/{what}"
@@ -228,9 +248,12 @@ class TwilioCalls:
     def status_callback(self, call_id: str, params: Mapping[str, str], now: float | None = None) -> list[TelephonyEvent]:
         """Feed one status callback (or answer webhook) of a call; returns and publishes the events."""
         state = self._states.get(call_id)
+        sid = params.get("CallSid")
+        if state is None and sid:  # a call that goes on under another id (``reassign``): its callbacks follow it
+            call_id = self.call_of_sid(sid) or call_id
+            state = self._states.get(call_id)
         if state is None:
             return []
-        sid = params.get("CallSid")
         if sid and call_id not in self._sids:
             self._sids[call_id] = sid  # the REST answer is not back yet
         at = self._now() if now is None else now
@@ -352,8 +375,10 @@ class TwilioCalls:
         del state
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
+        """Call the agent's phone into their conference. ``phone``: a number, or a dial string of the agent-phone
+        template: ``PSTN/<number>``, ``SIP/<user@host>`` (-> ``sip:``), ``Client/<name>`` (-> ``client:``)."""
         check_id(agent_id, "agent id")
-        check_number(phone)
+        phone = twilio_address(phone)
         room = escape(agent_room(agent_id))
         events = escape(self._agent_url(agent_id, "conference"))
         twiml = (f'<Response><Dial><Conference beep="false" startConferenceOnEnter="true" endConferenceOnExit="true" '
