@@ -121,6 +121,14 @@ class Settings(BaseSettings):
     ivr_typeahead_poll_ms: int = Field(250, ge=10, le=5000)  # WAIT FOR DIGIT slices that keep type-ahead keys
     # an IVR hand-off waiting longer for an agent hears cc/<lang>/handoff_sorry and gets a call back booked
     handoff_wait_s: float = Field(120.0, ge=5.0, le=3600.0)
+    # the dialler's limits (DialerEngine): an answered call nobody takes within abandon_after_s of its pick-up
+    # hears the safe-harbour prompt (the regulator's 2 s); an outbound call rings at most originate_timeout_s;
+    # a due callback is still placed up to callback_grace_s late; an agent's wrap-up ends by itself after
+    # wrap_up_limit_s (0: only on their screen)
+    abandon_after_s: float = Field(2.0, gt=0, le=60.0)
+    originate_timeout_s: float = Field(30.0, ge=5.0, le=300.0)
+    callback_grace_s: float = Field(7200.0, ge=0)
+    wrap_up_limit_s: float = Field(0.0, ge=0)
     argon2_workers: int = Field(0, ge=0)  # argon2 computations at once; 0 = os.cpu_count()
     argon2_time_cost: int = Field(3, ge=1)  # argon2id parameters of new hashes (stored hashes keep their own)
     argon2_memory_kib: int = Field(65536, ge=8)

@@ -151,3 +151,12 @@ async def test_a_campaign_with_amd_off_and_one_with_amd_on_run_at_once(core: App
 def attempts(core: App, campaign_id: int) -> list[Attempt]:
     with transaction(core.sessions) as s:
         return list(s.scalars(select(Attempt).where(Attempt.campaign_id == campaign_id)))
+
+
+def test_amd_policy_is_checked(core: App) -> None:
+    from callcenter.services.dialer.campaigns import DialerError
+
+    with pytest.raises(DialerError) as refused:
+        dialer.create_campaign(core, name="x", kind="former_clients", script_id="win_back", amd_policy="maybe")
+    assert refused.value.code == "bad_amd_policy"
+    assert "off, human, machine" in refused.value.sentence("en")
