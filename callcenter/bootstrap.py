@@ -108,6 +108,19 @@ def prompt_files(settings: Settings) -> Any:
     return PromptFiles(settings.prompts_path, Company.from_settings(settings))
 
 
+def sms_sender(settings: Settings) -> Any:
+    """The SMS gateway of ``sms_backend``: Aliyun (adapters/sms_aliyun.py), else Twilio or the simulator."""
+    if settings.sms_backend == "aliyun":
+        from callcenter.adapters.sms_aliyun import AliyunSms
+
+        return AliyunSms(settings.aliyun_access_key_id, settings.aliyun_access_key_secret.get_secret_value(),
+                         settings.aliyun_sms_sign_name, settings.aliyun_sms_templates,
+                         template_param=settings.aliyun_sms_template_param, endpoint=settings.aliyun_sms_endpoint)
+    from callcenter.services.care.sms import make_sms_sender
+
+    return make_sms_sender(settings)
+
+
 def limits_from(settings: Settings) -> Limits:
     return Limits(
         per_transfer_fen=settings.transfer_per_limit_fen,

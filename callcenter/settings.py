@@ -79,7 +79,17 @@ class Settings(BaseSettings):
     notify_caller_id: str = ""
     notify_caller_ids: dict[str, str] = Field(default_factory=dict)
     notify_zero: Literal["agent", "callback"] = "agent"
-    sms_backend: Literal["simulated", "twilio"] = "simulated"
+    sms_backend: Literal["simulated", "twilio", "aliyun"] = "simulated"
+    # Aliyun SMS (adapters/sms_aliyun.py): the AccessKey, the registered signature (短信签名), a registered
+    # template code per message kind (event, birthday, bulletin, market_close, trading; "default" for the
+    # rest) and the template variable the message goes in; receipts pushed to POST /sms/aliyun/report/<token>
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sms_sign_name: str = ""
+    aliyun_sms_templates: dict[str, str] = Field(default_factory=dict)
+    aliyun_sms_template_param: str = "content"
+    aliyun_sms_endpoint: str = "https://dysmsapi.aliyuncs.com/"
+    aliyun_sms_report_token: SecretStr = SecretStr("")
     # web
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
