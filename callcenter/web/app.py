@@ -173,35 +173,6 @@ def _twilio_voice_router(core: App) -> APIRouter:
                        clock=core.clock, calls_line=core.twilio_line)
 
 
-def _aliyun_report_router(core: App) -> APIRouter:
-    """``POST /sms/aliyun/report/<token>``: Aliyun pushes its delivery receipts unsigned, so the URL carries a
-    secret token (setting ``aliyun_sms_report_token``); answered as Aliyun asks (``{"code": 0}``)."""
-    import asyncio
-    import hmac
-
-    from fastapi import Request
-    from fastapi.responses import Response
-
-    from callcenter.adapters.sms_aliyun import parse_report
-    from callcenter.services.care.dispatch import apply_sms_receipts
-
-    router = APIRouter()
-    expected = core.settings.aliyun_sms_report_token.get_secret_value()
-
-    @router.post("/sms/aliyun/report/{token}", include_in_schema=False)
-    async def report(token: str, request: Request) -> Response:
-        if not hmac.compare_digest(token, expected):
-            return Response("not found", status_code=404, media_type="text/plain")
-        try:
-            receipts = parse_report(await request.body())
-        except (ValueError, KeyError):
-            return Response('{"code": 1, "msg": "unreadable"}', status_code=400, media_type="application/json")
-        await asyncio.to_thread(apply_sms_receipts, core, receipts)
-        return Response('{"code": 0, "msg": "ok"}', media_type="application/json")
-
-    return router
-
-
 def create_app(core: App) -> FastAPI:
     # the API docs are our own routes, behind the api_docs setting (_install_api_docs)
     app = FastAPI(title="证券呼叫中心 · Brokerage call centre", version=__version__, docs_url=None, redoc_url=None,
@@ -223,7 +194,9 @@ def create_app(core: App) -> FastAPI:
             app.include_router(calls_router(core.twilio_line, core.settings.twilio_auth_token.get_secret_value(),
                                             core.settings.twilio_public_url))
     if core.settings.aliyun_sms_report_token.get_secret_value():  # Aliyun's delivery receipts (SmsReport push)
-        app.include_router(_aliyun_report_router(core))
+        from callcenter.web.routes.sms_receipts import make_router as sms_receipts_router
+
+        app.include_router(sms_receipts_router(core))
     if core.settings.twilio_configured or core.settings.prompt_url_key.get_secret_value():
         from callcenter.bootstrap import prompt_files, prompt_signer
         from callcenter.web.routes.prompts import make_router as prompts_router
