@@ -167,3 +167,16 @@ def test_wrong_pins_hang_up(client, backend):
         r = step(client, n + 1, "000000")
         n += 2
     assert "<Hangup />" in r.text and "密码错误次数过多" in r.text
+
+
+def test_type_ahead_every_prompt_before_a_question_is_inside_its_gather(client):
+    """Issue 12: a key pressed during a prompt is taken, as on AGI: Twilio delivers keys only inside a <Gather>,
+    so every <Say> of a response that asks something is nested in the <Gather> (none plays before it)."""
+    import xml.etree.ElementTree as ET
+
+    responses = [start(client), step(client, 0, "1"), step(client, 1, "1234567890123456"), step(client, 2, "123456")]
+    for r in responses:
+        root = ET.fromstring(r.text)
+        gathers = root.findall("Gather")
+        assert len(gathers) == 1, r.text
+        assert root.findall("Say") == [] and gathers[0].findall("Say"), r.text
