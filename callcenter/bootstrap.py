@@ -51,6 +51,7 @@ class App:
     # Built once here, used by the parts (each part takes what it needs from these typed fields):
     telephony: Callable[[], Telephony] = field(default=lambda: _no_telephony())  # a fresh backend per dialler start
     notifications: NotificationLine | None = None  # the dialler part's notification caller, for the care part
+    twilio_line: Any = None  # adapters/telephony/twilio_calls.TwilioLine: the Twilio backend, for its webhooks
     scheduler: CampaignScheduler | None = None  # the campaign schedules; the scheduler part starts it
     bank_process: BankProcess | None = None  # the simulated bank's child process (bank_simulator), not started
     metrics: Metrics = field(kw_only=True)  # this App's Prometheus registry and the parts' callbacks (/metrics)
@@ -68,7 +69,7 @@ def _no_telephony() -> Telephony:
     raise RuntimeError("no telephony backend wired")
 
 
-def telephony_from_settings(settings: Settings) -> Telephony:
+def telephony_from_settings(settings: Settings, twilio_line: Any = None) -> Telephony:
     """A fresh telephony backend for ``telephony_backend``: Asterisk over AMI, Twilio, or the simulated PBX."""
     backend = settings.telephony_backend
     if backend == "asterisk":
@@ -83,10 +84,41 @@ def telephony_from_settings(settings: Settings) -> Telephony:
         from callcenter.adapters.telephony.twilio_calls import TwilioCalls
 
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
-        return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url)
+        signer = prompt_signer(settings)
+        return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url,
+                           machine_detection=settings.ami_amd, prompt_url=signer.url, line=twilio_line)
     from callcenter.adapters.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
     return SimulatedPbx(CustomerModel(**settings.simulated_pbx_model), clock=LoopClock(), seed=settings.simulated_pbx_seed)
+
+
+def prompt_signer(settings: Settings) -> Any:
+    """The signer of the prompt URLs carriers fetch (``adapters/ivr/prompt_files.PromptSigner``)."""
+    from callcenter.adapters.ivr.prompt_files import PromptSigner, derive_key
+
+    return PromptSigner(settings.twilio_public_url, derive_key(settings.prompt_url_key.get_secret_value(),
+                                                               settings.twilio_auth_token.get_secret_value()))
+
+
+def prompt_files(settings: Settings) -> Any:
+    """The rendered prompts (``prompts build``'s tree) by prompt name, rendered on demand."""
+    from callcenter.adapters.ivr.prompt_files import PromptFiles
+    from callcenter.adapters.ivr.prompts import Company
+
+    return PromptFiles(settings.prompts_path, Company.from_settings(settings))
+
+
+def sms_sender(settings: Settings) -> Any:
+    """The SMS gateway of ``sms_backend``: Aliyun (adapters/sms_aliyun.py), else Twilio or the simulator."""
+    if settings.sms_backend == "aliyun":
+        from callcenter.adapters.sms_aliyun import AliyunSms
+
+        return AliyunSms(settings.aliyun_access_key_id, settings.aliyun_access_key_secret.get_secret_value(),
+                         settings.aliyun_sms_sign_name, settings.aliyun_sms_templates,
+                         template_param=settings.aliyun_sms_template_param, endpoint=settings.aliyun_sms_endpoint)
+    from callcenter.services.care.sms import make_sms_sender
+
+    return make_sms_sender(settings)
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -111,6 +143,12 @@ def event_bridge_for(settings: Settings, bus: EventBus) -> PgEventBridge | None:
     from callcenter.adapters.pg_events import PgEventBridge, conninfo_from_url
 
     return PgEventBridge(conninfo_from_url(url), bus)
+
+
+def _twilio_calls_type() -> type:
+    from callcenter.adapters.telephony.twilio_calls import TwilioCalls
+
+    return TwilioCalls
 
 
 def bootstrap(
@@ -138,7 +176,13 @@ def bootstrap(
     metrics.watch_bus(app.bus.subscriber_counts)
     metrics.watch_parts(app.parts.snapshot, settings.telephony_backend)
     given = telephony
-    app.telephony = (lambda: telephony_from_settings(settings)) if given is None else (lambda: given)
+    if settings.telephony_backend == "twilio" or (given is not None and isinstance(given, _twilio_calls_type())):
+        from callcenter.adapters.telephony.twilio_calls import TwilioLine
+
+        app.twilio_line = TwilioLine()
+        if given is not None:
+            app.twilio_line.plug(given)
+    app.telephony = (lambda: telephony_from_settings(settings, app.twilio_line)) if given is None else (lambda: given)
     from callcenter.services.care.notify_calls import NotificationLine
     from callcenter.parts.scheduler import CampaignScheduler
 

@@ -69,7 +69,27 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_from_number: str = ""
     twilio_public_url: str = "http://127.0.0.1:8000"
-    sms_backend: Literal["simulated", "twilio"] = "simulated"
+    # signs the prompt URLs carriers fetch (GET /prompts/<signature>/<name>.wav); empty: derived from the
+    # Twilio auth token
+    prompt_url_key: SecretStr = SecretStr("")
+    # agentless notification calls: the number they show (per message kind -- the subject's prefix: event,
+    # birthday, bulletin, market_close -- else notify_caller_id, else company_hotline), and what "0" does:
+    # "agent" hands the caller to the call core (an agent, or the sorry prompt and a call back after
+    # handoff_wait_s), "callback" books a call back at once when no agent is ready
+    notify_caller_id: str = ""
+    notify_caller_ids: dict[str, str] = Field(default_factory=dict)
+    notify_zero: Literal["agent", "callback"] = "agent"
+    sms_backend: Literal["simulated", "twilio", "aliyun"] = "simulated"
+    # Aliyun SMS (adapters/sms_aliyun.py): the AccessKey, the registered signature (短信签名), a registered
+    # template code per message kind (event, birthday, bulletin, market_close, trading; "default" for the
+    # rest) and the template variable the message goes in; receipts pushed to POST /sms/aliyun/report/<token>
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sms_sign_name: str = ""
+    aliyun_sms_templates: dict[str, str] = Field(default_factory=dict)
+    aliyun_sms_template_param: str = "content"
+    aliyun_sms_endpoint: str = "https://dysmsapi.aliyuncs.com/"
+    aliyun_sms_report_token: SecretStr = SecretStr("")
     # web
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
@@ -111,6 +131,14 @@ class Settings(BaseSettings):
     ivr_typeahead_poll_ms: int = Field(250, ge=10, le=5000)  # WAIT FOR DIGIT slices that keep type-ahead keys
     # an IVR hand-off waiting longer for an agent hears cc/<lang>/handoff_sorry and gets a call back booked
     handoff_wait_s: float = Field(120.0, ge=5.0, le=3600.0)
+    # the dialler's limits (DialerEngine): an answered call nobody takes within abandon_after_s of its pick-up
+    # hears the safe-harbour prompt (the regulator's 2 s); an outbound call rings at most originate_timeout_s;
+    # a due callback is still placed up to callback_grace_s late; an agent's wrap-up ends by itself after
+    # wrap_up_limit_s (0: only on their screen)
+    abandon_after_s: float = Field(2.0, gt=0, le=60.0)
+    originate_timeout_s: float = Field(30.0, ge=5.0, le=300.0)
+    callback_grace_s: float = Field(7200.0, ge=0)
+    wrap_up_limit_s: float = Field(0.0, ge=0)
     argon2_workers: int = Field(0, ge=0)  # argon2 computations at once; 0 = os.cpu_count()
     argon2_time_cost: int = Field(3, ge=1)  # argon2id parameters of new hashes (stored hashes keep their own)
     argon2_memory_kib: int = Field(65536, ge=8)

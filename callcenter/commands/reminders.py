@@ -44,10 +44,10 @@ def plan(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today
 def run(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today)")) -> None:
     """发送当天的提醒与祝福（可重复运行，不会重复发送）· send the day's reminders (idempotent)."""
     from callcenter.services.care.dispatch import run_daily_reminders
-    from callcenter.services.care.sms import make_sms_sender
+    from callcenter.bootstrap import sms_sender
 
     core = _core()
-    report = run_daily_reminders(core, _day(day), sms=make_sms_sender(core.settings))
+    report = run_daily_reminders(core, _day(day), sms=sms_sender(core.settings))
     typer.echo(f"sent={report.sent} failed={report.failed} notify_calls_queued={report.queued_calls} "
                f"agent_callbacks={report.agent_callbacks} skipped={report.skipped}")
     core.close()

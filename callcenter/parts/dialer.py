@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from callcenter.bootstrap import App
+from callcenter.ports.telephony import Telephony
+from callcenter.services.care.notify_calls import NotificationCaller
 from callcenter.services.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
 
 
@@ -19,10 +21,28 @@ def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
 
 
 
+def build_engine(core: App, telephony: Telephony, *, auto_wrap_up_s: float | None = None
+                 ) -> tuple[NotificationCaller, DialerEngine]:
+    """The notification caller and the dialler engine on ``telephony``, their limits from the settings."""
+    from callcenter.bootstrap import prompt_files
+
+    s = core.settings
+    # each message is rendered to speech (the prompts tree) before its call; the caller id is the settings'
+    notify = NotificationCaller(core, telephony, renderer=prompt_files(s), timeout_s=s.originate_timeout_s)
+    # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls), on every carrier
+    engine = DialerEngine(dialer_deps(core, notify=notify), telephony,
+                          auto_wrap_up_s=auto_wrap_up_s if auto_wrap_up_s is not None else (s.wrap_up_limit_s or None),
+                          handoff_wait_s=s.handoff_wait_s, abandon_after_s=s.abandon_after_s,
+                          originate_timeout_s=s.originate_timeout_s,
+                          callback_grace=timedelta(seconds=s.callback_grace_s))
+    return notify, engine
+
+
 async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float | None = None) -> None:
     """Engine part for ``callcenter run``: the dialler on the configured telephony backend, real time.
     ``auto_wrap_up_s``: simulated agents end their wrap-up by themselves after that long (``bench loop``);
-    by default an agent's wrap-up ends on their screen.
+    by default an agent's wrap-up ends on their screen, or after the setting ``wrap_up_limit_s``. The abandon
+    limit, originate timeout and callback grace are settings too (``abandon_after_s``...).
 
     Every start takes a backend from ``core.telephony`` (a fresh one from the settings, unless the composition
     root was given one), so the supervisor can restart this part after a failure (a refused AMI login, no
@@ -39,14 +59,7 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
     except BaseException:
         core.parts.unwatch("dialler")
         raise
-    from callcenter.services.care.notify_calls import NotificationCaller
-
-    notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
-    # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls); Twilio's carrier
-    # queues its own hand-offs (<Enqueue>), so that engine takes none
-    engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s,
-                          take_handoffs=core.settings.telephony_backend != "twilio",
-                          handoff_wait_s=core.settings.handoff_wait_s)
+    notify, engine = build_engine(core, telephony, auto_wrap_up_s=auto_wrap_up_s)
     from callcenter.services.desk import scripts
 
     if core.notifications is not None:

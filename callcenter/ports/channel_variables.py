@@ -25,6 +25,8 @@ CONTEXT_OUTBOUND = "cc-outbound"
 CONTEXT_AGENT_JOIN = "cc-agent-join"
 CONTEXT_AGENT_LOGIN = "cc-agent-login"
 CONTEXT_PLAY = "cc-play"
+CONTEXT_NOTIFY_MENU = "cc-notify-menu"  # a notification's message with a one-key menu (Read(): keys during it count)
+USEREVENT_NOTIFY_DIGIT = "NotifyDigit"  # raised there with the key pressed (CallID, Digit)
 
 # ConfBridge room of one agent: the agent's phone stays in it for the whole shift.
 AGENT_ROOM_PREFIX = "agent-"

@@ -44,6 +44,16 @@ class Answered:
     amd: AmdVerdict | None = None  # None when no answering-machine detection ran
     amd_cause: str | None = None  # e.g. "LONGGREETING-1500-1500", "TOOLONG-4901"
     server: str = ""  # the PBX server the call is up on ("" when the backend has one server only)
+    picked_up_at: float | None = None  # when the called party picked up, if earlier than ``at`` (AMD listened)
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    """A key the called party pressed during a menu (``play_menu``: a notification call's message)."""
+
+    call_id: str
+    at: float
+    digit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +138,7 @@ class Recovered:
 
 
 CallEvent = Union[Ringing, Answered, Failed, Connected, Ended]
-TelephonyEvent = Union[CallEvent, AgentJoined, AgentLeft, ServerDown, ServerUp, Recovered]
+TelephonyEvent = Union[CallEvent, DigitPressed, AgentJoined, AgentLeft, ServerDown, ServerUp, Recovered]
 TERMINAL_EVENTS = (Failed, Ended)
 
 

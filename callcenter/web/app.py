@@ -170,7 +170,7 @@ def _twilio_voice_router(core: App) -> APIRouter:
     return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
                        limits={"pin_failures": s.ivr_pin_attempts_per_call}, replay_wait_s=s.twilio_replay_wait_s,
-                       clock=core.clock)
+                       clock=core.clock, calls_line=core.twilio_line)
 
 
 def create_app(core: App) -> FastAPI:
@@ -188,6 +188,20 @@ def create_app(core: App) -> FastAPI:
     app.include_router(metrics_route.router)  # GET /metrics (Prometheus): admin or loopback
     if core.settings.twilio_configured:
         app.include_router(_twilio_voice_router(core))
+        if core.twilio_line is not None:  # the Twilio telephony backend's callbacks (twilio_webhooks.py)
+            from callcenter.adapters.telephony.twilio_webhooks import make_router as calls_router
+
+            app.include_router(calls_router(core.twilio_line, core.settings.twilio_auth_token.get_secret_value(),
+                                            core.settings.twilio_public_url))
+    if core.settings.aliyun_sms_report_token.get_secret_value():  # Aliyun's delivery receipts (SmsReport push)
+        from callcenter.web.routes.sms_receipts import make_router as sms_receipts_router
+
+        app.include_router(sms_receipts_router(core))
+    if core.settings.twilio_configured or core.settings.prompt_url_key.get_secret_value():
+        from callcenter.bootstrap import prompt_files, prompt_signer
+        from callcenter.web.routes.prompts import make_router as prompts_router
+
+        app.include_router(prompts_router(prompt_files(core.settings), prompt_signer(core.settings)))
     __import__("callcenter.web.pages", fromlist=["install"]).install(app)  # agent + supervisor screens, SSE
     app.include_router(__import__("callcenter.web.pages.care", fromlist=["router"]).router)  # client care
     return app

@@ -304,3 +304,16 @@ def test_recover_takes_over_a_previous_processs_calls_and_agent_legs():
     assert ended == [Ended("cc-000000000017", 9.0, 16, "Normal Clearing", None)]  # talk time: the dialler's record
     left = t.feed(ev("Hangup", Uniqueid="agent-4-leg", Cause="16"), 9.5)
     assert left == [AgentLeft("4", 9.5, 16, server="pbx1")]
+
+
+def test_notify_menu_key_is_a_digit_pressed_of_that_call():
+    """[cc-notify-menu] raises UserEvent NotifyDigit with the key a notification call's client pressed."""
+    from callcenter.ports.telephony import DigitPressed
+
+    t = tracker("care-5-1")
+    run(t, [ev("Newchannel", Channel="PJSIP/trunk-00000005", Uniqueid="care-5-1"),
+            ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="care-5-1",
+               Channel="PJSIP/trunk-00000005")])
+    key = ev("UserEvent", UserEvent="NotifyDigit", Uniqueid="care-5-1", CallID="care-5-1", Digit="1")
+    assert t.feed(key, 5.0) == [DigitPressed("care-5-1", 5.0, "1")]
+    assert t.feed(dict(key, Digit="12"), 6.0) == [] and t.feed(dict(key, Uniqueid="x", CallID="nobody"), 6.0) == []

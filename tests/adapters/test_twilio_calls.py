@@ -10,7 +10,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from callcenter.ports.telephony import Answered, Connected, Ended, Failed, OriginateRejected, Ringing
+from callcenter.ports.telephony import Answered, Connected, Ended, Failed, OriginateRejected, Ringing, TelephonyError
 from callcenter.adapters.telephony.twilio_calls import CallState, TwilioCalls, map_status
 
 SID = "AC" + "0" * 32
@@ -79,9 +79,13 @@ async def test_status_callbacks_to_events_and_connect():
     answered = calls.status_callback("c1", {"CallStatus": "in-progress", "AnsweredBy": "human"}, 5.0)
     assert answered == [Answered("c1", 5.0, "human", "human")]
     assert calls.status_callback("c1", {"CallStatus": "in-progress", "AnsweredBy": "human"}, 5.5) == []
+    with pytest.raises(TelephonyError, match="not in their conference"):  # never into an empty room
+        await calls.connect("c1", "7")
+    await calls.agent_login("7", "+8613900000007")
+    calls.conference_event("7", {"StatusCallbackEvent": "participant-join", "CallSid": "CA" + "1" * 32})
     await calls.connect("c1", "7")
     update = http.requests[-1]
-    assert update["uri"].endswith(".json") and "<Conference>agent-7</Conference>" in update["data"]["Twiml"]
+    assert update["uri"].endswith(".json") and ">agent-7</Conference>" in update["data"]["Twiml"]
     ended = calls.status_callback("c1", {"CallStatus": "completed", "CallDuration": "30"})
     assert isinstance(ended[0], Ended) and ended[0].talk_s is not None
     assert any(isinstance(e, Connected) for e in calls.stream.pending())
@@ -116,3 +120,48 @@ async def test_injection_refused():
     with pytest.raises(ValueError):
         await calls.originate("c1", "+8613800000001", "95555", {"X": "a\r\nb"}, 25)
     assert http.requests == []
+
+
+async def test_amd_per_campaign_and_the_pick_up_time():
+    """CC_AMD from the campaign: off places the call without machine detection (the status callback's answer
+    is the answer); on, the pick-up is only noted and the answer webhook brings AMD's verdict, timed at pick-up."""
+    calls, http = make()
+    await calls.originate("c1", "+8613800000001", "95555", {"CC_AMD": "0"}, 25)
+    assert "MachineDetection" not in http.requests[-1]["data"]
+    assert calls.status_callback("c1", {"CallStatus": "in-progress"}, 3.0) == [Answered("c1", 3.0)]
+    await calls.originate("c2", "+8613800000002", "95555", {"CC_AMD": "1"}, 25)
+    assert http.requests[-1]["data"]["MachineDetection"] == "Enable"
+    assert calls.status_callback("c2", {"CallStatus": "in-progress"}, 3.0) == []  # AMD still listening
+    calls.clock = type("Fixed", (), {"time": staticmethod(lambda: 5.5)})()
+    twiml = calls.answered_webhook("c2", {"AnsweredBy": "machine_end_beep"})
+    assert "<Pause" in twiml and "/twilio/calls/c2/answered</Redirect>" in twiml
+    [answered] = [e for e in calls.stream.pending() if isinstance(e, Answered) and e.call_id == "c2"]
+    assert (answered.at, answered.picked_up_at, answered.amd) == (5.5, 3.0, "machine")
+
+
+def test_agent_phones_twilio_can_call():
+    from callcenter.adapters.telephony.twilio_calls import twilio_address
+
+    assert twilio_address("+8613900000101") == twilio_address("PSTN/8613900000101") == "+8613900000101"
+    assert twilio_address("SIP/1001@pbx.example.com") == "sip:1001@pbx.example.com"
+    assert twilio_address("Client/ag1") == "client:ag1"
+    with pytest.raises(ValueError):
+        twilio_address("PJSIP/1001")
+
+
+def test_prompt_names_map_into_the_built_tree_and_urls_are_signed(tmp_path):
+    from callcenter.adapters.ivr.prompt_files import PromptFiles, PromptSigner
+
+    files = PromptFiles(tmp_path)
+    assert files.path_of("cc/safe-harbour") == tmp_path / "safe-harbour.wav"
+    assert files.path_of("cc/zh-CN/main_menu") == tmp_path / "zh-CN" / "main_menu.wav"
+    assert files.path_of("cc/care/notify-12") == tmp_path / "care" / "notify-12.wav"
+    for bad in ("cc/../etc/passwd", "cc/zh-CN/../../x", "cc/fr/main_menu", "safe-harbour", "cc/care/notify-x"):
+        assert files.path_of(bad) is None
+    assert files.ensure("cc/zh-CN/no_such_prompt") is None and files.ensure("cc/care/notify-12") is None
+    signer = PromptSigner("https://cc.example.com/", b"k" * 32)
+    url = signer.url("cc/safe-harbour")
+    sig = url.split("/")[4]
+    assert url == f"https://cc.example.com/prompts/{sig}/cc/safe-harbour.wav"
+    assert signer.verify(sig, "cc/safe-harbour") and not signer.verify(sig, "cc/leave-message")
+    assert PromptSigner("https://cc.example.com", b"other-key").signature("cc/safe-harbour") != sig

@@ -141,10 +141,21 @@ def test_replayed_start_has_no_second_effect(client, backend):
     assert [s for _, s, _ in backend.events].count("start") == 1
 
 
-def test_handoff_enqueues(client):
+def test_handoff_parks_the_caller_for_the_call_core(client, backend):
+    """No <Enqueue> to a queue nothing takes from: the caller is redirected to the telephony backend's parked
+    webhook under the hand-off's call id (cc-h<IVR session id>), where the engine's call core finds them."""
+    recorded = backend.record_event
+    backend.record_event = lambda call_id, step, detail: (recorded(call_id, step, detail), 42)[1]
     login(client)
     r = step(client, 3, "0")
-    assert "<Enqueue>agents</Enqueue>" in r.text
+    assert "<Enqueue>" not in r.text
+    assert f'<Redirect method="POST">{PUBLIC}/twilio/calls/cc-h000000000042/parked</Redirect>' in r.text
+
+
+def test_handoff_without_a_record_hangs_up(client):
+    login(client)
+    r = step(client, 3, "0")
+    assert "<Enqueue>" not in r.text and "<Hangup />" in r.text
 
 
 def test_wrong_pins_hang_up(client, backend):
@@ -156,3 +167,16 @@ def test_wrong_pins_hang_up(client, backend):
         r = step(client, n + 1, "000000")
         n += 2
     assert "<Hangup />" in r.text and "密码错误次数过多" in r.text
+
+
+def test_type_ahead_every_prompt_before_a_question_is_inside_its_gather(client):
+    """Issue 12: a key pressed during a prompt is taken, as on AGI: Twilio delivers keys only inside a <Gather>,
+    so every <Say> of a response that asks something is nested in the <Gather> (none plays before it)."""
+    import xml.etree.ElementTree as ET
+
+    responses = [start(client), step(client, 0, "1"), step(client, 1, "1234567890123456"), step(client, 2, "123456")]
+    for r in responses:
+        root = ET.fromstring(r.text)
+        gathers = root.findall("Gather")
+        assert len(gathers) == 1, r.text
+        assert root.findall("Say") == [] and gathers[0].findall("Say"), r.text

@@ -86,6 +86,7 @@ async def test_notification_calls_play_repeat_agent_and_retry(core):
     pbx = SimulatedPbx(clock=vclock, outcomes={mobile_of(core, listener): "human",
                                                 mobile_of(core, wants_agent): "human", mobile_of(core, busy): "busy"})
     await pbx.start()
+    core.settings.notify_zero = "callback"  # "0" books a call back when nobody is ready (nobody is)
     caller = NotificationCaller(core, pbx, caller_id="95500")
     assert await caller.place_due(utc(2026, 3, 9, 2)) == 3
     assert await caller.place_due(utc(2026, 3, 9, 2)) == 0  # already dialling: never twice

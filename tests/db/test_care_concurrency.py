@@ -21,7 +21,7 @@ class LockedOutbox(SimulatedSms):
         super().__init__()
         self.lock = threading.Lock()
 
-    def send(self, to, body, *, reference):  # type: ignore[no-untyped-def]
+    def send(self, to, body, *, reference, kind=""):  # type: ignore[no-untyped-def]
         with self.lock:
             return super().send(to, body, reference=reference)
 

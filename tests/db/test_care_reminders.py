@@ -147,7 +147,7 @@ def test_a_run_that_died_after_claiming_is_taken_over_after_the_lease(core):
         pass
 
     class DyingSms:
-        def send(self, to, body, *, reference):  # type: ignore[no-untyped-def]
+        def send(self, to, body, *, reference, kind=""):  # type: ignore[no-untyped-def]
             raise Crash
 
     try:

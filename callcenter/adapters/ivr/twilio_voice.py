@@ -15,7 +15,14 @@ that arrives while the first is still being handled waits for it (``replay_wait_
 told to ask again (``<Pause>`` + ``<Redirect>`` to the same URL).
 
 Keys typed while a webhook is being answered: Twilio keeps ``<Gather>`` semantics (keys outside a
-Gather are not delivered), so the PIN's Gather ends on ``#`` and the next Gather starts after the answer.
+Gather are not delivered), so the PIN's Gather ends on ``#`` and the next Gather starts after the answer; every
+``<Say>`` before a key is awaited is nested in that ``<Gather>``, so a key pressed during a prompt is taken
+(type-ahead, as on AGI).
+
+A hand-off: the caller is redirected to ``/twilio/calls/cc-h<IVR session id>/parked`` (the telephony backend's
+webhooks, ``adapters/telephony/twilio_webhooks.py``), where the dialler's call core finds them as a parked
+inbound call and moves them into an agent's conference; the call's final status callback is passed on to that
+backend (``calls_line``) so the core sees the caller hang up.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from callcenter.domain.ivr.interpreter import (
 )
 from callcenter.domain.ivr.model import Flow
 from callcenter.adapters.ivr.textphone import speech_text
+from callcenter.ports.channel_variables import handoff_call_id
 
 TWILIO_LANG = {"zh-CN": "zh-CN", "en": "en-US"}
 XML = "application/xml"
@@ -120,6 +128,7 @@ class _TwilioCarrier:
         self.ctx = CallContext(session.call_id, session.caller, "ivr-twilio")
         self.response = VoiceResponse()
         self.says: list[tuple[str, str]] = []
+        self.record_id: int | None = None  # the IVR session's id, from the record of the hand-off
 
     def speak(self, cmd: Command) -> None:
         text = speech_text(cmd)
@@ -131,7 +140,9 @@ class _TwilioCarrier:
                 self.says.append((lang, text))
 
     def record(self, cmd: Record) -> None:
-        self.voice.backend.record_event(self.session.call_id, cmd.step, cmd.detail)
+        record_id = self.voice.backend.record_event(self.session.call_id, cmd.step, cmd.detail)
+        if cmd.step == "handoff" and isinstance(record_id, int):
+            self.record_id = record_id
 
     def run_action(self, cmd: RunAction) -> ActionResult:
         return run_action(self.voice.backend, cmd, self.ctx, self.session.lang)
@@ -150,7 +161,11 @@ class _TwilioCarrier:
 
     def handoff(self, cmd: Handoff) -> None:
         _says(self.response, self.says)
-        self.response.enqueue(self.voice.handoff_queue)
+        if self.record_id is None:  # no record of the hand-off: nobody can route the call
+            self.response.hangup()
+            return
+        self.response.redirect(f"{self.voice.public_url}/twilio/calls/{handoff_call_id(self.record_id)}/parked",
+                               method="POST")
 
     def hang_up(self, cmd: EndCall) -> None:
         _says(self.response, self.says)
@@ -163,7 +178,7 @@ class _TwilioCarrier:
 
 class _Voice:
     def __init__(self, backend: IvrBackend, flow: Flow, public_url: str, store: CallStateStore,
-                 limits: dict[str, int] | None, handoff_queue: str, replay_wait_s: float = 10.0,
+                 limits: dict[str, int] | None, calls_line: Any = None, replay_wait_s: float = 10.0,
                  claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
                  ) -> None:
         self.backend = backend
@@ -171,7 +186,7 @@ class _Voice:
         self.public_url = public_url.rstrip("/")
         self.store = store
         self.limits = limits or {}
-        self.handoff_queue = handoff_queue
+        self.calls_line = calls_line  # twilio_calls.TwilioLine: the dialler's backend, for hand-offs' statuses
         self.replay_wait_s = replay_wait_s
         self.claim_stale_s = claim_stale_s
         self.clock = clock  # the store's clock: claims are stamped with it
@@ -264,7 +279,7 @@ def _ask_again_twiml(url: str) -> str:
 
 
 def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: str, state_store: CallStateStore,
-                limits: dict[str, int] | None = None, handoff_queue: str = "agents",
+                limits: dict[str, int] | None = None, calls_line: Any = None,
                 replay_wait_s: float = 10.0,
                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> APIRouter:
     """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``.
@@ -273,7 +288,7 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
     if not auth_token:
         raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
-    voice = _Voice(backend, flow, public_url, state_store, limits, handoff_queue, replay_wait_s, clock=clock)
+    voice = _Voice(backend, flow, public_url, state_store, limits, calls_line, replay_wait_s, clock=clock)
     router = APIRouter()
 
     async def verified_form(request: Request) -> dict[str, str] | None:
@@ -316,6 +331,9 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
                                   if k in params}
         await asyncio.to_thread(voice.status, params["CallSid"], detail,
                                 request.headers.get("I-Twilio-Idempotency-Token"))
+        calls = getattr(voice.calls_line, "calls", None)
+        if calls is not None and detail.get("CallStatus") in FINAL_STATUSES:
+            calls.status_of_sid(params["CallSid"], params)  # a hand-off's caller hung up: the core ends the call
         return Response(status_code=204)
 
     return router

@@ -106,6 +106,7 @@ class AmiOptions:
     agent_login_context: str = V.CONTEXT_AGENT_LOGIN
     agent_join_context: str = V.CONTEXT_AGENT_JOIN
     play_context: str = V.CONTEXT_PLAY
+    notify_menu_context: str = V.CONTEXT_NOTIFY_MENU
     agent_ring_timeout_s: float = 30.0  # an agent phone that does not answer its login in time: AgentLeft
     action_timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
@@ -526,7 +527,7 @@ class AmiClient:
             raise ValueError("timeout_s must be between 1 and 300 seconds")
         if not self.connected:
             raise NoServerAvailable(call_id, f"AMI {self.name} is not connected")
-        amd = self.options.amd
+        amd = variables[V.CC_AMD] == "1" if V.CC_AMD in variables else self.options.amd  # per campaign
         action_id = f"cc-orig-{call_id}-{next(self._ids)}"
         fields = {
             "Action": "Originate",
@@ -578,17 +579,23 @@ class AmiClient:
         )
         _ok(reply, "Redirect")
 
-    async def play(self, call_id: str, prompt: str) -> None:
+    async def play(self, call_id: str, prompt: str, context: str | None = None) -> None:
         """Send the call to the play context; the prompt name goes first, via a channel variable."""
         channel = self._call_channel(call_id)
         check_prompt(prompt)
         _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_PROMPT, "Value": prompt}), "Setvar")
         _ok(
             await self._send(
-                {"Action": "Redirect", "Channel": channel, "Context": self.options.play_context, "Exten": "s", "Priority": "1"}
+                {"Action": "Redirect", "Channel": channel, "Context": context or self.options.play_context, "Exten": "s",
+                 "Priority": "1"}
             ),
             "Redirect",
         )
+
+    async def play_menu(self, call_id: str, prompt: str) -> None:
+        """A notification's message with a one-key menu ([cc-notify-menu]: Read() takes a key pressed while it
+        plays); the key comes back as ``UserEvent: NotifyDigit``, reported as ``DigitPressed``."""
+        await self.play(call_id, prompt, self.options.notify_menu_context)
 
     async def hangup(self, call_id: str) -> None:
         if not self.tracker.is_live(check_id(call_id)):
@@ -786,6 +793,9 @@ class AmiPool:
 
     async def play(self, call_id: str, prompt: str) -> None:
         await self._client_of(call_id).play(call_id, prompt)
+
+    async def play_menu(self, call_id: str, prompt: str) -> None:
+        await self._client_of(call_id).play_menu(call_id, prompt)
 
     async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
         pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]

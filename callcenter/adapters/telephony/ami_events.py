@@ -49,6 +49,7 @@ from callcenter.ports.telephony import (
     Answered,
     AmdVerdict,
     Connected,
+    DigitPressed,
     Ended,
     Failed,
     FailReason,
@@ -63,6 +64,7 @@ from callcenter.ports.channel_variables import (
     AGENT_ROOM_PREFIX,
     USEREVENT_CALL_ANSWERED,
     USEREVENT_HANDOFF_WAITING,
+    USEREVENT_NOTIFY_DIGIT,
     agent_leg_id,
     agent_of_leg_id,
     handoff_session_id,
@@ -422,6 +424,12 @@ class CallTracker:
     def _on_userevent(self, h: dict[str, str], now: float) -> list[TelephonyEvent]:
         if h.get("userevent", "").lower() == USEREVENT_HANDOFF_WAITING.lower():
             return self._handoff_waiting(h, now)
+        if h.get("userevent", "").lower() == USEREVENT_NOTIFY_DIGIT.lower():
+            known = self._own(h) or self._calls.get(h.get("callid", "").strip())
+            digit = h.get("digit", "").strip()
+            if known is None or len(digit) != 1 or digit not in "0123456789*#":
+                return []
+            return [DigitPressed(known.call_id, now, digit)]
         if h.get("userevent", "").lower() != USEREVENT_CALL_ANSWERED.lower():
             return []
         call = self._own(h) or self._calls.get(h.get("callid", ""))

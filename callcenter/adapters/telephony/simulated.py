@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from callcenter.domain.shift_simulation import CustomerModel
+from callcenter.ports import channel_variables as V
 from callcenter.ports.calendar import Monotonic
 from callcenter.ports.telephony import (
     AgentJoined,
@@ -33,6 +34,7 @@ from callcenter.ports.telephony import (
     AmdVerdict,
     Answered,
     Connected,
+    DigitPressed,
     Ended,
     EventStream,
     Failed,
@@ -125,6 +127,7 @@ class _SimCall:
     answered_at: float | None = None
     connected_at: float | None = None
     timers: list[Handle] = field(default_factory=list)
+    amd: bool = True  # the campaign runs AMD (channel variable CC_AMD) and the PBX does
 
 
 class SimulatedPbx:
@@ -149,6 +152,7 @@ class SimulatedPbx:
         self.clock: Clock = clock or LoopClock()
         self.rng = random.Random(seed)
         self.amd = amd
+        self.menu_wait_s = 6.0  # how long a menu waits for a key after its message
         self.outcomes = dict(outcomes or {})
         self.human_patience_s = human_patience_s
         self.machine_message_s = machine_message_s
@@ -192,7 +196,7 @@ class SimulatedPbx:
         kind = self.outcomes.get(number, kind)
         if number in self.outcomes:
             after = self._default_time(kind)
-        call = _SimCall(call_id, kind)
+        call = _SimCall(call_id, kind, amd=self.amd and variables.get(V.CC_AMD, "1") == "1")
         self.calls[call_id] = call
         self.originated += 1
         now = self.clock.time()
@@ -231,12 +235,12 @@ class SimulatedPbx:
             call.answered_at = now
             amd: AmdVerdict | None
             if call.kind == "machine":
-                amd = "machine" if self.amd else None
+                amd = "machine" if call.amd else None
                 leave = self.machine_message_s
             else:
-                amd = "human" if self.amd else None
+                amd = "human" if call.amd else None
                 leave = self.human_patience_s  # a person waiting in silence hangs up
-            self._emit(Answered(call_id, now, amd, "SIMULATED" if self.amd else None))
+            self._emit(Answered(call_id, now, amd, "SIMULATED" if call.amd else None))
             call.timers.append(self.clock.call_at(now + leave, lambda: self._hung_up_by_customer(call_id)))
 
     def _hung_up_by_customer(self, call_id: str) -> None:
@@ -310,6 +314,35 @@ class SimulatedPbx:
         for timer in call.timers:
             timer.cancel()
         call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s, lambda: self._end(call, 16, "Normal Clearing"))]
+
+    async def play_menu(self, call_id: str, prompt: str) -> None:
+        """Play a notification's message; keys come from ``press`` (``DigitPressed``); silence after it ends the
+        call (as Twilio's ``<Gather>`` timing out)."""
+        check_prompt(prompt)
+        call = self._live(call_id)
+        if call.state == "dialing":
+            raise TelephonyError(f"call {call_id} is not answered yet")
+        for timer in call.timers:
+            timer.cancel()
+        call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s + self.menu_wait_s,
+                                          lambda: self._end(call, 16, "Normal Clearing"))]
+
+    def press(self, call_id: str, digit: str) -> None:
+        """The called party presses a key now."""
+        if call_id in self.calls:
+            self._emit(DigitPressed(call_id, self.clock.time(), digit))
+
+    async def reassign(self, call_id: str, new_call_id: str) -> None:
+        """The call goes on under ``new_call_id`` (handed to the call core as a hand-off): parked there."""
+        call = self._live(call_id)
+        check_id(new_call_id)
+        for timer in call.timers:
+            timer.cancel()
+        call.timers = []
+        del self.calls[call_id]
+        call.call_id = new_call_id
+        self.calls[new_call_id] = call
+        self._emit(Answered(new_call_id, self.clock.time()))
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")

@@ -27,7 +27,7 @@ from callcenter.services.care.messages import sms_text
 from callcenter.services.care.planner import PlanItem, plan_day
 from callcenter.domain.reminders import QuietHours
 from callcenter.services.care.sms import TWILIO_STATUS
-from callcenter.ports.sms import SmsSender
+from callcenter.ports.sms import SmsReceipt, SmsSender
 from callcenter.domain.masking import mask_phone
 from callcenter.services.deps import Deps
 from callcenter.store.db import dialect_name, run_in_transaction
@@ -72,8 +72,9 @@ def _record_sms(s: Session, delivery_id: int, status: str, ref: str, error: str,
         status=status, provider_ref=ref, detail=error[:255], attempts=CareDelivery.attempts + 1, updated_at=now))
 
 
-def _send_sms(sessions: sessionmaker[Session], sms: SmsSender, delivery_id: int, to: str, body: str, now: datetime) -> str:
-    result = sms.send(to, body, reference=f"care-{delivery_id}")
+def _send_sms(sessions: sessionmaker[Session], sms: SmsSender, delivery_id: int, to: str, body: str, now: datetime,
+              kind: str = "") -> str:
+    result = sms.send(to, body, reference=f"care-{delivery_id}", kind=kind)
     run_in_transaction(sessions, lambda s: _record_sms(s, delivery_id, result.status, result.provider_ref,
                                                        result.error, now))
     if result.status == "failed":
@@ -113,7 +114,8 @@ def run_daily_reminders(
             report.lost_race += 1
             continue
         if item.channel == "sms":
-            status = _send_sms(core.sessions, sms, delivery_id, item.mobile, sms_text(item.message, item.language), now)
+            status = _send_sms(core.sessions, sms, delivery_id, item.mobile, sms_text(item.message, item.language), now,
+                               kind=item.subject.split(":", 1)[0])
             if status == "failed":
                 report.failed += 1
             else:
@@ -132,12 +134,13 @@ def resend_stale(core: Deps, sms: SmsSender, now: datetime) -> int:
     from callcenter.store.models import Client
 
     stale = run_in_transaction(core.sessions, lambda s: list(s.execute(
-        select(CareDelivery.id, CareDelivery.claimed_at, CareDelivery.message, CareDelivery.language, Client.mobile)
+        select(CareDelivery.id, CareDelivery.claimed_at, CareDelivery.message, CareDelivery.language, Client.mobile,
+               CareDelivery.subject)
         .join(Client, Client.id == CareDelivery.client_id)
         .where(CareDelivery.channel == "sms", CareDelivery.status == "pending",
                CareDelivery.claimed_at < now - LEASE))))
     sent = 0
-    for delivery_id, claimed_at, message, lang, mobile in stale:
+    for delivery_id, claimed_at, message, lang, mobile, subject in stale:
         def take_over(s: Session, delivery_id: int = delivery_id, claimed_at: datetime = claimed_at) -> bool:
             res = cast("CursorResult[Any]", s.execute(update(CareDelivery).where(
                 CareDelivery.id == delivery_id, CareDelivery.status == "pending",
@@ -145,7 +148,8 @@ def resend_stale(core: Deps, sms: SmsSender, now: datetime) -> int:
             return res.rowcount == 1
 
         if run_in_transaction(core.sessions, take_over):
-            if _send_sms(core.sessions, sms, delivery_id, mobile, sms_text(message, lang), now) != "failed":
+            if _send_sms(core.sessions, sms, delivery_id, mobile, sms_text(message, lang), now,
+                         kind=subject.split(":", 1)[0]) != "failed":
                 sent += 1
     return sent
 
@@ -168,6 +172,27 @@ def apply_sms_status(core: Deps, provider_ref: str, twilio_status: str) -> bool:
         if status == "failed":
             row.detail = f"twilio {twilio_status}"
         return True
+
+    return run_in_transaction(core.sessions, work)
+
+
+def apply_sms_receipts(core: Deps, receipts: list[SmsReceipt]) -> int:
+    """Delivery receipts of any gateway (Aliyun's push or poll): each names its message by the provider
+    reference; a final status is kept (a repeated receipt changes nothing). Returns how many rows moved."""
+    now = core.clock()
+
+    def work(s: Session) -> int:
+        moved = 0
+        for r in receipts:
+            row = s.scalars(select(CareDelivery).where(CareDelivery.provider_ref == r.provider_ref,
+                                                       CareDelivery.channel == "sms")).one_or_none()
+            if row is None or row.status in ("delivered", "failed"):
+                continue
+            row.status, row.updated_at = r.status, now
+            if r.status == "failed":
+                row.detail = f"receipt {r.detail}"[:255]
+            moved += 1
+        return moved
 
     return run_in_transaction(core.sessions, work)
 

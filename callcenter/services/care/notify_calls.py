@@ -1,12 +1,22 @@
 """Agentless notification calls through the telephony port: play the message, 1 repeats it, 0 asks for an agent.
 
 ``NotifyFlow`` is the pure state machine of one call (events in, commands out). ``NotificationCaller`` places
-the pending ``notify_call`` deliveries, feeds the port's events and the caller's digits (from the AGI or Twilio
-``<Gather>`` adapters, via ``on_digit``) to the flows, carries out the commands, and records the outcome on the
-delivery: ``answered`` (heard it), ``to_agent`` (pressed 0), or ``failed`` after ``MAX_ATTEMPTS``.
+the pending ``notify_call`` deliveries, feeds the port's events to the flows -- the keys too, as
+``DigitPressed`` (Twilio's ``<Gather>`` around the message, the simulated PBX's ``press``) --, carries out the
+commands, and records the outcome on the delivery: ``answered`` (heard it), ``to_agent`` (pressed 0), or
+``failed`` after ``MAX_ATTEMPTS``.
 
-The message text goes to the PBX as channel variable ``CARE_MESSAGE`` (for its text-to-speech) and the prompt
-played is ``care/notify-<delivery id>``.
+Before a call is placed its message (with the "press 1 / press 0" suffix, in the client's language) is rendered
+to speech as the prompt ``cc/care/notify-<delivery id>`` (``ports.prompts.PromptRenderer``; the text also goes
+to the PBX as channel variable ``CARE_MESSAGE``); the message plays inside a menu (``play_menu``) when the port
+has one. The number shown is the message kind's (``notify_caller_ids``, keyed by the subject's prefix), else
+``notify_caller_id``, else the firm's hotline, on every backend.
+
+"0" reaches an agent through the call core's routing: the call becomes an IVR hand-off (an ``ivr_sessions``
+row, channel ``notify``, handed off) that the engine loads at its next sync, and the port goes on with it under
+the hand-off's call id (``reassign``): the core routes it to the longest-idle ready agent, or after
+``handoff_wait_s`` plays the sorry prompt and books a call back. With ``notify_zero = "callback"`` a call back is
+booked at once when no agent is ready.
 """
 
 from __future__ import annotations
@@ -17,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, select, update
+import asyncio
+
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.domain.masking import mask_phone
@@ -26,8 +38,13 @@ from callcenter.settings import Settings
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.care import CareCallback, CareDelivery
+from callcenter.store.models.dialer import AgentSession
+from callcenter.store.models.ivr import IvrSession, IvrStep
+from callcenter.ports.channel_variables import handoff_call_id
+from callcenter.ports.prompts import PromptRenderer
 from callcenter.ports.telephony import (
     Answered,
+    DigitPressed,
     Ended,
     Failed,
     Telephony,
@@ -127,14 +144,23 @@ class Wiring(Protocol):
 class NotificationCaller:
     core: Wiring
     telephony: Telephony
-    caller_id: str = ""
+    caller_id: str = ""  # overrides the settings' caller ids (tests)
     timeout_s: float = 30.0
-    agent_picker: Callable[[], str | None] = lambda: None  # an idle agent's id for "press 0", if any
+    renderer: PromptRenderer | None = None  # renders each message before its call (None: the PBX's own TTS)
     flows: dict[str, tuple[int, NotifyFlow]] = field(default_factory=dict)
+    _context: dict[int, tuple[int | None, str, str]] = field(default_factory=dict)  # delivery -> client, lang, phone
 
     @staticmethod
     def prompt_for(delivery_id: int) -> str:
-        return f"care/notify-{delivery_id}"
+        return f"cc/care/notify-{delivery_id}"
+
+    def caller_id_for(self, subject: str) -> str:
+        """The number a notification call shows: per message kind, else the default, else the firm's hotline."""
+        if self.caller_id:
+            return self.caller_id
+        s = self.core.settings
+        kind = subject.split(":", 1)[0]
+        return s.notify_caller_ids.get(kind) or s.notify_caller_id or s.company_hotline
 
     async def place_due(self, now: datetime | None = None) -> int:
         """Dial every pending notification call (fresh, or failed long enough ago to retry). Two callers at
@@ -143,12 +169,12 @@ class NotificationCaller:
         now = now or core.clock()
         rows = run_in_transaction(core.sessions, lambda s: list(s.execute(
             select(CareDelivery.id, CareDelivery.attempts, CareDelivery.claimed_at, CareDelivery.message,
-                   CareDelivery.language, Client.mobile)
+                   CareDelivery.language, Client.mobile, CareDelivery.subject, CareDelivery.client_id)
             .join(Client, Client.id == CareDelivery.client_id)
             .where(CareDelivery.channel == "notify_call", CareDelivery.status == "pending")
             .order_by(CareDelivery.id))))
         placed = 0
-        for delivery_id, attempts, claimed_at, message, lang, mobile in rows:
+        for delivery_id, attempts, claimed_at, message, lang, mobile, subject, client_id in rows:
             if attempts > 0 and claimed_at > now - RETRY_AFTER:
                 continue
 
@@ -164,9 +190,18 @@ class NotificationCaller:
                 continue
             call_id = f"{CALL_PREFIX}{delivery_id}-{attempts + 1}"
             text = f"{message}{t('care.templates.notify_call_suffix', lang)}".replace("\n", " ")[:1000]
+            if self.renderer is not None:
+                try:  # the message is speech before the call is placed
+                    await asyncio.to_thread(self.renderer.render_message, self.prompt_for(delivery_id), text, lang)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    log.warning("notification %s: message not rendered: %s", delivery_id, exc)
+                    self._finish(delivery_id, attempts + 1, "pending" if attempts + 1 < MAX_ATTEMPTS else "failed",
+                                 f"not rendered: {exc}"[:255])
+                    continue
             self.flows[call_id] = (delivery_id, NotifyFlow(self.prompt_for(delivery_id)))
+            self._context[delivery_id] = (client_id, lang, mobile)
             try:
-                await self.telephony.originate(call_id, mobile, self.caller_id,
+                await self.telephony.originate(call_id, mobile, self.caller_id_for(subject),
                                                {"CARE_DELIVERY": str(delivery_id), "CARE_MESSAGE": text},
                                                self.timeout_s)
             except (TelephonyError, ValueError) as exc:  # refused, or not confirmed (connection lost): never a crash
@@ -185,6 +220,8 @@ class NotificationCaller:
         delivery_id, flow = self.flows[call_id]
         if isinstance(event, Answered):
             await self._run(call_id, flow.answered(event.amd))
+        elif isinstance(event, DigitPressed):
+            await self._run(call_id, flow.digit(event.digit))
         elif isinstance(event, Failed):
             flow.failed(event.reason)
             self._done(call_id)
@@ -200,21 +237,52 @@ class NotificationCaller:
         for cmd in commands:
             try:
                 if isinstance(cmd, Play):
-                    await self.telephony.play(call_id, cmd.prompt)
+                    menu = getattr(self.telephony, "play_menu", None)
+                    if callable(menu) and self.flows[call_id][1].state == "playing":
+                        await menu(call_id, cmd.prompt)  # keys pressed while it plays come back as DigitPressed
+                    else:
+                        await self.telephony.play(call_id, cmd.prompt)  # a machine: once, then hang up
                 elif isinstance(cmd, EndCall):
                     await self.telephony.hangup(call_id)
                 elif isinstance(cmd, ToAgent):
-                    agent = self.agent_picker()
-                    if agent is not None:
-                        await self.telephony.connect(call_id, agent)
-                    else:  # nobody free: an agent calls back today
-                        self._agent_callback(self.flows[call_id][0])
-                        await self.telephony.hangup(call_id)
+                    await self._to_agent(call_id)
             except TelephonyError as exc:  # the caller hung up meanwhile; the terminal event follows
                 log.info("notification call %s: %s", call_id, exc)
 
+    async def _to_agent(self, call_id: str) -> None:
+        """"0": the call becomes a hand-off of the call core, or a call back is booked (see the module doc)."""
+        delivery_id = self.flows[call_id][0]
+        reassign = getattr(self.telephony, "reassign", None)
+        if not callable(reassign) or (self.core.settings.notify_zero == "callback" and not self._agent_ready()):
+            self._agent_callback(delivery_id)
+            await self.telephony.hangup(call_id)
+            return
+        ivr_session_id = run_in_transaction(self.core.sessions, lambda s: self._hand_off(s, call_id, delivery_id))
+        _, flow = self.flows.pop(call_id)
+        flow.ended()
+        attempt = int(call_id.rsplit("-", 1)[1])
+        self._finish(delivery_id, attempt, "to_agent", f"handoff cc-h{ivr_session_id}")
+        await reassign(call_id, handoff_call_id(ivr_session_id))
+
+    def _agent_ready(self) -> bool:
+        return bool(run_in_transaction(self.core.sessions, lambda s: s.scalar(
+            select(func.count()).select_from(AgentSession).where(AgentSession.ended_at.is_(None),
+                                                                AgentSession.state == "ready"))))
+
+    def _hand_off(self, s: Session, call_id: str, delivery_id: int) -> int:
+        now = self.core.clock()
+        client_id, lang, phone = self._context.get(delivery_id, (None, "zh-CN", ""))
+        message = s.get_one(CareDelivery, delivery_id).message
+        row = IvrSession(call_id=call_id, channel="notify", caller=phone[:32], client_id=client_id, lang=lang,
+                         started_at=now, handed_off=True, summary=f"通知外呼转人工：{message}"[:2000])
+        s.add(row)
+        s.flush()
+        s.add(IvrStep(session_id=row.id, at=now, step="handoff", detail='{"from": "notify_call"}'))
+        return row.id
+
     def _done(self, call_id: str) -> None:
         delivery_id, flow = self.flows.pop(call_id)
+        self._context.pop(delivery_id, None)
         attempt = int(call_id.rsplit("-", 1)[1])
         if flow.outcome == "failed" and attempt < MAX_ATTEMPTS:
             self._finish(delivery_id, attempt, "pending", f"attempt {attempt}: {flow.detail}")

@@ -30,7 +30,7 @@ class SimulatedSms:
     outbox: list[SentSms] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1), repr=False)
 
-    def send(self, to: str, body: str, *, reference: str) -> SmsResult:
+    def send(self, to: str, body: str, *, reference: str, kind: str = "") -> SmsResult:
         if to in self.fail_numbers:
             return SmsResult("failed", "", "simulated refusal")
         ref = f"SIM{next(self._ids):08d}"
@@ -54,7 +54,7 @@ class TwilioSms:
         self.from_number = from_number
         self.status_callback = status_callback
 
-    def send(self, to: str, body: str, *, reference: str) -> SmsResult:
+    def send(self, to: str, body: str, *, reference: str, kind: str = "") -> SmsResult:
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
         kwargs: dict[str, Any] = {"to": to, "from_": self.from_number, "body": body}

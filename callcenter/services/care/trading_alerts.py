@@ -105,7 +105,7 @@ def _send(core: Any, sms: SmsSender, client_id: int, subject: str, mobile: str, 
     delivery_id = run_in_transaction(core.sessions, lambda s: claim(s, item, day, now))
     if delivery_id is None:
         return None  # sent before (or by a twin run)
-    return _send_sms(core.sessions, sms, delivery_id, mobile, sms_text(message, lang), now)
+    return _send_sms(core.sessions, sms, delivery_id, mobile, sms_text(message, lang), now, kind="trading")
 
 
 def run_trading_alerts(core: Any, sms: SmsSender, *, now: datetime | None = None,

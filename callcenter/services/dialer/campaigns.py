@@ -90,6 +90,12 @@ NAME_MAX = 128
 MAX_ATTEMPTS = 20
 
 
+# a campaign's answering-machine detection: "off" (none: every answer is a person), or on with what AMD's
+# NOTSURE means -- "human" (never hang up on a person) or "machine"; on a machine, ``leave_message`` plays
+# cc/leave-message, else the call is hung up
+AMD_POLICIES = ("off", "human", "machine")
+
+
 def _check_fields(fields: dict[str, Any], script_ids: Collection[str] | None = None) -> None:
     """The one check of a campaign's settings (pages, CLI, demo): ``DialerError`` with a code and a sentence.
     ``script_ids``: the talk scripts that exist (checked when given)."""
@@ -104,6 +110,8 @@ def _check_fields(fields: dict[str, Any], script_ids: Collection[str] | None = N
         raise _refuse("bad_kind", allowed=", ".join(CAMPAIGN_KINDS))
     if "dial_mode" in fields and fields["dial_mode"] not in DIAL_MODES:
         raise _refuse("bad_dial_mode", allowed=", ".join(DIAL_MODES))
+    if "amd_policy" in fields and fields["amd_policy"] not in AMD_POLICIES:
+        raise _refuse("bad_amd_policy", allowed=", ".join(AMD_POLICIES))
     if "days" in fields and fields["days"] not in CALLING_DAYS:
         raise _refuse("bad_days", allowed=", ".join(CALLING_DAYS))
     if "timezone" in fields:

@@ -1210,7 +1210,8 @@ class CallCore:
         self.calls[new.call_id] = Call(new.call_id, new.attempt_id, new.campaign_id, new.lead_id, new.client_id,
                                        new.phone, new.attempt_no, self._now, new.agent_id, new.callback_id)
         variables = {V.CC_CALL_ID: new.call_id, V.CC_CAMPAIGN_ID: str(new.campaign_id),
-                     V.CC_CLIENT_ID: str(new.client_id or "")}
+                     V.CC_CLIENT_ID: str(new.client_id or ""),
+                     V.CC_AMD: "0" if run is not None and run.amd_policy == "off" else "1"}  # AMD per campaign
         out.append(Originate(new.call_id, new.phone, run.caller_id if run is not None else "", variables,
                              new.campaign_id))
 
@@ -1237,7 +1238,8 @@ class CallCore:
         if call.state != CallState.DIALING:
             return
         run = self.campaigns.get(call.campaign_id)
-        call.answered = self._now
+        # the abandon clock runs from the pick-up (AMD listened before the port could report the answer)
+        call.answered = self._now if event.picked_up_at is None else min(self._now, event.picked_up_at)
         call.server = event.server
         policy: Literal["human", "machine"] = "machine" if run is not None and run.amd_policy == "machine" else "human"
         call.amd = notsure_as(event.amd, policy)
