@@ -92,7 +92,7 @@ class CampaignForm:
                  days: Annotated[Text, Form(max_length=8)] = "working", max_attempts: int = Form(3, ge=1, le=20),
                  ratio: float = Form(2.0, ge=1.0, le=5.0), target_abandon_pct: float = Form(3.0, gt=0, le=3.0),
                  caller_id: Annotated[Text, Form(max_length=32, pattern=r"^\+?[0-9]*$")] = "",
-                 priority: int = Form(0, ge=0, le=99), amd_policy: Annotated[Text, Form(pattern="^(human|machine)$")] = "human",
+                 priority: int = Form(0, ge=0, le=99), amd_policy: Annotated[Text, Form(pattern="^(off|human|machine)$")] = "human",
                  leave_message: bool = Form(False), recycle: bool = Form(False),
                  group_ids: list[int] = Form(default_factory=list)) -> None:
         self.group_ids = group_ids
