@@ -119,6 +119,7 @@ from callcenter.ports.telephony import (
     Telephony,
     TelephonyError,
     TelephonyEvent,
+    UnknownCall,
 )
 
 __all__ = ["MACHINE_PROMPT", "SAFE_HARBOUR_PROMPT", "DialerDeps", "DialerEngine", "NotifyCalls", "default_dialer_id"]
@@ -458,6 +459,9 @@ class DialerEngine:
         if isinstance(cmd, C.Connect):
             try:
                 await port.connect(cmd.call_id, str(cmd.staff_id))
+            except UnknownCall as exc:  # the call has ended on the PBX; its end event is on its way
+                log.info("connect %s to agent %s: the call is gone (%s)", cmd.call_id, cmd.staff_id, exc)
+                return C.ConnectFailed(cmd.call_id, gone=True)
             except TelephonyError as exc:
                 log.warning("connect %s to agent %s failed: %s", cmd.call_id, cmd.staff_id, exc)
                 return C.ConnectFailed(cmd.call_id)
