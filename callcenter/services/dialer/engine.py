@@ -6,10 +6,15 @@ transition table).  ``DialerEngine`` feeds it port events and ticks, carries out
 the ports -- the ``Telephony`` port, the database, the event bus -- and feeds each command's result straight back
 (depth first, under one lock), so the core decides on current facts.
 
-Database work runs in a worker thread (``asyncio.to_thread``), one short transaction per command through
-``run_in_transaction`` (each its own session): the event loop (web, FastAGI) never waits on the database.
-Transaction bodies only touch the database and return values; nothing outside the database (a port call, a
-live event, the engine's own state) happens inside a transaction that may be retried.
+Database work runs in a worker thread (``asyncio.to_thread``), one short transaction per command that needs
+an answer through ``run_in_transaction`` (each its own session): the event loop (web, FastAGI) never waits on
+the database. The records that need no answer (``RecordAnswered``, ``FinishAttempt``, ...) wait in order and go
+first in the engine's next transaction, or in one transaction at the end of the burst of port events (the
+reader hands over whatever arrived meanwhile, ``handle_burst``) or of the tick, and always before a port
+command (the PBX acts on committed facts); a ``Publish`` behind them is emitted once they are committed. So a
+burst of hang-ups is one transaction, not one per call, and SQLite's one write lock is taken that much less
+often while the web serves. Transaction bodies only touch the database and return values; nothing outside the
+database (a port call, a live event, the engine's own state) happens inside a transaction that may be retried.
 
 The database is the source of truth for agents (``agent_sessions``): the web changes ready / pause / wrap-up
 through ``callcenter.services.dialer.campaigns``, the engine re-reads its agents every ``sync_s`` seconds (``Sync``) and makes
