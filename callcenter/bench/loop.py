@@ -13,9 +13,17 @@ each with a bearer token; ``agi_accounts`` clients with a fund account and an ar
 campaign (progressive or predictive; calling window all day, every day) assigned to the agents, with ``leads``
 leads (one Core insert); every agent logged in and ready.
 
-* phase ``idle``: the campaign is still a draft, so the dialler (running) has nothing to dial;
-* phase ``load``: the campaign is started; once the agents are talking (at least ``busy_share`` of them on a
+* phase ``idle``: the campaign is paused, so the dialler (running, syncing its agents) has nothing to dial;
+* phase ``load``: the campaign is resumed; once the agents are talking (at least ``busy_share`` of them on a
   call, or after ``warm_s``) the same measurements are repeated while it dials.
+
+The phases alternate ``rounds`` times (idle, load, idle, load, ...: the campaign paused again after each load
+phase and its calls left to end before the next idle one), so a drift of the machine (other work on a shared
+host) weighs on both alike; each phase of a round gets the same share of the requests and calls, and the
+figures of a kind pool its rounds' samples (each round's p99 is reported too). The load phases count only when
+the dialler really worked: calls connected to agents, and most attempts started in the phase also ended in it
+(``kept_up``: their outcome recorded, ``KEPT_UP`` of them at least); else the target is not met whatever the
+latencies.
 
 Each phase, from a client process of its own (:mod:`callcenter.bench.loop_clients`): ``requests`` web requests at
 ``rate`` a second, ``concurrency`` at a time, the mix a screen makes (3/5 ``GET /api/desk/status`` as an agent,
@@ -55,6 +63,7 @@ FAST_MODEL: dict[str, float] = {
     "failed_s": 0.5, "talk_mean_s": 10.0, "talk_sd_s": 4.0, "wrap_up_s": 1.5,
 }
 TARGET_RATIO = 1.5
+KEPT_UP = 0.6  # share of the load phases' attempts whose outcome was recorded within the phases
 MODES = ("progressive", "predictive")
 
 
@@ -87,7 +96,7 @@ class Seeded:
 
 
 def _seed(core: Any, *, agents: int, leads: int, agi_accounts: int, mode: str) -> Seeded:
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import func, insert, select, update
 
     from callcenter.services.dialer.campaigns import agent_login, agent_ready, assign_campaign, create_campaign
     from callcenter.services.auth import hash_secret
@@ -128,6 +137,11 @@ def _seed(core: Any, *, agents: int, leads: int, agi_accounts: int, mode: str) -
                           window_start=dtime(0, 0), window_end=dtime(23, 59, 59), days="every", max_attempts=3,
                           retry_delays={"busy": 5, "no_answer": 30, "machine": 60, "failed": 10, "abandoned": 15})
     assign_campaign(core, cid, staff_ids=staff_ids)
+
+    def paused(s: Any) -> None:  # started and paused at once (no call placed): the idle phases' state
+        s.execute(update(Campaign).where(Campaign.id == cid).values(state="paused", started_at=now, updated_at=now))
+
+    run_in_transaction(core.sessions, paused)
     rows = [{"campaign_id": cid, "name": f"客户{i}", "phone": f"+8613{tag}{i:05d}", "timezone": core.settings.timezone,
              "priority": i % 3, "status": "new", "attempts": 0, "extra": {}, "created_at": now, "updated_at": now}
             for i in range(leads)]
@@ -231,18 +245,33 @@ class Sizes:
     mode: str
     warm_s: float
     busy_share: float
+    rounds: int
 
 
-async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, web_base: str, agi_port: int,
-                 ) -> dict[str, Any]:
+@dataclass
+class Raw:
+    """One phase of one round: the samples, pooled with the other rounds' of the same kind."""
+
+    web: list[dict[str, Any]]
+    agi: list[dict[str, Any]]
+    lags: list[float]
+    pbx: list[tuple[int, int]]  # (calls in flight, of them connected to an agent), every 250 ms
+    counts: tuple[int, int, int]  # attempts started, connected, ended in the phase
+    campaign: tuple[int, int, int]  # the campaign's totals at the end of the phase
+    hist: tuple[float, float]  # the engine's loop-lag histogram (count, sum) over the phase
+    seconds: float
+
+
+async def _phase(name: str, index: int, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, web_base: str,
+                 agi_port: int) -> Raw:
     """One phase's measurements (``warmup``: a short round first, whose figures are dropped: first connections,
-    templates, the database's caches)."""
+    templates, the database's caches). ``index``: the phase's number in the run (distinct caller IDs)."""
     from callcenter.services.metrics import watch_loop_lag
 
     kinds = ("desk_status", "desk_status", "desk_status", "healthz", "wallboard")
     requests: list[dict[str, str | None]] = []
-    n_requests = min(sizes.requests, 50) if name == "warmup" else sizes.requests
-    n_calls = min(sizes.agi_calls, 2) if name == "warmup" else sizes.agi_calls
+    n_requests = min(sizes.requests, 50) if name == "warmup" else sizes.requests // sizes.rounds
+    n_calls = min(sizes.agi_calls, 2) if name == "warmup" else sizes.agi_calls // sizes.rounds
     for i in range(n_requests):
         kind = kinds[i % len(kinds)]
         if kind == "desk_status":
@@ -252,21 +281,20 @@ async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, w
             requests.append({"kind": kind, "path": "/healthz", "token": None})
         else:
             requests.append({"kind": kind, "path": "/supervisor/wallboard", "token": seeded.supervisor_token})
-    offset = {"warmup": 0, "idle": n_calls, "load": 2 * n_calls}[name]  # a caller ID per call
-    calls = [{"inputs": ["1", acc, pin, "1", "hangup"], "uniqueid": f"loop-{seeded.tag}-{name}-{i}",
+    offset = index * n_calls  # a caller ID per call
+    calls = [{"inputs": ["1", acc, pin, "1", "hangup"], "uniqueid": f"loop-{seeded.tag}-{name}{index}-{i}",
               "callerid": f"1380{seeded.tag}{(offset + i) % 1000:03d}"}
              for i, (acc, pin) in ((i, seeded.accounts[i % len(seeded.accounts)]) for i in range(n_calls))]
     spec = {"web": {"base": web_base, "rate": sizes.rate, "concurrency": sizes.concurrency, "requests": requests},
             "agi": {"host": "127.0.0.1", "port": agi_port, "concurrency": sizes.agi_concurrency, "calls": calls}}
 
     lags: list[float] = []
-    pbx_samples: list[tuple[int, int]] = []  # (calls in flight, of them connected to an agent)
+    pbx_samples: list[tuple[int, int]] = []
     done = asyncio.Event()
 
     async def watch_pbx() -> None:
         while not done.is_set():
-            connected = sum(1 for c in list(pbx.calls.values()) if c.state == "connected")
-            pbx_samples.append((pbx.in_flight(), connected))
+            pbx_samples.append((pbx.in_flight(), _talking(pbx)))
             try:
                 await asyncio.wait_for(done.wait(), 0.25)
             except TimeoutError:
@@ -285,27 +313,45 @@ async def _phase(name: str, core: Any, pbx: Any, seeded: Seeded, sizes: Sizes, w
     seconds = time.perf_counter() - started
     after = await asyncio.to_thread(_dialer_counts, core, seeded.campaign_id)
     hist_after = _lag_hist(core)
-    attempts, connects, ended = after[0] - before[0], after[1] - before[1], after[2] - before[2]
-    n_hist = hist_after[0] - hist_before[0]
+    return Raw(clients["web"], clients["agi"], lags, pbx_samples,
+               (after[0] - before[0], after[1] - before[1], after[2] - before[2]), after,
+               (hist_after[0] - hist_before[0], hist_after[1] - hist_before[1]), seconds)
+
+
+def _talking(pbx: Any) -> int:
+    return sum(1 for c in list(pbx.calls.values()) if c.state == "connected")
+
+
+def _figures(raws: list[Raw]) -> dict[str, Any]:
+    """A phase kind's figures over its rounds (samples pooled; each round's p99 kept to show the drift)."""
+    lags = [x for r in raws for x in r.lags]
+    pbx = [x for r in raws for x in r.pbx]
+    seconds = sum(r.seconds for r in raws)
+    attempts, connects, ended = (sum(r.counts[i] for r in raws) for i in range(3))
+    n_hist, sum_hist = sum(r.hist[0] for r in raws), sum(r.hist[1] for r in raws)
+    last = raws[-1].campaign
     return {
         "seconds": round(seconds, 2),
-        "web": _web_figures(clients["web"]), "agi": _agi_figures(clients["agi"]),
+        "web": _web_figures([x for r in raws for x in r.web]), "agi": _agi_figures([x for r in raws for x in r.agi]),
         "loop_lag": {"samples": len(lags), "p50_ms": _ms(_pct(lags, 0.5)), "p99_ms": _ms(_pct(lags, 0.99)),
                      "max_ms": _ms(max(lags, default=0.0)),
-                     "metrics_mean_ms": _ms((hist_after[1] - hist_before[1]) / n_hist) if n_hist else None},
+                     "metrics_mean_ms": _ms(sum_hist / n_hist) if n_hist else None},
         "dialer": {"attempts": attempts, "connects": connects, "ended": ended,
-                   "campaign_attempts": after[0], "campaign_connects": after[1], "campaign_ended": after[2],
+                   "campaign_attempts": last[0], "campaign_connects": last[1], "campaign_ended": last[2],
                    "attempts_per_min": round(attempts * 60 / seconds, 1), "connects_per_min": round(connects * 60 / seconds, 1),
-                   "in_flight_mean": round(sum(a for a, _ in pbx_samples) / len(pbx_samples), 1) if pbx_samples else 0.0,
-                   "talking_mean": round(sum(b for _, b in pbx_samples) / len(pbx_samples), 1) if pbx_samples else 0.0,
-                   "talking_min": min((b for _, b in pbx_samples), default=0)},
+                   "in_flight_mean": round(sum(a for a, _ in pbx) / len(pbx), 1) if pbx else 0.0,
+                   "talking_mean": round(sum(b for _, b in pbx) / len(pbx), 1) if pbx else 0.0,
+                   "talking_min": min((b for _, b in pbx), default=0)},
+        "rounds": [{"web_p99_ms": _ms(_pct([x["s"] for x in r.web if x["status"] == 200], 0.99)),
+                    "agi_p99_ms": _ms(_pct([t for c in r.agi for t in c["turnarounds"]], 0.99)),
+                    "connects": r.counts[1], "seconds": round(r.seconds, 2)} for r in raws],
     }
 
 
 async def _drive(core: Any, pbx: Any, seeded: Seeded, sizes: Sizes) -> dict[str, Any]:
     import uvicorn
 
-    from callcenter.services.dialer.campaigns import start_campaign
+    from callcenter.services.dialer.campaigns import pause_campaign, resume_campaign
     from callcenter.parts.dialer import dialer_runner
     from callcenter.runtime import Runner, run_engine, serve_agi
     from callcenter.web.app import create_app
@@ -343,24 +389,38 @@ async def _drive(core: Any, pbx: Any, seeded: Seeded, sizes: Sizes) -> dict[str,
         await _agi_listening(agi_port, deadline)
         web_base = f"http://127.0.0.1:{servers[0].servers[0].sockets[0].getsockname()[1]}"
         await asyncio.sleep(1.0)  # the dialler's first syncs
-        await _phase("warmup", core, pbx, seeded, sizes, web_base, agi_port)
-        idle = await _phase("idle", core, pbx, seeded, sizes, web_base, agi_port)
-
-        await asyncio.to_thread(start_campaign, core, seeded.campaign_id)
-        started = time.perf_counter()
+        await _phase("warmup", 0, core, pbx, seeded, sizes, web_base, agi_port)
         want = max(1, int(sizes.agents * sizes.busy_share))
-        busy = False
-        while time.perf_counter() - started < sizes.warm_s:
-            if sum(1 for c in list(pbx.calls.values()) if c.state == "connected") >= want:
-                busy = True
-                break
-            await asyncio.sleep(0.25)
-        warm = round(time.perf_counter() - started, 1)
-        load = await _phase("load", core, pbx, seeded, sizes, web_base, agi_port)
-        load["warm_s"], load["busy_reached"] = warm, busy
+        idles: list[Raw] = []
+        loads: list[Raw] = []
+        warms: list[float] = []
+        drains: list[float] = []
+        busy = True
+        for n in range(sizes.rounds):
+            if n:  # the calls of the load phase before end first (the idle phase has nothing in flight)
+                await asyncio.to_thread(pause_campaign, core, seeded.campaign_id)
+                started = time.perf_counter()
+                while (pbx.in_flight() or _talking(pbx)) and time.perf_counter() - started < 120:
+                    await asyncio.sleep(0.25)
+                await asyncio.sleep(FAST_MODEL["wrap_up_s"] + 1.0)  # the last wrap-ups, a sync
+                drains.append(round(time.perf_counter() - started, 1))
+            idles.append(await _phase("idle", 2 * n + 1, core, pbx, seeded, sizes, web_base, agi_port))
+            await asyncio.to_thread(resume_campaign, core, seeded.campaign_id)
+            started = time.perf_counter()
+            reached = False
+            while time.perf_counter() - started < sizes.warm_s:
+                if _talking(pbx) >= want:
+                    reached = True
+                    break
+                await asyncio.sleep(0.25)
+            busy = busy and reached
+            warms.append(round(time.perf_counter() - started, 1))
+            loads.append(await _phase("load", 2 * n + 2, core, pbx, seeded, sizes, web_base, agi_port))
     finally:
         stop.set()
         await engine
+    idle, load = _figures(idles), _figures(loads)
+    load["warm_s"], load["busy_reached"], idle["drain_s"] = warms, busy, drains
     return {"idle": idle, "load": load, "originated_total": pbx.originated}
 
 
@@ -395,7 +455,7 @@ def _ratio(load: float, idle: float) -> float | None:
 def run(agents: int = 100, leads: int = 5000, requests: int = 600, rate: float = 40.0, concurrency: int = 4,
         agi_calls: int = 40, agi_concurrency: int = 2, agi_accounts: int = 10, mode: str = "predictive",
         warm_s: float = 60.0, busy_share: float = 0.5, database_url: str | None = None, seed: int = 1,
-        as_json: bool = False) -> dict[str, Any]:
+        rounds: int = 2, as_json: bool = False) -> dict[str, Any]:
     """Run the benchmark; print a table (and with ``as_json`` one JSON object as the last line)."""
     from callcenter.bootstrap import bootstrap
     from callcenter.settings import load_settings
@@ -408,8 +468,10 @@ def run(agents: int = 100, leads: int = 5000, requests: int = 600, rate: float =
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if min(agents, requests, agi_calls, agi_accounts, concurrency, agi_concurrency) < 1 or leads < agents or rate <= 0:
         raise ValueError("need at least one agent, request, AGI call and account, leads >= agents and rate > 0")
+    if rounds < 1 or min(requests, agi_calls) < rounds:
+        raise ValueError("need at least one round, and a request and an AGI call per phase of each round")
     sizes = Sizes(agents, leads, requests, rate, concurrency, agi_calls, agi_concurrency, agi_accounts, mode, warm_s,
-                  busy_share)
+                  busy_share, rounds)
     tmp = None
     if database_url is None:
         tmp = tempfile.TemporaryDirectory(prefix="cc-bench-loop-")
@@ -440,11 +502,14 @@ def run(agents: int = 100, leads: int = 5000, requests: int = 600, rate: float =
               "agi_p50": _ratio(load["agi"]["p50_ms"], idle["agi"]["p50_ms"]),
               "agi_p99": _ratio(load["agi"]["p99_ms"], idle["agi"]["p99_ms"]),
               "loop_lag_p99": _ratio(load["loop_lag"]["p99_ms"], idle["loop_lag"]["p99_ms"])}
-    met = all(r is not None and r <= TARGET_RATIO for r in (ratios["web_p99"], ratios["agi_p99"]))
+    dialer = load["dialer"]
+    kept_up = dialer["connects"] > 0 and dialer["ended"] >= KEPT_UP * dialer["attempts"]
+    met = kept_up and all(r is not None and r <= TARGET_RATIO for r in (ratios["web_p99"], ratios["agi_p99"]))
     result: dict[str, Any] = {
         "database": database_url.split(":", 1)[0].split("+", 1)[0], "agents": agents, "leads": leads, "mode": mode,
         "requests": requests, "rate": rate, "concurrency": concurrency, "agi_calls": agi_calls,
-        "agi_concurrency": agi_concurrency, "other_running_campaigns": seeded.other_running,
+        "agi_concurrency": agi_concurrency, "other_running_campaigns": seeded.other_running, "rounds": rounds,
+        "dialer_kept_up": kept_up,
         "idle": idle, "load": load, "originated_total": phases["originated_total"], "ratio": ratios, "target_ratio": TARGET_RATIO, "target_met": met,
     }
     _print(result)
@@ -457,7 +522,8 @@ def _print(r: dict[str, Any]) -> None:
     idle, load, ratio = r["idle"], r["load"], r["ratio"]
     print(f"bench loop: {r['database']}, {r['agents']} agents on a {r['mode']} campaign ({r['leads']} leads), simulated "
           f"PBX in real time (fast customers); {r['requests']} web requests at {r['rate']}/s ({r['concurrency']} at "
-          f"once) and {r['agi_calls']} hotline calls ({r['agi_concurrency']} at once) per phase")
+          f"once) and {r['agi_calls']} hotline calls ({r['agi_concurrency']} at once) per phase, in {r['rounds']} "
+          f"round(s) of idle then load")
     print(f"{'':28}{'idle':>16}{'load':>16}{'load/idle':>11}")
 
     def row(label: str, a: Any, b: Any, q: Any = "") -> None:
@@ -481,8 +547,13 @@ def _print(r: dict[str, Any]) -> None:
     row("attempts ended (recorded)", idle["dialer"]["ended"], load["dialer"]["ended"])
     row("calls in flight (mean)", idle["dialer"]["in_flight_mean"], load["dialer"]["in_flight_mean"])
     row("agents talking (mean)", idle["dialer"]["talking_mean"], load["dialer"]["talking_mean"])
-    print(f"load phase: {load['dialer']['attempts']} attempts, {load['dialer']['connects']} connected in "
-          f"{load['seconds']} s, after {load['warm_s']} s of warm-up (busy {'reached' if load['busy_reached'] else 'NOT reached'})")
+    for i, (a, b) in enumerate(zip(idle["rounds"], load["rounds"]), 1):
+        row(f"  round {i} web/AGI p99 ms", f"{a['web_p99_ms']}/{a['agi_p99_ms']}", f"{b['web_p99_ms']}/{b['agi_p99_ms']}")
+    print(f"load phases: {load['dialer']['attempts']} attempts, {load['dialer']['connects']} connected to agents, "
+          f"{load['dialer']['ended']} ended in {load['seconds']} s, after {load['warm_s']} s of warm-up (busy "
+          f"{'reached' if load['busy_reached'] else 'NOT reached'}); dialler "
+          f"{'kept up' if r['dialer_kept_up'] else 'did NOT keep up'} (at least {KEPT_UP:.0%} of the attempts ended "
+          f"in the phases, and calls connected)")
     if r["other_running_campaigns"]:
         print(f"note: {r['other_running_campaigns']} other campaign(s) were already running in this database")
     verdict = "met" if r["target_met"] else "NOT met"

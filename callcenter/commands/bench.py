@@ -76,13 +76,14 @@ def push(clients: int = typer.Option(200, min=1), events: int = typer.Option(50,
 
 @app.command("loop")
 def loop(agents: int = typer.Option(100, min=1), leads: int = typer.Option(5000, min=1),
-         requests: int = typer.Option(600, min=1, help="web requests per phase"),
+         requests: int = typer.Option(600, min=1, help="web requests per phase (split over the rounds)"),
          rate: float = typer.Option(40.0, min=0.1, help="web requests a second"),
          concurrency: int = typer.Option(4, min=1, help="web requests at once"),
-         agi_calls: int = typer.Option(40, min=1, help="hotline calls per phase"),
+         agi_calls: int = typer.Option(40, min=1, help="hotline calls per phase (split over the rounds)"),
          agi_concurrency: int = typer.Option(2, min=1),
          mode: str = typer.Option("predictive", help="progressive or predictive"),
          warm: float = typer.Option(60.0, min=0, help="seconds at most to wait for the agents to be talking"),
+         rounds: int = typer.Option(2, min=1, help="idle and load phases alternate this many times"),
          database_url: Optional[str] = typer.Option(None, help="default: a fresh temporary SQLite file"),
          as_json: bool = JSON) -> None:
     """Web latency, FastAGI turnaround and loop lag with the dialler busy on the simulated PBX vs idle."""
@@ -93,7 +94,8 @@ def loop(agents: int = typer.Option(100, min=1), leads: int = typer.Option(5000,
     if leads < agents:
         raise typer.BadParameter("at least as many leads as agents", param_hint="--leads")
     run(agents=agents, leads=leads, requests=requests, rate=rate, concurrency=concurrency, agi_calls=agi_calls,
-        agi_concurrency=agi_concurrency, mode=mode, warm_s=warm, database_url=database_url, as_json=as_json)
+        agi_concurrency=agi_concurrency, mode=mode, warm_s=warm, database_url=database_url, rounds=rounds,
+        as_json=as_json)
 
 
 @app.command("scale")

@@ -1,5 +1,5 @@
 """`callcenter bench loop` at a tiny size: the real engine (web, FastAGI, dialler parts on one loop) on the simulated
-PBX, the web requests and hotline calls from a client process, idle then load. Asserts the report's shape and its
+PBX, the web requests and hotline calls from a client process, idle then load, twice. Asserts the report's shape and its
 invariants (counts add up, p50 <= p99, the dialler dialled only in the load phase), never a speed."""
 
 from __future__ import annotations
@@ -33,16 +33,18 @@ def _check_phase(phase: dict[str, Any], requests: int, calls: int) -> None:
 
 
 def test_bench_loop_tiny(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    result = run(agents=5, leads=200, requests=40, rate=20.0, concurrency=2, agi_calls=3, agi_concurrency=2,
-                 agi_accounts=2, warm_s=30.0, database_url=db_url, as_json=True)
+    result = run(agents=5, leads=200, requests=40, rate=20.0, concurrency=2, agi_calls=4, agi_concurrency=2,
+                 agi_accounts=2, warm_s=30.0, database_url=db_url, rounds=2, as_json=True)
     out = capsys.readouterr().out.strip().splitlines()
     assert json.loads(out[-1]) == result
     assert any(line.startswith("web p99 ms") for line in out)
     idle, load = result["idle"], result["load"]
-    _check_phase(idle, 40, 3)
-    _check_phase(load, 40, 3)
-    # idle: the campaign is a draft, nothing dialled; load: the campaign dialled and agents talked
-    assert idle["dialer"]["campaign_attempts"] == 0 and idle["dialer"]["in_flight_mean"] == 0
+    _check_phase(idle, 40, 4)
+    _check_phase(load, 40, 4)
+    assert len(idle["rounds"]) == len(load["rounds"]) == 2 and len(load["warm_s"]) == 2 and len(idle["drain_s"]) == 1
+    assert all(r["connects"] >= 1 for r in load["rounds"]) and all(r["connects"] == 0 for r in idle["rounds"])
+    # idle: the campaign is paused, nothing dialled or in flight; load: the campaign dialled and agents talked
+    assert idle["dialer"]["attempts"] == 0 and idle["dialer"]["in_flight_mean"] == 0
     assert load["busy_reached"] and load["dialer"]["campaign_attempts"] > 0
     assert load["dialer"]["campaign_connects"] >= 1 and load["dialer"]["in_flight_mean"] > 0
     assert load["dialer"]["campaign_connects"] <= load["dialer"]["campaign_attempts"]
@@ -50,7 +52,10 @@ def test_bench_loop_tiny(db_url: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert result["originated_total"] >= load["dialer"]["campaign_attempts"]
     assert load["dialer"]["attempts"] <= load["dialer"]["campaign_attempts"]
     assert result["ratio"]["web_p99"] == round(load["web"]["p99_ms"] / idle["web"]["p99_ms"], 2)
-    assert result["target_met"] == (result["ratio"]["web_p99"] <= 1.5 and result["ratio"]["agi_p99"] <= 1.5)
+    assert result["dialer_kept_up"] == (load["dialer"]["connects"] > 0
+                                        and load["dialer"]["ended"] >= 0.6 * load["dialer"]["attempts"])
+    assert result["target_met"] == (result["dialer_kept_up"] and result["ratio"]["web_p99"] <= 1.5
+                                     and result["ratio"]["agi_p99"] <= 1.5)
     # left behind: the campaign stopped, no agent session open
     engine = make_engine(db_url)
     try:
@@ -67,3 +72,5 @@ def test_bench_loop_refuses_bad_sizes() -> None:
         run(mode="preview")
     with pytest.raises(ValueError, match="leads >= agents"):
         run(agents=10, leads=5)
+    with pytest.raises(ValueError, match="round"):
+        run(requests=1, rounds=2)

@@ -314,3 +314,34 @@ def _most_at_once(attempts: list[Attempt]) -> int:
         now += step
         most = max(most, now)
     return most
+
+
+async def test_the_records_of_a_burst_of_port_events_are_one_transaction_and_their_events_follow_the_commit(
+        core: App) -> None:
+    phones = [f"+861390000010{i}" for i in range(4)]
+    rig = Rig(core, {p: "busy" for p in phones}, agents=4)
+    await rig.start()
+    while len(rig.originated) < 4 and rig.vclock.time() < 60:  # one call per agent, each busy after 3 s
+        await rig.run(0.5)
+    assert len(rig.originated) == 4
+    rig.vclock.run_until(rig.vclock.time() + 10)  # every call fails while the engine is busy elsewhere
+    burst = list(rig.pbx.stream.pending())
+    assert sum(type(e).__name__ == "Failed" for e in burst) == 4
+    bus = rig.engine.deps.bus
+    emit = bus.emit
+    seen: list[str | None] = []
+
+    def spy(event):  # what the database says when the event goes out
+        if type(event).__name__ == "AttemptEnded":
+            seen.extend(a.outcome for a in rig.attempts() if a.id == event.attempt_id)
+        emit(event)
+
+    bus.emit = spy  # type: ignore[method-assign]
+    try:
+        before = rig.engine.stats["transactions"]
+        await rig.engine.handle_burst(burst)
+        assert rig.engine.stats["transactions"] - before == 1  # four attempts closed in one transaction
+    finally:
+        del bus.emit
+    assert seen == ["busy"] * 4  # each event emitted after its attempt's end was committed
+    assert [a.outcome for a in rig.attempts()] == ["busy"] * 4

@@ -114,6 +114,7 @@ class Harness:
     answered_at: dict[str, float] = field(default_factory=dict)
     refuse_originate: bool = False
     fail_connect: bool = False
+    connect_gone: bool = False  # the PBX no longer knows the calls it is asked to connect (they have ended)
     callbacks: tuple[C.CallbackFacts, ...] = ()
     web_moved: bool = False  # the web changed a row since the core last synced
     handoffs: dict[int, HandoffRow] = field(default_factory=dict)
@@ -250,6 +251,8 @@ class Harness:
             assert not on or not room or on == room, f"call on {on} moved into a room on {room}"
             if self.fail_connect:
                 return C.ConnectFailed(cmd.call_id)
+            if self.connect_gone:
+                return C.ConnectFailed(cmd.call_id, gone=True)
             self.pbx[cmd.call_id] = "connecting"
             return None
         if isinstance(cmd, C.Play):
@@ -517,6 +520,23 @@ def test_connect_failure_releases_the_agent_and_hands_the_call_to_another() -> N
     assert of(out, C.Connect) == [C.Connect(call, 101)]
     h.feed(AgentLeft("101", h.now))
     assert not h.core.agents[101].phone_up
+
+
+def test_a_call_gone_from_the_pbx_is_not_offered_to_every_agent_in_turn_and_ends_at_its_end_event() -> None:
+    h = Harness(agents=3, leads=1)
+    h.start()
+    [call] = h.live("dialing")
+    h.connect_gone = True  # the customer hung up; the PBX's Ended is still on its way to the dialler
+    out = h.answer(call)
+    assert of(out, C.Connect) == [C.Connect(call, 100)]  # one try only
+    assert [(c.staff_id, c.event) for c in of(out, C.ChangeAgentState)] == [(100, "reserve"), (100, "release")]
+    assert all(a.phone_up for a in h.core.agents.values())  # nobody's phone is blamed
+    assert h.rows[100].state == "ready" and h.core.calls[call].state == CallState.WAITING
+    assert not of(h.tick(1.0), C.Connect)  # still not offered while it waits for its end
+    out = h.ended(call)
+    [finish] = of(out, C.FinishAttempt)
+    assert finish.outcome == C.Outcome.HUMAN and finish.lead_outcome == "abandoned" and call not in h.core.calls
+    assert not of(out, C.Connect) and not of(out, C.Play)
 
 
 def test_preview_offer_then_skip_then_dial() -> None:

@@ -45,6 +45,8 @@ Call states (``CallState``) and their transitions::
     RESERVING   AgentChanged(reserve applied)          CONNECTING    Connect
     RESERVING   AgentChanged(refused)                  WAITING       (back at the head of the queue)
     CONNECTING  ConnectFailed                          WAITING       ChangeAgentState(release); agent's phone down
+    CONNECTING  ConnectFailed, the PBX knows no such   WAITING       ChangeAgentState(release); out of the queue
+                call (it ended; its end is on its way)               until its Ended (the agent's phone stays up)
     CONNECTING  Connected                              CONNECTED     ChangeAgentState(connect, +RecordConnected,
                                                                      +desk contact); Publish(ContactOpened)
     any         Ended / Failed / OriginateRefused      (gone)        FinishAttempt (with the agent's hangup or
@@ -314,7 +316,12 @@ class OriginateRefused:
 
 @dataclass(frozen=True)
 class ConnectFailed:
+    """``gone``: the PBX no longer knows the call (it has ended; its end event is on its way), so neither the
+    agent's phone nor the call is to blame: the agent is released with its phone up, the call is not offered
+    to another agent and ends at its end event."""
+
     call_id: str
+    gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -1282,10 +1289,14 @@ class CallCore:
         if call is None or call.state != CallState.CONNECTING:
             return
         agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
-        self._requeue(call)
+        if ev.gone:  # waiting for its end event, out of the queue (else every ready agent in turn would be tried)
+            call.state, call.agent_id = CallState.WAITING, None
+        else:
+            self._requeue(call)
         if agent is not None:
-            agent.phone_up = False  # until it joins again (the next login, which the PBX answers from the room)
-            self.phones.pop(agent.staff_id, None)
+            if not ev.gone:
+                agent.phone_up = False  # until it joins again (the next login, which the PBX answers from the room)
+                self.phones.pop(agent.staff_id, None)
             if agent.call_id == call.call_id:
                 self._change(agent, "release", out, reason="connect_failed", attempt_id=call.attempt_id)
 

@@ -6,10 +6,15 @@ transition table).  ``DialerEngine`` feeds it port events and ticks, carries out
 the ports -- the ``Telephony`` port, the database, the event bus -- and feeds each command's result straight back
 (depth first, under one lock), so the core decides on current facts.
 
-Database work runs in a worker thread (``asyncio.to_thread``), one short transaction per command through
-``run_in_transaction`` (each its own session): the event loop (web, FastAGI) never waits on the database.
-Transaction bodies only touch the database and return values; nothing outside the database (a port call, a
-live event, the engine's own state) happens inside a transaction that may be retried.
+Database work runs in a worker thread (``asyncio.to_thread``), one short transaction per command that needs
+an answer through ``run_in_transaction`` (each its own session): the event loop (web, FastAGI) never waits on
+the database. The records that need no answer (``RecordAnswered``, ``FinishAttempt``, ...) wait in order and go
+first in the engine's next transaction, or in one transaction at the end of the burst of port events (the
+reader hands over whatever arrived meanwhile, ``handle_burst``) or of the tick, and always before a port
+command (the PBX acts on committed facts); a ``Publish`` behind them is emitted once they are committed. So a
+burst of hang-ups is one transaction, not one per call, and SQLite's one write lock is taken that much less
+often while the web serves. Transaction bodies only touch the database and return values; nothing outside the
+database (a port call, a live event, the engine's own state) happens inside a transaction that may be retried.
 
 The database is the source of truth for agents (``agent_sessions``): the web changes ready / pause / wrap-up
 through ``callcenter.services.dialer.campaigns``, the engine re-reads its agents every ``sync_s`` seconds (``Sync``) and makes
@@ -61,7 +66,7 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -70,7 +75,7 @@ from typing import Protocol, TypeVar
 
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.care.notify_calls import CALL_PREFIX as NOTIFY_PREFIX
@@ -119,6 +124,7 @@ from callcenter.ports.telephony import (
     Telephony,
     TelephonyError,
     TelephonyEvent,
+    UnknownCall,
 )
 
 __all__ = ["MACHINE_PROMPT", "SAFE_HARBOUR_PROMPT", "DialerDeps", "DialerEngine", "NotifyCalls", "default_dialer_id"]
@@ -168,6 +174,42 @@ def default_dialer_id() -> str:
 
 
 _PORT_EVENTS = (Answered, Connected, Ended, Failed, AgentJoined, AgentLeft)
+_RECORDS = (C.RecordAnswered, C.RecordConnected, C.FinishAttempt, C.CompleteDisposition, C.MissCallback,
+            C.HandoffStep, C.EndHandoff, C.HandoffCallback)
+MAX_BURST = 200  # port events at most handled under the lock in one go (their records: one transaction)
+
+
+async def _bursts(events: AsyncIterator[TelephonyEvent], limit: int) -> AsyncIterator[list[TelephonyEvent]]:
+    """The port's events in bursts: whatever arrived while the previous burst was handled (at most ``limit``).
+    A failure of the port's stream is raised after the events before it."""
+    queue: asyncio.Queue[TelephonyEvent | None] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        finally:
+            queue.put_nowait(None)
+
+    pumper = asyncio.create_task(pump())
+    try:
+        while True:
+            first = await queue.get()
+            burst = [first] if first is not None else []
+            over = first is None
+            while not over and len(burst) < limit and not queue.empty():
+                event = queue.get_nowait()
+                if event is None:
+                    over = True
+                else:
+                    burst.append(event)
+            if burst:
+                yield burst
+            if over:
+                await pumper  # the stream's own failure, if it failed
+                return
+    finally:
+        pumper.cancel()
 
 
 class DialerEngine:
@@ -207,7 +249,12 @@ class DialerEngine:
         self.take_handoffs = take_handoffs
         self._next_renew = datetime.min.replace(tzinfo=timezone.utc)
         self._lock = asyncio.Lock()
-        self.stats = {"originated": 0, "rejected": 0}
+        # the core's records (commands with no result) not written yet, and the live events that follow them:
+        # written in the next transaction of the engine (before its own work), or by ``_flush`` at the end of a
+        # burst of events / of a tick; the events are emitted once those facts are committed
+        self._records: list[tuple[C.Record, datetime]] = []  # with the wall time the core made each at
+        self._after_commit: list[C.Publish] = []
+        self.stats = {"originated": 0, "rejected": 0, "transactions": 0}
         # calls with our ids a previous process left up on the PBX (``Recovered``), until a sync adopts or hangs
         # them up: call id -> (what the PBX showed, its server); and those of them seen ending meanwhile
         self._foreign: dict[str, tuple[LiveCall, str]] = {}
@@ -235,27 +282,47 @@ class DialerEngine:
     # --- the two entry points: events and ticks -------------------------------------------------------------
 
     async def handle(self, event: TelephonyEvent) -> None:
+        """One port event, its records committed before it returns."""
+        await self.handle_burst((event,))
+
+    async def handle_burst(self, events: Sequence[TelephonyEvent]) -> None:
+        """Port events that arrived together, one after the other through the core (each command's result fed
+        back before the next command, as ever); the records of the whole burst that need no answer go to the
+        database in as few transactions as the commands in between allow (one, when no command needs one)."""
+        async with self._lock:
+            try:
+                for event in events:
+                    await self._handle_locked(event)
+            except BaseException:
+                await self._flush_after_failure()
+                raise
+            await self._flush()
+
+    async def _handle_locked(self, event: TelephonyEvent) -> None:
         if isinstance(event, Recovered):
-            async with self._lock:
-                for live in event.calls:
-                    if live.call_id not in self.core.calls and live.call_id not in self._recovered:
-                        self._recovered.add(live.call_id)  # once (run() hands it over before the reader does)
-                        self._foreign[live.call_id] = (live, event.server)
+            for live in event.calls:
+                if live.call_id not in self.core.calls and live.call_id not in self._recovered:
+                    self._recovered.add(live.call_id)  # once (run() hands it over before the reader does)
+                    self._foreign[live.call_id] = (live, event.server)
             return
         if not isinstance(event, _PORT_EVENTS):
             return  # Ringing, ServerDown/Up: nothing the core decides on
-        async with self._lock:
-            call_id = getattr(event, "call_id", None)
-            if call_id is not None and call_id not in self.core.calls and call_id in self._foreign:
-                if isinstance(event, (Ended, Failed)):  # a recovered call ended before a sync adopted it
-                    self._foreign.pop(call_id)
-                    self._foreign_ended[call_id] = self.wall()
-                return
-            await self._feed(event)
+        call_id = getattr(event, "call_id", None)
+        if call_id is not None and call_id not in self.core.calls and call_id in self._foreign:
+            if isinstance(event, (Ended, Failed)):  # a recovered call ended before a sync adopted it
+                self._foreign.pop(call_id)
+                self._foreign_ended[call_id] = self.wall()
+            return
+        await self._feed(event)
 
     async def tick(self) -> None:
         async with self._lock:
-            await self._feed(C.Tick())
+            try:
+                await self._feed(C.Tick())
+            except BaseException:
+                await self._flush_after_failure()
+                raise
+            await self._flush()
 
     async def _feed(self, event: CoreEvent) -> None:
         """One input to the core, then its commands in order, each result fed back before the next command."""
@@ -265,8 +332,41 @@ class DialerEngine:
                 await self._feed(result)
 
     async def _tx(self, work: Callable[[Session], T]) -> T:
-        """One transaction in a worker thread (its own session; retried on serialisation failures)."""
-        return await asyncio.to_thread(run_in_transaction, self.deps.sessions, work)
+        """One transaction in a worker thread (its own session; retried on serialisation failures), the records
+        not written yet first; the live events waiting for them are emitted once it has committed."""
+        records, tz = tuple(self._records), self.deps.tz
+
+        def body(s: Session) -> T:  # database only: retried as a whole
+            for record, at in records:
+                _write(s, record, at, tz)
+            return work(s)
+
+        self.stats["transactions"] += 1
+        result = await asyncio.to_thread(run_in_transaction, self.deps.sessions, body)
+        del self._records[:len(records)]
+        self._emit_committed()
+        return result
+
+    async def _flush(self) -> None:
+        """Write the records not written yet (one transaction) and emit the live events that waited for them."""
+        if self._records:
+            await self._tx(lambda s: None)
+        self._emit_committed()
+
+    async def _flush_after_failure(self) -> None:
+        """The records decided before a failure are facts all the same (each was its own commit before
+        batching): written if the database takes them; the failure itself is the caller's to raise."""
+        try:
+            await self._flush()
+        except Exception:
+            log.exception("dialler %s: %s record(s) could not be written after a failure", self.dialer_id,
+                          len(self._records))
+            self._records.clear()
+            self._after_commit.clear()
+
+    def _emit_committed(self) -> None:
+        while self._after_commit and not self._records:
+            self.deps.bus.emit(self._after_commit.pop(0).event)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Real time: read port events and tick until ``stop`` is set."""
@@ -274,11 +374,18 @@ class DialerEngine:
         notify = self.deps.notify
 
         async def read() -> None:
-            async for event in self.telephony.events():
-                if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
-                    await notify.handle(event)  # an agentless notification call, not a dialler attempt
-                    continue
-                await self.handle(event)
+            async for burst in _bursts(self.telephony.events(), MAX_BURST):
+                mine: list[TelephonyEvent] = []
+                for event in burst:
+                    if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
+                        if mine:
+                            await self.handle_burst(mine)
+                            mine = []
+                        await notify.handle(event)  # an agentless notification call, not a dialler attempt
+                        continue
+                    mine.append(event)
+                if mine:
+                    await self.handle_burst(mine)
                 wake.set()
 
         reader = asyncio.create_task(read())
@@ -331,7 +438,8 @@ class DialerEngine:
                 return None, None
             return contact.attempt_id, contact.ivr_session_id
 
-        attempt_id, ivr_session_id = await self._tx(call_of)
+        # a read of its own, outside the lock: not the engine's transaction (which carries the pending records)
+        attempt_id, ivr_session_id = await asyncio.to_thread(run_in_transaction, self.deps.sessions, call_of)
         async with self._lock:
             call_id: str | None = None
             if attempt_id is not None:
@@ -374,17 +482,30 @@ class DialerEngine:
 
     async def _do(self, cmd: C.Command) -> CoreEvent | None:
         if isinstance(cmd, C.Publish):
-            self.deps.bus.emit(cmd.event)
+            if self._records or self._after_commit:  # after the facts before it are committed, in order
+                self._after_commit.append(cmd)
+            else:
+                self.deps.bus.emit(cmd.event)
             return None
         if isinstance(cmd, C.Resume):
             return C.Resumed(cmd.phase)
+        if isinstance(cmd, _RECORDS):
+            self._records.append((cmd, self.wall()))  # written with the next transaction, or at the burst's end
+            return None
         if isinstance(cmd, (C.Originate, C.Connect, C.Play, C.Hangup, C.LoginPhone, C.LogoutPhone, C.ExpectInbound)):
+            await self._flush()  # the PBX acts on committed facts only (as when every record was its own commit)
             return await self._telephony(cmd)
         wall = self.wall()
         if isinstance(cmd, C.Sync):
             renew = wall >= self._next_renew
             foreign, ended = dict(self._foreign), dict(self._foreign_ended)  # the worker thread reads copies
-            synced = await self._tx(lambda s: self._sync_tx(s, wall, cmd.lead_ids, renew, foreign, ended))
+            take_handoffs = self.take_handoffs
+
+            def sync(s: Session) -> tuple[C.Synced, tuple[C.HandoffFacts, ...] | None]:
+                synced = self._sync_tx(s, wall, cmd.lead_ids, renew, foreign, ended)
+                return synced, self._handoffs_tx(s, wall) if take_handoffs else None
+
+            synced, handoffs = await self._tx(sync)  # one transaction
             for adopted in synced.adopted:
                 self._foreign.pop(adopted.call.call_id, None)
             for call_id in synced.hangups:
@@ -392,8 +513,7 @@ class DialerEngine:
             for call_id, at in ended.items():  # kept until the dead dialler's take-over has closed its attempt
                 if wall - at > self.lease:
                     self._foreign_ended.pop(call_id, None)
-            if self.take_handoffs:
-                handoffs = await self._tx(lambda s: self._handoffs_tx(s, wall))
+            if handoffs is not None:
                 synced = dataclasses.replace(synced, handoffs=handoffs)
             if renew and cmd.lead_ids:
                 self._next_renew = wall + self.lease / 4
@@ -401,10 +521,6 @@ class DialerEngine:
         if isinstance(cmd, C.ClaimLeads):
             calls = await self._tx(lambda s: self._claim_tx(s, cmd, wall))
             return C.LeadsClaimed(cmd.campaign_id, cmd.n, calls)
-        if isinstance(cmd, (C.RecordAnswered, C.RecordConnected, C.FinishAttempt, C.CompleteDisposition,
-                            C.MissCallback, C.HandoffStep, C.EndHandoff, C.HandoffCallback)):
-            await self._tx(lambda s: _write(s, cmd, wall, self.deps.tz))
-            return None
         if isinstance(cmd, C.ChangeAgentState):
             scripts = self.deps.scripts_dir
             return await self._tx(lambda s: _change_agent_tx(s, cmd, wall, scripts, self.deps.tz))
@@ -458,6 +574,9 @@ class DialerEngine:
         if isinstance(cmd, C.Connect):
             try:
                 await port.connect(cmd.call_id, str(cmd.staff_id))
+            except UnknownCall as exc:  # the call has ended on the PBX; its end event is on its way
+                log.info("connect %s to agent %s: the call is gone (%s)", cmd.call_id, cmd.staff_id, exc)
+                return C.ConnectFailed(cmd.call_id, gone=True)
             except TelephonyError as exc:
                 log.warning("connect %s to agent %s failed: %s", cmd.call_id, cmd.staff_id, exc)
                 return C.ConnectFailed(cmd.call_id)
@@ -539,9 +658,7 @@ class DialerEngine:
         mine = [c.id for c in campaigns]
         _adopt_agents(s, [c for c in campaigns if c.state == "running"])
         s.execute(update(AgentSession).where(
-            AgentSession.ended_at.is_(None), AgentSession.campaign_id.in_(mine),
-            or_(AgentSession.dialer_id.is_(None), AgentSession.dialer_id == self.dialer_id,
-                AgentSession.lease_until < now),
+            AgentSession.ended_at.is_(None), AgentSession.campaign_id.in_(mine), self._leasable(now),
         ).values(dialer_id=self.dialer_id, lease_until=now + self.lease))
         sessions = list(s.scalars(select(AgentSession).where(
             AgentSession.dialer_id == self.dialer_id, AgentSession.ended_at.is_(None))))
@@ -562,13 +679,18 @@ class DialerEngine:
                   for cb in callbacks),
             tuple(adopted), tuple(hangups), logged_in)
 
+    def _leasable(self, now: datetime) -> ColumnElement[bool]:
+        """Agent sessions to lease to us at a sync: nobody's, or whose lease ran out, or ours with less than
+        three quarters of the lease left (renewed every quarter of it, not every row at every sync)."""
+        return or_(AgentSession.dialer_id.is_(None), AgentSession.lease_until < now,
+                   and_(AgentSession.dialer_id == self.dialer_id,
+                        or_(AgentSession.lease_until.is_(None), AgentSession.lease_until < now + self.lease * 3 / 4)))
+
     def _handoffs_tx(self, s: Session, now: datetime) -> tuple[C.HandoffFacts, ...]:
         """The IVR hand-offs waiting for an agent (claimed for us), and the agent sessions opened with no
         campaign leased to us (the next sync reads them as ours: they take hand-offs)."""
         s.execute(update(AgentSession).where(
-            AgentSession.ended_at.is_(None), AgentSession.campaign_id.is_(None),
-            or_(AgentSession.dialer_id.is_(None), AgentSession.dialer_id == self.dialer_id,
-                AgentSession.lease_until < now),
+            AgentSession.ended_at.is_(None), AgentSession.campaign_id.is_(None), self._leasable(now),
         ).values(dialer_id=self.dialer_id, lease_until=now + self.lease))
         return H.load_waiting(s, self.dialer_id, now)
 
