@@ -8,11 +8,15 @@ Kinds (``CONTROL_KINDS``; a ``call_commands`` row's ``kind``), who may ask, and 
     hold / resume     the agent on it      HoldCall / UnholdCall
     mute / unmute     the agent on it      MuteAgent                               (unmuted again when it ends)
     dtmf              the agent on it      SendDtmf(digits)
-    transfer          the agent on it      Connect(call, target)                   agent -> wrap_up; target
-                                                                                   ready -> reserved -> talking
+    transfer          the agent on it      (target reserved) Connect(call, target) target ready -> reserved;
+                                                                                   at Connected: agent ->
+                                                                                   wrap_up, target -> talking
+                                                                                   (its desk contact); a failed
+                                                                                   Connect: target released,
+                                                                                   the call stays
     consult           the agent on it      HoldCall; LinkRooms(agent, target)      target ready -> reserved
-    consult_complete  the agent on it      Connect(call, target); UnlinkRooms      agent -> wrap_up; target
-                                                                                   reserved -> talking
+    consult_complete  the agent on it      UnlinkRooms; Connect(call, target)      as a transfer (the target
+                                                                                   is reserved already)
     consult_cancel    the agent on it      UnlinkRooms; UnholdCall                 target reserved -> ready
     conference        the agent on it      LinkRooms(agent, target)                target ready -> reserved ->
                                                                                    talking (its desk contact)
@@ -165,7 +169,8 @@ class CallControls:
     muted: bool = False
     consult: int | None = None  # the agent consulted (rooms linked, customer held)
     conference: int | None = None  # the second agent in a three-way conference (rooms linked)
+    transfer_to: int | None = None  # a transfer on its way: the call is this agent's once it reaches their room
     monitors: dict[int, str] = field(default_factory=dict)  # supervisor -> listen / whisper / barge
 
     def idle(self) -> bool:
-        return not (self.held or self.muted or self.consult or self.conference or self.monitors)
+        return not (self.held or self.muted or self.consult or self.conference or self.transfer_to or self.monitors)

@@ -836,6 +836,9 @@ class CallCore:
                     agent.phone_up = False
             self._serve_waiting(out)
             return out
+        if isinstance(event, Connected) and self._transfer_arrived(event, out):
+            self._serve_waiting(out)
+            return out
         if isinstance(event, (Answered, Connected, Ended, Failed)) and event.call_id not in self.calls:
             if V.handoff_session_id(event.call_id) is not None:  # an inbound call (IVR hand-off)
                 self._inbound_event(event, out)
@@ -869,7 +872,8 @@ class CallCore:
                     run.hopper_empty_until = max(run.hopper_empty_until, now + self.config.hold_s)
                 self._finish(call, Outcome(event.outcome), out, cause_text=event.text[:64], record=False)
         elif isinstance(event, ConnectFailed):
-            self._connect_failed(event, out)
+            if not self._transfer_failed(event, out):
+                self._connect_failed(event, out)
         elif isinstance(event, AgentChanged):
             self._agent_changed(event, out)
             self._controls_agent_changed(event, out)
@@ -1554,6 +1558,8 @@ class CallCore:
         if owner is None:
             return answer(False, "not_your_call")
         k = ev.kind
+        if ctl.transfer_to is not None:
+            return answer(False, "transfer_in_progress")
         if k in ("hold", "resume"):
             if ctl.consult is not None:
                 return answer(False, "consult_in_progress")
@@ -1588,13 +1594,10 @@ class CallCore:
             if (target.state != AgentState.READY or not target.phone_up or target.pending
                     or not _same_server(target.server, self._server_of(call))):
                 return answer(False, "agent_not_ready")
-            if k == "transfer":
-                self._hand_over(call, ctl, owner, "transferred", out)
-                call.agent_id, target.call_id = target.staff_id, cid
-                call.state = CallState.RESERVING if isinstance(call, Call) else InboundState.RESERVING
-                ctl.held = False
+            if k == "transfer":  # the call stays with its agent until it has reached the target's room
+                ctl.transfer_to, target.call_id = target.staff_id, cid
                 self._change(target, "reserve", out, reason="transfer", attempt_id=self._attempt_of(call))
-                return answer(True)  # Connect follows the reservation (the routing path)
+                return answer(True)  # Connect follows the reservation (_controls_agent_changed)
             if k == "consult":
                 if not ctl.held:
                     ctl.held = True
@@ -1631,11 +1634,8 @@ class CallCore:
                 ctl.held = False
                 out.append(K.UnholdCall(rid, cid, owner.staff_id))
                 return answer(k == "consult_cancel", "" if k == "consult_cancel" else "agent_gone")
-            self._hand_over(call, ctl, owner, "transferred", out)
-            ctl.held = False
-            call.agent_id = partner.staff_id
-            call.state = CallState.CONNECTING if isinstance(call, Call) else InboundState.CONNECTING
-            out.append(Connect(cid, partner.staff_id))  # the reserved partner goes to talking at Connected
+            ctl.transfer_to = partner.staff_id  # the call is the partner's once it reaches their room
+            out.append(Connect(cid, partner.staff_id))
             return answer(True)
         if k == "conference_leave":
             if ctl.conference is None:
@@ -1705,7 +1705,20 @@ class CallCore:
         out.append(K.ControlAnswer(rid, True))
 
     def _controls_agent_changed(self, ev: AgentChanged, out: list[Command]) -> None:
-        """A consulted or conferenced agent the database refused to reserve: the rooms are unlinked again."""
+        """A transfer's target reserved: the call is moved into its room (refused: the call stays). A consulted or
+        conferenced agent the database refused to reserve: the rooms are unlinked again."""
+        if ev.event == "reserve" and ev.reason == "transfer":
+            cid = next((c for c, ctl in self.controls.items() if ctl.transfer_to == ev.staff_id), None)
+            if cid is None:
+                return
+            if ev.applied and ev.state == AgentState.RESERVED:
+                out.append(Connect(cid, ev.staff_id))
+            else:
+                self.controls[cid].transfer_to = None
+                agent = self.agents.get(ev.staff_id)
+                if agent is not None and agent.call_id == cid:
+                    agent.call_id = None
+            return
         if ev.applied or ev.reason not in ("consult", "conference"):
             if ev.applied and ev.reason == "conference" and ev.contact_id is not None:
                 inbound = next((c for c in self.inbound.values()
@@ -1730,6 +1743,43 @@ class CallCore:
                 out.append(K.UnholdCall(0, call_id, call.agent_id))
             return
 
+    def _transfer_arrived(self, event: Connected, out: list[Command]) -> bool:
+        """``Connected`` of a call being transferred: it is in the target's room now. The agent who had it goes to
+        wrap-up, the target to talking with the call's desk contact. False: not a transfer of ours."""
+        ctl = self.controls.get(event.call_id)
+        call = self.calls.get(event.call_id) or self.inbound.get(event.call_id)
+        if ctl is None or ctl.transfer_to is None or call is None or call.state != "connected":
+            return False
+        target = self.agents.get(ctl.transfer_to)
+        owner = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        ctl.transfer_to = None
+        if owner is not None:
+            self._hand_over(call, ctl, owner, "transferred", out)
+        ctl.held = False
+        if target is None:  # its session ended meanwhile: the call is with nobody; it ends on the PBX
+            call.agent_id = None
+            return True
+        call.agent_id, target.call_id = target.staff_id, call.call_id
+        records: tuple[Record, ...] = ((RecordConnected(call.attempt_id, target.staff_id),) if isinstance(call, Call)
+                                       else (HandoffStep(call.ivr_session_id, "agent_connected", target.staff_id),))
+        if not self._change(target, "connect", out, reason="transfer", attempt_id=self._attempt_of(call),
+                            records=records, contact=self._contact_for(call)):
+            pass  # the records are written all the same
+        return True
+
+    def _transfer_failed(self, ev: ConnectFailed, out: list[Command]) -> bool:
+        """The PBX could not move a call being transferred: it stays with its agent, the target is released."""
+        ctl = self.controls.get(ev.call_id)
+        if ctl is None or ctl.transfer_to is None:
+            return False
+        target = self.agents.get(ctl.transfer_to)
+        ctl.transfer_to = None
+        if target is not None and target.call_id == ev.call_id:
+            if target.state == AgentState.RESERVED:
+                self._change(target, "release", out, reason="transfer_failed")
+            target.call_id = None
+        return True
+
     def _control_failed(self, ev: ControlFailed, out: list[Command]) -> None:
         """The PBX refused a control: the core's view goes back to what the PBX has."""
         ctl = self.controls.get(ev.call_id)
@@ -1739,7 +1789,7 @@ class CallCore:
         if ev.kind == "hold":
             ctl.held = False
         elif ev.kind == "mute":
-            ctl.muted = not ctl.muted
+            ctl.muted = False
         elif ev.kind == "link":
             if ctl.consult is not None:
                 partner = self.agents.get(ctl.consult)
@@ -1770,9 +1820,9 @@ class CallCore:
         owner = self.agents.get(call.agent_id) if call is not None and call.agent_id is not None else None
         if ctl.muted and owner is not None:
             out.append(K.MuteAgent(0, call_id, owner.staff_id, False))
-        for other in (ctl.consult, ctl.conference):
+        for other in (ctl.consult, ctl.conference, ctl.transfer_to):
             partner = self.agents.get(other) if other is not None else None
-            if other is not None and owner is not None:
+            if other is not None and owner is not None and other != ctl.transfer_to:
                 out.append(K.UnlinkRooms(0, call_id, owner.staff_id, other))
             if partner is None or partner.call_id != call_id:
                 continue
