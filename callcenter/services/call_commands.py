@@ -41,7 +41,8 @@ from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import Attempt
 from callcenter.store.models.ivr import IvrStep
-from callcenter.services.dialer.controls import CONTROL_KINDS
+from callcenter.services.dialer.controls import CONTROL_KINDS, MONITOR_KINDS
+from callcenter.store.models.core import AuditLog, Staff
 from callcenter.services.handoff import QUEUED_STEP
 
 log = logging.getLogger(__name__)
@@ -218,3 +219,57 @@ async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+# --- call controls (issue 13): the agent's buttons and the supervisor's monitoring ------------------------------
+
+AGENT_CONTROLS = tuple(k for k in CONTROL_KINDS if k not in MONITOR_KINDS)
+
+
+def request_control(s: Session, who: Principal | int, contact_id: int, kind: str, now: datetime,
+                    args: dict[str, Any] | None = None) -> CallCommand:
+    """An agent's call-control button (hold, mute, keypad, transfer, consult, conference, back to the IVR) on
+    their own live desk contact (``DeskError`` 404 when not theirs, 409 ``contact_closed`` / ``call_over``
+    otherwise); the row is claimed by the dialler that owns the call, whose call core decides."""
+    staff_id = who.staff_id if isinstance(who, Principal) else int(who)
+    if kind not in AGENT_CONTROLS:
+        raise desk.DeskError("unknown_control", 422)
+    contact = s.get(DeskContact, contact_id)
+    if contact is None or contact.agent_id != staff_id:
+        raise desk.DeskError("not_found", 404)
+    if contact.ended_at is not None:
+        raise desk.DeskError("contact_closed")
+    if contact.hung_up_at is not None:
+        raise desk.DeskError("call_over")
+    return queue_control(s, contact, staff_id, kind, now, args)
+
+
+def live_contact_of(s: Session, agent_id: int) -> DeskContact | None:
+    """The agent's desk contact whose call is live (not hung up, not closed), newest first."""
+    return s.scalars(select(DeskContact).where(DeskContact.agent_id == agent_id, DeskContact.hung_up_at.is_(None),
+                                               DeskContact.ended_at.is_(None))
+                     .order_by(DeskContact.id.desc()).limit(1)).first()
+
+
+def request_monitor(s: Session, who: Principal, agent_id: int, kind: str, phone: str, now: datetime) -> CallCommand:
+    """A supervisor listens to, whispers to or barges into the live call of ``agent_id`` (``monitor_stop``
+    ends it), from their own phone; audit-logged (``call_listen`` / ``call_whisper`` / ``call_barge`` /
+    ``call_monitor_stop``) in the same transaction. ``DeskError`` ``no_live_call`` (409) when the agent has
+    none, ``no_supervisor_phone`` (422) when the supervisor has no extension."""
+    if kind not in MONITOR_KINDS:
+        raise desk.DeskError("unknown_control", 422)
+    if who.role not in ("supervisor", "admin"):
+        raise desk.DeskError("forbidden", 403)
+    if kind != "monitor_stop" and not phone:
+        raise desk.DeskError("no_supervisor_phone", 422)
+    if who.role == "supervisor":  # their groups' agents only (an admin any)
+        agent = s.get(Staff, agent_id)
+        if agent is None or agent.service_group_id not in who.group_ids:
+            raise desk.DeskError("not_found", 404)
+    contact = live_contact_of(s, agent_id)
+    if contact is None:
+        raise desk.DeskError("no_live_call")
+    s.add(AuditLog(at=now, staff_id=who.staff_id, action=f"call_{kind}"[:32], client_id=contact.client_id,
+                   detail=json.dumps({"agent_id": agent_id, "contact_id": contact.id, "mode": kind},
+                                     ensure_ascii=False, sort_keys=True)))
+    return queue_control(s, contact, who.staff_id, kind, now, {"phone": phone} if phone else {})

@@ -144,6 +144,8 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
     sess, busy = run_in_transaction(core.sessions, current)
     if busy and to == "ready":
         raise DeskError("finish_call_first")
+    if to == "logged_out" and sess is not None and (busy or sess.state in ("reserved", "talking")):
+        raise DeskError("on_a_call" if sess.state in ("reserved", "talking") else "finish_call_first")
     try:
         if sess is None and to != "logged_out":
             try:  # the phone the agent sits at: what they said now, else their extension (dialer.agent_login)
