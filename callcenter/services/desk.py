@@ -511,6 +511,10 @@ def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now
     client = s.get(Client, contact.client_id) if contact.client_id else None
     phone = attempt.phone if attempt else lead.phone if lead else client.mobile if client else ""
     script_run = json.loads(contact.script_state) if contact.script_state else None
+    if attempt is not None and attempt.agent_id != staff_id:
+        # a call transferred away or a conference left: the attempt's disposition is for the agent who has the
+        # call now; this agent's card closes, and their hang-up would not be theirs to send (call controls)
+        attempt, live = None, False
     try:
         if attempt is not None:
             dialer.record_disposition_in(s, staff_id, attempt.id, disposition, now, notes=contact.note,

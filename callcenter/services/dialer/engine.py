@@ -352,12 +352,12 @@ class DialerEngine:
                 return False
             return True
 
-    async def command_requested(self, cmd: ClaimedCommand) -> bool:
-        """A ``call_commands`` row this dialler claimed: the hang-up, or a call control (``controls.py``)."""
+    async def command_requested(self, cmd: ClaimedCommand) -> bool | tuple[bool, str]:
+        """A ``call_commands`` row this dialler claimed: the hang-up, or a call control (``controls.py``: the
+        core's answer and its reason, recorded on the row)."""
         if cmd.kind == "hangup":
             return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
-        ok, _reason = await self.control_requested(cmd)
-        return ok
+        return await self.control_requested(cmd)
 
     async def control_requested(self, cmd: ClaimedCommand) -> tuple[bool, str]:
         """Feed a call control to the core for the call of ``cmd.contact_id`` (whoever's desk contact it is: the

@@ -31,7 +31,6 @@ from callcenter.web.text import Text
 api = APIRouter(prefix="/api", tags=["call controls"])
 Staffer = Depends(require_roles("agent", "supervisor", "admin"))
 Supervisor = Depends(require_roles("supervisor", "admin"))
-Id = Path(ge=1, le=2**31 - 1)
 
 AgentControl = Literal["hold", "resume", "mute", "unmute", "dtmf", "transfer", "consult", "consult_complete",
                        "consult_cancel", "conference", "conference_leave", "transfer_ivr"]
@@ -66,7 +65,7 @@ def _queued(request: Request, row: tuple[str, int]) -> QueuedOut:
 
 @api.post("/desk/contacts/{contact_id}/control", response_model=QueuedOut, status_code=202,
           responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
-async def control(body: ControlIn, request: Request, contact_id: int = Id, principal: Principal = Staffer) -> QueuedOut:
+async def control(body: ControlIn, request: Request, contact_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = Staffer) -> QueuedOut:
     """A call-control button on the agent's own live call (the conference's second agent may leave it)."""
     core = request.app.state.core
     now = core.clock()
@@ -123,7 +122,7 @@ class CommandOut(BaseModel):
 
 
 @api.get("/desk/commands/{command_id}", response_model=CommandOut, responses={401: {}, 403: {}, 404: {}})
-async def command_state(request: Request, command_id: int = Id, principal: Principal = Staffer) -> CommandOut:
+async def command_state(request: Request, command_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = Staffer) -> CommandOut:
     """What became of one's own call command (the screen shows the sentence)."""
     core = request.app.state.core
     lang = lang_of(request)
