@@ -191,7 +191,9 @@ def open_contact(s: Session, staff_id: int, facts: ContactFacts, now: datetime,
     (idempotent per attempt / IVR session): the contact is what grants the agent access to the client and
     what the screen (``GET /api/desk/status``) shows, whether or not a browser is connected. The agent is moved
     to ``talking`` if the connecting use case has not done so yet. Returns the contact's id."""
-    q = select(DeskContact).where(DeskContact.agent_id == staff_id)
+    # an open one only: an agent who left a conference (card closed) and later takes the call by transfer gets a
+    # new card for their new part of it
+    q = select(DeskContact).where(DeskContact.agent_id == staff_id, DeskContact.ended_at.is_(None))
     if facts.attempt_id is not None:
         q = q.where(DeskContact.attempt_id == facts.attempt_id)
     elif facts.ivr_session_id is not None:

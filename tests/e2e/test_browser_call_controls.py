@@ -21,6 +21,8 @@ from callcenter.parts.dialer import dialer_deps
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.services.dialer.engine import DialerEngine
 from callcenter.services.dialer.leads import LeadRow, add_leads
+from callcenter.store.db import run_in_transaction
+from callcenter.store.models import Staff
 from callcenter.web.app import create_app
 from tests.e2e.desk_world import World, build
 from tests.e2e.test_browser_screens import ARTIFACTS, Server, _csp_violations, _login, _save, browser  # noqa: F401
@@ -42,6 +44,7 @@ def on_loop(srv: Server, fn: Any) -> Any:
 def test_conference_transfer_and_supervisor_monitoring_between_two_agents(core: App, browser: Any) -> None:  # noqa: F811
     world: World = build(core)
     ag1, bo1 = world.staff["ag1"], world.staff["bo1"]
+    run_in_transaction(core.sessions, lambda s: setattr(s.get(Staff, world.staff["sup1"]), "extension", "1900"))
     cid = dialer.create_campaign(core, name="流失客户挽回", kind="former_clients", script_id="win_back",
                                  dial_mode="progressive", window_start=time(0), window_end=time(23, 59, 59),
                                  days="every")

@@ -812,6 +812,9 @@ def _write(s: Session, record: C.Record, wall: datetime, tz: tzinfo) -> None:
         raise TypeError(f"not a record {record!r}")
 
 
+HANDED_OVER = ("transferred", "to_ivr", "conference_end")
+
+
 def _change_agent_tx(s: Session, cmd: C.ChangeAgentState, wall: datetime, scripts_dir: Path | None,
                      tz: tzinfo) -> C.AgentChanged:
     """The records, the agent's change when its row is still as the core saw it, and the desk contact."""
@@ -829,6 +832,10 @@ def _change_agent_tx(s: Session, cmd: C.ChangeAgentState, wall: datetime, script
         else:
             change_agent_state(s, session, cmd.event, wall, reason=cmd.reason, attempt_id=cmd.attempt_id)
             applied = True
+    if cmd.event == "hangup" and cmd.reason in HANDED_OVER:  # the agent let the call go (call controls): their
+        # card shows the call over at once, as when the customer hangs up
+        s.execute(update(DeskContact).where(DeskContact.agent_id == cmd.staff_id, DeskContact.hung_up_at.is_(None),
+                                            DeskContact.ended_at.is_(None)).values(hung_up_at=wall))
     contact_id = None
     if isinstance(cmd.contact, C.OpenInboundContact):
         contact_id = open_contact(s, cmd.staff_id, ContactFacts(
