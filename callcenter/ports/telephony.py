@@ -199,6 +199,61 @@ class Telephony(Protocol):
     def events(self) -> AsyncIterator[TelephonyEvent]: ...
 
 
+MonitorMode = Literal["listen", "whisper", "barge"]
+MONITOR_MODES: tuple[MonitorMode, ...] = ("listen", "whisper", "barge")
+
+
+@runtime_checkable
+class CallControls(Protocol):
+    """The live-call controls (issue 13), a second Protocol beside ``Telephony`` so a backend without them (Twilio
+    calls) is still a telephony backend; the dialler checks ``isinstance(port, CallControls)`` and refuses a
+    control the backend lacks. Agent ids are staff ids; a customer's call is named by our call id.
+
+    Hold takes the customer OUT of the agent's room into a music-on-hold place (Asterisk: ``[cc-hold]``), so
+    nothing said in the room reaches them; ``unhold`` puts them back (no second ``Connected``). Transfers use
+    ``connect`` to another agent's room. A room link joins two agents' rooms (Asterisk: a Local channel pair, one
+    half in each room): a consultation while the customer is held, or a three-way conference while they are in.
+    Monitoring dials the supervisor's phone and listens on the agent's leg: ``listen`` (the supervisor hears the
+    agent's side of the room: agent and customer), ``whisper`` (the agent hears the supervisor too, the customer
+    does not), ``barge`` (everyone hears the supervisor)."""
+
+    async def hold(self, call_id: str) -> None: ...
+
+    async def unhold(self, call_id: str, agent_id: str) -> None: ...
+
+    async def mute_agent(self, agent_id: str, muted: bool) -> None: ...
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None: ...
+
+    async def link_rooms(self, agent_id: str, other_agent_id: str) -> None: ...
+
+    async def unlink_rooms(self, agent_id: str, other_agent_id: str) -> None: ...
+
+    async def to_ivr(self, call_id: str, menu: str) -> None:
+        """Send the caller back to the hotline IVR at ``menu`` (a node id of the flow; "" for its start)."""
+
+    async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None: ...
+
+    async def stop_monitor(self, supervisor_id: str) -> None: ...
+
+
+_DTMF = re.compile(r"[0-9*#A-D]{1,32}")
+
+
+def check_dtmf(digits: str) -> str:
+    """Keys sent to a customer: 1-32 of 0-9 * # A-D."""
+    if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
+        raise ValueError("DTMF digits must be 1-32 of 0-9 * # A-D")
+    return digits
+
+
+def check_menu(menu: str) -> str:
+    """An IVR node id to return a caller to ("" for the flow's start)."""
+    if menu == "":
+        return menu
+    return check_id(menu, "IVR menu")
+
+
 def notsure_as(amd: AmdVerdict | None, policy: Literal["human", "machine"] = "human") -> AmdVerdict | None:
     """Resolve AMD's NOTSURE by campaign policy (default: treat as human, never hang up on a person)."""
     return policy if amd == "notsure" else amd

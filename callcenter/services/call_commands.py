@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import or_, select, update
@@ -38,6 +40,10 @@ from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import Attempt
+from callcenter.store.models.ivr import IvrStep
+from callcenter.services.dialer.controls import CONTROL_KINDS, MONITOR_KINDS
+from callcenter.store.models.core import AuditLog, Staff
+from callcenter.services.handoff import QUEUED_STEP
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class ClaimedCommand:
     attempt_id: int | None
     staff_id: int
     requested_at: datetime
+    args: dict[str, Any] = field(default_factory=dict)  # a call control's target, digits, menu, phone
 
 
 def queue_hangup(s: Session, contact: DeskContact, staff_id: int, now: datetime) -> CallCommand | None:
@@ -81,6 +88,43 @@ def request_hangup(s: Session, who: Principal | int, contact_id: int, now: datet
     return queue_hangup(s, contact, staff_id, now)
 
 
+def _args(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def command_owner(s: Session, contact: DeskContact) -> str:
+    """The dialler that owns ``contact``'s call now: its attempt's, or for an IVR hand-off the dialler that
+    queued it (the last ``handoff_queued`` step); "" when unknown."""
+    if contact.attempt_id is not None:
+        attempt = s.get(Attempt, contact.attempt_id)
+        return (attempt.dialer_id or "") if attempt is not None else ""
+    if contact.ivr_session_id is None:
+        return ""
+    detail = s.scalars(select(IvrStep.detail).where(IvrStep.session_id == contact.ivr_session_id,
+                                                    IvrStep.step == QUEUED_STEP)
+                       .order_by(IvrStep.id.desc()).limit(1)).first()
+    return str(_args(detail).get("dialer", "")) if detail else ""
+
+
+def queue_control(s: Session, contact: DeskContact, staff_id: int, kind: str, now: datetime,
+                  args: dict[str, Any] | None = None) -> CallCommand:
+    """Insert a pending call control (``services/dialer/controls.py`` kinds) of ``contact``'s call, inside the
+    caller's transaction; the dialler owning the call claims it (an IVR hand-off's row names its dialler)."""
+    if kind not in CONTROL_KINDS:
+        raise ValueError(f"unknown call control {kind!r}")
+    row = CallCommand(kind=kind, contact_id=contact.id, attempt_id=contact.attempt_id,
+                      dialer_id=command_owner(s, contact), requested_by=staff_id, requested_at=now,
+                      state="pending", claimed_by="", result="",
+                      args=json.dumps(args or {}, ensure_ascii=False, sort_keys=True))
+    s.add(row)
+    s.flush()
+    return row
+
+
 def claim(s: Session, dialer_id: str, now: datetime, limit: int = 20) -> list[ClaimedCommand]:
     """Claim up to ``limit`` pending commands whose call this dialler owns now (the attempt's current
     ``dialer_id``; a row with no attempt — none today — by its own ``dialer_id``), oldest first; they become
@@ -99,7 +143,7 @@ def claim(s: Session, dialer_id: str, now: datetime, limit: int = 20) -> list[Cl
     for row in rows:
         row.state, row.claimed_by, row.claimed_at = "claimed", dialer_id, now
         out.append(ClaimedCommand(row.id, row.kind, row.contact_id, row.attempt_id, row.requested_by,
-                                  row.requested_at))
+                                  row.requested_at, _args(row.args)))
     s.flush()
     return out
 
@@ -126,7 +170,7 @@ def _utc_now() -> datetime:
 
 
 async def command_loop(sessions: sessionmaker[Session], bus: EventBus, dialer_id: str,
-                       execute: Callable[[ClaimedCommand], Awaitable[bool]], stop: asyncio.Event,
+                       execute: Callable[[ClaimedCommand], Awaitable[bool | tuple[bool, str]]], stop: asyncio.Event,
                        poll_s: float = 1.0, *, clock: Callable[[], datetime] = _utc_now, limit: int = 20,
                        expire_after: timedelta | None = DEFAULT_EXPIRY) -> None:
     """Carry out this dialler's call commands until ``stop``: claim (in a worker thread), await
@@ -149,8 +193,9 @@ async def command_loop(sessions: sessionmaker[Session], bus: EventBus, dialer_id
                                                 lambda s: claim(s, dialer_id, clock(), limit))
                 for cmd in batch:
                     try:
-                        ok = bool(await execute(cmd))
-                        result = "" if ok else "no such call"
+                        answer = await execute(cmd)
+                        ok, result = answer if isinstance(answer, tuple) else (bool(answer), "")
+                        result = result if result or ok else "no such call"
                     except Exception as exc:  # a failed command is recorded, never kills the loop
                         log.exception("call command %s failed", cmd.id)
                         ok, result = False, f"error: {exc!r}"
@@ -174,3 +219,57 @@ async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+# --- call controls (issue 13): the agent's buttons and the supervisor's monitoring ------------------------------
+
+AGENT_CONTROLS = tuple(k for k in CONTROL_KINDS if k not in MONITOR_KINDS)
+
+
+def request_control(s: Session, who: Principal | int, contact_id: int, kind: str, now: datetime,
+                    args: dict[str, Any] | None = None) -> CallCommand:
+    """An agent's call-control button (hold, mute, keypad, transfer, consult, conference, back to the IVR) on
+    their own live desk contact (``DeskError`` 404 when not theirs, 409 ``contact_closed`` / ``call_over``
+    otherwise); the row is claimed by the dialler that owns the call, whose call core decides."""
+    staff_id = who.staff_id if isinstance(who, Principal) else int(who)
+    if kind not in AGENT_CONTROLS:
+        raise desk.DeskError("unknown_control", 422)
+    contact = s.get(DeskContact, contact_id)
+    if contact is None or contact.agent_id != staff_id:
+        raise desk.DeskError("not_found", 404)
+    if contact.ended_at is not None:
+        raise desk.DeskError("contact_closed")
+    if contact.hung_up_at is not None:
+        raise desk.DeskError("call_over")
+    return queue_control(s, contact, staff_id, kind, now, args)
+
+
+def live_contact_of(s: Session, agent_id: int) -> DeskContact | None:
+    """The agent's desk contact whose call is live (not hung up, not closed), newest first."""
+    return s.scalars(select(DeskContact).where(DeskContact.agent_id == agent_id, DeskContact.hung_up_at.is_(None),
+                                               DeskContact.ended_at.is_(None))
+                     .order_by(DeskContact.id.desc()).limit(1)).first()
+
+
+def request_monitor(s: Session, who: Principal, agent_id: int, kind: str, phone: str, now: datetime) -> CallCommand:
+    """A supervisor listens to, whispers to or barges into the live call of ``agent_id`` (``monitor_stop``
+    ends it), from their own phone; audit-logged (``call_listen`` / ``call_whisper`` / ``call_barge`` /
+    ``call_monitor_stop``) in the same transaction. ``DeskError`` ``no_live_call`` (409) when the agent has
+    none, ``no_supervisor_phone`` (422) when the supervisor has no extension."""
+    if kind not in MONITOR_KINDS:
+        raise desk.DeskError("unknown_control", 422)
+    if who.role not in ("supervisor", "admin"):
+        raise desk.DeskError("forbidden", 403)
+    if kind != "monitor_stop" and not phone:
+        raise desk.DeskError("no_supervisor_phone", 422)
+    if who.role == "supervisor":  # their groups' agents only (an admin any)
+        agent = s.get(Staff, agent_id)
+        if agent is None or agent.service_group_id not in who.group_ids:
+            raise desk.DeskError("not_found", 404)
+    contact = live_contact_of(s, agent_id)
+    if contact is None:
+        raise desk.DeskError("no_live_call")
+    s.add(AuditLog(at=now, staff_id=who.staff_id, action=f"call_{kind}"[:32], client_id=contact.client_id,
+                   detail=json.dumps({"agent_id": agent_id, "contact_id": contact.id, "mode": kind},
+                                     ensure_ascii=False, sort_keys=True)))
+    return queue_control(s, contact, who.staff_id, kind, now, {"phone": phone} if phone else {})

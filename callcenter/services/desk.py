@@ -145,6 +145,8 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
     sess, busy = run_in_transaction(core.sessions, current)
     if busy and to == "ready":
         raise DeskError("finish_call_first")
+    if to == "logged_out" and sess is not None and (busy or sess.state in ("reserved", "talking")):
+        raise DeskError("on_a_call" if sess.state in ("reserved", "talking") else "finish_call_first")
     try:
         if sess is None and to != "logged_out":
             try:  # the phone the agent sits at: what they said now, else their extension (dialer.agent_login)
@@ -190,7 +192,9 @@ def open_contact(s: Session, staff_id: int, facts: ContactFacts, now: datetime,
     (idempotent per attempt / IVR session): the contact is what grants the agent access to the client and
     what the screen (``GET /api/desk/status``) shows, whether or not a browser is connected. The agent is moved
     to ``talking`` if the connecting use case has not done so yet. Returns the contact's id."""
-    q = select(DeskContact).where(DeskContact.agent_id == staff_id)
+    # an open one only: an agent who left a conference (card closed) and later takes the call by transfer gets a
+    # new card for their new part of it
+    q = select(DeskContact).where(DeskContact.agent_id == staff_id, DeskContact.ended_at.is_(None))
     if facts.attempt_id is not None:
         q = q.where(DeskContact.attempt_id == facts.attempt_id)
     elif facts.ivr_session_id is not None:
@@ -541,6 +545,10 @@ def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now
     client = s.get(Client, contact.client_id) if contact.client_id else None
     phone = attempt.phone if attempt else lead.phone if lead else client.mobile if client else ""
     script_run = json.loads(contact.script_state) if contact.script_state else None
+    if attempt is not None and attempt.agent_id != staff_id:
+        # a call transferred away or a conference left: the attempt's disposition is for the agent who has the
+        # call now; this agent's card closes, and their hang-up would not be theirs to send (call controls)
+        attempt, live = None, False
     try:
         if attempt is not None:
             dialer.record_disposition_in(s, staff_id, attempt.id, disposition, now, notes=contact.note,

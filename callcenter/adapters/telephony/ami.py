@@ -39,14 +39,18 @@ from callcenter.ports import channel_variables as V
 from callcenter.adapters.telephony.ami_events import CallTracker, headers
 from callcenter.adapters.telephony.ami_frames import FrameParser, Malformed
 from callcenter.ports.telephony import (
+    MONITOR_MODES,
     AgentJoined,
+    MonitorMode,
     EventStream,
     NoServerAvailable,
     OriginateRejected,
     TelephonyError,
     TelephonyEvent,
     check_dial_string,
+    check_dtmf,
     check_id,
+    check_menu,
     check_prompt,
     check_text,
     dial_string,
@@ -115,6 +119,12 @@ class AmiOptions:
     heartbeat_s: float = 20.0  # Ping interval; 0 disables
     tick_s: float = 1.0  # settle lost OriginateResponses / overdue attempts; 0 disables
     settle_grace_s: float = 5.0
+    # call controls (config/asterisk/extensions.conf): the customer on hold, linked rooms, monitors, the IVR
+    hold_context: str = "cc-hold"
+    link_context: str = "cc-room-link"  # Local/<other>@cc-room-link: its other half joins the agent's room
+    link_room_context: str = "cc-room-link-a"
+    monitor_context: str = "cc-monitor-{mode}"  # Local/<agent>-<supervisor>@cc-monitor-<mode>: ChanSpy
+    ivr_return_context: str = "cc-ivr-return"
 
 
 _SECRETS = re.compile(r"(?im)^(secret|key|variable|callerid):[^\r\n]*")
@@ -639,6 +649,80 @@ class AmiClient:
             return
         _ok(await self._send({"Action": "Hangup", "Channel": channel}), "Hangup")
 
+    # --- live-call controls (the port's CallControls; dialplan in config/asterisk/extensions.conf) ----------
+
+    async def hold(self, call_id: str) -> None:
+        """The customer leaves the agent's room for ``[cc-hold]`` (music on hold): nothing said in the room
+        reaches them."""
+        channel = self._call_channel(call_id)
+        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.hold_context,
+                              "Exten": "s", "Priority": "1"}), "Redirect")
+
+    async def unhold(self, call_id: str, agent_id: str) -> None:
+        await self.connect(call_id, agent_id)  # back into the room (the tracker reports no second Connected)
+
+    async def mute_agent(self, agent_id: str, muted: bool) -> None:
+        check_id(agent_id, "agent id")
+        channel = self.tracker.agent_channel(agent_id)
+        if channel is None:
+            raise TelephonyError(f"agent {agent_id} has no leg on {self.name}")
+        action = "ConfbridgeMute" if muted else "ConfbridgeUnmute"
+        _ok(await self._send({"Action": action, "Conference": f"agent-{agent_id}", "Channel": channel}), action)
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        channel = self._call_channel(call_id)
+        for digit in check_dtmf(digits):
+            _ok(await self._send({"Action": "PlayDTMF", "Channel": channel, "Digit": digit, "Duration": "250"}),
+                "PlayDTMF")
+
+    async def link_rooms(self, agent_id: str, other_agent_id: str) -> None:
+        """A Local channel pair: one half joins ``agent-<agent_id>``, the other ``agent-<other_agent_id>``."""
+        check_id(agent_id, "agent id")
+        check_id(other_agent_id, "agent id")
+        reply = await self._send({"Action": "Originate", "Channel": f"Local/{other_agent_id}@{self.options.link_context}/n",
+                                  "Context": self.options.link_room_context, "Exten": agent_id, "Priority": "1",
+                                  "Async": "true", "Timeout": "10000"}, as_list=False)
+        if reply.get("Response") != "Success":
+            raise TelephonyError(f"link of rooms {agent_id} and {other_agent_id} refused: {reply.get('Message', '')}")
+
+    async def unlink_rooms(self, agent_id: str, other_agent_id: str) -> None:
+        check_id(agent_id, "agent id")
+        check_id(other_agent_id, "agent id")
+        for other in (other_agent_id, agent_id):  # the link is named by the room its second half joined
+            reply = await self._send({"Action": "Hangup", "Channel": f"/^Local.{other}@{self.options.link_context}-/",
+                                      "Cause": "16"}, as_list=None)
+            first = reply[0] if isinstance(reply, list) and reply else reply
+            if getattr(first, "get", None) is not None and first.get("Response") == "Success":
+                return
+
+    async def to_ivr(self, call_id: str, menu: str) -> None:
+        """Back to the hotline IVR: ``CC_IVR_MENU`` names the node to start at, ``[cc-ivr-return]`` runs the AGI."""
+        channel = self._call_channel(call_id)
+        check_menu(menu)
+        _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_IVR_MENU, "Value": menu}), "Setvar")
+        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.ivr_return_context,
+                              "Exten": "s", "Priority": "1"}), "Redirect")
+
+    async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None:
+        """Dial the supervisor's phone bridged to a Local channel running ChanSpy on the agent's leg
+        (``[cc-monitor-<mode>]``: options q, w for whisper, B for barge)."""
+        check_id(supervisor_id, "supervisor id")
+        check_id(agent_id, "agent id")
+        check_dial_string(phone)
+        if mode not in MONITOR_MODES:
+            raise ValueError(f"unknown monitor mode {mode!r}")
+        context = self.options.monitor_context.format(mode=mode)
+        reply = await self._send({"Action": "Originate", "Channel": f"Local/{agent_id}-{supervisor_id}@{context}/n",
+                                  "Application": "Dial", "Data": phone, "Async": "true", "Timeout": "30000"},
+                                 as_list=False)
+        if reply.get("Response") != "Success":
+            raise TelephonyError(f"monitor of agent {agent_id} refused: {reply.get('Message', '')}")
+
+    async def stop_monitor(self, supervisor_id: str) -> None:
+        check_id(supervisor_id, "supervisor id")
+        await self._send({"Action": "Hangup", "Channel": f"/^Local.[0-9]+-{supervisor_id}@cc-monitor-/",
+                          "Cause": "16"}, as_list=None)
+
 
 def _ok(reply: Any, what: str) -> None:
     first = reply[0] if isinstance(reply, list) and reply else reply
@@ -677,6 +761,7 @@ class AmiPool:
             raise ValueError("AmiPool needs at least one server")
         self._calls: dict[str, AmiClient] = {}
         self._agents: dict[str, AmiClient] = {}
+        self._monitors: dict[str, AmiClient] = {}  # supervisor -> the server their monitor runs on
 
     def add_observer(self, observe: Callable[[dict[str, Any]], None]) -> None:
         """Give ``observe`` every AMI message of every server (see AmiClient.observers)."""
@@ -813,6 +898,49 @@ class AmiPool:
         self._agents.pop(agent_id, None)
         if client is not None:
             await client.agent_logout(agent_id)
+
+
+    # --- live-call controls: on the server of the call (or of the agent's room) --------------------------------
+
+    async def hold(self, call_id: str) -> None:
+        await self._client_of(call_id).hold(call_id)
+
+    async def unhold(self, call_id: str, agent_id: str) -> None:
+        await self.connect(call_id, agent_id)
+
+    def _room_client(self, agent_id: str) -> AmiClient:
+        client = self._agent_client(agent_id)
+        if client is None:
+            raise TelephonyError(f"agent {agent_id} has no room on any server")
+        return client
+
+    async def mute_agent(self, agent_id: str, muted: bool) -> None:
+        await self._room_client(agent_id).mute_agent(agent_id, muted)
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        await self._client_of(call_id).send_dtmf(call_id, digits)
+
+    async def link_rooms(self, agent_id: str, other_agent_id: str) -> None:
+        client, other = self._room_client(agent_id), self._room_client(other_agent_id)
+        if client is not other:
+            raise TelephonyError(f"agents {agent_id} and {other_agent_id} sit on different servers")
+        await client.link_rooms(agent_id, other_agent_id)
+
+    async def unlink_rooms(self, agent_id: str, other_agent_id: str) -> None:
+        await self._room_client(agent_id).unlink_rooms(agent_id, other_agent_id)
+
+    async def to_ivr(self, call_id: str, menu: str) -> None:
+        await self._client_of(call_id).to_ivr(call_id, menu)
+
+    async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None:
+        client = self._room_client(agent_id)
+        self._monitors[supervisor_id] = client
+        await client.monitor(supervisor_id, phone, agent_id, mode)
+
+    async def stop_monitor(self, supervisor_id: str) -> None:
+        client = self._monitors.pop(supervisor_id, None)
+        if client is not None:
+            await client.stop_monitor(supervisor_id)
 
 
 def servers_from_settings(settings: Any) -> list[AmiServer]:

@@ -25,13 +25,16 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from callcenter.domain import hearing as H
 from callcenter.domain.shift_simulation import CustomerModel
 from callcenter.ports import channel_variables as V
 from callcenter.ports.calendar import Monotonic
 from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
+    MONITOR_MODES,
     AmdVerdict,
+    MonitorMode,
     Answered,
     Connected,
     DigitPressed,
@@ -45,6 +48,8 @@ from callcenter.ports.telephony import (
     TelephonyEvent,
     UnknownCall,
     check_dial_string,
+    check_dtmf,
+    check_menu,
     check_id,
     check_prompt,
     check_originate,
@@ -128,6 +133,9 @@ class _SimCall:
     connected_at: float | None = None
     timers: list[Handle] = field(default_factory=list)
     amd: bool = True  # the campaign runs AMD (channel variable CC_AMD) and the PBX does
+    room: str | None = None  # the agent whose room it is in (connected)
+    held: bool = False  # out of the room, hearing music on hold
+    dtmf: str = ""  # keys the agent sent to the customer
 
 
 class SimulatedPbx:
@@ -162,6 +170,10 @@ class SimulatedPbx:
         self.agents: set[str] = set()
         self.originated = 0
         self._started = False
+        self.muted: set[str] = set()  # agents muted in their rooms
+        self.links: set[tuple[str, str]] = set()  # agent rooms linked (consultation, conference)
+        self.monitors: dict[str, tuple[str, str]] = {}  # supervisor -> (agent, listen / whisper / barge)
+        self.ivr_returns: list[tuple[str, str]] = []  # (call id, menu) sent back to the IVR
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -281,6 +293,7 @@ class SimulatedPbx:
         call.timers.clear()
         call.state = "connected"
         call.connected_at = now
+        call.room, call.held = agent_id, False
         self._emit(Connected(call_id, now, agent_id))
         talk = self.model.sample_talk(self.rng)
         call.timers.append(self.clock.call_at(now + talk, lambda: self._hung_up_by_customer(call_id)))
@@ -356,3 +369,80 @@ class SimulatedPbx:
         if agent_id in self.agents:
             self.agents.discard(agent_id)
             self._emit(AgentLeft(agent_id, self.clock.time(), 16))
+
+    # --- live-call controls (the port's CallControls) and who hears whom --------------------------------------
+
+    def _connected_call(self, call_id: str) -> _SimCall:
+        call = self._live(call_id)
+        if call.state != "connected":
+            raise TelephonyError(f"call {call_id} is not with an agent")
+        return call
+
+    async def hold(self, call_id: str) -> None:
+        self._connected_call(call_id).held = True
+
+    async def unhold(self, call_id: str, agent_id: str) -> None:
+        call = self._connected_call(call_id)
+        if check_id(agent_id, "agent id") not in self.agents:
+            raise TelephonyError(f"agent {agent_id} is not logged in")
+        call.held, call.room = False, agent_id
+
+    async def mute_agent(self, agent_id: str, muted: bool) -> None:
+        if check_id(agent_id, "agent id") not in self.agents:
+            raise TelephonyError(f"agent {agent_id} is not logged in")
+        (self.muted.add if muted else self.muted.discard)(agent_id)
+
+    async def send_dtmf(self, call_id: str, digits: str) -> None:
+        self._connected_call(call_id).dtmf += check_dtmf(digits)
+
+    async def link_rooms(self, agent_id: str, other_agent_id: str) -> None:
+        for a in (agent_id, other_agent_id):
+            if check_id(a, "agent id") not in self.agents:
+                raise TelephonyError(f"agent {a} is not logged in")
+        self.links.add((agent_id, other_agent_id))
+
+    async def unlink_rooms(self, agent_id: str, other_agent_id: str) -> None:
+        self.links.discard((agent_id, other_agent_id))
+        self.links.discard((other_agent_id, agent_id))
+
+    async def to_ivr(self, call_id: str, menu: str) -> None:
+        """The caller is back in the (simulated) IVR at ``menu``; they hang up after a prompt's time there."""
+        call = self._connected_call(call_id)
+        check_menu(menu)
+        for timer in call.timers:
+            timer.cancel()
+        call.room, call.held = None, False
+        self.ivr_returns.append((call_id, menu))
+        call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s, lambda: self._end(call, 16, "Normal Clearing"))]
+
+    async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None:
+        check_id(supervisor_id, "supervisor id")
+        check_dial_string(phone)
+        if check_id(agent_id, "agent id") not in self.agents:
+            raise TelephonyError(f"agent {agent_id} is not logged in")
+        if mode not in MONITOR_MODES:
+            raise ValueError(f"unknown monitor mode {mode!r}")
+        self.monitors[supervisor_id] = (agent_id, mode)
+
+    async def stop_monitor(self, supervisor_id: str) -> None:
+        self.monitors.pop(supervisor_id, None)
+
+    def hearing(self) -> dict[str, frozenset[str]]:
+        """Who hears whom now, over every room (``callcenter.domain.hearing``): parties ``customer:<call id>``,
+        ``agent:<id>``, ``supervisor:<id>``, ``moh``."""
+        rooms: dict[str, list[str]] = {H.agent(a): [] for a in self.agents}
+        held = []
+        for call in self.calls.values():
+            if call.state != "connected" or call.room is None:
+                continue
+            if call.held:
+                held.append(H.customer(call.call_id))
+            else:
+                rooms.setdefault(H.agent(call.room), []).append(H.customer(call.call_id))
+        return H.hearing(rooms, links=[(H.agent(a), H.agent(b)) for a, b in self.links],
+                         muted=[H.agent(a) for a in self.muted], held=held,
+                         monitors={H.supervisor(s): (H.agent(a), m) for s, (a, m) in self.monitors.items()})
+
+    def hears(self, listener: str, speaker: str) -> bool:
+        """Whether ``listener`` hears ``speaker`` now (party names of ``callcenter.domain.hearing``)."""
+        return speaker in self.hearing().get(listener, frozenset())

@@ -133,7 +133,9 @@ from callcenter.domain.events import (
 from callcenter.domain.abandon import AbandonBudget
 from callcenter.domain.pacing import AgentView, AttemptOutcome, DialerState, Pacer, make_pacer
 from callcenter.ports import channel_variables as V
-from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, notsure_as
+from callcenter.ports.telephony import AgentJoined, AgentLeft, Answered, Connected, Ended, Failed, MonitorMode, notsure_as
+from callcenter.services.dialer import controls as K
+from callcenter.services.dialer.controls import CallControls, ControlFailed, ControlRequested
 
 SAFE_HARBOUR_PROMPT = "cc/safe-harbour"
 MACHINE_PROMPT = "cc/leave-message"
@@ -376,7 +378,8 @@ class CallbackResult:
 
 CoreEvent = Union[Answered, Connected, Ended, Failed, AgentJoined, AgentLeft, Tick, Synced, Resumed, LeadsClaimed,
                   OriginateAccepted, OriginateRefused, ConnectFailed, AgentChanged, PhoneLogin, PreviewsOffered,
-                  PreviewDialled, CallbackResult]
+                  PreviewDialled, CallbackResult,
+                  ControlRequested, ControlFailed]  # call controls (services/dialer/controls.py)
 
 
 # --- commands --------------------------------------------------------------------------------------------------
@@ -596,7 +599,9 @@ class Resume:
 Command = Union[Originate, Connect, Play, Hangup, LoginPhone, LogoutPhone, Sync, ClaimLeads, RecordAnswered,
                 RecordConnected, FinishAttempt, CompleteDisposition, MissCallback, ChangeAgentState, OfferPreviews,
                 SkipPreview, DialPreview, PlaceCallback, Publish, Resume, HandoffStep, EndHandoff, HandoffCallback,
-                ExpectInbound]
+                ExpectInbound,
+                K.HoldCall, K.UnholdCall, K.MuteAgent, K.SendDtmf, K.LinkRooms, K.UnlinkRooms, K.ToIvr, K.Monitor,
+                K.StopMonitor, K.ControlAnswer]  # call controls (services/dialer/controls.py)
 
 
 # --- the core's own state --------------------------------------------------------------------------------------
@@ -739,6 +744,8 @@ class CallCore:
         self.phones: dict[int, str] = {}  # staff id -> server of its phone leg in its room (ours or left over)
         self._now = 0.0
         self._wall = datetime.min.replace(tzinfo=timezone.utc)
+        self.controls: dict[str, CallControls] = {}  # live-call controls by call id (held, muted, links, monitors)
+        self.monitoring: dict[int, str] = {}  # supervisor -> the call they monitor
 
     # --- queries -------------------------------------------------------------------------------------------------
 
@@ -836,6 +843,9 @@ class CallCore:
                     agent.phone_up = False
             self._serve_waiting(out)
             return out
+        if isinstance(event, Connected) and self._transfer_arrived(event, out):
+            self._serve_waiting(out)
+            return out
         if isinstance(event, (Answered, Connected, Ended, Failed)) and event.call_id not in self.calls:
             if V.handoff_session_id(event.call_id) is not None:  # an inbound call (IVR hand-off)
                 self._inbound_event(event, out)
@@ -869,9 +879,15 @@ class CallCore:
                     run.hopper_empty_until = max(run.hopper_empty_until, now + self.config.hold_s)
                 self._finish(call, Outcome(event.outcome), out, cause_text=event.text[:64], record=False)
         elif isinstance(event, ConnectFailed):
-            self._connect_failed(event, out)
+            if not self._transfer_failed(event, out):
+                self._connect_failed(event, out)
         elif isinstance(event, AgentChanged):
             self._agent_changed(event, out)
+            self._controls_agent_changed(event, out)
+        elif isinstance(event, ControlRequested):
+            self._control(event, out)
+        elif isinstance(event, ControlFailed):
+            self._control_failed(event, out)
         elif isinstance(event, PhoneLogin):
             pass  # the phone counts as up when it has joined its room (AgentJoined), not when it is dialled
         elif isinstance(event, PreviewsOffered):
@@ -889,7 +905,7 @@ class CallCore:
 
     def _change(self, agent: Agent, event: str, out: list[Command], *, reason: str = "",
                 attempt_id: int | None = None, records: tuple[Record, ...] = (),
-                contact: OpenContact | None = None) -> bool:
+                contact: OpenContact | OpenInboundContact | None = None) -> bool:
         """Apply an agent change at once and ask the database for it; False (and only the records are written)
         when the table does not allow it from the agent's state."""
         try:
@@ -1340,6 +1356,7 @@ class CallCore:
     def _finish(self, call: Call, outcome: Outcome, out: list[Command], *, cause: int | None = None,
                 cause_text: str = "", talk_s: float | None = None, lead_outcome: str | None = None,
                 record: bool = True) -> None:
+        self._controls_ended(call.call_id, out)
         self.calls.pop(call.call_id, None)
         run = self.campaigns.get(call.campaign_id)
         if run is not None and call.call_id in run.waiting:
@@ -1474,6 +1491,7 @@ class CallCore:
             self._take(agent, AgentState.TALKING, self._wall)
 
     def _inbound_ended(self, call: InboundCall, out: list[Command], talk_s: float | None) -> None:
+        self._controls_ended(call.call_id, out)
         self.inbound.pop(call.call_id, None)
         if call.state == InboundState.CONNECTED:
             reason = "completed"
@@ -1508,3 +1526,326 @@ class CallCore:
             else:  # the PBX never reported the caller's channel: nobody is there to hear a prompt
                 call.state = InboundState.SORRY
                 self._inbound_ended(call, out, None)
+
+    # --- call controls (issue 13; the table is in services/dialer/controls.py) ---------------------------------
+
+    def _live_call(self, call_id: str) -> Call | InboundCall | None:
+        """Our call ``call_id`` while it is connected to an agent (outbound or an IVR hand-off)."""
+        call: Call | InboundCall | None = self.calls.get(call_id) or self.inbound.get(call_id)
+        if call is None or call.state != "connected":
+            return None
+        return call
+
+    def _attempt_of(self, call: Call | InboundCall) -> int | None:
+        return call.attempt_id if isinstance(call, Call) else None
+
+    def _contact_for(self, call: Call | InboundCall) -> OpenContact | OpenInboundContact:
+        if isinstance(call, Call):
+            return OpenContact(call.client_id, call.attempt_id, call.lead_id, call.campaign_id, call.attempt_no)
+        return OpenInboundContact(call.client_id, call.ivr_session_id)
+
+    def _server_of(self, call: Call | InboundCall) -> str:
+        if isinstance(call, Call):
+            return call.server
+        agent = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        return agent.server if agent is not None else ""
+
+    def _control(self, ev: ControlRequested, out: list[Command]) -> None:
+        def answer(ok: bool, reason: str = "") -> None:
+            out.append(K.ControlAnswer(ev.request_id, ok, reason))
+
+        if ev.kind not in K.CONTROL_KINDS:
+            return answer(False, "unknown_control")
+        call = self._live_call(ev.call_id)
+        if call is None:
+            return answer(False, "no_live_call")
+        ctl = self.controls.setdefault(call.call_id, CallControls())
+        owner = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        rid, cid = ev.request_id, call.call_id
+        if ev.kind in K.MONITOR_KINDS:
+            return self._monitor(ev, call, ctl, owner, out)
+        if ev.kind == "conference_leave" and ctl.conference is not None and ev.staff_id == ctl.conference:
+            owner = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        elif owner is None or owner.staff_id != ev.staff_id:
+            return answer(False, "not_your_call")
+        if owner is None:
+            return answer(False, "not_your_call")
+        k = ev.kind
+        if ctl.transfer_to is not None:
+            return answer(False, "transfer_in_progress")
+        if k in ("hold", "resume"):
+            if ctl.consult is not None:
+                return answer(False, "consult_in_progress")
+            if (k == "hold") == ctl.held:
+                return answer(True, "already")
+            ctl.held = k == "hold"
+            out.append(K.HoldCall(rid, cid) if ctl.held else K.UnholdCall(rid, cid, owner.staff_id))
+            return answer(True)
+        if k in ("mute", "unmute"):
+            if (k == "mute") == ctl.muted:
+                return answer(True, "already")
+            ctl.muted = k == "mute"
+            out.append(K.MuteAgent(rid, cid, owner.staff_id, ctl.muted))
+            return answer(True)
+        if k == "dtmf":
+            if not ev.digits or any(c not in "0123456789*#ABCD" for c in ev.digits) or len(ev.digits) > 32:
+                return answer(False, "bad_digits")
+            if ctl.held:
+                return answer(False, "on_hold")
+            out.append(K.SendDtmf(rid, cid, ev.digits))
+            return answer(True)
+        if k in K.TARGETED_KINDS or k in ("transfer_ivr",):
+            if ctl.conference is not None:
+                return answer(False, "conference_in_progress")
+            if k != "conference" and ctl.consult is not None:
+                return answer(False, "consult_in_progress")
+        if k in K.TARGETED_KINDS and not (k == "conference" and ctl.consult is not None
+                                          and ctl.consult == ev.target):
+            target = self.agents.get(ev.target) if ev.target is not None else None
+            if target is None or target.staff_id == owner.staff_id:
+                return answer(False, "no_such_agent")
+            if (target.state != AgentState.READY or not target.phone_up or target.pending
+                    or not _same_server(target.server, self._server_of(call))):
+                return answer(False, "agent_not_ready")
+            if k == "transfer":  # the call stays with its agent until it has reached the target's room
+                ctl.transfer_to, target.call_id = target.staff_id, cid
+                self._change(target, "reserve", out, reason="transfer", attempt_id=self._attempt_of(call))
+                return answer(True)  # Connect follows the reservation (_controls_agent_changed)
+            if k == "consult":
+                if not ctl.held:
+                    ctl.held = True
+                    out.append(K.HoldCall(rid, cid))
+                ctl.consult, target.call_id = target.staff_id, cid
+                self._change(target, "reserve", out, reason="consult", attempt_id=self._attempt_of(call))
+                out.append(K.LinkRooms(rid, cid, owner.staff_id, target.staff_id))
+                return answer(True)
+            # a three-way conference: the second agent's room is linked while the customer stays in the room
+            ctl.conference, target.call_id = target.staff_id, cid
+            self._change(target, "reserve", out, reason="conference", attempt_id=self._attempt_of(call))
+            self._change(target, "connect", out, reason="conference", attempt_id=self._attempt_of(call),
+                         contact=self._contact_for(call))
+            out.append(K.LinkRooms(rid, cid, owner.staff_id, target.staff_id))
+            return answer(True)
+        if k == "conference":  # the consulted agent stays: the customer comes back into the linked rooms
+            partner = self.agents.get(ctl.consult) if ctl.consult is not None else None
+            ctl.conference, ctl.consult = ctl.consult, None
+            if partner is not None:
+                self._change(partner, "connect", out, reason="conference", attempt_id=self._attempt_of(call),
+                             contact=self._contact_for(call))
+            ctl.held = False
+            out.append(K.UnholdCall(rid, cid, owner.staff_id))
+            return answer(True)
+        if k in ("consult_complete", "consult_cancel"):
+            partner = self.agents.get(ctl.consult) if ctl.consult is not None else None
+            if ctl.consult is None:
+                return answer(False, "no_consult")
+            other, ctl.consult = ctl.consult, None
+            out.append(K.UnlinkRooms(rid, cid, owner.staff_id, other))
+            if k == "consult_cancel" or partner is None or partner.state != AgentState.RESERVED:
+                if partner is not None and partner.state == AgentState.RESERVED:
+                    self._change(partner, "release", out, reason="consult_cancel")
+                ctl.held = False
+                out.append(K.UnholdCall(rid, cid, owner.staff_id))
+                return answer(k == "consult_cancel", "" if k == "consult_cancel" else "agent_gone")
+            ctl.transfer_to = partner.staff_id  # the call is the partner's once it reaches their room
+            out.append(Connect(cid, partner.staff_id))
+            return answer(True)
+        if k == "conference_leave":
+            if ctl.conference is None:
+                return answer(False, "no_conference")
+            self._end_conference(call, ctl, out, rid)
+            return answer(True)
+        if k == "transfer_ivr":
+            if ev.menu and not all(c.isalnum() or c in "._-" for c in ev.menu):
+                return answer(False, "bad_menu")
+            self._hand_over(call, ctl, owner, "to_ivr", out)
+            call.agent_id = None
+            ctl.held = False
+            out.append(K.ToIvr(rid, cid, ev.menu))
+            return answer(True)
+        return answer(False, "unknown_control")
+
+    def _hand_over(self, call: Call | InboundCall, ctl: CallControls, owner: Agent, reason: str,
+                   out: list[Command]) -> None:
+        """The agent on the call lets it go (a transfer, the IVR): unmuted, to wrap-up, no longer holding it."""
+        if ctl.muted:
+            ctl.muted = False
+            out.append(K.MuteAgent(0, call.call_id, owner.staff_id, False))
+        if owner.state == AgentState.TALKING:
+            self._change(owner, "hangup", out, reason=reason, attempt_id=self._attempt_of(call))
+        owner.call_id = None
+
+    def _end_conference(self, call: Call | InboundCall, ctl: CallControls, out: list[Command], rid: int = 0) -> None:
+        partner = self.agents.get(ctl.conference) if ctl.conference is not None else None
+        other, ctl.conference = ctl.conference, None
+        if other is not None and call.agent_id is not None:
+            out.append(K.UnlinkRooms(rid, call.call_id, call.agent_id, other))
+        if partner is not None and partner.call_id == call.call_id:
+            if partner.state == AgentState.TALKING:
+                self._change(partner, "hangup", out, reason="conference_end", attempt_id=self._attempt_of(call))
+            elif partner.state == AgentState.RESERVED:
+                self._change(partner, "release", out, reason="conference_end")
+            partner.call_id = None
+
+    def _monitor(self, ev: ControlRequested, call: Call | InboundCall, ctl: CallControls, owner: Agent | None,
+                 out: list[Command]) -> None:
+        rid, sup = ev.request_id, ev.staff_id
+        if ev.kind == "monitor_stop":
+            if sup not in ctl.monitors:
+                out.append(K.ControlAnswer(rid, True, "already"))
+                return
+            del ctl.monitors[sup]
+            self.monitoring.pop(sup, None)
+            out.append(K.StopMonitor(rid, call.call_id, sup))
+            out.append(K.ControlAnswer(rid, True))
+            return
+        if owner is None or not ev.phone:
+            out.append(K.ControlAnswer(rid, False, "no_live_call" if owner is None else "no_supervisor_phone"))
+            return
+        if sup in self.agents and self.agents[sup].call_id is not None:
+            out.append(K.ControlAnswer(rid, False, "supervisor_on_a_call"))
+            return
+        elsewhere = self.monitoring.get(sup)
+        if elsewhere is not None:  # one call at a time: the previous monitor (or mode) ends first
+            prev = self.controls.get(elsewhere)
+            if prev is not None:
+                prev.monitors.pop(sup, None)
+            out.append(K.StopMonitor(rid, elsewhere, sup))
+        mode: MonitorMode = "listen" if ev.kind == "listen" else "whisper" if ev.kind == "whisper" else "barge"
+        ctl.monitors[sup] = mode
+        self.monitoring[sup] = call.call_id
+        out.append(K.Monitor(rid, call.call_id, sup, ev.phone, owner.staff_id, mode))
+        out.append(K.ControlAnswer(rid, True))
+
+    def _controls_agent_changed(self, ev: AgentChanged, out: list[Command]) -> None:
+        """A transfer's target reserved: the call is moved into its room (refused: the call stays). A consulted or
+        conferenced agent the database refused to reserve: the rooms are unlinked again."""
+        if ev.event == "reserve" and ev.reason == "transfer":
+            cid = next((c for c, ctl in self.controls.items() if ctl.transfer_to == ev.staff_id), None)
+            if cid is None:
+                return
+            if ev.applied and ev.state == AgentState.RESERVED:
+                out.append(Connect(cid, ev.staff_id))
+            else:
+                self.controls[cid].transfer_to = None
+                agent = self.agents.get(ev.staff_id)
+                if agent is not None and agent.call_id == cid:
+                    agent.call_id = None
+            return
+        if ev.applied or ev.reason not in ("consult", "conference"):
+            if ev.applied and ev.reason == "conference" and ev.contact_id is not None:
+                inbound = next((c for c in self.inbound.values()
+                                if self.controls.get(c.call_id, CallControls()).conference == ev.staff_id), None)
+                if inbound is not None:
+                    out.append(Publish(ContactOpened(ev.staff_id, ev.contact_id, inbound.client_id,
+                                                     ivr_session_id=inbound.ivr_session_id)))
+            return
+        for call_id, ctl in self.controls.items():
+            if ev.staff_id not in (ctl.consult, ctl.conference):
+                continue
+            call = self.calls.get(call_id) or self.inbound.get(call_id)
+            if call is None or call.agent_id is None:
+                continue
+            ctl.consult = ctl.conference = None
+            out.append(K.UnlinkRooms(0, call_id, call.agent_id, ev.staff_id))
+            agent = self.agents.get(ev.staff_id)
+            if agent is not None and agent.call_id == call_id:
+                agent.call_id = None
+            if ctl.held and ev.reason == "consult":
+                ctl.held = False
+                out.append(K.UnholdCall(0, call_id, call.agent_id))
+            return
+
+    def _transfer_arrived(self, event: Connected, out: list[Command]) -> bool:
+        """``Connected`` of a call being transferred: it is in the target's room now. The agent who had it goes to
+        wrap-up, the target to talking with the call's desk contact. False: not a transfer of ours."""
+        ctl = self.controls.get(event.call_id)
+        call = self.calls.get(event.call_id) or self.inbound.get(event.call_id)
+        if ctl is None or ctl.transfer_to is None or call is None or call.state != "connected":
+            return False
+        target = self.agents.get(ctl.transfer_to)
+        owner = self.agents.get(call.agent_id) if call.agent_id is not None else None
+        ctl.transfer_to = None
+        if owner is not None:
+            self._hand_over(call, ctl, owner, "transferred", out)
+        ctl.held = False
+        if target is None:  # its session ended meanwhile: the call is with nobody; it ends on the PBX
+            call.agent_id = None
+            return True
+        call.agent_id, target.call_id = target.staff_id, call.call_id
+        records: tuple[Record, ...] = ((RecordConnected(call.attempt_id, target.staff_id),) if isinstance(call, Call)
+                                       else (HandoffStep(call.ivr_session_id, "agent_connected", target.staff_id),))
+        if not self._change(target, "connect", out, reason="transfer", attempt_id=self._attempt_of(call),
+                            records=records, contact=self._contact_for(call)):
+            pass  # the records are written all the same
+        return True
+
+    def _transfer_failed(self, ev: ConnectFailed, out: list[Command]) -> bool:
+        """The PBX could not move a call being transferred: it stays with its agent, the target is released."""
+        ctl = self.controls.get(ev.call_id)
+        if ctl is None or ctl.transfer_to is None:
+            return False
+        target = self.agents.get(ctl.transfer_to)
+        ctl.transfer_to = None
+        if target is not None and target.call_id == ev.call_id:
+            if target.state == AgentState.RESERVED:
+                self._change(target, "release", out, reason="transfer_failed")
+            target.call_id = None
+        return True
+
+    def _control_failed(self, ev: ControlFailed, out: list[Command]) -> None:
+        """The PBX refused a control: the core's view goes back to what the PBX has."""
+        ctl = self.controls.get(ev.call_id)
+        call = self.calls.get(ev.call_id) or self.inbound.get(ev.call_id)
+        if ctl is None or call is None:
+            return
+        if ev.kind == "hold":
+            ctl.held = False
+        elif ev.kind == "mute":
+            ctl.muted = False
+        elif ev.kind == "link":
+            if ctl.consult is not None:
+                partner = self.agents.get(ctl.consult)
+                ctl.consult = None
+                if partner is not None and partner.state == AgentState.RESERVED:
+                    self._change(partner, "release", out, reason="consult_failed")
+                    partner.call_id = None
+                if ctl.held and call.agent_id is not None:
+                    ctl.held = False
+                    out.append(K.UnholdCall(0, ev.call_id, call.agent_id))
+            elif ctl.conference is not None:
+                self._end_conference(call, ctl, out)
+        elif ev.kind == "monitor":
+            for sup in [s for s, _ in ctl.monitors.items() if self.monitoring.get(s) == ev.call_id]:
+                if f"sup{sup}" == ev.text or not ev.text:
+                    ctl.monitors.pop(sup, None)
+                    self.monitoring.pop(sup, None)
+        elif ev.kind == "to_ivr":  # the agent has let the call go: nobody can take it back, it ends here
+            out.append(Hangup(ev.call_id))
+
+    def _controls_ended(self, call_id: str, out: list[Command]) -> None:
+        """The call is over: its controls end with it (a conference's or consultation's second agent to wrap-up
+        or ready, the agent unmuted, monitors hung up)."""
+        ctl = self.controls.pop(call_id, None)
+        if ctl is None:
+            return
+        call = self.calls.get(call_id) or self.inbound.get(call_id)
+        owner = self.agents.get(call.agent_id) if call is not None and call.agent_id is not None else None
+        if ctl.muted and owner is not None:
+            out.append(K.MuteAgent(0, call_id, owner.staff_id, False))
+        for other in (ctl.consult, ctl.conference, ctl.transfer_to):
+            partner = self.agents.get(other) if other is not None else None
+            if other is not None and owner is not None and other != ctl.transfer_to:
+                out.append(K.UnlinkRooms(0, call_id, owner.staff_id, other))
+            if partner is None or partner.call_id != call_id:
+                continue
+            if partner.state == AgentState.TALKING:
+                self._change(partner, "hangup", out, reason="conference_end", attempt_id=call.attempt_id
+                             if isinstance(call, Call) else None)
+            elif partner.state == AgentState.RESERVED:
+                self._change(partner, "release", out, reason="consult_end")
+            partner.call_id = None
+        for sup in ctl.monitors:
+            if self.monitoring.get(sup) == call_id:
+                del self.monitoring[sup]
+            out.append(K.StopMonitor(0, call_id, sup))

@@ -88,7 +88,8 @@ from callcenter.services.dialer.core import (
     CoreEvent,
 )
 from callcenter.services.dialer.budget import load_budgets
-from callcenter.services.call_commands import command_loop
+from callcenter.services.call_commands import ClaimedCommand, command_loop
+from callcenter.services.dialer import controls as K
 from callcenter.services.dialer.leases import PROCESS_LEASE, adopt_attempt, heartbeat, retire, take_over_dead
 from callcenter.services.dialer.hopper import (
     DEFAULT_LEASE,
@@ -114,6 +115,7 @@ from callcenter.ports.telephony import (
     AgentJoined,
     AgentLeft,
     Answered,
+    CallControls,
     Connected,
     Ended,
     Failed,
@@ -260,6 +262,7 @@ class DialerEngine:
         self._foreign: dict[str, tuple[LiveCall, str]] = {}
         self._foreign_ended: dict[str, datetime] = {}
         self._recovered: set[str] = set()
+        self._answers: dict[int, tuple[bool, str]] = {}  # call controls: request id -> (ok, reason)
 
     # --- the core's state, read-only for callers ------------------------------------------------------------
 
@@ -402,7 +405,7 @@ class DialerEngine:
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,
-            lambda c: self.hangup_requested(c.contact_id, c.staff_id), done, clock=self.wall))
+            self.command_requested, done, clock=self.wall))
         try:
             while not stop.is_set():
                 if reader.done():
@@ -457,6 +460,88 @@ class DialerEngine:
                 return False
             return True
 
+    async def command_requested(self, cmd: ClaimedCommand) -> bool | tuple[bool, str]:
+        """A ``call_commands`` row this dialler claimed: the hang-up, or a call control (``controls.py``: the
+        core's answer and its reason, recorded on the row)."""
+        if cmd.kind == "hangup":
+            return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
+        return await self.control_requested(cmd)
+
+    async def control_requested(self, cmd: ClaimedCommand) -> tuple[bool, str]:
+        """Feed a call control to the core for the call of ``cmd.contact_id`` (whoever's desk contact it is: the
+        agent on the call, the conference's second agent, or the agent a supervisor monitors); returns the core's
+        answer, or a refusal of the PBX."""
+        args = cmd.args
+
+        def call_of(s: Session) -> tuple[int | None, int | None]:
+            contact = s.get(DeskContact, cmd.contact_id)
+            if contact is None:
+                return None, None
+            return contact.attempt_id, contact.ivr_session_id
+
+        attempt_id, ivr_session_id = await self._tx(call_of)
+        async with self._lock:
+            call_id: str | None = None
+            if attempt_id is not None:
+                call_id = next((c.call_id for c in self.core.calls.values() if c.attempt_id == attempt_id), None)
+            elif ivr_session_id is not None:
+                call_id = V.handoff_call_id(ivr_session_id)
+            if call_id is None:
+                return False, "no_live_call"
+            if not isinstance(self.telephony, CallControls):
+                return False, "not_supported"
+            target = args.get("target")
+            await self._feed(K.ControlRequested(cmd.id, call_id, cmd.staff_id, cmd.kind,
+                                                int(target) if isinstance(target, (int, str)) and str(target).isdigit()
+                                                else None, str(args.get("digits", "")), str(args.get("menu", "")),
+                                                str(args.get("phone", ""))))
+            return self._answers.pop(cmd.id, (False, "no_answer"))
+
+    async def _control(self, cmd: C.Command) -> CoreEvent | None:
+        """One control command through the port's ``CallControls``; a refusal comes back as ``ControlFailed``."""
+        port = self.telephony
+        if not isinstance(port, CallControls):
+            raise TypeError("the telephony backend has no call controls")
+        kind = "other"
+        try:
+            if isinstance(cmd, K.HoldCall):
+                kind = "hold"
+                await port.hold(cmd.call_id)
+            elif isinstance(cmd, K.UnholdCall):
+                kind = "unhold"
+                await port.unhold(cmd.call_id, str(cmd.staff_id))
+            elif isinstance(cmd, K.MuteAgent):
+                kind = "mute" if cmd.muted else "unmute"
+                await port.mute_agent(str(cmd.staff_id), cmd.muted)
+            elif isinstance(cmd, K.SendDtmf):
+                kind = "dtmf"
+                await port.send_dtmf(cmd.call_id, cmd.digits)
+            elif isinstance(cmd, K.LinkRooms):
+                kind = "link"
+                await port.link_rooms(str(cmd.staff_id), str(cmd.other_id))
+            elif isinstance(cmd, K.UnlinkRooms):
+                kind = "unlink"
+                await port.unlink_rooms(str(cmd.staff_id), str(cmd.other_id))
+            elif isinstance(cmd, K.ToIvr):
+                kind = "to_ivr"
+                await port.to_ivr(cmd.call_id, cmd.menu)
+            elif isinstance(cmd, K.Monitor):
+                kind = "monitor"
+                await port.monitor(str(cmd.supervisor_id), cmd.phone, str(cmd.staff_id), cmd.mode)
+            elif isinstance(cmd, K.StopMonitor):
+                kind = "stop_monitor"
+                await port.stop_monitor(str(cmd.supervisor_id))
+            else:
+                raise TypeError(f"not a control command {cmd!r}")
+        except (TelephonyError, ValueError) as exc:
+            log.warning("call control %s of %s failed: %s", kind, getattr(cmd, "call_id", ""), exc)
+            rid = int(getattr(cmd, "request_id", 0))
+            if rid:
+                self._answers[rid] = (False, "pbx_refused")
+            text = f"sup{cmd.supervisor_id}" if isinstance(cmd, K.Monitor) else str(exc)[:64]
+            return K.ControlFailed(rid, str(getattr(cmd, "call_id", "")), kind, text)
+        return None
+
     async def shutdown(self) -> None:
         """Give back previewed leads and agent leases (calls in flight finish on the PBX; their claims expire)."""
         now = self.wall()
@@ -491,6 +576,12 @@ class DialerEngine:
             return C.Resumed(cmd.phase)
         if isinstance(cmd, _RECORDS):
             self._records.append((cmd, self.wall()))  # written with the next transaction, or at the burst's end
+            return None
+        if isinstance(cmd, K.ControlCommand):
+            await self._flush()  # the PBX acts on committed facts only
+            return await self._control(cmd)
+        if isinstance(cmd, K.ControlAnswer):
+            self._answers.setdefault(cmd.request_id, (cmd.ok, cmd.reason))  # a PBX refusal already noted wins
             return None
         if isinstance(cmd, (C.Originate, C.Connect, C.Play, C.Hangup, C.LoginPhone, C.LogoutPhone, C.ExpectInbound)):
             await self._flush()  # the PBX acts on committed facts only (as when every record was its own commit)
@@ -844,6 +935,9 @@ def _write(s: Session, record: C.Record, wall: datetime, tz: tzinfo) -> None:
         raise TypeError(f"not a record {record!r}")
 
 
+HANDED_OVER = ("transferred", "to_ivr", "conference_end")
+
+
 def _change_agent_tx(s: Session, cmd: C.ChangeAgentState, wall: datetime, scripts_dir: Path | None,
                      tz: tzinfo) -> C.AgentChanged:
     """The records, the agent's change when its row is still as the core saw it, and the desk contact."""
@@ -861,6 +955,10 @@ def _change_agent_tx(s: Session, cmd: C.ChangeAgentState, wall: datetime, script
         else:
             change_agent_state(s, session, cmd.event, wall, reason=cmd.reason, attempt_id=cmd.attempt_id)
             applied = True
+    if cmd.event == "hangup" and cmd.reason in HANDED_OVER:  # the agent let the call go (call controls): their
+        # card shows the call over at once, as when the customer hangs up
+        s.execute(update(DeskContact).where(DeskContact.agent_id == cmd.staff_id, DeskContact.hung_up_at.is_(None),
+                                            DeskContact.ended_at.is_(None)).values(hung_up_at=wall))
     contact_id = None
     if isinstance(cmd.contact, C.OpenInboundContact):
         contact_id = open_contact(s, cmd.staff_id, ContactFacts(

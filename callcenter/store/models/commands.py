@@ -16,7 +16,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.models.base import Base, UtcDateTime
 
-COMMAND_KINDS = ("hangup",)
+COMMAND_KINDS = ("hangup", "hold", "resume", "mute", "unmute", "dtmf", "transfer", "consult", "consult_complete",
+                 "consult_cancel", "conference", "conference_leave", "transfer_ivr", "listen", "whisper", "barge",
+                 "monitor_stop")  # the call controls: services/dialer/controls.py
 COMMAND_STATES = ("pending", "claimed", "done", "failed", "expired")
 
 
@@ -36,3 +38,4 @@ class CallCommand(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     result: Mapped[str] = mapped_column(Text, default="")
+    args: Mapped[str] = mapped_column(Text, default="", server_default="")  # JSON: a call control's arguments

@@ -190,6 +190,7 @@
       document.getElementById("hang-up").disabled = true;
       toast(T.hung_up || "");
     });
+    bindControls(contactId);
     document.querySelectorAll("#dispositions .disp").forEach(function (btn) {
       btn.addEventListener("click", async function () {
         const at = document.getElementById("callback-at").value;
@@ -199,6 +200,55 @@
         callStart = null;
         bar.dataset.contact = "";
         slot.innerHTML = '<div class="waiting closed" id="closed">' + (T.closed || "") + "</div>";
+      });
+    });
+  }
+
+  // Call controls (issue 13): each button is a call command the dialler's call core decides on; the outcome is
+  // read back as a sentence (GET /api/desk/commands/{id}).
+  async function settle(commandId) {
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch("/api/desk/commands/" + commandId, {credentials: "same-origin"});
+      const out = await res.json().catch(function () { return {}; });
+      if (out.state && out.state !== "pending" && out.state !== "claimed") { return out; }
+      await new Promise(function (ok) { setTimeout(ok, 150); });
+    }
+    return {state: "pending", message: ""};
+  }
+
+  async function loadTargets() {
+    const sel = document.getElementById("ctl-target");
+    if (!sel) { return; }
+    const res = await fetch("/api/desk/transfer-targets", {credentials: "same-origin"});
+    const rows = res.ok ? await res.json() : [];
+    sel.replaceChildren.apply(sel, rows.map(function (r) {
+      const o = document.createElement("option");
+      o.value = String(r.staff_id);
+      o.textContent = r.name + " · " + (T["state." + r.state] || "");
+      o.dataset.state = r.state;
+      return o;
+    }));
+  }
+
+  function bindControls(contactId) {
+    const box = document.getElementById("call-controls");
+    if (!box) { return; }
+    loadTargets();
+    box.querySelectorAll(".ctl").forEach(function (btn) {
+      btn.addEventListener("click", async function () {
+        const body = {kind: btn.dataset.kind};
+        const target = document.getElementById("ctl-target").value;
+        if (["transfer", "consult", "conference"].indexOf(body.kind) >= 0 && target) { body.target = Number(target); }
+        if (body.kind === "dtmf") { body.digits = document.getElementById("ctl-digits").value; }
+        if (body.kind === "transfer_ivr") { body.menu = document.getElementById("ctl-menu").value; }
+        const status = document.getElementById("ctl-status");
+        const queued = await post("/api/desk/contacts/" + contactId + "/control", body);
+        const out = await settle(queued.command_id);
+        status.textContent = btn.textContent + ": " + (out.message || "");
+        status.dataset.state = out.state;
+        status.dataset.kind = body.kind;
+        if (out.state !== "done") { toast(out.message || "", true); }
+        loadTargets();
       });
     });
   }
