@@ -35,6 +35,8 @@ DEFAULT_JOBS: tuple[Job, ...] = (
     Job("notify_calls_retry", time(14, 0), True),  # second attempts of unanswered calls
     # 成交回报 and 行情报警 (callcenter.services.care.trading_alerts), through the trading day
     Job("trading_alerts", time(9, 15), True, every_s=60.0, until=time(15, 30)),
+    # 预约服务 reminders (callcenter.services.appointments.send_reminders): slots are on trading days, 09:00-17:00
+    Job("appointment_reminders", time(7, 0), True, every_s=300.0, until=time(17, 0)),
 )
 # issue 14, run by the care part beside DEFAULT_JOBS (callcenter.runtime): every day, trading or not
 RECORDING_JOBS: tuple[Job, ...] = (
@@ -102,6 +104,13 @@ class CareWork:
         r = run_trading_alerts(self.core, self.sms, quiet=self.quiet)
         if r.confirmations or r.alerts or r.failed:
             log.info("trading alerts: confirmations %s alerts %s failed %s", r.confirmations, r.alerts, r.failed)
+
+    def appointment_reminders(self, day: date) -> None:
+        service = getattr(self.core, "appointments", None)
+        if service is not None:
+            r = service.send_reminders(self.sms, quiet=self.quiet)
+            if r["sent"] or r["failed"]:
+                log.info("appointment reminders: sent %s failed %s", r["sent"], r["failed"])
 
     def reminders(self, day: date) -> None:
         from callcenter.services.care.dispatch import run_daily_reminders

@@ -157,6 +157,7 @@ class SimulatedPbx:
         self.calls: dict[str, _SimCall] = {}
         self.agents: set[str] = set()
         self.originated = 0
+        self.sent_to_ivr: list[tuple[str, str]] = []  # (call id, entry) handed back to the hotline IVR
         self._started = False
 
     # --- life -----------------------------------------------------------------------------------
@@ -310,6 +311,15 @@ class SimulatedPbx:
         for timer in call.timers:
             timer.cancel()
         call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s, lambda: self._end(call, 16, "Normal Clearing"))]
+
+    async def send_to_ivr(self, call_id: str, entry: str) -> None:
+        """The caller goes back to the hotline IVR at ``entry`` (recorded in ``sent_to_ivr``): the call ends for
+        the engine now, as the AMI adapter reports it."""
+        call = self._live(call_id)
+        if call.state not in ("answered", "connected"):
+            raise TelephonyError(f"call {call_id} is not answered")
+        self.sent_to_ivr.append((call_id, entry))
+        self._end(call, 16, "to_ivr")
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")

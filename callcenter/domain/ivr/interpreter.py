@@ -162,6 +162,10 @@ def resolve(scope: dict[str, Any], path: str) -> Any:
     return value
 
 
+# the entries a caller may be sent into (``FlowRun(entry=...)``; the flow's ``entry`` action branches on it)
+ENTRIES = frozenset({"orders"})
+
+
 class FlowRun:
     """One call walking one flow."""
 
@@ -172,13 +176,16 @@ class FlowRun:
         caller: str = "",
         call_id: str = "",
         limits: dict[str, int] | None = None,
+        entry: str = "",
     ) -> None:
         self.flow = flow
         self.lang = lang if lang in LANGUAGES else "zh-CN"
         self.caller = caller
         self.call_id = call_id
         self.limits = dict(limits or {})
-        self.vars: dict[str, Any] = {}
+        # where the caller should land after logging in (``entry`` action: "orders" when an agent handed the caller
+        # to the order menu; the carrier reads it from the PBX, e.g. the dialplan's AGI argument ``CC_IVR_ENTRY``)
+        self.vars: dict[str, Any] = {"entry": entry} if entry in ENTRIES else {}
         self.counters: dict[str, int] = {}
         self.node: str | None = None
         self.waiting: str | None = None  # "input" | "action" | None

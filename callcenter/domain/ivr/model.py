@@ -88,6 +88,13 @@ ACTIONS: dict[str, ActionSpec] = {
     "market_summary": ActionSpec(args=(), outcomes=("ok", "none", "error")),
     "set_price_alert": ActionSpec(args=("client_id", "code", "direction", "price_fen"),
                                   outcomes=("ok", "invalid", "error"), record=("error_code",)),
+    # --- where the call entered: "orders" when an agent handed the caller to the order menu ------------------
+    "entry": ActionSpec(args=("entry",), outcomes=("main", "orders"), keep_typeahead=("main", "orders")),
+    # --- 预约服务 appointments ---------------------------------------------------------------------------
+    "appointment_slots": ActionSpec(args=("client_id", "appt_kind"), outcomes=("ok", "none", "error")),
+    "book_appointment": ActionSpec(args=("client_id", "appt_kind", "slot"), outcomes=("ok", "rejected", "error"),
+                                   record=("appointment_id", "error_code"), idempotent=True),
+    "appointments": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
 }
 
 

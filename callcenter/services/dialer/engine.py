@@ -29,7 +29,8 @@ Live events (typed, ``callcenter.domain.events``, through ``bus.emit`` after the
 ``AgentStateChanged``, ``ContactOpened``, ``PreviewOffered``, ``CallbackPlaced`` (``agent:<staff id>``),
 ``DialerBoard`` (``wallboard``), ``AttemptEnded`` (``calls``).  Commands from the screens (the hang-up button)
 are rows in ``call_commands``: ``call_commands.command_loop`` claims this dialler's rows (woken by a
-``CommandQueued`` nudge, else by polling) and carries them out through ``hangup_requested``.
+``CommandQueued`` nudge, else by polling) and carries them out through ``command_requested``: ``hangup`` through
+``hangup_requested``, ``ivr_orders`` (the card's "hand to the IVR order menu") through ``to_ivr_requested``.
 
 Several diallers share one database: each heartbeats its row in ``dialer_processes`` at every sync
 (``dialer.leases``) and takes over the work of a dialler whose lease ran out (its agents freed and adopted,
@@ -83,7 +84,7 @@ from callcenter.services.dialer.core import (
     CoreEvent,
 )
 from callcenter.services.dialer.budget import load_budgets
-from callcenter.services.call_commands import command_loop
+from callcenter.services.call_commands import ClaimedCommand, command_loop
 from callcenter.services.dialer.leases import PROCESS_LEASE, adopt_attempt, heartbeat, retire, take_over_dead
 from callcenter.services.dialer.hopper import (
     DEFAULT_LEASE,
@@ -116,6 +117,7 @@ from callcenter.ports.telephony import (
     NoServerAvailable,
     OriginateRejected,
     Recovered,
+    SendsToIvr,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -295,7 +297,7 @@ class DialerEngine:
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,
-            lambda c: self.hangup_requested(c.contact_id, c.staff_id), done, clock=self.wall))
+            self.command_requested, done, clock=self.wall))
         try:
             while not stop.is_set():
                 if reader.done():
@@ -321,9 +323,33 @@ class DialerEngine:
                     pass
             await self.shutdown()
 
-    async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
-        """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
-        Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
+    async def command_requested(self, cmd: ClaimedCommand) -> bool:
+        """One claimed ``call_commands`` row: ``ivr_orders`` hands the caller to the hotline's order menu, every
+        other kind (``hangup``) hangs up."""
+        if cmd.kind == "ivr_orders":
+            return await self.to_ivr_requested(cmd.contact_id, cmd.staff_id, V.IVR_ENTRY_ORDERS)
+        return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
+
+    async def to_ivr_requested(self, contact_id: int, staff_id: int, entry: str) -> bool:
+        """The agent handed the client to the IVR's order menu (agents never place orders for a client): the port
+        sends the caller's channel to the hotline at ``entry``; the call then ends for the agent (``Ended``, to
+        wrap-up). False when the call is not ours any more or the backend cannot (Twilio)."""
+        if not isinstance(self.telephony, SendsToIvr):
+            log.warning("telephony backend %s cannot send a caller to the IVR", type(self.telephony).__name__)
+            return False
+        async with self._lock:
+            call_id = await self._call_of_contact(contact_id, staff_id)
+            if call_id is None:
+                return False
+            try:
+                await self.telephony.send_to_ivr(call_id, entry)
+            except TelephonyError as exc:
+                log.warning("sending %s to the IVR failed: %s", call_id, exc)
+                return False
+            return True
+
+    async def _call_of_contact(self, contact_id: int, staff_id: int) -> str | None:
+        """The port's call id of the desk contact's call when it is ours and that agent's (hold ``_lock``)."""
 
         def call_of(s: Session) -> tuple[int | None, int | None]:
             contact = s.get(DeskContact, contact_id)
@@ -332,14 +358,19 @@ class DialerEngine:
             return contact.attempt_id, contact.ivr_session_id
 
         attempt_id, ivr_session_id = await self._tx(call_of)
+        if attempt_id is not None:
+            call = self.core.call_of(attempt_id, staff_id)
+            return call.call_id if call is not None else None
+        if ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
+            inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
+            return inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+        return None
+
+    async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
+        """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
+        Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
         async with self._lock:
-            call_id: str | None = None
-            if attempt_id is not None:
-                call = self.core.call_of(attempt_id, staff_id)
-                call_id = call.call_id if call is not None else None
-            elif ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
-                inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
-                call_id = inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+            call_id = await self._call_of_contact(contact_id, staff_id)
             if call_id is None:
                 return False
             try:

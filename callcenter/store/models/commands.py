@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.store.models.base import Base, UtcDateTime
 
-COMMAND_KINDS = ("hangup",)
+COMMAND_KINDS = ("hangup", "ivr_orders")  # ivr_orders: hand the caller to the hotline's order menu
 COMMAND_STATES = ("pending", "claimed", "done", "failed", "expired")
 
 

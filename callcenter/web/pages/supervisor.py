@@ -303,3 +303,34 @@ async def assign_clients(*, request: Request, principal: Principal = roles("admi
         raise ApiError(409, exc.code) from None
     return RedirectResponse(f"/supervisor/groups?month={m}&assigned={sum(len(v) for v in result.values())}",
                             status_code=303)
+
+
+# --- 预约服务: the appointments of the supervisor's groups (an admin's: all) --------------------------------------
+
+@router.get("/appointments", response_class=HTMLResponse)
+async def appointments_page(*, request: Request, principal: Principal = roles(*SUP),
+                            start: Annotated[Text | None, Query(max_length=10)] = None,
+                            end: Annotated[Text | None, Query(max_length=10)] = None,
+                            kind: Annotated[Text | None, Query(pattern="^(group_callback|analyst_callback|branch_visit)?$")] = None
+                            ) -> Response:
+    from callcenter.domain.access import Actor
+    from callcenter.domain.appointments import KINDS
+    from callcenter.services.appointments import slot_label
+
+    core = _core(request)
+    today = core.clock().astimezone(tz_of(request)).date()
+    try:
+        first = date.fromisoformat(start) if start else today
+        last = date.fromisoformat(end) if end else first + timedelta(days=13)
+    except ValueError:
+        raise ApiError(422, "bad_date") from None
+    if first > last or (last - first).days > 92:
+        raise ApiError(422, "bad_date")
+    actor = Actor.staff(principal.role, principal.staff_id, principal.group_ids)
+    rows = await anyio.to_thread.run_sync(lambda: core.appointments.listing(actor, first, last, kind=kind or None))
+    lang = lang_of(request)
+    items = [{"id": a.id, "slot": slot_label(a.slot_start, tz_of(request), lang), "client": a.client_name,
+              "kind": a.kind, "status": a.status, "channel": a.channel, "note": a.note} for a in rows]
+    return render(request, "appointments.html", principal, items=items, first=first, last=last, kind=kind or "",
+                  kinds=KINDS)
+

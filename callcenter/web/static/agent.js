@@ -190,6 +190,27 @@
       document.getElementById("hang-up").disabled = true;
       toast(T.hung_up || "");
     });
+    const toIvr = document.getElementById("to-ivr-orders");
+    if (toIvr) {  // agents never order for a client: the client goes to the hotline's order menu
+      toIvr.addEventListener("click", async function () {
+        await post(base + "/ivr-orders");
+        callStart = null;
+        toIvr.disabled = true;
+        document.getElementById("hang-up").disabled = true;
+        toast(toIvr.dataset.ok || "");
+      });
+    }
+    const book = document.getElementById("appt-book");
+    if (book) {  // 预约服务: book the chosen slot for the client of this call
+      book.addEventListener("click", async function () {
+        const choice = document.getElementById("appt-slot").value.split("|");
+        if (choice.length !== 2) { return; }
+        await post(base + "/appointments", {kind: choice[0], slot_start: choice[1],
+          note: document.getElementById("appt-note").value});
+        toast(book.dataset.ok || "");
+        await loadCard(contactId);
+      });
+    }
     document.querySelectorAll("#dispositions .disp").forEach(function (btn) {
       btn.addEventListener("click", async function () {
         const at = document.getElementById("callback-at").value;
