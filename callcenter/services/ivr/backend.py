@@ -374,8 +374,6 @@ def _run(backend: IvrBackend, cmd: RunAction, ctx: CallContext, lang: str) -> Ac
         return ActionResult(cmd.name, "enabled" if changed.enabled else "disabled", {"topic": changed.topic})
     if cmd.name in ORDER_ACTIONS:
         return _run_order_action(backend, cmd, ctx, lang)
-    if cmd.name == "entry":  # no backend: where the carrier said the call entered
-        return ActionResult(cmd.name, "orders" if a.get("entry") == "orders" else "main", {})
     if cmd.name in APPOINTMENT_ACTIONS:
         return _run_appointment_action(backend, cmd, ctx, lang)
     raise ValueError(f"unknown action {cmd.name!r}")
