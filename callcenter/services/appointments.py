@@ -4,6 +4,7 @@
     book(BookAppointment)   the rules of ``domain/appointments.py`` under the client's lock and the slot's row lock,
                             idempotent per actor and key (``<call id>:<step>`` on the hotline)
     cancel(id, actor)       the client until ``cancel_until_minutes`` before; staff until it starts
+    mark(id, actor, status) a supervisor closes a begun one as done / missed
     of_client / listing     the client's upcoming ones (card, hotline); a supervisor's groups' by day
     send_reminders(sms)     one SMS per appointment ``reminder_minutes`` before it (care_deliveries subject
                             ``appt:<id>``: re-runs and concurrent runs send once), inside quiet hours only
@@ -218,6 +219,25 @@ class AppointmentService:
             row.status, row.cancelled_at = "cancelled", now
             slot = self._slot_row(s, row.kind, row.slot_start)
             slot.booked = max(0, slot.booked - 1)
+            return self._view(row, client)
+
+        return run_in_transaction(self._sessions, work)
+
+    def mark(self, appointment_id: int, actor: Actor, status: str, *, at: datetime | None = None) -> AppointmentView:
+        """A supervisor closes an appointment whose slot has begun: ``done`` or ``missed`` (the slot's count
+        stays: the slot was used)."""
+        now = at or self._clock()
+        if status not in ("done", "missed") or actor.role not in ("supervisor", "admin"):
+            raise AppointmentError(Rule.NOT_CANCELLABLE)
+
+        def work(s: Session) -> AppointmentView:
+            row = s.get(Appointment, appointment_id)
+            if row is None:
+                raise AppointmentError(Rule.UNKNOWN_APPOINTMENT)
+            client = self._visible(s, actor, row.client_id)
+            if row.status not in OPEN_STATUSES or row.slot_start > now:
+                raise AppointmentError(Rule.NOT_CANCELLABLE)
+            row.status = status
             return self._view(row, client)
 
         return run_in_transaction(self._sessions, work)

@@ -294,6 +294,45 @@ async def book_appointment(body: AppointmentIn, request: Request, contact_id: in
     return AppointmentOut(id=view.id, kind=view.kind, slot_start=view.slot_start, status=view.status)
 
 
+class PriceAlertIn(BaseModel):
+    code: str = Field(pattern=r"^[0-9]{6}$")
+    direction: Literal["above", "below"]
+    price: str = Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?$", description="The threshold in yuan, e.g. 10.50")
+
+
+class PriceAlertOut(BaseModel):
+    id: int
+
+
+@api.post("/contacts/{contact_id}/price-alerts", response_model=PriceAlertOut,
+          responses={401: {}, 403: {}, 404: {}, 422: {}})
+async def set_price_alert(body: PriceAlertIn, request: Request, contact_id: int = ContactId,
+                          principal: Principal = AgentDep) -> PriceAlertOut:
+    """行情报警 for the client of this call, at the client's request (an alert, never an order): the same rule as
+    the hotline's menu 6-8 (``services/care/trading_alerts.set_price_alert``, source ``agent``)."""
+    from decimal import Decimal
+
+    from callcenter.services.care.trading_alerts import AlertRefused
+    from callcenter.services.care.trading_alerts import set_price_alert as arm
+
+    core = request.app.state.core
+
+    def client_of(s: Any) -> int | None:
+        contact = s.get(DeskContact, contact_id)
+        return contact.client_id if contact is not None and contact.agent_id == principal.staff_id else None
+
+    client_id = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, client_of)
+    if client_id is None:
+        raise ApiError(404, "not_found")
+    try:
+        alert_id = await anyio.to_thread.run_sync(lambda: arm(core.sessions, core.orders, client_id, body.code,
+                                                              body.direction, int(Decimal(body.price) * 1000),
+                                                              source="agent", now=core.clock()))
+    except AlertRefused as exc:
+        raise ApiError(422, exc.code, message=t("ivr.alert_refused", lang_of(request))) from None
+    return PriceAlertOut(id=alert_id)
+
+
 class DisposeIn(BaseModel):
     disposition: Text = Field(max_length=32)
     note: MultilineText | None = Field(default=None, max_length=4000)

@@ -25,6 +25,7 @@ from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, parts_line, render, roles, tz_of
+from callcenter.i18n import t
 from callcenter.web.text import Text
 
 router = APIRouter(prefix="/supervisor", include_in_schema=False)
@@ -330,7 +331,28 @@ async def appointments_page(*, request: Request, principal: Principal = roles(*S
     rows = await anyio.to_thread.run_sync(lambda: core.appointments.listing(actor, first, last, kind=kind or None))
     lang = lang_of(request)
     items = [{"id": a.id, "slot": slot_label(a.slot_start, tz_of(request), lang), "client": a.client_name,
-              "kind": a.kind, "status": a.status, "channel": a.channel, "note": a.note} for a in rows]
+              "kind": a.kind, "status": a.status, "channel": a.channel, "note": a.note,
+              "started": a.slot_start <= core.clock()} for a in rows]
     return render(request, "appointments.html", principal, items=items, first=first, last=last, kind=kind or "",
                   kinds=KINDS)
+
+
+@router.post("/appointments/{appointment_id}", response_class=HTMLResponse)
+async def appointment_action(*, request: Request, appointment_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = roles(*SUP),
+                             action: Annotated[Text, Form(pattern="^(cancel|done|missed)$")]) -> Response:
+    """Cancel an appointment (before it starts), or close a begun one as done / missed; back to the list."""
+    from callcenter.domain.access import Actor
+    from callcenter.domain.appointments import AppointmentError
+
+    core = _core(request)
+    actor = Actor.staff(principal.role, principal.staff_id, principal.group_ids)
+    try:
+        if action == "cancel":
+            await anyio.to_thread.run_sync(lambda: core.appointments.cancel(appointment_id, actor))
+        else:
+            await anyio.to_thread.run_sync(lambda: core.appointments.mark(appointment_id, actor, action))
+    except AppointmentError as exc:
+        status = 404 if exc.rule.value in ("unknown_client", "unknown_appointment") else 409
+        raise ApiError(status, exc.rule.value, message=t(f"appointments.{exc.rule.value}", lang_of(request))) from None
+    return RedirectResponse("/supervisor/appointments", status_code=303)
 

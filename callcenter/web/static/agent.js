@@ -200,6 +200,15 @@
         toast(toIvr.dataset.ok || "");
       });
     }
+    const alertSet = document.getElementById("alert-set");
+    if (alertSet) {  // 行情报警 at the client's request
+      alertSet.addEventListener("click", async function () {
+        await post(base + "/price-alerts", {code: document.getElementById("alert-code").value,
+          direction: document.getElementById("alert-direction").value,
+          price: document.getElementById("alert-price").value});
+        toast(alertSet.dataset.ok || "");
+      });
+    }
     const book = document.getElementById("appt-book");
     if (book) {  // 预约服务: book the chosen slot for the client of this call
       book.addEventListener("click", async function () {
