@@ -36,7 +36,7 @@ DEFAULT_JOBS: tuple[Job, ...] = (
     # 成交回报 and 行情报警 (callcenter.services.care.trading_alerts), through the trading day
     Job("trading_alerts", time(9, 15), True, every_s=60.0, until=time(15, 30)),
     # 预约服务 reminders (callcenter.services.appointments.send_reminders): slots are on trading days, 09:00-17:00
-    Job("appointment_reminders", time(7, 0), True, every_s=300.0, until=time(17, 0)),
+    Job("appointment_reminders", time(8, 0), True, every_s=300.0, until=time(17, 0)),
 )
 # issue 14, run by the care part beside DEFAULT_JOBS (callcenter.runtime): every day, trading or not
 RECORDING_JOBS: tuple[Job, ...] = (
