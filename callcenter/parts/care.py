@@ -35,7 +35,10 @@ DEFAULT_JOBS: tuple[Job, ...] = (
     Job("notify_calls_retry", time(14, 0), True),  # second attempts of unanswered calls
     # 成交回报 and 行情报警 (callcenter.services.care.trading_alerts), through the trading day
     Job("trading_alerts", time(9, 15), True, every_s=60.0, until=time(15, 30)),
-    # 预约服务 reminders (callcenter.services.appointments.send_reminders): slots are on trading days, 09:00-17:00
+)
+# issue 15, run by the care part beside DEFAULT_JOBS (callcenter.runtime): 预约服务 reminders
+# (callcenter.services.appointments.send_reminders); slots are on trading days, 09:00-17:00
+APPOINTMENT_JOBS: tuple[Job, ...] = (
     Job("appointment_reminders", time(8, 0), True, every_s=300.0, until=time(17, 0)),
 )
 # issue 14, run by the care part beside DEFAULT_JOBS (callcenter.runtime): every day, trading or not

@@ -139,3 +139,20 @@ nodes:
     flow, problems = parse_flow(text)
     messages = " ".join(p.message for p in problems)
     assert flow is None and "needs 'next'" in messages and "unknown node 'nowhere'" in messages
+
+
+def test_the_care_part_runs_the_reminders_on_trading_days_only() -> None:
+    from callcenter.parts.care import APPOINTMENT_JOBS, due_interval_jobs
+
+    class Cal:
+        def is_trading_day(self, day: date) -> bool:
+            return trading(day)
+
+    (job,) = APPOINTMENT_JOBS
+    assert [j.name for j in due_interval_jobs(APPOINTMENT_JOBS, {}, at(2, 8, 0), Cal())] == [job.name]  # type: ignore[arg-type]
+    assert due_interval_jobs(APPOINTMENT_JOBS, {}, at(5, 10, 0), Cal()) == []  # type: ignore[arg-type]
+    assert due_interval_jobs(APPOINTMENT_JOBS, {job.name: at(2, 8, 0)}, at(2, 8, 4), Cal()) == []  # type: ignore[arg-type]
+    from pathlib import Path
+
+    runtime = (Path(__file__).resolve().parents[2] / "callcenter" / "runtime.py").read_text()
+    assert "DEFAULT_JOBS + RECORDING_JOBS + APPOINTMENT_JOBS" in runtime
