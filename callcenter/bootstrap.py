@@ -57,6 +57,7 @@ class App:
     metrics: Metrics = field(kw_only=True)  # this App's Prometheus registry and the parts' callbacks (/metrics)
     orders: Any = None  # callcenter.services.orders.OrderService: phone orders (电话委托), see _wire_orders
     recordings: Any = None  # callcenter.services.recordings.RecordingService (issue 14), see _wire_recordings
+    appointments: Any = None  # callcenter.services.appointments.AppointmentService: 预约服务 (issue 15)
 
     def close(self) -> None:
         self.database.dispose()
@@ -202,7 +203,8 @@ def bootstrap(
     _wire_orders(app)
     _wire_recordings(app)
     app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
-                              bus=app.bus, verify=app.hash_pool.verify, orders=app.orders)
+                              bus=app.bus, verify=app.hash_pool.verify, orders=app.orders,
+                              appointments=app.appointments, recordings=app.recordings)
     return app
 
 
@@ -215,7 +217,13 @@ def _wire_orders(app: App) -> None:
 
     rules = rules_from(app.settings)
     exchange = SimulatedExchange(app.sessions, app.calendar, rules, app.settings.tz, seed=app.settings.order_exchange_seed)
-    app.orders = OrderService(app.sessions, exchange, app.calendar, rules, app.settings.tz, clock=app.clock)
+    app.orders = OrderService(app.sessions, exchange, app.calendar, rules, app.settings.tz, clock=app.clock,
+                              confirmation_years=app.settings.recording_retention_years_order)
+    from callcenter.services.appointments import AppointmentService
+    from callcenter.services.appointments import rules_from as slot_rules_from
+
+    app.appointments = AppointmentService(app.sessions, app.calendar, slot_rules_from(app.settings), app.settings.tz,
+                                          clock=app.clock)
 
 
 # --- call recordings (issue 14): the recording service over the configured store -------------------------------

@@ -76,11 +76,11 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
 async def serve_care(core: App, stop: asyncio.Event) -> None:
     """Reminders, greetings, regulatory call-backs at their local times on the trading calendar; the recordings
     purge and the 质检 sampling every night."""
-    from callcenter.parts.care import DEFAULT_JOBS, RECORDING_JOBS, CareWork, care_runner
+    from callcenter.parts.care import APPOINTMENT_JOBS, DEFAULT_JOBS, RECORDING_JOBS, CareWork, care_runner
     from callcenter.bootstrap import sms_sender
 
     work = CareWork(core, sms_sender(core.settings), line=core.notifications)
-    await care_runner(core, stop, work=work, jobs=DEFAULT_JOBS + RECORDING_JOBS)
+    await care_runner(core, stop, work=work, jobs=DEFAULT_JOBS + RECORDING_JOBS + APPOINTMENT_JOBS)
 
 
 # The parts ``callcenter serve --parts`` names, in start order: CLI name -> (part name on the board, runner).

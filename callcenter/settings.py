@@ -188,6 +188,15 @@ class Settings(BaseSettings):
     order_transfer_fee_rate: Decimal = Field(Decimal("0.00001"), ge=0, lt=Decimal("0.01"))
     order_outside_session: Literal["refuse", "queue"] = "refuse"  # orders entered outside the sessions
     order_exchange_seed: int = 7  # the simulated exchange's price walk
+    # 预约服务 appointments (callcenter/domain/appointments.py): slots on trading days, capacity per slot and kind
+    appointment_slot_minutes: int = Field(30, ge=10, le=240)
+    appointment_min_lead_minutes: int = Field(60, ge=0, le=7 * 24 * 60)  # booked at least this long ahead
+    appointment_horizon_trading_days: int = Field(10, ge=1, le=60)  # and at most this many trading days ahead
+    appointment_capacity_group_callback: int = Field(3, ge=0, le=100)  # per slot
+    appointment_capacity_analyst_callback: int = Field(1, ge=0, le=100)
+    appointment_capacity_branch_visit: int = Field(2, ge=0, le=100)
+    appointment_max_open_per_client: int = Field(3, ge=1, le=20)
+    appointment_reminder_minutes: int = Field(120, ge=5, le=24 * 60)  # the SMS reminder, this long before
     # call recordings and quality inspection (issue 14; callcenter/services/recordings.py, quality.py)
     recordings_backend: Literal["filesystem", "s3"] = "filesystem"
     recordings_dir: Path = Path("var") / "recordings"  # filesystem store: one file per recording

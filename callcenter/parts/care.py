@@ -36,6 +36,11 @@ DEFAULT_JOBS: tuple[Job, ...] = (
     # 成交回报 and 行情报警 (callcenter.services.care.trading_alerts), through the trading day
     Job("trading_alerts", time(9, 15), True, every_s=60.0, until=time(15, 30)),
 )
+# issue 15, run by the care part beside DEFAULT_JOBS (callcenter.runtime): 预约服务 reminders
+# (callcenter.services.appointments.send_reminders); slots are on trading days, 09:00-17:00
+APPOINTMENT_JOBS: tuple[Job, ...] = (
+    Job("appointment_reminders", time(8, 0), True, every_s=300.0, until=time(17, 0)),
+)
 # issue 14, run by the care part beside DEFAULT_JOBS (callcenter.runtime): every day, trading or not
 RECORDING_JOBS: tuple[Job, ...] = (
     Job("recordings_purge", time(2, 30), False),  # delete expired recordings not on legal hold
@@ -102,6 +107,13 @@ class CareWork:
         r = run_trading_alerts(self.core, self.sms, quiet=self.quiet)
         if r.confirmations or r.alerts or r.failed:
             log.info("trading alerts: confirmations %s alerts %s failed %s", r.confirmations, r.alerts, r.failed)
+
+    def appointment_reminders(self, day: date) -> None:
+        service = getattr(self.core, "appointments", None)
+        if service is not None:
+            r = service.send_reminders(self.sms, quiet=self.quiet)
+            if r["sent"] or r["failed"]:
+                log.info("appointment reminders: sent %s failed %s", r["sent"], r["failed"])
 
     def reminders(self, day: date) -> None:
         from callcenter.services.care.dispatch import run_daily_reminders

@@ -21,6 +21,13 @@ CC_AMD = "CC_AMD"  # "1" when cc-outbound must run AMD() before reporting
 # UserEvent the dialplan raises when an outbound call is answered (after AMD when enabled).
 USEREVENT_CALL_ANSWERED = "CallAnswered"
 
+# The agent hands a caller to the hotline's order menu: the engine sets CC_IVR_ENTRY (and clears CC_HANDOFF, which
+# a previous IVR run may have left at "1") on the caller's channel, then Redirects it to CONTEXT_HOTLINE,s,1; the
+# dialplan passes CC_IVR_ENTRY to the FastAGI as its first argument (agi_arg_1), the flow starts there.
+CC_IVR_ENTRY = "CC_IVR_ENTRY"
+CONTEXT_HOTLINE = "hotline"
+IVR_ENTRY_ORDERS = "orders"
+
 # Dialplan contexts the engine sends calls to.
 CONTEXT_OUTBOUND = "cc-outbound"
 CONTEXT_AGENT_JOIN = "cc-agent-join"

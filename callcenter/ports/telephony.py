@@ -254,6 +254,15 @@ def check_menu(menu: str) -> str:
     return check_id(menu, "IVR menu")
 
 
+@runtime_checkable
+class SendsToIvr(Protocol):
+    """A backend that can hand a connected caller back to the hotline IVR at an entry (``channel_variables``
+    ``IVR_ENTRY_ORDERS``): the call leaves the agent (its ``Ended`` follows, ``cause_text`` "to_ivr") and the
+    caller goes on in a new IVR session. The simulated PBX and the AMI adapter have it; Twilio's calls do not."""
+
+    async def send_to_ivr(self, call_id: str, entry: str) -> None: ...
+
+
 def notsure_as(amd: AmdVerdict | None, policy: Literal["human", "machine"] = "human") -> AmdVerdict | None:
     """Resolve AMD's NOTSURE by campaign policy (default: treat as human, never hang up on a person)."""
     return policy if amd == "notsure" else amd

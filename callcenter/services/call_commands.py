@@ -1,5 +1,6 @@
 """Durable call commands: the agent screen asks the dialler process that owns a call to act on it (hang up
-now; transfer and hold later) through a ``call_commands`` row, never through the bus alone.
+now, hand the caller to the IVR's order menu; transfer and hold later) through a ``call_commands`` row, never
+through the bus alone.
 
 * ``request_hangup`` (the web's hang-up button) does the desk's own hang-up bookkeeping (``desk.hang_up_in``)
   and inserts the command row in the same transaction; ``queue_hangup`` inserts it inside any transaction that
@@ -120,6 +121,25 @@ def queue_control(s: Session, contact: DeskContact, staff_id: int, kind: str, no
                       dialer_id=command_owner(s, contact), requested_by=staff_id, requested_at=now,
                       state="pending", claimed_by="", result="",
                       args=json.dumps(args or {}, ensure_ascii=False, sort_keys=True))
+    s.add(row)
+    s.flush()
+    return row
+
+
+def request_ivr_orders(s: Session, who: Principal | int, contact_id: int, now: datetime) -> CallCommand | None:
+    """The card's "hand to the IVR order menu" (agents never place orders for a client, 全权委托 is forbidden):
+    the call leaves the agent as at a hang-up (the desk's bookkeeping: the card stays for the wrap-up) and a
+    ``ivr_orders`` command goes to the dialler that owns the call — an outbound call's attempt's dialler, an IVR
+    hand-off's the dialler that queued it (its latest ``handoff_queued`` step). None when the call is over."""
+    staff_id = who.staff_id if isinstance(who, Principal) else int(who)
+    contact, was_live = desk.hang_up_in(s, staff_id, contact_id, now)
+    if not was_live:
+        return None
+    if contact.attempt_id is None and contact.ivr_session_id is None:
+        return None
+    dialer_id = command_owner(s, contact)
+    row = CallCommand(kind="ivr_orders", contact_id=contact.id, attempt_id=contact.attempt_id, dialer_id=dialer_id,
+                      requested_by=staff_id, requested_at=now, state="pending", claimed_by="", result="")
     s.add(row)
     s.flush()
     return row

@@ -286,7 +286,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
                                 "hung_up": contact.hung_up_at is not None, "ended": contact.ended_at is not None,
                                 "note": contact.note, "disposition": contact.disposition, "client": None,
                                 "campaign": None, "group": None, "ivr": None, "history": [], "script": None,
-                                "month_change_fen": None, "lead": None, "orders": None}
+                                "month_change_fen": None, "lead": None, "orders": None, "appointments": None}
         client = s.get(Client, contact.client_id) if contact.client_id else None
         if client is not None:
             summary = client_summary(s, client)
@@ -306,6 +306,7 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
                                 "direction": c.direction, "disposition": c.disposition, "note": c.note[:120]}
                                for c, name in history]
             data["orders"] = _orders_read_only(s, client.id, now, tz)
+            data["appointments"] = _appointments_of(s, client.id, now, tz, lang)
         elif contact.lead_id is not None:
             lead = s.get(Lead, contact.lead_id)
             if lead is not None:
@@ -347,6 +348,18 @@ def _orders_read_only(s: Session, client_id: int, now: datetime, tz: ZoneInfo) -
         "trades": [{"at": t_.at.astimezone(tz).strftime("%H:%M"), "code": t_.code, "name": names.get(t_.code, t_.code),
                     "side": t_.side, "quantity": t_.quantity, "price": _yuan(t_.price_li // 10)} for t_ in trades],
     }
+
+
+def _appointments_of(s: Session, client_id: int, now: datetime, tz: ZoneInfo, lang: str) -> list[dict[str, Any]]:
+    """The client's upcoming booked appointments (预约服务), for the card."""
+    from callcenter.services.appointments import slot_label
+    from callcenter.store.models import Appointment
+
+    rows = s.execute(select(Appointment).where(Appointment.client_id == client_id, Appointment.status == "booked",
+                                               Appointment.slot_start >= now)
+                     .order_by(Appointment.slot_start).limit(10)).scalars()
+    return [{"id": a.id, "kind": a.kind, "slot": slot_label(a.slot_start, tz, lang), "channel": a.channel,
+             "note": a.note[:120]} for a in rows]
 
 
 def _ivr_summary(s: Session, contact: DeskContact, client: Client | None, now: datetime) -> dict[str, Any] | None:

@@ -65,6 +65,16 @@ OPEN = ("queued", "pending", "open", "partial")
 
 
 @dataclass(frozen=True)
+class Confirmation:
+    """What the hotline read back and the caller confirmed: written as an ``order_confirmations`` row in the
+    order's own transaction (so an order placed on the hotline never lacks its record, whatever happens next)."""
+
+    call_id: str
+    lang: str = "zh-CN"
+    caller_masked: str = ""
+
+
+@dataclass(frozen=True)
 class PlaceOrder:
     key: str  # idempotency key: '<call id>:<step>' on the IVR
     account_no: str  # the fund account (must be the client's main account)
@@ -76,9 +86,11 @@ class PlaceOrder:
     channel: str = "api"  # ivr / twilio / text / cli / api
     caller_phone: str = ""  # the calling number (CSRC record of a phone order)
     actor: Actor = field(kw_only=True)  # the client themself (IVR) or a back-office tool; never staff
+    confirmation: Confirmation | None = field(default=None, kw_only=True)  # the hotline's read-back record
 
     def fingerprint(self) -> str:
-        body = {k: v for k, v in asdict(self).items() if k not in ("key", "caller_phone", "actor", "channel")}
+        body = {k: v for k, v in asdict(self).items()
+                if k not in ("key", "caller_phone", "actor", "channel", "confirmation")}
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -151,7 +163,7 @@ class QuoteView:
 class OrderService:
     def __init__(self, sessions: sessionmaker[Session], gateway: TradingGateway, calendar: Calendar,
                  rules: OrderRules, tz: ZoneInfo, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 lang: str = "zh-CN") -> None:
+                 lang: str = "zh-CN", confirmation_years: int = 3) -> None:
         self._sessions = sessions
         self._gateway = gateway
         self._calendar = calendar
@@ -159,6 +171,7 @@ class OrderService:
         self._tz = tz
         self._clock = clock
         self._lang = lang
+        self._confirmation_years = confirmation_years  # the ``order`` retention class (recording_retention_years_order)
         self._pg = dialect_name(sessions) == "postgresql"
 
     # ------------------------------------------------------------------ reads
@@ -299,6 +312,7 @@ class OrderService:
             outcome = self._refusal(exc.rule)
             outcome.order_id, outcome.reference, outcome.status = order.id, order.reference, "rejected"
             order.response_json = outcome.to_json()
+            self._confirm(s, cmd, order, inst, 0, 0, now)
             return order.id, outcome
         order.price_li = accepted.price_li
         order.frozen_fen = accepted.frozen_fen
@@ -311,7 +325,42 @@ class OrderService:
         outcome = OrderOutcome(True, None, t("orders.queued" if accepted.queued else "orders.placed", self._lang),
                                order.id, order.reference, order.status, accepted.frozen_fen, accepted.fees_estimate_fen)
         order.response_json = outcome.to_json()
+        self._confirm(s, cmd, order, inst, accepted.frozen_fen, accepted.fees_estimate_fen, now)
         return order.id, (outcome if accepted.queued else None)
+
+    def _confirm(self, s: Session, cmd: PlaceOrder, order: Order, inst: object, frozen_fen: int, fees_fen: int,
+                 now: datetime) -> None:
+        """The hotline's confirmation record of ``order`` (nothing for orders without one: CLI, API)."""
+        c = cmd.confirmation
+        if c is None:
+            return
+        from callcenter.domain.orders import Instrument
+        from callcenter.domain.recordings import add_years
+        from callcenter.store.models import IvrSession, OrderConfirmation
+        from callcenter.store.models.recordings import Recording
+
+        name = inst.name if isinstance(inst, Instrument) else ""
+        sess_id = s.execute(select(IvrSession.id).where(IvrSession.call_id == c.call_id[:64])).scalar_one_or_none()
+        recording_id = None
+        if sess_id is not None:  # a recording of this IVR session, when the telephony made one
+            recording_id = s.execute(select(Recording.id).where(Recording.ivr_session_id == sess_id)
+                                     .order_by(Recording.id.desc()).limit(1)).scalar_one_or_none()
+        lang = c.lang if c.lang in ("zh-CN", "en") else "zh-CN"
+        price_li = order.price_li or (int(Decimal(cmd.price.replace("*", ".")) * 1000)
+                                      if cmd.price and cmd.price.replace("*", "").replace(".", "").isdigit() else 0)
+        heard = t("orders.confirmation_heard", lang, side=t(f"orders.side_{order.side}", lang), name=name,
+                  code=order.code, kind=t(f"orders.kind_{order.kind}", lang),
+                  price=format_price(price_li, inst if isinstance(inst, Instrument) else None),
+                  quantity=order.quantity, frozen=f"{Decimal(frozen_fen) / 100:.2f}",
+                  fees=f"{Decimal(fees_fen) / 100:.2f}")
+        s.add(OrderConfirmation(order_id=order.id, client_id=order.client_id, call_id=c.call_id[:64],
+                                ivr_session_id=sess_id, recording_id=recording_id, channel=order.channel,
+                                caller_masked=c.caller_masked[:32], lang=lang, code=order.code, name=name[:64],
+                                side=order.side, kind=order.kind, quantity=order.quantity, price_li=price_li,
+                                frozen_fen=frozen_fen, fees_fen=fees_fen, heard=heard[:2000], outcome=order.status,
+                                confirmed_at=now, retention_class="order",
+                                keep_until=add_years(now, self._confirmation_years)))
+        s.flush()
 
     def _send(self, order_id: int, now: datetime) -> OrderOutcome:
         """Send a recorded order to the gateway (idempotent on its reference) and record the answer."""

@@ -248,7 +248,10 @@ class AgiCall:
         self.asterisk_uniqueid = safe_token(headers.get("agi_uniqueid", ""), r"A-Za-z0-9_.\-", 64)
         self.asterisk_channel = _CONTROL.sub("", headers.get("agi_channel", ""))[:80]
         self.caller = caller_number(headers.get("agi_callerid"))
-        self.session = FlowRun(flow, caller=self.caller, call_id=self.call_id, limits=config.limits)
+        # the dialplan's first AGI argument is the entry (CC_IVR_ENTRY: "orders" when an agent handed the caller to
+        # the order menu; empty otherwise)
+        self.entry = safe_token(headers.get("agi_arg_1", ""), r"a-z_", 16)
+        self.session = FlowRun(flow, caller=self.caller, call_id=self.call_id, limits=config.limits, entry=self.entry)
         self.ctx = CallContext(self.call_id, self.caller, "ivr-agi")
         self.pending: list[_Play] = []
         self.typeahead = ""  # keys the caller typed while the engine was busy, for the next Collect

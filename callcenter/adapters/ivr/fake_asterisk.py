@@ -54,6 +54,7 @@ class FakeCall:
     uniqueid: str = "ivr-test-3"
     callerid: str = "13912345678"
     script: str = "hotline"
+    args: list[str] = field(default_factory=list)  # the dialplan's AGI arguments (agi_arg_1, ...)
     transcript: list[tuple[str, str]] = field(default_factory=list)  # (command, answer)
     variables: dict[str, str] = field(default_factory=dict)
     turnarounds: list[float] = field(default_factory=list)  # seconds from our answer to the next command
@@ -139,6 +140,7 @@ async def run_fake_call(host: str, port: int, call: FakeCall, timeout_s: float =
         header = "".join(f"{k}: {v}\n" for k, v in HEADER_TEMPLATE)
         header = header.format(script=call.script, host=host, port=port, uniqueid=call.uniqueid,
                                callerid=call.callerid)
+        header += "".join(f"agi_arg_{n}: {value}\n" for n, value in enumerate(call.args, start=1))
         writer.write(header.encode() + b"\n")
         await writer.drain()
         answered_at: float | None = None

@@ -79,9 +79,11 @@ class TextPhone:
     lang: str = "zh-CN"
     limits: dict[str, int] | None = None
     echo: Callable[[str], None] | None = None  # print lines as they happen
+    entry: str = ""  # where the call entered ("orders": handed to the order menu by an agent)
 
     def run(self, keys: str) -> TextPhoneResult:
-        session = FlowRun(self.flow, lang=self.lang, caller=self.caller, call_id=self.call_id, limits=self.limits)
+        session = FlowRun(self.flow, lang=self.lang, caller=self.caller, call_id=self.call_id, limits=self.limits,
+                          entry=self.entry)
         carrier = _TextCarrier(self, session, list(keys))
         drive_sync(session, session.start(), carrier)
         carrier.flush()

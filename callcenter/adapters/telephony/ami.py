@@ -111,6 +111,7 @@ class AmiOptions:
     agent_join_context: str = V.CONTEXT_AGENT_JOIN
     play_context: str = V.CONTEXT_PLAY
     notify_menu_context: str = V.CONTEXT_NOTIFY_MENU
+    hotline_context: str = V.CONTEXT_HOTLINE  # where a caller an agent hands to the IVR goes (send_to_ivr)
     agent_ring_timeout_s: float = 30.0  # an agent phone that does not answer its login in time: AgentLeft
     action_timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
@@ -606,6 +607,17 @@ class AmiClient:
         """A notification's message with a one-key menu ([cc-notify-menu]: Read() takes a key pressed while it
         plays); the key comes back as ``UserEvent: NotifyDigit``, reported as ``DigitPressed``."""
         await self.play(call_id, prompt, self.options.notify_menu_context)
+    async def send_to_ivr(self, call_id: str, entry: str) -> None:
+        """Hand the caller back to the hotline IVR at ``entry``: CC_HANDOFF cleared (a previous IVR run may have set
+        it), CC_IVR_ENTRY set, then Redirect to the hotline context; the call has left the agent (``Ended``,
+        "to_ivr") and is no longer ours (its later Hangup is not reported)."""
+        channel = self._call_channel(call_id)
+        check_text(entry, "IVR entry")
+        for name, value in ((V.CC_HANDOFF, ""), (V.CC_IVR_ENTRY, entry)):
+            _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}), "Setvar")
+        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.hotline_context,
+                              "Exten": "s", "Priority": "1"}), "Redirect")
+        self._publish(self.tracker.left_for_ivr(call_id, asyncio.get_running_loop().time()))
 
     async def hangup(self, call_id: str) -> None:
         if not self.tracker.is_live(check_id(call_id)):
@@ -881,6 +893,8 @@ class AmiPool:
 
     async def play_menu(self, call_id: str, prompt: str) -> None:
         await self._client_of(call_id).play_menu(call_id, prompt)
+    async def send_to_ivr(self, call_id: str, entry: str) -> None:
+        await self._client_of(call_id).send_to_ivr(call_id, entry)
 
     async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
         pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]

@@ -197,6 +197,14 @@ class CallTracker:
         if call is not None:
             self._drop_keys(call)
 
+    def left_for_ivr(self, call_id: str, now: float) -> list[TelephonyEvent]:
+        """The engine Redirected the call out of the agent's room into the hotline IVR: it ends for us now
+        (``Ended``, cause text "to_ivr"); its channel's later events are no longer ours."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return []
+        return self._end(call, 16, "to_ivr", now)
+
     def track_agent(self, agent_id: str, other_ids: Iterable[str] = ()) -> str:
         leg = agent_leg_id(agent_id)
         ids = frozenset({leg, f"{leg};2", f"{leg}2", *other_ids})

@@ -169,6 +169,7 @@ class SimulatedPbx:
         self.calls: dict[str, _SimCall] = {}
         self.agents: set[str] = set()
         self.originated = 0
+        self.sent_to_ivr: list[tuple[str, str]] = []  # (call id, entry) handed back to the hotline IVR
         self._started = False
         self.muted: set[str] = set()  # agents muted in their rooms
         self.links: set[tuple[str, str]] = set()  # agent rooms linked (consultation, conference)
@@ -356,6 +357,15 @@ class SimulatedPbx:
         call.call_id = new_call_id
         self.calls[new_call_id] = call
         self._emit(Answered(new_call_id, self.clock.time()))
+
+    async def send_to_ivr(self, call_id: str, entry: str) -> None:
+        """The caller goes back to the hotline IVR at ``entry`` (recorded in ``sent_to_ivr``): the call ends for
+        the engine now, as the AMI adapter reports it."""
+        call = self._live(call_id)
+        if call.state not in ("answered", "connected"):
+            raise TelephonyError(f"call {call_id} is not answered")
+        self.sent_to_ivr.append((call_id, entry))
+        self._end(call, 16, "to_ivr")
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")

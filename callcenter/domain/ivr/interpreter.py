@@ -162,6 +162,10 @@ def resolve(scope: dict[str, Any], path: str) -> Any:
     return value
 
 
+# the entries a caller may be sent into (``FlowRun(entry=...)``; the flow branches on the variable ``entry``)
+ENTRIES = frozenset({"orders"})
+
+
 class FlowRun:
     """One call walking one flow."""
 
@@ -172,13 +176,16 @@ class FlowRun:
         caller: str = "",
         call_id: str = "",
         limits: dict[str, int] | None = None,
+        entry: str = "",
     ) -> None:
         self.flow = flow
         self.lang = lang if lang in LANGUAGES else "zh-CN"
         self.caller = caller
         self.call_id = call_id
         self.limits = dict(limits or {})
-        self.vars: dict[str, Any] = {}
+        # where the caller should land after logging in (a ``branch`` on ``entry``: "orders" when an agent handed the
+        # caller to the order menu; the carrier reads it from the PBX, e.g. the dialplan's AGI argument CC_IVR_ENTRY)
+        self.vars: dict[str, Any] = {"entry": entry} if entry in ENTRIES else {}
         self.counters: dict[str, int] = {}
         self.node: str | None = None
         self.waiting: str | None = None  # "input" | "action" | None
@@ -264,6 +271,14 @@ class FlowRun:
                 self._say(node.say, out)
                 assert node.next is not None
                 target = self._take(node.next, out)
+                if target is None:
+                    return
+                name = target
+                continue
+            if node.type == "branch":
+                assert node.next is not None and node.var is not None
+                value = resolve(self._scope(), node.var)
+                target = self._take(node.cases.get(str(value) if value is not None else "", node.next), out)
                 if target is None:
                     return
                 name = target

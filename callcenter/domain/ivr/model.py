@@ -9,6 +9,7 @@ interpreter (:mod:`callcenter.domain.ivr.interpreter`) walks it.  Node types:
              into a variable; ``done``, ``timeout`` and ``invalid`` branches required
 ``choose``   say each item of a list variable ("press 1 for ..."), the caller picks one by number
 ``action``   run a named backend call (see :data:`ACTIONS`), branch on its outcome
+``branch``   no sound, no input: follow ``cases[value of var]``, else ``next`` (e.g. where the call entered)
 ``handoff``  say, then hand the call to an agent with a summary
 ``hangup``   say, then end the call with a reason
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 DTMF_KEYS = frozenset("0123456789*#")
 INPUT_TYPES = frozenset({"menu", "collect", "choose"})
-NODE_TYPES = frozenset({"prompt", "menu", "collect", "choose", "action", "handoff", "hangup"})
+NODE_TYPES = frozenset({"prompt", "menu", "collect", "choose", "action", "branch", "handoff", "hangup"})
 TERMINAL_TYPES = frozenset({"handoff", "hangup"})
 PROMPT_AREA = "ivr"
 
@@ -88,6 +89,11 @@ ACTIONS: dict[str, ActionSpec] = {
     "market_summary": ActionSpec(args=(), outcomes=("ok", "none", "error")),
     "set_price_alert": ActionSpec(args=("client_id", "code", "direction", "price_fen"),
                                   outcomes=("ok", "invalid", "error"), record=("error_code",)),
+    # --- 预约服务 appointments ---------------------------------------------------------------------------
+    "appointment_slots": ActionSpec(args=("client_id", "appt_kind"), outcomes=("ok", "none", "error")),
+    "book_appointment": ActionSpec(args=("client_id", "appt_kind", "slot"), outcomes=("ok", "rejected", "error"),
+                                   record=("appointment_id", "error_code"), idempotent=True),
+    "appointments": ActionSpec(args=("client_id",), outcomes=("ok", "none", "error")),
 }
 
 
@@ -129,7 +135,8 @@ class Node:
     type: str
     line: int = 0
     say: tuple[SayItem, ...] = ()
-    next: Transition | None = None  # prompt
+    next: Transition | None = None  # prompt; branch: when no case matches
+    cases: dict[str, Transition] = field(default_factory=dict)  # branch: value of ``var`` -> transition
     options: dict[str, Transition] = field(default_factory=dict)  # menu / choose: key -> transition
     transitions: dict[str, Transition] = field(default_factory=dict)  # event / outcome -> transition
     # input nodes

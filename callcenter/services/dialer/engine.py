@@ -34,7 +34,8 @@ Live events (typed, ``callcenter.domain.events``, through ``bus.emit`` after the
 ``AgentStateChanged``, ``ContactOpened``, ``PreviewOffered``, ``CallbackPlaced`` (``agent:<staff id>``),
 ``DialerBoard`` (``wallboard``), ``AttemptEnded`` (``calls``).  Commands from the screens (the hang-up button)
 are rows in ``call_commands``: ``call_commands.command_loop`` claims this dialler's rows (woken by a
-``CommandQueued`` nudge, else by polling) and carries them out through ``hangup_requested``.
+``CommandQueued`` nudge, else by polling) and carries them out through ``command_requested``: ``hangup`` through
+``hangup_requested``, ``ivr_orders`` (the card's "hand to the IVR order menu") through ``to_ivr_requested``.
 
 Several diallers share one database: each heartbeats its row in ``dialer_processes`` at every sync
 (``dialer.leases``) and takes over the work of a dialler whose lease ran out (its agents freed and adopted,
@@ -123,6 +124,7 @@ from callcenter.ports.telephony import (
     NoServerAvailable,
     OriginateRejected,
     Recovered,
+    SendsToIvr,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -431,9 +433,26 @@ class DialerEngine:
                     pass
             await self.shutdown()
 
-    async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
-        """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
-        Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
+    async def to_ivr_requested(self, contact_id: int, staff_id: int, entry: str) -> bool:
+        """The agent handed the client to the IVR's order menu (agents never place orders for a client): the port
+        sends the caller's channel to the hotline at ``entry``; the call then ends for the agent (``Ended``, to
+        wrap-up). False when the call is not ours any more or the backend cannot (Twilio)."""
+        if not isinstance(self.telephony, SendsToIvr):
+            log.warning("telephony backend %s cannot send a caller to the IVR", type(self.telephony).__name__)
+            return False
+        async with self._lock:
+            call_id = await self._call_of_contact(contact_id, staff_id)
+            if call_id is None:
+                return False
+            try:
+                await self.telephony.send_to_ivr(call_id, entry)
+            except TelephonyError as exc:
+                log.warning("sending %s to the IVR failed: %s", call_id, exc)
+                return False
+            return True
+
+    async def _call_of_contact(self, contact_id: int, staff_id: int) -> str | None:
+        """The port's call id of the desk contact's call when it is ours and that agent's (hold ``_lock``)."""
 
         def call_of(s: Session) -> tuple[int | None, int | None]:
             contact = s.get(DeskContact, contact_id)
@@ -441,16 +460,21 @@ class DialerEngine:
                 return None, None
             return contact.attempt_id, contact.ivr_session_id
 
-        # a read of its own, outside the lock: not the engine's transaction (which carries the pending records)
+        # a read of its own: not the engine's transaction (which carries the pending records)
         attempt_id, ivr_session_id = await asyncio.to_thread(run_in_transaction, self.deps.sessions, call_of)
+        if attempt_id is not None:
+            call = self.core.call_of(attempt_id, staff_id)
+            return call.call_id if call is not None else None
+        if ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
+            inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
+            return inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+        return None
+
+    async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
+        """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
+        Returns False when no call of ours belongs to that contact and agent (already over, or not ours)."""
         async with self._lock:
-            call_id: str | None = None
-            if attempt_id is not None:
-                call = self.core.call_of(attempt_id, staff_id)
-                call_id = call.call_id if call is not None else None
-            elif ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
-                inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
-                call_id = inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+            call_id = await self._call_of_contact(contact_id, staff_id)
             if call_id is None:
                 return False
             try:
@@ -465,6 +489,8 @@ class DialerEngine:
         core's answer and its reason, recorded on the row)."""
         if cmd.kind == "hangup":
             return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
+        if cmd.kind == "ivr_orders":  # the card's "hand to the IVR order menu"
+            return await self.to_ivr_requested(cmd.contact_id, cmd.staff_id, V.IVR_ENTRY_ORDERS)
         return await self.control_requested(cmd)
 
     async def control_requested(self, cmd: ClaimedCommand) -> tuple[bool, str]:

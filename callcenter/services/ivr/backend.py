@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Literal, Protocol
 
 from callcenter.domain.reminders import TOPICS
@@ -170,6 +170,29 @@ class PhoneTrade:
     value_fen: int
 
 
+@dataclass(frozen=True)
+class AppointmentSlot:
+    """A free slot the hotline offers: ``start`` (ISO 8601, local time with offset) and how it is said."""
+
+    start: str
+    label: str
+
+
+@dataclass(frozen=True)
+class BookedAppointment:
+    appointment_id: str
+    kind: str  # domain.appointments.KINDS (prompt ivr.appt_kind.<kind>)
+    start: str
+    label: str
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    ok: bool
+    appointment_id: str | None = None
+    error_code: str | None = None  # a domain.appointments.Rule value
+
+
 SecretKind = Literal["pin", "trading"]
 SecretOutcome = Literal["ok", "wrong_old", "locked", "weak"]
 
@@ -236,7 +259,8 @@ class IvrBackend(Protocol):
         ...
 
     def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,
-                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str) -> PlaceResult:
+                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str,
+                    lang: str = "zh-CN") -> PlaceResult:
         """Check the trading password (throttled), then place the order once per ``idempotency_key``."""
         ...
 
@@ -261,6 +285,20 @@ class IvrBackend(Protocol):
 
     def set_price_alert(self, client_id: str, code: str, direction: str, price_fen: int) -> str | None:
         """Arm a price alert; None when set, else a refusal code (unknown_code, bad_threshold)."""
+        ...
+
+    # --- 预约服务 appointments ------------------------------------------------------------------------------
+    def appointment_slots(self, client_id: str, kind: str, lang: str) -> list[AppointmentSlot]:
+        """The next free slots of ``kind`` (a handful, in time order)."""
+        ...
+
+    def book_appointment(self, client_id: str, kind: str, start: str, idempotency_key: str, channel: str,
+                         call_id: str) -> BookingResult:
+        """Book ``kind`` at ``start`` once per ``idempotency_key``."""
+        ...
+
+    def appointments(self, client_id: str, lang: str) -> list[BookedAppointment]:
+        """The client's upcoming booked appointments."""
         ...
 
 
@@ -335,8 +373,32 @@ def _run(backend: IvrBackend, cmd: RunAction, ctx: CallContext, lang: str) -> Ac
             return ActionResult(cmd.name, "invalid", {"topic": None})
         return ActionResult(cmd.name, "enabled" if changed.enabled else "disabled", {"topic": changed.topic})
     if cmd.name in ORDER_ACTIONS:
-        return _run_order_action(backend, cmd, ctx)
+        return _run_order_action(backend, cmd, ctx, lang)
+    if cmd.name in APPOINTMENT_ACTIONS:
+        return _run_appointment_action(backend, cmd, ctx, lang)
     raise ValueError(f"unknown action {cmd.name!r}")
+
+
+APPOINTMENT_ACTIONS = frozenset({"appointment_slots", "book_appointment", "appointments"})
+
+
+def _run_appointment_action(backend: IvrBackend, cmd: RunAction, ctx: CallContext, lang: str) -> ActionResult:
+    a = cmd.args
+    if cmd.name == "appointment_slots":
+        slots = [{"start": x.start, "label": x.label}
+                 for x in backend.appointment_slots(str(a["client_id"]), str(a.get("appt_kind") or ""), lang)]
+        return ActionResult(cmd.name, "ok" if slots else "none", {"slots": slots})
+    if cmd.name == "book_appointment":
+        if not cmd.idempotency_key:
+            raise ValueError("book_appointment without idempotency key")
+        slot = a.get("slot") or {}
+        r = backend.book_appointment(str(a["client_id"]), str(a.get("appt_kind") or ""), str(slot.get("start") or ""),
+                                     cmd.idempotency_key, ORDER_CHANNELS.get(ctx.channel, ctx.channel), ctx.call_id)
+        return ActionResult(cmd.name, "ok" if r.ok else "rejected",
+                            {"appointment_id": r.appointment_id, "error_code": r.error_code})
+    rows = [{"id": x.appointment_id, "kind": x.kind, "start": x.start, "label": x.label}
+            for x in backend.appointments(str(a["client_id"]), lang)]
+    return ActionResult(cmd.name, "ok" if rows else "none", {"my_appointments": rows})
 
 
 # --- phone orders: the flow's variables ------------------------------------------------------------------
@@ -374,7 +436,7 @@ def _quantity(a: dict[str, Any]) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
-def _run_order_action(backend: IvrBackend, cmd: RunAction, ctx: CallContext) -> ActionResult:
+def _run_order_action(backend: IvrBackend, cmd: RunAction, ctx: CallContext, lang: str = "zh-CN") -> ActionResult:
     a = cmd.args
     name = cmd.name
     if name == "quote":
@@ -397,7 +459,7 @@ def _run_order_action(backend: IvrBackend, cmd: RunAction, ctx: CallContext) -> 
         r = backend.place_order(str(a["client_id"]), str(a.get("side")), str(a.get("code")),
                                 str(a.get("kind") or "limit"), _price(a), _quantity(a),
                                 str(a.get("trading_password") or ""), cmd.idempotency_key,
-                                ORDER_CHANNELS.get(ctx.channel, ctx.channel), ctx.caller)
+                                ORDER_CHANNELS.get(ctx.channel, ctx.channel), ctx.caller, lang=lang)
         return ActionResult(name, r.outcome, {"order_id": r.order_id, "order_status": r.status,
                                               "filled_qty": r.filled_qty, "error_code": r.error_code})
     if name in ("orders_today", "open_orders"):
@@ -482,6 +544,9 @@ class FakeIvrBackend:
     order_meta: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # order id -> (client, channel, caller)
     trades: list[tuple[str, PhoneTrade]] = field(default_factory=list)  # (client id, trade)
     price_alerts: list[tuple[str, str, str, int]] = field(default_factory=list)  # (client, code, direction, fen)
+    # 预约服务: (id, client, kind, start local ISO, channel); the calendar is Monday to Friday, the default slot rules
+    booked: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    booking_keys: dict[str, BookingResult] = field(default_factory=dict)
     _by_key: dict[str, TransferResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -651,7 +716,8 @@ class FakeIvrBackend:
         return OrderPreview(True, None, price, value, 0, fees)
 
     def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,
-                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str) -> PlaceResult:
+                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str,
+                    lang: str = "zh-CN") -> PlaceResult:
         with self._lock:
             account = self._main(client_id)
             number = account.fund_account if account else ""
@@ -763,6 +829,67 @@ class FakeIvrBackend:
                 return "bad_threshold"
             self.price_alerts.append((client_id, code, direction, price_fen))
             return None
+
+    # --- 预约服务: the domain's slot rules on a Monday-to-Friday calendar, in China Standard Time ---------------
+    def _slot_counts(self, kind: str) -> dict[datetime, int]:
+        counts: dict[datetime, int] = {}
+        for _i, _c, k, start, _ch in self.booked:
+            if k == kind:
+                at = datetime.fromisoformat(start)
+                counts[at] = counts.get(at, 0) + 1
+        return counts
+
+    def appointment_slots(self, client_id: str, kind: str, lang: str) -> list[AppointmentSlot]:
+        from callcenter.domain.appointments import AppointmentError, SlotRules, free_slots
+
+        with self._lock:
+            try:
+                slots = free_slots(kind, self.now().astimezone(_CST), _weekday, self._slot_counts(kind), SlotRules())
+            except AppointmentError:
+                return []
+            return [AppointmentSlot(x.isoformat(), _slot_text(x, lang)) for x in slots]
+
+    def book_appointment(self, client_id: str, kind: str, start: str, idempotency_key: str, channel: str,
+                         call_id: str) -> BookingResult:
+        from callcenter.domain.appointments import AppointmentError, Booked, SlotRules, decide
+
+        with self._lock:
+            if idempotency_key in self.booking_keys:
+                return self.booking_keys[idempotency_key]
+            try:
+                at = datetime.fromisoformat(start).astimezone(_CST)
+            except ValueError:
+                return BookingResult(False, error_code="off_grid")
+            mine = [b for b in self.booked if b[1] == client_id]
+            booked = Booked(self._slot_counts(kind).get(at, 0), len(mine),
+                            sum(1 for b in mine if b[2] == kind and b[3][:10] == at.date().isoformat()))
+            try:
+                decide(kind, at, self.now().astimezone(_CST), _weekday, booked, SlotRules())
+            except AppointmentError as exc:
+                return BookingResult(False, error_code=exc.rule.value)
+            appt_id = str(len(self.booked) + 1)
+            self.booked.append((appt_id, client_id, kind, at.isoformat(), channel))
+            result = BookingResult(True, appt_id)
+            self.booking_keys[idempotency_key] = result
+            return result
+
+    def appointments(self, client_id: str, lang: str) -> list[BookedAppointment]:
+        with self._lock:
+            return [BookedAppointment(i, k, st, _slot_text(datetime.fromisoformat(st), lang))
+                    for i, c, k, st, _ch in self.booked if c == client_id]
+
+
+_CST = timezone(timedelta(hours=8), "CST")
+
+
+def _weekday(day: date) -> bool:
+    return day.weekday() < 5
+
+
+def _slot_text(at: datetime, lang: str) -> str:
+    return t("appointments.slot_label", lang, month=at.month, day=at.day,
+             weekday=t(f"appointments.weekday.{at.isoweekday()}", lang),
+             month_name=t(f"appointments.month.{at.month}", lang), time=at.strftime("%H:%M"))
 
 
 # The 财经秘书 keys of the IVR menu, in order (the same as callcenter.services.care.subscriptions.IVR_TOPICS; a test

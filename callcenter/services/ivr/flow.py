@@ -54,6 +54,7 @@ _FIELDS: dict[str, set[str]] = {
     "choose": _COMMON_FIELDS | {"options", "transitions", "timeout_s", "retries", "retry_say", "list", "as",
                                 "item_say"},
     "action": {"type", "action", "args", "transitions"},
+    "branch": {"type", "var", "cases", "next"},
     "handoff": _COMMON_FIELDS,
     "hangup": _COMMON_FIELDS | {"reason"},
 }
@@ -197,11 +198,21 @@ class _Builder:
         kw["say"] = self.say_items(raw.get("say"), _line(raw, "say", line), where)
         kw["retry_say"] = self.say_items(raw.get("retry_say"), _line(raw, "retry_say", line), where)
         kw["transitions"] = self.transitions(raw.get("transitions"), _line(raw, "transitions", line), where)
-        if ntype == "prompt":
+        if ntype in ("prompt", "branch"):
             if "next" not in raw:
-                self.problem(line, f"{where}: a prompt node needs 'next'")
+                self.problem(line, f"{where}: a {ntype} node needs 'next'")
             else:
                 kw["next"] = self.transition(raw["next"], _line(raw, "next"), where)
+        if ntype == "branch":
+            kw["var"] = raw.get("var")
+            if not kw["var"]:
+                self.problem(line, f"{where}: a branch node needs 'var'")
+            cases = raw.get("cases") or {}
+            if not isinstance(cases, dict) or not cases:
+                self.problem(line, f"{where}: a branch node needs 'cases'")
+            else:
+                kw["cases"] = {str(k): tr for k, v in cases.items()
+                               if (tr := self.transition(v, _line(cases, k), f"{where} case {k}")) is not None}
         if ntype in ("menu", "choose"):
             options = raw.get("options") or {}
             if ntype == "menu" and not options:
@@ -343,6 +354,7 @@ def _edges(node: Node) -> list[tuple[str, Transition]]:
     if node.next:
         edges.append(("next", node.next))
     edges += [(f"key {key}", tr) for key, tr in node.options.items()]
+    edges += [(f"case {value}", tr) for value, tr in node.cases.items()]
     edges += [(f"on {event}", tr) for event, tr in node.transitions.items()]
     return edges
 

@@ -20,7 +20,8 @@ from callcenter.domain.events import HandoffWaiting
 from callcenter.domain.masking import mask_account
 from callcenter.domain.money import fen_to_yuan
 from callcenter.i18n import t
-from callcenter.services.ivr.backend import (AccountBalance, AuthResult, Bulletin, Claim, Holding, OrderPreview, PhoneOrder,
+from callcenter.services.ivr.backend import (AccountBalance, AppointmentSlot, AuthResult, BookedAppointment,
+                                    BookingResult, Bulletin, Claim, Holding, OrderPreview, PhoneOrder,
                                     PhoneTrade, PlaceResult, SecretChange, SecretKind, StockQuote, Subscription,
                                     TransferAccount, TransferResult)
 from callcenter.services import clients as client_views
@@ -67,6 +68,8 @@ class _OrdersMixin:
     _policies: ThrottlePolicies
     _clock: Callable[[], datetime]
     _verify: Callable[[str, str], bool]
+    _recordings: Any
+    _appointments: Any
 
     def _main_account(self, client_id: str) -> str | None:
         return run_in_transaction(self._sessions, lambda s: s.execute(
@@ -115,8 +118,10 @@ class _OrdersMixin:
         return "ok"
 
     def place_order(self, client_id: str, side: str, code: str, kind: str, price_fen: int | None, quantity: int,
-                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str) -> PlaceResult:
-        from callcenter.services.orders import PlaceOrder
+                    trading_password: str, idempotency_key: str, channel: str, caller_phone: str,
+                    lang: str = "zh-CN") -> PlaceResult:
+        from callcenter.domain.masking import mask_phone
+        from callcenter.services.orders import Confirmation, PlaceOrder
 
         account = self._main_account(client_id)
         if account is None:
@@ -124,15 +129,34 @@ class _OrdersMixin:
         checked = self._check_secret(Scope.TRADING_PWD, account, trading_password, "trading_pwd_hash")
         if checked != "ok":
             return PlaceResult("locked" if checked == "locked" else "wrong_password")
+        call_id = idempotency_key.rsplit(":", 1)[0]
         out = self._orders.place(PlaceOrder(idempotency_key, account, side, code, quantity,
                                             None if kind == "market" else _price_text(price_fen), kind=kind,
                                             channel=channel[:16], caller_phone=caller_phone[:20],
-                                            actor=Actor.client(int(client_id))))
+                                            actor=Actor.client(int(client_id)),
+                                            confirmation=Confirmation(call_id, lang, mask_phone(caller_phone))))
+        if out.order_id and not out.replayed:
+            self._keep_recording_as_order(out.order_id)
         order_id = str(out.order_id) if out.order_id else None
         if not out.ok:
             return PlaceResult("rejected", order_id, out.status, error_code=out.code)
         return PlaceResult("filled" if out.status == "filled" else "accepted", order_id, out.status, out.filled_qty,
                            out.frozen_fen)
+
+    def _keep_recording_as_order(self, order_id: int) -> None:
+        """A recording of the call that placed an order is kept under the ``order`` retention class (through the
+        recording service's own reclassify; the confirmation record holds its id)."""
+        if self._recordings is None:
+            return
+        from callcenter.store.models import OrderConfirmation
+
+        recording_id = run_in_transaction(self._sessions, lambda s: s.execute(
+            select(OrderConfirmation.recording_id).where(OrderConfirmation.order_id == order_id)).scalar_one_or_none())
+        if recording_id is not None:
+            try:
+                self._recordings.reclassify(recording_id, "order")
+            except Exception:  # noqa: BLE001 - the order stands; the purge keeps the longer class anyway
+                log.exception("could not keep recording %s under the order class", recording_id)
 
     def _phone_orders(self, client_id: str, which: str) -> list[PhoneOrder]:
         account = self._main_account(client_id)
@@ -210,12 +234,58 @@ class _OrdersMixin:
         return None
 
 
-class StoreIvrBackend(_OrdersMixin):
+class _AppointmentsMixin:
+    """预约服务 on the store (mixed into StoreIvrBackend): the client books as themself (``Actor.client``)."""
+
+    _sessions: sessionmaker[Session]
+    _appointments: Any
+
+    def appointment_slots(self, client_id: str, kind: str, lang: str) -> list[AppointmentSlot]:
+        from callcenter.domain.appointments import AppointmentError
+        from callcenter.services.appointments import slot_label
+
+        try:
+            slots = self._appointments.free_slots(kind)
+        except AppointmentError:
+            return []
+        return [AppointmentSlot(x.isoformat(), slot_label(x, self._appointments.tz, lang)) for x in slots]
+
+    def book_appointment(self, client_id: str, kind: str, start: str, idempotency_key: str, channel: str,
+                         call_id: str) -> BookingResult:
+        from callcenter.domain.appointments import AppointmentError
+        from callcenter.services.appointments import BookAppointment
+
+        try:
+            at = datetime.fromisoformat(start)
+        except ValueError:
+            return BookingResult(False, error_code="off_grid")
+        sess_id = run_in_transaction(self._sessions, lambda s: s.execute(
+            select(IvrSession.id).where(IvrSession.call_id == call_id[:64])).scalar_one_or_none())
+        try:
+            view = self._appointments.book(BookAppointment(f"ivr:{idempotency_key}", int(client_id), kind, at,
+                                                           channel[:16], Actor.client(int(client_id)),
+                                                           ivr_session_id=sess_id))
+        except AppointmentError as exc:
+            return BookingResult(False, error_code=exc.rule.value)
+        return BookingResult(True, str(view.id))
+
+    def appointments(self, client_id: str, lang: str) -> list[BookedAppointment]:
+        from callcenter.services.appointments import slot_label
+
+        return [BookedAppointment(str(a.id), a.kind, a.slot_start.isoformat(),
+                                  slot_label(a.slot_start, self._appointments.tz, lang))
+                for a in self._appointments.of_client(int(client_id), Actor.client(int(client_id)))]
+
+
+class StoreIvrBackend(_OrdersMixin, _AppointmentsMixin):
     def __init__(self, sessions: sessionmaker[Session], transfers: TransferService, clock: Callable[[], datetime],
                  *, policies: ThrottlePolicies | None = None, bus: EventBus | None = None,
-                 verify: Callable[[str, str], bool] = verify_secret, orders: Any = None) -> None:
+                 verify: Callable[[str, str], bool] = verify_secret, orders: Any = None, appointments: Any = None,
+                 recordings: Any = None) -> None:
         self._sessions = sessions
         self._orders = orders  # callcenter.services.orders.OrderService (phone orders)
+        self._appointments = appointments  # callcenter.services.appointments.AppointmentService (预约服务)
+        self._recordings = recordings  # callcenter.services.recordings.RecordingService: reclassify only
         self._transfers = transfers
         self._clock = clock
         self._policies = policies or ThrottlePolicies.defaults()

@@ -18,7 +18,8 @@ from callcenter.store.models import dialer as _dialer  # noqa: F401  (campaigns,
 from callcenter.store.models import desk as _desk  # noqa: F401  (agent desk, groups, KPIs, schedule claims)
 from callcenter.store.models.commands import CallCommand
 from callcenter.store.models.ledger import LedgerAccount, Posting, Transfer, JournalEntry
-from callcenter.store.models.orders import Order, PriceAlert, SimFill, SimOrder, Trade
+from callcenter.store.models.orders import (Appointment, AppointmentSlot, Order, OrderConfirmation, PriceAlert,
+                                            SimFill, SimOrder, Trade)
 from callcenter.store.models import recordings as _recordings  # noqa: F401  (call recordings, quality inspection)
 
 __all__ = [
@@ -30,7 +31,10 @@ __all__ = [
     "FundAccount",
     "Holding",
     "JournalEntry",
+    "Appointment",
+    "AppointmentSlot",
     "Order",
+    "OrderConfirmation",
     "PriceAlert",
     "SimFill",
     "SimOrder",

@@ -18,7 +18,8 @@ from callcenter.store.models.base import Base, UtcDateTime
 
 COMMAND_KINDS = ("hangup", "hold", "resume", "mute", "unmute", "dtmf", "transfer", "consult", "consult_complete",
                  "consult_cancel", "conference", "conference_leave", "transfer_ivr", "listen", "whisper", "barge",
-                 "monitor_stop")  # the call controls: services/dialer/controls.py
+                 "monitor_stop",
+                 "ivr_orders")  # the call controls (services/dialer/controls.py); ivr_orders: to the IVR order menu
 COMMAND_STATES = ("pending", "claimed", "done", "failed", "expired")
 
 

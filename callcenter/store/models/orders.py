@@ -134,3 +134,80 @@ class PriceAlert(Base):
     last_fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     source: Mapped[str] = mapped_column(String(8))  # ivr / agent
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OrderConfirmation(Base):
+    """What a client heard read back and confirmed on the hotline before an order was placed (the CSRC's record
+    of a phone order's confirmation): one row per order, written in the order's own transaction, kept under the
+    ``order`` retention class until ``keep_until``. ``ivr_session_id``/``call_id`` link it to the call; a
+    recording of that IVR session, when one exists, is ``recording_id`` (else this record stands alone)."""
+
+    __tablename__ = "order_confirmations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    ivr_session_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    recording_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    caller_masked: Mapped[str] = mapped_column(String(32), default="")
+    lang: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(6))
+    name: Mapped[str] = mapped_column(String(64), default="")
+    side: Mapped[str] = mapped_column(String(4))
+    kind: Mapped[str] = mapped_column(String(6))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_li: Mapped[int] = mapped_column(Fen)
+    frozen_fen: Mapped[int] = mapped_column(Fen, default=0)
+    fees_fen: Mapped[int] = mapped_column(Fen, default=0)
+    heard: Mapped[str] = mapped_column(Text)  # the read-back as a sentence in the caller's language
+    outcome: Mapped[str] = mapped_column(String(9))  # the order's status when it was recorded (or rejected)
+    confirmed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    retention_class: Mapped[str] = mapped_column(String(10), default="order")
+    keep_until: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+APPOINTMENT_KINDS = ("group_callback", "analyst_callback", "branch_visit")
+
+
+class Appointment(Base):
+    """预约服务: a client's appointment of one kind at one slot (``slot_start``, UTC). Booked from the hotline
+    (``channel`` ivr/twilio/text, idempotent on the call step's key) or by an agent or supervisor (``agent``)."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
+        CheckConstraint("kind in ('group_callback','analyst_callback','branch_visit')", name="kind"),
+        CheckConstraint("status in ('booked','cancelled','done','missed')", name="status"),
+        Index("ix_appointments_slot", "slot_start", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    service_group_id: Mapped[int | None] = mapped_column(ForeignKey("service_groups.id"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    slot_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    slot_day: Mapped[date] = mapped_column(Date)  # the local day of the slot
+    status: Mapped[str] = mapped_column(String(9), default="booked")
+    channel: Mapped[str] = mapped_column(String(16))
+    idempotency_scope: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    booked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)  # staff, or the client
+    ivr_session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class AppointmentSlot(Base):
+    """The count of open appointments of a kind at a slot: the row a booking locks and raises, so capacity holds
+    under concurrent bookings (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite)."""
+
+    __tablename__ = "appointment_slots"
+    __table_args__ = (CheckConstraint("booked >= 0", name="booked_nonneg"),)
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    slot_start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    booked: Mapped[int] = mapped_column(Integer, default=0)

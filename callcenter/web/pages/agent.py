@@ -21,6 +21,7 @@ from callcenter.store.models.desk import DeskContact
 from callcenter.web.deps import require_roles
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, render, roles, tz_of
+from callcenter.i18n import t
 from callcenter.web.text import MultilineText, Text
 
 pages = APIRouter(include_in_schema=False)
@@ -77,9 +78,19 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
             s, staff_actor(principal), [h["contact_id"] for h in data["history"]]))
         for h in data["history"]:
             h["recording_id"] = ids.get(h["contact_id"])
+    from callcenter.domain.appointments import KINDS
     from callcenter.domain.scripts.model import OUTCOMES
+    from callcenter.services.appointments import slot_label
 
-    return render(request, "_card.html", principal, c=data, outcomes=OUTCOMES)
+    slots: dict[str, list[tuple[str, str]]] = {}
+    if data["client"] is not None and core.appointments is not None:  # 预约服务: the next free slots per kind
+        def free(kind: str) -> list[datetime]:
+            return list(core.appointments.free_slots(kind, limit=8))
+
+        for kind in KINDS:
+            slots[kind] = [(x.isoformat(), slot_label(x, core.appointments.tz, lang))
+                           for x in await anyio.to_thread.run_sync(free, kind)]
+    return render(request, "_card.html", principal, c=data, outcomes=OUTCOMES, appt_slots=slots)
 
 
 class StateIn(BaseModel):
@@ -249,6 +260,113 @@ async def hang_up(request: Request, contact_id: int = ContactId, principal: Prin
         core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
     _publish_state(request, principal.staff_id, st)
     return OkOut()
+
+
+@api.post("/contacts/{contact_id}/ivr-orders", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
+async def hand_to_ivr_orders(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
+    """Hand the client to the hotline's order menu (agents never place orders for a client): the desk records the
+    call leaving the agent and an ``ivr_orders`` command for the dialler that owns the call, in one transaction;
+    that dialler sends the caller's channel to the hotline at the order menu (after the client logs in)."""
+    core = request.app.state.core
+    now = core.clock()
+
+    def work(s: Any) -> tuple[tuple[str, int] | None, desk.AgentStatus]:
+        cmd = call_commands.request_ivr_orders(s, principal, contact_id, now)
+        return (cmd.dialer_id, cmd.id) if cmd is not None else None, desk.status(s, principal.staff_id, now)
+
+    try:
+        queued, st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
+    except desk.DeskError as exc:
+        _raise(exc)
+    if queued is None:
+        raise ApiError(409, "call_not_live")
+    core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
+    _publish_state(request, principal.staff_id, st)
+    return OkOut()
+
+
+class AppointmentIn(BaseModel):
+    kind: Literal["group_callback", "analyst_callback", "branch_visit"]
+    slot_start: datetime = Field(description="The slot's start (one of the card's offered slots)")
+    note: MultilineText = Field(default="", max_length=2000)
+
+
+class AppointmentOut(BaseModel):
+    id: int
+    kind: str
+    slot_start: datetime
+    status: str
+
+
+@api.post("/contacts/{contact_id}/appointments", response_model=AppointmentOut,
+          responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def book_appointment(body: AppointmentIn, request: Request, contact_id: int = ContactId,
+                           principal: Principal = AgentDep) -> AppointmentOut:
+    """预约服务 for the client of this call (the slot rules of ``domain/appointments.py``); the same slot and kind
+    again from this contact answers the first booking."""
+    from callcenter.domain.appointments import AppointmentError
+    from callcenter.services.access import actor_for
+    from callcenter.services.appointments import BookAppointment
+
+    core = request.app.state.core
+
+    def who(s: Any) -> tuple[Any, int | None]:
+        contact = s.get(DeskContact, contact_id)
+        if contact is None or contact.agent_id != principal.staff_id:
+            return None, None
+        return actor_for(s, principal), contact.client_id
+
+    actor, client_id = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, who)
+    if actor is None or client_id is None:
+        raise ApiError(404, "not_found")
+    at = body.slot_start if body.slot_start.tzinfo else body.slot_start.replace(tzinfo=tz_of(request))
+    cmd = BookAppointment(f"card:{contact_id}:{body.kind}:{at.isoformat()}", client_id, body.kind, at, "agent", actor,
+                          note=body.note)
+    try:
+        view = await anyio.to_thread.run_sync(core.appointments.book, cmd)
+    except AppointmentError as exc:
+        status = 404 if exc.rule.value in ("unknown_client", "unknown_appointment") else 409
+        raise ApiError(status, exc.rule.value, message=t(f"appointments.{exc.rule.value}", lang_of(request))) from None
+    return AppointmentOut(id=view.id, kind=view.kind, slot_start=view.slot_start, status=view.status)
+
+
+class PriceAlertIn(BaseModel):
+    code: str = Field(pattern=r"^[0-9]{6}$")
+    direction: Literal["above", "below"]
+    price: str = Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?$", description="The threshold in yuan, e.g. 10.50")
+
+
+class PriceAlertOut(BaseModel):
+    id: int
+
+
+@api.post("/contacts/{contact_id}/price-alerts", response_model=PriceAlertOut,
+          responses={401: {}, 403: {}, 404: {}, 422: {}})
+async def set_price_alert(body: PriceAlertIn, request: Request, contact_id: int = ContactId,
+                          principal: Principal = AgentDep) -> PriceAlertOut:
+    """行情报警 for the client of this call, at the client's request (an alert, never an order): the same rule as
+    the hotline's menu 6-8 (``services/care/trading_alerts.set_price_alert``, source ``agent``)."""
+    from decimal import Decimal
+
+    from callcenter.services.care.trading_alerts import AlertRefused
+    from callcenter.services.care.trading_alerts import set_price_alert as arm
+
+    core = request.app.state.core
+
+    def client_of(s: Any) -> int | None:
+        contact = s.get(DeskContact, contact_id)
+        return contact.client_id if contact is not None and contact.agent_id == principal.staff_id else None
+
+    client_id = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, client_of)
+    if client_id is None:
+        raise ApiError(404, "not_found")
+    try:
+        alert_id = await anyio.to_thread.run_sync(lambda: arm(core.sessions, core.orders, client_id, body.code,
+                                                              body.direction, int(Decimal(body.price) * 1000),
+                                                              source="agent", now=core.clock()))
+    except AlertRefused as exc:
+        raise ApiError(422, exc.code, message=t("ivr.alert_refused", lang_of(request))) from None
+    return PriceAlertOut(id=alert_id)
 
 
 class DisposeIn(BaseModel):

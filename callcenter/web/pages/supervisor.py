@@ -29,6 +29,7 @@ from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
 from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, parts_line, render, roles, tz_of
+from callcenter.i18n import t
 from callcenter.web.text import Text
 
 router = APIRouter(prefix="/supervisor", include_in_schema=False)
@@ -430,3 +431,55 @@ async def assign_clients(*, request: Request, principal: Principal = roles("admi
         raise ApiError(409, exc.code) from None
     return RedirectResponse(f"/supervisor/groups?month={m}&assigned={sum(len(v) for v in result.values())}",
                             status_code=303)
+
+
+# --- 预约服务: the appointments of the supervisor's groups (an admin's: all) --------------------------------------
+
+@router.get("/appointments", response_class=HTMLResponse)
+async def appointments_page(*, request: Request, principal: Principal = roles(*SUP),
+                            start: Annotated[Text | None, Query(max_length=10)] = None,
+                            end: Annotated[Text | None, Query(max_length=10)] = None,
+                            kind: Annotated[Text | None, Query(pattern="^(group_callback|analyst_callback|branch_visit)?$")] = None
+                            ) -> Response:
+    from callcenter.domain.access import Actor
+    from callcenter.domain.appointments import KINDS
+    from callcenter.services.appointments import slot_label
+
+    core = _core(request)
+    today = core.clock().astimezone(tz_of(request)).date()
+    try:
+        first = date.fromisoformat(start) if start else today
+        last = date.fromisoformat(end) if end else first + timedelta(days=13)
+    except ValueError:
+        raise ApiError(422, "bad_date") from None
+    if first > last or (last - first).days > 92:
+        raise ApiError(422, "bad_date")
+    actor = Actor.staff(principal.role, principal.staff_id, principal.group_ids)
+    rows = await anyio.to_thread.run_sync(lambda: core.appointments.listing(actor, first, last, kind=kind or None))
+    lang = lang_of(request)
+    items = [{"id": a.id, "slot": slot_label(a.slot_start, tz_of(request), lang), "client": a.client_name,
+              "kind": a.kind, "status": a.status, "channel": a.channel, "note": a.note,
+              "started": a.slot_start <= core.clock()} for a in rows]
+    return render(request, "appointments.html", principal, items=items, first=first, last=last, kind=kind or "",
+                  kinds=KINDS)
+
+
+@router.post("/appointments/{appointment_id}", response_class=HTMLResponse)
+async def appointment_action(*, request: Request, appointment_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = roles(*SUP),
+                             action: Annotated[Text, Form(pattern="^(cancel|done|missed)$")]) -> Response:
+    """Cancel an appointment (before it starts), or close a begun one as done / missed; back to the list."""
+    from callcenter.domain.access import Actor
+    from callcenter.domain.appointments import AppointmentError
+
+    core = _core(request)
+    actor = Actor.staff(principal.role, principal.staff_id, principal.group_ids)
+    try:
+        if action == "cancel":
+            await anyio.to_thread.run_sync(lambda: core.appointments.cancel(appointment_id, actor))
+        else:
+            await anyio.to_thread.run_sync(lambda: core.appointments.mark(appointment_id, actor, action))
+    except AppointmentError as exc:
+        status = 404 if exc.rule.value in ("unknown_client", "unknown_appointment") else 409
+        raise ApiError(status, exc.rule.value, message=t(f"appointments.{exc.rule.value}", lang_of(request))) from None
+    return RedirectResponse("/supervisor/appointments", status_code=303)
+

@@ -191,6 +191,36 @@
       toast(T.hung_up || "");
     });
     bindControls(contactId);
+    const toIvr = document.getElementById("to-ivr-orders");
+    if (toIvr) {  // agents never order for a client: the client goes to the hotline's order menu
+      toIvr.addEventListener("click", async function () {
+        await post(base + "/ivr-orders");
+        callStart = null;
+        toIvr.disabled = true;
+        document.getElementById("hang-up").disabled = true;
+        toast(toIvr.dataset.ok || "");
+      });
+    }
+    const alertSet = document.getElementById("alert-set");
+    if (alertSet) {  // 行情报警 at the client's request
+      alertSet.addEventListener("click", async function () {
+        await post(base + "/price-alerts", {code: document.getElementById("alert-code").value,
+          direction: document.getElementById("alert-direction").value,
+          price: document.getElementById("alert-price").value});
+        toast(alertSet.dataset.ok || "");
+      });
+    }
+    const book = document.getElementById("appt-book");
+    if (book) {  // 预约服务: book the chosen slot for the client of this call
+      book.addEventListener("click", async function () {
+        const choice = document.getElementById("appt-slot").value.split("|");
+        if (choice.length !== 2) { return; }
+        await post(base + "/appointments", {kind: choice[0], slot_start: choice[1],
+          note: document.getElementById("appt-note").value});
+        toast(book.dataset.ok || "");
+        await loadCard(contactId);
+      });
+    }
     document.querySelectorAll("#dispositions .disp").forEach(function (btn) {
       btn.addEventListener("click", async function () {
         const at = document.getElementById("callback-at").value;

@@ -1,6 +1,6 @@
 """call controls: the arguments of a call command (target agent, DTMF digits, IVR menu, supervisor phone) as JSON
 
-Revision ID: 0014_controls
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-02 05:30:00
 """
@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0014_controls'
+revision: str = '0014'
 down_revision: Union[str, Sequence[str], None] = '0013'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
