@@ -8,14 +8,21 @@ from datetime import timedelta
 from typing import Any
 
 from callcenter.bootstrap import App
+from callcenter.services.call_recording import CallRecorder
 from callcenter.services.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
 
 
-def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
-    """The dialler engine's wiring from the app (``wall``: the app's clock as it is now)."""
+def dialer_deps(core: App, *, notify: NotifyCalls | None = None, telephony: object | None = None) -> DialerDeps:
+    """The dialler engine's wiring from the app (``wall``: the app's clock as it is now). With ``telephony``
+    (the backend the engine runs on) every call that reaches an agent is recorded (``record_calls``), except on
+    Twilio, which records its own calls."""
+    recorder = None
+    if (telephony is not None and core.recordings is not None and core.settings.record_calls
+            and core.settings.telephony_backend != "twilio"):
+        recorder = CallRecorder(core.recordings, core.sessions, core.clock, telephony)
     return DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day,
                       wall=core.clock, scripts_dir=core.settings.scripts_path, notify=notify, tz=core.settings.tz,
-                      process_lease=timedelta(seconds=core.settings.dialer_lease_s))
+                      process_lease=timedelta(seconds=core.settings.dialer_lease_s), recorder=recorder)
 
 
 
@@ -44,7 +51,7 @@ async def dialer_runner(core: App, stop: asyncio.Event, *, auto_wrap_up_s: float
     notify = NotificationCaller(core, telephony, caller_id=core.settings.twilio_from_number)
     # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls); Twilio's carrier
     # queues its own hand-offs (<Enqueue>), so that engine takes none
-    engine = DialerEngine(dialer_deps(core, notify=notify), telephony, auto_wrap_up_s=auto_wrap_up_s,
+    engine = DialerEngine(dialer_deps(core, notify=notify, telephony=telephony), telephony, auto_wrap_up_s=auto_wrap_up_s,
                           take_handoffs=core.settings.telephony_backend != "twilio",
                           handoff_wait_s=core.settings.handoff_wait_s)
     from callcenter.services.desk import scripts

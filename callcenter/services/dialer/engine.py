@@ -83,7 +83,7 @@ from callcenter.services.dialer.core import (
     CoreEvent,
 )
 from callcenter.services.dialer.budget import load_budgets
-from callcenter.services.call_commands import command_loop
+from callcenter.services.call_commands import ClaimedCommand, command_loop
 from callcenter.services.dialer.leases import PROCESS_LEASE, adopt_attempt, heartbeat, retire, take_over_dead
 from callcenter.services.dialer.hopper import (
     DEFAULT_LEASE,
@@ -99,6 +99,7 @@ from callcenter.services.dialer.campaigns import campaign_agent_ids, change_agen
 from callcenter.services import handoff as H
 from callcenter.domain.campaigns import RuleError, agent_transition, in_window, on_dnc
 from callcenter.services.bus import EventBus
+from callcenter.services.call_recording import CallRecorder
 from callcenter.services.desk import ContactFacts, open_contact
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.desk import DeskContact
@@ -161,6 +162,7 @@ class DialerDeps:
     notify: NotifyCalls | None = None
     tz: tzinfo = ZoneInfo("Asia/Shanghai")  # the local day of the abandon budget (the settings' time zone)
     process_lease: timedelta = PROCESS_LEASE  # how long this dialler's agents and calls are its own unrenewed
+    recorder: CallRecorder | None = None  # records every call that reaches an agent (services.call_recording)
 
 
 def default_dialer_id() -> str:
@@ -252,6 +254,18 @@ class DialerEngine:
                     self._foreign_ended[call_id] = self.wall()
                 return
             await self._feed(event)
+            if self.deps.recorder is not None and isinstance(event, (Connected, Ended)):
+                await self._record(event)
+
+    async def _record(self, event: Connected | Ended) -> None:
+        """The call recording follows the call: a leg from the agent's connect (a known call) to the end."""
+        recorder = self.deps.recorder
+        assert recorder is not None
+        at = self.wall() - timedelta(seconds=max(0.0, self.clock.time() - event.at))  # when the PBX saw it
+        if isinstance(event, Ended):
+            await recorder.ended(event.call_id, at)
+        elif event.call_id in self.core.calls or event.call_id in self.core.inbound:
+            await recorder.connected(event.call_id, int(event.agent_id) if event.agent_id.isdigit() else None, at)
 
     async def tick(self) -> None:
         async with self._lock:
@@ -295,7 +309,7 @@ class DialerEngine:
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,
-            lambda c: self.hangup_requested(c.contact_id, c.staff_id), done, clock=self.wall))
+            self.command_requested, done, clock=self.wall))
         try:
             while not stop.is_set():
                 if reader.done():
@@ -320,6 +334,47 @@ class DialerEngine:
                 except asyncio.CancelledError:
                     pass
             await self.shutdown()
+
+    async def drain_recordings(self) -> None:
+        """Wait until the recordings of the calls that ended are stored (tests; the recorder does it anyway)."""
+        if self.deps.recorder is not None:
+            await self.deps.recorder.drain()
+
+    async def command_requested(self, cmd: ClaimedCommand) -> bool:
+        """A claimed call command: ``hangup``, or the recording's ``record_pause`` / ``record_resume`` /
+        ``record_secure`` (a pause marked ``pin``: the client is about to type digits)."""
+        if cmd.kind.startswith("record_"):
+            return await self.recording_requested(cmd.contact_id, cmd.staff_id, cmd.kind.removeprefix("record_"))
+        return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
+
+    async def recording_requested(self, contact_id: int, staff_id: int, action: str) -> bool:
+        """The agent's recording buttons on the desk contact ``contact_id``; False when no recorded call of ours
+        is theirs."""
+        recorder = self.deps.recorder
+        if recorder is None:
+            return False
+        call_id = await self._call_of_contact(contact_id, staff_id)
+        if call_id is None:
+            return False
+        if action == "resume":
+            return await recorder.resume(call_id, self.wall())
+        return await recorder.pause(call_id, "pin" if action == "secure" else "agent", self.wall())
+
+    async def _call_of_contact(self, contact_id: int, staff_id: int) -> str | None:
+        def call_of(s: Session) -> tuple[int | None, int | None]:
+            contact = s.get(DeskContact, contact_id)
+            if contact is None or contact.agent_id != staff_id:
+                return None, None
+            return contact.attempt_id, contact.ivr_session_id
+
+        attempt_id, ivr_session_id = await self._tx(call_of)
+        if attempt_id is not None:
+            call = self.core.call_of(attempt_id, staff_id)
+            return call.call_id if call is not None else None
+        if ivr_session_id is not None:
+            inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
+            return inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+        return None
 
     async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
         """The agent pressed hang-up on the desk contact ``contact_id``: hang its call up through the port.
