@@ -230,3 +230,82 @@ async def test_a_call_with_a_hold_and_a_transfer_gives_linked_legs_matching_the_
     assert (hold["kind"], hold["start"], hold["end"]) == ("hold", pytest.approx(5.0, abs=0.01),
                                                           pytest.approx(10.0, abs=0.01))
     assert first.paused_spans == []  # a hold is marked, not cut: the client's side is still recorded
+
+
+async def test_the_agent_screens_recording_buttons_reach_the_engine_through_call_commands(core: App,
+                                                                                          tmp_path: Path) -> None:
+    """The real web app: the agent's "client keys in a PIN" and "resume" buttons (POST .../recording) become call
+    commands the engine's command loop carries out on the recording; a contact not theirs is refused."""
+    import asyncio
+
+    from callcenter.services.call_commands import command_loop
+    from callcenter.store.models import CallCommand
+    from tests.services.test_integration_desk_dialer import Stack, drive
+
+    async with Stack(core) as stack:
+        world = stack.world
+        core.recordings = RecordingService(core.sessions, FileRecordingStore(tmp_path / "rec"), stack.wall)
+        ag1 = world.staff["ag1"]
+        cid = dialer.create_campaign(core, name="录音按钮", kind="cold_leads", script_id="cold_call",
+                                     dial_mode="progressive", window_start=time(0), window_end=time(23, 59, 59),
+                                     days="every")
+        dialer.assign_campaign(core, cid, staff_ids=[ag1])
+        add_leads(core, cid, [LeadRow(0, PHONE, "", 0, None, world.mine)])
+        dialer.start_campaign(core, cid)
+        pbx = SimulatedPbx(CustomerModel(talk_mean_s=60.0, talk_sd_s=0.001), clock=stack.vclock,
+                           outcomes={PHONE: "human"})
+        engine = DialerEngine(dialer_deps(core, telephony=pbx), pbx, dialer_id="it", clock=stack.vclock,
+                              campaign_ids={cid})
+        await pbx.start()
+        client, h = await stack.login("ag1")
+        other, oh = await stack.login("ag2")
+        stop = asyncio.Event()
+        loop = asyncio.create_task(command_loop(core.sessions, core.bus, engine.dialer_id, engine.command_requested,
+                                                stop, poll_s=0.05, clock=stack.wall))
+
+        def done(n: int) -> bool:
+            return run_in_transaction(core.sessions, lambda s: len(list(s.scalars(
+                select(CallCommand).where(CallCommand.state == "done"))))) >= n
+
+        async def settle(n: int) -> None:
+            async def wait() -> None:
+                while not done(n):
+                    await asyncio.sleep(0.01)
+            await asyncio.wait_for(wait(), 10)
+
+        try:
+            assert (await client.post("/api/desk/state", json={"state": "ready"}, headers=h)).status_code == 200
+            await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
+            contact = run_in_transaction(core.sessions, lambda s: s.scalars(
+                select(DeskContact.id).where(DeskContact.agent_id == ag1, DeskContact.attempt_id.is_not(None))).one())
+            await drive(engine, pbx, stack.vclock, 6)
+            r = await other.post(f"/api/desk/contacts/{contact}/recording", json={"action": "pause"}, headers=oh)
+            assert r.status_code == 404  # not ag2's contact
+            r = await client.post(f"/api/desk/contacts/{contact}/recording", json={"action": "secure"}, headers=h)
+            assert r.status_code == 200, r.text
+            await settle(1)
+            await drive(engine, pbx, stack.vclock, 5)
+            r = await client.post(f"/api/desk/contacts/{contact}/recording", json={"action": "resume"}, headers=h)
+            assert r.status_code == 200
+            await settle(2)
+            r = await client.post(f"/api/desk/contacts/{contact}/recording", json={"action": "stop"}, headers=h)
+            assert r.status_code == 422
+            await drive(engine, pbx, stack.vclock, 120, until=lambda: not pbx.calls)
+            await engine.drain_recordings()
+        finally:
+            stop.set()
+            await asyncio.gather(loop, return_exceptions=True)
+            await client.aclose()
+            await other.aclose()
+
+        def work(s: Any) -> tuple[Recording, list[str]]:
+            rec = s.scalars(select(Recording)).one()
+            s.expunge(rec)
+            return rec, [c.kind for c in s.scalars(select(CallCommand).order_by(CallCommand.id))]
+
+        rec, kinds = run_in_transaction(core.sessions, work)
+        assert kinds == ["record_secure", "record_resume"]
+        [(a, b)] = rec.paused_spans
+        assert rec.marks[0]["kind"] == "pin" and b - a == pytest.approx(5.0, abs=0.01)
+        assert rec.desk_contact_id == contact and rec.agent_id == ag1
+        assert silent_share(core.recordings.store.get(rec.storage_key), a, b) == 1.0

@@ -261,11 +261,11 @@ class DialerEngine:
         """The call recording follows the call: a leg from the agent's connect (a known call) to the end."""
         recorder = self.deps.recorder
         assert recorder is not None
-        at = self.wall() - timedelta(seconds=max(0.0, self.clock.time() - event.at))  # when the PBX saw it
-        if isinstance(event, Ended):
-            await recorder.ended(event.call_id, at)
-        elif event.call_id in self.core.calls or event.call_id in self.core.inbound:
-            await recorder.connected(event.call_id, int(event.agent_id) if event.agent_id.isdigit() else None, at)
+        if isinstance(event, Ended):  # the file ends with the channel: when the PBX saw the end
+            await recorder.ended(event.call_id, self.wall() - timedelta(seconds=max(0.0, self.clock.time() - event.at)))
+        elif event.call_id in self.core.calls or event.call_id in self.core.inbound:  # the file starts now
+            await recorder.connected(event.call_id, int(event.agent_id) if event.agent_id.isdigit() else None,
+                                     self.wall())
 
     async def tick(self) -> None:
         async with self._lock:
