@@ -333,6 +333,7 @@ class DialerEngine:
                     await task
                 except asyncio.CancelledError:
                     pass
+            await self.drain_recordings()  # the files of the calls that just ended are stored before we stop
             await self.shutdown()
 
     async def drain_recordings(self) -> None:
