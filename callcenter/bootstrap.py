@@ -77,7 +77,8 @@ def telephony_from_settings(settings: Settings, twilio_line: Any = None) -> Tele
         from callcenter.adapters.telephony.ami import AmiOptions, AmiPool, servers_from_settings
 
         options = AmiOptions(dial_template=settings.ami_dial_template, amd=settings.ami_amd,
-                             connect_timeout_s=settings.ami_connect_timeout_s)
+                             connect_timeout_s=settings.ami_connect_timeout_s,
+                             recordings_dir=settings.asterisk_recordings_dir)
         return AmiPool(servers_from_settings(settings), options)
     if backend == "twilio":
         from twilio.rest import Client

@@ -213,6 +213,10 @@ class Settings(BaseSettings):
     recording_retention_years_order: int = Field(3, ge=1, le=100)
     recording_retention_years_ordinary: int = Field(3, ge=1, le=100)
     recording_agent_may_listen: bool = False  # agents may play the recordings of their own calls
+    record_calls: bool = True  # record every call that reaches an agent (MixMonitor / the simulated PBX's WAV)
+    # the folder the shipped dialplan's MixMonitor writes to (its CC_RECORDINGS_DIR) as this engine reads it (a
+    # shared folder; the same path when both run on one host). Empty: no audio is kept of Asterisk calls.
+    asterisk_recordings_dir: str = ""
     # 质检 sampling per agent per ISO week: qa_sample_count random calls, or (when qa_sample_rate > 0) that
     # share of the agent's recorded calls; every call with a complaint is sampled besides
     qa_sample_count: int = Field(3, ge=0, le=1000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import io
+import math
 import shutil
 import subprocess
 import tempfile
@@ -38,7 +39,21 @@ def _check_tools() -> None:
         raise PromptToolsMissing(f"{' and '.join(missing)} not found (apt-get install espeak-ng sox)")
 
 
+_SPOKEN: dict[tuple[str, str, int], bytes] = {}  # espeak's output per line: a PBX records many calls alike
+
+
 def _speak(text: str, lang: str, pitch: int) -> array.array[int]:
+    cached = _SPOKEN.get((text, lang, pitch))
+    if cached is not None:
+        out = array.array("h")
+        out.frombytes(cached)
+        return out
+    samples = _speak_now(text, lang, pitch)
+    _SPOKEN[(text, lang, pitch)] = samples.tobytes()
+    return samples
+
+
+def _speak_now(text: str, lang: str, pitch: int) -> array.array[int]:
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
         subprocess.run(["espeak-ng", "-v", ESPEAK_VOICES.get(lang, "en-us"), "-s", "160", "-p", str(pitch),
@@ -84,6 +99,46 @@ def _finish(samples: array.array[int], paused: Sequence[tuple[float, float]], mi
     return wav_bytes(samples)
 
 
+DTMF = {"1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "4": (770, 1209), "5": (770, 1336),
+        "6": (770, 1477), "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "*": (941, 1209),
+        "0": (941, 1336), "#": (941, 1477)}
+KEY_S, KEY_GAP_S = 0.12, 0.25  # a key's tone, and from one key to the next
+
+
+def _tone(key: str) -> array.array[int]:
+    low, high = DTMF[key]
+    n = int(KEY_S * RATE)
+    return array.array("h", (int(6000 * (math.sin(2 * math.pi * low * i / RATE) + math.sin(2 * math.pi * high * i / RATE)))
+                             for i in range(n)))
+
+
+def synthesise_leg(duration_s: float, *, muted: Sequence[tuple[float, float]] = (),
+                   keys: Sequence[tuple[float, str]] = (), lines: Sequence[Line] = (), lang: str = "zh-CN") -> bytes:
+    """The WAV file of one recorded call leg of ``duration_s`` seconds as the simulated PBX heard it: the
+    conversation (``lines``, by default an agent and a client talking, repeated to fill the leg), the key
+    tones the client typed (``keys``: (offset_s, digits)), and every ``muted`` span written as silence."""
+    talk, _ = _assemble(lines or CONVERSATION, lang)
+    total = max(0, int(round(duration_s * RATE)))
+    samples = array.array("h")
+    while len(samples) < total and len(talk):
+        samples.extend(talk[:total - len(samples)])
+    if len(samples) < total:
+        samples.extend(array.array("h", bytes(2 * (total - len(samples)))))
+    for at, digits in keys:
+        for i, key in enumerate(digits):
+            if key not in DTMF:
+                continue
+            a = int((at + i * KEY_GAP_S) * RATE)
+            tone = _tone(key)[:max(0, total - a)]
+            if a >= 0 and len(tone):
+                samples[a:a + len(tone)] = tone
+    for start, end in muted:
+        a, b = max(0, int(start * RATE)), min(total, int(end * RATE))
+        if b > a:
+            samples[a:b] = array.array("h", bytes(2 * (b - a)))
+    return wav_bytes(samples)
+
+
 def synthesise_call(lines: Sequence[Line], lang: str = "zh-CN", *, paused: Sequence[tuple[float, float]] = (),
                     min_duration_s: float = 0.0) -> bytes:
     """The WAV file of a conversation: the lines one after another with their gaps, padded with silence to
@@ -110,6 +165,14 @@ DEFAULT_LINES = (
     Line("agent", "核实成功。本次回访您账户的风险等级变更，请问您是否了解相关风险？"),
     Line("client", "了解，谢谢。"),
     Line("agent", "感谢您的配合，再见。"),
+)
+
+
+CONVERSATION = (
+    Line("agent", "您好，这里是示例证券客服中心，请问有什么可以帮您？"),
+    Line("client", "我想问一下我的账户。"),
+    Line("agent", "好的，我帮您查一下，请稍等。", 1.0),
+    Line("client", "好的，谢谢。", 1.0),
 )
 
 

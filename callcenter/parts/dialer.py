@@ -10,14 +10,21 @@ from typing import Any
 from callcenter.bootstrap import App
 from callcenter.ports.telephony import Telephony
 from callcenter.services.care.notify_calls import NotificationCaller
+from callcenter.services.call_recording import CallRecorder
 from callcenter.services.dialer.engine import DialerDeps, DialerEngine, NotifyCalls
 
 
-def dialer_deps(core: App, *, notify: NotifyCalls | None = None) -> DialerDeps:
-    """The dialler engine's wiring from the app (``wall``: the app's clock as it is now)."""
+def dialer_deps(core: App, *, notify: NotifyCalls | None = None, telephony: object | None = None) -> DialerDeps:
+    """The dialler engine's wiring from the app (``wall``: the app's clock as it is now). With ``telephony``
+    (the backend the engine runs on) every call that reaches an agent is recorded (``record_calls``), except on
+    Twilio, which records its own calls."""
+    recorder = None
+    if (telephony is not None and core.recordings is not None and core.settings.record_calls
+            and core.settings.telephony_backend != "twilio"):
+        recorder = CallRecorder(core.recordings, core.sessions, core.clock, telephony)
     return DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day,
                       wall=core.clock, scripts_dir=core.settings.scripts_path, notify=notify, tz=core.settings.tz,
-                      process_lease=timedelta(seconds=core.settings.dialer_lease_s))
+                      process_lease=timedelta(seconds=core.settings.dialer_lease_s), recorder=recorder)
 
 
 
@@ -30,7 +37,7 @@ def build_engine(core: App, telephony: Telephony, *, auto_wrap_up_s: float | Non
     # each message is rendered to speech (the prompts tree) before its call; the caller id is the settings'
     notify = NotificationCaller(core, telephony, renderer=prompt_files(s), timeout_s=s.originate_timeout_s)
     # IVR hand-offs are inbound calls of the engine's call core (routed like outbound calls), on every carrier
-    engine = DialerEngine(dialer_deps(core, notify=notify), telephony,
+    engine = DialerEngine(dialer_deps(core, notify=notify, telephony=telephony), telephony,
                           auto_wrap_up_s=auto_wrap_up_s if auto_wrap_up_s is not None else (s.wrap_up_limit_s or None),
                           handoff_wait_s=s.handoff_wait_s, abandon_after_s=s.abandon_after_s,
                           originate_timeout_s=s.originate_timeout_s,

@@ -75,3 +75,20 @@ class RecordingStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error (purges are retried)."""
         ...
+
+
+class RecordsCalls(Protocol):
+    """A telephony backend that records its calls (the simulated PBX; Asterisk through MixMonitor over AMI).
+
+    ``name`` is the recording's file name without extension (``rec-<recording id>``). ``record_mute`` writes
+    silence from now on (``True``) or the call again (``False``): the paused span keeps its length in the file.
+    ``record_stop`` ends the recording; ``record_audio`` is the finished WAV file (None when the backend has
+    none: the call never got recorded, or the file never completed)."""
+
+    async def record_start(self, call_id: str, name: str) -> None: ...
+
+    async def record_mute(self, call_id: str, muted: bool) -> None: ...
+
+    async def record_stop(self, call_id: str) -> None: ...
+
+    async def record_audio(self, call_id: str, name: str) -> bytes | None: ...

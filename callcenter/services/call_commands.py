@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.domain.events import CALLS, CommandQueued
 from callcenter.services import desk
 from callcenter.services.bus import EventBus
+from callcenter.services.handoff import queued_by
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.models.commands import CallCommand
@@ -140,6 +141,28 @@ def request_ivr_orders(s: Session, who: Principal | int, contact_id: int, now: d
     dialer_id = command_owner(s, contact)
     row = CallCommand(kind="ivr_orders", contact_id=contact.id, attempt_id=contact.attempt_id, dialer_id=dialer_id,
                       requested_by=staff_id, requested_at=now, state="pending", claimed_by="", result="")
+    s.add(row)
+    s.flush()
+    return row
+
+
+RECORDING_ACTIONS = ("pause", "resume", "secure")  # secure: the client is about to key in a PIN (a pause "pin")
+
+
+def request_recording(s: Session, who: Principal | int, contact_id: int, action: str, now: datetime) -> CallCommand:
+    """The agent's recording buttons on their open, live contact: a ``record_<action>`` command for the dialler
+    that owns the call (an outbound attempt's dialler, or the one that took the IVR hand-off). ``DeskError``
+    404 / 409 when the contact is not theirs, closed or hung up."""
+    if action not in RECORDING_ACTIONS:
+        raise ValueError(f"unknown recording action {action!r}")
+    staff_id = who.staff_id if isinstance(who, Principal) else int(who)
+    contact = desk.open_contact_of(s, staff_id, contact_id)
+    if contact.hung_up_at is not None:
+        raise desk.DeskError("call_over")
+    owner = command_owner(s, contact)
+    row = CallCommand(kind=f"record_{action}", contact_id=contact.id, attempt_id=contact.attempt_id,
+                      dialer_id=owner, requested_by=staff_id, requested_at=now, state="pending", claimed_by="",
+                      result="")
     s.add(row)
     s.flush()
     return row

@@ -467,6 +467,11 @@ def _own_open_contact(s: Session, principal: Principal, contact_id: int) -> Desk
     return _own_open_contact_of(s, principal.staff_id, contact_id)
 
 
+def open_contact_of(s: Session, staff_id: int, contact_id: int) -> DeskContact:
+    """The agent's own open contact (``DeskError`` 404 when not theirs, 409 when closed)."""
+    return _own_open_contact_of(s, staff_id, contact_id)
+
+
 def _own_open_contact_of(s: Session, staff_id: int, contact_id: int) -> DeskContact:
     contact = s.get(DeskContact, contact_id)
     if contact is None or contact.agent_id != staff_id:

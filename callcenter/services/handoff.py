@@ -64,6 +64,11 @@ def waiting_handoffs(s: Session, since: datetime | None = None, limit: int = 50)
     return list(s.scalars(q))
 
 
+def queued_by(s: Session, ivr_session_id: int) -> str | None:
+    """The dialler that claimed the hand-off (its engine carries out the call's commands)."""
+    return _queued_by(s, ivr_session_id)
+
+
 def _queued_by(s: Session, ivr_session_id: int) -> str | None:
     detail = s.scalars(select(IvrStep.detail).where(IvrStep.session_id == ivr_session_id, IvrStep.step == QUEUED_STEP)
                        .order_by(IvrStep.id.desc()).limit(1)).first()

@@ -65,6 +65,14 @@ def _offset(rec: Recording, at: datetime) -> float:
     return round(max(0.0, (at - rec.started_at).total_seconds()), 3)
 
 
+PAUSE_REASONS = ("agent", "pin", "hold")
+
+
+def _close_marks(marks: list[Any], end: float) -> list[Any]:
+    """Every open mark (no ``end`` yet) ends at ``end``."""
+    return [dict(m, end=max(end, float(m["start"]))) if "end" not in m else dict(m) for m in marks]
+
+
 def _agent_group(s: Session, agent_id: int | None) -> int | None:
     if agent_id is None:
         return None
@@ -126,32 +134,55 @@ class RecordingService:
 
         return run_in_transaction(self.sessions, work)
 
-    def pause(self, recording_id: int, at: datetime | None = None) -> None:
-        """Pause (silence from now on, marked); pausing a paused recording changes nothing."""
+    def pause(self, recording_id: int, at: datetime | None = None, reason: str = "agent") -> bool:
+        """Pause (silence from now on, marked with ``reason``: ``agent`` — the button —, ``pin`` — the client
+        types digits asked for —, ``hold``); pausing a paused recording changes nothing (False)."""
+        if reason not in PAUSE_REASONS:
+            raise RecordingError("bad_reason", reason)
         when = at or self.clock()
 
-        def fn(s: Session, rec: Recording) -> None:
+        def fn(s: Session, rec: Recording) -> bool:
             if rec.state == "paused":
-                return
+                return False
             if rec.state != "recording":
                 raise RecordingError("bad_state", rec.state)
-            rec.paused_spans = [*rec.paused_spans, [_offset(rec, when)]]
+            start = _offset(rec, when)
+            rec.paused_spans = [*rec.paused_spans, [start]]
+            rec.marks = [*(rec.marks or []), {"kind": reason, "start": start}]
             rec.state = "paused"
+            return True
 
-        self._change(recording_id, fn)
+        return bool(self._change(recording_id, fn))
 
-    def resume(self, recording_id: int, at: datetime | None = None) -> None:
+    def resume(self, recording_id: int, at: datetime | None = None) -> bool:
+        """Resume after a pause (False when it was not paused)."""
         when = at or self.clock()
 
-        def fn(s: Session, rec: Recording) -> None:
+        def fn(s: Session, rec: Recording) -> bool:
             if rec.state == "recording":
-                return
+                return False
             if rec.state != "paused":
                 raise RecordingError("bad_state", rec.state)
+            end = _offset(rec, when)
             spans = [list(x) for x in rec.paused_spans]
-            spans[-1] = [spans[-1][0], _offset(rec, when)]
+            spans[-1] = [spans[-1][0], end]
             rec.paused_spans = spans
+            rec.marks = _close_marks(rec.marks or [], end)
             rec.state = "recording"
+            return True
+
+        return bool(self._change(recording_id, fn))
+
+    def mark(self, recording_id: int, kind: str, start: datetime, end: datetime | None = None) -> None:
+        """Mark a stretch that is not a pause (``hold``: the client waited on hold, the agent away)."""
+        if kind not in PAUSE_REASONS:
+            raise RecordingError("bad_reason", kind)
+
+        def fn(s: Session, rec: Recording) -> None:
+            entry: dict[str, Any] = {"kind": kind, "start": _offset(rec, start)}
+            if end is not None:
+                entry["end"] = _offset(rec, end)
+            rec.marks = [*(rec.marks or []), entry]
 
         self._change(recording_id, fn)
 
@@ -167,6 +198,7 @@ class RecordingService:
             rec.ended_at = when
             rec.duration_s = _offset(rec, when)
             rec.paused_spans = [list(x) for x in close_spans(rec.paused_spans, rec.duration_s)]
+            rec.marks = _close_marks(rec.marks or [], rec.duration_s)
             if is_complaint_call(s, rec):
                 rec.retention_class = "complaint"
             rec.expires_at = expires_at(rec.started_at, rec.retention_class, self.retention_years)

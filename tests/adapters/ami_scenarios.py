@@ -28,6 +28,7 @@ from callcenter.ports.telephony import (
     TelephonyError,
 )
 from callcenter.ports.channel_variables import attempt_call_id
+from tests.live.asterisk import LIVE_RECORDINGS
 
 LIVE_CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk-22-live"
 
@@ -233,6 +234,71 @@ agent_phone_never_answers.options = AmiOptions(  # type: ignore[attr-defined]  #
     agent_ring_timeout_s=4)
 
 
+async def recorded_call_muted_and_stopped(ami: AmiClient, pbx: Pbx) -> None:
+    """The call recording over AMI (``record_*``, as ``services.call_recording`` drives it): the shipped dialplan
+    starts MixMonitor on the customer's channel as the Redirect puts it in the agent's room (Asterisk reports
+    ``MixMonitorStart``), ``MixMonitorMute`` on and off (a PIN), ``StopMixMonitor`` when the agent hangs up, then
+    the Hangup. Live (``pbx`` answers), the file Asterisk wrote is read back: its duration is the time recorded
+    and the muted stretch is silence amid the customer's tone."""
+    live = pbx("core show version") is not None
+    call_id = attempt_call_id(21)
+    name = "rec-live-21"
+    if live:
+        (LIVE_RECORDINGS / f"{call_id}-9.wav").unlink(missing_ok=True)
+
+    async def talk(seconds: float) -> None:
+        if live:  # the live call needs the time to pass; the replay has the bytes already
+            await asyncio.sleep(seconds)
+
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.agent_login("9", "Local/9@sim-agent-phones")
+        assert isinstance(await next_of(events, (AgentJoined, AgentLeft)), AgentJoined)
+        await ami.originate(call_id, "90001", "95500", {}, timeout_s=10)
+        assert isinstance(await next_of(events, (Answered, Failed)), Answered)
+        loop = asyncio.get_running_loop()
+        await ami.connect(call_id, "9")
+        t0 = loop.time()  # the dialplan starts the recording as the call joins the room
+        connected = await next_of(events, (Connected, Ended))
+        assert isinstance(connected, Connected)
+        await ami.record_start(call_id, name)
+        await talk(2.0)
+        await ami.record_mute(call_id, True)
+        t1 = loop.time() - t0
+        await talk(2.0)
+        await ami.record_mute(call_id, False)
+        t2 = loop.time() - t0
+        await talk(2.0)
+        await ami.record_stop(call_id)
+        t3 = loop.time() - t0
+        await ami.hangup(call_id)
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == call_id
+        if live:
+            data = await ami.record_audio(call_id, name)
+            assert data is not None, "MixMonitor left no finished file"
+            check_recording(data, t1, t2, t3)
+        await ami.agent_logout("9")
+        assert isinstance(await next_of(events, (AgentLeft,)), AgentLeft)
+
+
+def check_recording(data: bytes, muted_from: float, muted_to: float, stopped: float) -> None:
+    """The recording's duration is the time recorded; the muted stretch is silence, the rest is not."""
+    from callcenter.adapters.recordings_simulated import silent_share
+    from callcenter.ports.recordings import wav_duration_s
+
+    duration = wav_duration_s(data)
+    assert abs(duration - stopped) < 0.5, (duration, stopped)
+    assert silent_share(data, muted_from + 0.2, muted_to - 0.2) > 0.99
+    assert silent_share(data, 0.3, muted_from - 0.2) < 0.1
+    assert silent_share(data, muted_to + 0.2, duration - 0.3) < 0.1
+
+
+recorded_call_muted_and_stopped.options = AmiOptions(  # type: ignore[attr-defined]  # a customer who keeps talking
+    dial_template="Local/{number}@sim-talker", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5,
+    recordings_dir=str(LIVE_RECORDINGS))
+
+
 SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.services.dialer.engine plays them
 MACHINE_PROMPT = "cc/leave-message"
 
@@ -252,6 +318,7 @@ SCENARIOS: dict[str, Scenario] = {
     "one_digit_agent_room": one_digit_agent_room,
     "outbound_outcomes": outbound_outcomes,
     "answered_into_agent_room": answered_into_agent_room,
+    "recorded_call_muted_and_stopped": recorded_call_muted_and_stopped,
     "restart_is_told_from_a_failure": restart_is_told_from_a_failure,
 }
 

@@ -65,3 +65,36 @@ def test_the_audio_element_loads_a_recording_and_reports_its_duration(core: App,
     plays = run_in_transaction(core.sessions, lambda s: s.execute(
         select(func.count()).select_from(AuditLog).where(AuditLog.action == "recording_play")).scalar_one())
     assert plays >= 2  # the browsers' audio requests, each audit-logged
+
+
+def test_the_callback_record_plays_its_recording_in_chromium(core: App, browser: Any, clock: Any,  # noqa: F811
+                                                             tmp_path: Path) -> None:
+    """The regulator's record of a 回访 (the five answers and the call): its audio element loads the recording
+    over range requests and reports the recording's duration; the page is the printable record."""
+    from datetime import date
+
+    from callcenter.services.care.callbacks import callbacks_of, record_callback_result
+    from callcenter.services.care.regulatory import build_regulatory_callbacks
+    from callcenter.store.models import Client
+    from tests.e2e.test_regulator_records import ANSWERS
+
+    core.recordings = RecordingService(core.sessions, FileRecordingStore(tmp_path / "rec"), core.clock)
+    world = build(core)
+    run_in_transaction(core.sessions, lambda s: setattr(s.get(Client, world.mine), "opened_on", date(2026, 3, 2)))
+    clock.now = clock.now.replace(year=2026, month=3, day=10)
+    build_regulatory_callbacks(core, date(2026, 3, 10))
+    [cb] = [c for c in callbacks_of(core, world.mine) if c.purpose == "regulatory_new"]
+    rid = record_simulated_call(core.recordings, "callback-call", started_at=core.clock(),
+                                agent_id=world.staff["ag1"], client_id=world.mine)
+    record_callback_result(core, cb.id, "done", ANSWERS, staff_id=world.staff["ag1"])
+    expected = run_in_transaction(core.sessions, lambda s: s.get(Recording, rid).duration_s)
+    with Server(create_app(core)) as srv:
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        blocked = _csp_violations(page)
+        _login(page, srv.url, "sup1", PASSWORDS["sup1"])
+        page.wait_for_url("**/supervisor/wallboard")
+        page.goto(f"{srv.url}/supervisor/care/callbacks/{cb.id}/record")
+        assert _duration(page, "#record-audio") == pytest.approx(expected, abs=0.05)
+        assert page.locator("#items tr").count() == 5
+        _save(page, "callback-record.png", ARTIFACTS)
+        assert blocked == []

@@ -27,6 +27,8 @@ DEBIAN_SOUNDS = Path("/usr/share/asterisk/sounds")
 HOSTS = tuple(os.environ.get("CALLCENTER_LIVE_HOSTS", "127.0.0.1,127.0.0.2").split(","))
 PRIMARY, SECOND = HOSTS[0], HOSTS[1]
 AGI_PORT = int(os.environ.get("CALLCENTER_LIVE_AGI_PORT", "4573"))
+# the call recordings of the live servers (the engine reads them where Asterisk writes them: one host)
+LIVE_RECORDINGS = Path(os.environ.get("TMPDIR", "/tmp")) / f"cc-live-recordings-{os.getuid()}-{AGI_PORT}"
 
 
 @dataclass
@@ -36,6 +38,7 @@ class LiveAsterisk:
     ami_secret: str = "live-test-secret"
     bind: str = PRIMARY  # a second server binds SECOND (same shipped port 5038)
     prompts: Path | None = None  # our rendered prompts, visible to Asterisk as sounds/cc/...
+    recordings: Path = LIVE_RECORDINGS  # where the shipped dialplan's MixMonitor writes (CC_RECORDINGS_DIR)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -50,6 +53,7 @@ class LiveAsterisk:
         etc, data = self.home / "etc", self.home / "data"
         for d in ("etc", "run", "log", "spool", "varlib", "db", "data/sounds"):
             (self.home / d).mkdir(parents=True, exist_ok=True)
+        self.recordings.mkdir(parents=True, exist_ok=True)
         for shipped in SHIPPED.glob("*.conf"):
             text = shipped.read_text(encoding="utf-8")
             if shipped.name == "manager.conf":
@@ -57,6 +61,7 @@ class LiveAsterisk:
                 text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
             if shipped.name == "extensions.conf":
                 text = text.replace("agi://127.0.0.1:4573/", f"agi://127.0.0.1:{AGI_PORT}/")
+                text = text.replace("CC_RECORDINGS_DIR=\n", f"CC_RECORDINGS_DIR={self.recordings}\n")
                 text += "\n; --- live tests only: simulated parties ---\n#include sim-parties.conf\n"
             (etc / shipped.name).write_text(text, encoding="utf-8")
         shutil.copy(SIM_PARTIES, etc / "sim-parties.conf")

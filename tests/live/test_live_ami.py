@@ -33,7 +33,8 @@ async def run_live(name: str, pbx: LiveAsterisk, secret: str | None = None) -> N
 
 @pytest.mark.parametrize("name", ["one_digit_agent_room", "outbound_outcomes", "answered_into_agent_room",
                                   "call_ids_never_collide", "national_dial_string",
-                                  "amd_person_and_machine", "agent_phone_never_answers"])
+                                  "amd_person_and_machine", "agent_phone_never_answers",
+                                  "recorded_call_muted_and_stopped"])
 async def test_scenario(asterisk: LiveAsterisk, name: str) -> None:
     await run_live(name, asterisk)
 

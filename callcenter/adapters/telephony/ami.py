@@ -126,6 +126,10 @@ class AmiOptions:
     link_room_context: str = "cc-room-link-a"
     monitor_context: str = "cc-monitor-{mode}"  # Local/<agent>-<supervisor>@cc-monitor-<mode>: ChanSpy
     ivr_return_context: str = "cc-ivr-return"
+    # call recording: the folder the dialplan's MixMonitor writes to (CC_RECORDINGS_DIR) as this process reads
+    # it (a shared mount, or the same path on one host). Empty: the engine keeps no audio of Asterisk calls.
+    recordings_dir: str = ""
+    recording_file_wait_s: float = 10.0  # how long a finished recording's file may take to be closed
 
 
 _SECRETS = re.compile(r"(?im)^(secret|key|variable|callerid):[^\r\n]*")
@@ -219,6 +223,8 @@ class AmiClient:
         # the screen pop of IVR hand-offs). They must not block; a failing observer is logged and skipped.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
         self.recover_on_connect = False  # set by ``recover`` while not connected: recover at the next login
+        self._rooms: dict[str, str] = {}  # call id -> the agent whose room it was last moved into (recording)
+        self._legs: dict[str, tuple[str, str]] = {}  # recording name -> (call id, agent id) of its file
 
     # --- life ---------------------------------------------------------------------------------
 
@@ -579,6 +585,10 @@ class AmiClient:
 
     async def connect(self, call_id: str, agent_id: str) -> None:
         check_id(agent_id, "agent id")
+        self._rooms[call_id] = agent_id
+        if len(self._rooms) > 10_000:  # calls long over: keep the map bounded
+            for old in [c for c in self._rooms if not self.tracker.is_live(c)]:
+                self._rooms.pop(old, None)
         reply = await self._send(
             {
                 "Action": "Redirect",
@@ -626,6 +636,63 @@ class AmiClient:
         if channel is None:
             raise TelephonyError(f"call {call_id} has no channel yet on {self.name}")
         _ok(await self._send({"Action": "Hangup", "Channel": channel, "Cause": "16"}, as_list=None), "Hangup")
+
+    # --- call recording: MixMonitor on the customer's channel (it hears the agent's room) -------------------
+    # The shipped dialplan starts MixMonitor as the call joins an agent's room (the Redirect of ``connect`` is the
+    # one action per call): <CC_RECORDINGS_DIR>/<call id>-<agent id>.wav. The MixMonitor action itself needs the
+    # AMI "system" privilege (its Command runs a shell), which the engine's user is not given; MixMonitorMute and
+    # StopMixMonitor need "call" only.
+
+    def _recording_path(self, call_id: str, agent_id: str) -> str:
+        folder = self.options.recordings_dir
+        if not folder:
+            raise TelephonyError("recording is not configured (asterisk_recordings_dir)")
+        return os.path.join(folder, f"{check_id(call_id)}-{check_id(agent_id, 'agent id')}.wav")
+
+    async def record_start(self, call_id: str, name: str) -> None:
+        """The recording of the call's leg in the agent's room it was last moved into (started by the dialplan),
+        known from now on as ``name``."""
+        agent_id = self._rooms.get(check_id(call_id))
+        if agent_id is None:
+            raise TelephonyError(f"call {call_id} was not moved into an agent's room here")
+        self._recording_path(call_id, agent_id)
+        self._legs[name] = (call_id, agent_id)
+
+    async def record_mute(self, call_id: str, muted: bool) -> None:
+        """``MixMonitorMute`` both directions: Asterisk writes silence while muted (the span keeps its length)."""
+        _ok(await self._send({"Action": "MixMonitorMute", "Channel": self._call_channel(call_id), "Direction": "both",
+                              "State": "1" if muted else "0"}), "MixMonitorMute")
+
+    async def record_stop(self, call_id: str) -> None:
+        """``StopMixMonitor`` while the channel is up (the agent hangs up, or the call moves on: the dialplan's
+        next room starts the next leg itself, so a leg no longer current is not stopped here)."""
+        if not self.tracker.is_live(check_id(call_id)):
+            return  # the channel is gone: MixMonitor ended with it
+        legs = [agent for (call, agent) in self._legs.values() if call == call_id]
+        if legs and legs[-1] != self._rooms.get(call_id):
+            return  # the call is in another room now: its dialplan ended this leg and began the next
+        channel = self.tracker.channel_of(call_id)
+        if channel is None:
+            return
+        reply = await self._send({"Action": "StopMixMonitor", "Channel": channel})
+        if reply.get("Response") == "Error":  # hung up meanwhile: nothing to stop
+            log.debug("AMI %s: StopMixMonitor %s: %s", self.name, call_id, reply.get("Message", ""))
+
+    async def record_audio(self, call_id: str, name: str) -> bytes | None:
+        """The finished file, once Asterisk has closed it (its WAV header counts every byte written); None
+        when it never appears or never completes within ``recording_file_wait_s``."""
+        leg = self._legs.pop(name, None)
+        if leg is None or leg[0] != call_id:
+            return None
+        path = self._recording_path(*leg)
+        deadline = asyncio.get_running_loop().time() + self.options.recording_file_wait_s
+        while True:
+            data = await asyncio.to_thread(_read_if_closed, path)
+            if data is not None:
+                return data
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.2)  # Asterisk closes the file on its own thread after the hang-up
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")
@@ -734,6 +801,19 @@ class AmiClient:
         check_id(supervisor_id, "supervisor id")
         await self._send({"Action": "Hangup", "Channel": f"/^Local.[0-9]+-{supervisor_id}@cc-monitor-/",
                           "Cause": "16"}, as_list=None)
+
+
+def _read_if_closed(path: str) -> bytes | None:
+    """A WAV file whose RIFF and data sizes match its length (Asterisk writes them when it closes the file)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    riff = int.from_bytes(data[4:8], "little")
+    return data if riff + 8 == len(data) else None
 
 
 def _ok(reply: Any, what: str) -> None:
@@ -895,6 +975,23 @@ class AmiPool:
         await self._client_of(call_id).play_menu(call_id, prompt)
     async def send_to_ivr(self, call_id: str, entry: str) -> None:
         await self._client_of(call_id).send_to_ivr(call_id, entry)
+
+    async def record_start(self, call_id: str, name: str) -> None:
+        await self._client_of(call_id).record_start(call_id, name)
+
+    async def record_mute(self, call_id: str, muted: bool) -> None:
+        await self._client_of(call_id).record_mute(call_id, muted)
+
+    async def record_stop(self, call_id: str) -> None:
+        try:
+            client = self._client_of(call_id)
+        except TelephonyError:
+            return  # over: MixMonitor ended with the channel
+        await client.record_stop(call_id)
+
+    async def record_audio(self, call_id: str, name: str) -> bytes | None:
+        client = next((c for c in self.clients if name in c._legs), None)  # the server that recorded it
+        return await client.record_audio(call_id, name) if client is not None else None
 
     async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
         pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]

@@ -125,6 +125,26 @@ class VirtualClock:
 
 
 @dataclass
+class _SimRecording:
+    """A recording the engine started on a simulated call: times on the PBX clock."""
+
+    call_id: str
+    name: str
+    started: float
+    muted_since: float | None = None
+    muted: list[tuple[float, float]] = field(default_factory=list)
+    keys: list[tuple[float, str]] = field(default_factory=list)
+    stopped: float | None = None
+
+
+def _stop(rec: _SimRecording, now: float) -> None:
+    rec.stopped = now
+    if rec.muted_since is not None:
+        rec.muted.append((rec.muted_since, now - rec.started))
+        rec.muted_since = None
+
+
+@dataclass
 class _SimCall:
     call_id: str
     kind: str
@@ -175,6 +195,8 @@ class SimulatedPbx:
         self.links: set[tuple[str, str]] = set()  # agent rooms linked (consultation, conference)
         self.monitors: dict[str, tuple[str, str]] = {}  # supervisor -> (agent, listen / whisper / barge)
         self.ivr_returns: list[tuple[str, str]] = []  # (call id, menu) sent back to the IVR
+        self.recordings: dict[str, _SimRecording] = {}  # name -> a recording running, or stopped and not yet fetched
+        self.record_lang = "zh-CN"
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -269,6 +291,9 @@ class SimulatedPbx:
     def _finish(self, call: _SimCall, event: TelephonyEvent) -> None:
         for timer in call.timers:
             timer.cancel()
+        rec = self._recording_of(call.call_id)
+        if rec is not None:  # the recording ends with the call, as MixMonitor's does
+            _stop(rec, self.clock.time())
         self.calls.pop(call.call_id, None)
         self._emit(event)
 
@@ -366,6 +391,54 @@ class SimulatedPbx:
             raise TelephonyError(f"call {call_id} is not answered")
         self.sent_to_ivr.append((call_id, entry))
         self._end(call, 16, "to_ivr")
+
+    # --- recording (ports.recordings.RecordsCalls): a real WAV of every recorded leg --------------------------
+
+    def _recording_of(self, call_id: str) -> _SimRecording | None:
+        """The recording running on ``call_id`` (a transferred call has had others before)."""
+        return next((r for r in self.recordings.values() if r.call_id == call_id and r.stopped is None), None)
+
+    async def record_start(self, call_id: str, name: str) -> None:
+        call = self._live(call_id)
+        if call.state != "connected":
+            raise TelephonyError(f"call {call_id} is not with an agent")
+        if self._recording_of(call_id) is not None:
+            raise TelephonyError(f"call {call_id} is being recorded already")
+        self.recordings[name] = _SimRecording(call_id, name, self.clock.time())
+
+    async def record_mute(self, call_id: str, muted: bool) -> None:
+        rec = self._recording_of(check_id(call_id))
+        if rec is None:
+            raise TelephonyError(f"call {call_id} is not being recorded")
+        now = self.clock.time() - rec.started
+        if muted and rec.muted_since is None:
+            rec.muted_since = now
+        elif not muted and rec.muted_since is not None:
+            rec.muted.append((rec.muted_since, now))
+            rec.muted_since = None
+
+    async def record_stop(self, call_id: str) -> None:
+        rec = self._recording_of(check_id(call_id))
+        if rec is not None:
+            _stop(rec, self.clock.time())
+
+    async def record_audio(self, call_id: str, name: str) -> bytes | None:
+        """The leg's WAV: the conversation synthesised, the keys the client typed as tones, silence where muted."""
+        rec = self.recordings.get(name)
+        if rec is None or rec.call_id != call_id or rec.stopped is None:
+            return None
+        del self.recordings[name]
+        from callcenter.adapters.recordings_simulated import synthesise_leg
+
+        return await asyncio.to_thread(synthesise_leg, rec.stopped - rec.started, muted=rec.muted, keys=rec.keys,
+                                       lang=self.record_lang)
+
+    def client_keys(self, call_id: str, digits: str) -> None:
+        """The client types ``digits`` on their keypad now (tests): key tones on the line, in any recording."""
+        self._live(call_id)
+        rec = self._recording_of(call_id)
+        if rec is not None:
+            rec.keys.append((self.clock.time() - rec.started, digits))
 
     async def agent_login(self, agent_id: str, phone: str) -> None:
         check_id(agent_id, "agent id")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ from callcenter.services.deps import Deps
 from callcenter.store.db import dialect_name, run_in_transaction
 from callcenter.store.models import Client
 from callcenter.store.models.care import CareCallback
+from callcenter.store.models.recordings import Recording
+from callcenter.domain.recordings import expires_at, stronger_class
 
 PURPOSE_NAMES = {
     "satisfaction": "投诉后满意度回访",
@@ -67,9 +69,11 @@ def callbacks_of(core: Deps, client_id: int) -> list[CallbackView]:
 
 
 def record_callback_result(core: Deps, callback_id: int, outcome: str, answers: dict[str, object],
-                           *, staff_id: int | None) -> None:
+                           *, staff_id: int | None, recording_id: int | None = None) -> None:
     """The agent made (``done``) or gave up on (``unreachable``) a call-back. A regulatory call-back marked
-    done must answer every topic of ``REGULATORY_TOPICS``."""
+    done must answer every topic of ``REGULATORY_TOPICS``. A done call-back is linked to the recording of the
+    call it was made on (``recording_id``, else the latest recording of this client by this agent over the last
+    day: ``services.care.regulator.find_call_recording``), which is kept as a call-back record from then on."""
     if outcome not in ("done", "unreachable"):
         raise ValueError("outcome must be 'done' or 'unreachable'")
     now = core.clock()
@@ -86,8 +90,29 @@ def record_callback_result(core: Deps, callback_id: int, outcome: str, answers: 
                 raise ValueError("regulatory call-back lacks answers for: " + ", ".join(missing))
         cb.status, cb.outcome, cb.staff_id, cb.completed_at = outcome, outcome, staff_id, now
         cb.answers = json.dumps(answers, ensure_ascii=False, sort_keys=True, default=str)
+        if outcome == "done":
+            cb.recording_id = link_call_recording(s, cb, recording_id, now, core.settings.retention_years())
 
     run_in_transaction(core.sessions, work)
+
+
+def link_call_recording(s: Session, cb: CareCallback, recording_id: int | None, now: datetime,
+                        years: dict[str, int]) -> int | None:
+    """The recording a done call-back was made on (refused: one of another client), raised to the ``callback``
+    retention class; None when there is none."""
+    from callcenter.services.care.regulator import find_call_recording
+
+    rec = s.get(Recording, recording_id) if recording_id is not None else find_call_recording(s, cb, now)
+    if rec is None:
+        if recording_id is not None:
+            raise ValueError(f"no recording {recording_id}")
+        return None
+    if rec.client_id != cb.client_id:
+        raise ValueError(f"recording {rec.id} is not of this call-back's client")
+    rec.retention_class = stronger_class(rec.retention_class, "callback")
+    if rec.expires_at is not None:
+        rec.expires_at = expires_at(rec.started_at, rec.retention_class, years)
+    return rec.id
 
 
 def hand_over(core: Deps, day: date) -> dict[str, int]:

@@ -106,6 +106,7 @@ from callcenter.services.dialer.campaigns import campaign_agent_ids, change_agen
 from callcenter.services import handoff as H
 from callcenter.domain.campaigns import RuleError, agent_transition, in_window, on_dnc
 from callcenter.services.bus import EventBus
+from callcenter.services.call_recording import CallRecorder
 from callcenter.services.desk import ContactFacts, open_contact
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.desk import DeskContact
@@ -171,6 +172,7 @@ class DialerDeps:
     notify: NotifyCalls | None = None
     tz: tzinfo = ZoneInfo("Asia/Shanghai")  # the local day of the abandon budget (the settings' time zone)
     process_lease: timedelta = PROCESS_LEASE  # how long this dialler's agents and calls are its own unrenewed
+    recorder: CallRecorder | None = None  # records every call that reaches an agent (services.call_recording)
 
 
 def default_dialer_id() -> str:
@@ -319,6 +321,18 @@ class DialerEngine:
                 self._foreign_ended[call_id] = self.wall()
             return
         await self._feed(event)
+        if self.deps.recorder is not None and isinstance(event, (Connected, Ended)):
+            await self._record(event)
+
+    async def _record(self, event: Connected | Ended) -> None:
+        """The call recording follows the call: a leg from the agent's connect (a known call) to the end."""
+        recorder = self.deps.recorder
+        assert recorder is not None
+        if isinstance(event, Ended):  # the file ends with the channel: when the PBX saw the end
+            await recorder.ended(event.call_id, self.wall() - timedelta(seconds=max(0.0, self.clock.time() - event.at)))
+        elif event.call_id in self.core.calls or event.call_id in self.core.inbound:  # the file starts now
+            await recorder.connected(event.call_id, int(event.agent_id) if event.agent_id.isdigit() else None,
+                                     self.wall())
 
     async def tick(self) -> None:
         async with self._lock:
@@ -431,7 +445,26 @@ class DialerEngine:
                     await task
                 except asyncio.CancelledError:
                     pass
+            await self.drain_recordings()  # the files of the calls that just ended are stored before we stop
             await self.shutdown()
+
+    async def drain_recordings(self) -> None:
+        """Wait until the recordings of the calls that ended are stored (tests; the recorder does it anyway)."""
+        if self.deps.recorder is not None:
+            await self.deps.recorder.drain()
+
+    async def recording_requested(self, contact_id: int, staff_id: int, action: str) -> bool:
+        """The agent's recording buttons on the desk contact ``contact_id``; False when no recorded call of ours
+        is theirs."""
+        recorder = self.deps.recorder
+        if recorder is None:
+            return False
+        call_id = await self._call_of_contact(contact_id, staff_id)
+        if call_id is None:
+            return False
+        if action == "resume":
+            return await recorder.resume(call_id, self.wall())
+        return await recorder.pause(call_id, "pin" if action == "secure" else "agent", self.wall())
 
     async def to_ivr_requested(self, contact_id: int, staff_id: int, entry: str) -> bool:
         """The agent handed the client to the IVR's order menu (agents never place orders for a client): the port
@@ -489,6 +522,8 @@ class DialerEngine:
         core's answer and its reason, recorded on the row)."""
         if cmd.kind == "hangup":
             return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
+        if cmd.kind.startswith("record_"):  # the recording's pause / resume / secure (a pause marked "pin")
+            return await self.recording_requested(cmd.contact_id, cmd.staff_id, cmd.kind.removeprefix("record_"))
         if cmd.kind == "ivr_orders":  # the card's "hand to the IVR order menu"
             return await self.to_ivr_requested(cmd.contact_id, cmd.staff_id, V.IVR_ENTRY_ORDERS)
         return await self.control_requested(cmd)

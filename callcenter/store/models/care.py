@@ -208,6 +208,8 @@ class CareCallback(Base):
     campaign_ref: Mapped[str] = mapped_column(String(48), default="")
     outcome: Mapped[str] = mapped_column(String(32), default="")
     answers: Mapped[str] = mapped_column(Text, default="")  # JSON of the recorded answers
+    # the recording of the call the answers were given on (the regulator's record of the 回访)
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"), nullable=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

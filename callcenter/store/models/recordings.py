@@ -46,6 +46,9 @@ class Recording(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     paused_spans: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # why each stretch is what it is: [{"kind": "agent"|"pin"|"hold", "start": s, "end": s}, ...] (a pause's
+    # reason: the agent's button, digits the client typed, the call on hold); offsets from ``started_at``
+    marks: Mapped[list[Any]] = mapped_column(JSON, default=list)
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str] = mapped_column(String(64), default="")

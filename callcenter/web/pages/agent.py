@@ -369,6 +369,30 @@ async def set_price_alert(body: PriceAlertIn, request: Request, contact_id: int 
     return PriceAlertOut(id=alert_id)
 
 
+class RecordingIn(BaseModel):
+    action: Literal["pause", "resume", "secure"]
+
+
+@api.post("/contacts/{contact_id}/recording", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def recording(body: RecordingIn, request: Request, contact_id: int = ContactId,
+                    principal: Principal = AgentDep) -> OkOut:
+    """The call's recording: pause / resume (the agent's button) or ``secure`` (the client is about to key in a
+    PIN or password: paused first, marked ``pin``). A command for the dialler that owns the call, as hang-up is."""
+    core = request.app.state.core
+    now = core.clock()
+
+    def work(s: Any) -> tuple[str, int]:
+        cmd = call_commands.request_recording(s, principal, contact_id, body.action, now)
+        return cmd.dialer_id, cmd.id
+
+    try:
+        queued = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
+    except desk.DeskError as exc:
+        _raise(exc)
+    core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
+    return OkOut()
+
+
 class DisposeIn(BaseModel):
     disposition: Text = Field(max_length=32)
     note: MultilineText | None = Field(default=None, max_length=4000)

@@ -22,13 +22,14 @@ from sqlalchemy.orm import Session
 
 from callcenter.services.care.complaints import CATEGORIES, OPEN_STATUSES, TRANSITIONS, ComplaintError, ComplaintService
 from callcenter.services.care.regulatory import ANNUAL_SHARE_PERCENT, coverage
+from callcenter.services.care.regulator import OUTCOMES, callback_record, complaint_summary, done_callbacks, summary_csv
 from callcenter.domain.reminders import TOPICS
 from callcenter.services.care.subscriptions import SubscriptionService, UnknownTopic
 from callcenter.i18n import t
 from callcenter.services.access import ClientNotVisible, actor_for, may_read, staff_actor, visible_client
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
-from callcenter.store.models import Client, Staff
+from callcenter.store.models import AuditLog, Client, Staff
 from callcenter.store.models.care import COMPLAINT_STATUSES, CareCallback, Complaint, ComplaintHistory
 from callcenter.store.models.desk import DeskContact
 from callcenter.web.deps import require_roles
@@ -217,6 +218,79 @@ async def callbacks_page(request: Request, principal: Principal = roles(*SUP),
     scheduled = await _db(request, load)
     return _page(request, "care/callbacks.html", principal, cov=cov, year=year, scheduled=scheduled,
                  percent=ANNUAL_SHARE_PERCENT)
+
+
+# --- supervisor: the regulator's records (回访 with recordings and answers, the annual complaint summary) ---
+
+@pages.get("/regulator", response_class=HTMLResponse)
+async def regulator_page(request: Request, principal: Principal = roles(*SUP),
+                         year: int | None = Query(None, ge=2000, le=2100)) -> Response:
+    """The annual complaint summary for the 证监局 (printable; CSV beside it) and the year's regulatory call-backs
+    done, each with its record (the five items' answers, the recording)."""
+    core = _core(request)
+    year = year or _today(request).year
+    tz = core.settings.tz
+    start, end = datetime(year, 1, 1, tzinfo=tz), datetime(year + 1, 1, 1, tzinfo=tz)
+    now = core.clock()
+
+    def load(s: Session) -> tuple[Any, list[dict[str, Any]]]:
+        summary = complaint_summary(s, year, tz, now)
+        actor = staff_actor(principal)
+        rows = []
+        for cb in done_callbacks(s, start, end):
+            client = s.get(Client, cb.client_id)
+            if client is not None and may_read(actor, client):
+                rows.append({"cb": cb, "client": client})
+        return summary, rows
+
+    summary, done = await _db(request, load)
+    return _page(request, "care/regulator.html", principal, summary=summary, done=done, year=year,
+                 outcomes=OUTCOMES, tab="regulator")
+
+
+@pages.get("/regulator/complaints.csv")
+async def regulator_complaints_csv(request: Request, principal: Principal = roles(*SUP),
+                                   year: int = Query(..., ge=2000, le=2100)) -> Response:
+    """The annual complaint summary as CSV (category names in the reader's language); the export is audited."""
+    core = _core(request)
+    lang = lang_of(request)
+    now = core.clock()
+
+    def work(s: Session) -> Any:
+        summary = complaint_summary(s, year, core.settings.tz, now)
+        s.add(AuditLog(at=now, staff_id=principal.staff_id, action="complaint_summary_export",
+                       detail=f"year {year}: {summary.total.total} complaints"))
+        return summary
+
+    summary = await _db(request, work)
+    body = summary_csv(summary, lambda c: t("care.complaint_categories." + c, lang) if c != "total"
+                       else t("care_web.regulator.total", lang))
+    return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="complaints-{year}.csv"'})
+
+
+CallbackId = Path(ge=1, le=2**31 - 1)
+
+
+@pages.get("/callbacks/{callback_id}/record", response_class=HTMLResponse)
+async def callback_record_page(request: Request, callback_id: int = CallbackId,
+                               principal: Principal = roles(*SUP)) -> Response:
+    """One 回访's record (printable): who, when, the answers to the five mandatory items, its recording."""
+    def load(s: Session) -> Any:
+        record = callback_record(s, callback_id)
+        if record is None:
+            return None
+        client = s.get(Client, record.client_id)
+        if client is None or not may_read(staff_actor(principal), client):
+            return None
+        s.add(AuditLog(at=_core(request).clock(), staff_id=principal.staff_id, action="callback_record_view",
+                       client_id=record.client_id, detail=f"call-back {callback_id}"))
+        return record
+
+    record = await _db(request, load)
+    if record is None:
+        raise ApiError(404, "not_found")
+    return _page(request, "care/callback_record.html", principal, r=record, tab="regulator")
 
 
 # --- supervisor: the reminder plan (dry run) ------------------------------------------------------------

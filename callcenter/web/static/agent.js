@@ -184,6 +184,18 @@
       await post(base + "/note", {note: document.getElementById("note").value});
       toast(T.note_saved || "OK");
     });
+    document.querySelectorAll("#recording-actions button").forEach(function (btn) {
+      btn.addEventListener("click", async function () {
+        await post(base + "/recording", {action: btn.dataset.action});
+        const paused = btn.dataset.action !== "resume";
+        document.getElementById("recording-actions").dataset.state = paused ? "paused" : "recording";
+        document.getElementById("rec-pause").hidden = paused;
+        document.getElementById("rec-secure").hidden = paused;
+        document.getElementById("rec-resume").hidden = !paused;
+        document.getElementById("rec-state").textContent =
+          (btn.dataset.action === "secure" ? T.rec_secure_on : paused ? T.rec_paused : T.rec_on) || "";
+      });
+    });
     document.getElementById("hang-up").addEventListener("click", async function () {
       await post(base + "/hangup");
       callStart = null;
