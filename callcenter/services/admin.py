@@ -112,7 +112,7 @@ def list_staff(deps: Deps, principal: AdminPrincipal) -> list[StaffRow]:
     _require_admin(principal)
 
     def work(s: Session) -> list[StaffRow]:
-        names = dict(s.execute(select(ServiceGroup.id, ServiceGroup.name)).tuples().all())
+        names = dict(s.execute(select(ServiceGroup.id, ServiceGroup.name)).all())
         return [StaffRow(st.id, st.username, st.display_name, st.role, st.service_group_id,
                          names.get(st.service_group_id, "") if st.service_group_id else "", st.extension,
                          st.back_office, st.active)
@@ -278,7 +278,7 @@ def search_dnc(deps: Deps, principal: AdminPrincipal, query: str = "", *, limit:
         if digits:
             q = q.where(DncEntry.phone.contains(digits))
         return [DncRow(e.id, mask_phone(e.phone), e.campaign_id, name or "", e.reason, who or "", e.at)
-                for e, name, who in s.execute(q.limit(limit)).tuples()]
+                for e, name, who in s.execute(q.limit(limit))]
 
     return run_in_transaction(deps.sessions, work)
 
@@ -442,7 +442,7 @@ def list_bulletins(deps: Deps, principal: AdminPrincipal, *, limit: int = 100) -
 
     def work(s: Session) -> list[BulletinRow]:
         rows = s.execute(select(Bulletin, Staff.username).outerjoin(Staff, Staff.id == Bulletin.published_by)
-                         .order_by(Bulletin.published_at.desc(), Bulletin.id.desc()).limit(limit)).tuples().all()
+                         .order_by(Bulletin.published_at.desc(), Bulletin.id.desc()).limit(limit)).all()
         live: dict[str, int] = {}
         for b, _ in rows:
             if b.published_at <= now and b.lang not in live:
@@ -593,7 +593,7 @@ def add_code(deps: Deps, principal: AdminPrincipal, *, code_type: str, code: str
                      label_en=label_en or label_zh, position=position, active=True)
         s.add(c)
         s.flush()
-        audit(s, principal, f"{code_type}_add", now, subject=code, after=_code_state(c))
+        audit(s, principal, f"{code_type}_add", now, subject=label_zh, after=_code_state(c))
         return c.id
 
     return run_in_transaction(deps.sessions, work)
@@ -614,7 +614,7 @@ def update_code(deps: Deps, principal: AdminPrincipal, code_id: int, *, label_zh
         after = _code_state(c)
         changed = [k for k in before if before[k] != after[k]]
         if changed:
-            audit(s, principal, f"{c.code_type}_update", now, subject=c.code,
+            audit(s, principal, f"{c.code_type}_update", now, subject=c.label_zh,
                   before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
 
     run_in_transaction(deps.sessions, work)
@@ -649,11 +649,20 @@ def action_label(action: str, lang: str) -> str:
     return t("admin.actions.other", lang)
 
 
-def _value(name: str, value: Any, lang: str) -> str:
+TIME_FIELDS = frozenset({"published_at", "last_failure_at", "blocked_until"})
+
+
+def _value(name: str, value: Any, lang: str, tz: ZoneInfo | None = None) -> str:
     if value is None or value == "":
         return "—"
+    if name in TIME_FIELDS and isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return when.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if tz else value
     if isinstance(value, bool):
-        return t("admin.yes" if value else "admin.no", lang)
+        return t("admin.flag_yes" if value else "admin.flag_no", lang)
     if name == "role" and has(f"admin.roles.{value}"):
         return t(f"admin.roles.{value}", lang)
     if name == "password":
@@ -663,7 +672,7 @@ def _value(name: str, value: Any, lang: str) -> str:
     if name == "campaign_kind" and has(f"admin.kinds.{value}"):
         return t(f"admin.kinds.{value}", lang)
     if isinstance(value, dict):
-        return "; ".join(f"{_field(k, lang)} {_value(k, v, lang)}" for k, v in value.items())
+        return "; ".join(f"{_field(k, lang)} {_value(k, v, lang, tz)}" for k, v in value.items())
     return str(value)
 
 
@@ -671,9 +680,9 @@ def _field(name: str, lang: str) -> str:
     return t(f"admin.fields.{name}", lang) if has(f"admin.fields.{name}") else t("admin.fields.other", lang)
 
 
-def _changes(before: dict[str, Any], after: dict[str, Any], lang: str) -> list[tuple[str, str, str]]:
-    keys = list(dict.fromkeys([*before, *after]))
-    return [(_field(k, lang), _value(k, before.get(k), lang), _value(k, after.get(k), lang)) for k in keys]
+def _changes(before: dict[str, Any], after: dict[str, Any], lang: str, tz: ZoneInfo) -> list[tuple[str, str, str]]:
+    keys = [k for k in dict.fromkeys([*before, *after]) if k != "code"]  # a code's subject is its label
+    return [(_field(k, lang), _value(k, before.get(k), lang, tz), _value(k, after.get(k), lang, tz)) for k in keys]
 
 
 def _parse_detail(detail: str) -> dict[str, Any]:
@@ -707,14 +716,14 @@ def audit_entries(deps: Deps, principal: AdminPrincipal, f: AuditFilter, lang: s
 
     def work(s: Session) -> list[AuditRow]:
         out = []
-        for e, name, username in s.execute(_audit_query(f, tz).limit(limit).offset(offset)).tuples():
+        for e, name, username in s.execute(_audit_query(f, tz).limit(limit).offset(offset)):
             d = _parse_detail(e.detail)
             before, after = d.get("before"), d.get("after")
             if not isinstance(before, dict) or not isinstance(after, dict):
                 before, after = {}, {}
             who = name or username or t("admin.audit.system", lang)
             out.append(AuditRow(e.id, e.at.astimezone(tz), who, e.action, action_label(e.action, lang),
-                                str(d.get("subject", "")), str(d.get("reason", "")), _changes(before, after, lang),
+                                str(d.get("subject", "")), str(d.get("reason", "")), _changes(before, after, lang, tz),
                                 e.client_id))
         return out
 
