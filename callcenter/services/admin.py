@@ -333,9 +333,10 @@ def remove_dnc(deps: Deps, principal: AdminPrincipal, entry_id: int, reason: str
         entry = s.get(DncEntry, entry_id)
         if entry is None:
             raise AdminRefused("no_dnc", 404)
-        before = {"phone": mask_phone(entry.phone), "campaign_id": entry.campaign_id, "reason": entry.reason}
+        shown = mask_phone(entry.phone)
+        before = {"phone": shown, "campaign_id": entry.campaign_id, "reason": entry.reason}
         s.delete(entry)
-        audit(s, principal, "dnc_remove", now, subject=before["phone"], before=before, after={}, reason=reason)
+        audit(s, principal, "dnc_remove", now, subject=shown, before=before, after={}, reason=reason)
 
     run_in_transaction(deps.sessions, work)
 
