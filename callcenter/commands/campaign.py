@@ -77,7 +77,7 @@ def list_cmd(lang: Lang = LANG) -> None:
     try:
         with transaction(core.sessions) as s:
             counts = dict(s.execute(select(Lead.campaign_id, func.count()).group_by(Lead.campaign_id)).all())
-            rows = [(c.id, c.name, t(f"web.kind.{c.kind}", lang), t(f"campaigns.state.{c.state}", lang),
+            rows = [(c.id, c.name, t(f"web.kind.{c.kind}", lang), t(f"web.cstate.{c.state}", lang),
                      t(f"web.mode.{c.dial_mode}", lang), counts.get(c.id, 0), local_time(c.created_at, core.settings.tz))
                     for c in s.scalars(select(Campaign).order_by(Campaign.id))]
     finally:

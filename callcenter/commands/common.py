@@ -46,12 +46,14 @@ def refused(exc: Exception, lang: str) -> typer.Exit:
 @contextmanager
 def progress_bar(key: str, lang: str, total: int = 0) -> Iterator[Progress]:
     """A progress bar on stderr (stdout stays for the result) while a long job runs; yields the job's
-    ``progress(done, total)``. Off when ``CALLCENTER_PROGRESS=0`` or stderr is not a terminal (logs, pipes)."""
+    ``progress(done, total)``. Off when ``CALLCENTER_PROGRESS=0`` or stderr is not a terminal (logs, pipes);
+    ``CALLCENTER_PROGRESS=1`` draws it anyway."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
-    off = os.environ.get("CALLCENTER_PROGRESS") == "0" or not console.is_terminal
+    wanted = os.environ.get("CALLCENTER_PROGRESS", "")
+    console = Console(stderr=True, force_terminal=True if wanted == "1" else None)
+    off = wanted == "0" or not console.is_terminal
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
              console=console, transient=True, disable=off) as bar:
         task = bar.add_task(t(f"common.cli.progress.{key}", lang), total=total or None)
