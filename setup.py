@@ -26,7 +26,8 @@ setup(
               *sorted(data_dirs)],
     package_dir=data_dirs,
     package_data={
-        "": ["*.yaml", "*.yml", "*.html", "*.css", "*.js", "*.ini", "*.mako", "*.toml", "*.txt", "*.csv"],
+        "": ["*.yaml", "*.yml", "*.html", "*.css", "*.js", "*.ini", "*.mako", "*.toml", "*.txt", "*.csv", "*.png",
+               "LICENSE.*", "NOTICE.*"],
         **{name: DATA_PATTERNS for name in data_dirs},
     },
 )

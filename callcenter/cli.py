@@ -4,6 +4,7 @@ registered below by a plain import (add a group: a module with ``app``, and one 
 from __future__ import annotations
 
 import typer
+from typer.core import TyperOption
 
 from callcenter.commands import (
     admin,
@@ -26,6 +27,16 @@ from callcenter.commands import (
     run_command,
     serve,
 )
+
+_type_of = TyperOption.display_type_rich
+
+
+def _no_bool_metavar(self: TyperOption, ctx: object) -> str | None:
+    """A flag (``--json``, ``--help``) takes no value: its help shows no ``<bool>`` placeholder."""
+    return None if self.is_flag else _type_of(self, ctx)  # type: ignore[arg-type]
+
+
+TyperOption.display_type_rich = _no_bool_metavar  # type: ignore[method-assign]
 
 app = typer.Typer(
     help="证券呼叫中心 · brokerage call-centre engine",

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import typer
 
-from callcenter.commands.common import make_core
+from callcenter.commands.common import LANG, Lang, make_core, progress_bar
 from callcenter.store.db import transaction
 from callcenter.store.ledger import check_ledger
 
@@ -17,6 +17,7 @@ def reconcile_cmd(
                                   "repeat for several (default: today)"),
     grace_seconds: int = typer.Option(-1, help="leave pending transfers younger than this alone "
                                       "(default: the reconcile_grace_seconds setting)"),
+    lang: Lang = LANG,
 ) -> None:
     """Compare our journal with the depository bank's statement; settle transfers that died half-way."""
     try:
@@ -26,7 +27,8 @@ def reconcile_cmd(
     grace = timedelta(seconds=grace_seconds) if grace_seconds >= 0 else None
     core = make_core()
     try:
-        reports = [core.transfers.reconcile(day=d, grace=grace) for d in days]
+        with progress_bar("reconcile", lang) as progress:
+            reports = [core.transfers.reconcile(day=d, grace=grace, progress=progress) for d in days]
     finally:
         core.close()
     for report in reports:

@@ -9,7 +9,7 @@ app = typer.Typer(help="数据库 · database migrations (Alembic)", no_args_is_
 
 
 @app.command("upgrade")
-def upgrade_cmd(revision: str = typer.Argument("head")) -> None:
+def upgrade_cmd(revision: str = typer.Argument("head", help="Alembic revision (default: head)")) -> None:
     """Migrate the configured database to REVISION (default: head)."""
     core = make_core()
     upgrade(core.database, revision)
@@ -18,5 +18,6 @@ def upgrade_cmd(revision: str = typer.Argument("head")) -> None:
 
 @app.command("current")
 def current_cmd() -> None:
+    """The revision the configured database is at (empty: not migrated yet)."""
     core = make_core()
     typer.echo(current(core.database) or "empty")

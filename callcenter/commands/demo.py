@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import typer
 
-from callcenter.commands.common import make_core
+from callcenter.commands.common import LANG, Lang, make_core, progress_bar
 from callcenter.demo.seed import (DEFAULT_RNG_SEED, DEMO_CALLER, DEMO_FUND_ACCOUNT, DEMO_LOGINS, DEMO_PIN,
                                   open_demo_bank_accounts, seed, staff_password)
 from callcenter.ports.bank import BankUnavailable
@@ -22,10 +22,12 @@ def print_demo_logins() -> None:
 
 
 @app.command("seed")
-def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000), rng_seed: int = DEFAULT_RNG_SEED) -> None:
+def seed_cmd(clients: int = typer.Option(2000, min=1, max=200_000, help="demo clients to make · 演示客户数"),
+             rng_seed: int = DEFAULT_RNG_SEED, lang: Lang = LANG) -> None:
     """Build the demo brokerage into an empty database (does nothing when clients exist)."""
     core = make_core()
-    summary = seed(core.sessions, clients=clients, rng_seed=rng_seed)
+    with progress_bar("seed", lang, clients) as progress:
+        summary = seed(core.sessions, clients=clients, rng_seed=rng_seed, progress=progress)
     if summary is None:
         typer.echo("database already has clients; demo data not written")
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from callcenter.commands.common import LANG, make_core as _core, refused as _refused
+from callcenter.commands.common import LANG, DialMode, Lang, make_core as _core, progress_bar, refused as _refused
 from callcenter.i18n import t
 
 app = typer.Typer(help="外呼引擎 · outbound dialler", no_args_is_help=True, add_completion=False)
@@ -18,7 +18,7 @@ app = typer.Typer(help="外呼引擎 · outbound dialler", no_args_is_help=True,
 
 
 @app.command("run")
-def run_cmd(lang: str = LANG) -> None:
+def run_cmd(lang: Lang = LANG) -> None:
     """Run the dialler alone (real time, the configured telephony backend) until Ctrl-C."""
     from callcenter.parts.dialer import dialer_runner
 
@@ -39,9 +39,12 @@ def run_cmd(lang: str = LANG) -> None:
 
 @app.command("simulate")
 def simulate_cmd(
-    agents: int = typer.Option(10), leads: int = typer.Option(2000), mode: str = typer.Option("predictive"),
-    seed: int = typer.Option(1), database_url: str = typer.Option("sqlite:///var/dialer-sim.db"),
-    as_json: bool = typer.Option(False, "--json"), lang: str = LANG,
+    agents: int = typer.Option(10, min=1, max=500, help="simulated agents · 模拟坐席数"),
+    leads: int = typer.Option(2000, min=1, max=200_000, help="leads in the campaign · 名单数"),
+    mode: DialMode = typer.Option("predictive", help="how calls are dialled · 拨号方式"),
+    seed: int = typer.Option(1, help="random seed of the simulated callers"),
+    database_url: str = typer.Option("sqlite:///var/dialer-sim.db", help="the simulation's own database"),
+    as_json: bool = typer.Option(False, "--json", help="the report as one JSON object"), lang: Lang = LANG,
 ) -> None:
     """A whole campaign at accelerated time on the simulated PBX (a fresh database of its own)."""
     from callcenter.bootstrap import bootstrap
@@ -56,7 +59,9 @@ def simulate_cmd(
     Base.metadata.create_all(engine, checkfirst=True)
     core = bootstrap(load_settings(database_url=database_url), database=engine)
     try:
-        report = asyncio.run(run_simulated_campaign(core, agents=agents, leads=leads, mode=mode, seed=seed))
+        with progress_bar("simulate", lang, leads) as progress:
+            report = asyncio.run(run_simulated_campaign(core, agents=agents, leads=leads, mode=mode, seed=seed,
+                                                        progress=progress))
     finally:
         core.close()
     if as_json:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from callcenter.commands.common import Lang
 from callcenter.services.ivr.backend import IvrBackend, demo_backend
 from callcenter.services.ivr.flow import check_flow, flow_path, load_flow, FlowError
 from callcenter.settings import Settings, load_settings
@@ -54,7 +55,7 @@ def call(
     flow: str = typer.Argument("hotline", help="flow name (ivr_flows/<name>.yaml) or file"),
     caller: str = typer.Option("", "--caller", help="caller number (shown to agents, never proof of identity)"),
     keys: str = typer.Option("", "--keys", help="keys the caller presses; w = wait (time-out)"),
-    lang: str = typer.Option("zh-CN", "--lang"),
+    lang: Lang = typer.Option("zh-CN", "--lang", help="the caller's language · 来电语言"),
 ) -> None:
     """Run a flow on the text test phone and print what the caller hears, line by line."""
     from callcenter.adapters.ivr.textphone import TextPhone

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from callcenter.commands.common import make_core
+from callcenter.commands.common import Side, make_core
 from callcenter.domain.access import Actor
 from callcenter.domain.orders import OrderError
 
@@ -32,8 +32,10 @@ def _at(text: Optional[str]) -> datetime | None:
 
 
 @app.command("place")
-def place(account: str = typer.Option(..., "--account"), side: str = typer.Option(..., "--side"),
-          code: str = typer.Option(..., "--code"), quantity: int = typer.Option(..., "--quantity"),
+def place(account: str = typer.Option(..., "--account", help="fund account number · 资金账号"),
+          side: Side = typer.Option(..., "--side", help="buy or sell · 买卖方向"),
+          code: str = typer.Option(..., "--code", help="security code · 证券代码"),
+          quantity: int = typer.Option(..., "--quantity", help="shares · 股数"),
           price: Optional[str] = typer.Option(None, "--price", help="limit price; omit for a market order"),
           key: Optional[str] = typer.Option(None, "--key", help="idempotency key (default: a fresh one)"),
           at: Optional[str] = AT, as_json: bool = JSON) -> None:
@@ -58,7 +60,8 @@ def place(account: str = typer.Option(..., "--account"), side: str = typer.Optio
 
 
 @app.command("cancel")
-def cancel(account: str = typer.Option(..., "--account"), order_id: int = typer.Option(..., "--order"),
+def cancel(account: str = typer.Option(..., "--account", help="fund account number · 资金账号"),
+           order_id: int = typer.Option(..., "--order", help="order id · 委托编号"),
            at: Optional[str] = AT, as_json: bool = JSON) -> None:
     """Cancel an open order; exit 1 when refused."""
     when = _at(at)
@@ -75,7 +78,8 @@ def cancel(account: str = typer.Option(..., "--account"), order_id: int = typer.
 
 
 @app.command("list")
-def list_orders(account: str = typer.Option(..., "--account"), trades: bool = typer.Option(False, "--trades"),
+def list_orders(account: str = typer.Option(..., "--account", help="fund account number · 资金账号"),
+                trades: bool = typer.Option(False, "--trades", help="also list the trades · 同时列出成交"),
                 at: Optional[str] = AT, as_json: bool = JSON) -> None:
     """Today's orders (or with --trades today's fills) of a fund account."""
     when = _at(at)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from callcenter.commands.common import make_core as _core
+from callcenter.commands.common import LANG, Lang, make_core as _core
 
 app = typer.Typer(help="提醒与祝福 · reminders and greetings", no_args_is_help=True)
 reminders = app
@@ -18,7 +18,7 @@ def _day(value: str | None) -> date:
 
 @reminders.command("plan")
 def plan(day: str = typer.Option(None, "--date", help="YYYY-MM-DD (default today)"),
-         lang: str = typer.Option("zh-CN", "--lang")) -> None:
+         lang: Lang = LANG) -> None:
     """列出当天将发送的提醒与祝福（不发送）· dry run: what would go out that day, to whom, how and why."""
     from rich.console import Console
     from rich.table import Table

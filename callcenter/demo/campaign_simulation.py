@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.ports.progress import Progress, no_progress
 from callcenter.ports.calendar import Calendar
 from callcenter.services.bus import EventBus
 from callcenter.services.deps import Deps
@@ -91,6 +92,7 @@ async def run_simulated_campaign(
     sync_s: float = 30.0,
     until: str = "settled",
     progressive_floor: bool = True,
+    progress: Progress = no_progress,
 ) -> SimReport:
     """``until``: ``settled`` -- every lead final; ``first_pass`` -- no lead new or in flight (retries may remain)."""
     model = model or CustomerModel()
@@ -142,6 +144,7 @@ async def run_simulated_campaign(
                 open_statuses = ("new", "in_progress") if until == "first_pass" else ("new", "retry", "in_progress")
                 open_leads = s.execute(select(func.count(Lead.id)).where(
                     Lead.campaign_id == cid, Lead.status.in_(open_statuses))).scalar_one()
+            progress(leads - open_leads, leads)
             if open_leads == 0 and not engine.calls:
                 break
     # let the last calls' wrap-ups finish (the auto wrap-up completes their disposition) before stopping

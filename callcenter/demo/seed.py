@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from argon2 import PasswordHasher
 
+from callcenter.ports.progress import Progress, no_progress
 from callcenter.demo import data
 from callcenter.demo.seed_history import seed_kpi_history
 from callcenter.store.db import run_in_transaction
@@ -178,15 +179,15 @@ def _masked_id(rng: random.Random, birthday: date) -> str:
 
 
 def seed(sessions: sessionmaker[Session], *, clients: int = 2000, rng_seed: int = DEFAULT_RNG_SEED,
-         today: date | None = None) -> SeedSummary | None:
+         today: date | None = None, progress: Progress = no_progress) -> SeedSummary | None:
     """Fill an empty database. Returns None (and changes nothing) when clients already exist."""
     today = today or date.today()
     with ThreadPoolExecutor(max_workers=2) as pool:  # argon2 runs outside the GIL, beside the inserts
-        return _seed(sessions, pool, clients, rng_seed, today)
+        return _seed(sessions, pool, clients, rng_seed, today, progress)
 
 
 def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: int, rng_seed: int,
-          today: date) -> SeedSummary | None:
+          today: date, progress: Progress) -> SeedSummary | None:
     rng = random.Random(rng_seed)
 
     def work(s: Session) -> SeedSummary | None:
@@ -211,6 +212,8 @@ def _seed(sessions: sessionmaker[Session], pool: ThreadPoolExecutor, clients: in
         s.flush()
         fund_seq = 0
         for i in range(clients):
+            if i % 50 == 0:
+                progress(i, clients)
             name, gender = _name(rng)
             if i == 0:
                 name, gender = "张伟", "M"

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.ports.progress import Progress, no_progress
 from callcenter.domain.access import Actor, may_move_money
 from callcenter.domain.custody import (
     AccountView,
@@ -181,7 +182,8 @@ class TransferService:
             return outcome
         return self._resume(transfer_id)
 
-    def reconcile(self, *, day: date | None = None, grace: timedelta | None = None) -> ReconcileReport:
+    def reconcile(self, *, day: date | None = None, grace: timedelta | None = None,
+                  progress: Progress = no_progress) -> ReconcileReport:
         """Compare our journal with the bank's statement of ``day`` (default: today); settle every pending
         transfer the rules allow. Pending transfers younger than ``grace`` (default: the service's) are in
         flight: a live request is still working on them, so they are neither settled nor counted as
@@ -193,7 +195,8 @@ class TransferService:
         pending = run_in_transaction(self._sessions, lambda s: s.execute(
             select(Transfer.id, Transfer.reference, Transfer.created_at).where(Transfer.status == "pending")
             .order_by(Transfer.id)).all())
-        for transfer_id, ref, created_at in pending:
+        for n, (transfer_id, ref, created_at) in enumerate(pending, start=1):
+            progress(n, len(pending) + 1)  # the statement is the last step
             if created_at > cutoff:
                 report.in_flight.append(ref)
                 continue
@@ -234,6 +237,7 @@ class TransferService:
                 continue
             report.unresolved.append(f"{ref}: done in our journal but not applied at the bank")
         report.in_flight = sorted(set(report.in_flight))
+        progress(len(pending) + 1, len(pending) + 1)
         return report
 
     # ------------------------------------------------------------------ steps

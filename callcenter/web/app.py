@@ -76,7 +76,7 @@ class SecurityHeaders:
 
     * ``Content-Security-Policy``: scripts and styles from our own origin only (the templates carry no inline
       script or handler; their sentences travel as a JSON data block), ``frame-ancestors 'none'``. A response
-      that sets its own policy keeps it (the API docs page, whose policy names its nonce and the CDN).
+      that sets its own policy keeps it (the API docs page, whose policy names its nonce; its assets are shipped in static/apidocs).
     * ``Cache-Control: no-store`` on everything but ``/static``: pages and API answers carry client data.
     * ``Strict-Transport-Security`` only when the request came over https: the server's own TLS, or (with
       ``trust_forwarded_proto``) the ``X-Forwarded-Proto`` of the proxy in front. Over plain http it would be
@@ -135,15 +135,14 @@ def _install_api_docs(app: FastAPI, mode: str) -> None:
 
     api_gate = Depends(current_principal if mode == "staff" else no_login)
     page_gate = Depends(page_principal if mode == "staff" else no_login)
-    cdn = "https://cdn.jsdelivr.net"
+    assets = "/static/apidocs"  # Swagger UI and ReDoc shipped in the package (static/apidocs/VENDORED.md): offline
 
     def with_nonce(html: HTMLResponse) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         body = bytes(html.body).decode().replace("<script>", f'<script nonce="{nonce}">')
-        policy = (f"default-src 'self'; script-src 'self' {cdn} 'nonce-{nonce}'; style-src 'self' {cdn} "
-                  f"'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-                  f"font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; object-src 'none'; "
-                  f"base-uri 'none'; frame-ancestors 'none'")
+        policy = (f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+                  f"img-src 'self' data:; connect-src 'self'; font-src 'self'; worker-src 'self' blob:; "
+                  f"object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
         return HTMLResponse(body, headers={"Content-Security-Policy": policy})
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[api_gate])
@@ -152,11 +151,16 @@ def _install_api_docs(app: FastAPI, mode: str) -> None:
 
     @app.get("/docs", include_in_schema=False, dependencies=[page_gate])
     async def swagger() -> HTMLResponse:
-        return with_nonce(get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} · API"))
+        return with_nonce(get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} · API",
+                                              swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                                              swagger_css_url=f"{assets}/swagger-ui.css",
+                                              swagger_favicon_url=f"{assets}/favicon-32x32.png"))
 
     @app.get("/redoc", include_in_schema=False, dependencies=[page_gate])
     async def redoc() -> HTMLResponse:
-        return with_nonce(get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} · API"))
+        return with_nonce(get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} · API",
+                                         redoc_js_url=f"{assets}/redoc.standalone.js",
+                                         redoc_favicon_url=f"{assets}/favicon-32x32.png", with_google_fonts=False))
 
 
 def _twilio_voice_router(core: App) -> APIRouter:

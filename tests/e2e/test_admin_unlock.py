@@ -115,14 +115,17 @@ def test_the_cli_unlocks_logins_and_ivr_accounts(core: App, db_url: str, people:
         return subprocess.run([sys.executable, "-m", "callcenter.cli", "admin", *args], env=env, cwd=PROJECT_ROOT,
                               capture_output=True, text=True, timeout=120)
 
-    refused = cli("unlock-login", "ag1", "--reason", "test", "--by", "sup1")
-    assert refused.returncode == 2 and "not an active administrator" in refused.stderr
+    refused = cli("unlock-login", "ag1", "--reason", "test", "--by", "sup1", "--lang", "en")
+    assert refused.returncode == 2 and '"sup1" is not an active administrator' in refused.stderr
     done = cli("unlock-login", "ag1", "--ip", "10.0.0.9", "--reason", "agent called the desk", "--by", "adm")
     assert done.returncode == 0, done.stderr
-    assert "unlocked login_user ag1: 5 failures" in done.stdout and "unlocked login_ip 10.0.0.9" in done.stdout
-    done = cli("unlock-ivr", main, "--caller", "+8613912345678", "--reason", "client verified", "--by", "adm")
+    assert "已解除员工登录（用户名）的限制：ag1（失败 5 次" in done.stdout
+    assert "已解除员工登录（IP 地址）的限制：10.0.0.9" in done.stdout
+    done = cli("unlock-ivr", main, "--caller", "+8613912345678", "--reason", "client verified", "--by", "adm",
+               "--lang", "en")
     assert done.returncode == 0, done.stderr
-    assert f"unlocked ivr_account {main[:4]}****{main[-4:]}: 5 failures" in done.stdout and main not in done.stdout
+    assert f"Lifted the IVR (fund account) lockout of {main[:4]}****{main[-4:]} (5 failures" in done.stdout
+    assert main not in done.stdout
     with transaction(core.sessions) as s:
         actions = sorted(s.execute(select(AuditLog.action).where(AuditLog.staff_id == people["adm"])).scalars())
     assert actions == ["unlock_ivr_account", "unlock_ivr_caller", "unlock_login_ip", "unlock_login_user"]

@@ -53,8 +53,9 @@ def test_prompts_build_cli_takes_the_firm_from_the_settings(tmp_path, monkeypatc
 
     seen = {}
 
-    def fake_build(out, langs, only=None, company=None):
+    def fake_build(out, langs, only=None, company=None, progress=None):
         seen.update(out=out, langs=langs, company=company)
+        progress(1, 1)  # the command hands the build its progress bar
         return prompts.BuildReport([], 0)
 
     monkeypatch.setattr(prompts, "build", fake_build)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter import i18n
+from callcenter.ports.progress import Progress, no_progress
 from callcenter.domain.ivr import speech
 from callcenter.domain.ivr.model import PROMPT_AREA
 
@@ -106,12 +107,16 @@ class BuildReport:
 
 
 def build(out_dir: Path = DEFAULT_DIR, langs: tuple[str, ...] = LANGS, only: set[str] | None = None,
-          company: Company | None = None) -> BuildReport:
+          company: Company | None = None, progress: Progress = no_progress) -> BuildReport:
+    """``progress(done, total)`` after each prompt (built or unchanged)."""
     check_tools()
     if not langs:
         raise ValueError("no language to build prompts for")
     built: list[Path] = []
     unchanged = 0
+    texts = {lang: sorted((stem, text) for stem, text in prompt_texts(lang, company).items()
+                          if only is None or stem in only) for lang in langs}
+    total, done = sum(len(v) for v in texts.values()), 0
     for lang in langs:
         folder = out_dir / lang
         folder.mkdir(parents=True, exist_ok=True)
@@ -119,9 +124,9 @@ def build(out_dir: Path = DEFAULT_DIR, langs: tuple[str, ...] = LANGS, only: set
         manifest: dict[str, str] = {}
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        for stem, text in sorted(prompt_texts(lang, company).items()):
-            if only is not None and stem not in only:
-                continue
+        for stem, text in texts[lang]:
+            done += 1
+            progress(done, total)
             digest = hashlib.sha256(f"{ESPEAK_VOICES.get(lang)}|{text}".encode()).hexdigest()
             target = folder / f"{stem}.wav"
             if manifest.get(stem) == digest and target.exists():

@@ -21,10 +21,12 @@ from callcenter.store.models.ledger import LedgerAccount, Posting, Transfer, Jou
 from callcenter.store.models.orders import (Appointment, AppointmentSlot, Order, OrderConfirmation, PriceAlert,
                                             SimFill, SimOrder, Trade)
 from callcenter.store.models import recordings as _recordings  # noqa: F401  (call recordings, quality inspection)
+from callcenter.store.models.admin import DeskCode
 
 __all__ = [
     "AuditLog",
     "CallCommand",
+    "DeskCode",
     "Base",
     "BankAccount",
     "Client",

@@ -10,14 +10,14 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from callcenter.web import live
-from callcenter.web.pages import agent, auth, controls, recordings, supervisor
+from callcenter.web.pages import admin, agent, auth, controls, recordings, supervisor
 from callcenter.web.pages.common import STATIC_DIR, LoginRequired, make_templates
 
 
 def install(app: FastAPI) -> None:
     app.state.page_templates = make_templates()
     for router in (auth.router, agent.pages, agent.api, supervisor.router, live.router, recordings.router,
-                   controls.api):
+                   controls.api, admin.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
 
