@@ -4,7 +4,8 @@ A scratch database (a temporary SQLite file by default; ``--database-url`` a Pos
 its ``public`` schema is dropped and rebuilt) is filled with SQL (``INSERT ... SELECT`` over a recursive CTE on
 SQLite, ``generate_series`` on PostgreSQL) to each size in turn (10 k, then 1 M attempts by default): as many
 attempts and leads as the size, a tenth as many clients (each with a fund account, a bank account and their
-books), closed agent and IVR sessions, a DNC list, and the ``abandon_days`` rollup built from the attempts.
+books), closed agent and IVR sessions, a DNC list, and the ``abandon_days`` and ``attempt_days`` rollups built
+from the attempts.
 The history has a constant rate (one attempt every 31 s, about a million a year, the newest now), so a bigger
 size is a longer history, not a busier day: the work of "now" is the same at every size.
 
@@ -223,6 +224,14 @@ class World:
                 f"sum(CASE WHEN NOT abandoned AND outcome <> 'abandoned' AND (connected_at IS NOT NULL OR talk_s "
                 f"IS NOT NULL) THEN 1 ELSE 0 END) FROM attempts WHERE ended_at IS NOT NULL "
                 f"AND outcome IN ('human', 'abandoned') GROUP BY 1, 2"))
+            # the reports' rollup, as dialer.rollups keeps it (rebuilt whole: build time only)
+            s.execute(text("DELETE FROM attempt_days"))
+            talk = "trunc(talk_s)" if sql.pg else "CAST(talk_s AS INTEGER)"
+            s.execute(text(
+                f"INSERT INTO attempt_days (day, campaign_id, agent_id, disposition, attempts, contacts, talk_s) "
+                f"SELECT {sql.local_day('dialled_at')}, campaign_id, coalesce(agent_id, 0), coalesce(disposition, ''), "
+                f"count(*), sum(CASE WHEN connected_at IS NOT NULL THEN 1 ELSE 0 END), coalesce(sum({talk}), 0) "
+                f"FROM attempts WHERE ended_at IS NOT NULL GROUP BY 1, 2, 3, 4"))
             if sql.pg:
                 for table in ("clients", "bank_accounts", "fund_accounts", "ledger_accounts", "leads", "attempts",
                               "agent_sessions", "ivr_sessions", "dnc_entries"):
