@@ -101,15 +101,16 @@ def scale(sizes: str = typer.Option("10000,1000000", help="comma separated attem
           repeat: int = typer.Option(15, min=3, help="rounds per size (the median is shown)"),
           database_url: Optional[str] = typer.Option(
               None, help="default: a fresh temporary SQLite file; a PostgreSQL database given here is WIPED"),
+          import_rows: int = typer.Option(100_000, min=100, help="rows of the lead file imported at each size"),
           as_json: bool = JSON) -> None:
-    """The engine's hot paths as the history grows: wall board, 30-day report, lead claim, transfer."""
+    """The engine's hot paths as the history grows: wall board, 30-day report, lead claim, transfer, lead import."""
     from callcenter.bench.scale import parse_sizes, run
 
     try:
         parsed = parse_sizes(sizes)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sizes") from None
-    run(sizes=parsed, database_url=database_url, repeat=repeat, as_json=as_json)
+    run(sizes=parsed, database_url=database_url, repeat=repeat, as_json=as_json, import_rows=import_rows)
 
 
 @app.command("all")
