@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.deps import Deps
 from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.budget import DEFAULT_TZ
 from callcenter.services.dialer.leads import InvalidPhone, normalise_phone
 from callcenter.domain.campaigns import RuleError
 from callcenter.domain.masking import mask_phone
@@ -512,8 +513,7 @@ def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now
     try:
         if attempt is not None:
             dialer.record_disposition_in(s, staff_id, attempt.id, disposition, now, notes=contact.note,
-                                         script_run=script_run, then="wrap_up",
-                                         **({"tz": tz} if tz is not None else {}))
+                                         script_run=script_run, then="wrap_up", tz=tz or DEFAULT_TZ)
         result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None, "live": live,
                                   "attempt_id": contact.attempt_id}
         wants_dnc = dnc or disposition == "do_not_call"

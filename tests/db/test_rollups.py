@@ -6,6 +6,7 @@ attempts themselves (``kpis.report(rollup=False)``, GROUP BY over the range) for
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 import random
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -31,13 +32,14 @@ NOW = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
 FIRST, LAST = date(2026, 10, 27), date(2026, 11, 25)  # 30 local days
 
 
-def _migration_backfill():  # type: ignore[no-untyped-def]
+def _migration_backfill() -> Callable[..., None]:
     path = Path(callcenter.store.__file__).parent / "migrations" / "versions" / "0014_scale_rollups.py"
     spec = importlib.util.spec_from_file_location("m0014", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.backfill
+    backfill: Callable[..., None] = module.backfill
+    return backfill
 
 
 def _rollup_rows(core: App) -> set[tuple[object, ...]]:

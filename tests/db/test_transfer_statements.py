@@ -36,13 +36,14 @@ def recorded(core: App) -> Iterator[Log]:
     engine = core.sessions.kw["bind"]
     log = Log()
 
-    def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def on_execute(conn: object, cursor: object, statement: str, parameters: object, context: object,
+                   executemany: bool) -> None:
         text = " ".join(statement.split())
         if text.upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
             return
         log.transactions[-1].append(text)
 
-    def on_commit(conn):  # type: ignore[no-untyped-def]
+    def on_commit(conn: object) -> None:
         log.transactions.append([])
 
     event.listen(engine, "before_cursor_execute", on_execute)
