@@ -4,16 +4,18 @@ A scratch database (a temporary SQLite file by default; ``--database-url`` a Pos
 its ``public`` schema is dropped and rebuilt) is filled with SQL (``INSERT ... SELECT`` over a recursive CTE on
 SQLite, ``generate_series`` on PostgreSQL) to each size in turn (10 k, then 1 M attempts by default): as many
 attempts and leads as the size, a tenth as many clients (each with a fund account, a bank account and their
-books), closed agent and IVR sessions, a DNC list, and the ``abandon_days`` rollup built from the attempts.
+books), closed agent and IVR sessions, a DNC list, and the ``abandon_days`` and ``attempt_days`` rollups built
+from the attempts.
 The history has a constant rate (one attempt every 31 s, about a million a year, the newest now), so a bigger
 size is a longer history, not a busier day: the work of "now" is the same at every size.
 
 At each size it times (median of several runs, each checked): the wall-board snapshot (``kpis.wallboard``), a
 30-day report by campaign (``kpis.report``), a claim of 20 leads (``hopper.claim_leads``, rolled back) and a
 transfer through ``TransferService`` (bank to fund and back, each must end ``done``), in rounds of one of each
-(the report every third round) so that a change in the machine's load hits all alike; then prints each figure's
-growth from the first size to the last against its target (wall board, claim, transfer within 1.5x; report
-within 3x)."""
+(the report every third round) so that a change in the machine's load hits all alike; then an import of a
+100 k-row lead file (``leads.import_lead_file``, every row created, then deleted again): its time, and its peak
+of Python memory (``tracemalloc``, a second import); then prints each figure's growth from the first size to the
+last against its target (wall board, claim, transfer within 1.5x; report within 3x; import memory within 1.5x)."""
 
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ STEP_S = 31  # one attempt every 31 s: about a million a year
 CAMPAIGNS = 10
 AGENTS = 20
 TRANSFER_CLIENTS = 20
-TARGETS = {"wallboard": 1.5, "report_30d": 3.0, "claim_20": 1.5, "transfer": 1.5}
+IMPORT_ROWS = 100_000
+TARGETS = {"wallboard": 1.5, "report_30d": 3.0, "claim_20": 1.5, "transfer": 1.5, "import_mb": 1.5}
 DEFAULT_SIZES = (10_000, 1_000_000)
 
 
@@ -223,6 +226,14 @@ class World:
                 f"sum(CASE WHEN NOT abandoned AND outcome <> 'abandoned' AND (connected_at IS NOT NULL OR talk_s "
                 f"IS NOT NULL) THEN 1 ELSE 0 END) FROM attempts WHERE ended_at IS NOT NULL "
                 f"AND outcome IN ('human', 'abandoned') GROUP BY 1, 2"))
+            # the reports' rollup, as dialer.rollups keeps it (rebuilt whole: build time only)
+            s.execute(text("DELETE FROM attempt_days"))
+            talk = "trunc(talk_s)" if sql.pg else "CAST(talk_s AS INTEGER)"
+            s.execute(text(
+                f"INSERT INTO attempt_days (day, campaign_id, agent_id, disposition, attempts, contacts, talk_s) "
+                f"SELECT {sql.local_day('dialled_at')}, campaign_id, coalesce(agent_id, 0), coalesce(disposition, ''), "
+                f"count(*), sum(CASE WHEN connected_at IS NOT NULL THEN 1 ELSE 0 END), coalesce(sum({talk}), 0) "
+                f"FROM attempts WHERE ended_at IS NOT NULL GROUP BY 1, 2, 3, 4"))
             if sql.pg:
                 for table in ("clients", "bank_accounts", "fund_accounts", "ledger_accounts", "leads", "attempts",
                               "agent_sessions", "ivr_sessions", "dnc_entries"):
@@ -300,8 +311,49 @@ def measure(world: World, transfer_accounts: list[list[str]], size: int, repeat:
     return ms
 
 
+def write_lead_file(path: Path, rows: int) -> Path:
+    """A CSV lead file of ``rows`` valid mobiles (a name, a priority, a met_at extra): what a supervisor uploads."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("手机,姓名,优先级,认识地点\n")
+        for i in range(rows):
+            fh.write(f"+86137{10000000 + i},客户{i},{i % 3},展会\n")
+    return path
+
+
+def measure_import(world: World, lead_file: Path, rows: int) -> dict[str, float]:
+    """One import of ``lead_file`` into a fresh campaign (every row must be created), timed; a second one under
+    ``tracemalloc`` for its peak of Python memory; the imported leads deleted again (the history stays the same)."""
+    import tracemalloc
+
+    from callcenter.services.dialer.leads import LeadFile, import_lead_file
+
+    core = world.core
+    out: dict[str, float] = {}
+    for traced in (False, True):
+        cid = create_campaign(core, name=f"导入{next(_import_names)}", kind="cold_leads", script_id="cold_call")
+        if traced:
+            tracemalloc.start()
+        start = time.perf_counter()
+        report = import_lead_file(core.sessions, cid, LeadFile.from_path(lead_file), NOW, today=NOW.date())
+        took = time.perf_counter() - start
+        if traced:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            out["import_mb"] = peak / 2**20
+        else:
+            out["import_s"] = took
+        _check(report.imported and report.created == rows, report.summary("en"))
+        with transaction(core.sessions) as s:
+            s.execute(text(f"DELETE FROM leads WHERE campaign_id = {cid}"))
+            s.execute(text(f"DELETE FROM campaigns WHERE id = {cid}"))
+    return out
+
+
+_import_names = iter(range(10**9))
+
+
 def run(sizes: tuple[int, ...] = DEFAULT_SIZES, database_url: str | None = None, repeat: int = 15,
-        as_json: bool = False) -> dict[str, Any]:
+        as_json: bool = False, import_rows: int = IMPORT_ROWS) -> dict[str, Any]:
     tmp = None
     if database_url is None:
         tmp = tempfile.TemporaryDirectory(prefix="cc-scale-")
@@ -319,11 +371,14 @@ def run(sizes: tuple[int, ...] = DEFAULT_SIZES, database_url: str | None = None,
     try:
         world = World(core, engine)
         world.setup()
+        lead_file = write_lead_file(Path(bank_dir.name) / "leads.csv", import_rows)
         for size in sizes:
             built = world.grow(size)
             rows[size] = measure(world, world.transfer_accounts, size, repeat)
+            rows[size].update(measure_import(world, lead_file, import_rows))
             print(f"size {size:>9,} attempts (built in {built:.1f} s): "
-                  + "  ".join(f"{k} {v:.2f} ms" for k, v in rows[size].items()), flush=True)
+                  + "  ".join(f"{k} {v:.2f}" + ("" if k.startswith("import") else " ms")
+                              for k, v in rows[size].items()), flush=True)
     finally:
         core.close()
         bank.close()
@@ -338,8 +393,10 @@ def run(sizes: tuple[int, ...] = DEFAULT_SIZES, database_url: str | None = None,
                                "met": {k: growth[k] <= TARGETS[k] for k in TARGETS}}
     print(f"bench scale · {figures['database']} · growth from {first:,} to {last:,} attempts:")
     for k in TARGETS:
-        print(f"  {k:<11} {rows[first][k]:9.2f} ms -> {rows[last][k]:9.2f} ms  x{growth[k]:<6} "
+        unit = "MB" if k == "import_mb" else "ms"
+        print(f"  {k:<11} {rows[first][k]:9.2f} {unit} -> {rows[last][k]:9.2f} {unit}  x{growth[k]:<6} "
               f"(target <= {TARGETS[k]}x: {'met' if figures['met'][k] else 'NOT met'})")
+    print(f"  import of {import_rows:,} rows: {rows[first]['import_s']:.1f} s -> {rows[last]['import_s']:.1f} s")
     if as_json:
         print(json.dumps(figures))
     return figures

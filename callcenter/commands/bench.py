@@ -18,11 +18,13 @@ JSON = typer.Option(False, "--json", help="print the figures as one JSON object 
 def transfers(n: int = typer.Option(2000, "--transfers", min=10), clients: int = typer.Option(20, min=1),
               workers: int = typer.Option(1, min=1, max=200),
               database_url: Optional[str] = typer.Option(None, help="default: a fresh temporary SQLite file"),
+              chunk: int = typer.Option(100, min=10, help="transfers per path before the next path runs"),
               as_json: bool = JSON) -> None:
-    """Transfers/s through the custody service vs the same postings by plain SQL."""
+    """Transfers/s through the custody service vs the same postings through an ORM session and the raw DB-API."""
     from callcenter.bench.transfers import run
 
-    figures = run(transfers=n, clients=clients, workers=workers, database_url=database_url, as_json=as_json)
+    figures = run(transfers=n, clients=clients, workers=workers, database_url=database_url, as_json=as_json,
+                  chunk=chunk)
     raise typer.Exit(0 if figures["invariants_ok"] else 1)
 
 
@@ -103,15 +105,16 @@ def scale(sizes: str = typer.Option("10000,1000000", help="comma separated attem
           repeat: int = typer.Option(15, min=3, help="rounds per size (the median is shown)"),
           database_url: Optional[str] = typer.Option(
               None, help="default: a fresh temporary SQLite file; a PostgreSQL database given here is WIPED"),
+          import_rows: int = typer.Option(100_000, min=100, help="rows of the lead file imported at each size"),
           as_json: bool = JSON) -> None:
-    """The engine's hot paths as the history grows: wall board, 30-day report, lead claim, transfer."""
+    """The engine's hot paths as the history grows: wall board, 30-day report, lead claim, transfer, lead import."""
     from callcenter.bench.scale import parse_sizes, run
 
     try:
         parsed = parse_sizes(sizes)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--sizes") from None
-    run(sizes=parsed, database_url=database_url, repeat=repeat, as_json=as_json)
+    run(sizes=parsed, database_url=database_url, repeat=repeat, as_json=as_json, import_rows=import_rows)
 
 
 @app.command("all")

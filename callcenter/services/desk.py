@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.deps import Deps
 from callcenter.services.dialer import campaigns as dialer
+from callcenter.services.dialer.budget import DEFAULT_TZ
 from callcenter.services.dialer.leads import InvalidPhone, normalise_phone
 from callcenter.domain.campaigns import RuleError
 from callcenter.domain.masking import mask_phone
@@ -536,7 +537,7 @@ class CallbackRequest:
 
 def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now: datetime, *,
                note: str | None = None, callback: CallbackRequest | None = None, dnc: bool = False,
-               dnc_reason: str = "client_request") -> dict[str, Any]:
+               dnc_reason: str = "client_request", tz: ZoneInfo | None = None) -> dict[str, Any]:
     """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a
     callback (agent-only or anyone) and a do-not-call entry for the number, inside the caller's transaction. A
     dialler call's attempt gets the disposition, notes and script run through the dialler's
@@ -570,7 +571,7 @@ def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now
     try:
         if attempt is not None:
             dialer.record_disposition_in(s, staff_id, attempt.id, disposition, now, notes=contact.note,
-                                         script_run=script_run, then="wrap_up")
+                                         script_run=script_run, then="wrap_up", tz=tz or DEFAULT_TZ)
         result: dict[str, Any] = {"contact_id": contact.id, "callback_id": None, "dnc_id": None, "live": live,
                                   "attempt_id": contact.attempt_id}
         wants_dnc = dnc or disposition == "do_not_call"

@@ -249,17 +249,24 @@ class ReportRow(TypedDict):
     dispositions: dict[str, int]
 
 
-def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[ReportRow]:
+def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo, *, rollup: bool | None = None) -> list[ReportRow]:
     """Per campaign, agent or day between ``first`` and ``last`` (local dates, inclusive): attempts, contacts,
     talk time, dispositions, appointments, callbacks kept (placed or done on time).
 
-    The attempts are added up by the database (GROUP BY key and disposition): the rows read are the range's
-    index entries, and Python only sees one row per key and disposition."""
+    The attempts are added up by the database. A range of ``rollups.LONG_RANGE_DAYS`` days or more (or
+    ``rollup=True``) reads the ``attempt_days`` rollup (one row per day, campaign, agent and disposition, kept
+    as attempts end: ``dialer.rollups``) for the closed attempts and adds the open ones (on the partial index of
+    the open attempts), so its cost is the range's days, not its attempts; its days are those of the settings
+    time zone, which ``tz`` must then be. A shorter range (or ``rollup=False``) groups the range's attempts
+    (GROUP BY key and disposition over the range's index entries)."""
+    from callcenter.services.dialer.rollups import LONG_RANGE_DAYS
     from callcenter.store.models import Staff
-    from callcenter.store.models.dialer import Attempt, Callback, Campaign
+    from callcenter.store.models.dialer import Attempt, AttemptDay, Callback, Campaign
 
     if by not in REPORT_DIMENSIONS:
         raise ValueError("by")
+    if rollup is None:
+        rollup = (last - first).days + 1 >= LONG_RANGE_DAYS
     start = datetime.combine(first, time(0), tz)
     end = datetime.combine(last + timedelta(days=1), time(0), tz)
     names: dict[object, str] = {}
@@ -280,7 +287,28 @@ def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[R
                          "appointments": 0, "callbacks_kept": 0, "dispositions": {}}
         return rows[key]
 
-    # the attempts are added up in SQL (one row per key and disposition), the range on ix_attempts_dialled_campaign
+    def add(key: object, disposition: str | None, n: int, contacts: int, talk_s: int) -> None:
+        r = row(key)
+        r["attempts"] += n
+        r["contacts"] += contacts
+        r["talk_s"] += talk_s
+        if disposition and n:
+            d = r["dispositions"]
+            d[disposition] = d.get(disposition, 0) + n
+            if disposition == "appointment_booked":
+                r["appointments"] += n
+
+    if rollup:
+        day_key: Any = {"campaign": AttemptDay.campaign_id, "agent": AttemptDay.agent_id, "day": AttemptDay.day}[by]
+        for group, disposition, n, contacts, talk_s in s.execute(
+                select(day_key, AttemptDay.disposition, func.sum(AttemptDay.attempts), func.sum(AttemptDay.contacts),
+                       func.sum(AttemptDay.talk_s))
+                .where(AttemptDay.day >= first, AttemptDay.day <= last).group_by(day_key, AttemptDay.disposition)):
+            if not n:
+                continue  # shares all moved elsewhere (a disposition changed)
+            key: object = (group or None) if by == "agent" else group.isoformat() if by == "day" else group
+            add(key, disposition or None, int(n), int(contacts or 0), int(talk_s or 0))
+    # the attempts (all of the range, or only those still open) added up in SQL, one row per key and disposition
     postgres = s.get_bind().dialect.name == "postgresql"
     talk = (func.trunc(Attempt.talk_s) if postgres else cast(Attempt.talk_s, Integer))  # int() of each row's
     grouped: Any
@@ -294,28 +322,20 @@ def report(s: Session, by: str, first: date, last: date, tz: ZoneInfo) -> list[R
         whole_hours = all((tz.utcoffset(at) or timedelta()) % timedelta(hours=1) == timedelta()
                           for at in (start, end))
         grouped = func.substr(Attempt.dialled_at, 1, 13 if whole_hours else 16)
-    figures = s.execute(select(grouped, Attempt.disposition, func.count(),
-                               func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)),
-                               func.coalesce(func.sum(talk), 0))
-                        .where(Attempt.dialled_at >= start, Attempt.dialled_at < end)
-                        .group_by(grouped, Attempt.disposition)).all()
-    for group, disposition, n, contacts, talk_s in figures:
+    query = (select(grouped, Attempt.disposition, func.count(),
+                    func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)), func.coalesce(func.sum(talk), 0))
+             .where(Attempt.dialled_at >= start, Attempt.dialled_at < end))
+    if rollup:  # the open ones: on ix_attempts_open_dialled, whose predicate this repeats
+        query = query.where(Attempt.ended_at.is_(None))
+    for group, disposition, n, contacts, talk_s in s.execute(query.group_by(grouped, Attempt.disposition)).all():
         if by != "day":
-            key: object = group
+            key = group
         elif postgres:
             key = group.isoformat()
         else:
             utc = datetime.strptime(str(group), "%Y-%m-%d %H" if len(str(group)) == 13 else "%Y-%m-%d %H:%M")
             key = utc.replace(tzinfo=timezone.utc).astimezone(tz).date().isoformat()
-        r = row(key)
-        r["attempts"] += int(n)
-        r["contacts"] += int(contacts or 0)
-        r["talk_s"] += int(talk_s or 0)
-        if disposition:
-            d = r["dispositions"]
-            d[disposition] = d.get(disposition, 0) + int(n)
-            if disposition == "appointment_booked":
-                r["appointments"] += int(n)
+        add(key, disposition, int(n), int(contacts or 0), int(talk_s or 0))
     for cb in s.execute(select(Callback).where(Callback.due_at >= start, Callback.due_at < end,
                                                Callback.status.in_(("placed", "done")))).scalars():
         if cb.placed_at is not None and cb.placed_at <= cb.due_at + timedelta(minutes=15):

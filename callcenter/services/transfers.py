@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,8 +45,8 @@ from callcenter.i18n import t
 from callcenter.ports.bank import BankAnswer, BankUnavailable, DepositoryBank
 from callcenter.ports.calendar import Calendar
 from callcenter.store.db import dialect_name, run_in_transaction
-from callcenter.store.ledger import balances, post
-from callcenter.store.models import BankAccount, Client, FundAccount, Transfer
+from callcenter.store.ledger import post
+from callcenter.store.models import BankAccount, Client, FundAccount, LedgerAccount, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,20 @@ class TransferOutcome:
     @classmethod
     def from_json(cls, text: str) -> "TransferOutcome":
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the bank call and its settlement need of a pending transfer (read once, in step 1)."""
+
+    transfer_id: int
+    kind: str
+    reference: str
+    client_id: int
+    fund_account_id: int
+    bank_account_id: int
+    bank_account_no: str
+    amount_fen: int
 
 
 @dataclass
@@ -171,7 +185,7 @@ class TransferService:
         fingerprint = cmd.fingerprint()
         for _ in range(5):
             try:
-                transfer_id, outcome = run_in_transaction(self._sessions, lambda s: self._step1(s, cmd, fingerprint))
+                outcome, pending = run_in_transaction(self._sessions, lambda s: self._step1(s, cmd, fingerprint))
                 break
             except IntegrityError:
                 continue  # a concurrent twin inserted the same key (or a reference collided): look again
@@ -180,7 +194,8 @@ class TransferService:
         self._checkpoint("after_commit")
         if outcome is not None:
             return outcome
-        return self._resume(transfer_id)
+        assert pending is not None
+        return self._resume(pending)
 
     def reconcile(self, *, day: date | None = None, grace: timedelta | None = None,
                   progress: Progress = no_progress) -> ReconcileReport:
@@ -241,43 +256,46 @@ class TransferService:
         return report
 
     # ------------------------------------------------------------------ steps
-    def _step1(self, s: Session, cmd: TransferCommand, fingerprint: str) -> tuple[int, TransferOutcome | None]:
+    def _step1(self, s: Session, cmd: TransferCommand,
+               fingerprint: str) -> tuple[TransferOutcome | None, Pending | None]:
+        """Check the rules and record the request (its first moves posted): the answer when it is final, else
+        what the bank call needs. One lookup of the key, one of the fund account (with its client's lock, service
+        group and bank account), one of the client's accounts with their cash, one of today's total. A twin that
+        committed the same key meanwhile makes the INSERT fail on the key's unique index: the caller runs this
+        again and finds it."""
         existing = self._by_key(s, cmd)
         if existing is not None:
-            return self._existing(existing, fingerprint)
+            return self._existing(s, existing, fingerprint)
         # Refusals before we know the client (no such account, an unknown kind, an account the actor may not
         # touch) are not recorded: the key is bound to a request from the moment the request names a real fund
         # account of a client the actor may move money for. An account the actor may not touch is answered
         # exactly like one that does not exist, so account numbers cannot be probed.
         if cmd.kind not in TRANSFER_KINDS:
-            return 0, self._refusal(Rule.BAD_KIND)
-        fund = s.execute(select(FundAccount).where(FundAccount.account_no == cmd.fund_account_no)).scalar_one_or_none()
-        if fund is None or not self._may_move(s, cmd.actor, fund.client_id):
-            return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
+            return self._refusal(Rule.BAD_KIND), None
+        found = self._fund_locked(s, cmd.fund_account_no)
+        if found is None or not may_move_money(cmd.actor, found[0].client_id, found[1]):
+            return self._refusal(Rule.UNKNOWN_ACCOUNT), None
+        fund, _, bank_account_no = found
         try:
             amount = yuan_to_fen(cmd.amount_yuan)
             amount_error: Rule | None = None
         except MoneyError as exc:
             amount, amount_error = 0, Rule(exc.code)
-        self._lock_client(s, fund.client_id)
-        # A twin with the same key may have committed while we waited for the lock.
-        existing = self._by_key(s, cmd)
-        if existing is not None:
-            return self._existing(existing, fingerprint)
 
         accounts = self._account_views(s, fund.client_id)
         to_id = None
         if cmd.to_fund_account_no is not None:
             target = s.execute(
-                select(FundAccount).where(FundAccount.account_no == cmd.to_fund_account_no)
-            ).scalar_one_or_none()
-            if target is None or (target.client_id != fund.client_id
-                                  and not self._may_move(s, cmd.actor, target.client_id)):
-                return 0, self._refusal(Rule.UNKNOWN_ACCOUNT)
-            to_id = target.id
-            if target.id not in accounts:  # another client's account: the rules refuse it
-                accounts[target.id] = AccountView(target.id, target.client_id, target.is_main, target.status,
-                                                  target.bank_account_id, 0)
+                select(FundAccount, Client.service_group_id).join(Client, Client.id == FundAccount.client_id)
+                .where(FundAccount.account_no == cmd.to_fund_account_no)
+            ).one_or_none()
+            if target is None or (target[0].client_id != fund.client_id
+                                  and not may_move_money(cmd.actor, target[0].client_id, target[1])):
+                return self._refusal(Rule.UNKNOWN_ACCOUNT), None
+            to = target[0]
+            to_id = to.id
+            if to.id not in accounts:  # another client's account: the rules refuse it
+                accounts[to.id] = AccountView(to.id, to.client_id, to.is_main, to.status, to.bank_account_id, 0)
         now = self._clock()
         local = now.astimezone(self._tz)
         trade_date = local.date()
@@ -310,79 +328,73 @@ class TransferService:
             transfer.finished_at, transfer.response_json = now, refusal.to_json()
             s.add(transfer)
             s.flush()
-            return transfer.id, refusal
-        s.add(transfer)
-        s.flush()
-        if decision.moves:
-            post(s, now, f"transfer {transfer.reference} step 1", decision.moves, transfer.id)
-        outcome = None
+            return refusal, None
         if not decision.needs_bank:
             transfer.status, transfer.finished_at = "done", now
             outcome = self._outcome(transfer)
             transfer.response_json = outcome.to_json()
+        s.add(transfer)
+        s.flush()
+        if decision.moves:
+            post(s, now, f"transfer {transfer.reference} step 1", decision.moves, transfer.id)
         self._checkpoint("before_commit")
-        return transfer.id, outcome
+        if not decision.needs_bank:
+            return outcome, None
+        assert transfer.bank_account_id is not None and bank_account_no is not None
+        return None, Pending(transfer.id, transfer.kind, transfer.reference, transfer.client_id, fund.id,
+                             transfer.bank_account_id, bank_account_no, amount)
 
-    def _existing(self, existing: Transfer, fingerprint: str) -> tuple[int, TransferOutcome | None]:
+    def _existing(self, s: Session, existing: Transfer,
+                  fingerprint: str) -> tuple[TransferOutcome | None, Pending | None]:
         if existing.request_hash != fingerprint:
             raise IdempotencyConflict(existing.idempotency_key)
         if existing.status == "pending":
-            return existing.id, None  # resume it
+            return None, self._pending_of(s, existing)  # resume it
         outcome = TransferOutcome.from_json(existing.response_json)
         outcome.replayed = True
-        return existing.id, outcome
+        return outcome, None
 
-    def _resume(self, transfer_id: int) -> TransferOutcome:
+    @staticmethod
+    def _pending_of(s: Session, tr: Transfer) -> Pending:
+        assert tr.bank_account_id is not None and tr.from_fund_account_id is not None
+        account_no = s.execute(select(BankAccount.account_no).where(BankAccount.id == tr.bank_account_id)).scalar_one()
+        return Pending(tr.id, tr.kind, tr.reference, tr.client_id, tr.from_fund_account_id, tr.bank_account_id,
+                       account_no, tr.amount_fen)
+
+    def _resume(self, p: Pending) -> TransferOutcome:
         """Call the bank for a pending transfer (idempotent on its reference) and post the answer."""
-        info = run_in_transaction(self._sessions, lambda s: self._bank_call_info(s, transfer_id))
-        if info is None:  # settled meanwhile by a twin or by reconcile
-            return run_in_transaction(self._sessions, lambda s: self._final(s, transfer_id))
-        kind, reference, account_no, amount = info
         try:
-            if kind == "fund_to_bank":
-                answer = self._bank.credit(reference, account_no, amount)
+            if p.kind == "fund_to_bank":
+                answer = self._bank.credit(p.reference, p.bank_account_no, p.amount_fen)
             else:
-                answer = self._bank.debit(reference, account_no, amount)
+                answer = self._bank.debit(p.reference, p.bank_account_no, p.amount_fen)
         except BankUnavailable:
-            log.warning("bank did not answer for transfer %s; left pending for reconcile", reference)
-            outcome = run_in_transaction(self._sessions, lambda s: self._outcome(s.get(Transfer, transfer_id)))
+            log.warning("bank did not answer for transfer %s; left pending for reconcile", p.reference)
+            outcome = self._answer(p, "pending")
             outcome.message = t("custody.pending", self._lang)
             return outcome
         self._checkpoint("after_bank")
-        return run_in_transaction(self._sessions, lambda s: self._settle(s, transfer_id, answer))
+        return run_in_transaction(self._sessions, lambda s: self._settle(s, p, answer))
 
-    def _bank_call_info(self, s: Session, transfer_id: int) -> tuple[str, str, str, int] | None:
-        tr = s.get(Transfer, transfer_id)
-        if tr is None or tr.status != "pending":
-            return None
-        bank = s.get(BankAccount, tr.bank_account_id)
-        assert bank is not None
-        return tr.kind, tr.reference, bank.account_no, tr.amount_fen
-
-    def _settle(self, s: Session, transfer_id: int, answer: BankAnswer) -> TransferOutcome:
-        tr = s.get(Transfer, transfer_id)
-        assert tr is not None
-        self._lock_client(s, tr.client_id)
-        s.refresh(tr)
-        if tr.status != "pending":  # a twin or reconcile settled it first
-            return self._final(s, transfer_id)
+    def _settle(self, s: Session, p: Pending, answer: BankAnswer) -> TransferOutcome:
+        """Post the bank's answer: one conditional ``UPDATE ... WHERE status = 'pending' RETURNING`` settles the
+        transfer (a twin or reconcile that settled it first makes it match nothing), then the moves."""
         now = self._clock()
-        fund_id = tr.from_fund_account_id
-        assert fund_id is not None and tr.bank_account_id is not None
         if answer.status == "applied":
-            post(s, now, f"transfer {tr.reference} bank applied",
-                 completion_moves(tr.kind, fund_id, tr.bank_account_id, tr.amount_fen), tr.id)
-            tr.status = "done"
-            outcome = self._outcome(tr)
+            status, error_code = "done", ""
+            moves = completion_moves(p.kind, p.fund_account_id, p.bank_account_id, p.amount_fen)
         else:
-            moves = void_moves(tr.kind, fund_id, tr.amount_fen)
-            if moves:
-                post(s, now, f"transfer {tr.reference} voided", moves, tr.id)
-            tr.status = "failed"
-            tr.error_code = f"bank_{answer.code or answer.status}"
-            outcome = self._outcome(tr)
-        tr.finished_at = now
-        tr.response_json = outcome.to_json()
+            status, error_code = "failed", f"bank_{answer.code or answer.status}"
+            moves = void_moves(p.kind, p.fund_account_id, p.amount_fen)
+        outcome = self._answer(p, status, error_code)
+        won = s.execute(update(Transfer).where(Transfer.id == p.transfer_id, Transfer.status == "pending")
+                        .values(status=status, error_code=error_code, finished_at=now, response_json=outcome.to_json())
+                        .returning(Transfer.id).execution_options(synchronize_session=False)).first()
+        if won is None:  # a twin or reconcile settled it first
+            return self._final(s, p.transfer_id)
+        if moves:
+            post(s, now, f"transfer {p.reference} {'bank applied' if status == 'done' else 'voided'}", moves,
+                 p.transfer_id)
         return outcome
 
     def _final(self, s: Session, transfer_id: int) -> TransferOutcome:
@@ -393,12 +405,12 @@ class TransferService:
         return self._outcome(tr)
 
     def _reconcile_one(self, transfer_id: int) -> str:
-        ref = run_in_transaction(self._sessions, lambda s: s.get_one(Transfer, transfer_id).reference)
-        state = self._bank.status(ref)
+        p = run_in_transaction(self._sessions, lambda s: self._pending_of(s, s.get_one(Transfer, transfer_id)))
+        state = self._bank.status(p.reference)
         if state == "unknown":
-            state = self._bank.cancel(ref)  # from now on the bank refuses this reference
+            state = self._bank.cancel(p.reference)  # from now on the bank refuses this reference
         answer = BankAnswer("applied") if state == "applied" else BankAnswer("cancelled", "not_applied")
-        outcome = run_in_transaction(self._sessions, lambda s: self._settle(s, transfer_id, answer))
+        outcome = run_in_transaction(self._sessions, lambda s: self._settle(s, p, answer))
         return outcome.status if outcome.status == "done" else "voided"
 
     def _our_bank_side(self, s: Session, day: date) -> dict[str, tuple[str, int]]:
@@ -428,23 +440,27 @@ class TransferService:
         return s.execute(select(Transfer).where(Transfer.idempotency_scope == cmd.actor.scope,
                                                 Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
 
-    @staticmethod
-    def _may_move(s: Session, actor: Actor, client_id: int) -> bool:
-        group_id = s.execute(select(Client.service_group_id).where(Client.id == client_id)).scalar_one_or_none()
-        return may_move_money(actor, client_id, group_id)
-
-    def _lock_client(self, s: Session, client_id: int) -> None:
-        """Serialise all money movements of one client. PostgreSQL: a row lock; SQLite: BEGIN IMMEDIATE has
-        already taken the database write lock."""
+    def _fund_locked(self, s: Session, account_no: str) -> tuple[FundAccount, int | None, str | None] | None:
+        """The fund account ``account_no`` with its client's service group and its bank account's number, its
+        client locked: that lock serialises the money movements of one client that decide anything (step 1;
+        settling only adds money back or moves it on). PostgreSQL: ``FOR UPDATE OF clients`` in this one
+        lookup; SQLite: BEGIN IMMEDIATE has already taken the database write lock."""
+        query = (select(FundAccount, Client.service_group_id, BankAccount.account_no)
+                 .join(Client, Client.id == FundAccount.client_id)
+                 .outerjoin(BankAccount, BankAccount.id == FundAccount.bank_account_id)
+                 .where(FundAccount.account_no == account_no))
         if self._pg:
-            s.execute(select(Client.id).where(Client.id == client_id).with_for_update())
+            query = query.with_for_update(of=Client)
+        row = s.execute(query).one_or_none()
+        return None if row is None else (row[0], row[1], row[2])
 
     def _account_views(self, s: Session, client_id: int) -> dict[int, AccountView]:
-        funds = s.execute(select(FundAccount).where(FundAccount.client_id == client_id)).scalars().all()
-        cash = balances(s, "fund", [f.id for f in funds])
-        return {
-            f.id: AccountView(f.id, f.client_id, f.is_main, f.status, f.bank_account_id, cash[f.id]) for f in funds
-        }
+        """The client's fund accounts with their cash (the cached balance of each ``fund`` book), one query."""
+        rows = s.execute(select(FundAccount, LedgerAccount.balance_fen).outerjoin(
+            LedgerAccount, and_(LedgerAccount.kind == "fund", LedgerAccount.owner_id == FundAccount.id))
+            .where(FundAccount.client_id == client_id)).all()
+        return {f.id: AccountView(f.id, f.client_id, f.is_main, f.status, f.bank_account_id, int(cash or 0))
+                for f, cash in rows}
 
     def _new_reference(self, local: datetime) -> str:
         return f"{local:%y%m%d}{secrets.randbelow(10**8):08d}"
@@ -458,6 +474,16 @@ class TransferService:
             message = tr.error_code
         return TransferOutcome(status=tr.status, reference=tr.reference, kind=tr.kind,
                                amount=str(fen_to_yuan(tr.amount_fen)), error_code=tr.error_code, message=message)
+
+    def _answer(self, p: Pending, status: str, error_code: str = "") -> TransferOutcome:
+        """The outcome of a bank transfer once ``status`` (as ``_outcome`` words it, without reading the row)."""
+        message_key = {"done": "custody.done", "pending": "custody.pending"}.get(status, f"custody.{error_code}")
+        try:
+            message = t(message_key, self._lang)
+        except KeyError:
+            message = error_code
+        return TransferOutcome(status=status, reference=p.reference, kind=p.kind, amount=str(fen_to_yuan(p.amount_fen)),
+                               error_code=error_code, message=message)
 
     def _refusal(self, rule: Rule | str, code: str | None = None) -> TransferOutcome:
         code = code or (rule.value if isinstance(rule, Rule) else rule)

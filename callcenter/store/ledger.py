@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, insert, or_, select, update
+from sqlalchemy import Select, and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.store.models import FundAccount, JournalEntry, LedgerAccount, Posting
@@ -43,7 +43,8 @@ def post(
     session: Session, at: datetime, memo: str, moves: list[tuple[str, int, int]], transfer_id: int | None = None
 ) -> int:
     """Post one balanced journal entry. ``moves`` are (book kind, owner id, signed fen); they must sum to zero.
-    Returns the entry id. Books are looked up in one query (``books_query``); postings go in as one batch."""
+    Returns the entry id. Books are looked up in one query (``books_query``); postings go in as one batch; the
+    books' cached balances change in one UPDATE."""
     if not moves:
         raise ValueError("an entry needs postings")
     if sum(m[2] for m in moves) != 0:
@@ -63,13 +64,13 @@ def post(
     per_book: dict[int, int] = {}
     for kind, owner, amount in moves:
         per_book[ids[(kind, owner)]] = per_book.get(ids[(kind, owner)], 0) + amount
-    for book_id, delta in per_book.items():
-        if delta:
-            session.execute(
-                update(LedgerAccount).where(LedgerAccount.id == book_id)
-                .values(balance_fen=LedgerAccount.balance_fen + delta)
-                .execution_options(synchronize_session=False)
-            )
+    deltas = {book_id: delta for book_id, delta in sorted(per_book.items()) if delta}
+    if deltas:  # every book's cached balance in one UPDATE (its rows locked in id order: no deadlock between posts)
+        session.execute(
+            update(LedgerAccount).where(LedgerAccount.id.in_(list(deltas)))
+            .values(balance_fen=LedgerAccount.balance_fen + case(deltas, value=LedgerAccount.id))
+            .execution_options(synchronize_session=False)
+        )
     return entry_id
 
 

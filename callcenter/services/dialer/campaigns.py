@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, tzinfo
 from typing import Any
 
 from sqlalchemy import select, update
@@ -34,6 +34,8 @@ from callcenter.domain.campaigns import (
     next_window_open,
     zone,
 )
+from callcenter.services.dialer import rollups
+from callcenter.services.dialer.budget import DEFAULT_TZ
 from callcenter.services.dialer.hopper import release_lead
 from callcenter.domain.events import AgentStateChanged, CampaignChanged
 from callcenter.i18n import has, t
@@ -534,21 +536,24 @@ def record_disposition(
     now = core.clock()
     state = run_in_transaction(core.sessions, lambda s: record_disposition_in(
         s, staff_id, attempt_id, disposition, now, notes=notes, script_run=script_run, then=then,
-        pause_reason=pause_reason))
+        pause_reason=pause_reason, tz=core.settings.tz))
     core.bus.emit_threadsafe(AgentStateChanged(staff_id=staff_id, state=state, reason="disposition"))
 
 
 def record_disposition_in(
     s: Session, staff_id: int, attempt_id: int, disposition: str, now: datetime, *, notes: str = "",
-    script_run: dict[str, Any] | None = None, then: str = "ready", pause_reason: str = "",
+    script_run: dict[str, Any] | None = None, then: str = "ready", pause_reason: str = "", tz: tzinfo = DEFAULT_TZ,
 ) -> str:
-    """``record_disposition`` inside the caller's transaction; returns the agent's state (no live event)."""
+    """``record_disposition`` inside the caller's transaction; returns the agent's state (no live event).
+    ``tz``: the settings time zone (the reports' rollup is by local day)."""
     if not disposition or len(disposition) > 32:
         raise DialerError("disposition must be 1-32 characters")
     attempt = s.get(Attempt, attempt_id)
     if attempt is None or attempt.agent_id != staff_id:
         raise DialerError("this call was not yours")
+    before = attempt.disposition
     attempt.disposition = disposition
+    rollups.move_disposition(s, attempt, before, tz)
     attempt.notes = notes
     attempt.script_run = script_run
     lead = s.get(Lead, attempt.lead_id)

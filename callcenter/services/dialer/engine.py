@@ -80,7 +80,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.care.notify_calls import CALL_PREFIX as NOTIFY_PREFIX
-from callcenter.services.dialer import core as C
+from callcenter.services.dialer import core as C, rollups
 from callcenter.services.dialer.core import (
     MACHINE_PROMPT,
     SAFE_HARBOUR_PROMPT,
@@ -981,8 +981,10 @@ def _write(s: Session, record: C.Record, wall: datetime, tz: tzinfo) -> None:
             s.execute(update(Callback).where(Callback.id == record.callback_id)
                       .values(status=record.callback_status))
     elif isinstance(record, C.CompleteDisposition):
-        s.execute(update(Attempt).where(Attempt.call_id == record.call_id, Attempt.disposition.is_(None))
-                  .values(disposition="completed"))
+        done = s.scalars(select(Attempt).where(Attempt.call_id == record.call_id, Attempt.disposition.is_(None))).first()
+        if done is not None:
+            done.disposition = "completed"
+            rollups.move_disposition(s, done, None, tz)  # the reports' rollup (a closed attempt's share moves)
     elif isinstance(record, C.MissCallback):
         s.execute(update(Callback).where(Callback.id == record.callback_id, Callback.status == "pending")
                   .values(status="missed"))

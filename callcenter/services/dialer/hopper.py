@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Exists, Select, exists, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from callcenter.services.dialer import rollups
 from callcenter.services.dialer.budget import DEFAULT_TZ, count_attempt
 from callcenter.domain.campaigns import (
     CampaignRules,
@@ -173,11 +174,10 @@ def claim_leads(
 
 
 def _close_lost(s: Session, lead: Lead, now: datetime) -> None:
-    s.execute(
-        update(Attempt)
-        .where(Attempt.lead_id == lead.id, Attempt.ended_at.is_(None))
-        .values(ended_at=now, outcome="lost", hangup_text="dialler lost the call")
-    )
+    """The lead's attempts left open by a dialler that died: closed ``lost`` (and counted in the rollup)."""
+    for attempt in list(s.scalars(select(Attempt).where(Attempt.lead_id == lead.id, Attempt.ended_at.is_(None)))):
+        attempt.ended_at, attempt.outcome, attempt.hangup_text = now, "lost", "dialler lost the call"
+        rollups.add_share(s, attempt)
 
 
 def claim_one(s: Session, lead_id: int, dialer_id: str, now: datetime, lease: timedelta = DEFAULT_LEASE) -> Lead | None:
@@ -249,6 +249,8 @@ def finish_attempt(
     zone; ``callcenter.services.dialer.budget``), once: closing an attempt already closed does not count it again.
     """
     first_close = attempt.ended_at is None
+    if not first_close:  # closed again: its share in the reports' rollup is replaced
+        rollups.add_share(s, attempt, tz, sign=-1)
     attempt.ended_at = now
     attempt.outcome = outcome
     attempt.hangup_cause = cause
@@ -257,6 +259,7 @@ def finish_attempt(
     attempt.abandoned = abandoned
     if first_close:
         count_attempt(s, attempt, tz)
+    rollups.add_share(s, attempt, tz)
     lead = s.get(Lead, attempt.lead_id)
     campaign = s.get(Campaign, attempt.campaign_id)
     assert lead is not None and campaign is not None

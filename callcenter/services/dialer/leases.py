@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from callcenter.services.dialer import rollups
 from callcenter.services.dialer.hopper import DEFAULT_LEASE, finish_attempt, release_lead
 from callcenter.services.dialer.campaigns import change_agent_state
 from callcenter.store.db import dialect_name
@@ -174,12 +175,14 @@ def _hand_back(s: Session, dialers: list[str], now: datetime, *, own: bool = Fal
             if held_elsewhere:
                 attempt.ended_at, attempt.outcome, attempt.talk_s = end, "human", talk
                 attempt.hangup_text = "ended while the dialler was away"
+                rollups.add_share(s, attempt)
             else:
                 lead = finish_attempt(s, attempt, "human", end, cause_text="ended while the dialler was away",
                                       talk_s=talk)
                 released.append(lead.id)
         elif held_elsewhere:
             attempt.ended_at, attempt.outcome, attempt.hangup_text = now, "lost", "dialler lost the call"
+            rollups.add_share(s, attempt)
         else:
             lead = finish_attempt(s, attempt, "lost", now, cause_text="dialler lost the call")
             released.append(lead.id)

@@ -319,6 +319,27 @@ class AbandonDay(Base):
     connected: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class AttemptDay(Base):
+    """The reports' rollup: per local day the attempts were DIALLED on (the settings time zone), campaign, agent
+    (0: none) and disposition ('': none), the closed attempts, those that reached an agent (``connected_at`` set)
+    and their talk time (whole seconds, each attempt's truncated).  Kept by ``dialer.rollups`` in the transaction
+    that closes an attempt (and that changes a closed attempt's disposition), by an atomic upsert; read by
+    ``services.kpis.report`` for long ranges, so a month's report reads a month of rows per campaign and agent,
+    not every attempt of the month.  Open attempts are not in it (the report counts them from
+    ``ix_attempts_open_dialled``)."""
+
+    __tablename__ = "attempt_days"
+    __table_args__ = (Index("ix_attempt_days_campaign", "campaign_id", "day"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # staff id, 0 when no agent took it
+    disposition: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    contacts: Mapped[int] = mapped_column(Integer, default=0)
+    talk_s: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class DialerProcess(Base):
     """A running dialler process and its lease (``dialer.leases``): renewed by ``heartbeat`` at every sync; when
     ``lease_until`` has passed, a live dialler takes over its agents, attempts and leads and deletes the row."""

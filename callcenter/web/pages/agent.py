@@ -412,7 +412,7 @@ async def dispose(body: DisposeIn, request: Request, contact_id: int = ContactId
 
     def work(s: Any) -> tuple[dict[str, Any], tuple[str, int] | None, desk.AgentStatus]:
         result = desk.dispose_in(s, principal.staff_id, contact_id, body.disposition, now, note=body.note,
-                                 callback=callback, dnc=body.dnc)
+                                 callback=callback, dnc=body.dnc, tz=tz_of(request))
         cmd = None
         if result["live"]:  # disposed without hanging up first: the dialler ends the call
             contact = s.get(DeskContact, contact_id)
