@@ -1,8 +1,8 @@
 """attempt_days: the reports' rollup per local day dialled, campaign, agent and disposition, filled from every
 closed attempt of the history (``callcenter.services.dialer.rollups``; local days in the settings time zone)
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02 05:30:00
 
 The backfill is one GROUP BY in the database: on PostgreSQL by the local date itself; on SQLite (which keeps UTC
@@ -17,8 +17,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision: str = '0014'
-down_revision: Union[str, Sequence[str], None] = '0013'
+revision: str = '0018'
+down_revision: Union[str, Sequence[str], None] = '0017'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
