@@ -126,8 +126,6 @@ def test_no_page_shows_a_raw_code(core: App, world: World, role: str, lang: str)
     assert _walk(core, world, role, lang, elsewhere=False) == {}
 
 
-@pytest.mark.xfail(reason="issue 13 item 3 (another helper): script ids in the campaign form, English CSV headers",
-                   strict=False)
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_campaign_and_report_screens_show_no_raw_code(core: App, world: World, lang: str) -> None:
     assert _walk(core, world, "supervisor", lang, elsewhere=True) == {}

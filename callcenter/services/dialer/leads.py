@@ -59,7 +59,8 @@ HEADERS = {
     "电话号码": "phone", "name": "name", "姓名": "name", "客户姓名": "name", "priority": "priority", "优先级": "priority",
     "timezone": "timezone", "时区": "timezone", "client_id": "client_id", "client_no": "client_no",
     "客户号": "client_no", "客户编号": "client_no", "met_at": "met_at", "认识地点": "met_at", "met_date": "met_date",
-    "认识日期": "met_date",
+    "认识日期": "met_date", "time_zone": "timezone", "client_number": "client_no", "where_we_met": "met_at",
+    "date_met": "met_date",
 }
 NAME_MAX = 64
 MET_AT_MAX = 64
@@ -242,7 +243,8 @@ def _columns(header: list[str]) -> list[str]:
     """Field (or extra column) name per position; a file without a phone column is refused."""
     out, seen = [], set()
     for name in header:
-        key = HEADERS.get(name.lower(), name) if name else ""
+        # "Met at", "met-at" and "met_at" are one header: case, spaces and hyphens do not matter
+        key = HEADERS.get(re.sub(r"[\s-]+", "_", name.strip().lower()), name) if name else ""
         if key and key in seen:
             raise LeadFileError("duplicate_column", column=name[:32])
         seen.add(key)
