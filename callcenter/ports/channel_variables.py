@@ -14,7 +14,6 @@ CC_CLIENT_ID = "CC_CLIENT_ID"  # the client (or lead) the call is about
 CC_IVR_SUMMARY = "CC_IVR_SUMMARY"  # what the caller did in the IVR, shown to the agent on hand-off
 CC_HANDOFF = "CC_HANDOFF"  # "1" when the IVR asks for an agent
 CC_AGENT_ID = "CC_AGENT_ID"  # agent whose ConfBridge room the call joins
-CC_IVR_MENU = "CC_IVR_MENU"  # the hotline node a caller sent back to the IVR starts at ([cc-ivr-return])
 CC_PROMPT = "CC_PROMPT"  # sound file played by the cc-play context (safe-harbour message)
 CC_AMD = "CC_AMD"  # "1" when cc-outbound must run AMD() before reporting
 

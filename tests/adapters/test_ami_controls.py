@@ -50,7 +50,7 @@ async def test_the_controls_are_redirects_confbridge_mutes_dtmf_and_local_channe
         {"Action": "Originate", "Channel": "Local/5@cc-room-link/n", "Context": "cc-room-link-a", "Exten": "4",
          "Priority": "1", "Async": "true", "Timeout": "10000"},
         {"Action": "Hangup", "Channel": "/^Local.5@cc-room-link-/", "Cause": "16"},
-        {"Action": "Setvar", "Channel": "PJSIP/trunk-00000007", "Variable": "CC_IVR_MENU", "Value": "orders"},
+        {"Action": "Setvar", "Channel": "PJSIP/trunk-00000007", "Variable": "CC_IVR_ENTRY", "Value": "orders"},
         {"Action": "Redirect", "Channel": "PJSIP/trunk-00000007", "Context": "cc-ivr-return", "Exten": "s",
          "Priority": "1"},
         {"Action": "Originate", "Channel": "Local/4-9@cc-monitor-whisper/n", "Application": "Dial",

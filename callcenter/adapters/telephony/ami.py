@@ -775,10 +775,11 @@ class AmiClient:
                 return
 
     async def to_ivr(self, call_id: str, menu: str) -> None:
-        """Back to the hotline IVR: ``CC_IVR_MENU`` names the node to start at, ``[cc-ivr-return]`` runs the AGI."""
+        """Back to the hotline IVR: ``CC_IVR_ENTRY`` names where the caller lands (the flow's entries, as for the
+        card's "hand to the order menu"; anything else starts the flow), ``[cc-ivr-return]`` runs the AGI."""
         channel = self._call_channel(call_id)
         check_menu(menu)
-        _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_IVR_MENU, "Value": menu}), "Setvar")
+        _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_IVR_ENTRY, "Value": menu}), "Setvar")
         _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.ivr_return_context,
                               "Exten": "s", "Priority": "1"}), "Redirect")
 
