@@ -263,7 +263,7 @@ class NotificationCaller:
         _, flow = self.flows.pop(call_id)
         flow.ended()
         attempt = int(call_id.rsplit("-", 1)[1])
-        self._finish(delivery_id, attempt, "to_agent", f"handoff cc-h{ivr_session_id}")
+        self._finish(delivery_id, attempt, "to_agent", f"handoff {handoff_call_id(ivr_session_id)}")
         await reassign(call_id, handoff_call_id(ivr_session_id))
 
     def _agent_ready(self) -> bool:
