@@ -169,12 +169,15 @@ def _twilio_voice_router(core: App) -> APIRouter:
     from callcenter.services.ivr.flow import load_flow
     from callcenter.adapters.ivr.twilio_voice import make_router
     from callcenter.services.ivr.store_backend import StoreCallStateStore
+    from callcenter.bootstrap import prompt_files, prompt_signer
 
     s = core.settings
+    # the prompts are the rendered files (<Play> of their signed URLs, served by web/routes/prompts.py), as on AGI
     return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
                        limits={"pin_failures": s.ivr_pin_attempts_per_call}, replay_wait_s=s.twilio_replay_wait_s,
-                       clock=core.clock, calls_line=core.twilio_line)
+                       clock=core.clock, calls_line=core.twilio_line, prompt_files=prompt_files(s),
+                       prompt_signer=prompt_signer(s))
 
 
 def create_app(core: App) -> FastAPI:

@@ -317,3 +317,32 @@ def test_notify_menu_key_is_a_digit_pressed_of_that_call():
     key = ev("UserEvent", UserEvent="NotifyDigit", Uniqueid="care-5-1", CallID="care-5-1", Digit="1")
     assert t.feed(key, 5.0) == [DigitPressed("care-5-1", 5.0, "1")]
     assert t.feed(dict(key, Digit="12"), 6.0) == [] and t.feed(dict(key, Uniqueid="x", CallID="nobody"), 6.0) == []
+
+
+def test_a_notification_call_handed_to_an_agent_goes_on_under_the_hand_offs_id():
+    """The client pressed 0: ``reassign`` renames the call; nothing more under the old id; the dialplan's
+    HandoffWaiting of the new id (the channel, still known by its Uniqueid, waits in [cc-handoff-wait]) reports
+    it Answered once, its ConfbridgeJoin Connected and its hang-up Ended -- as an IVR hand-off's caller."""
+    from callcenter.ports.channel_variables import handoff_call_id
+    from callcenter.ports.telephony import Answered, Connected, Ended
+
+    H1 = handoff_call_id(1)
+
+    t = tracker("care-5-1")
+    chan = "Local/13900000001@sim-notified-00000003;1"
+    run(t, [ev("Newchannel", Channel=chan, Uniqueid="care-5-1"),
+            ev("OriginateResponse", Response="Success", Reason="4", Uniqueid="care-5-1", Channel=chan)])
+    assert not t.reassign("nobody", H1) and t.reassign("care-5-1", H1)
+    assert not t.reassign("care-5-1", handoff_call_id(2))  # once
+    assert t.channel_of(H1) == chan and not t.is_live("care-5-1")
+    key = ev("UserEvent", UserEvent="NotifyDigit", Uniqueid="care-5-1", CallID="care-5-1", Digit="0")
+    assert t.feed(key, 5.0) == []  # a late key of the old id
+    waiting = ev("UserEvent", UserEvent="HandoffWaiting", Uniqueid="care-5-1", Channel=chan, CallID=H1)
+    assert t.feed(waiting, 6.0) == [Answered(H1, 6.0, None, None, server="pbx1")]
+    assert t.feed(waiting, 10.0) == []  # the dialplan's repeat
+    joined = ev("ConfbridgeJoin", Conference="agent-4", BridgeUniqueid="b1", Uniqueid="care-5-1", Channel=chan)
+    assert t.feed(joined, 11.0) == [Connected(H1, 11.0, "4", server="pbx1")]
+    assert t.feed(ev("Hangup", Uniqueid="care-5-1;2", Cause="16"), 20.0) == []  # the other half: a hint
+    assert t.feed(ev("Hangup", Uniqueid="care-5-1", Cause="16", **{"Cause-txt": "Normal Clearing"}), 20.0) == [
+        Ended(H1, 20.0, 16, "Normal Clearing", 9.0)]
+    assert t.in_flight() == set()

@@ -168,3 +168,35 @@ async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core:
         assert (contact.agent_id, contact.ivr_session_id, contact.direction) == (world.staff_id, ivr_id, "inbound")
         ivr = s.get(IvrSession, ivr_id)
         assert ivr is not None and ivr.end_reason == "completed"
+
+
+# --- the reminder call (tests/live/test_live_notify.py): 1 repeats, 0 reaches the agent, replayed -------------
+
+
+@pytest.mark.db
+async def test_reminder_call_replayed_1_repeats_0_reaches_the_agent(core: Any, tmp_path: Path) -> None:
+    """The engine's AMI session of the live reminder call, replayed through the same scenario code: the message
+    rendered and played in [cc-notify-menu], played again on the recorded NotifyDigit 1; on 0 the channel is sent
+    to [cc-handoff-wait] as the hand-off cc-h<id> (an ivr_sessions row, channel notify), parked by its
+    HandoffWaiting and Redirected into the ready agent's room; the client's hang-up leaves the agent in wrap-up."""
+    from tests.adapters.notify_world import NOTIFY_OPTIONS, build_notify_world, run_reminder_call
+
+    core.settings.prompts_dir = tmp_path / "prompts"
+    core.bus.bind_loop(asyncio.get_running_loop())
+    world = build_notify_world(core, core.clock())
+
+    async def hang_up(call_id: str) -> None:
+        return None  # the recording holds the client's hang-up
+
+    async with ReplayServer(load_capture("reminder_1_then_0", LIVE_CAPTURES)) as server:
+        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], NOTIFY_OPTIONS)
+        await pool.start()
+        try:
+            handoff = await run_reminder_call(core, pool, world, hang_up, timeout_s=20.0)
+        finally:
+            await pool.aclose()
+        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+    assert handoff == V.handoff_call_id(1)
+    redirects = [dict((k.lower(), v) for k, v in f).get("context") for f in server.received
+                 if dict((k.lower(), v) for k, v in f).get("action", "").lower() == "redirect"]
+    assert redirects == ["cc-notify-menu", "cc-notify-menu", "cc-handoff-wait", "cc-agent-join"]

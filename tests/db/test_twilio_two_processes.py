@@ -62,8 +62,9 @@ def step(api: TestClient, public: str, n: int, digits: str, token: str | None = 
 
 
 @pytest.mark.db
-def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock, bank_sim) -> None:  # type: ignore[no-untyped-def]
-    settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3)
+def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock, bank_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3,
+                             prompts_dir=str(tmp_path / "prompts"))  # the prompts played are rendered there
     core_a = bootstrap(settings, clock=clock, bank=bank_sim.client())
     core_b = bootstrap(settings, clock=clock, bank=bank_sim.client())
     try:
@@ -103,7 +104,7 @@ def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str,
             step(api_a, public, n, digits)
         done_a = step(api_a, public, 8, "1", "tok-confirm")
         done_b = step(api_b, public, 8, "1", "tok-confirm")
-        assert done_a == done_b and "转账成功" in done_a
+        assert done_a == done_b and "/cc/zh-CN/transfer_ok.wav</Play>" in done_a  # 转账成功: the rendered prompt
         with core_a.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Transfer)) == 1
             recorded = s.scalar(select(func.count()).select_from(IvrStep).where(IvrStep.step == "do_transfer"))

@@ -19,6 +19,12 @@ Gather are not delivered), so the PIN's Gather ends on ``#`` and the next Gather
 ``<Say>`` before a key is awaited is nested in that ``<Gather>``, so a key pressed during a prompt is taken
 (type-ahead, as on AGI).
 
+Speech: with the prompt files and their signer (``adapters/ivr/prompt_files.py``; the web app gives them), each
+spoken command plays the rendered prompts AGI would stream (``cc/<lang>/<stem>``, a number or amount as its
+token files) as ``<Play>`` of their signed URLs (served by ``web/routes/prompts.py``, rendered on demand); a
+command no prompt file renders (free text, a prompt with parameters, the speech tools missing) falls back to
+``<Say>`` of its words. Without them every command is a ``<Say>``.
+
 A hand-off: the caller is redirected to ``/twilio/calls/cc-h<IVR session id>/parked`` (the telephony backend's
 webhooks, ``adapters/telephony/twilio_webhooks.py``), where the dialler's call core finds them as a parked
 inbound call and moves them into an agent's conference; the call's final status callback is passed on to that
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import threading
 import time
@@ -40,6 +47,7 @@ from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from callcenter import i18n
 from callcenter.services.ivr.backend import CallContext, Claim, IvrBackend, run_action
 from callcenter.services.ivr.carrier import after_hangup, drive_sync, run_sync
 from callcenter.domain.ivr.interpreter import (
@@ -58,8 +66,12 @@ from callcenter.domain.ivr.interpreter import (
 )
 from callcenter.domain.ivr.model import Flow
 from callcenter.adapters.ivr.textphone import speech_text
+from callcenter.adapters.ivr.prompts import prompt_stem, token_stem
+from callcenter.domain.ivr import speech
+from callcenter.domain.ivr.interpreter import Say, SayAmount, SayDigits, SayNumber
 from callcenter.ports.channel_variables import handoff_call_id
 
+log = logging.getLogger(__name__)
 TWILIO_LANG = {"zh-CN": "zh-CN", "en": "en-US"}
 XML = "application/xml"
 
@@ -127,10 +139,14 @@ class _TwilioCarrier:
         self.step = step
         self.ctx = CallContext(session.call_id, session.caller, "ivr-twilio")
         self.response = VoiceResponse()
-        self.says: list[tuple[str, str]] = []
+        self.says: list[tuple[str, str]] = []  # (lang, words) to <Say>, or ("", url) to <Play>
         self.record_id: int | None = None  # the IVR session's id, from the record of the hand-off
 
     def speak(self, cmd: Command) -> None:
+        urls = self.voice.prompt_urls(cmd)
+        if urls:
+            self.says += [("", url) for url in urls]
+            return
         text = speech_text(cmd)
         if text:
             lang = getattr(cmd, "lang", self.session.lang)
@@ -179,8 +195,8 @@ class _TwilioCarrier:
 class _Voice:
     def __init__(self, backend: IvrBackend, flow: Flow, public_url: str, store: CallStateStore,
                  limits: dict[str, int] | None, calls_line: Any = None, replay_wait_s: float = 10.0,
-                 claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
-                 ) -> None:
+                 claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 prompt_files: Any = None, prompt_signer: Any = None) -> None:
         self.backend = backend
         self.flow = flow
         self.public_url = public_url.rstrip("/")
@@ -190,6 +206,26 @@ class _Voice:
         self.replay_wait_s = replay_wait_s
         self.claim_stale_s = claim_stale_s
         self.clock = clock  # the store's clock: claims are stamped with it
+        self.prompt_files = prompt_files  # PromptFiles: prompt name -> file, rendered on demand
+        self.prompt_signer = prompt_signer  # PromptSigner: prompt name -> signed URL
+
+    def prompt_urls(self, cmd: Command) -> list[str] | None:
+        """The signed URLs of the rendered prompts that say ``cmd``; None when one of them cannot be rendered (or
+        there are no prompt files): the caller then hears ``<Say>``."""
+        if self.prompt_files is None or self.prompt_signer is None:
+            return None
+        names = prompt_names(cmd)
+        if not names:
+            return None
+        for name in names:
+            try:
+                path = self.prompt_files.ensure(name)
+            except Exception:  # noqa: BLE001 - the speech tools failed: spoken by Twilio instead
+                log.warning("prompt %s could not be rendered: <Say> instead", name, exc_info=True)
+                return None
+            if path is None:
+                return None
+        return [self.prompt_signer.url(name) for name in names]
 
     def input_url(self, step: int, **extra: str) -> str:
         return f"{self.public_url}/twilio/voice/input?{urlencode({'step': step, **extra})}"
@@ -259,9 +295,32 @@ class _Voice:
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
+def prompt_names(cmd: Command) -> list[str] | None:
+    """The prompt files AGI plays for a spoken command (``cc/<lang>/<stem>``); None when no file says it."""
+    if isinstance(cmd, Say):
+        if cmd.params or not i18n.has(cmd.key, cmd.lang):
+            return None  # words filled in at run time (or a missing optional text): no rendered file says them
+        return [f"cc/{cmd.lang}/{prompt_stem(cmd.key)}"]
+    if isinstance(cmd, SayDigits):
+        words = speech.digits_text("".join(c for c in cmd.digits if c.isdigit()), cmd.lang)
+    elif isinstance(cmd, SayNumber):
+        words = speech.number_text(int(cmd.number), cmd.lang)
+    elif isinstance(cmd, SayAmount):
+        words = speech.amount_text(cmd.fen, cmd.lang)
+    else:
+        return None  # free text: <Say>
+    try:
+        return [f"cc/{cmd.lang}/{token_stem(t)}" for t in speech.tokens(words, cmd.lang)] or None
+    except KeyError:
+        return None
+
+
 def _says(target: Any, says: list[tuple[str, str]]) -> None:
     for lang, text in says:
-        target.say(text, language=TWILIO_LANG.get(lang, "en-US"))
+        if lang:
+            target.say(text, language=TWILIO_LANG.get(lang, "en-US"))
+        else:
+            target.play(text)  # a rendered prompt's signed URL
     says.clear()
 
 
@@ -281,14 +340,17 @@ def _ask_again_twiml(url: str) -> str:
 def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: str, state_store: CallStateStore,
                 limits: dict[str, int] | None = None, calls_line: Any = None,
                 replay_wait_s: float = 10.0,
-                clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> APIRouter:
-    """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``.
+                clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                prompt_files: Any = None, prompt_signer: Any = None) -> APIRouter:
+    """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``. With ``prompt_files``
+    and ``prompt_signer`` the prompts are ``<Play>`` of the rendered files (``<Say>`` what none renders).
 
     Refuses to build without an auth token: a signature keyed with the empty string is one anyone can compute."""
     if not auth_token:
         raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
-    voice = _Voice(backend, flow, public_url, state_store, limits, calls_line, replay_wait_s, clock=clock)
+    voice = _Voice(backend, flow, public_url, state_store, limits, calls_line, replay_wait_s, clock=clock,
+                   prompt_files=prompt_files, prompt_signer=prompt_signer)
     router = APIRouter()
 
     async def verified_form(request: Request) -> dict[str, str] | None:

@@ -14,6 +14,9 @@
 - Originate is sent with ``Async: true``, ``ChannelId`` = our call id, and ``as_list=False``: the
   awaited result is the immediate "queued" reply, and the later ``OriginateResponse`` (same
   ActionID) reaches our event handler instead of being folded into the action's result.
+- Notification calls: ``play_menu`` plays the message in ``[cc-notify-menu]`` (keys: ``UserEvent NotifyDigit``
+  -> ``DigitPressed``); ``reassign`` (the client pressed 0) sends the channel to ``[cc-handoff-wait]`` under
+  the hand-off's call id, where the call core takes it as an IVR hand-off.
 - Every message goes through the pure ``CallTracker`` (ami_events.py); a message that breaks the
   mapping is logged (masked) and skipped, never crashing the reader.
 """
@@ -112,6 +115,7 @@ class AmiOptions:
     play_context: str = V.CONTEXT_PLAY
     notify_menu_context: str = V.CONTEXT_NOTIFY_MENU
     hotline_context: str = V.CONTEXT_HOTLINE  # where a caller an agent hands to the IVR goes (send_to_ivr)
+    handoff_wait_context: str = V.CONTEXT_HANDOFF_WAIT  # where a notification call handed to an agent waits
     agent_ring_timeout_s: float = 30.0  # an agent phone that does not answer its login in time: AgentLeft
     action_timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
@@ -629,6 +633,20 @@ class AmiClient:
                               "Exten": "s", "Priority": "1"}), "Redirect")
         self._publish(self.tracker.left_for_ivr(call_id, asyncio.get_running_loop().time()))
 
+    async def reassign(self, call_id: str, new_call_id: str) -> None:
+        """The call goes on under ``new_call_id`` (a notification call whose client pressed 0, handed to the call
+        core as a hand-off ``cc-h<id>``): ``CC_CALL_ID`` is set to it and the channel is sent to wait in
+        ``[cc-handoff-wait]``, as an IVR hand-off's caller, whose ``HandoffWaiting`` reports it ``Answered`` there
+        (parked: the core Redirects it into a ready agent's room, or plays the sorry prompt)."""
+        check_id(new_call_id)
+        channel = self._call_channel(call_id)
+        if not self.tracker.reassign(call_id, new_call_id):
+            raise TelephonyError(f"call {call_id} is not an answered call on {self.name}")
+        _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_CALL_ID,
+                              "Value": new_call_id}), "Setvar")
+        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.handoff_wait_context,
+                              "Exten": "s", "Priority": "1"}), "Redirect")
+
     async def hangup(self, call_id: str) -> None:
         if not self.tracker.is_live(check_id(call_id)):
             return  # already over: nothing to do
@@ -993,6 +1011,12 @@ class AmiPool:
     async def record_audio(self, call_id: str, name: str) -> bytes | None:
         client = next((c for c in self.clients if name in c._legs), None)  # the server that recorded it
         return await client.record_audio(call_id, name) if client is not None else None
+
+    async def reassign(self, call_id: str, new_call_id: str) -> None:
+        client = self._client_of(call_id)
+        await client.reassign(call_id, new_call_id)
+        self._calls.pop(call_id, None)
+        self._calls[new_call_id] = client
 
     async def agent_login(self, agent_id: str, phone: str, server: str | None = None) -> None:
         pool = [c for c in self.clients if c.connected and (server is None or c.name == server)]

@@ -21,6 +21,9 @@ Rules:
   that id, known by its own ``Uniqueid`` (Asterisk's), and reported once as ``Answered`` (parked: ``connect``
   can Redirect it); its ``ConfbridgeJoin`` of an agent room -> ``Connected``, its ``Hangup`` -> ``Ended``, like
   an outbound call.
+- A notification call handed to the core (``reassign``: its client pressed 0) goes on under the hand-off's id:
+  its channel keeps its Uniqueid (our old id), nothing more is reported under the old id, and the
+  ``HandoffWaiting`` of the new id (once the channel waits in ``[cc-handoff-wait]``) reports it ``Answered``.
 - ``Shutdown`` -> ``ServerDown`` and every live call on the server ends.
 - After a lost connection every live call is "unverified" until ``reconcile`` is given the
   ``CoreShowChannels`` list: the missing ones end, so nothing stays in flight forever.
@@ -204,6 +207,28 @@ class CallTracker:
         if call is None:
             return []
         return self._end(call, 16, "to_ivr", now)
+
+    def reassign(self, call_id: str, new_call_id: str) -> bool:
+        """The answered call ``call_id`` goes on as ``new_call_id`` (a hand-off id): same channel, known by its
+        Uniqueid; reported ``Answered`` again when the dialplan's ``HandoffWaiting`` names it. False when
+        ``call_id`` is not an answered call here."""
+        call = self._calls.get(call_id)
+        if call is None or call.state != "answered" or new_call_id in self._calls:
+            return False
+        del self._calls[call_id]
+        self._settled[call_id] = None  # late messages under the old id (a key, a repeat) change nothing
+        if call.action_id:
+            self._by_action.pop(call.action_id, None)
+            call.action_id = None
+        uid = call.uniqueid or call_id
+        call.call_id, call.uniqueid, call.answer_reported = new_call_id, uid, False
+        self._inbound[uid] = new_call_id
+        for key in call.other_keys:
+            if self._others.get(key) == call_id:
+                self._others[key] = new_call_id
+        self._calls[new_call_id] = call
+        self._settled.pop(new_call_id, None)
+        return True
 
     def track_agent(self, agent_id: str, other_ids: Iterable[str] = ()) -> str:
         leg = agent_leg_id(agent_id)
@@ -461,7 +486,7 @@ class CallTracker:
                 self._inbound.pop(call.uniqueid or "", None)
                 call.uniqueid = uid
                 self._inbound[uid] = call_id
-            return []
+            return self._answered(call, now, None, None, report=True)  # a reassigned call: parked now
         call = _Call(call_id, now, 0.0, False, channel=channel, uniqueid=uid)
         self._calls[call_id] = call
         self._inbound[uid] = call_id

@@ -14,7 +14,8 @@ has one. The number shown is the message kind's (``notify_caller_ids``, keyed by
 
 "0" reaches an agent through the call core's routing: the call becomes an IVR hand-off (an ``ivr_sessions``
 row, channel ``notify``, handed off) that the engine loads at its next sync, and the port goes on with it under
-the hand-off's call id (``reassign``): the core routes it to the longest-idle ready agent, or after
+the hand-off's call id (``reassign``; on Asterisk the channel then waits in ``[cc-handoff-wait]`` as an IVR
+caller's does, and its ``HandoffWaiting`` parks it): the core routes it to the longest-idle ready agent, or after
 ``handoff_wait_s`` plays the sorry prompt and books a call back. With ``notify_zero = "callback"`` a call back is
 booked at once when no agent is ready.
 """
@@ -40,7 +41,7 @@ from callcenter.store.models import Client
 from callcenter.store.models.care import CareCallback, CareDelivery
 from callcenter.store.models.dialer import AgentSession
 from callcenter.store.models.ivr import IvrSession, IvrStep
-from callcenter.ports.channel_variables import handoff_call_id
+from callcenter.ports.channel_variables import CC_LANG, handoff_call_id
 from callcenter.ports.prompts import PromptRenderer
 from callcenter.ports.telephony import (
     Answered,
@@ -202,7 +203,8 @@ class NotificationCaller:
             self._context[delivery_id] = (client_id, lang, mobile)
             try:
                 await self.telephony.originate(call_id, mobile, self.caller_id_for(subject),
-                                               {"CARE_DELIVERY": str(delivery_id), "CARE_MESSAGE": text},
+                                               {"CARE_DELIVERY": str(delivery_id), "CARE_MESSAGE": text,
+                                                CC_LANG: lang},  # the hand-off's hold prompts
                                                self.timeout_s)
             except (TelephonyError, ValueError) as exc:  # refused, or not confirmed (connection lost): never a crash
                 log.warning("notification call %s to %s not placed: %s", delivery_id, mask_phone(mobile), exc)
@@ -261,7 +263,7 @@ class NotificationCaller:
         _, flow = self.flows.pop(call_id)
         flow.ended()
         attempt = int(call_id.rsplit("-", 1)[1])
-        self._finish(delivery_id, attempt, "to_agent", f"handoff cc-h{ivr_session_id}")
+        self._finish(delivery_id, attempt, "to_agent", f"handoff {handoff_call_id(ivr_session_id)}")
         await reassign(call_id, handoff_call_id(ivr_session_id))
 
     def _agent_ready(self) -> bool:

@@ -1,0 +1,76 @@
+"""A reminder call (an agentless notification call) through a real Asterisk 22 running our shipped dialplan, as
+an operator runs it (README "A real Asterisk", steps 1-5: Asterisk's ``sounds/cc`` is the engine's prompts
+directory, so the message rendered just before the call is there when it plays): the notification caller
+renders the message to ``care/notify-<id>.wav`` and places the call; the simulated client
+(``[sim-notified]``, a Local channel) answers and hears it in ``[cc-notify-menu]``, presses 1 (it plays again)
+then 0: the call becomes the call core's hand-off ``cc-h<id>``, waits in ``[cc-handoff-wait]`` and is Redirected
+into the ready agent's ConfBridge room (the agent's phone a Local channel in it); the desk contact opens, the client
+hangs up and the agent is in wrap-up (issue 16, "Must show": the same reminder call on Asterisk).
+
+With CALLCENTER_LIVE_RECORD=1 the engine's AMI traffic becomes tests/fixtures/asterisk-22-live/reminder_1_then_0.ami,
+which tests/adapters/test_live_captures.py replays through the same scenario code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from callcenter.adapters.ivr import prompts
+from callcenter.adapters.telephony.ami import AmiPool, AmiServer
+from callcenter.bootstrap import App
+from callcenter.services.dialer import campaigns as dialer
+from tests.adapters.ami_scenarios import LIVE_CAPTURES
+from tests.adapters.notify_world import NOTIFY_OPTIONS, build_notify_world, run_reminder_call
+from tests.live.asterisk import LiveAsterisk, live_binary
+from tests.live.capture import RecordingProxy
+
+pytestmark = pytest.mark.db
+
+
+async def test_reminder_call_heard_then_1_repeats_then_0_reaches_the_agent(core: App, tmp_path: Path) -> None:
+    binary = live_binary()
+    assert binary is not None
+    core.clock = lambda: datetime.now(timezone.utc)  # real time
+    core.bus.bind_loop(asyncio.get_running_loop())
+    # README step 5 as the live test runs it: `callcenter prompts build` into the engine's prompts directory, and
+    # Asterisk's sounds/cc is that directory (a symlink), so messages rendered later are found there too
+    core.settings.prompts_dir = tmp_path / "prompts"
+    prompts.build(core.settings.prompts_path, langs=("zh-CN",))
+    world = build_notify_world(core, core.clock())
+    pbx = LiveAsterisk(binary, tmp_path / "ast", prompts=core.settings.prompts_path)
+    pbx.start()
+    ami = await RecordingProxy(pbx.ami_address).start()
+    pool = AmiPool([AmiServer(*ami.address, "callcenter", pbx.ami_secret)], NOTIFY_OPTIONS)
+    try:
+        await pool.start()
+
+        async def hang_up(call_id: str) -> None:
+            channel = pool.clients[0].tracker.channel_of(call_id)
+            assert channel is not None and "@sim-notified-" in channel, channel
+            assert channel in pbx.cli(f"confbridge list agent-{world.staff_id}")  # the client is in the room
+            assert dialer.agent_state(core, world.staff_id)["state"] == "talking"
+            await asyncio.sleep(1.0)
+            pbx.cli(f"channel request hangup {channel}")
+
+        await run_reminder_call(core, pool, world, hang_up)
+        await pool.aclose()
+        await ami.aclose()
+        log = pbx.log()
+        played = [p.rsplit(".", 1)[0] for p in re.findall(r"Playing '([^']+)'", log)]
+        message = f"cc/care/notify-{world.delivery_id}"
+        # heard, heard again after 1, then the hold prompt of the hand-off; nothing missing
+        assert played.count(message) == 2, played
+        assert played.index("cc/zh-CN/please_wait") > max(i for i, p in enumerate(played) if p == message), played
+        assert "Unable to open" not in log and "does not exist" not in log, log[-3000:]
+        if os.environ.get("CALLCENTER_LIVE_RECORD") == "1":
+            ami.write(LIVE_CAPTURES / "reminder_1_then_0.ami",
+                      note=f"live: a reminder call, 1 (repeat) then 0 (to the agent's room) against {pbx.version}")
+    finally:
+        await pool.aclose()
+        await ami.aclose()
+        pbx.kill()
