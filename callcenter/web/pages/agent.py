@@ -241,47 +241,45 @@ async def save_note(body: NoteIn, request: Request, contact_id: int = ContactId,
     return OkOut()
 
 
-@api.post("/contacts/{contact_id}/hangup", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
-async def hang_up(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
-    """End the call: the desk records the hang-up and a hang-up command for the dialler that owns the call, in
-    one transaction; the dialler is nudged (``CommandQueued``) and otherwise finds it at its next poll."""
+async def _queue_from_desk(request: Request, principal: Principal, request_command: Any,
+                           *, required: bool) -> None:
+    """One desk action that leaves the call (hang-up, hand to the IVR): the desk's bookkeeping and the command for
+    the dialler that owns the call in one transaction (``request_command(s, now)``: the row, or None when the
+    call is over); the dialler is nudged (``CommandQueued``) and otherwise finds it at its next poll. With
+    ``required`` a call already over is a 409."""
     core = request.app.state.core
     now = core.clock()
 
     def work(s: Any) -> tuple[tuple[str, int] | None, desk.AgentStatus]:
-        cmd = call_commands.request_hangup(s, principal, contact_id, now)
+        cmd = request_command(s, now)
         return (cmd.dialer_id, cmd.id) if cmd is not None else None, desk.status(s, principal.staff_id, now)
 
     try:
         queued, st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
     except desk.DeskError as exc:
         _raise(exc)
+    if queued is None and required:
+        raise ApiError(409, "call_not_live")
     if queued is not None:
         core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
     _publish_state(request, principal.staff_id, st)
+
+
+@api.post("/contacts/{contact_id}/hangup", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
+async def hang_up(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
+    """End the call: the desk records the hang-up and a hang-up command for the dialler that owns the call."""
+    await _queue_from_desk(request, principal, lambda s, now: call_commands.request_hangup(s, principal, contact_id, now),
+                           required=False)
     return OkOut()
 
 
 @api.post("/contacts/{contact_id}/ivr-orders", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
 async def hand_to_ivr_orders(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
-    """Hand the client to the hotline's order menu (agents never place orders for a client): the desk records the
-    call leaving the agent and an ``ivr_orders`` command for the dialler that owns the call, in one transaction;
-    that dialler sends the caller's channel to the hotline at the order menu (after the client logs in)."""
-    core = request.app.state.core
-    now = core.clock()
-
-    def work(s: Any) -> tuple[tuple[str, int] | None, desk.AgentStatus]:
-        cmd = call_commands.request_ivr_orders(s, principal, contact_id, now)
-        return (cmd.dialer_id, cmd.id) if cmd is not None else None, desk.status(s, principal.staff_id, now)
-
-    try:
-        queued, st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
-    except desk.DeskError as exc:
-        _raise(exc)
-    if queued is None:
-        raise ApiError(409, "call_not_live")
-    core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
-    _publish_state(request, principal.staff_id, st)
+    """Hand the client to the hotline's order menu (agents never place orders for a client): the call leaves the
+    agent and an ``ivr_orders`` command goes to the dialler that owns the call, which sends the caller's channel
+    to the hotline at the order menu (after the client logs in)."""
+    await _queue_from_desk(request, principal,
+                           lambda s, now: call_commands.request_ivr_orders(s, principal, contact_id, now), required=True)
     return OkOut()
 
 
