@@ -32,8 +32,18 @@ class ControlHarness(Harness):
     refuse_controls: bool = False
     room: dict[str, int] = field(default_factory=dict)  # call id -> the agent room it is in
     next_request: int = 1
+    # desk contacts of a hand-off opened for a further agent by a control (a transfer, a conference): the base
+    # harness's ``contacts`` keeps the first agent reached, one a hand-off at most
+    control_contacts: list[tuple[int, int, str]] = field(default_factory=list)  # (staff, ivr session, reason)
 
     def do(self, cmd: Any) -> Any:
+        if (isinstance(cmd, C.ChangeAgentState) and isinstance(cmd.contact, C.OpenInboundContact)
+                and cmd.reason != "ivr_handoff"):
+            n = len(self.contacts)
+            result = super().do(cmd)
+            self.control_contacts += [(staff, ivr, cmd.reason) for staff, ivr in self.contacts[n:]]
+            del self.contacts[n:]
+            return result
         if isinstance(cmd, C.Connect) and self.pbx.get(cmd.call_id) == "connected":
             self.pbx[cmd.call_id] = "answered"  # a transfer: the call moves from one room to another
             self.held.discard(cmd.call_id)
@@ -278,7 +288,7 @@ def test_a_hand_off_is_transferred_like_an_outbound_call() -> None:
     assert h.control(call, agent, "transfer", target=other) == (True, "")
     h.connected(call)
     assert h.rows[other].state == "talking" and h.rows[agent].state == "wrap_up"
-    assert (other, 700) in h.contacts
+    assert h.contacts == [(agent, 700)] and h.control_contacts == [(other, 700, "transfer")]
     h.ended(call)
     assert h.handoffs[700].ended == "completed"
 
@@ -374,6 +384,9 @@ class ControlsMachine(DiallerMachine):
         assert not h.core.controls and not h.core.monitoring
         assert not h.links and not h.muted and not h.monitors  # every control ended with its call
         assert h.core_answered == set(range(1, h.next_request))  # every request answered once
+        reached = {ivr for _, ivr in h.contacts}
+        for _staff, ivr, reason in h.control_contacts:  # a further agent only on a hand-off an agent took
+            assert ivr in reached and reason in ("transfer", "conference")
 
 
 TestControlsMachine = ControlsMachine.TestCase
