@@ -200,6 +200,19 @@ def test_warm_transfer_consults_with_the_customer_on_hold_then_hands_over() -> N
     assert h.rows[other].state == "talking" and call not in h.held and h.core.calls[call].agent_id == other
 
 
+def test_a_consultation_the_database_refuses_links_no_rooms() -> None:
+    """The consulted agent paused on the web (the core learns it at the next sync): the reservation is refused
+    before any link is made, so no link is left behind and the customer is back."""
+    h = started(agents=2)
+    h.core.campaigns[1].pacer = __import__("tests.unit.test_call_core", fromlist=["RecordingPacer"]).RecordingPacer(0)
+    call, agent = h.talking()
+    other = next(a for a in h.rows if a != agent)
+    h.rows[other].state = "paused"
+    out = h.feed(K.ControlRequested(50, call, agent, "consult", target=other))
+    assert not of(out, K.LinkRooms) and not h.links and call not in h.held
+    assert h.core.controls[call].consult is None and h.rows[other].state == "paused"
+
+
 def test_a_cancelled_consultation_gives_the_customer_back_and_frees_the_consulted_agent() -> None:
     h = started(agents=2)
     h.core.campaigns[1].pacer = __import__("tests.unit.test_call_core", fromlist=["RecordingPacer"]).RecordingPacer(0)
