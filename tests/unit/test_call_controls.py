@@ -32,8 +32,18 @@ class ControlHarness(Harness):
     refuse_controls: bool = False
     room: dict[str, int] = field(default_factory=dict)  # call id -> the agent room it is in
     next_request: int = 1
+    # desk contacts of a hand-off opened for a further agent by a control (a transfer, a conference): the base
+    # harness's ``contacts`` keeps the first agent reached, one a hand-off at most
+    control_contacts: list[tuple[int, int, str]] = field(default_factory=list)  # (staff, ivr session, reason)
 
     def do(self, cmd: Any) -> Any:
+        if (isinstance(cmd, C.ChangeAgentState) and isinstance(cmd.contact, C.OpenInboundContact)
+                and cmd.reason != "ivr_handoff"):
+            n = len(self.contacts)
+            result = super().do(cmd)
+            self.control_contacts += [(staff, ivr, cmd.reason) for staff, ivr in self.contacts[n:]]
+            del self.contacts[n:]
+            return result
         if isinstance(cmd, C.Connect) and self.pbx.get(cmd.call_id) == "connected":
             self.pbx[cmd.call_id] = "answered"  # a transfer: the call moves from one room to another
             self.held.discard(cmd.call_id)
@@ -190,6 +200,19 @@ def test_warm_transfer_consults_with_the_customer_on_hold_then_hands_over() -> N
     assert h.rows[other].state == "talking" and call not in h.held and h.core.calls[call].agent_id == other
 
 
+def test_a_consultation_the_database_refuses_links_no_rooms() -> None:
+    """The consulted agent paused on the web (the core learns it at the next sync): the reservation is refused
+    before any link is made, so no link is left behind and the customer is back."""
+    h = started(agents=2)
+    h.core.campaigns[1].pacer = __import__("tests.unit.test_call_core", fromlist=["RecordingPacer"]).RecordingPacer(0)
+    call, agent = h.talking()
+    other = next(a for a in h.rows if a != agent)
+    h.rows[other].state = "paused"
+    out = h.feed(K.ControlRequested(50, call, agent, "consult", target=other))
+    assert not of(out, K.LinkRooms) and not h.links and call not in h.held
+    assert h.core.controls[call].consult is None and h.rows[other].state == "paused"
+
+
 def test_a_cancelled_consultation_gives_the_customer_back_and_frees_the_consulted_agent() -> None:
     h = started(agents=2)
     h.core.campaigns[1].pacer = __import__("tests.unit.test_call_core", fromlist=["RecordingPacer"]).RecordingPacer(0)
@@ -278,7 +301,7 @@ def test_a_hand_off_is_transferred_like_an_outbound_call() -> None:
     assert h.control(call, agent, "transfer", target=other) == (True, "")
     h.connected(call)
     assert h.rows[other].state == "talking" and h.rows[agent].state == "wrap_up"
-    assert (other, 700) in h.contacts
+    assert h.contacts == [(agent, 700)] and h.control_contacts == [(other, 700, "transfer")]
     h.ended(call)
     assert h.handoffs[700].ended == "completed"
 
@@ -374,6 +397,9 @@ class ControlsMachine(DiallerMachine):
         assert not h.core.controls and not h.core.monitoring
         assert not h.links and not h.muted and not h.monitors  # every control ended with its call
         assert h.core_answered == set(range(1, h.next_request))  # every request answered once
+        reached = {ivr for _, ivr in h.contacts}
+        for _staff, ivr, reason in h.control_contacts:  # a further agent only on a hand-off an agent took
+            assert ivr in reached and reason in ("transfer", "conference")
 
 
 TestControlsMachine = ControlsMachine.TestCase

@@ -170,6 +170,9 @@ class CallControls:
     consult: int | None = None  # the agent consulted (rooms linked, customer held)
     conference: int | None = None  # the second agent in a three-way conference (rooms linked)
     transfer_to: int | None = None  # a transfer on its way: the call is this agent's once it reaches their room
+    # a consultation's or conference's rooms are linked once the partner's reservation (consult) or connection
+    # (conference) is in the database: the request to answer if the PBX then refuses the link
+    link_request: int | None = None
     monitors: dict[int, str] = field(default_factory=dict)  # supervisor -> listen / whisper / barge
 
     def idle(self) -> bool:

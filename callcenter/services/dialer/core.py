@@ -1615,17 +1615,15 @@ class CallCore:
                 if not ctl.held:
                     ctl.held = True
                     out.append(K.HoldCall(rid, cid))
-                ctl.consult, target.call_id = target.staff_id, cid
+                ctl.consult, target.call_id, ctl.link_request = target.staff_id, cid, rid
                 self._change(target, "reserve", out, reason="consult", attempt_id=self._attempt_of(call))
-                out.append(K.LinkRooms(rid, cid, owner.staff_id, target.staff_id))
-                return answer(True)
+                return answer(True)  # LinkRooms follows the reservation (a refused one leaves nothing to undo)
             # a three-way conference: the second agent's room is linked while the customer stays in the room
-            ctl.conference, target.call_id = target.staff_id, cid
+            ctl.conference, target.call_id, ctl.link_request = target.staff_id, cid, rid
             self._change(target, "reserve", out, reason="conference", attempt_id=self._attempt_of(call))
             self._change(target, "connect", out, reason="conference", attempt_id=self._attempt_of(call),
                          contact=self._contact_for(call))
-            out.append(K.LinkRooms(rid, cid, owner.staff_id, target.staff_id))
-            return answer(True)
+            return answer(True)  # LinkRooms follows the connection
         if k == "conference":  # the consulted agent stays: the customer comes back into the linked rooms
             partner = self.agents.get(ctl.consult) if ctl.consult is not None else None
             ctl.conference, ctl.consult = ctl.consult, None
@@ -1678,7 +1676,8 @@ class CallCore:
     def _end_conference(self, call: Call | InboundCall, ctl: CallControls, out: list[Command], rid: int = 0) -> None:
         partner = self.agents.get(ctl.conference) if ctl.conference is not None else None
         other, ctl.conference = ctl.conference, None
-        if other is not None and call.agent_id is not None:
+        linked, ctl.link_request = ctl.link_request is None, None
+        if other is not None and call.agent_id is not None and linked:
             out.append(K.UnlinkRooms(rid, call.call_id, call.agent_id, other))
         if partner is not None and partner.call_id == call.call_id:
             if partner.state == AgentState.TALKING:
@@ -1732,6 +1731,17 @@ class CallCore:
                 if agent is not None and agent.call_id == cid:
                     agent.call_id = None
             return
+        if ev.applied and ev.reason in ("consult", "conference") and ev.event == (
+                "reserve" if ev.reason == "consult" else "connect"):
+            for cid, ctl in self.controls.items():  # the partner is in the database: its room is linked now
+                if ctl.link_request is None or ev.staff_id != (ctl.consult if ev.reason == "consult"
+                                                               else ctl.conference):
+                    continue
+                call = self.calls.get(cid) or self.inbound.get(cid)
+                if call is not None and call.agent_id is not None:
+                    out.append(K.LinkRooms(ctl.link_request, cid, call.agent_id, ev.staff_id))
+                ctl.link_request = None
+                break
         if ev.applied or ev.reason not in ("consult", "conference"):
             if ev.applied and ev.reason == "conference" and ev.contact_id is not None:
                 inbound = next((c for c in self.inbound.values()
@@ -1747,7 +1757,9 @@ class CallCore:
             if call is None or call.agent_id is None:
                 continue
             ctl.consult = ctl.conference = None
-            out.append(K.UnlinkRooms(0, call_id, call.agent_id, ev.staff_id))
+            if ctl.link_request is None:  # else the rooms were never linked
+                out.append(K.UnlinkRooms(0, call_id, call.agent_id, ev.staff_id))
+            ctl.link_request = None
             agent = self.agents.get(ev.staff_id)
             if agent is not None and agent.call_id == call_id:
                 agent.call_id = None
@@ -1835,7 +1847,7 @@ class CallCore:
             out.append(K.MuteAgent(0, call_id, owner.staff_id, False))
         for other in (ctl.consult, ctl.conference, ctl.transfer_to):
             partner = self.agents.get(other) if other is not None else None
-            if other is not None and owner is not None and other != ctl.transfer_to:
+            if other is not None and owner is not None and other != ctl.transfer_to and ctl.link_request is None:
                 out.append(K.UnlinkRooms(0, call_id, owner.staff_id, other))
             if partner is None or partner.call_id != call_id:
                 continue
