@@ -33,7 +33,7 @@ FIRST, LAST = date(2026, 10, 27), date(2026, 11, 25)  # 30 local days
 
 
 def _migration_backfill() -> Callable[..., None]:
-    path = Path(callcenter.store.__file__).parent / "migrations" / "versions" / "0014_scale_rollups.py"
+    path = Path(callcenter.store.__file__).parent / "migrations" / "versions" / "0018_scale_rollups.py"
     spec = importlib.util.spec_from_file_location("m0014", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
