@@ -329,9 +329,9 @@ async def book_appointment(body: AppointmentIn, request: Request, contact_id: in
 
 
 class PriceAlertIn(BaseModel):
-    code: str = Field(pattern=r"^[0-9]{6}$")
+    code: Text = Field(pattern=r"^[0-9]{6}$")
     direction: Literal["above", "below"]
-    price: str = Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?$", description="The threshold in yuan, e.g. 10.50")
+    price: Text = Field(pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?$", description="The threshold in yuan, e.g. 10.50")
 
 
 class PriceAlertOut(BaseModel):

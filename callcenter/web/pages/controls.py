@@ -50,8 +50,8 @@ def _refuse(request: Request, exc: desk.DeskError) -> ApiError:
 class ControlIn(BaseModel):
     kind: AgentControl
     target: int | None = Field(default=None, ge=1, le=2**31 - 1, description="transfer / consult / conference")
-    digits: str = Field(default="", pattern=r"^[0-9*#A-D]{0,32}$", description="dtmf: the keys to send")
-    menu: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$", description="transfer_ivr: the IVR node")
+    digits: Text = Field(default="", pattern=r"^[0-9*#A-D]{0,32}$", description="dtmf: the keys to send")
+    menu: Text = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$", description="transfer_ivr: the IVR node")
 
 
 class QueuedOut(BaseModel):
