@@ -313,8 +313,8 @@ class TransferService:
             client_id=fund.client_id, kind=cmd.kind, from_fund_account_id=fund.id, to_fund_account_id=to_id,
             bank_account_id=fund.bank_account_id if cmd.kind != "fund_to_fund" else None,
             amount_fen=amount, status="pending", channel=cmd.channel[:16], caller_phone=cmd.caller_phone[:20],
-            staff_id=cmd.actor.staff_id, trade_date=trade_date, created_at=now,
-        )
+            staff_id=cmd.actor.staff_id, trade_date=trade_date, created_at=now, error_code="",
+        )  # every column the answer reads is set here: it may be built before the row is flushed
         try:
             if amount_error is not None:
                 raise CustodyError(amount_error)
