@@ -7,7 +7,16 @@ SYSSTAMP  := var/.system-packages
 
 .PHONY: run test bench setup system-packages clean-db
 
-$(STAMP): pyproject.toml setup.py
+# The API docs' two large bundles (over 1 MiB each) are not in git: they are fetched, byte for byte the versions
+# VENDORED.md names, from the npm registry at setup (callcenter/web/static/apidocs/, ignored by git).
+APIDOCS   := callcenter/web/static/apidocs
+$(APIDOCS)/swagger-ui-bundle.js $(APIDOCS)/redoc.standalone.js:
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent swagger-ui-dist@5.35.0 redoc@2.5.4 >/dev/null \
+	  && tar -xzf swagger-ui-dist-5.35.0.tgz package/swagger-ui-bundle.js \
+	  && tar -xzf redoc-2.5.4.tgz package/bundles/redoc.standalone.js) \
+	  && cp $$tmp/package/swagger-ui-bundle.js $$tmp/package/bundles/redoc.standalone.js $(APIDOCS)/ && rm -rf $$tmp
+
+$(STAMP): pyproject.toml setup.py $(APIDOCS)/swagger-ui-bundle.js $(APIDOCS)/redoc.standalone.js
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
