@@ -551,6 +551,10 @@ class DialerEngine:
                 return False, "no_live_call"
             if not isinstance(self.telephony, CallControls):
                 return False, "not_supported"
+            if cmd.kind in K.TARGETED_KINDS:  # the partner's state as the database has it now, not at the last sync:
+                synced = await self._do(C.Sync(self.core.in_flight_leads()))  # an agent who just went ready counts
+                if synced is not None:
+                    await self._feed(synced)
             target = args.get("target")
             await self._feed(K.ControlRequested(cmd.id, call_id, cmd.staff_id, cmd.kind,
                                                 int(target) if isinstance(target, (int, str)) and str(target).isdigit()
