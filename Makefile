@@ -37,6 +37,10 @@ $(SYSSTAMP):
 run: $(STAMP)
 	$(BIN)/callcenter run
 
+# Two test workers (pytest-xdist; each its own PostgreSQL database): the machine has two cores and many tests
+# wait on sockets, processes and the browser. `make test PYTEST_ARGS=tests/unit` runs a part in one process.
+PYTEST_ARGS ?= -n 2
+
 test: $(STAMP) system-packages
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

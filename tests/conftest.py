@@ -17,7 +17,35 @@ from callcenter.settings import load_settings
 from callcenter.store.db import make_engine
 from callcenter.store.migrate import upgrade
 
-PG_URL = os.environ.get("CALLCENTER_TEST_DATABASE_URL", "")
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist (``make test`` runs two workers) each worker has its own PostgreSQL database, named for
+    the configured one plus the worker (``test_gw0``), created when missing; the environment variable is set to
+    it, so the processes a test starts use the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker or not url.startswith("postgresql"):
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    mine = base.set(database=f"{base.database}_{worker}")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": mine.database}).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{mine.database}"'))
+    finally:
+        admin.dispose()
+    worker_url = mine.render_as_string(hide_password=False)
+    os.environ["CALLCENTER_TEST_DATABASE_URL"] = worker_url
+    return worker_url
+
+
+PG_URL = _worker_database(os.environ.get("CALLCENTER_TEST_DATABASE_URL", ""))
 
 # 2026-11-25 is a Wednesday and an SSE trading day; 10:30 in Shanghai is inside the transfer window.
 TRADING_NOON_UTC = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)
