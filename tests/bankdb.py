@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from callcenter.bank.books import BankBase
 from callcenter.store.db import make_engine
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, create_database_if_missing
 
 
 def bank_pg_url() -> str:
@@ -23,15 +22,7 @@ def bank_pg_url() -> str:
 
 def fresh_bank_database(url: str) -> str:
     """An empty bank database at ``url`` (PostgreSQL): created when missing, the bank's tables dropped."""
-    target = make_url(url)
-    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first()
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        server.dispose()
+    create_database_if_missing(url)
     engine = make_engine(url)
     try:
         BankBase.metadata.drop_all(engine)

@@ -19,6 +19,22 @@ from callcenter.store.migrate import upgrade
 
 
 
+def create_database_if_missing(url: str) -> None:
+    """Create the PostgreSQL database ``url`` names when the server has none of that name."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        server.dispose()
+
+
 def _worker_database(url: str) -> str:
     """Under pytest-xdist (``make test`` runs two workers) each worker has its own PostgreSQL database, named for
     the configured one plus the worker (``test_gw0``), created when missing; the environment variable is set to
@@ -26,21 +42,11 @@ def _worker_database(url: str) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not url or not worker or not url.startswith("postgresql"):
         return url
-    from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
     base = make_url(url)
-    mine = base.set(database=f"{base.database}_{worker}")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": mine.database}).first()
-            if exists is None:
-                conn.execute(text(f'CREATE DATABASE "{mine.database}"'))
-    finally:
-        admin.dispose()
-    worker_url = mine.render_as_string(hide_password=False)
+    worker_url = base.set(database=f"{base.database}_{worker}").render_as_string(hide_password=False)
+    create_database_if_missing(worker_url)
     os.environ["CALLCENTER_TEST_DATABASE_URL"] = worker_url
     return worker_url
 
