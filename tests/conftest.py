@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from callcenter.bank.books import BankBooks
 from callcenter.bank.inprocess import InProcessBank
@@ -18,12 +19,8 @@ from callcenter.store.db import make_engine
 from callcenter.store.migrate import upgrade
 
 
-
 def create_database_if_missing(url: str) -> None:
     """Create the PostgreSQL database ``url`` names when the server has none of that name."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
     target = make_url(url)
     server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
@@ -42,8 +39,6 @@ def _worker_database(url: str) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not url or not worker or not url.startswith("postgresql"):
         return url
-    from sqlalchemy.engine import make_url
-
     base = make_url(url)
     worker_url = base.set(database=f"{base.database}_{worker}").render_as_string(hide_password=False)
     create_database_if_missing(worker_url)
