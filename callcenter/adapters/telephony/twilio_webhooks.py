@@ -15,6 +15,8 @@ nothing), so a replay has no effect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 
@@ -54,52 +56,28 @@ def make_router(line: TwilioLine, auth_token: str, public_url: str) -> APIRouter
             return Response("no dialler here", status_code=503, media_type="text/plain")
         return calls, params
 
-    @router.post("/twilio/calls/{call_id}/status", include_in_schema=False)
-    async def status(call_id: str, request: Request) -> Response:
-        got = await backend(request, call_id)
-        if isinstance(got, Response):
-            return got
-        got[0].status_callback(call_id, got[1])
-        return Response(status_code=204)
+    def signed(path: str, handle: Callable[[TwilioCalls, str, dict[str, str]], Response]) -> None:
+        """One signed route: the signature, the id and this process's backend checked, then ``handle``."""
+        async def route(ident: str, request: Request) -> Response:
+            got = await backend(request, ident)
+            return got if isinstance(got, Response) else handle(got[0], ident, got[1])
+        router.add_api_route(path, route, methods=["POST"], include_in_schema=False)
 
-    @router.post("/twilio/calls/{call_id}/answered", include_in_schema=False)
-    async def answered(call_id: str, request: Request) -> Response:
-        got = await backend(request, call_id)
-        if isinstance(got, Response):
-            return got
-        return Response(got[0].answered_webhook(call_id, got[1]), media_type=XML)
-
-    @router.post("/twilio/calls/{call_id}/parked", include_in_schema=False)
-    async def parked(call_id: str, request: Request) -> Response:
-        got = await backend(request, call_id)
-        if isinstance(got, Response):
-            return got
-        calls, params = got
+    def parked(calls: TwilioCalls, call_id: str, params: dict[str, str]) -> Response:
         if not call_id.startswith("cc-h") or not params.get("CallSid"):
             return Response(HANGUP, media_type=XML)
         return Response(calls.parked(call_id, params["CallSid"]), media_type=XML)
 
-    @router.post("/twilio/calls/{call_id}/digits", include_in_schema=False)
-    async def digits(call_id: str, request: Request) -> Response:
-        got = await backend(request, call_id)
-        if isinstance(got, Response):
-            return got
-        return Response(got[0].digits(call_id, got[1].get("Digits", "")), media_type=XML)
+    def done(effect: Callable[[TwilioCalls, str, dict[str, str]], object]) -> Callable[[TwilioCalls, str, dict[str, str]], Response]:
+        def handle(calls: TwilioCalls, ident: str, params: dict[str, str]) -> Response:
+            effect(calls, ident, params)
+            return Response(status_code=204)
+        return handle
 
-    @router.post("/twilio/agents/{agent_id}/conference", include_in_schema=False)
-    async def conference(agent_id: str, request: Request) -> Response:
-        got = await backend(request, agent_id)
-        if isinstance(got, Response):
-            return got
-        got[0].conference_event(agent_id, got[1])
-        return Response(status_code=204)
-
-    @router.post("/twilio/agents/{agent_id}/status", include_in_schema=False)
-    async def agent_status(agent_id: str, request: Request) -> Response:
-        got = await backend(request, agent_id)
-        if isinstance(got, Response):
-            return got
-        got[0].agent_status(agent_id, got[1])
-        return Response(status_code=204)
-
+    signed("/twilio/calls/{ident}/status", done(lambda c, i, p: c.status_callback(i, p)))
+    signed("/twilio/calls/{ident}/answered", lambda c, i, p: Response(c.answered_webhook(i, p), media_type=XML))
+    signed("/twilio/calls/{ident}/parked", parked)
+    signed("/twilio/calls/{ident}/digits", lambda c, i, p: Response(c.digits(i, p.get("Digits", "")), media_type=XML))
+    signed("/twilio/agents/{ident}/conference", done(lambda c, i, p: c.conference_event(i, p)))
+    signed("/twilio/agents/{ident}/status", done(lambda c, i, p: c.agent_status(i, p)))
     return router

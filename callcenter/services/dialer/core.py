@@ -765,10 +765,6 @@ class CallCore:
         leads += [a.preview_lead_id for a in self.agents.values() if a.preview_lead_id is not None]
         return tuple(leads)
 
-    def call_of(self, attempt_id: int, staff_id: int) -> Call | None:
-        """Our call of that attempt, connected or on its way to that agent."""
-        return next((c for c in self.calls.values() if c.attempt_id == attempt_id and c.agent_id == staff_id), None)
-
     def ready_agents(self, campaign_id: int | None, server: str = "") -> list[Agent]:
         """Ready agents of the campaign (None: of any campaign, for inbound calls) with their phone up (on
         ``server``, when given), longest idle first."""

@@ -484,23 +484,28 @@ class DialerEngine:
                 return False
             return True
 
-    async def _call_of_contact(self, contact_id: int, staff_id: int) -> str | None:
-        """The port's call id of the desk contact's call when it is ours and that agent's (hold ``_lock``)."""
+    async def _call_of_contact(self, contact_id: int, staff_id: int | None) -> str | None:
+        """The port's call id of the desk contact's call when it is ours (hold ``_lock``) and, with ``staff_id``,
+        that agent's; None for any agent on it (a call control: the conference's second agent, or the agent a
+        supervisor monitors, names the call of another's contact)."""
 
         def call_of(s: Session) -> tuple[int | None, int | None]:
             contact = s.get(DeskContact, contact_id)
-            if contact is None or contact.agent_id != staff_id:
+            if contact is None or (staff_id is not None and contact.agent_id != staff_id):
                 return None, None
             return contact.attempt_id, contact.ivr_session_id
 
         # a read of its own: not the engine's transaction (which carries the pending records)
         attempt_id, ivr_session_id = await asyncio.to_thread(run_in_transaction, self.deps.sessions, call_of)
         if attempt_id is not None:
-            call = self.core.call_of(attempt_id, staff_id)
+            call = next((c for c in self.core.calls.values() if c.attempt_id == attempt_id
+                         and (staff_id is None or c.agent_id == staff_id)), None)
             return call.call_id if call is not None else None
         if ivr_session_id is not None:  # an IVR hand-off: an inbound call of ours, connected to them
             inbound = self.core.inbound.get(V.handoff_call_id(ivr_session_id))
-            return inbound.call_id if inbound is not None and inbound.agent_id == staff_id else None
+            if inbound is None or (staff_id is not None and inbound.agent_id != staff_id):
+                return None
+            return inbound.call_id
         return None
 
     async def hangup_requested(self, contact_id: int, staff_id: int) -> bool:
@@ -533,20 +538,8 @@ class DialerEngine:
         agent on the call, the conference's second agent, or the agent a supervisor monitors); returns the core's
         answer, or a refusal of the PBX."""
         args = cmd.args
-
-        def call_of(s: Session) -> tuple[int | None, int | None]:
-            contact = s.get(DeskContact, cmd.contact_id)
-            if contact is None:
-                return None, None
-            return contact.attempt_id, contact.ivr_session_id
-
-        attempt_id, ivr_session_id = await self._tx(call_of)
         async with self._lock:
-            call_id: str | None = None
-            if attempt_id is not None:
-                call_id = next((c.call_id for c in self.core.calls.values() if c.attempt_id == attempt_id), None)
-            elif ivr_session_id is not None:
-                call_id = V.handoff_call_id(ivr_session_id)
+            call_id = await self._call_of_contact(cmd.contact_id, None)
             if call_id is None:
                 return False, "no_live_call"
             if not isinstance(self.telephony, CallControls):

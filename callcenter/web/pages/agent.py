@@ -242,11 +242,12 @@ async def save_note(body: NoteIn, request: Request, contact_id: int = ContactId,
 
 
 async def _queue_from_desk(request: Request, principal: Principal, request_command: Any,
-                           *, required: bool) -> None:
+                           *, required: bool, state_changes: bool = True) -> None:
     """One desk action that leaves the call (hang-up, hand to the IVR): the desk's bookkeeping and the command for
     the dialler that owns the call in one transaction (``request_command(s, now)``: the row, or None when the
     call is over); the dialler is nudged (``CommandQueued``) and otherwise finds it at its next poll. With
-    ``required`` a call already over is a 409."""
+    ``required`` a call already over is a 409; with ``state_changes`` the agent's state is published after it
+    (not for the recording's pause / resume, which leave the agent as they were)."""
     core = request.app.state.core
     now = core.clock()
 
@@ -262,7 +263,8 @@ async def _queue_from_desk(request: Request, principal: Principal, request_comma
         raise ApiError(409, "call_not_live")
     if queued is not None:
         core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
-    _publish_state(request, principal.staff_id, st)
+    if state_changes:
+        _publish_state(request, principal.staff_id, st)
 
 
 @api.post("/contacts/{contact_id}/hangup", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
@@ -376,18 +378,9 @@ async def recording(body: RecordingIn, request: Request, contact_id: int = Conta
                     principal: Principal = AgentDep) -> OkOut:
     """The call's recording: pause / resume (the agent's button) or ``secure`` (the client is about to key in a
     PIN or password: paused first, marked ``pin``). A command for the dialler that owns the call, as hang-up is."""
-    core = request.app.state.core
-    now = core.clock()
-
-    def work(s: Any) -> tuple[str, int]:
-        cmd = call_commands.request_recording(s, principal, contact_id, body.action, now)
-        return cmd.dialer_id, cmd.id
-
-    try:
-        queued = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
-    except desk.DeskError as exc:
-        _raise(exc)
-    core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
+    await _queue_from_desk(request, principal,
+                           lambda s, now: call_commands.request_recording(s, principal, contact_id, body.action, now),
+                           required=True, state_changes=False)
     return OkOut()
 
 
