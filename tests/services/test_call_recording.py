@@ -205,24 +205,34 @@ async def test_the_agents_pause_button_and_a_command_for_a_call_not_theirs(world
 
 
 async def test_a_call_with_a_hold_and_a_transfer_gives_linked_legs_matching_the_talk_time(world: World) -> None:
-    """Hold and transfer are the recorder's hooks (``held``/``retrieved``/``transferred``): the call controls
-    call them when they carry out those commands."""
-    recorder = world.engine.deps.recorder
-    assert recorder is not None
+    """The agent's hold, resume and transfer buttons, carried out by the engine as call commands, reach the
+    recorder: the hold is a marked stretch of the leg, the transfer starts a new leg linked to the first."""
     await world.drive(30, until=lambda: any(c.connected for c in world.engine.calls.values()))
     call_id = world.connected_call()
+    contact = world.contact_id()
+    dialer.assign_campaign(world.core, world.cid, staff_ids=[world.ag1, world.ag2])
+    dialer.agent_login(world.core, world.ag2, campaign_id=world.cid, phone=f"Local/{world.ag2}@phones")
+    dialer.agent_ready(world.core, world.ag2)
+
+    async def control(n: int, kind: str, **args: Any) -> None:
+        answer = await world.engine.command_requested(ClaimedCommand(n, kind, contact, None, world.ag1,
+                                                                     world.wall(), args))
+        assert answer[0] is True, (kind, answer)
+
     await world.drive(5)
-    await recorder.held(call_id, world.wall())
+    await control(1, "hold")
     await world.drive(5)
-    await recorder.retrieved(call_id, world.wall())
+    await control(2, "resume")
     await world.drive(5)
-    await recorder.transferred(call_id, world.ag2, world.wall())
+    await control(3, "transfer", target=world.ag2)
+    await world.drive(1)
     await world.finish()
     first, second = world.recordings()
     att = world.attempt()
     assert (first.agent_id, second.agent_id, second.parent_id) == (world.ag1, world.ag2, first.id)
     assert first.call_ref == second.call_ref == call_id and second.attempt_id == att.id
-    assert first.duration_s == pytest.approx(15.0, abs=0.01)
+    assert att.connected_at == first.started_at and att.agent_id == world.ag2  # reached an agent at the first leg
+    assert 15.0 <= first.duration_s <= 16.0  # until the colleague's leg connected, within the second driven
     assert first.duration_s + second.duration_s == pytest.approx(att.talk_s, abs=0.02)
     for rec in (first, second):
         assert wav_duration_s(world.audio(rec)) == pytest.approx(rec.duration_s, abs=0.01)

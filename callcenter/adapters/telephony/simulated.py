@@ -318,7 +318,8 @@ class SimulatedPbx:
             timer.cancel()
         call.timers.clear()
         call.state = "connected"
-        call.connected_at = now
+        if call.connected_at is None:  # a transfer's connect: the talk time still counts from the first agent
+            call.connected_at = now
         call.room, call.held = agent_id, False
         self._emit(Connected(call_id, now, agent_id))
         talk = self.model.sample_talk(self.rng)

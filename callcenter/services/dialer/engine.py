@@ -76,7 +76,7 @@ from typing import Protocol, TypeVar
 
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.care.notify_calls import CALL_PREFIX as NOTIFY_PREFIX
@@ -591,6 +591,9 @@ class DialerEngine:
                 await port.stop_monitor(str(cmd.supervisor_id))
             else:
                 raise TypeError(f"not a control command {cmd!r}")
+            recorder = self.deps.recorder
+            if recorder is not None and isinstance(cmd, (K.HoldCall, K.UnholdCall)):  # the stretch marked "hold"
+                await (recorder.held if isinstance(cmd, K.HoldCall) else recorder.retrieved)(cmd.call_id, self.wall())
         except (TelephonyError, ValueError) as exc:
             log.warning("call control %s of %s failed: %s", kind, getattr(cmd, "call_id", ""), exc)
             rid = int(getattr(cmd, "request_id", 0))
@@ -967,7 +970,8 @@ def _write(s: Session, record: C.Record, wall: datetime, tz: tzinfo) -> None:
                   .values(answered_at=wall, amd=record.amd, amd_cause=record.amd_cause))
     elif isinstance(record, C.RecordConnected):
         s.execute(update(Attempt).where(Attempt.id == record.attempt_id)
-                  .values(connected_at=wall, agent_id=record.staff_id))
+                  # a transfer's second connect keeps the first: the attempt reached an agent then
+                  .values(connected_at=func.coalesce(Attempt.connected_at, wall), agent_id=record.staff_id))
     elif isinstance(record, C.FinishAttempt):
         attempt = s.get(Attempt, record.attempt_id)
         if attempt is None:
