@@ -56,9 +56,11 @@ def engine_for(core: App, telephony: object, dialer_id: str, wall: Callable[[], 
 
 def campaign(core: App, phones: Mapping[str, str], numbers: list[str]) -> tuple[int, dict[str, int]]:
     """A running campaign with ``numbers`` as leads and one ready agent per entry of ``phones`` (name -> dial
-    string, ``{staff}`` replaced by the agent's staff id)."""
+    string, ``{staff}`` replaced by the agent's staff id). No answering-machine detection (``amd_policy``
+    ``off``): the simulated customers answer in silence, which AMD would take seconds to judge, while these tests
+    are about reaching agents; AMD has its own live tests (``test_live_prompts``, ``test_live_ami``)."""
     cid = create_campaign(core, name="实机", kind="cold_leads", script_id="cold_call", window_start=dtime(0),
-                          window_end=dtime(23, 59, 59), days="every")
+                          window_end=dtime(23, 59, 59), days="every", amd_policy="off")
     staff = {name: make_staff(core, name, "pw-agent-123456", "agent") for name in phones}
     assign_campaign(core, cid, staff_ids=list(staff.values()))
     add_leads(core, cid, [LeadRow(0, number, "客户") for number in numbers])
