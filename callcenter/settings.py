@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
     twilio_replay_wait_s: float = Field(10.0, ge=0)  # a replay waits this long for the first delivery's answer
+    # an IVR action (PIN check, transfer) done within this is answered in its own webhook; a slower one goes on
+    # behind a <Gather> that keeps the keys typed meanwhile ("please wait" for the PIN check)
+    twilio_action_inline_s: float = Field(0.3, ge=0, le=10)
     # throttles: failed staff logins and IVR PINs, per account and per source, exponential backoff
     # (callcenter/domain/throttle.py): the first N failures are free, then each failure doubles the wait
     # from base_s up to max_s; failures are forgotten after forget_minutes without one.

@@ -177,7 +177,7 @@ def _twilio_voice_router(core: App) -> APIRouter:
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
                        limits={"pin_failures": s.ivr_pin_attempts_per_call}, replay_wait_s=s.twilio_replay_wait_s,
                        clock=core.clock, calls_line=core.twilio_line, prompt_files=prompt_files(s),
-                       prompt_signer=prompt_signer(s))
+                       prompt_signer=prompt_signer(s), action_inline_s=s.twilio_action_inline_s)
 
 
 def create_app(core: App) -> FastAPI:

@@ -1,6 +1,9 @@
 """Twilio voice webhooks: signed requests drive the hotline, forged ones get 403, replays do nothing twice."""
 
+import threading
+import time
 import warnings
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
@@ -180,3 +183,104 @@ def test_type_ahead_every_prompt_before_a_question_is_inside_its_gather(client):
         gathers = root.findall("Gather")
         assert len(gathers) == 1, r.text
         assert root.findall("Say") == [] and gathers[0].findall("Say"), r.text
+
+
+class SlowChecks:
+    """The demo backend whose PIN checks wait until the test lets them go (bounded)."""
+
+    def __init__(self, inner):
+        self.inner, self.release, self.inside = inner, threading.Event(), threading.Event()
+
+    def authenticate(self, *args):
+        self.inside.set()
+        assert self.release.wait(10), "never released"
+        return self.inner.authenticate(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def slow(backend):
+    return SlowChecks(backend)
+
+
+@pytest.fixture
+def slow_client(slow):
+    app = FastAPI()
+    app.include_router(make_router(slow, load_flow("hotline"), TOKEN, PUBLIC, InMemoryCallStateStore(),
+                                   action_inline_s=0.05))
+    return TestClient(app)
+
+
+def waits(twiml):
+    return 'numDigits="32"' in twiml and "<Say" not in twiml
+
+
+def until_done(client, n, slow, first):
+    """Let the check go, then follow the wait's silence (as Twilio would) until the call goes on."""
+    slow.release.set()
+    r = first
+    for _ in range(200):
+        if not waits(r.text):
+            return r, n
+        time.sleep(0.02)
+        r, n = step(client, n, None), n + 1
+    raise AssertionError(r.text)
+
+
+def test_keys_typed_during_a_slow_pin_check_answer_the_next_questions(slow_client, slow):
+    """Issue 12: type-ahead on Twilio. The PIN's webhook is answered at once with "please wait" inside a
+    <Gather>; keys typed meanwhile (menu 3 = transfer, account 1, direction 2, then the start of the amount) are
+    kept over several webhooks; when the check is done the call goes on from them, and the amount's <Gather>
+    takes the rest of the amount after the keys already typed."""
+    start(slow_client)
+    step(slow_client, 0, "1")
+    step(slow_client, 1, "1234567890123456")
+    r = step(slow_client, 2, "123456")
+    assert slow.inside.wait(5)
+    assert waits(r.text) is False and "请稍候" in r.text and 'numDigits="32"' in r.text and "step=3" in r.text
+    r = step(slow_client, 3, "31")  # keys typed during "please wait" and the check
+    assert waits(r.text) and "step=4" in r.text
+    r = step(slow_client, 4, "210")
+    r, n = until_done(slow_client, 5, slow, r)
+    # the amount's question, its prompts cut by the keys (as on AGI), two keys of it typed already
+    assert "<Say" not in r.text and 'finishOnKey="#"' in r.text and f"step={n}" in r.text
+    assert 'numDigits="11"' in r.text  # the amount takes 13 keys at most: 2 are typed
+    r = step(slow_client, n, "00*5")  # the rest of the amount: 10 typed ahead + 00*5
+    assert "一千元五角" in r.text and "确认请按1" in r.text
+
+
+def test_keys_typed_during_a_failed_pin_check_are_dropped(slow_client, slow):
+    """After a wrong PIN the caller hears what went wrong: keys typed during the check do not skip it."""
+    start(slow_client)
+    step(slow_client, 0, "1")
+    step(slow_client, 1, "1234567890123456")
+    r = step(slow_client, 2, "000000")
+    assert slow.inside.wait(5)
+    r = step(slow_client, 3, "1")
+    r, _ = until_done(slow_client, 4, slow, r)
+    assert "有误" in r.text, r.text
+    assert "可用资金" not in r.text
+
+
+def test_an_action_whose_result_never_comes_is_an_error_for_the_caller(backend):
+    """The process running the check died (its result never stored): after claim_stale_s the waiting webhooks
+    take it as an error, the caller hears it, and nothing is run a second time."""
+    store = InMemoryCallStateStore()
+    now = [datetime(2026, 12, 2, 6, 0, tzinfo=timezone.utc)]
+    slow = SlowChecks(backend)
+    app = FastAPI()
+    app.include_router(make_router(slow, load_flow("hotline"), TOKEN, PUBLIC, store, action_inline_s=0.05,
+                                   clock=lambda: now[0]))
+    client = TestClient(app)
+    start(client)
+    step(client, 0, "1")
+    step(client, 1, "1234567890123456")
+    step(client, 2, "123456")
+    assert slow.inside.wait(5)
+    assert waits(step(client, 3, None).text)
+    now[0] += timedelta(seconds=61)  # never released: the result will not come
+    r = step(client, 4, None)
+    assert not waits(r.text) and "<Say" in r.text and "验证成功" not in r.text
+    slow.release.set()

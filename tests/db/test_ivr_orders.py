@@ -193,8 +193,10 @@ def test_twilio_buy_confirmed_replayed_is_one_order(core: App, client: tuple[int
 
     _, main = client
     app = FastAPI()
+    # every action answered in its own webhook (a long inline window), so the steps are known in advance: the
+    # subject is the replayed confirmation; actions that outlast the window are tests/adapters/test_twilio_voice.py's
     app.include_router(make_router(core.ivr, load_flow("hotline"), TOKEN, PUBLIC,
-                                   StoreCallStateStore(core.sessions, core.clock)))
+                                   StoreCallStateStore(core.sessions, core.clock), action_inline_s=10))
     web = TestClient(app)
 
     def post(path: str, params: dict[str, str], token: str | None = None):  # type: ignore[no-untyped-def]

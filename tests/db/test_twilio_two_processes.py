@@ -2,11 +2,14 @@
 
 Two app instances (two ``bootstrap`` objects, two ``create_app``) on the same database play two web processes
 behind a load balancer. Twilio re-delivers a webhook (same ``I-Twilio-Idempotency-Token``, same CallSid and
-step) to the other process while the first is still working on it, and again after: one effect, one answer."""
+step) to the other process while the first is still working on it, and again after: one effect, one answer.
+And an IVR action still at work in one process (answered at once with a ``<Gather>`` that keeps the caller's
+keys) is taken up by the next webhook wherever it lands: its result is in the database."""
 
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -63,8 +66,10 @@ def step(api: TestClient, public: str, n: int, digits: str, token: str | None = 
 
 @pytest.mark.db
 def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock, bank_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a webhook that works on its action until done (twilio_action_inline_s long): Twilio gives up on it and
+    # re-delivers it elsewhere
     settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3,
-                             prompts_dir=str(tmp_path / "prompts"))  # the prompts played are rendered there
+                             twilio_action_inline_s=10, prompts_dir=str(tmp_path / "prompts"))
     core_a = bootstrap(settings, clock=clock, bank=bank_sim.client())
     core_b = bootstrap(settings, clock=clock, bank=bank_sim.client())
     try:
@@ -109,6 +114,56 @@ def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str,
             assert s.scalar(select(func.count()).select_from(Transfer)) == 1
             recorded = s.scalar(select(func.count()).select_from(IvrStep).where(IvrStep.step == "do_transfer"))
         assert recorded == 1  # was recorded twice
+    finally:
+        core_a.close()
+        core_b.close()
+
+
+def is_wait(twiml: str) -> bool:
+    """The TwiML of an action still at work: a silent <Gather> for keys typed meanwhile, nothing said."""
+    return 'numDigits="32"' in twiml and "<Play>" not in twiml and "<Say" not in twiml
+
+
+def timed_out(api: TestClient, public: str, n: int) -> str:
+    return post(api, public, f"/twilio/voice/input?step={n}&timeout=1", {"CallSid": SID, "From": "+8613912345678"})
+
+
+@pytest.mark.db
+def test_an_action_at_work_in_one_process_is_taken_up_by_the_next_webhook_in_another(db_url: str, clock, bank_sim,
+                                                                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The PIN check is slow in process A: A answers the PIN's webhook at once with "please wait" inside a
+    ``<Gather>``; the caller types the menu key meanwhile, which Twilio posts to process B (still working: B
+    keeps the key and waits on); the check ends in A, its result goes to the database, and the next webhook (the
+    wait's silence, again to B) goes on from it: the key typed during the check chose the menu item."""
+    settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_action_inline_s=0.05,
+                             prompts_dir=str(tmp_path / "prompts"))
+    core_a = bootstrap(settings, clock=clock, bank=bank_sim.client())
+    core_b = bootstrap(settings, clock=clock, bank=bank_sim.client())
+    try:
+        _, (account,) = make_client(core_a, accounts=[(10_000_00, 10_000_00)], pin=PIN)
+        gate_a, gate_b = Gate(core_a.ivr, gated=True), Gate(core_b.ivr, gated=False)
+        core_a.ivr, core_b.ivr = gate_a, gate_b
+        api_a, api_b = TestClient(create_app(core_a)), TestClient(create_app(core_b))
+        public = settings.twilio_public_url
+        post(api_a, public, "/twilio/voice", {"CallSid": SID, "From": "+8613912345678"})
+        step(api_a, public, 0, "1")
+        step(api_a, public, 1, account)
+        waiting = step(api_a, public, 2, PIN)  # answered while the check is still held in A
+        assert gate_a.inside.wait(10)
+        assert "/cc/zh-CN/please_wait.wav</Play>" in waiting and "step=3" in waiting and 'numDigits="32"' in waiting
+        still = step(api_b, public, 3, "1")  # "1" (balances) typed during the check, posted to B
+        assert "<Gather" in still and "step=4" in still and "<Play>" not in still  # B keeps it and waits on
+        gate_a.release.set()
+        n, answer = 4, still
+        while is_wait(answer) and n < 200:  # the wait's silence comes back (to B) until A has stored the result
+            time.sleep(0.02)
+            answer, n = timed_out(api_b, public, n), n + 1
+        assert gate_a.checks == 1 and gate_b.checks == 0  # checked once, in A
+        assert "/cc/zh-CN/main_menu.wav" not in answer  # the menu was answered by the key typed ahead
+        with core_a.sessions() as s:
+            steps = [r for (r,) in s.execute(select(IvrStep.step).order_by(IvrStep.id))]
+        assert steps.count("authenticate") == 1
+        assert steps[steps.index("authenticate"):][:3] == ["authenticate", "main_menu", "balances"], steps
     finally:
         core_a.close()
         core_b.close()

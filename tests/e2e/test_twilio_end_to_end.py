@@ -249,9 +249,15 @@ async def hotline_to_agent(w: World, call_sid: str) -> str:
     base = {"CallSid": call_sid, "From": "+8613900000077"}
     r = await w.post(f"{PUBLIC}/twilio/voice", base)
     assert r.status_code == 200 and "<Gather" in r.text
-    for step, digits in enumerate(["1", ACCOUNT, PIN, "0"]):
+    step = 0
+    for digits in ["1", ACCOUNT, PIN, "0"]:
         r = await w.post(f"{PUBLIC}/twilio/voice/input?step={step}", {**base, "Digits": digits})
         assert r.status_code == 200
+        step += 1
+        while 'numDigits="32"' in r.text:  # the PIN check still at work: its <Gather> times out, as Twilio's
+            await asyncio.sleep(0.05)
+            r = await w.post(f"{PUBLIC}/twilio/voice/input?step={step}&timeout=1", base)
+            step += 1
     return r.text
 
 

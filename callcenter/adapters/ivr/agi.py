@@ -60,6 +60,7 @@ from callcenter.domain.ivr.interpreter import (
     Timeout,
 )
 from callcenter.domain.ivr.model import ACTIONS, Flow
+from callcenter.domain.ivr.typeahead import apply_typed, kept_after
 from callcenter.adapters.ivr.prompts import DEFAULT_DIR, prompt_stem, token_stem
 from callcenter.ports import channel_variables as V
 
@@ -371,15 +372,10 @@ class AgiCall:
         """Keys typed ahead answer the next question: its prompt is skipped, as a key would have cut it."""
         self.pending.clear()
         typed, self.typeahead = self.typeahead, ""
-        end = cmd.terminator or ("#" if cmd.max_digits > 1 else None)
-        if end and end in typed and (cmd.max_digits > 1 or typed[0] == end):
-            head, _, rest = typed.partition(end)
-            if len(head) <= cmd.max_digits:
-                self.typeahead = rest
-                return DigitsEntered(head)
-        if len(typed) >= cmd.max_digits:
-            self.typeahead = typed[cmd.max_digits:]
-            return DigitsEntered(typed[: cmd.max_digits])
+        ahead = apply_typed(typed, cmd)
+        if ahead.answer is not None:
+            self.typeahead = ahead.rest
+            return DigitsEntered(ahead.answer)
         return await self._get_data(cmd, "silence/1", int(cmd.timeout_s * 1000), cmd.max_digits - len(typed), typed)
 
     async def _get_data(self, cmd: Collect, prompt: str, timeout_ms: int, wanted: int, before: str) -> Event:
@@ -435,8 +431,7 @@ class AgiCall:
         except CallerGone as gone:
             self.gone = gone.reason  # the action still completes; the call ends at the next command
         result: ActionResult = await task
-        if result.outcome not in keep_typeahead:
-            self.typeahead = ""  # the caller must hear what went wrong, not skip it with keys typed before
+        self.typeahead = kept_after(result.outcome, keep_typeahead, self.typeahead)
         return result
 
     async def set_language(self, cmd: SetLanguage) -> None:

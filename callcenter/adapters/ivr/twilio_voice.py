@@ -14,10 +14,15 @@ transaction.  A replay (same step, or same ``I-Twilio-Idempotency-Token``) gets 
 that arrives while the first is still being handled waits for it (``replay_wait_s``) and is otherwise
 told to ask again (``<Pause>`` + ``<Redirect>`` to the same URL).
 
-Keys typed while a webhook is being answered: Twilio keeps ``<Gather>`` semantics (keys outside a
-Gather are not delivered), so the PIN's Gather ends on ``#`` and the next Gather starts after the answer; every
-``<Say>`` before a key is awaited is nested in that ``<Gather>``, so a key pressed during a prompt is taken
-(type-ahead, as on AGI).
+Keys typed ahead: Twilio delivers keys only inside a ``<Gather>``, so every ``<Say>`` before a key is awaited is
+nested in that ``<Gather>`` (a key pressed during a prompt is taken), and backend work that outlasts
+``action_inline_s`` does not hold the webhook: the action goes on in this process's pool (``ActionRunning``
+through the carrier loop), the webhook answers with a silent ``<Gather>`` (after "please wait" for a slow
+action) whose keys the next webhooks add to the call's state (``typed``), and the action's result is stored as
+the claim ``action:<step>``, so the webhook that finds it — in any process — goes on from it, the keys kept
+answering the next questions (``domain/ivr/typeahead.py``, the rule AGI uses; a beginning of an answer becomes
+the next ``<Gather>``'s ``prefix``). A result never stored (the process died) is taken as ``error`` after
+``claim_stale_s``: the caller hears it, the action never runs twice.
 
 Speech: with the prompt files and their signer (``adapters/ivr/prompt_files.py``; the web app gives them), each
 spoken command plays the rendered prompts AGI would stream (``cc/<lang>/<stem>``, a number or amount as its
@@ -39,6 +44,8 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Protocol
 from urllib.parse import urlencode
@@ -64,7 +71,8 @@ from callcenter.domain.ivr.interpreter import (
     SetLanguage,
     Timeout,
 )
-from callcenter.domain.ivr.model import Flow
+from callcenter.domain.ivr.model import ACTIONS, Flow
+from callcenter.domain.ivr.typeahead import apply_typed, kept_after
 from callcenter.adapters.ivr.textphone import speech_text
 from callcenter.adapters.ivr.prompts import prompt_stem, token_stem
 from callcenter.domain.ivr import speech
@@ -133,7 +141,7 @@ class InMemoryCallStateStore:
 class _TwilioCarrier:
     """One webhook's worth of the call as a carrier of :mod:`callcenter.services.ivr.carrier`: builds the TwiML."""
 
-    def __init__(self, voice: "_Voice", session: FlowRun, step: int) -> None:
+    def __init__(self, voice: "_Voice", session: FlowRun, step: int, typed: str = "") -> None:
         self.voice = voice
         self.session = session
         self.step = step
@@ -141,6 +149,8 @@ class _TwilioCarrier:
         self.response = VoiceResponse()
         self.says: list[tuple[str, str]] = []  # (lang, words) to <Say>, or ("", url) to <Play>
         self.record_id: int | None = None  # the IVR session's id, from the record of the hand-off
+        self.typeahead = typed  # keys typed while backend work ran, for the next questions
+        self.prefix = ""  # keys typed ahead that only began the answer of the <Gather> being sent
 
     def speak(self, cmd: Command) -> None:
         urls = self.voice.prompt_urls(cmd)
@@ -161,19 +171,48 @@ class _TwilioCarrier:
             self.record_id = record_id
 
     def run_action(self, cmd: RunAction) -> ActionResult:
-        return run_action(self.voice.backend, cmd, self.ctx, self.session.lang)
+        """The action in the voice's worker pool: answered in this webhook when it is done within
+        ``action_inline_s``, else the webhook answers at once with a ``<Gather>`` that keeps the caller's keys
+        while the work goes on (``ActionRunning``, taken up by the next webhook)."""
+        spec = ACTIONS.get(cmd.name)
+        future = self.voice.pool.submit(run_action, self.voice.backend, cmd, self.ctx, self.session.lang)
+        try:
+            result = future.result(timeout=self.voice.action_inline_s)
+        except FutureTimeout:
+            raise ActionRunning(cmd, future, spec.wait_prompt if spec else False) from None
+        self.typeahead = kept_after(result.outcome, spec.keep_typeahead if spec else (), self.typeahead)
+        return result
 
     def set_language(self, cmd: SetLanguage) -> None:
         """Nothing to send: every <Say> carries its own language."""
 
-    def collect(self, cmd: Collect) -> None:
-        gather = Gather(input="dtmf", num_digits=cmd.max_digits, timeout=max(1, math.ceil(cmd.timeout_s)),
-                        finish_on_key=cmd.terminator or "", action=self.voice.input_url(self.step), method="POST",
-                        action_on_empty_result=False)
+    def collect(self, cmd: Collect) -> DigitsEntered | None:
+        if self.typeahead:  # keys typed ahead answer it: its prompts are skipped, as a key would have cut them
+            self.says.clear()
+            ahead = apply_typed(self.typeahead, cmd)
+            self.typeahead = ahead.rest
+            if ahead.answer is not None:
+                return DigitsEntered(ahead.answer)
+            self.prefix = ahead.prefix  # the next webhook's keys come after these
+        gather = Gather(input="dtmf", num_digits=cmd.max_digits - len(self.prefix),
+                        timeout=max(1, math.ceil(cmd.timeout_s)), finish_on_key=cmd.terminator or "",
+                        action=self.voice.input_url(self.step), method="POST", action_on_empty_result=False)
         _says(gather, self.says)
         self.response.append(gather)
         self.response.redirect(self.voice.input_url(self.step, timeout="1"), method="POST")
         return None  # the caller's keys arrive with the next webhook
+
+    def waiting(self, please_wait: bool) -> str:
+        """The TwiML while an action runs: what was queued before it (and "please wait" for a slow one) inside a
+        short ``<Gather>`` that takes any keys typed meanwhile; its action and its silence both come back here."""
+        if please_wait:
+            self.speak(Say("ivr.please_wait", self.session.lang))
+        gather = Gather(input="dtmf", num_digits=WAIT_MAX_KEYS, timeout=1, finish_on_key="",
+                        action=self.voice.input_url(self.step), method="POST", action_on_empty_result=False)
+        _says(gather, self.says)
+        self.response.append(gather)
+        self.response.redirect(self.voice.input_url(self.step, timeout="1"), method="POST")
+        return str(self.response)
 
     def handoff(self, cmd: Handoff) -> None:
         _says(self.response, self.says)
@@ -196,7 +235,8 @@ class _Voice:
     def __init__(self, backend: IvrBackend, flow: Flow, public_url: str, store: CallStateStore,
                  limits: dict[str, int] | None, calls_line: Any = None, replay_wait_s: float = 10.0,
                  claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 prompt_files: Any = None, prompt_signer: Any = None) -> None:
+                 prompt_files: Any = None, prompt_signer: Any = None, action_inline_s: float = 0.3,
+                 action_workers: int = 8) -> None:
         self.backend = backend
         self.flow = flow
         self.public_url = public_url.rstrip("/")
@@ -208,6 +248,8 @@ class _Voice:
         self.clock = clock  # the store's clock: claims are stamped with it
         self.prompt_files = prompt_files  # PromptFiles: prompt name -> file, rendered on demand
         self.prompt_signer = prompt_signer  # PromptSigner: prompt name -> signed URL
+        self.action_inline_s = action_inline_s  # an action done within this is answered in its own webhook
+        self.pool = ThreadPoolExecutor(max_workers=action_workers, thread_name_prefix="twilio-ivr-action")
 
     def prompt_urls(self, cmd: Command) -> list[str] | None:
         """The signed URLs of the rendered prompts that say ``cmd``; None when one of them cannot be rendered (or
@@ -267,9 +309,35 @@ class _Voice:
         if not claim.mine:
             return self._replayed(call_sid, key, claim, url)
         session = FlowRun.restore(self.flow, state["session"])
-        twiml, new_state = self._run(session, session.feed(event), {"step": step + 1})
+        if "running" in state:  # an action is still at work from an earlier webhook: this one kept keys
+            twiml, new_state = self._resume(call_sid, session, state, event, step + 1)
+        else:
+            if state.get("prefix") and isinstance(event, (DigitsEntered, Timeout)):  # keys typed ahead begin it
+                event = DigitsEntered(state["prefix"] + (event.digits if isinstance(event, DigitsEntered) else ""))
+            twiml, new_state = self._run(session, session.feed(event), {"step": step + 1})
         self.store.answer(call_sid, key, twiml, new_state)
         return twiml
+
+    def _resume(self, call_sid: str, session: FlowRun, state: dict[str, Any], event: Event,
+                step: int) -> tuple[str, dict[str, Any]]:
+        """A webhook while an action runs: the keys it brings are kept; once the action's result is stored the
+        call goes on from it (the keys answering the next questions), else the caller waits on. An action whose
+        process never stored a result (it died) is an ``error``: the caller hears that, nothing runs twice."""
+        running = state["running"]
+        typed = str(state.get("typed", "")) + (event.digits if isinstance(event, DigitsEntered) else "")
+        raw = self.store.answered(call_sid, running["key"])
+        if raw is None:
+            started = datetime.fromisoformat(running["since"])
+            if self.clock() - started <= timedelta(seconds=self.claim_stale_s):
+                carrier = _TwilioCarrier(self, session, step)
+                return carrier.waiting(False), {**state, "step": step, "typed": typed}
+            log.warning("IVR action %s of %s left no result: taken as an error", running["action"], call_sid)
+            result = ActionResult(running["action"], "error", {"error_code": "lost"})
+        else:
+            result = ActionResult(**json.loads(raw))
+        spec = ACTIONS.get(result.name)
+        typed = kept_after(result.outcome, spec.keep_typeahead if spec else (), typed)
+        return self._run(session, session.feed(result), {"step": step}, typed)
 
     def status(self, call_sid: str, detail: dict[str, str], token: str | None) -> None:
         """A status callback: recorded once; a final one closes the session and records why."""
@@ -286,10 +354,47 @@ class _Voice:
             state = {**state, "session": session.snapshot()}
         self.store.answer(call_sid, f"status:{status}"[:40], "", state)
 
-    def _run(self, session: FlowRun, queue: list[Command], state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        carrier = _TwilioCarrier(self, session, int(state["step"]))
-        drive_sync(session, queue, carrier)
-        return carrier.twiml(), {**state, "session": session.snapshot()}
+    def _run(self, session: FlowRun, queue: list[Command], state: dict[str, Any],
+             typed: str = "") -> tuple[str, dict[str, Any]]:
+        carrier = _TwilioCarrier(self, session, int(state["step"]), typed)
+        try:
+            drive_sync(session, queue, carrier)
+        except ActionRunning as running:  # answered now; the result is stored when the work is done
+            key = f"action:{state['step']}"
+            self._store_when_done(session.call_id, key, running.future)
+            return carrier.waiting(running.please_wait), {
+                **state, "session": session.snapshot(), "typed": carrier.typeahead,
+                "running": {"key": key, "action": running.command.name, "since": self.clock().isoformat()}}
+        out = {**state, "session": session.snapshot()}
+        if carrier.typeahead:
+            out["typed"] = carrier.typeahead
+        if carrier.prefix:
+            out["prefix"] = carrier.prefix
+        return carrier.twiml(), out
+
+    def _store_when_done(self, call_sid: str, key: str, future: Future[ActionResult]) -> None:
+        """The action's result as the answer of webhook-like key ``action:<step>`` (any process reads it)."""
+        if not self.store.claim(call_sid, key, None).mine:
+            return  # a replay of the webhook that started it: the first delivery's action is the one
+        def done(f: Future[ActionResult]) -> None:
+            result = f.result()  # run_action turns backend errors into the "error" outcome: it does not raise
+            try:
+                self.store.answer(call_sid, key, json.dumps({"name": result.name, "outcome": result.outcome,
+                                                              "data": result.data}), None)
+            except Exception:  # noqa: BLE001 - the waiting webhooks then take it as lost ("error")
+                log.exception("result of IVR action %s of %s not stored", result.name, call_sid)
+        future.add_done_callback(done)
+
+
+class ActionRunning(Exception):
+    """Raised through the carrier loop: the action goes on in the pool after this webhook is answered."""
+
+    def __init__(self, command: RunAction, future: Future[ActionResult], please_wait: bool) -> None:
+        super().__init__(command.name)
+        self.command, self.future, self.please_wait = command, future, please_wait
+
+
+WAIT_MAX_KEYS = 32  # a <Gather> while an action runs takes up to this many keys typed ahead
 
 
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
@@ -341,7 +446,7 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
                 limits: dict[str, int] | None = None, calls_line: Any = None,
                 replay_wait_s: float = 10.0,
                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                prompt_files: Any = None, prompt_signer: Any = None) -> APIRouter:
+                prompt_files: Any = None, prompt_signer: Any = None, action_inline_s: float = 0.3) -> APIRouter:
     """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``. With ``prompt_files``
     and ``prompt_signer`` the prompts are ``<Play>`` of the rendered files (``<Say>`` what none renders).
 
@@ -350,7 +455,7 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
         raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
     voice = _Voice(backend, flow, public_url, state_store, limits, calls_line, replay_wait_s, clock=clock,
-                   prompt_files=prompt_files, prompt_signer=prompt_signer)
+                   prompt_files=prompt_files, prompt_signer=prompt_signer, action_inline_s=action_inline_s)
     router = APIRouter()
 
     async def verified_form(request: Request) -> dict[str, str] | None:
