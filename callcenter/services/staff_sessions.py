@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.services import throttles
 from callcenter.services.auth import dummy_hash, verify_secret
 from callcenter.services.throttles import Scope, ThrottlePolicies, subject_of
-from callcenter.store.db import run_in_transaction
+from callcenter.store.db import read_only, run_in_transaction
 from callcenter.store.models import ServiceGroup, Staff, WebSession
 
 
@@ -39,6 +39,10 @@ class LoginThrottled(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"too many failed logins; retry in {retry_after_s}s")
         self.retry_after_s = retry_after_s
+
+
+class _NeedsWrite:
+    """``resolve``'s read found the session to touch or delete: done in a write transaction."""
 
 
 def _digest(token: str) -> str:
@@ -92,22 +96,30 @@ class StaffSessions:
         if not token or len(token) > 200:
             return None
 
-        def work(s: Session) -> Principal | None:
+        def work(s: Session, writing: bool) -> Principal | None | _NeedsWrite:
             ws = s.get(WebSession, _digest(token))
             if ws is None:
                 return None
-            if now - ws.last_seen_at > self._idle or now - ws.created_at > self._absolute:
-                s.delete(ws)
-                return None
             staff = s.get(Staff, ws.staff_id)
-            if staff is None or not staff.active:
+            expired = now - ws.last_seen_at > self._idle or now - ws.created_at > self._absolute
+            stale = now - ws.last_seen_at > timedelta(seconds=30)  # touched at most every 30 s
+            if not writing and (expired or staff is None or not staff.active or stale):
+                return _NeedsWrite()
+            if expired or staff is None or not staff.active:
                 s.delete(ws)
                 return None
-            if now - ws.last_seen_at > timedelta(seconds=30):  # avoid a write on every request
+            if stale:
                 ws.last_seen_at = now
             return self._principal(s, staff, ws.csrf_token)
 
-        return run_in_transaction(self._sessions, work)
+        # most requests only read (a snapshot, no wait for the write lock behind the dialler on SQLite); the
+        # touch or the deletion of an expired session is a write transaction of its own
+        seen = read_only(self._sessions, lambda s: work(s, False))
+        if not isinstance(seen, _NeedsWrite):
+            return seen
+        again = run_in_transaction(self._sessions, lambda s: work(s, True))
+        assert not isinstance(again, _NeedsWrite)
+        return again
 
     def logout(self, token: str) -> None:
         run_in_transaction(self._sessions, lambda s: s.execute(delete(WebSession).where(WebSession.token_hash == _digest(token))))

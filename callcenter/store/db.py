@@ -7,6 +7,10 @@
   which polls with sleeps of up to 100 ms: with the web, the hotline and the dialler all writing, a request
   waited there up to 2 s behind transactions of a few milliseconds each (``bench loop``, 4,000 BEGINs waiting
   132 s in all). Other processes on the same file still meet SQLite's busy timeout.
+* Reads: ``read_only`` runs a transaction that writes nothing — on SQLite a plain (deferred) ``BEGIN``: a WAL
+  snapshot, taken without the write lock and without a turn in the ``WriteQueue``, so a screen's read never waits
+  behind the dialler's writes; on PostgreSQL ``READ ONLY``. It refuses (``ReadOnlyViolation``) work that left
+  ORM changes behind, and rolls back at the end.
 * PostgreSQL: READ COMMITTED with explicit row locks taken in a fixed order by the services; serialisation
   failures and deadlocks (SQLSTATE 40001 / 40P01) are retried inside ``transaction()`` and never reach a caller.
 * Both: ``hide_parameters`` — a database error's message and every log line carry the SQL statement but never
@@ -60,7 +64,14 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "callcenter_read_only"
+
+
+class ReadOnlyViolation(RuntimeError):
+    """Work run by ``read_only`` changed ORM objects: it needs ``run_in_transaction``."""
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -139,6 +150,29 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
             yield session
     finally:
         session.close()
+
+
+def read_only(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in a transaction that only reads (see the module's docstring), then roll it back."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine):
+        return run_in_transaction(sessions, work)
+    conn = bind.connect().execution_options(**{_READ_ONLY: True})
+    try:
+        session = Session(conn, expire_on_commit=False, join_transaction_mode="rollback_only")
+        try:
+            with conn.begin():
+                if bind.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                result = work(session)
+                if session.new or session.dirty or session.deleted:
+                    raise ReadOnlyViolation("a read-only transaction was asked to write")
+                conn.rollback()
+            return result
+        finally:
+            session.close()
+    finally:
+        conn.close()
 
 
 def dialect_name(sessions: sessionmaker[Session] | Session) -> str:

@@ -34,7 +34,7 @@ from fastapi.responses import StreamingResponse
 from callcenter.domain.masking import mask_phone
 from callcenter.services import desk, kpis
 from callcenter.services.staff_sessions import Principal
-from callcenter.store.db import run_in_transaction
+from callcenter.store.db import read_only, run_in_transaction
 from callcenter.web.deps import require_roles
 from callcenter.web.pages.agent import status_out
 from callcenter.web.pages.common import lang_of, parts_line
@@ -60,7 +60,7 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
     async def stream() -> AsyncIterator[bytes]:
         async with core.bus.subscribe(topic) as sub:
             yield sse({"type": "hello"})
-            current = await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
+            current = await anyio.to_thread.run_sync(read_only, core.sessions,
                                                      lambda s: status_out(s, principal.staff_id, core.clock()))
             yield sse({"type": "status", **current.model_dump(mode="json")})
             while True:
@@ -166,7 +166,7 @@ def wallboard_feed(app: Any) -> WallboardFeed:
     if feed is None:
         core = app.state.core
         tz = ZoneInfo(core.settings.timezone)
-        feed = WallboardFeed(lambda: run_in_transaction(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz)),
+        feed = WallboardFeed(lambda: read_only(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz)),
                              interval=TICK_S, coalesce=COALESCE_S)
         app.state.wallboard_feed = feed
     return feed

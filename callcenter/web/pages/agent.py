@@ -16,7 +16,7 @@ from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
 from callcenter.services.scripts import CaptureError, RunError
 from callcenter.services import call_commands, desk
 from callcenter.services.staff_sessions import Principal
-from callcenter.store.db import run_in_transaction
+from callcenter.store.db import read_only, run_in_transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.web.deps import require_roles
 from callcenter.web.errors import ApiError
@@ -139,7 +139,7 @@ async def get_status(request: Request, principal: Principal = AgentDep) -> Statu
     """The agent's own state and open desk contact, read from the database: what the screen shows on load and
     after every reconnection of its live stream (a call routed while no browser was open is here too)."""
     core = request.app.state.core
-    return await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
+    return await anyio.to_thread.run_sync(read_only, core.sessions,
                                           lambda s: status_out(s, principal.staff_id, core.clock()))
 
 
@@ -156,7 +156,7 @@ class TodayOut(BaseModel):
 async def get_today(request: Request, principal: Principal = AgentDep) -> TodayOut:
     """The agent's own figures today (calls, talk time, appointments, dispositions, callbacks due)."""
     core = request.app.state.core
-    data = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, lambda s: desk.my_day(
+    data = await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: desk.my_day(
         s, principal.staff_id, core.clock(), tz_of(request)))
     return TodayOut(**data)
 
