@@ -230,7 +230,9 @@ class CallControls(Protocol):
     async def unlink_rooms(self, agent_id: str, other_agent_id: str) -> None: ...
 
     async def to_ivr(self, call_id: str, menu: str) -> None:
-        """Send the caller back to the hotline IVR at ``menu`` (a node id of the flow; "" for its start)."""
+        """Send the caller back to the hotline IVR at ``menu`` (an entry of the flow, e.g. ``channel_variables``
+        ``IVR_ENTRY_ORDERS``; "" for its start): the call leaves the agent and is no longer ours — its ``Ended``
+        (``cause_text`` "to_ivr") follows at once — and the caller goes on in a new IVR session."""
 
     async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None: ...
 
@@ -252,15 +254,6 @@ def check_menu(menu: str) -> str:
     if menu == "":
         return menu
     return check_id(menu, "IVR menu")
-
-
-@runtime_checkable
-class SendsToIvr(Protocol):
-    """A backend that can hand a connected caller back to the hotline IVR at an entry (``channel_variables``
-    ``IVR_ENTRY_ORDERS``): the call leaves the agent (its ``Ended`` follows, ``cause_text`` "to_ivr") and the
-    caller goes on in a new IVR session. The simulated PBX and the AMI adapter have it; Twilio's calls do not."""
-
-    async def send_to_ivr(self, call_id: str, entry: str) -> None: ...
 
 
 def notsure_as(amd: AmdVerdict | None, policy: Literal["human", "machine"] = "human") -> AmdVerdict | None:

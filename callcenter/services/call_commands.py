@@ -127,25 +127,6 @@ def queue_control(s: Session, contact: DeskContact, staff_id: int, kind: str, no
     return row
 
 
-def request_ivr_orders(s: Session, who: Principal | int, contact_id: int, now: datetime) -> CallCommand | None:
-    """The card's "hand to the IVR order menu" (agents never place orders for a client, 全权委托 is forbidden):
-    the call leaves the agent as at a hang-up (the desk's bookkeeping: the card stays for the wrap-up) and a
-    ``ivr_orders`` command goes to the dialler that owns the call — an outbound call's attempt's dialler, an IVR
-    hand-off's the dialler that queued it (its latest ``handoff_queued`` step). None when the call is over."""
-    staff_id = who.staff_id if isinstance(who, Principal) else int(who)
-    contact, was_live = desk.hang_up_in(s, staff_id, contact_id, now)
-    if not was_live:
-        return None
-    if contact.attempt_id is None and contact.ivr_session_id is None:
-        return None
-    dialer_id = command_owner(s, contact)
-    row = CallCommand(kind="ivr_orders", contact_id=contact.id, attempt_id=contact.attempt_id, dialer_id=dialer_id,
-                      requested_by=staff_id, requested_at=now, state="pending", claimed_by="", result="")
-    s.add(row)
-    s.flush()
-    return row
-
-
 RECORDING_ACTIONS = ("pause", "resume", "secure")  # secure: the client is about to key in a PIN (a pause "pin")
 
 

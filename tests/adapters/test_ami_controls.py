@@ -1,6 +1,6 @@
 """The AMI actions behind the call controls, as the adapter writes them (not yet proven on a live Asterisk: the
 dialplan they rely on is config/asterisk/extensions.conf's [cc-hold], [cc-room-link*], [cc-monitor-*],
-[cc-ivr-return]). The client's send is replaced by a recorder; the tracker knows one customer channel and one
+[hotline] at the entry). The client's send is replaced by a recorder; the tracker knows one customer channel and one
 agent leg."""
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ async def test_the_controls_are_redirects_confbridge_mutes_dtmf_and_local_channe
         {"Action": "Originate", "Channel": "Local/5@cc-room-link/n", "Context": "cc-room-link-a", "Exten": "4",
          "Priority": "1", "Async": "true", "Timeout": "10000"},
         {"Action": "Hangup", "Channel": "/^Local.5@cc-room-link-/", "Cause": "16"},
+        {"Action": "Setvar", "Channel": "PJSIP/trunk-00000007", "Variable": "CC_HANDOFF", "Value": ""},
         {"Action": "Setvar", "Channel": "PJSIP/trunk-00000007", "Variable": "CC_IVR_ENTRY", "Value": "orders"},
-        {"Action": "Redirect", "Channel": "PJSIP/trunk-00000007", "Context": "cc-ivr-return", "Exten": "s",
+        {"Action": "Redirect", "Channel": "PJSIP/trunk-00000007", "Context": "hotline", "Exten": "s",
          "Priority": "1"},
         {"Action": "Originate", "Channel": "Local/4-9@cc-monitor-whisper/n", "Application": "Dial",
          "Data": "PJSIP/1009", "Async": "true", "Timeout": "30000"},

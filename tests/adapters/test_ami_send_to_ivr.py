@@ -16,7 +16,7 @@ from callcenter.ports import channel_variables as V
 from callcenter.ports.telephony import Ended
 
 
-async def test_send_to_ivr_sets_the_entry_and_redirects_to_the_hotline() -> None:
+async def test_to_ivr_sets_the_entry_and_redirects_to_the_hotline() -> None:
     client = AmiClient(AmiServer("127.0.0.1", 1, "callcenter", "x"), AmiOptions(heartbeat_s=0, tick_s=0))
     sent: list[dict[str, str]] = []
 
@@ -30,7 +30,7 @@ async def test_send_to_ivr_sets_the_entry_and_redirects_to_the_hotline() -> None
     client.tracker.track(call_id, loop.time(), 30.0)
     client.tracker.feed({"Event": "Newchannel", "Uniqueid": call_id, "Channel": "Local/13900000001@trunk-0001;1"},
                         loop.time())
-    await client.send_to_ivr(call_id, V.IVR_ENTRY_ORDERS)
+    await client.to_ivr(call_id, V.IVR_ENTRY_ORDERS)
     assert sent == [
         {"Action": "Setvar", "Channel": "Local/13900000001@trunk-0001;1", "Variable": "CC_HANDOFF", "Value": ""},
         {"Action": "Setvar", "Channel": "Local/13900000001@trunk-0001;1", "Variable": "CC_IVR_ENTRY",

@@ -17,6 +17,7 @@ from callcenter.adapters.ivr.agi_replay import AgiReplay, load_agi_capture
 from callcenter.services.ivr.backend import demo_backend
 from sqlalchemy import select
 
+from callcenter.services.call_commands import ClaimedCommand
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.services.dialer.engine import DialerEngine
 from callcenter.parts.dialer import dialer_deps
@@ -168,6 +169,51 @@ async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core:
         assert (contact.agent_id, contact.ivr_session_id, contact.direction) == (world.staff_id, ivr_id, "inbound")
         ivr = s.get(IvrSession, ivr_id)
         assert ivr is not None and ivr.end_reason == "completed"
+
+
+@pytest.mark.db
+async def test_handoff_handed_back_to_the_ivr_order_menu_replayed(core: Any) -> None:
+    """The live hand-back (the card's "hand to the IVR order menu" on an IVR hand-off's caller), replayed: once the
+    caller is with the agent, the call control ``transfer_ivr`` to ``orders`` clears CC_HANDOFF, sets CC_IVR_ENTRY
+    and Redirects the caller to ``[hotline]`` — the actions of the capture, in order — and the agent goes to
+    wrap-up; the call is no longer the engine's."""
+    world = build_handoff_world(core)
+    core.bus.bind_loop(asyncio.get_running_loop())
+    core.ivr.record_event("agi-replay", "start", {"lang": "zh-CN"})
+    ivr_id = core.ivr.record_event("agi-replay", "handoff", {"summary": "转人工"})
+    assert ivr_id == 1
+    dialer.agent_login(core, world.staff_id, phone=world.phone)
+    dialer.agent_ready(core, world.staff_id)
+    stop = asyncio.Event()
+
+    def state() -> str:
+        return str(dialer.agent_state(core, world.staff_id)["state"])
+
+    async with ReplayServer(load_capture("handoff_back_to_ivr", LIVE_CAPTURES)) as server:
+        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
+        await pool.start()
+        engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
+        runner = asyncio.create_task(engine.run(stop))
+        try:
+            for _ in range(1000):  # bounded: 20 s
+                if state() == "talking":
+                    break
+                await asyncio.sleep(0.02)
+            with transaction(core.sessions) as s:
+                [contact_id] = s.scalars(select(DeskContact.id)).all()
+            ok, reason = await engine.command_requested(ClaimedCommand(
+                1, "transfer_ivr", contact_id, None, world.staff_id, core.clock(), {"menu": V.IVR_ENTRY_ORDERS}))
+            assert ok, reason
+            for _ in range(1000):
+                if state() == "wrap_up":
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 10)
+            await pool.aclose()
+        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+    assert state() == "wrap_up" and not engine.core.inbound
 
 
 # --- the reminder call (tests/live/test_live_notify.py): 1 repeats, 0 reaches the agent, replayed -------------

@@ -7,11 +7,13 @@ channel from the dialplan's ``HandoffWaiting`` UserEvent and Redirects it into t
 (inbound, with the IVR session) as the agent goes talking; the caller hangs up and the agent goes to wrap-up.
 
 With CALLCENTER_LIVE_RECORD=1 the engine's AMI traffic becomes tests/fixtures/asterisk-22-live/handoff_to_agent.ami
-and the AGI session hotline_handoff.agi, which tests/adapters/test_live_captures.py replays."""
+(handoff_back_to_ivr.ami for the hand-back) and the AGI session hotline_handoff.agi, which
+tests/adapters/test_live_captures.py replays."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.bootstrap import App
+from callcenter.services.call_commands import ClaimedCommand
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.services.dialer.engine import DialerEngine
 from callcenter.adapters.ivr import prompts
@@ -70,8 +73,12 @@ def contacts(core: App) -> list[DeskContact]:
         return rows
 
 
+@pytest.mark.parametrize("ending", ["caller_hangs_up", "back_to_ivr_orders"])
 async def test_hand_off_reaches_the_agent_like_an_outbound_call_and_frees_them_at_the_end(
-        core: App, rendered: Path, tmp_path: Path) -> None:
+        core: App, rendered: Path, tmp_path: Path, ending: str) -> None:
+    """``back_to_ivr_orders``: instead of the caller hanging up, the agent presses the card's "hand to the IVR
+    order menu" (the call control ``transfer_ivr`` to the entry ``orders``): the caller's channel goes back to
+    ``[hotline]``, a new IVR session starts at that entry, the agent goes to wrap-up."""
     binary = live_binary()
     assert binary is not None
     core.clock = lambda: datetime.now(timezone.utc)  # real time: the engine's wall clock ...
@@ -119,6 +126,32 @@ async def test_hand_off_reaches_the_agent_like_an_outbound_call_and_frees_them_a
                 f"confbridge list agent-{world.staff_id}"), pbx)
             assert "Unable to join queue" not in pbx.log() and "Queue(" not in pbx.log()
             await asyncio.sleep(1.0)
+            if ending == "back_to_ivr_orders":
+                first_ivr = contact.ivr_session_id
+                ok, reason = await engine.command_requested(ClaimedCommand(
+                    1, "transfer_ivr", contact.id, None, world.staff_id, core.clock(), {"menu": V.IVR_ENTRY_ORDERS}))
+                assert ok, reason
+                await until("the agent in wrap-up", lambda: agent_state(core, world.staff_id) == "wrap_up", pbx)
+
+                def sessions() -> list[tuple[int, dict[str, Any]]]:
+                    with transaction(core.sessions) as s:
+                        return [(r.session_id, json.loads(r.detail or "{}")) for r in s.scalars(select(IvrStep).where(
+                            IvrStep.step == "start").order_by(IvrStep.id))]
+
+                await until("a new IVR session at the order entry", lambda: len(sessions()) == 2, pbx)
+                (_, first), (second_id, second) = sessions()
+                assert second_id != first_ivr and second.get("entry") == "orders" and "entry" not in first
+                assert not engine.core.inbound  # the call is no longer the engine's
+                pbx.cli(f"channel request hangup {channel}")  # the caller hangs up in the IVR
+                await asyncio.wait_for(app.wait_idle(), 15)
+                stop.set()
+                await asyncio.wait_for(runner, 15)
+                await pool.aclose()
+                await ami.aclose()
+                if os.environ.get("CALLCENTER_LIVE_RECORD") == "1":
+                    ami.write(LIVE_CAPTURES / "handoff_back_to_ivr.ami",
+                              note=f"live: an agent hands an IVR hand-off back to the order menu against {pbx.version}")
+                return
             pbx.cli(f"channel request hangup {channel}")  # the caller hangs up
             await until("the agent in wrap-up", lambda: agent_state(core, world.staff_id) == "wrap_up", pbx)
             await asyncio.wait_for(app.wait_idle(), 15)

@@ -1,11 +1,12 @@
 """The card's "hand to the IVR order menu" (agents never place orders for a client): the route writes an
-``ivr_orders`` command with the desk's bookkeeping for the dialler that owns the call; that dialler's engine sends
-the caller's channel back to the hotline at the order menu (the simulated PBX; the AMI adapter's Setvar + Redirect
-is in tests/adapters/test_ami_send_to_ivr.py) and the agent goes to wrap-up."""
+``transfer_ivr`` call control to the ``orders`` entry for the dialler that owns the call; that dialler's call core
+sends the caller's channel back to the hotline at the order menu (the simulated PBX; the AMI adapter's Setvar +
+Redirect is in tests/adapters/test_ami_send_to_ivr.py) and the agent goes to wrap-up."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from fastapi.testclient import TestClient
@@ -56,18 +57,20 @@ async def test_a_handed_off_client_goes_back_to_the_order_menu(core: App, world:
     assert web.post(f"/api/desk/contacts/{contact_id}/ivr-orders", headers=h).status_code == 200
     with transaction(core.sessions) as s:
         cmd = s.scalars(select(CallCommand)).one()
-        assert (cmd.kind, cmd.attempt_id, cmd.dialer_id, cmd.state) == ("ivr_orders", None, "e1", "pending")
-        assert s.get(DeskContact, contact_id).hung_up_at is not None  # the call left the agent
-    assert web.post(f"/api/desk/contacts/{contact_id}/ivr-orders", headers=h).status_code == 409  # over already
+        assert (cmd.kind, json.loads(cmd.args), cmd.attempt_id, cmd.dialer_id, cmd.state) == (
+            "transfer_ivr", {"menu": "orders"}, None, "e1", "pending")  # the controls' "back to the IVR"
     (claimed,) = run_in_transaction(core.sessions, lambda s: claim(s, "e1", core.clock()))
-    assert not await engine.to_ivr_requested(contact_id, ag2, V.IVR_ENTRY_ORDERS)  # not their call
-    assert await engine.command_requested(claimed)
+    ok, _ = await engine.command_requested(claimed)
+    assert ok
     call_id = V.handoff_call_id(ivr_id)
-    assert pbx.sent_to_ivr == [(call_id, "orders")] and call_id not in pbx.calls
+    assert pbx.ivr_returns == [(call_id, "orders")] and call_id not in pbx.calls
     await drive(engine, pbx, time_.vclock, 1)
     assert state_of(core, ag1) == "wrap_up" and call_id not in engine.core.inbound
     with transaction(core.sessions) as s:
+        assert s.get(DeskContact, contact_id).hung_up_at is not None  # the call left the agent
         ivr = s.get(IvrSession, ivr_id)
         assert ivr is not None and ivr.ended_at is not None  # that IVR session is over; the caller starts a new one
-    assert not await engine.command_requested(claimed)  # the call is no longer ours: nothing sent twice
-    assert len(pbx.sent_to_ivr) == 1
+    assert web.post(f"/api/desk/contacts/{contact_id}/ivr-orders", headers=h).status_code == 409  # over already
+    again, reason = await engine.command_requested(claimed)
+    assert (again, reason) == (False, "no_live_call")  # the call is no longer ours: nothing sent twice
+    assert len(pbx.ivr_returns) == 1

@@ -114,7 +114,7 @@ class AmiOptions:
     agent_join_context: str = V.CONTEXT_AGENT_JOIN
     play_context: str = V.CONTEXT_PLAY
     notify_menu_context: str = V.CONTEXT_NOTIFY_MENU
-    hotline_context: str = V.CONTEXT_HOTLINE  # where a caller an agent hands to the IVR goes (send_to_ivr)
+    hotline_context: str = V.CONTEXT_HOTLINE  # where a caller an agent hands to the IVR goes (to_ivr)
     handoff_wait_context: str = V.CONTEXT_HANDOFF_WAIT  # where a notification call handed to an agent waits
     agent_ring_timeout_s: float = 30.0  # an agent phone that does not answer its login in time: AgentLeft
     action_timeout_s: float = 10.0
@@ -129,7 +129,6 @@ class AmiOptions:
     link_context: str = "cc-room-link"  # Local/<other>@cc-room-link: its other half joins the agent's room
     link_room_context: str = "cc-room-link-a"
     monitor_context: str = "cc-monitor-{mode}"  # Local/<agent>-<supervisor>@cc-monitor-<mode>: ChanSpy
-    ivr_return_context: str = "cc-ivr-return"
     # call recording: the folder the dialplan's MixMonitor writes to (CC_RECORDINGS_DIR) as this process reads
     # it (a shared mount, or the same path on one host). Empty: the engine keeps no audio of Asterisk calls.
     recordings_dir: str = ""
@@ -621,18 +620,6 @@ class AmiClient:
         """A notification's message with a one-key menu ([cc-notify-menu]: Read() takes a key pressed while it
         plays); the key comes back as ``UserEvent: NotifyDigit``, reported as ``DigitPressed``."""
         await self.play(call_id, prompt, self.options.notify_menu_context)
-    async def send_to_ivr(self, call_id: str, entry: str) -> None:
-        """Hand the caller back to the hotline IVR at ``entry``: CC_HANDOFF cleared (a previous IVR run may have set
-        it), CC_IVR_ENTRY set, then Redirect to the hotline context; the call has left the agent (``Ended``,
-        "to_ivr") and is no longer ours (its later Hangup is not reported)."""
-        channel = self._call_channel(call_id)
-        check_text(entry, "IVR entry")
-        for name, value in ((V.CC_HANDOFF, ""), (V.CC_IVR_ENTRY, entry)):
-            _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}), "Setvar")
-        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.hotline_context,
-                              "Exten": "s", "Priority": "1"}), "Redirect")
-        self._publish(self.tracker.left_for_ivr(call_id, asyncio.get_running_loop().time()))
-
     async def reassign(self, call_id: str, new_call_id: str) -> None:
         """The call goes on under ``new_call_id`` (a notification call whose client pressed 0, handed to the call
         core as a hand-off ``cc-h<id>``): ``CC_CALL_ID`` is set to it and the channel is sent to wait in
@@ -793,13 +780,17 @@ class AmiClient:
                 return
 
     async def to_ivr(self, call_id: str, menu: str) -> None:
-        """Back to the hotline IVR: ``CC_IVR_ENTRY`` names where the caller lands (the flow's entries, as for the
-        card's "hand to the order menu"; anything else starts the flow), ``[cc-ivr-return]`` runs the AGI."""
+        """Hand the caller back to the hotline IVR at ``menu``: CC_HANDOFF cleared (a previous IVR run may have set
+        it), CC_IVR_ENTRY set (the dialplan passes it to the FastAGI: "orders" starts at the order menu after the
+        login), then Redirect to the hotline context; the call has left the agent (``Ended``, "to_ivr") and is no
+        longer ours (its later Hangup is not reported)."""
         channel = self._call_channel(call_id)
         check_menu(menu)
-        _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": V.CC_IVR_ENTRY, "Value": menu}), "Setvar")
-        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.ivr_return_context,
+        for name, value in ((V.CC_HANDOFF, ""), (V.CC_IVR_ENTRY, menu)):
+            _ok(await self._send({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}), "Setvar")
+        _ok(await self._send({"Action": "Redirect", "Channel": channel, "Context": self.options.hotline_context,
                               "Exten": "s", "Priority": "1"}), "Redirect")
+        self._publish(self.tracker.left_for_ivr(call_id, asyncio.get_running_loop().time()))
 
     async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None:
         """Dial the supervisor's phone bridged to a Local channel running ChanSpy on the agent's leg
@@ -992,9 +983,6 @@ class AmiPool:
 
     async def play_menu(self, call_id: str, prompt: str) -> None:
         await self._client_of(call_id).play_menu(call_id, prompt)
-    async def send_to_ivr(self, call_id: str, entry: str) -> None:
-        await self._client_of(call_id).send_to_ivr(call_id, entry)
-
     async def record_start(self, call_id: str, name: str) -> None:
         await self._client_of(call_id).record_start(call_id, name)
 

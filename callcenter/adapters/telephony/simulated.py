@@ -189,7 +189,6 @@ class SimulatedPbx:
         self.calls: dict[str, _SimCall] = {}
         self.agents: set[str] = set()
         self.originated = 0
-        self.sent_to_ivr: list[tuple[str, str]] = []  # (call id, entry) handed back to the hotline IVR
         self._started = False
         self.muted: set[str] = set()  # agents muted in their rooms
         self.links: set[tuple[str, str]] = set()  # agent rooms linked (consultation, conference)
@@ -384,15 +383,6 @@ class SimulatedPbx:
         self.calls[new_call_id] = call
         self._emit(Answered(new_call_id, self.clock.time()))
 
-    async def send_to_ivr(self, call_id: str, entry: str) -> None:
-        """The caller goes back to the hotline IVR at ``entry`` (recorded in ``sent_to_ivr``): the call ends for
-        the engine now, as the AMI adapter reports it."""
-        call = self._live(call_id)
-        if call.state not in ("answered", "connected"):
-            raise TelephonyError(f"call {call_id} is not answered")
-        self.sent_to_ivr.append((call_id, entry))
-        self._end(call, 16, "to_ivr")
-
     # --- recording (ports.recordings.RecordsCalls): a real WAV of every recorded leg --------------------------
 
     def _recording_of(self, call_id: str) -> _SimRecording | None:
@@ -490,14 +480,12 @@ class SimulatedPbx:
         self.links.discard((other_agent_id, agent_id))
 
     async def to_ivr(self, call_id: str, menu: str) -> None:
-        """The caller is back in the (simulated) IVR at ``menu``; they hang up after a prompt's time there."""
+        """The caller goes back to the hotline IVR at ``menu`` (recorded in ``ivr_returns``): the call ends for
+        the engine now, as the AMI adapter reports it."""
         call = self._connected_call(call_id)
         check_menu(menu)
-        for timer in call.timers:
-            timer.cancel()
-        call.room, call.held = None, False
         self.ivr_returns.append((call_id, menu))
-        call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s, lambda: self._end(call, 16, "Normal Clearing"))]
+        self._end(call, 16, "to_ivr")
 
     async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None:
         check_id(supervisor_id, "supervisor id")

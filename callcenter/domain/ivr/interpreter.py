@@ -201,8 +201,10 @@ class FlowRun:
     def start(self) -> list[Command]:
         if self.node is not None:
             raise FlowRuntimeError("session already started")
-        out: list[Command] = [Record("start", {"caller": mask_phone(self.caller), "lang": self.lang,
-                                                "flow": self.flow.name})]
+        detail: dict[str, Any] = {"caller": mask_phone(self.caller), "lang": self.lang, "flow": self.flow.name}
+        if self.vars.get("entry"):  # sent back by an agent (e.g. to the order menu): the record says where to
+            detail["entry"] = self.vars["entry"]
+        out: list[Command] = [Record("start", detail)]
         self._enter(self.flow.initial, out)
         return out
 

@@ -35,7 +35,8 @@ Live events (typed, ``callcenter.domain.events``, through ``bus.emit`` after the
 ``DialerBoard`` (``wallboard``), ``AttemptEnded`` (``calls``).  Commands from the screens (the hang-up button)
 are rows in ``call_commands``: ``call_commands.command_loop`` claims this dialler's rows (woken by a
 ``CommandQueued`` nudge, else by polling) and carries them out through ``command_requested``: ``hangup`` through
-``hangup_requested``, ``ivr_orders`` (the card's "hand to the IVR order menu") through ``to_ivr_requested``.
+``hangup_requested``, the recording's buttons through the recorder, every call control (the card's "hand to the
+IVR order menu" is ``transfer_ivr`` to the ``orders`` entry) through the core, ``control_requested``.
 
 Several diallers share one database: each heartbeats its row in ``dialer_processes`` at every sync
 (``dialer.leases``) and takes over the work of a dialler whose lease ran out (its agents freed and adopted,
@@ -125,7 +126,6 @@ from callcenter.ports.telephony import (
     NoServerAvailable,
     OriginateRejected,
     Recovered,
-    SendsToIvr,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -466,24 +466,6 @@ class DialerEngine:
             return await recorder.resume(call_id, self.wall())
         return await recorder.pause(call_id, "pin" if action == "secure" else "agent", self.wall())
 
-    async def to_ivr_requested(self, contact_id: int, staff_id: int, entry: str) -> bool:
-        """The agent handed the client to the IVR's order menu (agents never place orders for a client): the port
-        sends the caller's channel to the hotline at ``entry``; the call then ends for the agent (``Ended``, to
-        wrap-up). False when the call is not ours any more or the backend cannot (Twilio)."""
-        if not isinstance(self.telephony, SendsToIvr):
-            log.warning("telephony backend %s cannot send a caller to the IVR", type(self.telephony).__name__)
-            return False
-        async with self._lock:
-            call_id = await self._call_of_contact(contact_id, staff_id)
-            if call_id is None:
-                return False
-            try:
-                await self.telephony.send_to_ivr(call_id, entry)
-            except TelephonyError as exc:
-                log.warning("sending %s to the IVR failed: %s", call_id, exc)
-                return False
-            return True
-
     async def _call_of_contact(self, contact_id: int, staff_id: int | None) -> str | None:
         """The port's call id of the desk contact's call when it is ours (hold ``_lock``) and, with ``staff_id``,
         that agent's; None for any agent on it (a call control: the conference's second agent, or the agent a
@@ -529,8 +511,6 @@ class DialerEngine:
             return await self.hangup_requested(cmd.contact_id, cmd.staff_id)
         if cmd.kind.startswith("record_"):  # the recording's pause / resume / secure (a pause marked "pin")
             return await self.recording_requested(cmd.contact_id, cmd.staff_id, cmd.kind.removeprefix("record_"))
-        if cmd.kind == "ivr_orders":  # the card's "hand to the IVR order menu"
-            return await self.to_ivr_requested(cmd.contact_id, cmd.staff_id, V.IVR_ENTRY_ORDERS)
         return await self.control_requested(cmd)
 
     async def control_requested(self, cmd: ClaimedCommand) -> tuple[bool, str]:

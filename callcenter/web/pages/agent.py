@@ -15,6 +15,7 @@ from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
 from callcenter.services.scripts import CaptureError, RunError
 from callcenter.services import call_commands, desk
+from callcenter.ports import channel_variables as V
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import read_only, run_in_transaction
 from callcenter.store.models.desk import DeskContact
@@ -277,11 +278,13 @@ async def hang_up(request: Request, contact_id: int = ContactId, principal: Prin
 
 @api.post("/contacts/{contact_id}/ivr-orders", response_model=OkOut, responses={401: {}, 403: {}, 404: {}, 409: {}})
 async def hand_to_ivr_orders(request: Request, contact_id: int = ContactId, principal: Principal = AgentDep) -> OkOut:
-    """Hand the client to the hotline's order menu (agents never place orders for a client): the call leaves the
-    agent and an ``ivr_orders`` command goes to the dialler that owns the call, which sends the caller's channel
-    to the hotline at the order menu (after the client logs in)."""
-    await _queue_from_desk(request, principal,
-                           lambda s, now: call_commands.request_ivr_orders(s, principal, contact_id, now), required=True)
+    """Hand the client to the hotline's order menu (agents never place orders for a client): the call control
+    ``transfer_ivr`` to the flow's ``orders`` entry, decided by the call core of the dialler that owns the call
+    (the agent goes to wrap-up, the caller's channel goes to the hotline, which starts at the order menu after
+    the login)."""
+    await _queue_from_desk(request, principal, lambda s, now: call_commands.request_control(
+        s, principal, contact_id, "transfer_ivr", now, {"menu": V.IVR_ENTRY_ORDERS}), required=True,
+        state_changes=False)
     return OkOut()
 
 
