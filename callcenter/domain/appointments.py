@@ -40,6 +40,8 @@ class Rule(str, Enum):
     UNKNOWN_APPOINTMENT = "unknown_appointment"
     UNKNOWN_CLIENT = "unknown_client"
     NO_SERVICE_GROUP = "no_service_group"
+    NOT_ALLOWED = "not_allowed"  # a slot's capacity is set by supervisors and admins
+    BAD_CAPACITY = "bad_capacity"
 
 
 class AppointmentError(Exception):
@@ -115,6 +117,7 @@ class Booked:
     in_slot: int  # open appointments of this kind at this slot
     client_open: int  # the client's open appointments, all kinds
     client_same_day_kind: int  # the client's open appointments of this kind on that day
+    capacity: int | None = None  # the slot's own capacity, set by a supervisor (None: the rules' for the kind)
 
 
 def decide(kind: str, start_local: datetime, now_local: datetime, is_trading_day: Callable[[date], bool],
@@ -125,14 +128,21 @@ def decide(kind: str, start_local: datetime, now_local: datetime, is_trading_day
         raise AppointmentError(Rule.ALREADY_BOOKED)
     if booked.client_open >= rules.max_open_per_client:
         raise AppointmentError(Rule.TOO_MANY_OPEN)
-    if booked.in_slot >= rules.capacity.get(kind, 0):
+    if booked.in_slot >= slot_capacity(kind, booked.capacity, rules):
         raise AppointmentError(Rule.SLOT_FULL)
 
 
+def slot_capacity(kind: str, own: int | None, rules: SlotRules) -> int:
+    """A slot's capacity: its own (a supervisor's, 0 closes it) or the rules' for the kind."""
+    return own if own is not None else rules.capacity.get(kind, 0)
+
+
 def free_slots(kind: str, now_local: datetime, is_trading_day: Callable[[date], bool],
-               counts: Mapping[datetime, int], rules: SlotRules, limit: int = 5) -> list[datetime]:
+               counts: Mapping[datetime, int], rules: SlotRules, limit: int = 5,
+               capacities: Mapping[datetime, int] | None = None) -> list[datetime]:
     """The first ``limit`` slots a booking of ``kind`` could take from now (``counts``: open appointments of the
-    kind per slot start, local time), in time order."""
+    kind per slot start, local time; ``capacities``: the slots a supervisor gave a capacity of their own), in
+    time order."""
     if kind not in KINDS:
         raise AppointmentError(Rule.BAD_KIND, kind[:32])
     out: list[datetime] = []
@@ -145,7 +155,7 @@ def free_slots(kind: str, now_local: datetime, is_trading_day: Callable[[date], 
                 start = datetime.combine(day, s_, tzinfo=now_local.tzinfo)
                 if start - now_local < timedelta(minutes=rules.min_lead_minutes):
                     continue
-                if counts.get(start, 0) < cap:
+                if counts.get(start, 0) < (capacities or {}).get(start, cap):
                     out.append(start)
                     if len(out) >= limit:
                         break

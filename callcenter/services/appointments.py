@@ -16,6 +16,8 @@ row's lock (``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT ... FOR UPDATE``
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -33,15 +35,19 @@ from callcenter.domain.appointments import (
     Booked,
     Rule,
     SlotRules,
+    KINDS,
     decide,
     free_slots,
     may_cancel,
     reminder_due,
+    slot_capacity,
+    slot_starts,
 )
 from callcenter.i18n import t
 from callcenter.ports.calendar import Calendar
-from callcenter.store.db import dialect_name, run_in_transaction
+from callcenter.store.db import dialect_name, read_only, run_in_transaction
 from callcenter.store.models import Appointment, AppointmentSlot, Client
+from callcenter.store.models.core import AuditLog
 
 if TYPE_CHECKING:
     from callcenter.settings import Settings
@@ -73,6 +79,16 @@ class AppointmentView:
     service_group_id: int | None
     note: str
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One slot on the supervisor's grid."""
+
+    start: datetime  # local time
+    booked: int
+    capacity: int
+    own: bool  # a capacity set for this slot (else the setting's for the kind)
 
 
 def rules_from(settings: "Settings") -> SlotRules:
@@ -111,13 +127,66 @@ class AppointmentService:
         """The next ``limit`` slots of ``kind`` with room, aware local datetimes in time order."""
         now = (at or self._clock()).astimezone(self.tz)
 
-        def counts(s: Session) -> dict[datetime, int]:
-            rows = s.execute(select(AppointmentSlot.slot_start, AppointmentSlot.booked).where(
-                AppointmentSlot.kind == kind, AppointmentSlot.slot_start >= now)).all()
-            return {start.astimezone(self.tz): int(n) for start, n in rows}
+        def counts(s: Session) -> tuple[dict[datetime, int], dict[datetime, int]]:
+            rows = s.execute(select(AppointmentSlot.slot_start, AppointmentSlot.booked, AppointmentSlot.capacity)
+                             .where(AppointmentSlot.kind == kind, AppointmentSlot.slot_start >= now)).all()
+            return ({start.astimezone(self.tz): int(n) for start, n, _ in rows},
+                    {start.astimezone(self.tz): int(c) for start, _, c in rows if c is not None})
 
-        booked = run_in_transaction(self._sessions, counts)
-        return free_slots(kind, now, self._calendar.is_trading_day, booked, self.rules, limit)
+        booked, capacities = read_only(self._sessions, counts)
+        return free_slots(kind, now, self._calendar.is_trading_day, booked, self.rules, limit, capacities)
+
+    def slot_grid(self, kind: str, day: date) -> list[SlotView]:
+        """Every slot of ``kind`` on ``day`` (none on a day the exchange is closed): booked, capacity, whether the
+        capacity is the slot's own (a supervisor's) or the setting's."""
+        if kind not in KINDS:
+            raise AppointmentError(Rule.BAD_KIND, kind[:32])
+        if not self._calendar.is_trading_day(day):
+            return []
+        starts = [datetime.combine(day, t_, tzinfo=self.tz) for t_ in slot_starts(day, self.rules)]
+
+        def rows(s: Session) -> dict[datetime, tuple[int, int | None]]:
+            got = s.execute(select(AppointmentSlot.slot_start, AppointmentSlot.booked, AppointmentSlot.capacity)
+                            .where(AppointmentSlot.kind == kind,
+                                   AppointmentSlot.slot_start.in_([x.astimezone(timezone.utc) for x in starts])))
+            return {start.astimezone(self.tz): (int(n), c) for start, n, c in got}
+
+        known = read_only(self._sessions, rows)
+        out = []
+        for start in starts:
+            booked, own = known.get(start, (0, None))
+            out.append(SlotView(start, booked, slot_capacity(kind, own, self.rules), own is not None))
+        return out
+
+    def set_capacity(self, actor: Actor, kind: str, start: datetime, capacity: int | None, reason: str = "", *,
+                     at: datetime | None = None) -> SlotView:
+        """A supervisor (or admin) gives one slot a capacity of its own (0 closes it; None gives it back the
+        setting's), audited with before and after. Appointments already booked there stay booked: a capacity
+        below them only stops new bookings. A slot off the grid or on a closed day is refused."""
+        if actor.role not in ("supervisor", "admin"):
+            raise AppointmentError(Rule.NOT_ALLOWED)
+        if capacity is not None and not 0 <= capacity <= 100:
+            raise AppointmentError(Rule.BAD_CAPACITY, str(capacity))
+        local = start.astimezone(self.tz)
+        if kind not in KINDS:
+            raise AppointmentError(Rule.BAD_KIND, kind[:32])
+        if not self._calendar.is_trading_day(local.date()):
+            raise AppointmentError(Rule.NOT_TRADING_DAY)
+        if local.timetz().replace(tzinfo=None) not in slot_starts(local.date(), self.rules):
+            raise AppointmentError(Rule.OFF_GRID, local.time().isoformat("minutes"))
+        now = at or self._clock()
+
+        def work(s: Session) -> SlotView:
+            slot = self._slot_row(s, kind, local.astimezone(timezone.utc))
+            before = slot.capacity
+            slot.capacity = capacity
+            s.add(AuditLog(at=now, staff_id=actor.staff_id, action="appointment_capacity",
+                           detail=json.dumps({"subject": f"{kind} {local.isoformat()}", "reason": reason[:200],
+                                              "before": {"capacity": before}, "after": {"capacity": capacity}},
+                                             ensure_ascii=False)))
+            return SlotView(local, slot.booked, slot_capacity(kind, capacity, self.rules), capacity is not None)
+
+        return run_in_transaction(self._sessions, work)
 
     def of_client(self, client_id: int, actor: Actor, *, at: datetime | None = None,
                   upcoming_only: bool = True) -> list[AppointmentView]:
@@ -184,6 +253,7 @@ class AppointmentService:
                                                           Appointment.slot_start >= now)
         booked = Booked(
             in_slot=slot.booked,
+            capacity=slot.capacity,
             client_open=int(s.execute(open_q).scalar_one()),
             client_same_day_kind=int(s.execute(open_q.where(Appointment.kind == cmd.kind,
                                                             Appointment.slot_day == local.date())).scalar_one()),

@@ -4,6 +4,7 @@ hotline (text phone) and listed there; and the order-confirmation record every h
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -170,3 +171,46 @@ def test_every_hotline_order_leaves_its_confirmation_record(core: App) -> None:
         assert s.get(Recording, rec_id).retention_class == "order"
         # no secret in the record
         assert PIN not in first.heard and TPWD not in first.heard
+
+
+def test_a_supervisor_closes_a_slot_and_opens_another_wider_audited(core: App) -> None:
+    """A slot's own capacity (the supervisor's grid): 0 closes it (no new booking, not offered), a larger one
+    takes more than the setting allows, empty gives the default back; each change audited with before/after;
+    appointments booked before a capacity is lowered stay booked; agents may not change it."""
+    from callcenter.store.models.core import AuditLog
+
+    g1 = group(core, "一组")
+    a, _ = make_client(core, accounts=[(0, 0)], group_id=g1)
+    b, _ = make_client(core, accounts=[(0, 0)], group_id=g1)
+    c, _ = make_client(core, accounts=[(0, 0)], group_id=g1)
+    from tests.factories import make_staff
+
+    sup = Actor.staff("supervisor", make_staff(core, "slot-sup", "pw-slot-sup-123", "supervisor", group_id=g1),
+                      frozenset({g1}))
+    grid = core.appointments.slot_grid("analyst_callback", local(13).date())
+    assert [(g.start, g.booked, g.capacity, g.own) for g in grid[:2]] == [
+        (local(9), 0, 1, False), (local(9, 30), 0, 1, False)]  # the setting's capacity: one analyst a slot
+    closed = core.appointments.set_capacity(sup, "analyst_callback", local(13), 0, "分析师外出")
+    assert (closed.capacity, closed.own) == (0, True)
+    assert local(13) not in core.appointments.free_slots("analyst_callback", limit=3)
+    assert refusal(core, a, "analyst_callback", local(13), "k1") == "slot_full"
+    core.appointments.set_capacity(sup, "analyst_callback", local(13, 30), 2)
+    book(core, a, "analyst_callback", local(13, 30), "k2")
+    book(core, b, "analyst_callback", local(13, 30), "k3")  # two where the setting allows one
+    assert refusal(core, c, "analyst_callback", local(13, 30), "k4") == "slot_full"
+    lowered = core.appointments.set_capacity(sup, "analyst_callback", local(13, 30), 1)
+    assert (lowered.booked, lowered.capacity) == (2, 1)  # both stay booked; nobody new
+    back = core.appointments.set_capacity(sup, "analyst_callback", local(13), None)
+    assert (back.capacity, back.own) == (1, False)
+    assert core.appointments.free_slots("analyst_callback", limit=1) == [local(13)]
+    with pytest.raises(AppointmentError) as exc:
+        core.appointments.set_capacity(Actor.staff("agent", 2, frozenset({g1})), "analyst_callback", local(14), 3)
+    assert exc.value.rule.value == "not_allowed"
+    with pytest.raises(AppointmentError) as exc:
+        core.appointments.set_capacity(sup, "analyst_callback", local(13, 10), 3)
+    assert exc.value.rule.value == "off_grid"
+    with transaction(core.sessions) as s:
+        rows = [json.loads(r.detail) for r in s.scalars(select(AuditLog).where(
+            AuditLog.action == "appointment_capacity").order_by(AuditLog.id))]
+    assert [(r["before"]["capacity"], r["after"]["capacity"]) for r in rows] == [(None, 0), (None, 2), (2, 1), (0, None)]
+    assert rows[0]["reason"] == "分析师外出"

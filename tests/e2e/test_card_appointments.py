@@ -67,3 +67,33 @@ def test_card_books_appointments_sets_alerts_and_supervisors_manage_them(core: A
     early = sup.post(f"/supervisor/appointments/{row.id}", data={"csrf": csrf, "action": "done"},
                      follow_redirects=False)
     assert early.status_code == 409  # cancelled: nothing to close
+
+
+def test_supervisors_set_a_slots_capacity_on_the_appointments_page(core: App) -> None:
+    """The slot grid on the supervisor's appointments page: a form per slot; 0 closes it (the grid says so, the
+    agent's card no longer offers it), a bad value is a sentence; agents may not post it."""
+    import re
+
+    build(core)
+    sup = TestClient(create_app(core), raise_server_exceptions=False)
+    csrf = page_login(sup, "sup1")
+    page = sup.get("/supervisor/appointments?kind=analyst_callback&day=2026-11-25")
+    assert page.status_code == 200 and 'id="slots"' in page.text and "时段与容量" in page.text
+    starts = re.findall(r'data-slot="([^"]+)"', page.text)
+    assert starts[0] == "2026-11-25T09:00:00+08:00" and "2026-11-25T13:00:00+08:00" in starts
+    thirteen = "2026-11-25T13:00:00+08:00"
+    assert thirteen in [s.isoformat() for s in core.appointments.free_slots("analyst_callback", limit=3)]
+    done = sup.post("/supervisor/appointment-slots", data={"csrf": csrf, "kind": "analyst_callback", "start": thirteen,
+                                                           "capacity": "0", "reason": "外出"}, follow_redirects=False)
+    assert done.status_code == 303 and "saved=1" in done.headers["location"], done.text
+    page = sup.get(done.headers["location"])
+    row = page.text.split(f'data-slot="{thirteen}"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>0 <span" in row and "本时段单独设置" in row and 'id="slots-saved"' in page.text
+    assert thirteen not in [s.isoformat() for s in core.appointments.free_slots("analyst_callback", limit=3)]
+    bad = sup.post("/supervisor/appointment-slots", data={"csrf": csrf, "kind": "analyst_callback",
+                                                          "start": "2026-11-25T13:10:00+08:00", "capacity": "2"})
+    assert bad.status_code == 422 and "整点或半点" in bad.text
+    agent = TestClient(create_app(core), raise_server_exceptions=False)
+    a_csrf = page_login(agent, "ag1")
+    assert agent.post("/supervisor/appointment-slots", data={"csrf": a_csrf, "kind": "analyst_callback",
+                                                             "start": thirteen, "capacity": "5"}).status_code == 403

@@ -211,3 +211,5 @@ class AppointmentSlot(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     slot_start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     booked: Mapped[int] = mapped_column(Integer, default=0)
+    # set by a supervisor for this slot (0 closes it); None: the setting's capacity for the kind
+    capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -439,8 +439,8 @@ async def assign_clients(*, request: Request, principal: Principal = roles("admi
 async def appointments_page(*, request: Request, principal: Principal = roles(*SUP),
                             start: Annotated[Text | None, Query(max_length=10)] = None,
                             end: Annotated[Text | None, Query(max_length=10)] = None,
-                            kind: Annotated[Text | None, Query(pattern="^(group_callback|analyst_callback|branch_visit)?$")] = None
-                            ) -> Response:
+                            kind: Annotated[Text | None, Query(pattern="^(group_callback|analyst_callback|branch_visit)?$")] = None,
+                            day: Annotated[Text | None, Query(max_length=10)] = None) -> Response:
     from callcenter.domain.access import Actor
     from callcenter.domain.appointments import KINDS
     from callcenter.services.appointments import slot_label
@@ -456,12 +456,49 @@ async def appointments_page(*, request: Request, principal: Principal = roles(*S
         raise ApiError(422, "bad_date")
     actor = Actor.staff(principal.role, principal.staff_id, principal.group_ids)
     rows = await anyio.to_thread.run_sync(lambda: core.appointments.listing(actor, first, last, kind=kind or None))
+    try:
+        slot_day = date.fromisoformat(day) if day else first
+    except ValueError:
+        raise ApiError(422, "bad_date") from None
+    slot_kind = kind or KINDS[0]
+    grid = await anyio.to_thread.run_sync(lambda: core.appointments.slot_grid(slot_kind, slot_day))
     lang = lang_of(request)
     items = [{"id": a.id, "slot": slot_label(a.slot_start, tz_of(request), lang), "client": a.client_name,
               "kind": a.kind, "status": a.status, "channel": a.channel, "note": a.note,
               "started": a.slot_start <= core.clock()} for a in rows]
+    slots = [{"start": g.start.isoformat(), "time": g.start.strftime("%H:%M"), "booked": g.booked,
+              "capacity": g.capacity, "own": g.own} for g in grid]
     return render(request, "appointments.html", principal, items=items, first=first, last=last, kind=kind or "",
-                  kinds=KINDS)
+                  kinds=KINDS, slots=slots, slot_day=slot_day, slot_kind=slot_kind,
+                  saved=request.query_params.get("saved") == "1")
+
+
+@router.post("/appointment-slots", response_class=HTMLResponse)
+async def appointment_slot_capacity(*, request: Request, principal: Principal = roles(*SUP),
+                                    kind: Annotated[Text, Form(pattern="^(group_callback|analyst_callback|branch_visit)$")],
+                                    start: Annotated[Text, Form(max_length=40)],
+                                    capacity: Annotated[Text, Form(max_length=3, pattern="^[0-9]{0,3}$")] = "",
+                                    reason: Annotated[Text, Form(max_length=200)] = "") -> Response:
+    """Set one slot's capacity (0 closes it; empty gives it back the default), audited; back to the grid."""
+    from callcenter.domain.access import Actor
+    from callcenter.domain.appointments import AppointmentError
+
+    core = _core(request)
+    actor = Actor.staff(principal.role, principal.staff_id, principal.group_ids)
+    try:
+        at = datetime.fromisoformat(start)
+    except ValueError:
+        raise ApiError(422, "bad_date") from None
+    if at.tzinfo is None:
+        raise ApiError(422, "bad_date")
+    value = int(capacity) if capacity else None
+    try:
+        await anyio.to_thread.run_sync(lambda: core.appointments.set_capacity(actor, kind, at, value, reason))
+    except AppointmentError as exc:
+        raise ApiError(403 if exc.rule.value == "not_allowed" else 422, exc.rule.value,
+                       message=t(f"appointments.{exc.rule.value}", lang_of(request))) from None
+    day = at.astimezone(tz_of(request)).date().isoformat()
+    return RedirectResponse(f"/supervisor/appointments?kind={kind}&day={day}&saved=1", status_code=303)
 
 
 @router.post("/appointments/{appointment_id}", response_class=HTMLResponse)
