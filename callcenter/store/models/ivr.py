@@ -36,6 +36,9 @@ class IvrSession(Base):
 
 class IvrStep(Base):
     __tablename__ = "ivr_steps"
+    # the day's hand-offs and their answers by step and time (the wall board's service level,
+    # ``handoff.service_level``): its cost is the day's hand-offs, not the history.  NEW: needs a migration.
+    __table_args__ = (Index("ix_ivr_steps_step_at", "step", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("ivr_sessions.id"), index=True)
