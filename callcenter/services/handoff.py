@@ -32,7 +32,7 @@ The wall board reads (``services.kpis.wallboard``):
   same facts ``waiting_handoffs`` loads), on ``ix_ivr_sessions_open`` (only the open IVR sessions are in it);
 * ``service_level`` — today's hand-offs answered by an agent within the threshold, over those whose wait is
   decided (answered, or waited longer than the threshold; a caller who hung up before it is not counted), on
-  ``ix_ivr_steps_step_at`` (today's ``handoff`` and ``agent_connected`` steps).
+  ``ix_ivr_steps_handoffs`` (today's ``handoff`` and ``agent_connected`` steps).
 """
 
 from __future__ import annotations
@@ -41,18 +41,19 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from callcenter.services.dialer.core import HandoffFacts
 from callcenter.store.db import dialect_name
 from callcenter.store.models.dialer import Callback, DialerProcess
-from callcenter.store.models.ivr import IvrSession, IvrStep
+from callcenter.store.models.ivr import HANDOFF_STEPS, HANDOFF_STEPS_WHERE, IvrSession, IvrStep
 
 HANDOFF_STEP = "handoff"
 QUEUED_STEP = "handoff_queued"
 ROUTED_STEP = "agent_connected"
 TIMEOUT_STEP = "handoff_timeout"
+assert (HANDOFF_STEP, ROUTED_STEP) == HANDOFF_STEPS  # the steps of the partial index ix_ivr_steps_handoffs
 MAX_WAIT = timedelta(minutes=30)  # an older hand-off is a call whose end was never recorded, not a caller waiting
 CALLBACK_NOTE = "IVR 转人工等待超时，请回电"
 
@@ -101,7 +102,8 @@ def service_level(s: Session, since: datetime, now: datetime, threshold_s: float
     """The hand-offs asked for from ``since`` on: answered within ``threshold_s`` over those decided."""
     def first_of(name: str) -> dict[int, datetime]:
         return {sid: at for sid, at in s.execute(
-            select(IvrStep.session_id, func.min(IvrStep.at)).where(IvrStep.step == name, IvrStep.at >= since)
+            select(IvrStep.session_id, func.min(IvrStep.at))
+            .where(text("ivr_steps." + HANDOFF_STEPS_WHERE), IvrStep.step == name, IvrStep.at >= since)  # the index's words
             .group_by(IvrStep.session_id))}
 
     asked, answered = first_of(HANDOFF_STEP), first_of(ROUTED_STEP)

@@ -218,7 +218,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
     open rows (``ix_attempts_open_dialled``, ``ix_agent_sessions_open``, ``ix_ivr_sessions_open``), the agents'
     calls today from today's slice of ``ix_desk_contacts_agent_started`` for the signed-in agents, today's dials
     and contacts from today's slice of ``ix_attempts_dialled_campaign`` (which covers them), the service level
-    from today's slice of ``ix_ivr_steps_step_at``, the abandon rates from the ``abandon_days`` rollup (one row
+    from today's slice of ``ix_ivr_steps_handoffs``, the abandon rates from the ``abandon_days`` rollup (one row
     per campaign and day).  (``tests/db/test_query_plans.py``.)"""
     from callcenter.services import handoff
     from callcenter.services.desk import PAUSE_REASONS
