@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     ivr_typeahead_poll_ms: int = Field(250, ge=10, le=5000)  # WAIT FOR DIGIT slices that keep type-ahead keys
     # an IVR hand-off waiting longer for an agent hears cc/<lang>/handoff_sorry and gets a call back booked
     handoff_wait_s: float = Field(120.0, ge=5.0, le=3600.0)
+    # the wall board's service level: today's hand-offs an agent answered within this many seconds (80/20)
+    service_level_s: float = Field(20.0, ge=1.0, le=3600.0)
     # the dialler's limits (DialerEngine): an answered call nobody takes within abandon_after_s of its pick-up
     # hears the safe-harbour prompt (the regulator's 2 s); an outbound call rings at most originate_timeout_s;
     # a due callback is still placed up to callback_grace_s late; an agent's wrap-up ends by itself after

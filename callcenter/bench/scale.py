@@ -268,7 +268,7 @@ def measure(world: World, transfer_accounts: list[list[str]], size: int, repeat:
     def wallboard() -> None:
         with transaction(core.sessions) as s:
             board = kpis.wallboard(s, NOW, tz)
-        _check(board["ringing"] == 2 and len(board["campaigns"]) == CAMPAIGNS, board)  # type: ignore[arg-type]
+        _check(board["ringing"] == 2 and len(board["campaigns"]) == CAMPAIGNS, board)
 
     def report() -> None:
         with transaction(core.sessions) as s:

@@ -24,6 +24,9 @@ the recordings of agents in the groups they supervise, an agent to their own cal
 ``recording_agent_may_listen`` allows it; only admins download the file. Every playback and download is
 audit-logged by ``callcenter.services.recordings``.
 
+Agents on the wall board (``may_watch_agent``): a supervisor sees the agents of the groups they supervise, an
+admin every agent; nobody else watches agents.
+
 A refusal is reported as "not found" by every caller, so account numbers and client ids cannot be probed.
 """
 
@@ -107,3 +110,12 @@ def may_listen(actor: Actor, agent_id: int | None, agent_group_id: int | None, a
 def may_download(actor: Actor) -> bool:
     """Only admins take a recording's file away (a download); everyone else listens in the browser."""
     return actor.role == "admin"
+
+
+def may_watch_agent(actor: Actor, agent_group_id: int | None) -> bool:
+    """Whether ``actor`` sees an agent of ``agent_group_id`` on the wall board (state, call, figures)."""
+    if actor.role == "admin":
+        return True
+    if actor.role == "supervisor":
+        return agent_group_id is not None and agent_group_id in actor.group_ids
+    return False

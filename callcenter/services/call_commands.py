@@ -33,6 +33,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.domain.access import may_watch_agent
+from callcenter.services.access import staff_actor
 from callcenter.domain.events import CALLS, CommandQueued
 from callcenter.services import desk
 from callcenter.services.bus import EventBus
@@ -286,9 +288,9 @@ def request_monitor(s: Session, who: Principal, agent_id: int, kind: str, phone:
         raise desk.DeskError("forbidden", 403)
     if kind != "monitor_stop" and not phone:
         raise desk.DeskError("no_supervisor_phone", 422)
-    if who.role == "supervisor":  # their groups' agents only (an admin any)
+    if who.role == "supervisor":  # their groups' agents only (an admin any): access.may_watch_agent
         agent = s.get(Staff, agent_id)
-        if agent is None or agent.service_group_id not in who.group_ids:
+        if agent is None or not may_watch_agent(staff_actor(who), agent.service_group_id):
             raise desk.DeskError("not_found", 404)
     contact = live_contact_of(s, agent_id)
     if contact is None:

@@ -25,25 +25,35 @@ are written by the IVR in its own transaction, and survive a restart of the engi
   ``handoff_timeout`` recorded.
 
 ``HandoffWaiting`` (``StoreIvrBackend.record_event(step="handoff")``) is a nudge for the wall board only.
+
+The wall board reads (``services.kpis.wallboard``):
+
+* ``waiting_summary`` — how many hand-offs wait for an agent now and since when the longest has waited (the
+  same facts ``waiting_handoffs`` loads), on ``ix_ivr_sessions_open`` (only the open IVR sessions are in it);
+* ``service_level`` — today's hand-offs answered by an agent within the threshold, over those whose wait is
+  decided (answered, or waited longer than the threshold; a caller who hung up before it is not counted), on
+  ``ix_ivr_steps_handoffs`` (today's ``handoff`` and ``agent_connected`` steps).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from callcenter.services.dialer.core import HandoffFacts
 from callcenter.store.db import dialect_name
 from callcenter.store.models.dialer import Callback, DialerProcess
-from callcenter.store.models.ivr import IvrSession, IvrStep
+from callcenter.store.models.ivr import HANDOFF_STEPS, HANDOFF_STEPS_WHERE, IvrSession, IvrStep
 
 HANDOFF_STEP = "handoff"
 QUEUED_STEP = "handoff_queued"
 ROUTED_STEP = "agent_connected"
 TIMEOUT_STEP = "handoff_timeout"
+assert (HANDOFF_STEP, ROUTED_STEP) == HANDOFF_STEPS  # the steps of the partial index ix_ivr_steps_handoffs
 MAX_WAIT = timedelta(minutes=30)  # an older hand-off is a call whose end was never recorded, not a caller waiting
 CALLBACK_NOTE = "IVR 转人工等待超时，请回电"
 
@@ -62,6 +72,53 @@ def waiting_handoffs(s: Session, since: datetime | None = None, limit: int = 50)
         q = q.where(exists().where(recent.session_id == IvrSession.id, recent.step == HANDOFF_STEP,
                                    recent.at >= since))
     return list(s.scalars(q))
+
+
+def waiting_summary(s: Session, now: datetime, max_wait: timedelta = MAX_WAIT) -> tuple[int, datetime | None]:
+    """(hand-offs waiting for an agent now, when the longest-waiting one asked), hand-offs older than
+    ``max_wait`` left out (nobody is on the line)."""
+    step, routed = aliased(IvrStep), aliased(IvrStep)
+    asked = (select(func.min(step.at)).where(step.session_id == IvrSession.id, step.step == HANDOFF_STEP)
+             .correlate(IvrSession).scalar_subquery())
+    rows = s.execute(select(IvrSession.id, asked, IvrSession.started_at)
+                     .where(IvrSession.handed_off.is_(True), IvrSession.ended_at.is_(None),
+                            ~exists().where(routed.session_id == IvrSession.id, routed.step == ROUTED_STEP))).all()
+    since = [at or started for _, at, started in rows if (at or started) >= now - max_wait]
+    return len(since), min(since, default=None)
+
+
+@dataclass(frozen=True)
+class ServiceLevel:
+    threshold_s: float
+    offered: int  # hand-offs whose wait is decided: answered, or waited past the threshold
+    met: int  # answered within the threshold
+
+    @property
+    def rate(self) -> float | None:
+        return self.met / self.offered if self.offered else None
+
+
+def service_level(s: Session, since: datetime, now: datetime, threshold_s: float) -> ServiceLevel:
+    """The hand-offs asked for from ``since`` on: answered within ``threshold_s`` over those decided."""
+    def first_of(name: str) -> dict[int, datetime]:
+        return {sid: at for sid, at in s.execute(
+            select(IvrStep.session_id, func.min(IvrStep.at))
+            .where(text("ivr_steps." + HANDOFF_STEPS_WHERE), IvrStep.step == name, IvrStep.at >= since)  # the index's words
+            .group_by(IvrStep.session_id))}
+
+    asked, answered = first_of(HANDOFF_STEP), first_of(ROUTED_STEP)
+    unanswered = [sid for sid in asked if sid not in answered]
+    ended = dict(s.execute(select(IvrSession.id, IvrSession.ended_at).where(IvrSession.id.in_(unanswered))).all()) \
+        if unanswered else {}
+    limit = timedelta(seconds=threshold_s)
+    offered = met = 0
+    for sid, at in asked.items():
+        if sid in answered:
+            offered += 1
+            met += int(answered[sid] - at <= limit)
+        elif (ended.get(sid) or now) - at > limit:
+            offered += 1  # waited past the threshold (still waiting, or gone after it)
+    return ServiceLevel(threshold_s, offered, met)
 
 
 def queued_by(s: Session, ivr_session_id: int) -> str | None:

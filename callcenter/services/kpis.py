@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, Integer, Select, case, cast, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.domain.access import Actor, may_watch_agent
 from callcenter.services.groups import client_assets_fen, list_groups
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import Client, Order, Trade, Transfer
@@ -193,29 +194,84 @@ def open_calls_query(since: datetime) -> Select[int]:
     return select(func.count()).select_from(Attempt).where(Attempt.ended_at.is_(None), Attempt.dialled_at >= since)
 
 
-def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
-    """Agents by state, calls ringing / connected, per running campaign: dials, contacts, 接通率, abandon rate
-    today and over 30 days; IVR hand-offs waiting.
+STATE_ORDER = ("talking", "reserved", "wrap_up", "ready", "paused")  # the grid's order: busiest first
+
+
+def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float = 20.0) -> dict[str, Any]:
+    """The wall board's snapshot (every viewer's: ``board_for`` cuts it to what one viewer may see).
+
+    * ``agent_rows``: every signed-in agent (an open dialler session): name, service group, state (and pause
+      reason), seconds in it, campaign, the open call's direction and talk time, calls taken today; busiest
+      first (talking, reserved, wrap-up, ready, paused), the longest in their state first;
+    * ``agents``: those agents counted by state;
+    * calls in flight: ``ringing`` (dialled, not answered), ``answered`` (answered, no agent yet),
+      ``connected`` (with an agent), ``in_flight`` (all three);
+    * IVR hand-offs waiting for an agent (``ivr_waiting``, ``ivr_longest_s``: ``handoff.waiting_summary``) and
+      today's ``service_level`` (hand-offs answered within ``service_level_s``: ``handoff.service_level``);
+    * per running campaign: dials, contacts, 接通率, abandon rate today and over 30 days against its cap
+      (``abandon_cap``: ``Campaign.target_abandon``; ``over_cap`` when today's rate passes it).
 
     The abandon rates are the dialler's own abandon budget (``dialer.budget.load_budgets``, the figures the
     pacers are held to): one owner for the figure.  Its 30 days are today and the 29 local days before.
 
     No figure reads the history: open calls, agents and IVR hand-offs come from partial indexes holding only the
-    open rows (``ix_attempts_open_dialled``, ``ix_agent_sessions_open``, ``ix_ivr_sessions_open``), today's dials
-    and contacts from today's slice of ``ix_attempts_dialled_campaign`` (which covers them), the abandon rates
-    from the ``abandon_days`` rollup (one row per campaign and day).  (``tests/db/test_query_plans.py``.)"""
+    open rows (``ix_attempts_open_dialled``, ``ix_agent_sessions_open``, ``ix_ivr_sessions_open``), the agents'
+    calls today from today's slice of ``ix_desk_contacts_agent_started`` for the signed-in agents, today's dials
+    and contacts from today's slice of ``ix_attempts_dialled_campaign`` (which covers them), the service level
+    from today's slice of ``ix_ivr_steps_handoffs``, the abandon rates from the ``abandon_days`` rollup (one row
+    per campaign and day).  (``tests/db/test_query_plans.py``.)"""
+    from callcenter.services import handoff
+    from callcenter.services.desk import PAUSE_REASONS
     from callcenter.services.dialer.budget import load_budgets
+    from callcenter.store.models import ServiceGroup, Staff
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
-    from callcenter.store.models.ivr import IvrSession
 
-    agents = dict(s.execute(select(AgentSession.state, func.count()).where(AgentSession.ended_at.is_(None))
-                            .group_by(AgentSession.state)).all())
     today = _local_midnight_utc(now, tz)
+    sessions = s.execute(select(AgentSession.staff_id, AgentSession.state, AgentSession.reason,
+                                AgentSession.state_since, AgentSession.campaign_id, AgentSession.attempt_id,
+                                Staff.display_name, Staff.service_group_id)
+                         .join(Staff, Staff.id == AgentSession.staff_id)
+                         .where(AgentSession.ended_at.is_(None), AgentSession.state.in_(AGENT_BOARD_STATES))).all()
+    staff_ids = sorted({row.staff_id for row in sessions})
+    calls_today: dict[int, int] = {}
+    open_calls_of: dict[int, tuple[str, datetime, int | None]] = {}
+    if staff_ids:
+        from callcenter.store.models.desk import DeskContact
+
+        for agent_id, started, hung_up, ended, direction, campaign_id in s.execute(
+                select(DeskContact.agent_id, DeskContact.started_at, DeskContact.hung_up_at, DeskContact.ended_at,
+                       DeskContact.direction, DeskContact.campaign_id)
+                .where(DeskContact.agent_id.in_(staff_ids), DeskContact.started_at >= today)
+                .order_by(DeskContact.id)).all():
+            calls_today[agent_id] = calls_today.get(agent_id, 0) + 1
+            if hung_up is None and ended is None:  # the live call (the newest, when several)
+                open_calls_of[agent_id] = (direction, started, campaign_id)
+    group_names = dict(s.execute(select(ServiceGroup.id, ServiceGroup.name)).all())
+    campaign_ids = {row.campaign_id for row in sessions} | {c for _, _, c in open_calls_of.values()}
+    campaign_names = dict(s.execute(select(Campaign.id, Campaign.name)
+                                    .where(Campaign.id.in_(sorted(c for c in campaign_ids if c)))).all()) \
+        if any(campaign_ids) else {}
+    agent_rows: list[dict[str, Any]] = []
+    for row in sessions:
+        call = open_calls_of.get(row.staff_id)
+        campaign_id = row.campaign_id or (call[2] if call else None)
+        agent_rows.append({
+            "staff_id": row.staff_id, "name": row.display_name, "group_id": row.service_group_id,
+            "group": group_names.get(row.service_group_id, "") if row.service_group_id else "",
+            "state": row.state, "reason": row.reason if row.reason in PAUSE_REASONS else "",
+            "state_s": _seconds(now, row.state_since), "campaign": campaign_names.get(campaign_id, "") if campaign_id else "",
+            "direction": call[0] if call else ("outbound" if row.attempt_id and row.state == "talking" else ""),
+            "talk_s": _seconds(now, call[1]) if call and row.state == "talking" else None,
+            "calls_today": calls_today.get(row.staff_id, 0)})
+    agent_rows.sort(key=lambda r: (STATE_ORDER.index(r["state"]) if r["state"] in STATE_ORDER else len(STATE_ORDER),
+                                   -r["state_s"], r["name"], r["staff_id"]))
+
     open_calls = open_calls_query(today - timedelta(hours=12))
     ringing = s.execute(open_calls.where(Attempt.answered_at.is_(None))).scalar_one()
     connected = s.execute(open_calls.where(Attempt.connected_at.is_not(None))).scalar_one()
-    ivr_waiting = s.execute(select(func.count()).select_from(IvrSession)
-                            .where(IvrSession.handed_off.is_(True), IvrSession.ended_at.is_(None))).scalar_one()
+    answered = s.execute(open_calls.where(Attempt.answered_at.is_not(None), Attempt.connected_at.is_(None))).scalar_one()
+    ivr_waiting, longest = handoff.waiting_summary(s, now)
+    level = handoff.service_level(s, today, now, service_level_s)
 
     rows = s.execute(select(Attempt.campaign_id, func.count(),
                             func.sum(case((Attempt.connected_at.is_not(None), 1), else_=0)))
@@ -228,11 +284,39 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo) -> dict[str, object]:
     for camp in shown:
         dials, contacts = day.get(camp.id, (0, 0))
         budget = budgets[camp.id]
+        cap = float(camp.target_abandon)
         campaigns.append({"id": camp.id, "name": camp.name, "state": camp.state, "dials": dials,
                           "contacts": contacts, "connect_rate": _rate(contacts, dials),
-                          "abandon_today": budget.today_rate, "abandon_30d": budget.d30_rate})
-    return {"at": now.astimezone(tz).isoformat(), "agents": {k: int(v) for k, v in agents.items()}, "ringing": int(ringing),
-            "connected": int(connected), "ivr_waiting": int(ivr_waiting), "campaigns": campaigns}
+                          "abandon_today": budget.today_rate, "abandon_30d": budget.d30_rate, "abandon_cap": cap,
+                          "over_cap": budget.today_rate is not None and budget.today_rate > cap})
+    return {"at": now.astimezone(tz).isoformat(), "agents": agent_counts(agent_rows), "agent_rows": agent_rows,
+            "ringing": int(ringing), "answered": int(answered), "connected": int(connected),
+            "in_flight": int(ringing) + int(answered) + int(connected), "ivr_waiting": ivr_waiting,
+            "ivr_longest_s": _seconds(now, longest) if longest is not None else None,
+            "service_level": {"threshold_s": level.threshold_s, "offered": level.offered, "met": level.met,
+                              "rate": level.rate},
+            "campaigns": campaigns}
+
+
+AGENT_BOARD_STATES = ("ready", "reserved", "talking", "wrap_up", "paused")  # an open session's states
+
+
+def _seconds(now: datetime, since: datetime) -> int:
+    return max(0, int((now - since).total_seconds()))
+
+
+def agent_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    return counts
+
+
+def board_for(board: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """The snapshot as ``actor`` sees it: only the agents they may watch (``access.may_watch_agent``: a
+    supervisor their groups', an admin all), and those counted by state; the calls and campaigns as they are."""
+    rows = [r for r in board.get("agent_rows", []) if may_watch_agent(actor, r.get("group_id"))]
+    return {**board, "agent_rows": rows, "agents": agent_counts(rows)}
 
 
 REPORT_DIMENSIONS = ("campaign", "agent", "day")

@@ -11,7 +11,8 @@
   something happens (a ``wallboard`` bus event), at most one per 200 ms. The figures are computed once per
   process for every viewer (``WallboardFeed``: one task, started with the first viewer and stopped after the
   last; each stream sends the feed's newest snapshot), so their cost does not grow with the number of
-  supervisors. Each stream adds the engine's parts (``parts``: each part's state from the runtime supervisor,
+  supervisors. Each stream cuts the snapshot to what its viewer may see (``kpis.board_for``: a supervisor sees
+  the agents of their groups, an admin all) and adds the engine's parts (``parts``: each part's state from the runtime supervisor,
   see ``parts_line``, in the viewer's language).
 
 Plain ``StreamingResponse`` with ``text/event-stream`` framing; a comment line every 15 s keeps proxies open.
@@ -33,6 +34,7 @@ from fastapi.responses import StreamingResponse
 
 from callcenter.domain.masking import mask_phone
 from callcenter.services import desk, kpis
+from callcenter.services.access import staff_actor
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import read_only, run_in_transaction
 from callcenter.web.deps import require_roles
@@ -166,7 +168,9 @@ def wallboard_feed(app: Any) -> WallboardFeed:
     if feed is None:
         core = app.state.core
         tz = ZoneInfo(core.settings.timezone)
-        feed = WallboardFeed(lambda: read_only(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz)),
+        level_s = core.settings.service_level_s
+        feed = WallboardFeed(lambda: read_only(core.sessions, lambda s: kpis.wallboard(s, core.clock(), tz,
+                                                                                         service_level_s=level_s)),
                              interval=TICK_S, coalesce=COALESCE_S)
         app.state.wallboard_feed = feed
     return feed
@@ -179,6 +183,7 @@ async def wallboard_stream(request: Request,
     tz = ZoneInfo(core.settings.timezone)
     lang = lang_of(request)
     feed = wallboard_feed(request.app)
+    actor = staff_actor(principal)
 
     async def forward(sub: Any) -> None:  # this viewer's bus subscription nudges the shared feed
         async for _ in sub:
@@ -191,7 +196,7 @@ async def wallboard_stream(request: Request,
                 seen = 0
                 while True:
                     seen, figures = await feed.next(seen)
-                    yield sse({**figures, "parts": parts_line(core, lang, tz)}, "wallboard")
+                    yield sse({**kpis.board_for(figures, actor), "parts": parts_line(core, lang, tz)}, "wallboard")
                     if await request.is_disconnected():
                         return
             finally:

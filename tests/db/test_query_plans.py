@@ -146,3 +146,70 @@ def test_the_book_lookup_is_one_index_search_per_book(core: App) -> None:
     else:  # PostgreSQL
         assert "uq_ledger_accounts_kind_owner" in plan, plan
     no_full_scan(plan, "ledger_accounts")
+
+
+def floor(core: App) -> None:
+    """Fill's campaign plus a floor of agents: ROWS // 10 agents with ROWS agent sessions (one in 50 still open),
+    ROWS desk contacts over 30 days, ROWS IVR sessions (one in 100 open, handed off) and their steps; the index
+    ``ix_ivr_steps_handoffs`` made when the migrations have not (a new one: the lead writes its migration)."""
+    from callcenter.store.models import Staff
+    from callcenter.store.models.desk import DeskContact
+    from callcenter.store.models.dialer import AgentSession
+    from callcenter.store.models.ivr import IvrSession, IvrStep
+
+    with core.sessions() as s, s.begin():
+        agents = ROWS // 10
+        s.execute(insert(Staff), [{"username": f"agent{i}", "display_name": f"坐席{i}", "password_hash": "x",
+                                   "role": "agent", "back_office": False, "extension": "", "active": True}
+                                  for i in range(agents)])
+        first = s.execute(text("SELECT min(id) FROM staff")).scalar_one()
+        s.execute(insert(AgentSession), [
+            {"staff_id": first + i % agents, "phone": "", "state": ("ready", "talking", "paused")[i % 3] if i % 50 == 0
+             else "logged_out", "reason": "", "state_since": NOW - timedelta(minutes=i),
+             "started_at": NOW - timedelta(minutes=i), "ended_at": None if i % 50 == 0 else NOW - timedelta(minutes=i - 1)}
+            for i in range(ROWS)])
+        s.execute(insert(DeskContact), [
+            {"agent_id": first + i % agents, "direction": "outbound", "attempt_no": 1,
+             "started_at": NOW - timedelta(minutes=15 * i), "ended_at": NOW - timedelta(minutes=15 * i - 3),
+             "script_id": "", "script_state": "", "note": "", "disposition": "completed", "complaint": False}
+            for i in range(ROWS)])
+        s.execute(insert(IvrSession), [
+            {"call_id": f"call-{i}", "channel": "ivr-agi", "caller": "", "masked_account": "", "lang": "zh-CN",
+             "started_at": NOW - timedelta(minutes=10 * i), "handed_off": i % 2 == 0, "summary": "",
+             "transfer_refs": "", "end_reason": "", "ended_at": None if i % 100 == 0 else NOW - timedelta(minutes=10 * i - 2)}
+            for i in range(ROWS)])
+        ivr_first = s.execute(text("SELECT min(id) FROM ivr_sessions")).scalar_one()
+        s.execute(insert(IvrStep), [
+            {"session_id": ivr_first + i, "at": NOW - timedelta(minutes=10 * i) + timedelta(seconds=k),
+             "step": step, "detail": "{}"}
+            for i in range(0, ROWS, 2) for k, step in enumerate(("handoff", "agent_connected"))])
+        for index in IvrStep.__table__.indexes:
+            index.create(s.connection(), checkfirst=True)
+    with core.sessions() as s:
+        if dialect_name(s) == "postgresql":
+            s.execute(text("ANALYZE"))
+            s.commit()
+
+
+def full_scans(plan: str) -> list[str]:
+    """The plan's full reads of a table (SQLite ``SCAN t`` without an index, PostgreSQL ``Seq Scan``)."""
+    return [line for line in plan.splitlines()
+            if "Seq Scan" in line or (line.strip().startswith("SCAN ") and "INDEX" not in line)]
+
+
+def test_the_wallboard_grid_and_queue_read_no_table_in_full(core: App) -> None:
+    fill(core)
+    floor(core)
+    with core.sessions() as s, s.begin():
+        plans = []
+        for table in ("agent_sessions", "desk_contacts", "ivr_sessions", "ivr_steps"):
+            plans += [(table, p) for p in in_plan(s, table, lambda: kpis.wallboard(s, NOW, core.settings.tz))]
+        board = kpis.wallboard(s, NOW, core.settings.tz)
+    for table, plan in plans:
+        assert not full_scans(plan), (table, plan)
+    joined = "\n".join(p for _, p in plans)
+    # (one session's steps, the waiting hand-offs' lookups, stay on ix_ivr_steps_session_id: the new index is partial)
+    for index in ("ix_agent_sessions_open", "ix_desk_contacts_agent_started", "ix_ivr_sessions_open",
+                  "ix_ivr_steps_handoffs", "ix_ivr_steps_session_id"):
+        assert index in joined, (index, joined)
+    assert len(board["agent_rows"]) == len(range(0, ROWS, 50))

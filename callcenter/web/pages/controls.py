@@ -13,7 +13,9 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from callcenter.domain.access import may_watch_agent
 from callcenter.domain.events import CommandQueued
+from callcenter.services.access import staff_actor
 from callcenter.i18n import t
 from callcenter.ports.telephony import agent_phone
 from callcenter.services import call_commands, desk
@@ -174,13 +176,14 @@ class LiveCallOut(BaseModel):
 async def live_calls(request: Request, principal: Principal = Supervisor) -> list[LiveCallOut]:
     """The live calls a supervisor may monitor (their groups' agents; an admin's: all)."""
     core = request.app.state.core
+    actor = staff_actor(principal)
 
     def work(s: Any) -> list[LiveCallOut]:
         q = (select(DeskContact, Staff).join(Staff, Staff.id == DeskContact.agent_id)
              .where(DeskContact.hung_up_at.is_(None), DeskContact.ended_at.is_(None)).order_by(DeskContact.id))
         out = []
         for contact, st in s.execute(q).all():
-            if principal.role == "supervisor" and st.service_group_id not in principal.group_ids:
+            if not may_watch_agent(actor, st.service_group_id):  # a supervisor: their groups' agents
                 continue
             out.append(LiveCallOut(agent_id=st.id, agent=st.display_name, contact_id=contact.id,
                                    direction=contact.direction, since=contact.started_at))

@@ -23,6 +23,7 @@ from callcenter.services import desk, groups, kpis, reports
 from callcenter.services.dialer.segment_leads import add_segment_leads
 from callcenter.services.segments import SEGMENTS, segment_clients
 from callcenter.i18n import has, t
+from callcenter.services.access import staff_actor
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models import ServiceGroup
@@ -53,7 +54,9 @@ async def home(principal: Principal = roles(*SUP)) -> Response:
 @router.get("/wallboard", response_class=HTMLResponse)
 async def wallboard_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
     core = _core(request)
-    snap = await _db(request, lambda s: kpis.wallboard(s, core.clock(), tz_of(request)))
+    level_s = core.settings.service_level_s
+    snap = await _db(request, lambda s: kpis.wallboard(s, core.clock(), tz_of(request), service_level_s=level_s))
+    snap = kpis.board_for(snap, staff_actor(principal))
     snap["parts"] = parts_line(core, lang_of(request), tz_of(request))
     return render(request, "wallboard.html", principal, w=snap)
 
