@@ -150,8 +150,8 @@ def test_the_book_lookup_is_one_index_search_per_book(core: App) -> None:
 
 def floor(core: App) -> None:
     """Fill's campaign plus a floor of agents: ROWS // 10 agents with ROWS agent sessions (one in 50 still open),
-    ROWS desk contacts over 30 days, ROWS IVR sessions (one in 100 open, handed off) and their steps; the index
-    ``ix_ivr_steps_handoffs`` made when the migrations have not (a new one: the lead writes its migration)."""
+    ROWS desk contacts over 30 days, ROWS IVR sessions (one in 100 open, handed off) and their steps (the partial
+    index ``ix_ivr_steps_handoffs`` comes with the migrations, 0020)."""
     from callcenter.store.models import Staff
     from callcenter.store.models.desk import DeskContact
     from callcenter.store.models.dialer import AgentSession
@@ -183,8 +183,6 @@ def floor(core: App) -> None:
             {"session_id": ivr_first + i, "at": NOW - timedelta(minutes=10 * i) + timedelta(seconds=k),
              "step": step, "detail": "{}"}
             for i in range(0, ROWS, 2) for k, step in enumerate(("handoff", "agent_connected"))])
-        for index in IvrStep.__table__.indexes:
-            index.create(s.connection(), checkfirst=True)
     with core.sessions() as s:
         if dialect_name(s) == "postgresql":
             s.execute(text("ANALYZE"))

@@ -42,7 +42,7 @@ class IvrStep(Base):
     __tablename__ = "ivr_steps"
     # the day's hand-offs and their answers by step and time (the wall board's service level,
     # ``handoff.service_level``, whose WHERE repeats the predicate): its cost is the day's hand-offs, not the
-    # history. Partial, so a lookup of one session's steps keeps ix_ivr_steps_session_id. NEW: needs a migration.
+    # history. Partial, so a lookup of one session's steps keeps ix_ivr_steps_session_id.  (migration 0020)
     __table_args__ = (Index("ix_ivr_steps_handoffs", "step", "at", sqlite_where=text(HANDOFF_STEPS_WHERE),
                             postgresql_where=text(HANDOFF_STEPS_WHERE)),)
 
