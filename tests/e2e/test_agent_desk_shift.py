@@ -144,4 +144,8 @@ def test_wrap_up_countdown_shortcuts_today_and_callbacks(core: App, browser: Any
         run_in_transaction(core.sessions, dialler_ends_wrap_up)
         page.wait_for_selector("#statusbar[data-state='ready']", timeout=10000)  # read from GET /api/desk/status
         assert page.is_hidden("#wrap-info")
+        page.context.add_cookies([{"name": "cc_lang", "value": "en", "url": srv.url}])  # the English desk
+        page.reload()
+        page.wait_for_selector("#today-calls:text-is('1')")
+        assert page.inner_text("#help-title") == "Keyboard shortcuts" and "My day" in page.inner_text("#today-panel")
         assert blocked == []

@@ -366,7 +366,7 @@
       }
       else if (ev.type === "status") { applyStatus(ev); }
       else if (ev.type === "preview") { showPreview(ev); }
-      else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); }
+      else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); refreshSide(); }
     };
   }
   // The agent's own figures today (GET /api/desk/today): on load and after each disposition.
@@ -385,6 +385,14 @@
     document.getElementById("today-dispositions").textContent = Object.keys(d.dispositions).sort().map(function (k) {
       return (T["disposition." + k] || k) + " " + d.dispositions[k];
     }).join(" · ");
+  }
+
+  // A state change (a call ended, a callback placed, a wrap-up over) may change both: read them again, at most
+  // once a second.
+  let sideTimer = null;
+  function refreshSide() {
+    if (sideTimer) { return; }
+    sideTimer = setTimeout(function () { sideTimer = null; refreshToday(); refreshCallbacks(); }, 1000);
   }
 
   // The callbacks to place (GET /api/desk/callbacks): refreshed after a disposition; a click shows that
