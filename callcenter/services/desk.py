@@ -606,8 +606,15 @@ def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) ->
     rows = s.execute(select(Callback).where(Callback.status == "pending",
                                             (Callback.owner_id == staff_id) | (Callback.agent_only.is_(False)))
                      .order_by(Callback.due_at).limit(limit)).scalars().all()
-    return [{"id": c.id, "due_at": c.due_at, "agent_only": c.agent_only, "phone": mask_phone(c.phone),
-             "note": c.note, "overdue": c.due_at < now} for c in rows]
+    out = []
+    for c in rows:
+        lead = s.get(Lead, c.lead_id) if c.lead_id else None
+        client_id = c.client_id or (lead.client_id if lead is not None else None)
+        client = s.get(Client, client_id) if client_id else None
+        out.append({"id": c.id, "due_at": c.due_at, "agent_only": c.agent_only, "phone": mask_phone(c.phone),
+                    "note": c.note, "overdue": c.due_at < now, "client_id": client_id,
+                    "name": client.name if client is not None else (lead.name if lead is not None else "") or ""})
+    return out
 
 
 def my_day(s: Session, staff_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:

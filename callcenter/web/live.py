@@ -63,7 +63,8 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
         async with core.bus.subscribe(topic) as sub:
             yield sse({"type": "hello"})
             current = await anyio.to_thread.run_sync(read_only, core.sessions,
-                                                     lambda s: status_out(s, principal.staff_id, core.clock()))
+                                                     lambda s: status_out(s, principal.staff_id, core.clock(),
+                                                                        core.settings.wrap_up_limit_s))
             yield sse({"type": "status", **current.model_dump(mode="json")})
             while True:
                 try:

@@ -33,7 +33,11 @@ def test_agent_opens_a_complaint_and_switches_an_alert_from_the_care_panel(core:
         page.wait_for_selector("#statusbar[data-state='ready']")  # selectors, not eval: the CSP forbids it
         page.wait_for_selector("#live-indicator.ok")
         srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", connect_call(core, world))
-        page.wait_for_selector(f'#call-card details#care-box .care-panel[data-client="{world.mine}"]', timeout=5000)
+        page.wait_for_selector(f'#call-card details#care-box .care-panel[data-client="{world.mine}"]', state="attached",
+                               timeout=5000)
+        assert page.get_attribute("#care-box", "open") is None  # collapsed: the script above stays in view
+        page.click("#care-box > summary")
+        page.wait_for_selector(f'#care-box .care-panel[data-client="{world.mine}"]', state="visible")
         contact_id = int(page.get_attribute("#call-card", "data-contact") or 0)
         # the panel sits below the client's holdings/contacts, inside the card, and is collapsible
         assert page.evaluate("document.querySelector('#call-card section.client').nextElementSibling.id") == "care-box"
@@ -81,7 +85,8 @@ def test_care_panel_shows_a_refused_action_inline(core: App, browser: Any) -> No
         page.click("#btn-ready")
         page.wait_for_selector("#live-indicator.ok")
         srv.call(core.bus.publish, f"agent:{world.staff['ag1']}", connect_call(core, world))
-        page.wait_for_selector("#care-box .care-panel", timeout=5000)
+        page.wait_for_selector("#care-box .care-panel", state="attached", timeout=5000)
+        page.click("#care-box > summary")  # the panel starts collapsed
         run_in_transaction(core.sessions, lambda s: setattr(s.get(Client, world.mine), "service_group_id", world.g2))
         run_in_transaction(core.sessions, lambda s: s.execute(
             update(DeskContact).where(DeskContact.agent_id == world.staff["ag1"]).values(ended_at=core.clock())))

@@ -39,6 +39,9 @@ def test_status_shows_a_contact_opened_with_no_browser_connected(core: App) -> N
     assert c.post(f"/api/desk/contacts/{contact_id}/hangup", headers=h).status_code == 200
     body = c.get("/api/desk/status").json()
     assert body["state"] == "wrap_up" and body["contact"]["hung_up"] is True
+    assert body["wrap_up_limit_s"] == 0.0  # the setting: 0, the agent ends the wrap-up
+    core.settings.wrap_up_limit_s = 45.0
+    assert c.get("/api/desk/status").json()["wrap_up_limit_s"] == 45.0  # the dialler ends it after 45 s
     assert c.post(f"/api/desk/contacts/{contact_id}/dispose", headers=h,
                   json={"disposition": "not_interested"}).status_code == 200
     assert c.get("/api/desk/status").json()["contact"] is None

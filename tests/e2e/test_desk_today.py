@@ -49,3 +49,4 @@ def test_the_agents_day_counts_their_own_calls_only(core: App) -> None:
     assert day["callbacks_due"] == 1
     cbs = api.get("/api/desk/callbacks", headers=headers).json()
     assert [(c["note"], c["overdue"]) for c in cbs] == [("下午回电", False)] and "****" in cbs[0]["phone"]
+    assert cbs[0]["client_id"] == world.mine and cbs[0]["name"].startswith("测试")  # the desk opens that client

@@ -57,9 +57,19 @@ async def agent_page(request: Request, principal: Principal = roles("agent")) ->
         return (desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now),
                 desk.preview_of(s, principal.staff_id))
 
+    from callcenter.domain.scripts.model import OUTCOMES
+
     st, callbacks, preview_lead = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
     return render(request, "agent.html", principal, status=st, callbacks=callbacks, now=now, tz=tz_of(request),
-                  reasons=desk.PAUSE_REASONS, preview=preview_lead)
+                  reasons=desk.PAUSE_REASONS, preview=preview_lead, outcomes=OUTCOMES, shortcuts=SHORTCUTS,
+                  wrap_up_limit_s=core.settings.wrap_up_limit_s)
+
+
+# The desk's keyboard shortcuts (agent.js binds the same keys; the help overlay lists them): key, action.
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("r", "ready"), ("p", "pause"), ("h", "hang_up"), ("n", "notes"), ("d", "dispose"), ("1-9", "answer"),
+    ("?", "help"), ("Esc", "close"),
+)
 
 
 @pages.get("/agent/contacts/{contact_id}/card", response_class=HTMLResponse)
@@ -133,6 +143,8 @@ class StatusOut(BaseModel):
     reason: str = Field(description="The pause reason (break, meal, training, meeting, admin), else empty")
     since: datetime
     contact: OpenContactOut | None = Field(description="The agent's open desk contact (a call or its wrap-up)")
+    wrap_up_limit_s: float = Field(0.0, description="The dialler ends a wrap-up by itself after this long "
+                                                    "(the setting wrap_up_limit_s); 0: only the agent ends it")
 
 
 @api.get("/status", response_model=StatusOut, responses={401: {}, 403: {}})
@@ -140,8 +152,8 @@ async def get_status(request: Request, principal: Principal = AgentDep) -> Statu
     """The agent's own state and open desk contact, read from the database: what the screen shows on load and
     after every reconnection of its live stream (a call routed while no browser was open is here too)."""
     core = request.app.state.core
-    return await anyio.to_thread.run_sync(read_only, core.sessions,
-                                          lambda s: status_out(s, principal.staff_id, core.clock()))
+    return await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: status_out(
+        s, principal.staff_id, core.clock(), core.settings.wrap_up_limit_s))
 
 
 class TodayOut(BaseModel):
@@ -169,6 +181,8 @@ class CallbackOut(BaseModel):
     phone: str
     note: str
     overdue: bool
+    client_id: int | None = Field(None, description="The client to call back (for the desk to open), if known")
+    name: str = Field("", description="The client's or the lead's name")
 
 
 @api.get("/callbacks", response_model=list[CallbackOut], responses={401: {}, 403: {}})
@@ -180,11 +194,11 @@ async def get_callbacks(request: Request, principal: Principal = AgentDep) -> li
     return [CallbackOut(**r) for r in rows]
 
 
-def status_out(s: Any, staff_id: int, now: datetime) -> StatusOut:
+def status_out(s: Any, staff_id: int, now: datetime, wrap_up_limit_s: float = 0.0) -> StatusOut:
     st = desk.status(s, staff_id, now)
     brief = desk.open_contact_brief(s, staff_id)
     return StatusOut(state=st.state, reason=st.reason, since=st.since,
-                     contact=OpenContactOut(**brief) if brief is not None else None)
+                     contact=OpenContactOut(**brief) if brief is not None else None, wrap_up_limit_s=wrap_up_limit_s)
 
 
 class OkOut(BaseModel):

@@ -12,6 +12,8 @@
   function now() { return Date.now() + skew; }
   let since = new Date(bar.dataset.since);
   let callStart = null;
+  let wrapLimit = Number(bar.dataset.wrapLimit || 0);  // the server's wrap_up_limit_s (0: the agent ends it)
+  let wrapPolled = 0;
 
   function pad(n) { return String(n).padStart(2, "0"); }
   function fmt(ms) {
@@ -24,8 +26,28 @@
     const wrap = document.getElementById("call-timer-wrap");
     if (callStart) { wrap.hidden = false; document.getElementById("call-timer").textContent = fmt(now() - callStart.getTime()); }
     else { wrap.hidden = true; }
+    showWrap();
   }
-  setInterval(tick, 1000); tick();
+
+  // Wrap-up: with a limit the dialler ends it by itself (it decides; this screen only counts down and then reads
+  // GET /api/desk/status until the state it shows is the server's); without one the agent ends it.
+  function showWrap() {
+    const info = document.getElementById("wrap-info");
+    if (bar.dataset.state !== "wrap_up") { info.hidden = true; info.dataset.mode = ""; return; }
+    info.hidden = false;
+    if (!(wrapLimit > 0)) { info.dataset.mode = "manual"; info.textContent = T["wrap.manual"] || ""; return; }
+    const left = since.getTime() + wrapLimit * 1000 - now();
+    if (left > 0) {
+      info.dataset.mode = "countdown";
+      info.dataset.left = String(Math.ceil(left / 1000));
+      info.textContent = (T["wrap.left"] || "{time}").replace("{time}", fmt(left + 999));
+    } else {
+      info.dataset.mode = "ending";
+      info.textContent = T["wrap.ending"] || "";
+      if (now() - wrapPolled > 2000) { wrapPolled = now(); refreshStatus(); }
+    }
+  }
+  setInterval(tick, 1000);
 
   function toast(text, bad) {
     const el = document.getElementById("toast");
@@ -50,6 +72,7 @@
     bar.className = "statusbar state-" + state;
     document.getElementById("state-label").textContent = (T["state." + state] || state) + (reason ? " · " + (T["reason." + reason] || reason) : "");
     since = sinceIso ? new Date(sinceIso) : new Date(now());
+    showWrap();
   }
 
   document.querySelectorAll(".state-btn").forEach(function (btn) {
@@ -76,8 +99,8 @@
     if (card.dataset.client) { openCare(card.dataset.client, contactId, kept); }
   }
 
-  // Client care (财经秘书 alerts, opt-outs, complaints) for the client on screen: a collapsible section
-  // below the client's holdings and contacts, loaded from /agent/care/clients/{id}; its actions post JSON.
+  // Client care (财经秘书 alerts, opt-outs, complaints) for the client on screen: a collapsed section
+  // below the client's holdings and contacts (under the script), loaded from /agent/care/clients/{id}; its actions post JSON.
   function careText(key, params) {
     let s = T["care." + key] || "";
     Object.keys(params || {}).forEach(function (k) { s = s.replace("{" + k + "}", params[k]); });
@@ -151,8 +174,7 @@
     let box = kept && kept.dataset.client === String(clientId) ? kept : null;
     if (box) { box.dataset.contact = contactId ? String(contactId) : ""; anchor.after(box); return; }
     box = document.createElement("details");
-    box.className = "card care"; box.id = "care-box"; box.open = true;
-    box.style.gridColumn = "1 / -1";  // full width of the call card, between the client and the script
+    box.className = "card care"; box.id = "care-box"; box.open = false;  // collapsed: never pushes the script down
     box.dataset.client = String(clientId); box.dataset.contact = contactId ? String(contactId) : "";
     const summary = document.createElement("summary");
     summary.textContent = T["care.title"] || "";
@@ -242,6 +264,8 @@
         callStart = null;
         bar.dataset.contact = "";
         slot.innerHTML = '<div class="waiting closed" id="closed">' + (T.closed || "") + "</div>";
+        refreshToday();
+        refreshCallbacks();
       });
     });
   }
@@ -315,6 +339,7 @@
   // drops, so a screen that missed events (or had no browser open when the call came) shows the open call.
   let shown = null;  // the contact whose card is on screen
   function applyStatus(data) {
+    if (typeof data.wrap_up_limit_s === "number") { wrapLimit = data.wrap_up_limit_s; }
     showState(data.state, data.reason, data.since);
     const c = data.contact;
     if (c && shown !== String(c.id)) { preview.hidden = true; shown = String(c.id); loadCard(c.id); }
@@ -341,9 +366,147 @@
       }
       else if (ev.type === "status") { applyStatus(ev); }
       else if (ev.type === "preview") { showPreview(ev); }
-      else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); }
+      else if (ev.type === "state") { showState(ev.state, ev.reason, ev.since); refreshSide(); }
     };
   }
+  // The agent's own figures today (GET /api/desk/today): on load and after each disposition.
+  async function refreshToday() {
+    const res = await fetch("/api/desk/today", {credentials: "same-origin"}).catch(function () { return null; });
+    if (!res || !res.ok) { return; }
+    const d = await res.json();
+    const mins = Math.floor(d.talk_seconds / 60);
+    document.getElementById("today-calls").textContent = String(d.calls);
+    document.getElementById("today-talk").textContent =
+      (T["today.talk_fmt"] || "{h}:{m}").replace("{h}", String(Math.floor(mins / 60))).replace("{m}", String(mins % 60));
+    document.getElementById("today-appointments").textContent = String(d.appointments);
+    document.getElementById("today-callbacks").textContent = String(d.callbacks_due);
+    const panel = document.getElementById("today-panel");
+    panel.dataset.calls = String(d.calls);
+    document.getElementById("today-dispositions").textContent = Object.keys(d.dispositions).sort().map(function (k) {
+      return (T["disposition." + k] || k) + " " + d.dispositions[k];
+    }).join(" · ");
+  }
+
+  // A state change (a call ended, a callback placed, a wrap-up over) may change both: read them again, at most
+  // once a second.
+  let sideTimer = null;
+  function refreshSide() {
+    if (sideTimer) { return; }
+    sideTimer = setTimeout(function () { sideTimer = null; refreshToday(); refreshCallbacks(); }, 1000);
+  }
+
+  // The callbacks to place (GET /api/desk/callbacks): refreshed after a disposition; a click shows that
+  // callback and its client's care panel beside the list.
+  let callbacks = [];
+  function callbackButton(cb) {
+    const li = document.createElement("li");
+    const btn = document.createElement("button");
+    btn.type = "button"; btn.className = "callback-item" + (cb.overdue ? " overdue" : "");
+    btn.dataset.callback = String(cb.id);
+    btn.textContent = dueText(cb.due_at).slice(5) + " · " + (cb.name || cb.phone) + (cb.overdue ? " " + (T.overdue || "") : "");
+    li.append(btn);
+    return li;
+  }
+  async function refreshCallbacks() {
+    const res = await fetch("/api/desk/callbacks", {credentials: "same-origin"}).catch(function () { return null; });
+    if (!res || !res.ok) { return; }
+    callbacks = await res.json();
+    const list = document.getElementById("callback-list");
+    const selected = list.querySelector('[aria-pressed="true"]');
+    list.replaceChildren.apply(list, callbacks.map(callbackButton));
+    list.dataset.count = String(callbacks.length);
+    document.getElementById("no-callbacks").hidden = callbacks.length > 0;
+    if (selected) {
+      const again = list.querySelector('[data-callback="' + selected.dataset.callback + '"]');
+      if (again) { again.setAttribute("aria-pressed", "true"); } else { document.getElementById("callback-detail").hidden = true; }
+    }
+  }
+  async function selectCallback(id) {
+    const cb = callbacks.find(function (c) { return String(c.id) === String(id); });
+    if (!cb) { return; }
+    document.querySelectorAll("#callback-list .callback-item").forEach(function (b) {
+      b.setAttribute("aria-pressed", b.dataset.callback === String(id) ? "true" : "false");
+    });
+    const box = document.getElementById("callback-detail");
+    box.dataset.callback = String(cb.id);
+    box.dataset.client = cb.client_id ? String(cb.client_id) : "";
+    document.getElementById("cb-name").textContent = cb.name || "—";
+    document.getElementById("cb-phone").textContent = cb.phone;
+    document.getElementById("cb-due").textContent = dueText(cb.due_at);
+    document.getElementById("cb-who").textContent = cb.agent_only ? (T["cb.agent_only"] || "") : (T["cb.anyone"] || "");
+    document.getElementById("cb-note").textContent = cb.note || "";
+    const care = document.getElementById("cb-care");
+    care.replaceChildren();
+    box.hidden = false;
+    if (cb.client_id) {  // the client's care panel (alerts, opt-outs, complaints), as on a call's card
+      const inner = document.createElement("div");
+      inner.className = "care"; inner.dataset.client = String(cb.client_id); inner.dataset.contact = "";
+      const msg = document.createElement("p");
+      msg.className = "care-msg"; msg.setAttribute("role", "status"); msg.hidden = true;
+      const body = document.createElement("div");
+      body.className = "care-body";
+      inner.append(msg, body);
+      care.append(inner);
+      bindCare(inner);
+      await refreshCare(inner);
+    }
+  }
+  document.getElementById("callback-list").addEventListener("click", function (ev) {
+    const btn = ev.target.closest(".callback-item");
+    if (btn) { selectCallback(btn.dataset.callback); }
+  });
+
+  // Keyboard shortcuts (listed in the ? overlay; the keys are the page's SHORTCUTS): never while typing.
+  const help = document.getElementById("help-overlay");
+  function toggleHelp(open) {
+    help.hidden = !open;
+    if (open) { document.getElementById("help-close").focus(); }
+  }
+  document.getElementById("btn-help").addEventListener("click", function () { toggleHelp(help.hidden); });
+  document.getElementById("help-close").addEventListener("click", function () { toggleHelp(false); });
+  help.addEventListener("click", function (ev) { if (ev.target === help) { toggleHelp(false); } });
+  function typing(el) {
+    if (!el) { return false; }
+    const tag = el.tagName;
+    return tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable ||
+      (tag === "INPUT" && ["button", "checkbox", "radio", "submit", "reset"].indexOf(el.type) < 0);
+  }
+  function press(selector) {
+    const el = document.querySelector(selector);
+    if (el && !el.disabled && !el.closest("fieldset:disabled")) { el.click(); return true; }
+    return false;
+  }
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") {
+      if (!help.hidden) { toggleHelp(false); ev.preventDefault(); }
+      else if (typing(document.activeElement)) { document.activeElement.blur(); }
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) { return; }
+    const key = ev.key;
+    let done = false;
+    if (key === "?") { toggleHelp(help.hidden); done = true; }
+    else if (!help.hidden) { return; }
+    else if (key === "r" || key === "R") { done = press("#btn-ready"); }
+    else if (key === "p" || key === "P") { done = press("#btn-pause"); }
+    else if (key === "h" || key === "H") { done = press("#hang-up"); }
+    else if (key === "n" || key === "N") {
+      const note = document.getElementById("note");
+      if (note) { note.focus(); done = true; }
+    } else if (key === "d" || key === "D") {
+      const first = document.querySelector("#dispositions .disp");
+      if (first) { first.scrollIntoView({block: "nearest"}); first.focus(); done = true; }
+    } else if (/^[1-9]$/.test(key)) {
+      const answers = document.querySelectorAll('#script-panel .answer[data-action="answer"], #script-panel .answer[data-action="finish"]');
+      const btn = answers[Number(key) - 1];
+      if (btn) { btn.click(); done = true; }
+    }
+    if (done) { ev.preventDefault(); }
+  });
+
   connect();
   refreshStatus();
+  refreshToday();
+  refreshCallbacks();
+  tick();
 })();
