@@ -25,7 +25,7 @@ from callcenter.services.segments import SEGMENTS, segment_clients
 from callcenter.i18n import has, t
 from callcenter.services.access import staff_actor
 from callcenter.services.staff_sessions import Principal
-from callcenter.store.db import run_in_transaction
+from callcenter.store.db import read_only, run_in_transaction
 from callcenter.store.models import ServiceGroup
 from callcenter.store.models.dialer import CALLING_DAYS, CAMPAIGN_KINDS, DIAL_MODES, Campaign, Lead
 from callcenter.web.errors import ApiError
@@ -55,7 +55,8 @@ async def home(principal: Principal = roles(*SUP)) -> Response:
 async def wallboard_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
     core = _core(request)
     level_s = core.settings.service_level_s
-    snap = await _db(request, lambda s: kpis.wallboard(s, core.clock(), tz_of(request), service_level_s=level_s))
+    snap = await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: kpis.wallboard(
+        s, core.clock(), tz_of(request), service_level_s=level_s))
     snap = kpis.board_for(snap, staff_actor(principal))
     snap["parts"] = parts_line(core, lang_of(request), tz_of(request))
     return render(request, "wallboard.html", principal, w=snap)
