@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +131,9 @@ async def test_hotline_handoff_replayed_parks_the_caller_under_the_hand_offs_cal
     assert run_in_transaction(core.sessions, waiting_handoffs) == [ivr_id]
 
 
-@pytest.mark.db
-async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core: Any) -> None:
-    """The engine's AMI session of the live hand-off, replayed: the agent's phone is called into its room, the
-    dialplan's HandoffWaiting tells the parked channel, the engine Redirects it into the agent's room (the same
-    action as for an answered outbound call), the desk contact opens as the agent goes talking, and the caller's
-    hang-up leaves the agent in wrap-up."""
+def handed_off_to_a_ready_agent(core: Any) -> tuple[Any, int, Callable[[], str]]:
+    """The live hand-off's world on a fresh database: the IVR session the recording's CallID names (1), the agent
+    logged in at their phone and ready; the agent's state as a function."""
     world = build_handoff_world(core)
     core.bus.bind_loop(asyncio.get_running_loop())
     core.ivr.record_event("agi-replay", "start", {"lang": "zh-CN"})
@@ -143,10 +141,24 @@ async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core:
     assert ivr_id == 1  # the id the recording's CallID names (a fresh database, as live)
     dialer.agent_login(core, world.staff_id, phone=world.phone)
     dialer.agent_ready(core, world.staff_id)
-    stop = asyncio.Event()
+    return world, ivr_id, lambda: str(dialer.agent_state(core, world.staff_id)["state"])
 
-    def state() -> str:
-        return str(dialer.agent_state(core, world.staff_id)["state"])
+
+async def until_state(state: Callable[[], str], want: str) -> None:
+    for _ in range(1000):  # bounded: 20 s
+        if state() == want:
+            return
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.db
+async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core: Any) -> None:
+    """The engine's AMI session of the live hand-off, replayed: the agent's phone is called into its room, the
+    dialplan's HandoffWaiting tells the parked channel, the engine Redirects it into the agent's room (the same
+    action as for an answered outbound call), the desk contact opens as the agent goes talking, and the caller's
+    hang-up leaves the agent in wrap-up."""
+    world, ivr_id, state = handed_off_to_a_ready_agent(core)
+    stop = asyncio.Event()
 
     async with ReplayServer(load_capture("handoff_to_agent", LIVE_CAPTURES)) as server:
         pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
@@ -154,10 +166,7 @@ async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core:
         engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
         runner = asyncio.create_task(engine.run(stop))
         try:
-            for _ in range(1000):  # bounded: 20 s
-                if state() == "wrap_up":
-                    break
-                await asyncio.sleep(0.02)
+            await until_state(state, "wrap_up")
         finally:
             stop.set()
             await asyncio.wait_for(runner, 10)
@@ -177,17 +186,8 @@ async def test_handoff_handed_back_to_the_ivr_order_menu_replayed(core: Any) -> 
     caller is with the agent, the call control ``transfer_ivr`` to ``orders`` clears CC_HANDOFF, sets CC_IVR_ENTRY
     and Redirects the caller to ``[hotline]`` — the actions of the capture, in order — and the agent goes to
     wrap-up; the call is no longer the engine's."""
-    world = build_handoff_world(core)
-    core.bus.bind_loop(asyncio.get_running_loop())
-    core.ivr.record_event("agi-replay", "start", {"lang": "zh-CN"})
-    ivr_id = core.ivr.record_event("agi-replay", "handoff", {"summary": "转人工"})
-    assert ivr_id == 1
-    dialer.agent_login(core, world.staff_id, phone=world.phone)
-    dialer.agent_ready(core, world.staff_id)
+    world, ivr_id, state = handed_off_to_a_ready_agent(core)
     stop = asyncio.Event()
-
-    def state() -> str:
-        return str(dialer.agent_state(core, world.staff_id)["state"])
 
     async with ReplayServer(load_capture("handoff_back_to_ivr", LIVE_CAPTURES)) as server:
         pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
@@ -195,19 +195,13 @@ async def test_handoff_handed_back_to_the_ivr_order_menu_replayed(core: Any) -> 
         engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
         runner = asyncio.create_task(engine.run(stop))
         try:
-            for _ in range(1000):  # bounded: 20 s
-                if state() == "talking":
-                    break
-                await asyncio.sleep(0.02)
+            await until_state(state, "talking")
             with transaction(core.sessions) as s:
                 [contact_id] = s.scalars(select(DeskContact.id)).all()
             ok, reason = await engine.command_requested(ClaimedCommand(
                 1, "transfer_ivr", contact_id, None, world.staff_id, core.clock(), {"menu": V.IVR_ENTRY_ORDERS}))
             assert ok, reason
-            for _ in range(1000):
-                if state() == "wrap_up":
-                    break
-                await asyncio.sleep(0.02)
+            await until_state(state, "wrap_up")
         finally:
             stop.set()
             await asyncio.wait_for(runner, 10)

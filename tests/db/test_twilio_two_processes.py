@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 import pytest
@@ -64,19 +66,28 @@ def step(api: TestClient, public: str, n: int, digits: str, token: str | None = 
                                                                "Digits": digits}, token)
 
 
-@pytest.mark.db
-def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock, bank_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # a webhook that works on its action until done (twilio_action_inline_s long): Twilio gives up on it and
-    # re-delivers it elsewhere
-    settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3,
-                             twilio_action_inline_s=10, prompts_dir=str(tmp_path / "prompts"))
+@contextmanager
+def two_processes(settings, clock, bank_sim) -> Iterator[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    """Two web processes on one database (two bootstraps, two apps), a client with a PIN, A's PIN checks gated."""
     core_a = bootstrap(settings, clock=clock, bank=bank_sim.client())
     core_b = bootstrap(settings, clock=clock, bank=bank_sim.client())
     try:
         _, (account,) = make_client(core_a, accounts=[(10_000_00, 10_000_00)], pin=PIN)
         gate_a, gate_b = Gate(core_a.ivr, gated=True), Gate(core_b.ivr, gated=False)
         core_a.ivr, core_b.ivr = gate_a, gate_b
-        api_a, api_b = TestClient(create_app(core_a)), TestClient(create_app(core_b))
+        yield core_a, account, gate_a, gate_b, TestClient(create_app(core_a)), TestClient(create_app(core_b))
+    finally:
+        core_a.close()
+        core_b.close()
+
+
+@pytest.mark.db
+def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str, clock, bank_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a webhook that works on its action until done (twilio_action_inline_s long): Twilio gives up on it and
+    # re-delivers it elsewhere
+    settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_replay_wait_s=0.3,
+                             twilio_action_inline_s=10, prompts_dir=str(tmp_path / "prompts"))
+    with two_processes(settings, clock, bank_sim) as (core_a, account, gate_a, gate_b, api_a, api_b):
         public = settings.twilio_public_url
         post(api_a, public, "/twilio/voice", {"CallSid": SID, "From": "+8613912345678"})
         step(api_b, public, 0, "1")  # the next webhook may reach any process: the state is in the database
@@ -114,9 +125,6 @@ def test_a_webhook_replayed_to_another_process_has_no_second_effect(db_url: str,
             assert s.scalar(select(func.count()).select_from(Transfer)) == 1
             recorded = s.scalar(select(func.count()).select_from(IvrStep).where(IvrStep.step == "do_transfer"))
         assert recorded == 1  # was recorded twice
-    finally:
-        core_a.close()
-        core_b.close()
 
 
 def is_wait(twiml: str) -> bool:
@@ -137,13 +145,7 @@ def test_an_action_at_work_in_one_process_is_taken_up_by_the_next_webhook_in_ano
     wait's silence, again to B) goes on from it: the key typed during the check chose the menu item."""
     settings = load_settings(database_url=db_url, twilio_auth_token=TOKEN, twilio_action_inline_s=0.05,
                              prompts_dir=str(tmp_path / "prompts"))
-    core_a = bootstrap(settings, clock=clock, bank=bank_sim.client())
-    core_b = bootstrap(settings, clock=clock, bank=bank_sim.client())
-    try:
-        _, (account,) = make_client(core_a, accounts=[(10_000_00, 10_000_00)], pin=PIN)
-        gate_a, gate_b = Gate(core_a.ivr, gated=True), Gate(core_b.ivr, gated=False)
-        core_a.ivr, core_b.ivr = gate_a, gate_b
-        api_a, api_b = TestClient(create_app(core_a)), TestClient(create_app(core_b))
+    with two_processes(settings, clock, bank_sim) as (core_a, account, gate_a, gate_b, api_a, api_b):
         public = settings.twilio_public_url
         post(api_a, public, "/twilio/voice", {"CallSid": SID, "From": "+8613912345678"})
         step(api_a, public, 0, "1")
@@ -164,6 +166,3 @@ def test_an_action_at_work_in_one_process_is_taken_up_by_the_next_webhook_in_ano
             steps = [r for (r,) in s.execute(select(IvrStep.step).order_by(IvrStep.id))]
         assert steps.count("authenticate") == 1
         assert steps[steps.index("authenticate"):][:3] == ["authenticate", "main_menu", "balances"], steps
-    finally:
-        core_a.close()
-        core_b.close()
