@@ -1,7 +1,7 @@
 """The card's "hand to the IVR order menu" (agents never place orders for a client): the route writes an
 ``transfer_ivr`` call control to the ``orders`` entry for the dialler that owns the call; that dialler's call core
 sends the caller's channel back to the hotline at the order menu (the simulated PBX; the AMI adapter's Setvar +
-Redirect is in tests/adapters/test_ami_send_to_ivr.py) and the agent goes to wrap-up."""
+Redirect is in tests/adapters/test_ami_send_to_ivr.py, proven live in tests/live/test_live_handoff.py) and the agent goes to wrap-up."""
 
 from __future__ import annotations
 
