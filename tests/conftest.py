@@ -48,6 +48,16 @@ def _worker_database(url: str) -> str:
 
 PG_URL = _worker_database(os.environ.get("CALLCENTER_TEST_DATABASE_URL", ""))
 
+# Settings of the suite (a test that is about one of them passes its own value, which wins over these):
+# - argon2 at its cheapest for the hashes the tests make (staff passwords and PINs by the dozen per test): the
+#   production parameters (t=3, 64 MiB) cost ~0.1 s a hash and were a third of the suite's time; what the tests
+#   check of hashing (checks counted, the pool, throttles, parameters from settings) does not depend on the cost;
+# - Twilio's IVR actions answered within their webhook unless a test asks otherwise (the wait path has its own
+#   tests with a short window), so a loaded CI machine never turns a quick action into the wait path.
+for _name, _value in (("CALLCENTER_ARGON2_TIME_COST", "1"), ("CALLCENTER_ARGON2_MEMORY_KIB", "8192"),
+                      ("CALLCENTER_ARGON2_PARALLELISM", "1"), ("CALLCENTER_TWILIO_ACTION_INLINE_S", "10")):
+    os.environ.setdefault(_name, _value)
+
 # 2026-11-25 is a Wednesday and an SSE trading day; 10:30 in Shanghai is inside the transfer window.
 TRADING_NOON_UTC = datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc)
 

@@ -344,7 +344,9 @@ def _figures(raws: list[Raw]) -> dict[str, Any]:
                    "talking_min": min((b for _, b in pbx), default=0)},
         "rounds": [{"web_p99_ms": _ms(_pct([x["s"] for x in r.web if x["status"] == 200], 0.99)),
                     "agi_p99_ms": _ms(_pct([t for c in r.agi for t in c["turnarounds"]], 0.99)),
-                    "connects": r.counts[1], "seconds": round(r.seconds, 2)} for r in raws],
+                    "connects": r.counts[1], "seconds": round(r.seconds, 2),
+                    "talking_mean": round(sum(b for _, b in r.pbx) / len(r.pbx), 1) if r.pbx else 0.0}
+                   for r in raws],
     }
 
 

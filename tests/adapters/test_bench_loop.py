@@ -42,7 +42,9 @@ def test_bench_loop_tiny(db_url: str, capsys: pytest.CaptureFixture[str]) -> Non
     _check_phase(idle, 40, 4)
     _check_phase(load, 40, 4)
     assert len(idle["rounds"]) == len(load["rounds"]) == 2 and len(load["warm_s"]) == 2 and len(idle["drain_s"]) == 1
-    assert all(r["connects"] >= 1 for r in load["rounds"]) and all(r["connects"] == 0 for r in idle["rounds"])
+    # every load round ran with agents on calls (a short round may see no new connect: its agents were already
+    # talking when it began), no idle round connected anything
+    assert all(r["talking_mean"] > 0 for r in load["rounds"]) and all(r["connects"] == 0 for r in idle["rounds"])
     # idle: the campaign is paused, nothing dialled or in flight; load: the campaign dialled and agents talked
     assert idle["dialer"]["attempts"] == 0 and idle["dialer"]["in_flight_mean"] == 0
     assert load["busy_reached"] and load["dialer"]["campaign_attempts"] > 0

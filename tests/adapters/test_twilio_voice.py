@@ -31,7 +31,9 @@ def backend():
 @pytest.fixture
 def client(backend):
     app = FastAPI()
-    app.include_router(make_router(backend, load_flow("hotline"), TOKEN, PUBLIC, InMemoryCallStateStore()))
+    # every action answered in its own webhook here (the wait path: the slow_client tests below)
+    app.include_router(make_router(backend, load_flow("hotline"), TOKEN, PUBLIC, InMemoryCallStateStore(),
+                                   action_inline_s=10))
     return TestClient(app)
 
 
