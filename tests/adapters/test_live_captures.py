@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,25 @@ async def until_state(state: Callable[[], str], want: str) -> None:
         await asyncio.sleep(0.02)
 
 
+@asynccontextmanager
+async def engine_on_replay(core: Any, capture: str) -> AsyncIterator[DialerEngine]:
+    """The dialler engine running on an AMI pool against a replay of ``capture``; on leaving, the engine stopped and
+    the replay checked: every action the capture holds came, in order, and nothing else."""
+    stop = asyncio.Event()
+    async with ReplayServer(load_capture(capture, LIVE_CAPTURES)) as server:
+        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
+        await pool.start()
+        engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
+        runner = asyncio.create_task(engine.run(stop))
+        try:
+            yield engine
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 10)
+            await pool.aclose()
+        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+
+
 @pytest.mark.db
 async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core: Any) -> None:
     """The engine's AMI session of the live hand-off, replayed: the agent's phone is called into its room, the
@@ -158,20 +178,8 @@ async def test_handoff_to_agent_replayed_connects_pops_and_frees_the_agent(core:
     action as for an answered outbound call), the desk contact opens as the agent goes talking, and the caller's
     hang-up leaves the agent in wrap-up."""
     world, ivr_id, state = handed_off_to_a_ready_agent(core)
-    stop = asyncio.Event()
-
-    async with ReplayServer(load_capture("handoff_to_agent", LIVE_CAPTURES)) as server:
-        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
-        await pool.start()
-        engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
-        runner = asyncio.create_task(engine.run(stop))
-        try:
-            await until_state(state, "wrap_up")
-        finally:
-            stop.set()
-            await asyncio.wait_for(runner, 10)
-            await pool.aclose()
-        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+    async with engine_on_replay(core, "handoff_to_agent"):
+        await until_state(state, "wrap_up")
     assert state() == "wrap_up"
     with transaction(core.sessions) as s:
         [contact] = s.scalars(select(DeskContact)).all()
@@ -187,26 +195,14 @@ async def test_handoff_handed_back_to_the_ivr_order_menu_replayed(core: Any) -> 
     and Redirects the caller to ``[hotline]`` — the actions of the capture, in order — and the agent goes to
     wrap-up; the call is no longer the engine's."""
     world, ivr_id, state = handed_off_to_a_ready_agent(core)
-    stop = asyncio.Event()
-
-    async with ReplayServer(load_capture("handoff_back_to_ivr", LIVE_CAPTURES)) as server:
-        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
-        await pool.start()
-        engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
-        runner = asyncio.create_task(engine.run(stop))
-        try:
-            await until_state(state, "talking")
-            with transaction(core.sessions) as s:
-                [contact_id] = s.scalars(select(DeskContact.id)).all()
-            ok, reason = await engine.command_requested(ClaimedCommand(
-                1, "transfer_ivr", contact_id, None, world.staff_id, core.clock(), {"menu": V.IVR_ENTRY_ORDERS}))
-            assert ok, reason
-            await until_state(state, "wrap_up")
-        finally:
-            stop.set()
-            await asyncio.wait_for(runner, 10)
-            await pool.aclose()
-        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+    async with engine_on_replay(core, "handoff_back_to_ivr") as engine:
+        await until_state(state, "talking")
+        with transaction(core.sessions) as s:
+            [contact_id] = s.scalars(select(DeskContact.id)).all()
+        ok, reason = await engine.command_requested(ClaimedCommand(
+            1, "transfer_ivr", contact_id, None, world.staff_id, core.clock(), {"menu": V.IVR_ENTRY_ORDERS}))
+        assert ok, reason
+        await until_state(state, "wrap_up")
     assert state() == "wrap_up" and not engine.core.inbound
 
 
