@@ -266,9 +266,10 @@ async def _queue_from_desk(request: Request, principal: Principal, request_comma
     core = request.app.state.core
     now = core.clock()
 
-    def work(s: Any) -> tuple[tuple[str, int] | None, desk.AgentStatus]:
+    def work(s: Any) -> tuple[tuple[str, int] | None, desk.AgentStatus | None]:
         cmd = request_command(s, now)
-        return (cmd.dialer_id, cmd.id) if cmd is not None else None, desk.status(s, principal.staff_id, now)
+        st = desk.status(s, principal.staff_id, now) if state_changes else None  # read only when it is published
+        return (cmd.dialer_id, cmd.id) if cmd is not None else None, st
 
     try:
         queued, st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
@@ -278,7 +279,7 @@ async def _queue_from_desk(request: Request, principal: Principal, request_comma
         raise ApiError(409, "call_not_live")
     if queued is not None:
         core.bus.emit(CommandQueued(dialer_id=queued[0], command_id=queued[1]))
-    if state_changes:
+    if st is not None:
         _publish_state(request, principal.staff_id, st)
 
 
