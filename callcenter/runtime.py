@@ -59,6 +59,12 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
     prompts_dir = s.prompts_path
     config.render_text = lambda text, lang: render_text_cached(text, lang, prompts_dir)
     config.on_session = core.metrics.agi_session
+    recorder = None
+    if s.record_ivr and s.asterisk_recordings_dir and core.recordings is not None:
+        from callcenter.services.ivr.recording import IvrRecorder
+
+        recorder = IvrRecorder(core.recordings, core.sessions)
+        config.recorder, config.recordings_dir = recorder, s.asterisk_recordings_dir
     server, app = await start_agi_server(core.ivr, s.agi_host, s.agi_port, flows=load_flows(s.flows_path),
                                          config=config)
     log.info("FastAGI listening on %s:%s", s.agi_host, s.agi_port)
@@ -67,6 +73,8 @@ async def serve_agi(core: App, stop: asyncio.Event) -> None:
             await stop.wait()
             try:  # sessions in progress finish (and record) before the executor they record through closes
                 await asyncio.wait_for(app.wait_idle(), 5.0)
+                if recorder is not None:
+                    await asyncio.wait_for(recorder.drain(), 15.0)
             except TimeoutError:
                 pass
     finally:

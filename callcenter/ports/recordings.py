@@ -57,6 +57,54 @@ def wav_duration_s(data: bytes) -> float:
         raise ValueError(f"not a PCM WAV file: {exc}") from None
 
 
+def read_wav_if_closed(path: str) -> bytes | None:
+    """The WAV file at ``path`` once its writer has closed it (Asterisk's MixMonitor writes the RIFF size when it
+    closes the file: until then the header does not count every byte); None while it is missing or open."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    riff = int.from_bytes(data[4:8], "little")
+    return data if riff + 8 == len(data) else None
+
+
+def stitch_wav(segments: list[bytes], gaps_s: list[float]) -> bytes:
+    """One PCM WAV of ``segments`` in order with ``gaps_s[i]`` seconds of silence after segment ``i`` (a recording
+    stopped while the caller typed a PIN, then started again: the span keeps its length, as silence); one gap
+    more than between the segments is silence at the end (the call ended while the recording was stopped). The
+    segments must share rate, width and channels (one MixMonitor's files do); ValueError otherwise."""
+    if not segments:
+        raise ValueError("no segment to stitch")
+    if len(gaps_s) not in (len(segments) - 1, len(segments)):
+        raise ValueError("one gap between each two segments (and at most one after the last)")
+    params = None
+    frames: list[bytes] = []
+    for i, data in enumerate(segments):
+        try:
+            with wave.open(io.BytesIO(data), "rb") as w:
+                shape = (w.getnchannels(), w.getsampwidth(), w.getframerate())
+                if params is not None and shape != params:
+                    raise ValueError(f"segment {i} is {shape}, not {params}")
+                params = shape
+                frames.append(w.readframes(w.getnframes()))
+        except (wave.Error, EOFError) as exc:
+            raise ValueError(f"segment {i} is not a PCM WAV file: {exc}") from None
+        if i < len(gaps_s):
+            channels, width, rate = shape
+            frames.append(bytes(round(max(0.0, gaps_s[i]) * rate) * width * channels))
+    assert params is not None
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(params[0])
+        w.setsampwidth(params[1])
+        w.setframerate(params[2])
+        w.writeframes(b"".join(frames))
+    return out.getvalue()
+
+
 class RecordingStore(Protocol):
     def put(self, key: str, data: bytes) -> StoredRecording:
         """Store ``data`` under ``key`` (replacing what was there); its size and sha256."""

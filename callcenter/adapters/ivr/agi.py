@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 import uuid
@@ -63,6 +64,8 @@ from callcenter.domain.ivr.model import ACTIONS, Flow
 from callcenter.domain.ivr.typeahead import apply_typed, kept_after
 from callcenter.adapters.ivr.prompts import DEFAULT_DIR, prompt_stem, token_stem
 from callcenter.ports import channel_variables as V
+from callcenter.ports.recordings import read_wav_if_closed
+from callcenter.services.ivr.recording import IvrTape
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +221,11 @@ class AgiConfig:
     handoff_wait_s: float = 120.0
     # told +1 when a session is accepted and -1 when it ends (metrics: sessions in progress and total); must not raise
     on_session: Callable[[int], None] | None = None
+    # recording the session (services.ivr.recording): with a recorder and ``recordings_dir`` — the folder the
+    # dialplan's CC_RECORDINGS_DIR names, as this engine reads it — each session is recorded in MixMonitor
+    # segments, stopped while the caller types a secret; empty/None: sessions are not recorded
+    recorder: Any = None
+    recordings_dir: str = ""
 
 
 # Languages whose digits and numbers are spoken from our own rendered prompts (``num_*``), not by SAY DIGITS /
@@ -260,6 +268,11 @@ class AgiCall:
         self.started = time.monotonic()
         self._records: asyncio.Future[None] | None = None  # the last call-record write (each waits for the one before)
         self.ivr_session_id: int | None = None  # the call record's id (from the backend's record of the hand-off)
+        self.tape: IvrTape | None = None  # the session's recording, when it is recorded
+        self._tape_dir = ""  # CC_RECORDINGS_DIR: where Asterisk writes the segments
+        self._mixmonitor = ""  # the running segment's MixMonitor id
+        self._tape_t0 = 0.0
+        self._taping = False  # a segment is being recorded
 
     async def run(self) -> str:
         """Run the call to its end; returns the end reason."""
@@ -272,14 +285,71 @@ class AgiCall:
             except CallerGone as gone:
                 await after_hangup(self.session, commands, self, gone.reason)
             else:
+                await self._tape_begin()
                 await drive(self.session, commands, self)
         except Exception:
             if not self.session.ended:  # a bug or an unknown command: the record still says how it ended
                 await after_hangup(self.session, [], self, "error")
             raise
         finally:
+            await self._tape_end()
             await self.flush_records()  # every step is stored before the session ends (and the dialplan goes on)
+            if self.tape is not None and self.tape.segments:
+                self.config.recorder.keep(self.tape, self._read_segment)
         return self.session.end_reason or "unknown"
+
+    # --- recording the session: MixMonitor segments, none while a secret is typed --------------------------
+    async def _tape_begin(self) -> None:
+        if self.config.recorder is None or not self.config.recordings_dir:
+            return
+        res = await self._command("GET VARIABLE CC_RECORDINGS_DIR")
+        folder = (res.data or "") if res.code == 200 and res.result == "1" else ""
+        if not folder:
+            return  # the dialplan records nothing (CC_RECORDINGS_DIR empty)
+        self._tape_dir = _CONTROL.sub("", folder)[:200]
+        self.tape = IvrTape(self.call_id, self.config.recorder.recordings.clock())
+        self._tape_t0 = time.monotonic()
+        await self._tape_segment()
+
+    async def _tape_segment(self) -> None:
+        assert self.tape is not None
+        name = f"{self.call_id}-ivr-{len(self.tape.segments) + 1}"
+        path = f"{self._tape_dir}/{name}.wav"
+        res = await self._command(f"EXEC MixMonitor {agi_quote(path + ',i(CC_IVR_MIXMON)')}")
+        if res.code != 200 or res.result == "-2":
+            log.warning("IVR call %s: MixMonitor refused (%s); not recorded", self.call_id, res.text[:80])
+            return
+        self.tape.began_segment(name)
+        self._taping = True
+        got = await self._command("GET VARIABLE CC_IVR_MIXMON")
+        self._mixmonitor = safe_token(got.data or "", r"A-Za-z0-9_.\-", 64) if got.result == "1" else ""
+
+    def _tape_now(self) -> float:
+        return time.monotonic() - self._tape_t0
+
+    async def _tape_stop(self) -> None:
+        """Stop the running segment (by its id: an agent leg's MixMonitor on the same channel is not ours)."""
+        self._taping = False
+        await self._command(f"EXEC StopMixMonitor {agi_quote(self._mixmonitor)}")
+        self._mixmonitor = ""
+
+    async def _tape_end(self) -> None:
+        tape = self.tape
+        if tape is None or tape.ended_s is not None:
+            return
+        ended = self._tape_now()
+        if self._taping and self.gone is None:
+            try:
+                await self._tape_stop()  # a hand-off goes on to the agent, recorded there as the agent's call
+            except CallerGone:
+                pass  # hung up: MixMonitor ended with the channel
+        if tape.secret_spans and tape.secret_spans[-1][1] == tape.secret_spans[-1][0] \
+                and len(tape.secret_spans) == len(tape.segments):
+            tape.resumed(ended)  # hung up while typing a secret: the span runs to the end
+        tape.ended_s = ended
+
+    def _read_segment(self, name: str) -> bytes | None:
+        return read_wav_if_closed(os.path.join(self.config.recordings_dir, name + ".wav"))
 
     async def flush_records(self) -> None:
         if self._records is not None:
@@ -355,6 +425,19 @@ class AgiCall:
             raise UnhandledCommand(self, cmd)
 
     async def collect(self, cmd: Collect) -> Event:
+        if not (cmd.secret and self._taping):
+            return await self._collect(cmd)
+        # a secret (PIN, trading password): the recording stops before its prompt, so no key of it is ever in a
+        # file, and starts again after the answer; the span between is silence in the kept recording
+        assert self.tape is not None
+        await self._tape_stop()
+        self.tape.stopped_for_secret(self._tape_now())
+        event = await self._collect(cmd)  # CallerGone: the span runs to the end (_tape_end)
+        self.tape.resumed(self._tape_now())
+        await self._tape_segment()
+        return event
+
+    async def _collect(self, cmd: Collect) -> Event:
         if self.typeahead:
             return await self._collect_typed_ahead(cmd)
         timeout_ms = int(cmd.timeout_s * 1000)

@@ -11,13 +11,21 @@ on a real Asterisk, a key pressed while no command runs is lost (res_agi drops i
 WAIT FOR DIGIT that is running at that moment, or a command with escape digits that starts at most
 ``GAP_S`` after it.  WAIT FOR DIGIT without a key waits its timeout, then answers ``200 result=0``.
 When the inputs run out, the caller hangs up.
+
+``EXEC MixMonitor <path>,i(VAR)`` records as Asterisk does: the file (an 8 kHz 16-bit WAV of a tone, as long as
+the recording ran) is written when ``EXEC StopMixMonitor`` stops it or the caller hangs up; ``VAR`` gets the
+MixMonitor's id. ``recorded_answers`` are the GET DATA answers given while a recording ran (a PIN must never be
+one of them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import shlex
 import time
+import wave
 from dataclasses import dataclass, field
 
 HEADER_TEMPLATE = [
@@ -65,6 +73,9 @@ class FakeCall:
     closed_by_server: bool = False
     hung_up: bool = False
     hangup_announced: bool = False
+    typing_s: float = 0.0  # how long the caller takes to answer each GET DATA (recordings then have a length)
+    mixmonitors: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (path, perf_counter started)
+    recorded_answers: list[str] = field(default_factory=list)
 
     def commands(self, verb: str = "") -> list[str]:
         return [c for c, _ in self.transcript if c.startswith(verb)]
@@ -78,6 +89,44 @@ def _pressed(call: FakeCall, waiting_s: float) -> tuple[float, str] | None:
     if call.presses and call.presses[0][0] <= now + waiting_s:
         return call.presses.pop(0)
     return None
+
+
+def _close_recording(call: FakeCall, mixmon_id: str) -> None:
+    path, started = call.mixmonitors.pop(mixmon_id)
+    frames = int((time.perf_counter() - started) * 8000)
+    tone = b"".join(int(8000 * math.sin(2 * math.pi * 440 * n / 8000)).to_bytes(2, "little", signed=True)
+                    for n in range(80))  # 10 ms of 440 Hz
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes((tone * (frames // 80 + 1))[: frames * 2])
+
+
+def _exec(call: FakeCall, command: str) -> str:
+    parts = shlex.split(command)
+    app, args = parts[1].lower(), (parts[2] if len(parts) > 2 else "")
+    if app == "mixmonitor":
+        path, _, options = args.partition(",")
+        mixmon_id = f"0x{len(call.mixmonitors) + 7:x}{int(time.perf_counter() * 1e6) % 100000}"
+        call.mixmonitors[mixmon_id] = (path, time.perf_counter())
+        if options.startswith("i(") and options.endswith(")"):
+            call.variables[options[2:-1]] = mixmon_id
+        return "200 result=0"
+    if app == "stopmixmonitor":
+        wanted = args or next(iter(call.mixmonitors), "")
+        if wanted not in call.mixmonitors:
+            return "200 result=-1"
+        _close_recording(call, wanted)
+        return "200 result=0"
+    return "200 result=-2"  # no such application
+
+
+def _hang_up(call: FakeCall) -> None:
+    call.hung_up = True
+    for mixmon_id in list(call.mixmonitors):  # MixMonitor ends with the channel
+        _close_recording(call, mixmon_id)
 
 
 def _answer(call: FakeCall, command: str) -> str | None:
@@ -102,14 +151,16 @@ def _answer(call: FakeCall, command: str) -> str | None:
         return "200 result=0"
     if head == "GET DATA":
         if not call.inputs:
-            call.hung_up = True
+            _hang_up(call)
             return "200 result=-1"
         given = call.inputs.pop(0)
         if given == "drop":
             return None
         if given == "hangup":
-            call.hung_up = True
+            _hang_up(call)
             return "200 result=-1"
+        if call.mixmonitors:
+            call.recorded_answers.append(given)
         if given == "w":
             return "200 result= (timeout)"
         if given.startswith("w:"):
@@ -119,8 +170,13 @@ def _answer(call: FakeCall, command: str) -> str | None:
         parts = shlex.split(command)
         call.variables[parts[2]] = parts[3] if len(parts) > 3 else ""
         return "200 result=1"
+    if head == "GET VARIABLE":
+        name = shlex.split(command)[2]
+        return f"200 result=1 ({call.variables[name]})" if name in call.variables else "200 result=0"
+    if verb[0].upper() == "EXEC":
+        return _exec(call, command)
     if head.startswith("HANGUP"):
-        call.hung_up = True
+        _hang_up(call)
         return "200 result=1"
     return "510 Invalid or unknown command"
 
@@ -156,6 +212,8 @@ async def run_fake_call(host: str, port: int, call: FakeCall, timeout_s: float =
             answer = _answer(call, command)
             if answer == "200 result=0" and command.upper().startswith("WAIT FOR DIGIT"):
                 answer = await _wait_for_digit(call, max(0, int(command.split()[3])) / 1000)
+            if call.typing_s and command.upper().startswith("GET DATA"):
+                await asyncio.sleep(call.typing_s)
             call.transcript.append((command, answer or "<dropped>"))
             if answer is None:
                 return call

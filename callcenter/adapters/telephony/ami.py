@@ -41,6 +41,7 @@ from callcenter.domain.masking import mask_phone
 from callcenter.ports import channel_variables as V
 from callcenter.adapters.telephony.ami_events import CallTracker, headers
 from callcenter.adapters.telephony.ami_frames import FrameParser, Malformed
+from callcenter.ports.recordings import read_wav_if_closed
 from callcenter.ports.telephony import (
     MONITOR_MODES,
     AgentJoined,
@@ -692,7 +693,7 @@ class AmiClient:
         path = self._recording_path(*leg)
         deadline = asyncio.get_running_loop().time() + self.options.recording_file_wait_s
         while True:
-            data = await asyncio.to_thread(_read_if_closed, path)
+            data = await asyncio.to_thread(read_wav_if_closed, path)
             if data is not None:
                 return data
             if asyncio.get_running_loop().time() >= deadline:
@@ -811,19 +812,6 @@ class AmiClient:
         check_id(supervisor_id, "supervisor id")
         await self._send({"Action": "Hangup", "Channel": f"/^Local.[0-9]+-{supervisor_id}@cc-monitor-/",
                           "Cause": "16"}, as_list=None)
-
-
-def _read_if_closed(path: str) -> bytes | None:
-    """A WAV file whose RIFF and data sizes match its length (Asterisk writes them when it closes the file)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    riff = int.from_bytes(data[4:8], "little")
-    return data if riff + 8 == len(data) else None
 
 
 def _ok(reply: Any, what: str) -> None:
