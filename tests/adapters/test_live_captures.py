@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import wave
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,11 @@ import pytest
 
 from callcenter.adapters.ivr.agi import AgiConfig, start_agi_server
 from callcenter.adapters.ivr.agi_replay import AgiReplay, load_agi_capture
+from callcenter.adapters.recordings_fs import FileRecordingStore
 from callcenter.services.ivr.backend import demo_backend
+from callcenter.services.ivr.recording import IvrRecorder
+from callcenter.services.recordings import RecordingService
+from callcenter.store.models.recordings import Recording
 from sqlalchemy import select
 
 from callcenter.services.call_commands import ClaimedCommand
@@ -28,7 +34,7 @@ from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.ivr import IvrSession
 from callcenter.ports import channel_variables as V
-from callcenter.adapters.telephony.ami import AmiClient, AmiPool, AmiServer
+from callcenter.adapters.telephony.ami import AmiClient, AmiOptions, AmiPool, AmiServer
 from callcenter.adapters.telephony.ami_replay import ReplayServer, load_capture
 from tests.adapters.ami_scenarios import LIVE_CAPTURES, MULTI_SCENARIOS, OPTIONS, SCENARIOS, multi_capture, options_of
 from tests.adapters.handoff_world import build_handoff_world
@@ -132,6 +138,49 @@ async def test_hotline_handoff_replayed_parks_the_caller_under_the_hand_offs_cal
     assert run_in_transaction(core.sessions, waiting_handoffs) == [ivr_id]
 
 
+@pytest.mark.db
+async def test_recorded_hotline_session_replayed_keeps_the_pin_out_of_the_recording(core: Any, tmp_path: Path) -> None:
+    """tests/live/test_live_ivr_recording.py's call: the engine asks where the dialplan records, records the session
+    in MixMonitor segments and stops before the PIN prompt — the same commands as live, in the same order — and
+    keeps one recording of the session from the segments (here written as Asterisk left them), the PIN span
+    marked."""
+    world = build_handoff_world(core)
+    capture = load_agi_capture(LIVE_CAPTURES / "hotline_recorded.agi")
+    segments = [c.command.split('"')[1].split(",")[0].rsplit("/", 1)[1] for c in capture.exchanges
+                if c.command.startswith("EXEC MixMonitor")]
+    assert len(segments) == 2
+    for name in segments:  # what Asterisk wrote: 1 s each
+        with wave.open(str(tmp_path / name), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\x10\x27" * 8000)
+    replay = AgiReplay(capture, typing_s=0.2)
+    recordings = RecordingService(core.sessions, FileRecordingStore(tmp_path / "store"), core.clock)
+    recorder = IvrRecorder(recordings, core.sessions, file_wait_s=2.0)
+    config = AgiConfig(prompts_dir=Path("/nonexistent-on-the-pbx"), sound_prefix="cc", recorder=recorder,
+                       recordings_dir=str(tmp_path))
+    server, app = await start_agi_server(core.ivr, "127.0.0.1", 0, config=config)
+    try:
+        async with server:
+            await replay.run("127.0.0.1", server.sockets[0].getsockname()[1], timeout_s=30)
+            await asyncio.wait_for(app.wait_idle(), 10)
+            await asyncio.wait_for(recorder.drain(), 10)
+    finally:
+        app.close()
+    assert replay.mismatches == [] and replay.unanswered == [], (replay.mismatches, replay.unanswered)
+    sent = [c for c in replay.sent if not c.startswith("WAIT FOR DIGIT")]
+    assert sent == [e.command for e in capture.exchanges if not e.is_wait]
+    pin = next(i for i, c in enumerate(sent) if "/enter_pin" in c)
+    assert sent[pin - 1].startswith("EXEC StopMixMonitor") and sent[pin + 1].startswith("EXEC MixMonitor")
+    [rec] = run_in_transaction(core.sessions, lambda s: [(r.client_id, r.ivr_session_id, r.paused_spans, r.marks,
+                                                           r.duration_s) for r in s.scalars(select(Recording))])
+    client_id, ivr_id, spans, marks, duration = rec
+    assert client_id == world.client_id and ivr_id is not None and [m["kind"] for m in marks] == ["pin"]
+    [(start, end)] = spans
+    assert duration == pytest.approx(2.0 + (end - start), abs=0.01)  # the two segments and the PIN's silence
+
+
 def handed_off_to_a_ready_agent(core: Any) -> tuple[Any, int, Callable[[], str]]:
     """The live hand-off's world on a fresh database: the IVR session the recording's CallID names (1), the agent
     logged in at their phone and ready; the agent's state as a function."""
@@ -153,12 +202,12 @@ async def until_state(state: Callable[[], str], want: str) -> None:
 
 
 @asynccontextmanager
-async def engine_on_replay(core: Any, capture: str) -> AsyncIterator[DialerEngine]:
+async def engine_on_replay(core: Any, capture: str, options: AmiOptions = OPTIONS) -> AsyncIterator[DialerEngine]:
     """The dialler engine running on an AMI pool against a replay of ``capture``; on leaving, the engine stopped and
     the replay checked: every action the capture holds came, in order, and nothing else."""
     stop = asyncio.Event()
     async with ReplayServer(load_capture(capture, LIVE_CAPTURES)) as server:
-        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], OPTIONS)
+        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], options)
         await pool.start()
         engine = DialerEngine(dialer_deps(core), pool, dialer_id="replay", auto_wrap_up_s=None)
         runner = asyncio.create_task(engine.run(stop))
@@ -204,6 +253,25 @@ async def test_handoff_handed_back_to_the_ivr_order_menu_replayed(core: Any) -> 
         assert ok, reason
         await until_state(state, "wrap_up")
     assert state() == "wrap_up" and not engine.core.inbound
+
+
+@pytest.mark.db
+async def test_call_controls_replayed_hold_conference_transfer_and_monitoring(core: Any) -> None:
+    """tests/live/test_live_controls.py's call, replayed through the same scenario code: hold and resume (Redirect
+    to [cc-hold] and back into the room), a conference (the two rooms linked by a Local pair) and B leaving it (the
+    link hung up), a transfer (Redirect into B's room), whisper, barge and listen (the supervisor's phone dialled
+    to [cc-monitor-<mode>], hung up at the end of each) — the actions of the capture, in order; at the end B has the
+    call and A is in wrap-up."""
+    from tests.adapters.controls_world import DIAL_TEMPLATE, build_controls_world, run_controls, state_of
+
+    world = build_controls_world(core)
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    async with engine_on_replay(core, "call_controls", replace(OPTIONS, dial_template=DIAL_TEMPLATE)) as engine:
+        await run_controls(core, engine, world, core.clock, pause=nothing, monitor_up=nothing)
+        assert (state_of(core, world.a), state_of(core, world.b)) == ("wrap_up", "talking")
 
 
 # --- the reminder call (tests/live/test_live_notify.py): 1 repeats, 0 reaches the agent, replayed -------------

@@ -313,7 +313,8 @@ class AgiCall:
 
     async def _tape_segment(self) -> None:
         assert self.tape is not None
-        name = f"{self.call_id}-ivr-{len(self.tape.segments) + 1}"
+        # named for Asterisk's channel (unique on that server): the commands are the same in a replayed capture
+        name = f"ivr-{self.asterisk_uniqueid or self.call_id}-{len(self.tape.segments) + 1}"
         path = f"{self._tape_dir}/{name}.wav"
         res = await self._command(f"EXEC MixMonitor {agi_quote(path + ',i(CC_IVR_MIXMON)')}")
         if res.code != 200 or res.result == "-2":

@@ -86,6 +86,7 @@ class AgiReplay:
     skipped_waits: int = 0
     keys_delivered: threading.Event = field(default_factory=threading.Event)  # a backend may wait on it
     unanswered: list[str] = field(default_factory=list)  # commands after the recording ended
+    typing_s: float = 0.0  # how long each GET DATA takes to be answered (the caller typing; live it took seconds)
 
     async def run(self, host: str, port: int, timeout_s: float = 10.0) -> "AgiReplay":
         reader, writer = await asyncio.open_connection(host, port)
@@ -100,6 +101,8 @@ class AgiReplay:
                 command = raw.decode("utf-8").rstrip("\n")
                 self.sent.append(command)
                 answer = self._answer(command, recorded)
+                if self.typing_s and command.startswith("GET DATA"):
+                    await asyncio.sleep(self.typing_s)
                 if answer is None:  # past the end of the recording: Asterisk closed the session here
                     self.unanswered.append(command)
                     return self

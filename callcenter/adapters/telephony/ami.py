@@ -129,7 +129,7 @@ class AmiOptions:
     hold_context: str = "cc-hold"
     link_context: str = "cc-room-link"  # Local/<other>@cc-room-link: its other half joins the agent's room
     link_room_context: str = "cc-room-link-a"
-    monitor_context: str = "cc-monitor-{mode}"  # Local/<agent>-<supervisor>@cc-monitor-<mode>: ChanSpy
+    monitor_context: str = "cc-monitor-{mode}"  # Local/<agent>-<supervisor>@cc-monitor-<mode>: ChanSpy / the room
     # call recording: the folder the dialplan's MixMonitor writes to (CC_RECORDINGS_DIR) as this process reads
     # it (a shared mount, or the same path on one host). Empty: the engine keeps no audio of Asterisk calls.
     recordings_dir: str = ""
@@ -794,8 +794,8 @@ class AmiClient:
         self._publish(self.tracker.left_for_ivr(call_id, asyncio.get_running_loop().time()))
 
     async def monitor(self, supervisor_id: str, phone: str, agent_id: str, mode: MonitorMode) -> None:
-        """Dial the supervisor's phone bridged to a Local channel running ChanSpy on the agent's leg
-        (``[cc-monitor-<mode>]``: options q, w for whisper, B for barge)."""
+        """Dial the supervisor's phone bridged to a Local channel in ``[cc-monitor-<mode>]``: ChanSpy on the agent's
+        leg for listen and whisper (options q, w), the agent's room itself for barge (heard by all in it)."""
         check_id(supervisor_id, "supervisor id")
         check_id(agent_id, "agent id")
         check_dial_string(phone)

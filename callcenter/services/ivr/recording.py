@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.ports.recordings import stitch_wav
+from callcenter.ports.recordings import stitch_wav, wav_duration_s
 from callcenter.services.recordings import RecordingService
 from callcenter.store.db import run_in_transaction
 from callcenter.store.models.ivr import IvrSession
@@ -55,6 +55,19 @@ class IvrTape:
     def resumed(self, at_s: float) -> None:
         start, _ = self.secret_spans[-1]
         self.secret_spans[-1] = (start, max(start, at_s))
+
+
+def file_timeline(files: list[bytes], gaps_s: list[float]) -> tuple[list[tuple[float, float]], float]:
+    """The secret spans as offsets in the stitched file (each segment as long as its file, each gap as measured)
+    and the file's length: the metadata points into the file, whatever the segments' lengths against the clock."""
+    spans: list[tuple[float, float]] = []
+    at = 0.0
+    for i, data in enumerate(files):
+        at += wav_duration_s(data)
+        if i < len(gaps_s):
+            spans.append((at, at + gaps_s[i]))
+            at += gaps_s[i]
+    return spans, at
 
 
 @dataclass
@@ -97,12 +110,13 @@ class IvrRecorder:
         gaps = [end - start for start, end in tape.secret_spans[: len(files)]]
         try:
             audio = stitch_wav(files, gaps)
+            spans, ended = file_timeline(files, gaps)
         except ValueError as exc:
             log.warning("IVR recording of %s: %s; kept none", tape.call_id, exc)
             return None
-        return await asyncio.to_thread(self._keep_row, tape, audio)
+        return await asyncio.to_thread(self._keep_row, tape, audio, spans, ended)
 
-    def _keep_row(self, tape: IvrTape, audio: bytes) -> int:
+    def _keep_row(self, tape: IvrTape, audio: bytes, spans: list[tuple[float, float]], ended: float) -> int:
         def facts(s: Session) -> tuple[int | None, int | None, list[int]]:
             session = s.scalars(select(IvrSession).where(IvrSession.call_id == tape.call_id)).first()
             if session is None:
@@ -115,10 +129,9 @@ class IvrRecorder:
         at = tape.started_at
         rec_id = self.recordings.start(tape.call_id, client_id=client_id, ivr_session_id=session_id,
                                        retention_class="order" if confirmations else "ordinary", at=at)
-        for start, end in tape.secret_spans:
+        for start, end in spans:
             self.recordings.pause(rec_id, at + timedelta(seconds=start), reason="pin")
             self.recordings.resume(rec_id, at + timedelta(seconds=end))
-        ended = tape.ended_s if tape.ended_s is not None else (tape.secret_spans[-1][1] if tape.secret_spans else 0.0)
         self.recordings.stop(rec_id, at + timedelta(seconds=ended), audio=audio)
         if confirmations:
             def link(s: Session) -> None:
