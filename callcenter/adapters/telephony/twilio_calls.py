@@ -688,7 +688,10 @@ class TwilioCalls:
     async def record_stop(self, call_id: str) -> None:
         """The leg's recording stopped while the call goes on (a transfer); a call that is over stopped it itself."""
         rec = self._recording_of(check_id(call_id))
-        if rec is None or call_id not in self._sids:
+        if rec is None:
+            return
+        rec.status = "stopped"  # this leg's: the call's next leg may start its own recording now
+        if call_id not in self._sids:
             return
         try:
             await self._rest(self.client.calls(rec.call_sid).recordings(rec.sid).update, status="stopped")
