@@ -220,3 +220,42 @@ async def test_a_replayed_conference_callback_does_not_end_an_agents_shift(tw: W
     w.calls._joined.add(str(hw.staff_id))  # (as if their phone were back in the room)
     assert (await w.post(url, leave)).status_code == 204  # the same callback again: no effect
     assert w.calls.stream.pending() == []
+
+
+async def test_an_ivr_caller_handed_back_to_the_ivr_at_the_order_menu(tw: World) -> None:
+    """The hand-off reached an agent, who sends the caller back to the IVR ("transfer_ivr", entry "orders"):
+    Twilio is told to fetch our IVR webhook with that entry; the IVR runs again on the same call (its steps
+    numbered on, so no webhook of the new run is taken for a replay of the first run's), the call is over for the
+    engine and its later callbacks are not reported."""
+    from tests.e2e.test_twilio_end_to_end import hotline_to_agent
+
+    w, core, api = tw, tw.core, tw.http
+    hw = build_handoff_world(core)
+    dialer.agent_login(core, hw.staff_id, phone="PSTN/+8613900000101")
+    dialer.agent_ready(core, hw.staff_id)
+    await w.calls.start()
+    await w.drive(2)
+    await joins(w, hw.staff_id, "CF" + "1" * 32)
+    caller = "CA" + "7" * 32
+    twiml = await hotline_to_agent(w, caller)
+    parked = twiml.split('<Redirect method="POST">', 1)[1].split("</Redirect>", 1)[0]
+    await w.post(parked, {"CallSid": caller, "CallStatus": "in-progress"})
+    await w.drive(3)
+    assert agent(core, hw.staff_id).state == "talking"
+    with transaction(core.sessions) as s:
+        contact = s.scalars(select(DeskContact.id).where(DeskContact.agent_id == hw.staff_id)).one()
+    answer = await w.engine.command_requested(ClaimedCommand(1, "transfer_ivr", contact, None, hw.staff_id,
+                                                             core.clock(), {"menu": "orders"}))
+    assert answer == (True, "") or answer[0] is True
+    await w.drive(1)
+    back = api.updates(caller)[-1]
+    assert back["Url"].startswith(f"{PUBLIC}/twilio/voice?entry=orders&visit=") and back["Method"] == "POST"
+    assert agent(core, hw.staff_id).state == "wrap_up"
+    again = await w.post(back["Url"], {"CallSid": caller, "From": "+8613900000077"})
+    assert again.status_code == 200 and "<Gather" in again.text and again.text != twiml
+    assert (await w.post(back["Url"], {"CallSid": caller, "From": "+8613900000077"})).text == again.text  # replay
+    step = int(again.text.split("/twilio/voice/input?step=", 1)[1].split("&", 1)[0].split('"', 1)[0])
+    assert step > 4  # after the first run's steps
+    await w.post(f"{PUBLIC}/twilio/voice/status", {"CallSid": caller, "CallStatus": "completed"})
+    await w.drive(1)
+    assert w.calls.stream.pending() == []
