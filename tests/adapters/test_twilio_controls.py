@@ -191,3 +191,42 @@ async def test_a_recording_twilio_left_absent_has_no_file() -> None:
     await calls.record_stop("c1")  # nothing to stop
     calls.recording_status("rec-3", {"RecordingSid": rec_sid, "RecordingStatus": "absent"})
     assert await calls.record_audio("c1", "rec-3") is None
+
+
+def test_the_production_http_client_keeps_a_recordings_bytes() -> None:
+    """``MediaHttpClient`` (what bootstrap gives the twilio Client): a ``.wav`` comes back byte for byte after
+    Twilio's redirect to its storage; the API's JSON still goes through the library's own path."""
+    import requests
+    from requests.adapters import BaseAdapter
+
+    from callcenter.adapters.telephony.twilio_calls import MediaHttpClient
+
+    audio = wav_bytes(0.5) + b"\xff\xfe\x80"  # not text in any encoding
+    seen: list[str] = []
+
+    class Twilio(BaseAdapter):
+        def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(f"{request.method} {request.url} {request.headers.get('Authorization', '')[:5]}")
+            r = requests.Response()
+            r.request, r.url = request, request.url
+            if request.url.endswith(".wav") and "api.twilio.com" in request.url:
+                r.status_code, r.headers["Location"] = 302, "https://media.example.com/RE1.wav"
+            elif request.url.endswith(".wav"):
+                r.status_code, r._content = 200, audio
+                r.headers["Content-Type"] = "audio/x-wav"
+            else:
+                r.status_code, r._content = 200, b'{"sid": "CA1", "status": "queued"}'
+                r.headers["Content-Type"] = "application/json"
+            return r
+
+        def close(self) -> None:
+            pass
+
+    http = MediaHttpClient()
+    assert http.session is not None
+    http.session.mount("https://", Twilio())
+    client = Client(ACCOUNT, "token", http_client=http)
+    got = client.request("GET", f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE1.wav")
+    assert got.status_code == 200 and got.content == audio
+    assert seen[0].endswith("Basic") and seen[1] == "GET https://media.example.com/RE1.wav "  # no credentials there
+    assert client.calls("CA1").fetch().status == "queued"  # JSON: the library's path

@@ -228,7 +228,7 @@ class MediaHttpClient(TwilioHttpClient):
         got = session.get(url, params=params, headers=headers, auth=auth, timeout=timeout or self.timeout or 30,
                           allow_redirects=True)
         response = TwilioResponse(got.status_code, "", got.headers)
-        response.content = got.content  # type: ignore[assignment]  # bytes: the audio as sent
+        response.content = got.content  # bytes: the audio as sent
         return response
 
 
