@@ -230,3 +230,16 @@ def test_the_production_http_client_keeps_a_recordings_bytes() -> None:
     assert got.status_code == 200 and got.content == audio
     assert seen[0].endswith("Basic") and seen[1] == "GET https://media.example.com/RE1.wav "  # no credentials there
     assert client.calls("CA1").fetch().status == "queued"  # JSON: the library's path
+
+
+async def test_an_earlier_legs_final_status_replayed_does_not_end_the_new_shift() -> None:
+    calls, _, _, _ = await room_world()
+    old_leg = calls._agents["8"]
+    calls.agent_status("8", {"CallSid": old_leg, "CallStatus": "completed"})
+    assert [type(e) for e in calls.stream.pending()] == [AgentLeft]
+    await calls.agent_login("8", "+8613900000008")
+    calls.conference_event("8", {"StatusCallbackEvent": "participant-join", "CallSid": calls._agents["8"],
+                                 "ConferenceSid": "CF" + "4" * 32, "FriendlyName": "agent-8", "SequenceNumber": "1"})
+    calls.agent_status("8", {"CallSid": old_leg, "CallStatus": "completed"})  # replayed
+    assert [type(e) for e in calls.stream.pending()] == [AgentJoined]
+    assert "8" in calls._joined

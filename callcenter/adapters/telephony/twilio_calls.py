@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -184,6 +185,8 @@ def twilio_address(phone: str) -> str:
     raise ValueError(f"not a phone Twilio can call: {phone!r} (use PSTN/<number>, SIP/<user@host>, Client/<name>)")
 
 
+SEEN_KEPT = 50_000  # conference callbacks remembered against replays
+
 HOLD_S = 30  # an answered call waits in <Pause> this long between two <Redirect>s to its hold webhook
 
 
@@ -258,6 +261,7 @@ class TwilioCalls:
         self._conferences: dict[str, str] = {}  # room name -> ConferenceSid of the room's current conference
         self._abandoned: set[str] = set()  # ConferenceSids their agent's leg left for another room (a link)
         self._seen: set[tuple[str, str, str]] = set()  # conference callbacks handled (a replay has no effect)
+        self._seen_order: deque[tuple[str, str, str]] = deque()
         self._links: dict[str, str] = {}  # agent whose leg is in another agent's room -> that agent
         self._monitors: dict[str, tuple[str, str, str]] = {}  # supervisor -> (call sid, agent, mode)
         self._recordings: dict[str, TwilioRecording] = {}  # recording name (``rec-<id>``) -> its Twilio recording
@@ -383,13 +387,21 @@ class TwilioCalls:
         if key in self._seen:
             return False
         self._seen.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > SEEN_KEPT:  # the oldest forgotten: Twilio retries within minutes, not days
+            self._seen.discard(self._seen_order.popleft())
         return True
 
     def agent_status(self, agent_id: str, params: Mapping[str, str]) -> None:
-        """The agent leg's own status callback: a final status is ``AgentLeft``."""
+        """The agent leg's own status callback: a final status is ``AgentLeft`` (an earlier leg's, replayed once
+        the agent is back on a new one, is not)."""
         if params.get("CallStatus", "") in ("completed", "busy", "failed", "no-answer", "canceled"):
-            if self._agents.get(agent_id) == params.get("CallSid") or agent_id in self._joined:
+            current, sid = self._agents.get(agent_id), params.get("CallSid")
+            if current is not None and sid and sid != current:
+                return
+            if current == sid or agent_id in self._joined:
                 self._agents.pop(agent_id, None)
+                self._links.pop(agent_id, None)
                 if agent_id in self._joined:
                     self._joined.discard(agent_id)
                     self.stream.publish(AgentLeft(agent_id, self._now(), 16))
@@ -405,6 +417,8 @@ class TwilioCalls:
             self._conferences[room] = conference  # the room's conference: its participants can be held, muted
         if sid != self._agents.get(agent_id):
             return  # a customer, a linked agent or a supervisor entering or leaving the room
+        if room != agent_room(agent_id):
+            return  # their leg in another agent's room (a link): not their shift's beginning or end
         if event == "participant-join" and agent_id not in self._joined:
             self._joined.add(agent_id)
             self.stream.publish(AgentJoined(agent_id, self._now()))
@@ -492,6 +506,7 @@ class TwilioCalls:
 
     async def agent_logout(self, agent_id: str) -> None:
         sid = self._agents.pop(agent_id, None)
+        self._links.pop(agent_id, None)
         if sid is not None:
             await self._update(sid, status="completed")
         if agent_id in self._joined:
