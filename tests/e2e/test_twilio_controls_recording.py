@@ -259,3 +259,71 @@ async def test_an_ivr_caller_handed_back_to_the_ivr_at_the_order_menu(tw: World)
     await w.post(f"{PUBLIC}/twilio/voice/status", {"CallSid": caller, "CallStatus": "completed"})
     await w.drive(1)
     assert w.calls.stream.pending() == []
+
+
+async def test_a_consultation_completed_and_a_supervisor_listening_on_twilio(tw: World) -> None:
+    """Warm transfer through the call core on Twilio: the customer held in agent 1's conference, agent 2's phone
+    leg brought into it (leaving their own room is not the end of their shift), then back to their room and the
+    customer moved in; a supervisor listens as a muted participant of agent 2's conference."""
+    w, core, api = tw, tw.core, tw.http
+    assert isinstance(api, TwilioApi)
+    hw = build_handoff_world(core)
+    group = core_group(core, hw.staff_id)
+    ag1, ag2 = hw.staff_id, make_staff(core, "hot2", "pw-hot-2", "agent", group_id=group)
+    sup = make_staff(core, "sup9", "pw-sup-9", "supervisor", supervises=[group])
+    dialer.agent_login(core, ag1, phone="PSTN/+8613900000101")
+    dialer.agent_ready(core, ag1)
+    dialer.agent_login(core, ag2, phone="PSTN/+8613900000102")
+    await w.calls.start()
+    campaign_with_lead(core, group, hw.client_id, "+8613900000011")
+    await w.drive(2)
+    await joins(w, ag1, "CF" + "1" * 32)
+    leg2 = await joins(w, ag2, "CF" + "2" * 32)
+    await w.drive(2)
+    [create] = [c for c in api.creates() if c.get("To") == "+8613900000011"]
+    call_sid = w.calls._sids[create["Url"].split("/")[-2]]
+    await w.post(create["StatusCallback"], {"CallSid": call_sid, "CallStatus": "in-progress"})
+    await w.post(create["Url"], {"CallSid": call_sid, "CallStatus": "in-progress", "AnsweredBy": "human"})
+    await w.drive(1)
+    assert agent(core, ag1).state == "talking"
+    with transaction(core.sessions) as s:
+        contact = s.scalars(select(DeskContact.id).where(DeskContact.agent_id == ag1)).one()
+
+    async def control(n: int, kind: str, staff: int = ag1, **args: Any) -> None:
+        answer = await w.engine.command_requested(ClaimedCommand(n, kind, contact, None, staff, core.clock(), args))
+        assert answer[0] is True, (kind, answer)  # type: ignore[index]
+
+    dialer.agent_ready(core, ag2)
+    await w.drive(2)
+    await control(1, "consult", target=ag2)
+    await w.drive(1)
+    assert api.participant_updates(call_sid)[-1]["Hold"] == "true"
+    into = api.updates(leg2)[-1]["Twiml"]
+    assert into.index(f">agent-{ag1}</Conference>") < into.index(f">agent-{ag2}</Conference>")
+    # Twilio: agent 2's leg leaves their own room (which ends) and joins agent 1's
+    await w.post(f"{PUBLIC}/twilio/agents/{ag2}/conference",
+                 {"CallSid": leg2, "StatusCallbackEvent": "participant-leave", "ConferenceSid": "CF" + "2" * 32,
+                  "FriendlyName": f"agent-{ag2}", "SequenceNumber": "2", "AccountSid": SID})
+    await w.post(f"{PUBLIC}/twilio/agents/{ag1}/conference",
+                 {"CallSid": leg2, "StatusCallbackEvent": "participant-join", "ConferenceSid": "CF" + "1" * 32,
+                  "FriendlyName": f"agent-{ag1}", "SequenceNumber": "3", "AccountSid": SID})
+    await w.drive(1)
+    assert agent(core, ag2).state == "reserved" and str(ag2) in w.calls._joined  # still on shift
+    await control(2, "consult_complete")
+    await w.drive(1)
+    back = api.updates(leg2)[-1]["Twiml"]
+    assert back.count("<Dial>") == 1 and f">agent-{ag2}</Conference>" in back and 'endConferenceOnExit="true"' in back
+    assert f">agent-{ag2}</Conference>" in api.updates(call_sid)[-1]["Twiml"]  # the customer into their room
+    assert agent(core, ag2).state == "talking" and agent(core, ag1).state == "wrap_up"
+    await w.post(f"{PUBLIC}/twilio/agents/{ag2}/conference",
+                 {"CallSid": leg2, "StatusCallbackEvent": "participant-join", "ConferenceSid": "CF" + "3" * 32,
+                  "FriendlyName": f"agent-{ag2}", "SequenceNumber": "1", "AccountSid": SID})
+    await w.drive(1)
+    with transaction(core.sessions) as s:
+        contact = s.scalars(select(DeskContact.id).where(DeskContact.agent_id == ag2)).one()
+    await control(3, "listen", staff=sup, phone="PSTN/+8613900000199")
+    [added] = api.to(f"/Conferences/CF{'3' * 32}/Participants.json")  # agent 2's new conference
+    assert (added["To"], added["Muted"], added["Coaching"]) == ("+8613900000199", "true", "false")
+    sup_leg = w.calls._monitors[str(sup)][0]
+    await control(4, "monitor_stop", staff=sup)
+    assert api.updates(sup_leg) == [{"Status": "completed"}]  # the supervisor's phone hung up
