@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -265,7 +266,6 @@ class TwilioCalls:
         self._links: dict[str, str] = {}  # agent whose leg is in another agent's room -> that agent
         self._monitors: dict[str, tuple[str, str, str]] = {}  # supervisor -> (call sid, agent, mode)
         self._recordings: dict[str, TwilioRecording] = {}  # recording name (``rec-<id>``) -> its Twilio recording
-        self._ivr_visits = 0
         self.recording_wait_s = recording_wait_s  # how long ``record_audio`` waits for the completed callback
         self._loop: asyncio.AbstractEventLoop | None = None
         self.clock = clock  # the events' times (None: the event loop's); tests give a virtual clock
@@ -625,8 +625,7 @@ class TwilioCalls:
         call is no longer ours (``Ended``, "to_ivr", now; its later callbacks are not reported)."""
         check_menu(menu)
         sid = self._sid(call_id)
-        self._ivr_visits += 1
-        query = urlencode({"entry": menu, "visit": f"{call_id}-{self._ivr_visits}"})
+        query = urlencode({"entry": menu, "visit": f"{call_id}-{secrets.token_hex(4)}"})  # new after a restart too
         await self._update(sid, url=f"{self.public_url}/twilio/voice?{query}", method="POST")
         state = self._states.get(call_id)
         now = self._now()
