@@ -327,3 +327,47 @@ async def test_a_consultation_completed_and_a_supervisor_listening_on_twilio(tw:
     sup_leg = w.calls._monitors[str(sup)][0]
     await control(4, "monitor_stop", staff=sup)
     assert api.updates(sup_leg) == [{"Status": "completed"}]  # the supervisor's phone hung up
+
+
+async def test_an_outbound_call_sent_to_the_ivr_is_the_called_clients(tw: World) -> None:
+    """An agent sends the client of an outbound call to the IVR's start: its IVR session's caller is the number
+    we called (Twilio's ``To`` on a call we placed), not our caller id."""
+    from callcenter.store.models.ivr import IvrSession
+
+    w, core, api = tw, tw.core, tw.http
+    hw = build_handoff_world(core)
+    group = core_group(core, hw.staff_id)
+    dialer.agent_login(core, hw.staff_id, phone="PSTN/+8613900000101")
+    dialer.agent_ready(core, hw.staff_id)
+    await w.calls.start()
+    campaign_with_lead(core, group, hw.client_id, "+8613900000011")
+    await w.drive(2)
+    await joins(w, hw.staff_id, "CF" + "1" * 32)
+    await w.drive(2)
+    [create] = [c for c in api.creates() if c.get("To") == "+8613900000011"]
+    call_sid = w.calls._sids[create["Url"].split("/")[-2]]
+    await w.post(create["StatusCallback"], {"CallSid": call_sid, "CallStatus": "in-progress"})
+    await w.post(create["Url"], {"CallSid": call_sid, "CallStatus": "in-progress", "AnsweredBy": "human"})
+    await w.drive(1)
+    with transaction(core.sessions) as s:
+        contact = s.scalars(select(DeskContact.id)).one()
+    answer = await w.engine.command_requested(ClaimedCommand(1, "transfer_ivr", contact, None, hw.staff_id,
+                                                             core.clock(), {"menu": ""}))
+    assert answer[0] is True  # type: ignore[index]
+    back = api.updates(call_sid)[-1]["Url"]
+    assert back.startswith(f"{PUBLIC}/twilio/voice?entry=&visit=")
+    r = await w.post(back, {"CallSid": call_sid, "From": "95500", "To": "+8613900000011", "Direction": "outbound-api"})
+    assert r.status_code == 200 and "<Gather" in r.text
+    with transaction(core.sessions) as s:
+        caller = s.scalars(select(IvrSession.caller).where(IvrSession.call_id == call_sid)).one()
+        assert caller == "139****0011"  # the client we called (kept masked), not our caller id 95500
+    await w.drive(1)
+    [att] = attempts(core, create_campaign_id(core))
+    assert att.ended_at is not None and agent(core, hw.staff_id).state == "wrap_up"
+
+
+def create_campaign_id(core: Any) -> int:
+    from callcenter.store.models.dialer import Campaign
+
+    with transaction(core.sessions) as s:
+        return s.scalars(select(Campaign.id)).one()

@@ -485,7 +485,9 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
             return forbidden()
         if len(entry) > 32 or len(visit) > 80 or not all(c.isalnum() or c in "._-" for c in entry + visit):
             return Response("bad entry", status_code=400, media_type="text/plain")
-        twiml = await asyncio.to_thread(voice.start, params["CallSid"], params.get("From", ""),
+        # the client's number: the caller's, or on a call we placed (an outbound call an agent sent here) the callee's
+        caller = params.get("To", "") if params.get("Direction", "").startswith("outbound") else params.get("From", "")
+        twiml = await asyncio.to_thread(voice.start, params["CallSid"], caller,
                                         request.headers.get("I-Twilio-Idempotency-Token"), entry, visit)
         return Response(twiml, media_type=XML)
 
