@@ -371,3 +371,48 @@ def create_campaign_id(core: Any) -> int:
 
     with transaction(core.sessions) as s:
         return s.scalars(select(Campaign.id)).one()
+
+
+async def test_a_three_way_conference_mute_and_keys_through_the_core(tw: World) -> None:
+    w, core, api = tw, tw.core, tw.http
+    assert isinstance(api, TwilioApi)
+    hw = build_handoff_world(core)
+    group = core_group(core, hw.staff_id)
+    ag1, ag2 = hw.staff_id, make_staff(core, "hot2", "pw-hot-2", "agent", group_id=group)
+    dialer.agent_login(core, ag1, phone="PSTN/+8613900000101")
+    dialer.agent_ready(core, ag1)
+    dialer.agent_login(core, ag2, phone="PSTN/+8613900000102")
+    await w.calls.start()
+    campaign_with_lead(core, group, hw.client_id, "+8613900000011")
+    await w.drive(2)
+    leg1 = await joins(w, ag1, "CF" + "1" * 32)
+    leg2 = await joins(w, ag2, "CF" + "2" * 32)
+    await w.drive(2)
+    [create] = [c for c in api.creates() if c.get("To") == "+8613900000011"]
+    call_sid = w.calls._sids[create["Url"].split("/")[-2]]
+    await w.post(create["StatusCallback"], {"CallSid": call_sid, "CallStatus": "in-progress"})
+    await w.post(create["Url"], {"CallSid": call_sid, "CallStatus": "in-progress", "AnsweredBy": "human"})
+    await w.drive(1)
+    with transaction(core.sessions) as s:
+        contact = s.scalars(select(DeskContact.id).where(DeskContact.agent_id == ag1)).one()
+
+    async def control(n: int, kind: str, **args: Any) -> None:
+        answer = await w.engine.command_requested(ClaimedCommand(n, kind, contact, None, ag1, core.clock(), args))
+        assert answer[0] is True, (kind, answer)  # type: ignore[index]
+
+    await control(1, "mute")
+    assert api.participant_updates(leg1) == [{"Muted": "true"}]
+    await control(2, "unmute")
+    await control(3, "dtmf", digits="8#")
+    keys = api.updates(call_sid)[-1]["Twiml"]
+    assert keys.startswith('<Response><Play digits="8w#"/>') and f">agent-{ag1}</Conference>" in keys
+    dialer.agent_ready(core, ag2)
+    await w.drive(2)
+    await control(4, "conference", target=ag2)
+    await w.drive(2)
+    assert f">agent-{ag1}</Conference>" in api.updates(leg2)[-1]["Twiml"]  # agent 2 into agent 1's conference
+    assert agent(core, ag2).state == "talking"
+    await control(5, "conference_leave")
+    await w.drive(1)
+    assert api.updates(leg2)[-1]["Twiml"].count("<Dial>") == 1  # back in their own room
+    assert agent(core, ag2).state == "wrap_up" and agent(core, ag1).state == "talking"
