@@ -90,7 +90,8 @@ def telephony_from_settings(settings: Settings, twilio_line: Any = None) -> Tele
                         http_client=MediaHttpClient())
         signer = prompt_signer(settings)
         return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url,
-                           machine_detection=settings.ami_amd, prompt_url=signer.url, line=twilio_line)
+                           machine_detection=settings.ami_amd, prompt_url=signer.url, line=twilio_line,
+                           recording_wait_s=settings.twilio_recording_wait_s)
     from callcenter.adapters.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
     return SimulatedPbx(CustomerModel(**settings.simulated_pbx_model), clock=LoopClock(), seed=settings.simulated_pbx_seed)
