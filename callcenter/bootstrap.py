@@ -83,12 +83,15 @@ def telephony_from_settings(settings: Settings, twilio_line: Any = None) -> Tele
     if backend == "twilio":
         from twilio.rest import Client
 
-        from callcenter.adapters.telephony.twilio_calls import TwilioCalls
+        from callcenter.adapters.telephony.twilio_calls import MediaHttpClient, TwilioCalls
 
-        client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+        # the recordings' media come back as bytes through this HTTP client (the library's decodes text)
+        client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                        http_client=MediaHttpClient())
         signer = prompt_signer(settings)
         return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url,
-                           machine_detection=settings.ami_amd, prompt_url=signer.url, line=twilio_line)
+                           machine_detection=settings.ami_amd, prompt_url=signer.url, line=twilio_line,
+                           recording_wait_s=settings.twilio_recording_wait_s)
     from callcenter.adapters.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
     return SimulatedPbx(CustomerModel(**settings.simulated_pbx_model), clock=LoopClock(), seed=settings.simulated_pbx_seed)

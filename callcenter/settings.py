@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     # an IVR action (PIN check, transfer) done within this is answered in its own webhook; a slower one goes on
     # behind a <Gather> that keeps the keys typed meanwhile ("please wait" for the PIN check)
     twilio_action_inline_s: float = Field(0.3, ge=0, le=10)
+    # a recording's file is fetched once Twilio's completed callback came, waited for at most this long after the leg
+    twilio_recording_wait_s: float = Field(600.0, gt=0)
     # throttles: failed staff logins and IVR PINs, per account and per source, exponential backoff
     # (callcenter/domain/throttle.py): the first N failures are free, then each failure doubles the wait
     # from base_s up to max_s; failures are forgotten after forget_minutes without one.

@@ -16,11 +16,10 @@ from callcenter.services.dialer.engine import DialerDeps, DialerEngine, NotifyCa
 
 def dialer_deps(core: App, *, notify: NotifyCalls | None = None, telephony: object | None = None) -> DialerDeps:
     """The dialler engine's wiring from the app (``wall``: the app's clock as it is now). With ``telephony``
-    (the backend the engine runs on) every call that reaches an agent is recorded (``record_calls``), except on
-    Twilio, which records its own calls."""
+    (the backend the engine runs on) every call that reaches an agent is recorded (``record_calls``): MixMonitor
+    on Asterisk, the Recordings API on Twilio, a synthesised WAV on the simulated PBX."""
     recorder = None
-    if (telephony is not None and core.recordings is not None and core.settings.record_calls
-            and core.settings.telephony_backend != "twilio"):
+    if telephony is not None and core.recordings is not None and core.settings.record_calls:
         recorder = CallRecorder(core.recordings, core.sessions, core.clock, telephony)
     return DialerDeps(sessions=core.sessions, bus=core.bus, is_trading_day=core.calendar.is_trading_day,
                       wall=core.clock, scripts_dir=core.settings.scripts_path, notify=notify, tz=core.settings.tz,

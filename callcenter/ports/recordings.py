@@ -126,7 +126,8 @@ class RecordingStore(Protocol):
 
 
 class RecordsCalls(Protocol):
-    """A telephony backend that records its calls (the simulated PBX; Asterisk through MixMonitor over AMI).
+    """A telephony backend that records its calls (the simulated PBX; Asterisk through MixMonitor over AMI; Twilio
+    through the Recordings API on the customer's call, its file fetched once the completed callback came).
 
     ``name`` is the recording's file name without extension (``rec-<recording id>``). ``record_mute`` writes
     silence from now on (``True``) or the call again (``False``): the paused span keeps its length in the file.

@@ -205,14 +205,17 @@ MONITOR_MODES: tuple[MonitorMode, ...] = ("listen", "whisper", "barge")
 
 @runtime_checkable
 class CallControls(Protocol):
-    """The live-call controls (issue 13), a second Protocol beside ``Telephony`` so a backend without them (Twilio
-    calls) is still a telephony backend; the dialler checks ``isinstance(port, CallControls)`` and refuses a
-    control the backend lacks. Agent ids are staff ids; a customer's call is named by our call id.
+    """The live-call controls (issue 13), a second Protocol beside ``Telephony`` so a backend without them is still
+    a telephony backend (the simulated PBX, Asterisk and Twilio all have them); the dialler checks
+    ``isinstance(port, CallControls)`` and refuses a control the backend lacks. Agent ids are staff ids; a
+    customer's call is named by our call id.
 
-    Hold takes the customer OUT of the agent's room into a music-on-hold place (Asterisk: ``[cc-hold]``), so
-    nothing said in the room reaches them; ``unhold`` puts them back (no second ``Connected``). Transfers use
-    ``connect`` to another agent's room. A room link joins two agents' rooms (Asterisk: a Local channel pair, one
-    half in each room): a consultation while the customer is held, or a three-way conference while they are in.
+    Hold takes the customer OUT of the agent's room into a music-on-hold place (Asterisk: ``[cc-hold]``; Twilio:
+    their conference participant on hold, hearing our hold URL), so nothing said in the room reaches them;
+    ``unhold`` puts them back (no second ``Connected``). Transfers use ``connect`` to another agent's room. A room
+    link joins two agents' rooms (Asterisk: a Local channel pair, one half in each room; Twilio: the second agent's
+    leg moved into the first agent's conference): a consultation while the customer is held, or a three-way
+    conference while they are in.
     Monitoring dials the supervisor's phone and listens on the agent's leg: ``listen`` (the supervisor hears the
     agent's side of the room: agent and customer), ``whisper`` (the agent hears the supervisor too, the customer
     does not), ``barge`` (everyone hears the supervisor)."""

@@ -1,7 +1,7 @@
 """Recording every agent call: the dialler engine tells ``CallRecorder`` when a call reaches an agent and when it
 ends; the recorder keeps one ``Recording`` row per call leg (``services.recordings.RecordingService``) and has
-the telephony record the audio (``ports.recordings.RecordsCalls``: MixMonitor over AMI, the simulated PBX's
-synthesised WAV). A backend that cannot record (Twilio records itself) still gets the rows.
+the telephony record the audio (``ports.recordings.RecordsCalls``: MixMonitor over AMI, Twilio's Recordings API,
+the simulated PBX's synthesised WAV). A backend that cannot record still gets the rows.
 
 * ``connected(call_id, agent)``: the leg starts (outbound attempt or IVR hand-off; its client, campaign, desk
   contact and retention class — ``callback`` for a call-back campaign — looked up in the database), then

@@ -1,6 +1,7 @@
 """Twilio Programmable Voice adapter: the same IVR flow as TwiML webhooks.
 
-``POST /twilio/voice`` starts a call; each ``<Gather input="dtmf">`` posts to
+``POST /twilio/voice`` starts a call (``?entry=<menu>&visit=<id>``: an agent sent the caller back to the IVR at
+that entry, ``TwilioCalls.to_ivr``); each ``<Gather input="dtmf">`` posts to
 ``/twilio/voice/input?step=N`` (and a ``<Redirect>`` to ``...&timeout=1`` follows it for silence);
 ``POST /twilio/voice/status`` records status callbacks.  The interpreter's state lives server-side
 per CallSid in a :class:`CallStateStore` (the database in production: any web process can take any
@@ -288,13 +289,20 @@ class _Voice:
             return _hangup_twiml()  # the process that took it died mid-way: never handle it a second time
         return _ask_again_twiml(again_url)
 
-    def start(self, call_sid: str, caller: str, token: str | None) -> str:
-        claim = self.store.claim(call_sid, "start", token)
+    def start(self, call_sid: str, caller: str, token: str | None, entry: str = "", visit: str = "") -> str:
+        """The IVR begins on this call: its first webhook, or (``visit``) an agent sent the caller back to it at
+        ``entry`` (``TwilioCalls.to_ivr``): a new run of the flow on the same call, claimed under its visit, its
+        steps numbered on after the last run's so none of its webhooks is taken for a replay of the earlier ones."""
+        key = f"start:{visit}" if visit else "start"
+        claim = self.store.claim(call_sid, key, token)
         if not claim.mine:  # replay of the first webhook
-            return self._replayed(call_sid, "start", claim, f"{self.public_url}/twilio/voice")
-        session = FlowRun(self.flow, caller=caller, call_id=call_sid, limits=self.limits)
-        twiml, state = self._run(session, session.start(), {"step": 0})
-        self.store.answer(call_sid, "start", twiml, state)
+            query = f"?{urlencode({'entry': entry, 'visit': visit})}" if visit else ""
+            return self._replayed(call_sid, key, claim, f"{self.public_url}/twilio/voice{query}")
+        before = self.store.load(call_sid) if visit else None
+        step = int(before["step"]) + 1 if before is not None else 0
+        session = FlowRun(self.flow, caller=caller, call_id=call_sid, limits=self.limits, entry=entry)
+        twiml, state = self._run(session, session.start(), {"step": step})
+        self.store.answer(call_sid, key, twiml, state)
         return twiml
 
     def input(self, call_sid: str, step: int, event: Event, token: str | None) -> str:
@@ -471,12 +479,16 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
         return Response("invalid signature", status_code=403, media_type="text/plain")
 
     @router.post("/twilio/voice")
-    async def start(request: Request) -> Response:
+    async def start(request: Request, entry: str = "", visit: str = "") -> Response:
         params = await verified_form(request)
         if params is None or not params.get("CallSid"):
             return forbidden()
-        twiml = await asyncio.to_thread(voice.start, params["CallSid"], params.get("From", ""),
-                                        request.headers.get("I-Twilio-Idempotency-Token"))
+        if len(entry) > 32 or len(visit) > 80 or not all(c.isalnum() or c in "._-" for c in entry + visit):
+            return Response("bad entry", status_code=400, media_type="text/plain")
+        # the client's number: the caller's, or on a call we placed (an outbound call an agent sent here) the callee's
+        caller = params.get("To", "") if params.get("Direction", "").startswith("outbound") else params.get("From", "")
+        twiml = await asyncio.to_thread(voice.start, params["CallSid"], caller,
+                                        request.headers.get("I-Twilio-Idempotency-Token"), entry, visit)
         return Response(twiml, media_type=XML)
 
     @router.post("/twilio/voice/input")

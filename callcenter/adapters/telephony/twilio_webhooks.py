@@ -5,12 +5,15 @@ backend of this process through ``TwilioLine``:
 * ``POST /twilio/calls/{call_id}/answered`` the call's TwiML fetch at pick-up, after AMD (-> Answered; hold)
 * ``POST /twilio/calls/{call_id}/parked``   an IVR hand-off's caller waiting for an agent (-> Answered; hold)
 * ``POST /twilio/calls/{call_id}/digits``   a key typed during a notification's message (-> DigitPressed)
+* ``POST /twilio/calls/{call_id}/hold``     the hold URL of a held customer's participant (TwiML of the hold prompt)
+* ``POST /twilio/recordings/{name}/status`` a recording's status callback (completed: ``record_audio`` fetches it)
 * ``POST /twilio/agents/{agent_id}/conference``  the agent's conference: their leg joins/leaves (-> AgentJoined/Left)
 * ``POST /twilio/agents/{agent_id}/status``  the agent leg's final status (-> AgentLeft)
 
 Every request's ``X-Twilio-Signature`` is checked against the public URL (403 otherwise). The events they give
 are idempotent in ``TwilioCalls`` (a replayed callback finds its call's state already moved on and publishes
-nothing), so a replay has no effect.
+nothing; a conference callback already seen, by its conference and sequence number, is dropped; a recording's
+completed callback ends one wait only), so a replay has no effect.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def make_router(line: TwilioLine, auth_token: str, public_url: str) -> APIRouter
     signed("/twilio/calls/{ident}/answered", lambda c, i, p: Response(c.answered_webhook(i, p), media_type=XML))
     signed("/twilio/calls/{ident}/parked", parked)
     signed("/twilio/calls/{ident}/digits", lambda c, i, p: Response(c.digits(i, p.get("Digits", "")), media_type=XML))
+    signed("/twilio/calls/{ident}/hold", lambda c, i, p: Response(c.hold_twiml(i), media_type=XML))
+    signed("/twilio/recordings/{ident}/status", done(lambda c, i, p: c.recording_status(i, p)))
     signed("/twilio/agents/{ident}/conference", done(lambda c, i, p: c.conference_event(i, p)))
     signed("/twilio/agents/{ident}/status", done(lambda c, i, p: c.agent_status(i, p)))
     return router
