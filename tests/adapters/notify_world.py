@@ -23,9 +23,9 @@ from callcenter.services.dialer import campaigns as dialer
 from callcenter.services.dialer.engine import DialerEngine
 from callcenter.store.db import run_in_transaction, transaction
 from callcenter.store.models import Client
-from callcenter.store.models.care import CareDelivery
+from callcenter.store.models.care import CareCallback, CareDelivery
 from callcenter.store.models.desk import DeskContact
-from callcenter.store.models.dialer import AgentStateChange
+from callcenter.store.models.dialer import AgentStateChange, Callback
 from callcenter.store.models.ivr import IvrSession
 from tests.adapters.ami_scenarios import OPTIONS
 from tests.factories import make_client, make_group, make_staff
@@ -114,6 +114,55 @@ async def run_reminder_call(core: App, pool: AmiPool, world: NotifyWorld,
         assert [m[0] for m in moves][-3:] == ["reserved", "talking", "wrap_up"], moves
         assert not engine.core.inbound and not notify.flows
         return handoff
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 15)
+
+
+async def run_reminder_nobody_free(core: App, pool: AmiPool, world: NotifyWorld, *, zero: str,
+                                   timeout_s: float = 60.0) -> None:
+    """The same reminder call with no agent ready (the agent never logs in): 1 repeats the message, then 0.
+    ``zero = "callback"``: a call back is booked at once and the client hears "all our agents are busy, we will
+    call you back" (``cc/<lang>/handoff_sorry`` through ``[cc-play]``) before the call ends. ``zero = "agent"``:
+    the call becomes the hand-off ``cc-h<id>`` and waits in ``[cc-handoff-wait]``; after ``handoff_wait_s`` (set
+    short here) the call core plays the same sorry prompt and books the call back. Either way the delivery is
+    ``to_agent`` and the client is called back; no agent is ever reserved."""
+    core.settings.notify_zero = zero
+    notify = NotificationCaller(core, pool, renderer=prompt_files(core.settings))
+    engine = DialerEngine(dialer_deps(core, notify=notify), pool, dialer_id="live-notify", auto_wrap_up_s=None,
+                          handoff_wait_s=3.0)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
+    loop = asyncio.get_running_loop()
+
+    async def until(what: str, cond: Callable[[], bool]) -> None:
+        deadline = loop.time() + timeout_s  # a bound against hanging, never a timing assertion
+        while not cond():
+            assert loop.time() < deadline, f"{what}: not within {timeout_s:g} s"
+            await asyncio.sleep(0.05)
+
+    def booked() -> list[tuple[str, int | None]]:
+        with transaction(core.sessions) as s:
+            care = [("care", c.client_id) for c in s.scalars(select(CareCallback))]
+            dialled = [("dialler", c.client_id) for c in s.scalars(select(Callback))]
+        return care + dialled
+
+    try:
+        assert await notify.place_due() == 1
+        await until("the call back booked", lambda: bool(booked()))
+        await until("the call over", lambda: not notify.flows and not engine.core.inbound
+                    and pool.clients[0].tracker.channel_of(world.call_id) is None)
+        with transaction(core.sessions) as s:
+            delivery = s.get_one(CareDelivery, world.delivery_id)
+            assert delivery.status == "to_agent", (delivery.status, delivery.detail)
+            sessions = list(s.scalars(select(IvrSession)))
+            assert not s.scalars(select(DeskContact)).first()  # nobody took it
+        assert booked() == [("care" if zero == "callback" else "dialler", world.client_id)]
+        if zero == "agent":  # the hand-off waited, then ended with the call back
+            [ivr] = sessions
+            assert ivr.handed_off and ivr.ended_at is not None, (ivr.end_reason,)
+        else:
+            assert sessions == []  # never handed off
     finally:
         stop.set()
         await asyncio.wait_for(runner, 15)

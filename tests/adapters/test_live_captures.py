@@ -11,6 +11,7 @@ import wave
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,33 @@ async def test_call_controls_replayed_hold_conference_transfer_and_monitoring(co
 
 
 # --- the reminder call (tests/live/test_live_notify.py): 1 repeats, 0 reaches the agent, replayed -------------
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("zero", ["callback", "agent"])
+async def test_reminder_call_with_nobody_free_replayed(core: Any, tmp_path: Path, zero: str) -> None:
+    """tests/live/test_live_notify.py's reminder call with no agent ready, replayed through the same scenario code:
+    ``callback`` — the "0" books the call back and the sorry prompt is played through [cc-play] at once; ``agent``
+    — the call waits as the hand-off cc-h1 in [cc-handoff-wait] until handoff_wait_s, then the call core plays the
+    sorry prompt and books the call back. The capture's actions, in order, and nothing else."""
+    from tests.adapters.notify_world import NOTIFY_OPTIONS, build_notify_world, run_reminder_nobody_free
+
+    core.clock = lambda: datetime.now(timezone.utc)  # the hand-off's wait is measured on the wall clock
+    core.settings.prompts_dir = tmp_path / "prompts"
+    core.bus.bind_loop(asyncio.get_running_loop())
+    world = build_notify_world(core, core.clock())
+    async with ReplayServer(load_capture(f"reminder_nobody_free_{zero}", LIVE_CAPTURES)) as server:
+        pool = AmiPool([AmiServer("127.0.0.1", server.port, "callcenter", "ccsecret")], NOTIFY_OPTIONS)
+        await pool.start()
+        try:
+            await run_reminder_nobody_free(core, pool, world, zero=zero, timeout_s=20.0)
+        finally:
+            await pool.aclose()
+        assert server.mismatches == [] and server.unexpected == [], (server.mismatches, server.unexpected)
+    redirects = [dict((k.lower(), v) for k, v in f).get("context") for f in server.received
+                 if dict((k.lower(), v) for k, v in f).get("action", "").lower() == "redirect"]
+    assert redirects == (["cc-notify-menu", "cc-notify-menu", "cc-play"] if zero == "callback" else
+                         ["cc-notify-menu", "cc-notify-menu", "cc-handoff-wait", "cc-play"])
 
 
 @pytest.mark.db

@@ -101,6 +101,7 @@ async def test_notification_calls_play_repeat_agent_and_retry(core):
     agent_call = f"care-{ids[wants_agent]}-1"
     listen_call = f"care-{ids[listener]}-1"
     assert pbx.calls[agent_call].state == pbx.calls[listen_call].state == "answered"
+    agent_side = pbx.calls[agent_call]  # (the PBX forgets a call once it has ended)
     await caller.on_digit(listen_call, "1")  # hear it again
     await caller.on_digit(agent_call, "0")  # nobody free: an agent call-back is booked, the call ends
     vclock.advance(60)
@@ -111,6 +112,8 @@ async def test_notification_calls_play_repeat_agent_and_retry(core):
     assert rows[busy].status == "pending" and rows[busy].attempts == 1 and "busy" in rows[busy].detail
     cbs = run_in_transaction(core.sessions, lambda s: list(s.scalars(select(CareCallback))))
     assert [(c.client_id, c.purpose, c.script_id) for c in cbs] == [(wants_agent, "reminder", "reminder")]
+    # told before the call ended: the message, then "all our agents are busy, we will call you back"
+    assert agent_side.prompts == [f"cc/care/notify-{ids[wants_agent]}", "cc/zh-CN/handoff_sorry"]
     # the busy client is retried after RETRY_AFTER, then given up
     assert await caller.place_due(utc(2026, 3, 9, 2, 10)) == 0
     assert await caller.place_due(utc(2026, 3, 9, 3)) == 1

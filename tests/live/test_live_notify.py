@@ -25,7 +25,7 @@ from callcenter.adapters.telephony.ami import AmiPool, AmiServer
 from callcenter.bootstrap import App
 from callcenter.services.dialer import campaigns as dialer
 from tests.adapters.ami_scenarios import LIVE_CAPTURES
-from tests.adapters.notify_world import NOTIFY_OPTIONS, build_notify_world, run_reminder_call
+from tests.adapters.notify_world import NOTIFY_OPTIONS, build_notify_world, run_reminder_call, run_reminder_nobody_free
 from tests.live.asterisk import LiveAsterisk, live_binary
 from tests.live.capture import RecordingProxy
 
@@ -70,6 +70,49 @@ async def test_reminder_call_heard_then_1_repeats_then_0_reaches_the_agent(core:
         if os.environ.get("CALLCENTER_LIVE_RECORD") == "1":
             ami.write(LIVE_CAPTURES / "reminder_1_then_0.ami",
                       note=f"live: a reminder call, 1 (repeat) then 0 (to the agent's room) against {pbx.version}")
+    finally:
+        await pool.aclose()
+        await ami.aclose()
+        pbx.kill()
+
+
+@pytest.mark.parametrize("zero", ["callback", "agent"])
+async def test_reminder_call_with_nobody_free_tells_the_client_and_books_a_call_back(core: App, tmp_path: Path,
+                                                                                     zero: str) -> None:
+    """No agent ready: with ``notify_zero = callback`` the "0" books the call back at once and the client hears
+    the sorry prompt; with ``agent`` the call waits as a hand-off in ``[cc-handoff-wait]`` (hearing "please wait")
+    until ``handoff_wait_s``, then the call core plays the same prompt and books the call back. Captured as
+    ``reminder_nobody_free_<zero>.ami``."""
+    binary = live_binary()
+    assert binary is not None
+    core.clock = lambda: datetime.now(timezone.utc)
+    core.bus.bind_loop(asyncio.get_running_loop())
+    core.settings.prompts_dir = tmp_path / "prompts"
+    prompts.build(core.settings.prompts_path, langs=("zh-CN",))
+    world = build_notify_world(core, core.clock())
+    pbx = LiveAsterisk(binary, tmp_path / "ast", prompts=core.settings.prompts_path)
+    pbx.start()
+    ami = await RecordingProxy(pbx.ami_address).start()
+    pool = AmiPool([AmiServer(*ami.address, "callcenter", pbx.ami_secret)], NOTIFY_OPTIONS)
+    try:
+        await pool.start()
+        await run_reminder_nobody_free(core, pool, world, zero=zero)
+        await pool.aclose()
+        await ami.aclose()
+        await asyncio.sleep(0.5)
+        log = pbx.log()
+        played = [p.rsplit(".", 1)[0] for p in re.findall(r"Playing '([^']+)'", log)]
+        message = f"cc/care/notify-{world.delivery_id}"
+        assert played.count(message) == 2, played
+        after = played[max(i for i, p in enumerate(played) if p == message) + 1:]
+        # told before the end: at once (callback), or after waiting with "please wait" (agent)
+        assert after[-1] == "cc/zh-CN/handoff_sorry", played
+        assert ("cc/zh-CN/please_wait" in after) == (zero == "agent"), played
+        assert "Unable to open" not in log and "does not exist" not in log, log[-3000:]
+        if os.environ.get("CALLCENTER_LIVE_RECORD") == "1":
+            ami.write(LIVE_CAPTURES / f"reminder_nobody_free_{zero}.ami",
+                      note=f"live: a reminder call, 1 then 0 with no agent ready (notify_zero={zero}) against "
+                           f"{pbx.version}")
     finally:
         await pool.aclose()
         await ami.aclose()

@@ -156,6 +156,7 @@ class _SimCall:
     room: str | None = None  # the agent whose room it is in (connected)
     held: bool = False  # out of the room, hearing music on hold
     dtmf: str = ""  # keys the agent sent to the customer
+    prompts: list[str] = field(default_factory=list)  # the prompts played to it (play, play_menu), in order
 
 
 class SimulatedPbx:
@@ -350,6 +351,7 @@ class SimulatedPbx:
         call = self._live(call_id)
         if call.state == "dialing":
             raise TelephonyError(f"call {call_id} is not answered yet")
+        call.prompts.append(prompt)
         for timer in call.timers:
             timer.cancel()
         call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s, lambda: self._end(call, 16, "Normal Clearing"))]
@@ -361,6 +363,7 @@ class SimulatedPbx:
         call = self._live(call_id)
         if call.state == "dialing":
             raise TelephonyError(f"call {call_id} is not answered yet")
+        call.prompts.append(prompt)
         for timer in call.timers:
             timer.cancel()
         call.timers = [self.clock.call_at(self.clock.time() + self.prompt_s + self.menu_wait_s,

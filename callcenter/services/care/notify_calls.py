@@ -17,7 +17,8 @@ row, channel ``notify``, handed off) that the engine loads at its next sync, and
 the hand-off's call id (``reassign``; on Asterisk the channel then waits in ``[cc-handoff-wait]`` as an IVR
 caller's does, and its ``HandoffWaiting`` parks it): the core routes it to the longest-idle ready agent, or after
 ``handoff_wait_s`` plays the sorry prompt and books a call back. With ``notify_zero = "callback"`` a call back is
-booked at once when no agent is ready.
+booked at once when no agent is ready, and the client hears the same sorry prompt (``cc/<lang>/handoff_sorry``:
+all agents busy, we will call you back) before the call ends.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ MAX_PLAYS = 3
 MAX_ATTEMPTS = 2
 RETRY_AFTER = timedelta(minutes=30)
 CALL_PREFIX = "care-"
+SORRY_PROMPT = "cc/{lang}/handoff_sorry"  # the call core's own for a hand-off nobody took (core.handoff_sorry_prompt)
 
 
 # --- the pure flow ----------------------------------------------------------------------------------
@@ -257,7 +259,9 @@ class NotificationCaller:
         reassign = getattr(self.telephony, "reassign", None)
         if not callable(reassign) or (self.core.settings.notify_zero == "callback" and not self._agent_ready()):
             self._agent_callback(delivery_id)
-            await self.telephony.hangup(call_id)
+            lang = self._context.get(delivery_id, (None, "zh-CN", ""))[1]
+            # told, not cut off: "all our agents are busy, we will call you back" (as a hand-off nobody took)
+            await self.telephony.play(call_id, SORRY_PROMPT.format(lang=lang))
             return
         ivr_session_id = run_in_transaction(self.core.sessions, lambda s: self._hand_off(s, call_id, delivery_id))
         _, flow = self.flows.pop(call_id)
