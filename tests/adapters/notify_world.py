@@ -7,9 +7,11 @@ session id in the hand-off's call id ``cc-h<id>`` -- are the ids of the replay t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,6 +70,34 @@ def build_notify_world(core: App, now: datetime) -> NotifyWorld:
     return NotifyWorld(staff_id, client_id, run_in_transaction(core.sessions, work))
 
 
+Until = Callable[[str, Callable[[], bool]], Awaitable[None]]
+
+
+@asynccontextmanager
+async def notify_engine(core: App, pool: AmiPool, timeout_s: float,
+                        **engine_kw: Any) -> AsyncIterator[tuple[DialerEngine, NotificationCaller, Until]]:
+    """The dialler engine with the notification caller on ``pool``, running; ``until(what, cond)`` waits for a
+    condition (bounded by ``timeout_s`` against hanging, never a timing assertion). Stopped on leaving."""
+    notify = NotificationCaller(core, pool, renderer=prompt_files(core.settings))
+    engine = DialerEngine(dialer_deps(core, notify=notify), pool, dialer_id="live-notify", auto_wrap_up_s=None,
+                          **engine_kw)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
+    loop = asyncio.get_running_loop()
+
+    async def until(what: str, cond: Callable[[], bool]) -> None:
+        deadline = loop.time() + timeout_s
+        while not cond():
+            assert loop.time() < deadline, f"{what}: not within {timeout_s:g} s"
+            await asyncio.sleep(0.05)
+
+    try:
+        yield engine, notify, until
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 15)
+
+
 async def run_reminder_call(core: App, pool: AmiPool, world: NotifyWorld,
                             hang_up: Callable[[str], Awaitable[object]], timeout_s: float = 60.0) -> str:
     """The scenario, live and replayed alike: the dialler engine with the notification caller on ``pool``; the
@@ -76,19 +106,7 @@ async def run_reminder_call(core: App, pool: AmiPool, world: NotifyWorld,
     waits in ``[cc-handoff-wait]`` and the core Redirects it into the agent's room, the desk contact opens as the
     agent goes talking; ``hang_up(call id)`` ends the client's side and the agent goes to wrap-up. Returns the
     hand-off's call id."""
-    notify = NotificationCaller(core, pool, renderer=prompt_files(core.settings))
-    engine = DialerEngine(dialer_deps(core, notify=notify), pool, dialer_id="live-notify", auto_wrap_up_s=None)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(engine.run(stop))
-    loop = asyncio.get_running_loop()
-
-    async def until(what: str, cond: Callable[[], bool]) -> None:
-        deadline = loop.time() + timeout_s  # a bound against hanging, never a timing assertion
-        while not cond():
-            assert loop.time() < deadline, f"{what}: not within {timeout_s:g} s"
-            await asyncio.sleep(0.05)
-
-    try:
+    async with notify_engine(core, pool, timeout_s) as (engine, notify, until):
         dialer.agent_login(core, world.staff_id, phone=world.phone)
         dialer.agent_ready(core, world.staff_id)
         await until("the agent's phone in its room", lambda: world.staff_id in engine.core.phones)
@@ -114,9 +132,6 @@ async def run_reminder_call(core: App, pool: AmiPool, world: NotifyWorld,
         assert [m[0] for m in moves][-3:] == ["reserved", "talking", "wrap_up"], moves
         assert not engine.core.inbound and not notify.flows
         return handoff
-    finally:
-        stop.set()
-        await asyncio.wait_for(runner, 15)
 
 
 async def run_reminder_nobody_free(core: App, pool: AmiPool, world: NotifyWorld, *, zero: str,
@@ -128,26 +143,13 @@ async def run_reminder_nobody_free(core: App, pool: AmiPool, world: NotifyWorld,
     short here) the call core plays the same sorry prompt and books the call back. Either way the delivery is
     ``to_agent`` and the client is called back; no agent is ever reserved."""
     core.settings.notify_zero = zero
-    notify = NotificationCaller(core, pool, renderer=prompt_files(core.settings))
-    engine = DialerEngine(dialer_deps(core, notify=notify), pool, dialer_id="live-notify", auto_wrap_up_s=None,
-                          handoff_wait_s=3.0)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(engine.run(stop))
-    loop = asyncio.get_running_loop()
-
-    async def until(what: str, cond: Callable[[], bool]) -> None:
-        deadline = loop.time() + timeout_s  # a bound against hanging, never a timing assertion
-        while not cond():
-            assert loop.time() < deadline, f"{what}: not within {timeout_s:g} s"
-            await asyncio.sleep(0.05)
-
     def booked() -> list[tuple[str, int | None]]:
         with transaction(core.sessions) as s:
             care = [("care", c.client_id) for c in s.scalars(select(CareCallback))]
             dialled = [("dialler", c.client_id) for c in s.scalars(select(Callback))]
         return care + dialled
 
-    try:
+    async with notify_engine(core, pool, timeout_s, handoff_wait_s=3.0) as (engine, notify, until):
         assert await notify.place_due() == 1
         await until("the call back booked", lambda: bool(booked()))
         await until("the call over", lambda: not notify.flows and not engine.core.inbound
@@ -163,6 +165,3 @@ async def run_reminder_nobody_free(core: App, pool: AmiPool, world: NotifyWorld,
             assert ivr.handed_off and ivr.ended_at is not None, (ivr.end_reason,)
         else:
             assert sessions == []  # never handed off
-    finally:
-        stop.set()
-        await asyncio.wait_for(runner, 15)

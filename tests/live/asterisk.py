@@ -9,6 +9,7 @@ a temporary directory; the modules, documentation and sounds are read from the b
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -157,6 +158,13 @@ class LiveAsterisk:
     def log(self) -> str:
         path = self.home / "log" / "messages.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    async def log_once(self, needle: str, timeout_s: float = 60.0) -> str:
+        """The log once ``needle`` is in it, or as it is after ``timeout_s`` (a bound against hanging)."""
+        deadline = time.monotonic() + timeout_s
+        while needle not in (log := self.log()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        return log
 
 
 def live_binary() -> Path | None:

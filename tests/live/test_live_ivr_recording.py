@@ -67,12 +67,7 @@ async def test_a_hotline_session_is_recorded_without_its_pin(core: App, rendered
                                      "Variable": f"CC_TEST_KEYS={KEYS},CC_TEST_LATER={BALANCES_KEY},"
                                                  f"CC_TEST_PAUSE={BALANCES_AFTER_S},CC_TEST_TONE=440"}, as_list=False)
             assert reply.get("Response") == "Success"
-            log = ""
-            for _ in range(300):  # until the caller hears the balances (bounded: 60 s)
-                log = pbx.log()
-                if "Playing 'cc/zh-CN/available" in log:
-                    break
-                await asyncio.sleep(0.2)
+            log = await pbx.log_once("Playing 'cc/zh-CN/available")  # the caller hears the balances
             await asyncio.sleep(1.0)
             pbx.cli("channel request hangup all")  # the caller hangs up while the balances are read
             await asyncio.wait_for(app.wait_idle(), 15)
