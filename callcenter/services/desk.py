@@ -64,6 +64,67 @@ CAMPAIGN_KIND_TO_SCRIPT_KIND = {"former_clients": "win_back", "cold_leads": "col
                                 "reminder": "reminder", "callback": "other"}
 
 
+# --- dispositions and pause codes (the admin's ``desk_codes``, per campaign kind) ----------------------------
+
+def campaign_kind(s: Session, campaign_id: int | None) -> str | None:
+    """The kind of campaign ``campaign_id`` (None: no campaign, an inbound call, or a campaign gone)."""
+    if campaign_id is None:
+        return None
+    camp = s.get(Campaign, campaign_id)
+    return camp.kind if camp is not None else None
+
+
+def _builtin(code_type: str, lang: str) -> list[tuple[str, str]]:
+    from callcenter.i18n import t
+
+    if code_type == "disposition":
+        return [(o, t(f"web.disposition.{o}", lang)) for o in OUTCOMES]
+    return [(r, t(f"web.reason.{r}", lang)) for r in PAUSE_REASONS]
+
+
+def desk_codes(s: Session, code_type: str, kind: str | None, lang: str) -> list[tuple[str, str]]:
+    """(code, label) an agent may choose on a call of campaign kind ``kind`` (None: inbound / no campaign): the
+    administrators' active codes for that kind and for every kind (``admin.codes_for``), else, when none is
+    configured, the built-in ones (the scripts' outcomes, ``PAUSE_REASONS``)."""
+    from callcenter.services.admin import codes_for
+
+    rows = codes_for(s, code_type, kind)
+    if not rows:
+        return _builtin(code_type, lang)
+    return [(c.code, c.label(lang)) for c in rows]
+
+
+def code_labels(s: Session, code_type: str, lang: str) -> dict[str, str]:
+    """Every code of ``code_type`` ever configured (any kind, disabled ones too) with its label, over the built-in
+    ones: to name a code already recorded (a contact's history, today's figures, the wall board)."""
+    from callcenter.store.models import DeskCode
+
+    labels = dict(_builtin(code_type, lang))
+    for c in s.execute(select(DeskCode).where(DeskCode.code_type == code_type)
+                       .order_by(DeskCode.campaign_kind.desc(), DeskCode.id)).scalars():
+        labels[c.code] = c.label_en if lang == "en" and c.label_en else c.label_zh
+    return labels
+
+
+def pause_codes_known(s: Session) -> frozenset[str]:
+    """The codes that are pause reasons a person chose (built-in or configured), not the dialler's own
+    (``login`` ...), which screens do not show."""
+    from callcenter.store.models import DeskCode
+
+    return frozenset(PAUSE_REASONS) | frozenset(s.execute(select(DeskCode.code).where(
+        DeskCode.code_type == "pause")).scalars())
+
+
+def current_kind(s: Session, staff_id: int) -> str | None:
+    """The campaign kind that decides the agent's codes now: their open contact's campaign, else the campaign
+    their session works."""
+    contact = _open_contact(s, staff_id)
+    if contact is not None:
+        return campaign_kind(s, contact.campaign_id)
+    sess = _open_session(s, staff_id)
+    return campaign_kind(s, sess.campaign_id) if sess is not None else None
+
+
 class DeskError(Exception):
     """A refused desk action; ``code`` keys ``web.errors.<code>``; ``status`` is the HTTP status to answer."""
 
@@ -109,7 +170,8 @@ def status(s: Session, staff_id: int, now: datetime) -> AgentStatus:
     contact = _open_contact(s, staff_id)
     if sess is None:
         return AgentStatus("logged_out", "", now, contact.id if contact else None, None)
-    reason = sess.reason if sess.reason in PAUSE_REASONS else ""  # the dialler's own reasons (login, ...) are not shown
+    # the dialler's own reasons (login, ...) are not shown
+    reason = sess.reason if sess.state == "paused" and sess.reason in pause_codes_known(s) else ""
     return AgentStatus(sess.state, reason, sess.state_since, contact.id if contact else None, sess.campaign_id)
 
 
@@ -118,8 +180,41 @@ def open_contact_brief(s: Session, staff_id: int) -> dict[str, Any] | None:
     contact = _open_contact(s, staff_id)
     if contact is None:
         return None
+    held, muted = call_control_state(s, contact) if contact.hung_up_at is None else (False, False)
     return {"id": contact.id, "client_id": contact.client_id, "campaign_id": contact.campaign_id,
-            "since": contact.started_at, "direction": contact.direction, "hung_up": contact.hung_up_at is not None}
+            "since": contact.started_at, "direction": contact.direction, "hung_up": contact.hung_up_at is not None,
+            "on_hold": held, "muted": muted}
+
+
+#: what a call control the call core carried out (``done``) leaves: (held, muted); None keeps the value as it was
+_CONTROL_EFFECT: dict[str, tuple[bool | None, bool | None]] = {
+    "hold": (True, None), "resume": (False, None), "consult": (True, None), "conference": (False, None),
+    "consult_cancel": (False, None), "consult_complete": (False, None), "mute": (None, True),
+    "unmute": (None, False), "transfer": (False, False), "transfer_ivr": (False, False),
+}
+
+
+def fold_controls(kinds: list[str]) -> tuple[bool, bool]:
+    """(on hold, agent muted) after the call core carried out ``kinds`` in that order (the call core's own
+    bookkeeping: ``dialer.core`` ``_control``)."""
+    held = muted = False
+    for k in kinds:
+        h, m = _CONTROL_EFFECT.get(k, (None, None))
+        held = held if h is None else h
+        muted = muted if m is None else m
+    return held, muted
+
+
+def call_control_state(s: Session, contact: DeskContact) -> tuple[bool, bool]:
+    """Whether the live call of ``contact`` is on hold and the agent muted, from the call commands its call core
+    carried out (``call_commands`` rows ``done``), not from any browser: a reloaded screen shows it."""
+    from callcenter.store.models.commands import CallCommand
+
+    kinds = list(s.execute(select(CallCommand.kind).where(CallCommand.contact_id == contact.id,
+                                                          CallCommand.state == "done",
+                                                          CallCommand.kind.in_(list(_CONTROL_EFFECT)))
+                           .order_by(CallCommand.done_at, CallCommand.id)).scalars())
+    return fold_controls(kinds)
 
 
 def _apply(s: Session, sess: AgentSession, event: str, now: datetime, reason: str = "",
@@ -137,13 +232,16 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
     call card cannot go ready before setting the disposition."""
     if to not in ("ready", "paused", "logged_out"):
         raise DeskError("bad_state", 422)
-    if to == "paused" and reason not in PAUSE_REASONS:
+    if to == "paused" and not reason:
         raise DeskError("bad_reason", 422)
 
-    def current(s: Session) -> tuple[AgentSession | None, bool]:
-        return _open_session(s, staff_id), _open_contact(s, staff_id) is not None
+    def current(s: Session) -> tuple[AgentSession | None, bool, set[str]]:
+        allowed = {c for c, _ in desk_codes(s, "pause", current_kind(s, staff_id), "zh-CN")} if to == "paused" else set()
+        return _open_session(s, staff_id), _open_contact(s, staff_id) is not None, allowed
 
-    sess, busy = run_in_transaction(core.sessions, current)
+    sess, busy, allowed = run_in_transaction(core.sessions, current)
+    if to == "paused" and reason not in allowed:  # the pause codes configured for this campaign kind
+        raise DeskError("bad_reason", 422)
     if busy and to == "ready":
         raise DeskError("finish_call_first")
     if to == "logged_out" and sess is not None and (busy or sess.state in ("reserved", "talking")):
@@ -288,6 +386,8 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
                                 "note": contact.note, "disposition": contact.disposition, "client": None,
                                 "campaign": None, "group": None, "ivr": None, "history": [], "script": None,
                                 "month_change_fen": None, "lead": None, "orders": None, "appointments": None}
+        held, muted = call_control_state(s, contact) if contact.hung_up_at is None else (False, False)
+        data["on_hold"], data["muted"] = held, muted
         client = s.get(Client, contact.client_id) if contact.client_id else None
         if client is not None:
             summary = client_summary(s, client)
@@ -538,17 +638,18 @@ class CallbackRequest:
 def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now: datetime, *,
                note: str | None = None, callback: CallbackRequest | None = None, dnc: bool = False,
                dnc_reason: str = "client_request", tz: ZoneInfo | None = None) -> dict[str, Any]:
-    """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a
+    """Close the contact with ``disposition`` (one of ``desk_codes`` for its campaign kind), record the note, optionally book a
     callback (agent-only or anyone) and a do-not-call entry for the number, inside the caller's transaction. A
     dialler call's attempt gets the disposition, notes and script run through the dialler's
     ``record_disposition``, the callback through ``book_callback`` and the DNC entry through ``add_dnc``; the
     agent stays in wrap-up (ready again through the status bar). ``result["live"]`` tells whether the call was
     still up (the caller queues its hang-up: ``call_commands.queue_hangup``)."""
-    if disposition not in OUTCOMES:
-        raise DeskError("bad_disposition", 422)
     if callback is not None and callback.due_at <= now:
         raise DeskError("callback_in_past", 422)
     contact = _own_open_contact_of(s, staff_id, contact_id)
+    # only the dispositions configured for this call's campaign kind (admin's desk codes, else the built-in ones)
+    if disposition not in {c for c, _ in desk_codes(s, "disposition", campaign_kind(s, contact.campaign_id), "zh-CN")}:
+        raise DeskError("bad_disposition", 422)
     if note is not None:
         contact.note = note[:4000]
     live = contact.hung_up_at is None

@@ -221,12 +221,13 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
     from today's slice of ``ix_ivr_steps_handoffs``, the abandon rates from the ``abandon_days`` rollup (one row
     per campaign and day).  (``tests/db/test_query_plans.py``.)"""
     from callcenter.services import handoff
-    from callcenter.services.desk import PAUSE_REASONS
+    from callcenter.services.desk import pause_codes_known
     from callcenter.services.dialer.budget import load_budgets
     from callcenter.store.models import ServiceGroup, Staff
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
 
     today = _local_midnight_utc(now, tz)
+    pause_codes = pause_codes_known(s)
     sessions = s.execute(select(AgentSession.staff_id, AgentSession.state, AgentSession.reason,
                                 AgentSession.state_since, AgentSession.campaign_id, AgentSession.attempt_id,
                                 Staff.display_name, Staff.service_group_id)
@@ -258,7 +259,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
         agent_rows.append({
             "staff_id": row.staff_id, "name": row.display_name, "group_id": row.service_group_id,
             "group": group_names.get(row.service_group_id, "") if row.service_group_id else "",
-            "state": row.state, "reason": row.reason if row.reason in PAUSE_REASONS else "",
+            "state": row.state, "reason": row.reason if row.state == "paused" and row.reason in pause_codes else "",
             "state_s": _seconds(now, row.state_since), "campaign": campaign_names.get(campaign_id, "") if campaign_id else "",
             "direction": call[0] if call else ("outbound" if row.attempt_id and row.state == "talking" else ""),
             "talk_s": _seconds(now, call[1]) if call and row.state == "talking" else None,

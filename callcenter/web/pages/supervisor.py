@@ -55,11 +55,12 @@ async def home(principal: Principal = roles(*SUP)) -> Response:
 async def wallboard_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
     core = _core(request)
     level_s = core.settings.service_level_s
-    snap = await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: kpis.wallboard(
-        s, core.clock(), tz_of(request), service_level_s=level_s))
+    lang = lang_of(request)
+    snap, pause_labels = await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: (kpis.wallboard(
+        s, core.clock(), tz_of(request), service_level_s=level_s), desk.code_labels(s, "pause", lang)))
     snap = kpis.board_for(snap, staff_actor(principal))
-    snap["parts"] = parts_line(core, lang_of(request), tz_of(request))
-    return render(request, "wallboard.html", principal, w=snap)
+    snap["parts"] = parts_line(core, lang, tz_of(request))
+    return render(request, "wallboard.html", principal, w=snap, pause_labels=pause_labels)
 
 
 # --- campaigns --------------------------------------------------------------------------------------------

@@ -315,6 +315,7 @@
         status.dataset.kind = body.kind;
         if (out.state !== "done") { toast(out.message || "", true); }
         loadTargets();
+        refreshStatus();  // hold / mute as the call core now has them
       });
     });
   }
@@ -338,10 +339,31 @@
   // The truth from the database (GET /api/desk/status): on load, and whenever the live stream (re)connects or
   // drops, so a screen that missed events (or had no browser open when the call came) shows the open call.
   let shown = null;  // the contact whose card is on screen
+  function showFlags(c) {  // on hold / muted: the call core's facts (GET /api/desk/status), so a reload keeps them
+    const flags = document.getElementById("call-flags");
+    if (!flags || !c || flags.closest("#call-card").dataset.contact !== String(c.id)) { return; }
+    flags.dataset.held = c.on_hold ? "yes" : "no";
+    flags.dataset.muted = c.muted ? "yes" : "no";
+    document.getElementById("flag-held").hidden = !c.on_hold;
+    document.getElementById("flag-muted").hidden = !c.muted;
+  }
+  function showPauses(codes) {  // the pause codes of the agent's call's (or campaign's) kind
+    const sel = document.getElementById("pause-reason");
+    if (!sel || !codes || !codes.length) { return; }
+    const was = sel.value;
+    sel.replaceChildren.apply(sel, codes.map(function (c) {
+      const o = document.createElement("option");
+      o.value = c.code; o.textContent = c.label; T["reason." + c.code] = c.label;
+      return o;
+    }));
+    if (codes.some(function (c) { return c.code === was; })) { sel.value = was; }
+  }
   function applyStatus(data) {
     if (typeof data.wrap_up_limit_s === "number") { wrapLimit = data.wrap_up_limit_s; }
     showState(data.state, data.reason, data.since);
+    showPauses(data.pause_codes);
     const c = data.contact;
+    showFlags(c);
     if (c && shown !== String(c.id)) { preview.hidden = true; shown = String(c.id); loadCard(c.id); }
     else if (!c && bar.dataset.contact) { bar.dataset.contact = ""; shown = null; callStart = null; slot.innerHTML = waitingHtml; }
   }
