@@ -479,11 +479,38 @@
   });
 
   // Keyboard shortcuts (listed in the ? overlay; the keys are the page's SHORTCUTS): never while typing.
+  // The overlay is a modal dialog: focus stays inside while it is open (Tab / Shift+Tab cycle its controls) and
+  // goes back where it was when it closes.
   const help = document.getElementById("help-overlay");
+  let helpReturn = null;  // what had the focus before the overlay opened
   function toggleHelp(open) {
+    if (open === !help.hidden) { return; }
     help.hidden = !open;
-    if (open) { document.getElementById("help-close").focus(); }
+    if (open) {
+      helpReturn = document.activeElement;
+      document.getElementById("help-close").focus();
+    } else if (helpReturn && document.contains(helpReturn) && typeof helpReturn.focus === "function") {
+      helpReturn.focus();
+      helpReturn = null;
+    }
   }
+  function helpFocusables() {
+    return Array.prototype.filter.call(
+      help.querySelectorAll('button, [href], input, select, textarea, [tabindex]:not([tabindex="-1"])'),
+      function (el) { return !el.disabled && el.getClientRects().length > 0; });
+  }
+  help.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Tab") { return; }
+    const items = helpFocusables();
+    if (!items.length) { ev.preventDefault(); return; }
+    const at = items.indexOf(document.activeElement);
+    const next = ev.shiftKey ? (at <= 0 ? items.length - 1 : at - 1) : (at < 0 || at === items.length - 1 ? 0 : at + 1);
+    items[next].focus();
+    ev.preventDefault();
+  });
+  document.addEventListener("focusin", function (ev) {  // a click or a script cannot move the focus out either
+    if (!help.hidden && !help.contains(ev.target)) { document.getElementById("help-close").focus(); }
+  });
   document.getElementById("btn-help").addEventListener("click", function () { toggleHelp(help.hidden); });
   document.getElementById("help-close").addEventListener("click", function () { toggleHelp(false); });
   help.addEventListener("click", function (ev) { if (ev.target === help) { toggleHelp(false); } });
