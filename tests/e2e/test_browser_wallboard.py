@@ -35,7 +35,7 @@ def test_a_supervisor_watches_their_groups_agent_go_from_ready_to_talking(
         bound = threading.Event()
         srv.call(lambda: (core.bus.bind_loop(asyncio.get_running_loop()), bound.set()))
         assert bound.wait(5)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         blocked = _csp_violations(page)
         _login(page, srv.url, "sup1")
         page.wait_for_url("**/supervisor/wallboard")
@@ -70,7 +70,7 @@ def test_a_supervisor_watches_their_groups_agent_go_from_ready_to_talking(
         page.wait_for_selector(group + " .group-longest:text-matches('0:1[2-9]')")
         _save(page, "wallboard-agents.png", ARTIFACTS)
 
-        admin = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        admin = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         _login(admin, srv.url, "adm")
         admin.goto(srv.url + "/supervisor/wallboard")
         admin.wait_for_selector(theirs + '[data-state="ready"]')
