@@ -348,7 +348,9 @@ def _report(s: Any, kind: str, by: str, first: date, last: date, tz: Any, now: d
         cells = [[str(r["label"]) if r["label"] not in (None, "", "—") else t(W + "unassigned", lang),
                   str(r["attempts"]), str(r["contacts"]), f"{r['talk_s'] / 60:.1f}", str(r["appointments"]),
                   str(r["callbacks_kept"]), *[str(r["dispositions"].get(k, 0)) for k in codes]] for r in rows]
-        return ([t(W + c, lang) for c in cols] + [_name(lang, "web.disposition", k) for k in codes], cells, rows)
+        labels = desk.code_labels(s, "disposition", lang)  # the built-in ones and those administrators configured
+        return ([t(W + c, lang) for c in cols] + [labels.get(k) or _name(lang, "web.disposition", k) for k in codes],
+                cells, rows)
     return [t(W + c, lang) for c in cols], cells, rows
 
 
