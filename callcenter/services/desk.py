@@ -718,6 +718,51 @@ def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) ->
     return out
 
 
+def dial_callback_now(s: Session, staff_id: int, callback_id: int, now: datetime,
+                      is_trading_day: Any) -> dict[str, Any]:
+    """"Call this callback now" from the desk's callbacks list, inside the caller's transaction: the callback
+    (the agent's own, or an anyone-callback) becomes due now and the agent's own, the agent's session works its
+    campaign, and the dialler places it to them at its next round once they are ready (``dialer.core``
+    ``_place_callback``, which checks the DNC list and the calling window again). Refused with a ``DeskError``
+    when it is not pending, not placeable by the dialler (no lead, campaign not running), on the do-not-call
+    list, outside the campaign's calling hours, or the agent is on a call or not assigned to the campaign.
+    Audit-logged. Returns ``{"callback_id", "campaign_id", "state"}`` (the agent's state before)."""
+    from callcenter.domain.campaigns import in_window, on_dnc
+    from callcenter.services.dialer.hopper import rules_of
+    from callcenter.store.models.dialer import DncEntry
+
+    cb = s.get(Callback, callback_id)
+    if cb is None or (cb.agent_only and cb.owner_id != staff_id):
+        raise DeskError("not_found", 404)
+    if cb.status != "pending":
+        raise DeskError("callback_not_pending")
+    campaign = s.get(Campaign, cb.campaign_id) if cb.campaign_id is not None else None
+    lead = s.get(Lead, cb.lead_id) if cb.lead_id is not None else None
+    if campaign is None or lead is None:
+        raise DeskError("callback_no_lead")
+    if campaign.state != "running":
+        raise DeskError("campaign_not_running")
+    dnc = [(d.phone, d.campaign_id) for d in s.scalars(select(DncEntry).where(DncEntry.phone == cb.phone))]
+    if lead.status == "dnc" or on_dnc(cb.phone, campaign.id, dnc):
+        raise DeskError("on_dnc")
+    if not in_window(now, lead.timezone, rules_of(campaign).window, is_trading_day):
+        raise DeskError("outside_calling_hours")
+    sess = _open_session(s, staff_id)
+    if sess is None:
+        raise DeskError("log_in_first")
+    if sess.state in ("reserved", "talking") or _open_contact(s, staff_id) is not None:
+        raise DeskError("finish_call_first")
+    if staff_id not in dialer.campaign_agent_ids(s, campaign.id):
+        raise DeskError("not_in_campaign")
+    before = {"due_at": cb.due_at.isoformat(), "agent_only": cb.agent_only, "owner_id": cb.owner_id}
+    cb.due_at, cb.agent_only, cb.owner_id = now, True, staff_id
+    sess.campaign_id = campaign.id
+    s.add(AuditLog(at=now, staff_id=staff_id, action="callback_dial_now", client_id=lead.client_id,
+                   detail=json.dumps({"callback_id": cb.id, "campaign_id": campaign.id, "before": before},
+                                     ensure_ascii=False, sort_keys=True)))
+    return {"callback_id": cb.id, "campaign_id": campaign.id, "state": sess.state}
+
+
 def my_day(s: Session, staff_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """The agent's own figures since local midnight: calls taken, talk time, appointments, dispositions by code,
     callbacks still due today (what the desk's "今日" panel shows)."""

@@ -473,6 +473,15 @@
       await refreshCare(inner);
     }
   }
+  // "Call now": the callback becomes due now and this agent's; the agent goes ready and the dialler places it
+  document.getElementById("cb-dial").addEventListener("click", async function () {
+    const id = document.getElementById("callback-detail").dataset.callback;
+    if (!id) { return; }
+    const data = await post("/api/desk/callbacks/" + id + "/dial", {});
+    toast(T["cb.dialing"] || "");
+    document.getElementById("callback-detail").dataset.dialing = data.state;
+    refreshStatus();
+  });
   document.getElementById("callback-list").addEventListener("click", function (ev) {
     const btn = ev.target.closest(".callback-item");
     if (btn) { selectCallback(btn.dataset.callback); }
