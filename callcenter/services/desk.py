@@ -763,6 +763,53 @@ def dial_callback_now(s: Session, staff_id: int, callback_id: int, now: datetime
     return {"callback_id": cb.id, "campaign_id": campaign.id, "state": sess.state}
 
 
+def manual_dial(s: Session, principal: Principal, now: datetime, is_trading_day: Any, *,
+                client_id: int | None = None, phone: str = "") -> dict[str, Any]:
+    """The agent dials a client (one they may read) or a number by hand, inside the caller's transaction: the
+    number becomes a lead of the campaign the agent's session works (else the first running campaign they are
+    assigned to) and a callback due now and theirs, which ``dial_callback_now``'s checks (do-not-call list,
+    calling hours, the agent's state) and the dialler then place like any callback. Returns what
+    ``dial_callback_now`` returns."""
+    from callcenter.services.access import actor_for
+
+    staff_id = principal.staff_id
+    client = None
+    if client_id is not None:
+        client = s.get(Client, client_id)
+        if client is None or not may_read(actor_for(s, principal), client):
+            raise DeskError("not_found", 404)
+        phone = client.mobile
+    try:
+        e164 = normalise_phone(phone)
+    except InvalidPhone:
+        raise DeskError("bad_number", 422) from None
+    sess = _open_session(s, staff_id)
+    if sess is None:
+        raise DeskError("log_in_first")
+    campaign = s.get(Campaign, sess.campaign_id) if sess.campaign_id is not None else None
+    if campaign is None or campaign.state != "running":
+        running = s.scalars(select(Campaign).where(Campaign.state == "running")
+                            .order_by(Campaign.priority.desc(), Campaign.id)).all()
+        campaign = next((c for c in running if staff_id in dialer.campaign_agent_ids(s, c.id)), None)
+    if campaign is None:
+        raise DeskError("no_campaign_to_dial")
+    lead = s.execute(select(Lead).where(Lead.campaign_id == campaign.id, Lead.phone == e164)
+                     .order_by(Lead.id).limit(1)).scalar_one_or_none()
+    if lead is None:  # "done" until the dialler claims it for this call: the hopper never dials it by itself
+        lead = Lead(campaign_id=campaign.id, client_id=client.id if client is not None else None,
+                    name=client.name if client is not None else "", phone=e164, status="done", extra={"manual": True},
+                    created_at=now, updated_at=now)
+        s.add(lead)
+        s.flush()
+    elif lead.status == "dnc":
+        raise DeskError("on_dnc")
+    cb = Callback(campaign_id=campaign.id, lead_id=lead.id, client_id=lead.client_id, phone=e164, due_at=now,
+                  agent_only=True, owner_id=staff_id, status="pending", note="", created_by=staff_id, created_at=now)
+    s.add(cb)
+    s.flush()
+    return dial_callback_now(s, staff_id, cb.id, now, is_trading_day)
+
+
 def my_day(s: Session, staff_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """The agent's own figures since local midnight: calls taken, talk time, appointments, dispositions by code,
     callbacks still due today (what the desk's "今日" panel shows)."""

@@ -166,3 +166,39 @@ def test_the_agent_calls_a_callback_now_and_the_dialler_places_it_to_them(core: 
         finally:
             if stop:
                 srv.loop.call_soon_threadsafe(stop[0].set)
+
+
+def test_manual_dial_of_a_number_or_a_client_goes_through_the_campaign_and_its_checks(core: App) -> None:
+    world = build(core)
+    cid, _ = _campaign_with_a_callback(core, world)
+    a, h = _agent(core)
+
+    def dial(**body: Any) -> Any:
+        return a.post("/api/desk/dial", headers=h, json=body)
+
+    assert dial(phone="13911112222").json()["error"]["code"] == "log_in_first"
+    desk.set_state(core, world.staff["ag1"], "paused", reason="break")
+    assert dial(phone="12").status_code == 422 and dial(phone="12").json()["error"]["code"] == "bad_number"
+    assert dial().status_code == 422
+    assert dial(client_id=world.theirs).status_code == 404  # another group's client: not this agent's to dial
+    run_in_transaction(core.sessions, lambda s: s.add(DncEntry(phone="+8613911113333", campaign_id=None,
+                                                                reason="client_request", at=core.clock())))
+    assert dial(phone="139 1111 3333").json()["error"]["code"] == "on_dnc"
+    ok = dial(phone="139-1111-2222")
+    assert ok.status_code == 200 and ok.json()["campaign_id"] == cid and ok.json()["state"] == "ready"
+
+    def made(s: Any) -> tuple[str, str, bool, int | None, str]:
+        cb = s.get(Callback, ok.json()["callback_id"])
+        lead = s.get(Lead, cb.lead_id)
+        return lead.phone, lead.status, cb.agent_only, cb.owner_id, cb.status
+
+    assert run_in_transaction(core.sessions, made) == ("+8613911112222", "done", True, world.staff["ag1"], "pending")
+    # a client of their own group: the client's mobile, the lead tied to the client
+    desk.set_state(core, world.staff["ag1"], "paused", reason="break")
+    mine = dial(client_id=world.mine)
+    assert mine.status_code == 200
+    assert run_in_transaction(core.sessions, lambda s: s.get(Lead, s.get(Callback, mine.json()["callback_id"]).lead_id)
+                              .client_id) == world.mine
+    # nothing running to dial through
+    dialer.campaign_action(core, cid, "stop")
+    assert dial(phone="13911114444").json()["error"]["code"] == "no_campaign_to_dial"

@@ -236,6 +236,12 @@ async def dial_callback_now(request: Request, callback_id: int = Path(ge=1, le=2
     def work(s: Any) -> dict[str, Any]:
         return desk.dial_callback_now(s, principal.staff_id, callback_id, now, core.calendar.is_trading_day)
 
+    return await _dial_then_ready(request, principal, work)
+
+
+async def _dial_then_ready(request: Request, principal: Principal, work: Any) -> DialNowOut:
+    """A callback made due now for this agent (``work(s)``, one transaction), then the agent ready for it."""
+    core = request.app.state.core
     try:
         result = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
     except desk.DeskError as exc:
@@ -249,6 +255,27 @@ async def dial_callback_now(request: Request, callback_id: int = Path(ge=1, le=2
                                         lambda s: desk.status(s, principal.staff_id, core.clock()))
     _publish_state(request, principal.staff_id, st)
     return DialNowOut(callback_id=result["callback_id"], campaign_id=result["campaign_id"], state=st.state)
+
+
+class ManualDialIn(BaseModel):
+    client_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="A client the agent may read")
+    phone: Text = Field(default="", max_length=32, description="Else a number (mobile, or landline with area code)")
+
+
+@api.post("/dial", response_model=DialNowOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def manual_dial(body: ManualDialIn, request: Request, principal: Principal = AgentDep) -> DialNowOut:
+    """Dial a client or a number by hand: through the campaign the agent works, checked against the do-not-call
+    list and its calling hours; the dialler places it to the agent (who goes ready for it); audit-logged."""
+    core = request.app.state.core
+    now = core.clock()
+    if body.client_id is None and not body.phone:
+        raise ApiError(422, "bad_number")
+
+    def work(s: Any) -> dict[str, Any]:
+        return desk.manual_dial(s, principal, now, core.calendar.is_trading_day, client_id=body.client_id,
+                                phone=body.phone)
+
+    return await _dial_then_ready(request, principal, work)
 
 
 def status_out(s: Any, staff_id: int, now: datetime, wrap_up_limit_s: float = 0.0, lang: str = "zh-CN") -> StatusOut:

@@ -473,6 +473,16 @@
       await refreshCare(inner);
     }
   }
+  // Manual dial: a number through the campaign the agent works (DNC and calling hours checked by the server)
+  document.getElementById("manual-dial").addEventListener("submit", async function (ev) {
+    ev.preventDefault();
+    const phone = document.getElementById("manual-phone").value.trim();
+    if (!phone) { return; }
+    await post("/api/desk/dial", {phone: phone});
+    toast(T["cb.dialing"] || "");
+    document.getElementById("manual-dial").dataset.dialing = "yes";
+    refreshStatus();
+  });
   // "Call now": the callback becomes due now and this agent's; the agent goes ready and the dialler places it
   document.getElementById("cb-dial").addEventListener("click", async function () {
     const id = document.getElementById("callback-detail").dataset.callback;
