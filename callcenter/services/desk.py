@@ -810,6 +810,38 @@ def manual_dial(s: Session, principal: Principal, now: datetime, is_trading_day:
     return dial_callback_now(s, staff_id, cb.id, now, is_trading_day)
 
 
+def booked_callbacks(s: Session, actor: Any, now: datetime, *, owner_id: int | None = None,
+                     limit: int = 500) -> list[dict[str, Any]]:
+    """The callbacks agents booked and the dialler has still to place, by due time, as a supervisor sees them
+    (``domain.access.may_watch_agent``: those owned by agents of their groups, and the anyone-callbacks of their
+    groups' clients; an admin all), optionally of one agent. Numbers masked."""
+    from callcenter.domain.access import may_watch_agent
+
+    rows = s.execute(select(Callback).where(Callback.status == "pending").order_by(Callback.due_at, Callback.id)
+                     .limit(limit)).scalars().all()
+    staff = {st.id: st for st in s.execute(select(Staff).where(Staff.id.in_(
+        sorted({c.owner_id for c in rows if c.owner_id is not None})))).scalars()} if rows else {}
+    campaigns = {cid: name for cid, name in s.execute(select(Campaign.id, Campaign.name))} if rows else {}
+    out = []
+    for c in rows:
+        lead = s.get(Lead, c.lead_id) if c.lead_id else None
+        client_id = c.client_id or (lead.client_id if lead is not None else None)
+        client = s.get(Client, client_id) if client_id else None
+        owner = staff.get(c.owner_id) if c.owner_id is not None else None
+        group = owner.service_group_id if owner is not None and c.agent_only else (
+            client.service_group_id if client is not None else None)
+        if not may_watch_agent(actor, group):
+            continue
+        if owner_id is not None and c.owner_id != owner_id:
+            continue
+        out.append({"id": c.id, "due_at": c.due_at, "overdue": c.due_at < now, "agent_only": c.agent_only,
+                    "owner_id": c.owner_id, "owner": owner.display_name if owner is not None else "",
+                    "name": client.name if client is not None else (lead.name if lead is not None else ""),
+                    "phone": mask_phone(c.phone), "campaign": campaigns.get(c.campaign_id, "") if c.campaign_id else "",
+                    "note": c.note})
+    return out
+
+
 def my_day(s: Session, staff_id: int, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """The agent's own figures since local midnight: calls taken, talk time, appointments, dispositions by code,
     callbacks still due today (what the desk's "今日" panel shows)."""

@@ -71,6 +71,7 @@ def test_every_supervisor_screen_on_the_demo_brokerage(core: App, browser: Any) 
         shots = [
             ("/supervisor/campaigns", "campaigns.png", "#new-campaign"),
             (f"/supervisor/campaigns/{campaign}", "campaign.png", "#segment-count:text-matches('^[0-9]+$')"),
+            ("/supervisor/callbacks", "booked-callbacks.png", "#booked-callbacks"),
             ("/supervisor/reports?kind=outbound&by=campaign", "reports.png", "table"),
             ("/supervisor/reports?kind=inbound&by=day", "reports-inbound.png", "main"),
             ("/supervisor/reports?kind=complaints&by=campaign", "reports-complaints.png", "main"),

@@ -6,6 +6,7 @@ campaign's calling hours, the campaign is not running, the agent is on a call or
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import time, timedelta
 from typing import Any
 
@@ -202,3 +203,34 @@ def test_manual_dial_of_a_number_or_a_client_goes_through_the_campaign_and_its_c
     # nothing running to dial through
     dialer.campaign_action(core, cid, "stop")
     assert dial(phone="13911114444").json()["error"]["code"] == "no_campaign_to_dial"
+
+
+def test_supervisors_see_their_groups_booked_callbacks_by_due_time_and_agent(core: App) -> None:
+    world = build(core)
+    cid, mine = _campaign_with_a_callback(core, world)  # ag1's (group 1), due in two hours
+    now = core.clock()
+
+    def more(s: Any) -> tuple[int, int]:
+        lead = s.execute(select(Lead).where(Lead.campaign_id == cid)).scalar_one()
+        soon = dialer.book_callback_in(s, now, due_at=now + timedelta(minutes=30), lead_id=lead.id, agent_only=True,
+                                       owner_id=world.staff["bo1"], note="先发资料", created_by=world.staff["bo1"])
+        theirs = dialer.book_callback_in(s, now, due_at=now + timedelta(hours=1), lead_id=lead.id, agent_only=True,
+                                         owner_id=world.staff["ag2"], created_by=world.staff["ag2"])
+        return soon, theirs
+
+    soon, theirs = run_in_transaction(core.sessions, more)
+    sup = TestClient(create_app(core))
+    page_login(sup, "sup1")
+    html = sup.get("/supervisor/callbacks").text
+    order = [int(x) for x in re.findall(r'<tr data-callback="(\d+)"', html)]
+    assert order == [soon, mine]  # by due time; ag2's (another group) not shown
+    assert "先发资料" in html and "bo1" in html and "+8613900000077" not in html  # the number masked
+    only = sup.get(f"/supervisor/callbacks?agent={world.staff['ag1']}").text
+    assert [int(x) for x in re.findall(r'<tr data-callback="(\d+)"', only)] == [mine]
+    adm = TestClient(create_app(core))
+    page_login(adm, "adm")
+    assert len(re.findall(r'<tr data-callback="', adm.get("/supervisor/callbacks").text)) == 3
+    agent = TestClient(create_app(core))
+    page_login(agent, "ag1")
+    assert agent.get("/supervisor/callbacks").status_code == 403
+    assert theirs

@@ -300,6 +300,21 @@ async def upload_leads(request: Request, campaign_id: int = Id, principal: Princ
                   scheduler_on=sched is not None, upload=report, segment_result=None, tz=tz_of(request))
 
 
+# --- callbacks agents booked -------------------------------------------------------------------------------
+
+@router.get("/callbacks", response_class=HTMLResponse)
+async def callbacks_page(*, request: Request, principal: Principal = roles(*SUP),
+                         agent: int | None = Query(None, ge=1, le=2**31 - 1)) -> Response:
+    """The callbacks agents booked that the dialler has still to place, by due time, of the supervisor's groups
+    (an admin's: all), for one agent or all."""
+    core = _core(request)
+    now = core.clock()
+    rows = await _db(request, lambda s: desk.booked_callbacks(s, staff_actor(principal), now))
+    agents = sorted({(r["owner_id"], r["owner"]) for r in rows if r["owner_id"] is not None}, key=lambda x: x[1])
+    shown = [r for r in rows if agent is None or r["owner_id"] == agent]
+    return render(request, "callbacks.html", principal, rows=shown, agents=agents, agent=agent, tz=tz_of(request))
+
+
 # --- reports ----------------------------------------------------------------------------------------------
 
 def _range(request: Request, start: str | None, end: str | None) -> tuple[date, date]:
