@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +21,9 @@ from callcenter.demo.seed import DEMO_LOGINS, seed
 from callcenter.demo.seed_campaigns import seed_campaigns
 from callcenter.services.care.complaints import ComplaintService
 from callcenter.store.db import run_in_transaction
-from callcenter.store.models import Client
-from callcenter.store.models.dialer import Campaign
+from callcenter.services.dialer import campaigns as dialer
+from callcenter.store.models import Client, Staff
+from callcenter.store.models.dialer import Campaign, Lead
 from callcenter.web.app import create_app
 from tests.e2e.test_browser_screens import ARTIFACTS, Server, _csp_violations, _save, browser  # noqa: F401
 
@@ -58,6 +59,16 @@ def test_every_supervisor_screen_on_the_demo_brokerage(core: App, browser: Any) 
     complaints.open(clients[1], "service_attitude", "坐席回电晚了一天", channel="ivr")
     campaign = run_in_transaction(core.sessions, lambda s: s.execute(
         select(Campaign.id).where(Campaign.kind == "former_clients").order_by(Campaign.id).limit(1)).scalar_one())
+
+    def book(s: Any) -> None:  # two callbacks agents booked on the win-back campaign's first leads
+        agent = s.execute(select(Staff.id).where(Staff.username == "agent01")).scalar_one()
+        leads = list(s.execute(select(Lead.id).where(Lead.campaign_id == campaign).order_by(Lead.id).limit(2)).scalars())
+        for i, (lead, only) in enumerate(zip(leads, (True, False))):
+            dialer.book_callback_in(s, core.clock(), due_at=core.clock() + timedelta(hours=2 + i * 3), lead_id=lead,
+                                    agent_only=only, owner_id=agent, note="客户说下午方便" if only else "",
+                                    created_by=agent)
+
+    run_in_transaction(core.sessions, book)
 
     with Server(create_app(core)) as srv:
         page = browser.new_page(viewport=VIEWPORT, locale="zh-CN")
