@@ -64,6 +64,67 @@ CAMPAIGN_KIND_TO_SCRIPT_KIND = {"former_clients": "win_back", "cold_leads": "col
                                 "reminder": "reminder", "callback": "other"}
 
 
+# --- dispositions and pause codes (the admin's ``desk_codes``, per campaign kind) ----------------------------
+
+def campaign_kind(s: Session, campaign_id: int | None) -> str | None:
+    """The kind of campaign ``campaign_id`` (None: no campaign, an inbound call, or a campaign gone)."""
+    if campaign_id is None:
+        return None
+    camp = s.get(Campaign, campaign_id)
+    return camp.kind if camp is not None else None
+
+
+def _builtin(code_type: str, lang: str) -> list[tuple[str, str]]:
+    from callcenter.i18n import t
+
+    if code_type == "disposition":
+        return [(o, t(f"web.disposition.{o}", lang)) for o in OUTCOMES]
+    return [(r, t(f"web.reason.{r}", lang)) for r in PAUSE_REASONS]
+
+
+def desk_codes(s: Session, code_type: str, kind: str | None, lang: str) -> list[tuple[str, str]]:
+    """(code, label) an agent may choose on a call of campaign kind ``kind`` (None: inbound / no campaign): the
+    administrators' active codes for that kind and for every kind (``admin.codes_for``), else, when none is
+    configured, the built-in ones (the scripts' outcomes, ``PAUSE_REASONS``)."""
+    from callcenter.services.admin import codes_for
+
+    rows = codes_for(s, code_type, kind)
+    if not rows:
+        return _builtin(code_type, lang)
+    return [(c.code, c.label(lang)) for c in rows]
+
+
+def code_labels(s: Session, code_type: str, lang: str) -> dict[str, str]:
+    """Every code of ``code_type`` ever configured (any kind, disabled ones too) with its label, over the built-in
+    ones: to name a code already recorded (a contact's history, today's figures, the wall board)."""
+    from callcenter.store.models import DeskCode
+
+    labels = dict(_builtin(code_type, lang))
+    for c in s.execute(select(DeskCode).where(DeskCode.code_type == code_type)
+                       .order_by(DeskCode.campaign_kind.desc(), DeskCode.id)).scalars():
+        labels[c.code] = c.label_en if lang == "en" and c.label_en else c.label_zh
+    return labels
+
+
+def pause_codes_known(s: Session) -> frozenset[str]:
+    """The codes that are pause reasons a person chose (built-in or configured), not the dialler's own
+    (``login`` ...), which screens do not show."""
+    from callcenter.store.models import DeskCode
+
+    return frozenset(PAUSE_REASONS) | frozenset(s.execute(select(DeskCode.code).where(
+        DeskCode.code_type == "pause")).scalars())
+
+
+def current_kind(s: Session, staff_id: int) -> str | None:
+    """The campaign kind that decides the agent's codes now: their open contact's campaign, else the campaign
+    their session works."""
+    contact = _open_contact(s, staff_id)
+    if contact is not None:
+        return campaign_kind(s, contact.campaign_id)
+    sess = _open_session(s, staff_id)
+    return campaign_kind(s, sess.campaign_id) if sess is not None else None
+
+
 class DeskError(Exception):
     """A refused desk action; ``code`` keys ``web.errors.<code>``; ``status`` is the HTTP status to answer."""
 
@@ -109,7 +170,8 @@ def status(s: Session, staff_id: int, now: datetime) -> AgentStatus:
     contact = _open_contact(s, staff_id)
     if sess is None:
         return AgentStatus("logged_out", "", now, contact.id if contact else None, None)
-    reason = sess.reason if sess.reason in PAUSE_REASONS else ""  # the dialler's own reasons (login, ...) are not shown
+    # the dialler's own reasons (login, ...) are not shown
+    reason = sess.reason if sess.state == "paused" and sess.reason in pause_codes_known(s) else ""
     return AgentStatus(sess.state, reason, sess.state_since, contact.id if contact else None, sess.campaign_id)
 
 
@@ -118,8 +180,41 @@ def open_contact_brief(s: Session, staff_id: int) -> dict[str, Any] | None:
     contact = _open_contact(s, staff_id)
     if contact is None:
         return None
+    held, muted = call_control_state(s, contact) if contact.hung_up_at is None else (False, False)
     return {"id": contact.id, "client_id": contact.client_id, "campaign_id": contact.campaign_id,
-            "since": contact.started_at, "direction": contact.direction, "hung_up": contact.hung_up_at is not None}
+            "since": contact.started_at, "direction": contact.direction, "hung_up": contact.hung_up_at is not None,
+            "on_hold": held, "muted": muted}
+
+
+#: what a call control the call core carried out (``done``) leaves: (held, muted); None keeps the value as it was
+_CONTROL_EFFECT: dict[str, tuple[bool | None, bool | None]] = {
+    "hold": (True, None), "resume": (False, None), "consult": (True, None), "conference": (False, None),
+    "consult_cancel": (False, None), "consult_complete": (False, None), "mute": (None, True),
+    "unmute": (None, False), "transfer": (False, False), "transfer_ivr": (False, False),
+}
+
+
+def fold_controls(kinds: list[str]) -> tuple[bool, bool]:
+    """(on hold, agent muted) after the call core carried out ``kinds`` in that order (the call core's own
+    bookkeeping: ``dialer.core`` ``_control``)."""
+    held = muted = False
+    for k in kinds:
+        h, m = _CONTROL_EFFECT.get(k, (None, None))
+        held = held if h is None else h
+        muted = muted if m is None else m
+    return held, muted
+
+
+def call_control_state(s: Session, contact: DeskContact) -> tuple[bool, bool]:
+    """Whether the live call of ``contact`` is on hold and the agent muted, from the call commands its call core
+    carried out (``call_commands`` rows ``done``), not from any browser: a reloaded screen shows it."""
+    from callcenter.store.models.commands import CallCommand
+
+    kinds = list(s.execute(select(CallCommand.kind).where(CallCommand.contact_id == contact.id,
+                                                          CallCommand.state == "done",
+                                                          CallCommand.kind.in_(list(_CONTROL_EFFECT)))
+                           .order_by(CallCommand.done_at, CallCommand.id)).scalars())
+    return fold_controls(kinds)
 
 
 def _apply(s: Session, sess: AgentSession, event: str, now: datetime, reason: str = "",
@@ -137,13 +232,16 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
     call card cannot go ready before setting the disposition."""
     if to not in ("ready", "paused", "logged_out"):
         raise DeskError("bad_state", 422)
-    if to == "paused" and reason not in PAUSE_REASONS:
+    if to == "paused" and not reason:
         raise DeskError("bad_reason", 422)
 
-    def current(s: Session) -> tuple[AgentSession | None, bool]:
-        return _open_session(s, staff_id), _open_contact(s, staff_id) is not None
+    def current(s: Session) -> tuple[AgentSession | None, bool, set[str]]:
+        allowed = {c for c, _ in desk_codes(s, "pause", current_kind(s, staff_id), "zh-CN")} if to == "paused" else set()
+        return _open_session(s, staff_id), _open_contact(s, staff_id) is not None, allowed
 
-    sess, busy = run_in_transaction(core.sessions, current)
+    sess, busy, allowed = run_in_transaction(core.sessions, current)
+    if to == "paused" and reason not in allowed:  # the pause codes configured for this campaign kind
+        raise DeskError("bad_reason", 422)
     if busy and to == "ready":
         raise DeskError("finish_call_first")
     if to == "logged_out" and sess is not None and (busy or sess.state in ("reserved", "talking")):
@@ -288,6 +386,8 @@ def card(sessions: sessionmaker[Session], principal: Principal, contact_id: int,
                                 "note": contact.note, "disposition": contact.disposition, "client": None,
                                 "campaign": None, "group": None, "ivr": None, "history": [], "script": None,
                                 "month_change_fen": None, "lead": None, "orders": None, "appointments": None}
+        held, muted = call_control_state(s, contact) if contact.hung_up_at is None else (False, False)
+        data["on_hold"], data["muted"] = held, muted
         client = s.get(Client, contact.client_id) if contact.client_id else None
         if client is not None:
             summary = client_summary(s, client)
@@ -538,17 +638,18 @@ class CallbackRequest:
 def dispose_in(s: Session, staff_id: int, contact_id: int, disposition: str, now: datetime, *,
                note: str | None = None, callback: CallbackRequest | None = None, dnc: bool = False,
                dnc_reason: str = "client_request", tz: ZoneInfo | None = None) -> dict[str, Any]:
-    """Close the contact with ``disposition`` (one of the script outcomes), record the note, optionally book a
+    """Close the contact with ``disposition`` (one of ``desk_codes`` for its campaign kind), record the note, optionally book a
     callback (agent-only or anyone) and a do-not-call entry for the number, inside the caller's transaction. A
     dialler call's attempt gets the disposition, notes and script run through the dialler's
     ``record_disposition``, the callback through ``book_callback`` and the DNC entry through ``add_dnc``; the
     agent stays in wrap-up (ready again through the status bar). ``result["live"]`` tells whether the call was
     still up (the caller queues its hang-up: ``call_commands.queue_hangup``)."""
-    if disposition not in OUTCOMES:
-        raise DeskError("bad_disposition", 422)
     if callback is not None and callback.due_at <= now:
         raise DeskError("callback_in_past", 422)
     contact = _own_open_contact_of(s, staff_id, contact_id)
+    # only the dispositions configured for this call's campaign kind (admin's desk codes, else the built-in ones)
+    if disposition not in {c for c, _ in desk_codes(s, "disposition", campaign_kind(s, contact.campaign_id), "zh-CN")}:
+        raise DeskError("bad_disposition", 422)
     if note is not None:
         contact.note = note[:4000]
     live = contact.hung_up_at is None
@@ -614,6 +715,130 @@ def open_callbacks(s: Session, staff_id: int, now: datetime, limit: int = 10) ->
         out.append({"id": c.id, "due_at": c.due_at, "agent_only": c.agent_only, "phone": mask_phone(c.phone),
                     "note": c.note, "overdue": c.due_at < now, "client_id": client_id,
                     "name": client.name if client is not None else (lead.name if lead is not None else "") or ""})
+    return out
+
+
+def dial_callback_now(s: Session, staff_id: int, callback_id: int, now: datetime,
+                      is_trading_day: Any) -> dict[str, Any]:
+    """"Call this callback now" from the desk's callbacks list, inside the caller's transaction: the callback
+    (the agent's own, or an anyone-callback) becomes due now and the agent's own, the agent's session works its
+    campaign, and the dialler places it to them at its next round once they are ready (``dialer.core``
+    ``_place_callback``, which checks the DNC list and the calling window again). Refused with a ``DeskError``
+    when it is not pending, not placeable by the dialler (no lead, campaign not running), on the do-not-call
+    list, outside the campaign's calling hours, or the agent is on a call or not assigned to the campaign.
+    Audit-logged. Returns ``{"callback_id", "campaign_id", "state"}`` (the agent's state before)."""
+    from callcenter.domain.campaigns import in_window, on_dnc
+    from callcenter.services.dialer.hopper import rules_of
+    from callcenter.store.models.dialer import DncEntry
+
+    cb = s.get(Callback, callback_id)
+    if cb is None or (cb.agent_only and cb.owner_id != staff_id):
+        raise DeskError("not_found", 404)
+    if cb.status != "pending":
+        raise DeskError("callback_not_pending")
+    campaign = s.get(Campaign, cb.campaign_id) if cb.campaign_id is not None else None
+    lead = s.get(Lead, cb.lead_id) if cb.lead_id is not None else None
+    if campaign is None or lead is None:
+        raise DeskError("callback_no_lead")
+    if campaign.state != "running":
+        raise DeskError("campaign_not_running")
+    dnc = [(d.phone, d.campaign_id) for d in s.scalars(select(DncEntry).where(DncEntry.phone == cb.phone))]
+    if lead.status == "dnc" or on_dnc(cb.phone, campaign.id, dnc):
+        raise DeskError("on_dnc")
+    if not in_window(now, lead.timezone, rules_of(campaign).window, is_trading_day):
+        raise DeskError("outside_calling_hours")
+    sess = _open_session(s, staff_id)
+    if sess is None:
+        raise DeskError("log_in_first")
+    if sess.state in ("reserved", "talking") or _open_contact(s, staff_id) is not None:
+        raise DeskError("finish_call_first")
+    if staff_id not in dialer.campaign_agent_ids(s, campaign.id):
+        raise DeskError("not_in_campaign")
+    before = {"due_at": cb.due_at.isoformat(), "agent_only": cb.agent_only, "owner_id": cb.owner_id}
+    cb.due_at, cb.agent_only, cb.owner_id = now, True, staff_id
+    sess.campaign_id = campaign.id
+    s.add(AuditLog(at=now, staff_id=staff_id, action="callback_dial_now", client_id=lead.client_id,
+                   detail=json.dumps({"callback_id": cb.id, "campaign_id": campaign.id, "before": before},
+                                     ensure_ascii=False, sort_keys=True)))
+    return {"callback_id": cb.id, "campaign_id": campaign.id, "state": sess.state}
+
+
+def manual_dial(s: Session, principal: Principal, now: datetime, is_trading_day: Any, *,
+                client_id: int | None = None, phone: str = "") -> dict[str, Any]:
+    """The agent dials a client (one they may read) or a number by hand, inside the caller's transaction: the
+    number becomes a lead of the campaign the agent's session works (else the first running campaign they are
+    assigned to) and a callback due now and theirs, which ``dial_callback_now``'s checks (do-not-call list,
+    calling hours, the agent's state) and the dialler then place like any callback. Returns what
+    ``dial_callback_now`` returns."""
+    from callcenter.services.access import actor_for
+
+    staff_id = principal.staff_id
+    client = None
+    if client_id is not None:
+        client = s.get(Client, client_id)
+        if client is None or not may_read(actor_for(s, principal), client):
+            raise DeskError("not_found", 404)
+        phone = client.mobile
+    try:
+        e164 = normalise_phone(phone)
+    except InvalidPhone:
+        raise DeskError("bad_number", 422) from None
+    sess = _open_session(s, staff_id)
+    if sess is None:
+        raise DeskError("log_in_first")
+    campaign = s.get(Campaign, sess.campaign_id) if sess.campaign_id is not None else None
+    if campaign is None or campaign.state != "running":
+        running = s.scalars(select(Campaign).where(Campaign.state == "running")
+                            .order_by(Campaign.priority.desc(), Campaign.id)).all()
+        campaign = next((c for c in running if staff_id in dialer.campaign_agent_ids(s, c.id)), None)
+    if campaign is None:
+        raise DeskError("no_campaign_to_dial")
+    lead = s.execute(select(Lead).where(Lead.campaign_id == campaign.id, Lead.phone == e164)
+                     .order_by(Lead.id).limit(1)).scalar_one_or_none()
+    if lead is None:  # "done" until the dialler claims it for this call: the hopper never dials it by itself
+        lead = Lead(campaign_id=campaign.id, client_id=client.id if client is not None else None,
+                    name=client.name if client is not None else "", phone=e164, status="done", extra={"manual": True},
+                    created_at=now, updated_at=now)
+        s.add(lead)
+        s.flush()
+    elif lead.status == "dnc":
+        raise DeskError("on_dnc")
+    cb = Callback(campaign_id=campaign.id, lead_id=lead.id, client_id=lead.client_id, phone=e164, due_at=now,
+                  agent_only=True, owner_id=staff_id, status="pending", note="", created_by=staff_id, created_at=now)
+    s.add(cb)
+    s.flush()
+    return dial_callback_now(s, staff_id, cb.id, now, is_trading_day)
+
+
+def booked_callbacks(s: Session, actor: Any, now: datetime, *, owner_id: int | None = None,
+                     limit: int = 500) -> list[dict[str, Any]]:
+    """The callbacks agents booked and the dialler has still to place, by due time, as a supervisor sees them
+    (``domain.access.may_watch_agent``: those owned by agents of their groups, and the anyone-callbacks of their
+    groups' clients; an admin all), optionally of one agent. Numbers masked."""
+    from callcenter.domain.access import may_watch_agent
+
+    rows = s.execute(select(Callback).where(Callback.status == "pending").order_by(Callback.due_at, Callback.id)
+                     .limit(limit)).scalars().all()
+    staff = {st.id: st for st in s.execute(select(Staff).where(Staff.id.in_(
+        sorted({c.owner_id for c in rows if c.owner_id is not None})))).scalars()} if rows else {}
+    campaigns = {cid: name for cid, name in s.execute(select(Campaign.id, Campaign.name))} if rows else {}
+    out = []
+    for c in rows:
+        lead = s.get(Lead, c.lead_id) if c.lead_id else None
+        client_id = c.client_id or (lead.client_id if lead is not None else None)
+        client = s.get(Client, client_id) if client_id else None
+        owner = staff.get(c.owner_id) if c.owner_id is not None else None
+        group = owner.service_group_id if owner is not None and c.agent_only else (
+            client.service_group_id if client is not None else None)
+        if not may_watch_agent(actor, group):
+            continue
+        if owner_id is not None and c.owner_id != owner_id:
+            continue
+        out.append({"id": c.id, "due_at": c.due_at, "overdue": c.due_at < now, "agent_only": c.agent_only,
+                    "owner_id": c.owner_id, "owner": owner.display_name if owner is not None else "",
+                    "name": client.name if client is not None else (lead.name if lead is not None else ""),
+                    "phone": mask_phone(c.phone), "campaign": campaigns.get(c.campaign_id, "") if c.campaign_id else "",
+                    "note": c.note})
     return out
 
 

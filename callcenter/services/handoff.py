@@ -74,16 +74,22 @@ def waiting_handoffs(s: Session, since: datetime | None = None, limit: int = 50)
     return list(s.scalars(q))
 
 
-def waiting_summary(s: Session, now: datetime, max_wait: timedelta = MAX_WAIT) -> tuple[int, datetime | None]:
-    """(hand-offs waiting for an agent now, when the longest-waiting one asked), hand-offs older than
-    ``max_wait`` left out (nobody is on the line)."""
+def waiting_since(s: Session, now: datetime, max_wait: timedelta = MAX_WAIT) -> list[tuple[int | None, datetime]]:
+    """(the caller's client id or None, when they asked for an agent) of each hand-off waiting for an agent now,
+    hand-offs older than ``max_wait`` left out (nobody is on the line)."""
     step, routed = aliased(IvrStep), aliased(IvrStep)
     asked = (select(func.min(step.at)).where(step.session_id == IvrSession.id, step.step == HANDOFF_STEP)
              .correlate(IvrSession).scalar_subquery())
-    rows = s.execute(select(IvrSession.id, asked, IvrSession.started_at)
+    rows = s.execute(select(IvrSession.client_id, asked, IvrSession.started_at)
                      .where(IvrSession.handed_off.is_(True), IvrSession.ended_at.is_(None),
                             ~exists().where(routed.session_id == IvrSession.id, routed.step == ROUTED_STEP))).all()
-    since = [at or started for _, at, started in rows if (at or started) >= now - max_wait]
+    return [(client_id, at or started) for client_id, at, started in rows if (at or started) >= now - max_wait]
+
+
+def waiting_summary(s: Session, now: datetime, max_wait: timedelta = MAX_WAIT) -> tuple[int, datetime | None]:
+    """(hand-offs waiting for an agent now, when the longest-waiting one asked), hand-offs older than
+    ``max_wait`` left out (nobody is on the line)."""
+    since = [at for _, at in waiting_since(s, now, max_wait)]
     return len(since), min(since, default=None)
 
 

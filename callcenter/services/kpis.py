@@ -221,12 +221,13 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
     from today's slice of ``ix_ivr_steps_handoffs``, the abandon rates from the ``abandon_days`` rollup (one row
     per campaign and day).  (``tests/db/test_query_plans.py``.)"""
     from callcenter.services import handoff
-    from callcenter.services.desk import PAUSE_REASONS
+    from callcenter.services.desk import pause_codes_known
     from callcenter.services.dialer.budget import load_budgets
     from callcenter.store.models import ServiceGroup, Staff
     from callcenter.store.models.dialer import AgentSession, Attempt, Campaign
 
     today = _local_midnight_utc(now, tz)
+    pause_codes = pause_codes_known(s)
     sessions = s.execute(select(AgentSession.staff_id, AgentSession.state, AgentSession.reason,
                                 AgentSession.state_since, AgentSession.campaign_id, AgentSession.attempt_id,
                                 Staff.display_name, Staff.service_group_id)
@@ -258,7 +259,7 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
         agent_rows.append({
             "staff_id": row.staff_id, "name": row.display_name, "group_id": row.service_group_id,
             "group": group_names.get(row.service_group_id, "") if row.service_group_id else "",
-            "state": row.state, "reason": row.reason if row.reason in PAUSE_REASONS else "",
+            "state": row.state, "reason": row.reason if row.state == "paused" and row.reason in pause_codes else "",
             "state_s": _seconds(now, row.state_since), "campaign": campaign_names.get(campaign_id, "") if campaign_id else "",
             "direction": call[0] if call else ("outbound" if row.attempt_id and row.state == "talking" else ""),
             "talk_s": _seconds(now, call[1]) if call and row.state == "talking" else None,
@@ -270,7 +271,9 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
     ringing = s.execute(open_calls.where(Attempt.answered_at.is_(None))).scalar_one()
     connected = s.execute(open_calls.where(Attempt.connected_at.is_not(None))).scalar_one()
     answered = s.execute(open_calls.where(Attempt.answered_at.is_not(None), Attempt.connected_at.is_(None))).scalar_one()
-    ivr_waiting, longest = handoff.waiting_summary(s, now)
+    waiting = handoff.waiting_since(s, now)
+    ivr_waiting, longest = len(waiting), min((at for _, at in waiting), default=None)
+    groups = _group_queue(s, now, waiting, agent_rows, group_names)
     level = handoff.service_level(s, today, now, service_level_s)
 
     rows = s.execute(select(Attempt.campaign_id, func.count(),
@@ -295,7 +298,37 @@ def wallboard(s: Session, now: datetime, tz: ZoneInfo, *, service_level_s: float
             "ivr_longest_s": _seconds(now, longest) if longest is not None else None,
             "service_level": {"threshold_s": level.threshold_s, "offered": level.offered, "met": level.met,
                               "rate": level.rate},
-            "campaigns": campaigns}
+            "campaigns": campaigns, "groups": groups}
+
+
+def _group_queue(s: Session, now: datetime, waiting: list[tuple[int | None, datetime]],
+                 agent_rows: list[dict[str, Any]], group_names: dict[int, str]) -> list[dict[str, Any]]:
+    """Per service group: the IVR hand-offs waiting (a caller's group is their client record's; a caller the
+    hotline did not identify has none, ``group_id`` None), the longest of those waits, and the group's agents
+    signed in, ready and talking. Groups with nobody signed in and nobody waiting are left out."""
+    from callcenter.store.models import Client
+
+    client_ids = sorted({cid for cid, _ in waiting if cid is not None})
+    group_of: dict[int, int | None] = {cid: gid for cid, gid in s.execute(
+        select(Client.id, Client.service_group_id).where(Client.id.in_(client_ids)))} if client_ids else {}
+    rows: dict[int | None, dict[str, Any]] = {}
+
+    def row(group_id: int | None) -> dict[str, Any]:
+        if group_id not in rows:
+            rows[group_id] = {"group_id": group_id, "group": group_names.get(group_id, "") if group_id else "",
+                              "waiting": 0, "longest_s": None, "signed_in": 0, "ready": 0, "talking": 0}
+        return rows[group_id]
+
+    for client_id, at in waiting:
+        r = row(group_of.get(client_id) if client_id is not None else None)
+        r["waiting"] += 1
+        r["longest_s"] = max(r["longest_s"] or 0, _seconds(now, at))
+    for a in agent_rows:
+        r = row(a["group_id"])
+        r["signed_in"] += 1
+        if a["state"] in ("ready", "talking"):
+            r[a["state"]] += 1
+    return sorted(rows.values(), key=lambda r: (r["group_id"] is None, r["group"], r["group_id"] or 0))
 
 
 AGENT_BOARD_STATES = ("ready", "reserved", "talking", "wrap_up", "paused")  # an open session's states
@@ -314,9 +347,17 @@ def agent_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 def board_for(board: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """The snapshot as ``actor`` sees it: only the agents they may watch (``access.may_watch_agent``: a
-    supervisor their groups', an admin all), and those counted by state; the calls and campaigns as they are."""
+    supervisor their groups', an admin all), and those counted by state; the per-group queue of those groups
+    (and of the callers in no group); the calls and campaigns as they are."""
     rows = [r for r in board.get("agent_rows", []) if may_watch_agent(actor, r.get("group_id"))]
-    return {**board, "agent_rows": rows, "agents": agent_counts(rows)}
+    # the per-group queue: their groups' rows; the callers of no group (not identified) are everybody's queue,
+    # shown to whoever sees the board at all (a supervisor or an admin), without any agent of another group
+    watcher = actor.role in ("supervisor", "admin")
+    groups = [g for g in board.get("groups", []) if may_watch_agent(actor, g.get("group_id"))
+              or (g.get("group_id") is None and watcher)]
+    if actor.role != "admin":
+        groups = [{**g, "signed_in": 0, "ready": 0, "talking": 0} if g.get("group_id") is None else g for g in groups]
+    return {**board, "agent_rows": rows, "agents": agent_counts(rows), "groups": groups}
 
 
 REPORT_DIMENSIONS = ("campaign", "agent", "day")

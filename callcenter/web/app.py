@@ -12,7 +12,7 @@ from callcenter.bootstrap import App
 from callcenter.i18n import t
 from callcenter.web import errors
 from callcenter.web.deps import make_staff_sessions
-from callcenter.web.routes import admin_api, auth_api, clients_api, health, transfers_api
+from callcenter.web.routes import admin_api, auth_api, clients_api, health, supervisor_api, transfers_api
 from callcenter.web.routes import metrics as metrics_route
 
 
@@ -190,7 +190,8 @@ def create_app(core: App) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=core.settings.max_request_bytes)
     app.add_middleware(SecurityHeaders, trust_forwarded_proto=core.settings.trust_forwarded_proto)  # outermost
     _install_api_docs(app, core.settings.api_docs)
-    for router in (health.router, auth_api.router, clients_api.router, transfers_api.router, admin_api.router):
+    for router in (health.router, auth_api.router, clients_api.router, transfers_api.router, admin_api.router,
+                   supervisor_api.router):
         app.include_router(router)
     app.include_router(metrics_route.router)  # GET /metrics (Prometheus): admin or loopback
     if core.settings.twilio_configured:

@@ -64,7 +64,8 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
             yield sse({"type": "hello"})
             current = await anyio.to_thread.run_sync(read_only, core.sessions,
                                                      lambda s: status_out(s, principal.staff_id, core.clock(),
-                                                                        core.settings.wrap_up_limit_s))
+                                                                        core.settings.wrap_up_limit_s, lang_of(request)))
+            known = await anyio.to_thread.run_sync(read_only, core.sessions, desk.pause_codes_known)
             yield sse({"type": "status", **current.model_dump(mode="json")})
             while True:
                 try:
@@ -77,7 +78,7 @@ async def agent_stream(request: Request, principal: Principal = Depends(require_
                 if event.get("type") == "contact_opened":
                     yield sse({"type": "call", "contact_id": event.get("contact_id"), "seq": event.get("seq")})
                 elif event.get("type") == "agent_state":  # every state change, in the screen's shape
-                    reason = event.get("reason") if event.get("reason") in desk.PAUSE_REASONS else ""
+                    reason = event.get("reason") if event.get("reason") in known else ""
                     yield sse({"type": "state", "state": event.get("state"), "reason": reason,
                                "since": event.get("since"), "seq": event.get("seq")})
                 elif event.get("type") == "preview":  # preview mode: the lead to dial or skip (number masked)

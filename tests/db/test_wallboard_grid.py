@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from callcenter.bootstrap import App
 from callcenter.domain.access import Actor, may_watch_agent
@@ -30,10 +31,11 @@ def snapshot(core: App) -> dict[str, Any]:
 
 
 def ivr_call(core: App, n: int, asked: datetime, *, routed: datetime | None = None,
-             ended: datetime | None = None) -> int:
+             ended: datetime | None = None, client_id: int | None = None) -> int:
     def work(s: Any) -> int:
         sess = IvrSession(call_id=f"ivr-{n}", channel="ivr-agi", caller=f"+86139000000{n:02d}", started_at=asked,
-                          handed_off=True, ended_at=ended, end_reason="caller_hangup" if ended else "")
+                          handed_off=True, ended_at=ended, end_reason="caller_hangup" if ended else "",
+                          client_id=client_id)
         s.add(sess)
         s.flush()
         s.add(IvrStep(session_id=sess.id, at=asked, step=HANDOFF_STEP, detail="{}"))
@@ -136,3 +138,70 @@ def test_an_empty_floor(core: App) -> None:
     assert board["agent_rows"] == [] and board["agents"] == {}
     assert (board["ivr_waiting"], board["ivr_longest_s"], board["in_flight"]) == (0, None, 0)
     assert board["service_level"]["rate"] is None and board["service_level"]["offered"] == 0
+
+
+def test_the_queue_by_service_group_and_each_viewers_cut_of_it(core: App, clock: FixedClock) -> None:
+    """Per service group: the IVR hand-offs waiting (by the caller's client record), the longest of those waits,
+    the group's agents signed in, ready and talking; a supervisor sees their groups' rows (and the callers of no
+    group, without other groups' agents), an admin every row."""
+    from tests.factories import make_client
+
+    world = build(core)
+    st, now = world.staff, clock.now
+    other, _ = make_client(core, accounts=[(1_00, 0)], group_id=world.g2)
+
+    def identified(ivr_id: int, client_id: int) -> None:
+        run_in_transaction(core.sessions, lambda s: setattr(s.get(IvrSession, ivr_id), "client_id", client_id))
+
+    identified(ivr_call(core, 1, now - timedelta(seconds=40)), world.mine)  # group 1, waiting 40 s
+    identified(ivr_call(core, 2, now - timedelta(seconds=15)), world.mine)  # group 1, waiting 15 s
+    identified(ivr_call(core, 3, now - timedelta(seconds=70)), world.theirs)  # group 2, waiting 70 s
+    identified(ivr_call(core, 4, now - timedelta(seconds=90), routed=now - timedelta(seconds=60)), other)  # answered
+    ivr_call(core, 5, now - timedelta(seconds=25))  # not identified: no group
+    desk.set_state(core, st["ag1"], "ready")
+    desk.set_state(core, st["bo1"], "ready")
+    desk.set_state(core, st["ag2"], "paused", reason="meal")
+    connect_call(core, world)  # ag1 talking
+    board = snapshot(core)
+    assert (board["ivr_waiting"], board["ivr_longest_s"]) == (4, 70)
+    by = {g["group_id"]: g for g in board["groups"]}
+    assert [g["group"] for g in board["groups"]] == ["服务一组", "服务二组", ""]  # by name, the no-group row last
+    assert by[world.g1] == {"group_id": world.g1, "group": "服务一组", "waiting": 2, "longest_s": 40, "signed_in": 2,
+                            "ready": 1, "talking": 1}
+    assert by[world.g2] == {"group_id": world.g2, "group": "服务二组", "waiting": 1, "longest_s": 70, "signed_in": 1,
+                            "ready": 0, "talking": 0}
+    assert by[None] == {"group_id": None, "group": "", "waiting": 1, "longest_s": 25, "signed_in": 0, "ready": 0,
+                        "talking": 0}
+
+    sup = Actor.staff("supervisor", st["sup1"], {world.g1})
+    adm = Actor.staff("admin", st["adm"])
+    assert [g["group_id"] for g in kpis.board_for(board, sup)["groups"]] == [world.g1, None]
+    assert [g["group_id"] for g in kpis.board_for(board, adm)["groups"]] == [world.g1, world.g2, None]
+    assert kpis.board_for(board, Actor.staff("agent", st["ag1"], {world.g1}))["groups"] == []
+    assert kpis.board_for(board, Actor.staff("supervisor", 99, set()))["groups"] == [by[None]]
+
+    # the hand-off answered leaves its group's queue; an empty floor has no row
+    run_in_transaction(core.sessions, lambda s: s.add(IvrStep(
+        session_id=s.execute(select(IvrSession.id).where(IvrSession.call_id == "ivr-3")).scalar_one(), at=now,
+        step=ROUTED_STEP, detail="{}")))
+    by = {g["group_id"]: g for g in snapshot(core)["groups"]}
+    assert (by[world.g2]["waiting"], by[world.g2]["longest_s"], by[world.g2]["signed_in"]) == (0, None, 1)
+
+
+def test_the_wall_board_page_shows_the_viewers_groups_queue(core: App, clock: FixedClock) -> None:
+    from fastapi.testclient import TestClient
+
+    from callcenter.web.app import create_app
+    from tests.e2e.desk_world import page_login
+
+    world = build(core)
+    now = clock.now
+    for n, client in ((1, world.mine), (2, world.theirs)):
+        ivr = ivr_call(core, n, now - timedelta(seconds=30 * n))
+        run_in_transaction(core.sessions, lambda s, i=ivr, c=client: setattr(s.get(IvrSession, i), "client_id", c))
+    c = TestClient(create_app(core))
+    page_login(c, "sup1")
+    html = c.get("/supervisor/wallboard").text
+    assert f'<tr data-group="{world.g1}" class="waiting"><td>服务一组</td><td class="num group-waiting">1</td>' in html
+    assert f'data-group="{world.g2}"' not in html and "服务二组" not in html.split('id="wb-groups"')[1].split("</table>")[0]
+    assert "各服务小组排队" in html

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]
 def test_agent_opens_a_complaint_and_switches_an_alert_from_the_care_panel(core: App, browser: Any) -> None:
     world: World = build(core)
     with Server(create_app(core)) as srv:
-        page = browser.new_page(viewport={"width": 1440, "height": 1400}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         _login(page, srv.url, "ag1")
         page.wait_for_url("**/agent")
         page.click("#btn-ready")
@@ -79,7 +79,7 @@ def test_care_panel_shows_a_refused_action_inline(core: App, browser: Any) -> No
     404) is reported inside the panel, and nothing is stored."""
     world: World = build(core)
     with Server(create_app(core)) as srv:
-        page = browser.new_page(viewport={"width": 1440, "height": 1400}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         _login(page, srv.url, "ag1")
         page.wait_for_url("**/agent")
         page.click("#btn-ready")

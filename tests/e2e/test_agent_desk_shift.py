@@ -149,3 +149,51 @@ def test_wrap_up_countdown_shortcuts_today_and_callbacks(core: App, browser: Any
         page.wait_for_selector("#today-calls:text-is('1')")
         assert page.inner_text("#help-title") == "Keyboard shortcuts" and "My day" in page.inner_text("#today-panel")
         assert blocked == []
+
+
+def test_the_help_overlay_keeps_the_focus_inside_and_gives_it_back(core: App, browser: Any) -> None:
+    """The ? overlay is a modal dialog: Tab and Shift+Tab cycle its own controls (never the page behind it), a
+    click outside cannot take the focus out, and Esc closes it with the focus back where it was."""
+    build(core)
+    with Server(create_app(core)) as srv:
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        blocked = _csp_violations(page)
+        _login(page, srv.url, "ag1")
+        page.wait_for_url("**/agent")
+        page.wait_for_selector("#live-indicator.ok")
+        page.focus("#btn-help")
+        page.keyboard.press("Enter")  # the ? button opens it too
+        page.wait_for_selector("#help-overlay", state="visible")
+
+        def focused() -> str:
+            return str(page.evaluate("document.activeElement ? document.activeElement.id : ''"))
+
+        def inside() -> bool:
+            return bool(page.evaluate("document.getElementById('help-overlay').contains(document.activeElement)"))
+
+        assert focused() == "help-close"
+        seen = []
+        for _ in range(5):  # forwards: round and round inside
+            page.keyboard.press("Tab")
+            assert inside(), focused()
+            seen.append(focused())
+        assert set(seen) == {"help-list", "help-close"} and seen[0] != seen[1]
+        for _ in range(3):
+            page.keyboard.press("Shift+Tab")
+            assert inside(), focused()
+        page.evaluate("document.getElementById('btn-ready').focus()")  # a script (or a click) cannot take it out
+        assert inside(), focused()
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#help-overlay", state="hidden")
+        assert focused() == "btn-help"  # back where it was
+        page.keyboard.press("Tab")
+        assert not inside()
+        # by key from the page: ? opens, Esc gives the focus back to what had it
+        page.focus("#btn-pause")
+        page.keyboard.press("?")
+        page.wait_for_selector("#help-overlay", state="visible")
+        assert focused() == "help-close"
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#help-overlay", state="hidden")
+        assert focused() == "btn-pause"
+        assert blocked == []

@@ -78,7 +78,7 @@ def test_admin_lifts_an_ivr_lockout_and_the_audit_log_shows_it(core: App, browse
 def test_api_docs_render_the_operations_offline(core: App, browser: Any) -> None:  # noqa: F811
     build(core)
     with Server(create_app(core)) as srv:
-        page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         blocked = _csp_violations(page)
         outside = _offline(page, srv.url)
         _login(page, srv.url, "sup1")

@@ -87,12 +87,24 @@ def test_conference_transfer_and_supervisor_monitoring_between_two_agents(core: 
             a.click("#call-controls .ctl[data-kind='hold']")
             a.wait_for_selector("#ctl-status[data-state='done'][data-kind='hold']", timeout=WAIT_MS)
             assert on_loop(srv, lambda: pbx.hearing()[customer]) == {H.MOH}
-            a.click("#call-controls .ctl[data-kind='resume']")
-            a.wait_for_selector("#ctl-status[data-state='done'][data-kind='resume']", timeout=WAIT_MS)
             a.click("#call-controls .ctl[data-kind='mute']")  # the keypad refreshes the target list meanwhile
             a.wait_for_selector("#ctl-status[data-state='done'][data-kind='mute']", timeout=WAIT_MS)
+            assert on_loop(srv, lambda: str(ag1) in pbx.muted)
+            # a reload keeps both: the desk's status says what the call core carried out, not the browser's memory
+            a.reload()
+            a.wait_for_selector("#call-flags[data-held='yes'][data-muted='yes']", timeout=WAIT_MS)
+            assert a.is_visible("#flag-held") and a.is_visible("#flag-muted")
+            assert "保持" in a.inner_text("#flag-held") and "静音" in a.inner_text("#flag-muted")
+            live = a.evaluate("fetch('/api/desk/status').then(r => r.json())")["contact"]
+            assert (live["on_hold"], live["muted"]) == (True, True)
+            a.click("#call-controls .ctl[data-kind='resume']")
+            a.wait_for_selector("#ctl-status[data-state='done'][data-kind='resume']", timeout=WAIT_MS)
+            a.wait_for_selector("#call-flags[data-held='no'][data-muted='yes']", timeout=WAIT_MS)
+            assert not a.is_visible("#flag-held")
             a.click("#call-controls .ctl[data-kind='unmute']")
             a.wait_for_selector("#ctl-status[data-state='done'][data-kind='unmute']", timeout=WAIT_MS)
+            a.wait_for_selector("#call-flags[data-held='no'][data-muted='no']", timeout=WAIT_MS)
+            assert on_loop(srv, lambda: pbx.hearing()[customer]) != {H.MOH} and str(ag1) not in pbx.muted
             a.wait_for_selector(f"#ctl-target option[value='{bo1}'][data-state='ready']", state="attached",
                                 timeout=WAIT_MS)
             a.select_option("#ctl-target", str(bo1))

@@ -48,7 +48,7 @@ def test_the_audio_element_loads_a_recording_and_reports_its_duration(core: App,
                                 agent_id=world.staff["ag1"], client_id=world.mine)
     expected = run_in_transaction(core.sessions, lambda s: s.get(Recording, rid).duration_s)
     with Server(create_app(core)) as srv:
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         blocked = _csp_violations(page)
         _login(page, srv.url, "qa1", "pw-qa-browser-1")
         page.wait_for_url("**/qa")
@@ -89,7 +89,7 @@ def test_the_callback_record_plays_its_recording_in_chromium(core: App, browser:
     record_callback_result(core, cb.id, "done", ANSWERS, staff_id=world.staff["ag1"])
     expected = run_in_transaction(core.sessions, lambda s: s.get(Recording, rid).duration_s)
     with Server(create_app(core)) as srv:
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         blocked = _csp_violations(page)
         _login(page, srv.url, "sup1", PASSWORDS["sup1"])
         page.wait_for_url("**/supervisor/wallboard")

@@ -112,7 +112,7 @@ def _login(page: Any, base: str, user: str) -> None:
 def test_agent_takes_a_call_walks_the_script_and_books_a_callback(core: App, browser: Any, tmp_path: Path) -> None:
     world: World = build(core)
     with Server(create_app(core)) as srv:
-        page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         blocked = _csp_violations(page)
         _login(page, srv.url, "ag1")
         page.wait_for_url("**/agent")
@@ -165,7 +165,7 @@ def test_supervisor_creates_schedules_starts_a_campaign_and_watches_the_wall_boa
             sched_loop_bound = threading.Event()
             srv.call(lambda: (core.bus.bind_loop(asyncio.get_running_loop()), sched_loop_bound.set()))
             assert sched_loop_bound.wait(5)
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+            page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
             blocked = _csp_violations(page)
             _login(page, srv.url, "sup1")
             page.wait_for_url("**/supervisor/wallboard")
@@ -253,5 +253,5 @@ def test_campaign_form_defaults_the_script_by_kind_and_counts_a_segment_live(cor
         page.select_option('select[name="segment"]', "holders")
         page.fill('input[name="code"]', "12ab")
         page.wait_for_selector("#segment-count:has-text('6 位数字')")  # why, in words
-        _save(page, "campaign-wizard.png", tmp_path)
+        _save(page, "campaign-wizard.png", ARTIFACTS)
         assert blocked == []

@@ -17,6 +17,7 @@ from callcenter.services import desk
 from callcenter.web import live
 from callcenter.web.app import create_app
 from tests.conftest import FixedClock
+from tests.db.test_wallboard_grid import ivr_call
 from tests.e2e.desk_world import World, build, connect_call
 from tests.e2e.test_browser_screens import ARTIFACTS, Server, _csp_violations, _login, _save, browser  # noqa: F401
 
@@ -34,7 +35,7 @@ def test_a_supervisor_watches_their_groups_agent_go_from_ready_to_talking(
         bound = threading.Event()
         srv.call(lambda: (core.bus.bind_loop(asyncio.get_running_loop()), bound.set()))
         assert bound.wait(5)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         blocked = _csp_violations(page)
         _login(page, srv.url, "sup1")
         page.wait_for_url("**/supervisor/wallboard")
@@ -57,9 +58,19 @@ def test_a_supervisor_watches_their_groups_agent_go_from_ready_to_talking(
         assert page.locator(theirs).count() == 0
         assert page.inner_text('[data-agents="talking"]') == "1"
         assert page.inner_text('[data-agents="ready"]') == "0"
+        # the queue by service group, live: sup1's group only; a caller of their group asks for an agent
+        group = f'#wb-groups tr[data-group="{world.g1}"]'
+        page.wait_for_selector(group + " .group-talking:text-is('1')")
+        assert page.inner_text(group + " .group-ready") == "0" and page.inner_text(group + " .group-waiting") == "0"
+        assert page.locator(f'#wb-groups tr[data-group="{world.g2}"]').count() == 0
+        asked = ivr_call(core, 1, clock.now - timedelta(seconds=12), client_id=world.mine)
+        srv.call(core.bus.publish, "wallboard", {"type": "ivr_handoff", "ivr_session_id": asked})
+        page.wait_for_selector(group + ".waiting .group-waiting:text-is('1')")
+        assert page.inner_text(group + " td:nth-child(1)") == "服务一组"
+        page.wait_for_selector(group + " .group-longest:text-matches('0:1[2-9]')")
         _save(page, "wallboard-agents.png", ARTIFACTS)
 
-        admin = browser.new_page(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+        admin = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
         _login(admin, srv.url, "adm")
         admin.goto(srv.url + "/supervisor/wallboard")
         admin.wait_for_selector(theirs + '[data-state="ready"]')

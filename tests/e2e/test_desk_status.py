@@ -34,7 +34,8 @@ def test_status_shows_a_contact_opened_with_no_browser_connected(core: App) -> N
     body = c.get("/api/desk/status").json()  # no stream was open: the database says it all
     assert body["state"] == "talking" and body["reason"] == ""
     assert body["contact"] == {"id": contact_id, "client_id": world.mine, "campaign_id": world.campaign,
-                               "since": body["contact"]["since"], "direction": "outbound", "hung_up": False}
+                               "since": body["contact"]["since"], "direction": "outbound", "hung_up": False,
+                               "on_hold": False, "muted": False}
     assert body["contact"]["since"].startswith(core.clock().strftime("%Y-%m-%dT%H:%M:%S"))
     assert c.post(f"/api/desk/contacts/{contact_id}/hangup", headers=h).status_code == 200
     body = c.get("/api/desk/status").json()

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from callcenter.domain.campaigns import RuleError
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
 from callcenter.services.scripts import CaptureError, RunError
@@ -53,16 +54,20 @@ async def agent_page(request: Request, principal: Principal = roles("agent")) ->
     core = request.app.state.core
     now = core.clock()
 
-    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]], dict[str, Any] | None]:
+    lang = lang_of(request)
+
+    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]], dict[str, Any] | None, list[tuple[str, str]],
+                              dict[str, str], dict[str, str]]:
         return (desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now),
-                desk.preview_of(s, principal.staff_id))
+                desk.preview_of(s, principal.staff_id),
+                desk.desk_codes(s, "pause", desk.current_kind(s, principal.staff_id), lang),
+                desk.code_labels(s, "pause", lang), desk.code_labels(s, "disposition", lang))
 
-    from callcenter.domain.scripts.model import OUTCOMES
-
-    st, callbacks, preview_lead = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
+    st, callbacks, preview_lead, pauses, pause_labels, disp_labels = await anyio.to_thread.run_sync(
+        run_in_transaction, core.sessions, load)
     return render(request, "agent.html", principal, status=st, callbacks=callbacks, now=now, tz=tz_of(request),
-                  reasons=desk.PAUSE_REASONS, preview=preview_lead, outcomes=OUTCOMES, shortcuts=SHORTCUTS,
-                  wrap_up_limit_s=core.settings.wrap_up_limit_s)
+                  pauses=pauses, pause_labels=pause_labels, disp_labels=disp_labels, preview=preview_lead,
+                  shortcuts=SHORTCUTS, wrap_up_limit_s=core.settings.wrap_up_limit_s)
 
 
 # The desk's keyboard shortcuts (agent.js binds the same keys; the help overlay lists them): key, action.
@@ -90,8 +95,14 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
         for h in data["history"]:
             h["recording_id"] = ids.get(h["contact_id"])
     from callcenter.domain.appointments import KINDS
-    from callcenter.domain.scripts.model import OUTCOMES
     from callcenter.services.appointments import slot_label
+
+    def codes(s: Any) -> tuple[list[tuple[str, str]], dict[str, str]]:  # this call's campaign kind's dispositions
+        contact = s.get(DeskContact, contact_id)
+        kind = desk.campaign_kind(s, contact.campaign_id) if contact is not None else None
+        return desk.desk_codes(s, "disposition", kind, lang), desk.code_labels(s, "disposition", lang)
+
+    outcomes, disp_labels = await anyio.to_thread.run_sync(read_only, core.sessions, codes)
 
     slots: dict[str, list[tuple[str, str]]] = {}
     if data["client"] is not None and core.appointments is not None:  # 预约服务: the next free slots per kind
@@ -101,7 +112,8 @@ async def card_fragment(request: Request, contact_id: int = ContactId, principal
         for kind in KINDS:
             slots[kind] = [(x.isoformat(), slot_label(x, core.appointments.tz, lang))
                            for x in await anyio.to_thread.run_sync(free, kind)]
-    return render(request, "_card.html", principal, c=data, outcomes=OUTCOMES, appt_slots=slots)
+    return render(request, "_card.html", principal, c=data, outcomes=outcomes, disp_labels=disp_labels,
+                  appt_slots=slots)
 
 
 class StateIn(BaseModel):
@@ -136,15 +148,26 @@ class OpenContactOut(BaseModel):
     since: datetime = Field(description="When the call reached the agent (the contact's start)")
     direction: Literal["outbound", "inbound"]
     hung_up: bool = Field(description="The call is over; the card waits for the disposition")
+    on_hold: bool = Field(False, description="The client is on hold (as the call core carried out the controls)")
+    muted: bool = Field(False, description="The agent's microphone is muted (as the call core carried it out)")
+
+
+class CodeOut(BaseModel):
+    code: str
+    label: str = Field(description="In the viewer's language")
 
 
 class StatusOut(BaseModel):
     state: str = Field(description="ready / paused / reserved / talking / wrap_up / logged_out")
-    reason: str = Field(description="The pause reason (break, meal, training, meeting, admin), else empty")
+    reason: str = Field(description="The pause code (break, meal, ... or one an administrator configured), else empty")
+    reason_label: str = Field("", description="The pause code's label in the viewer's language")
     since: datetime
     contact: OpenContactOut | None = Field(description="The agent's open desk contact (a call or its wrap-up)")
     wrap_up_limit_s: float = Field(0.0, description="The dialler ends a wrap-up by itself after this long "
                                                     "(the setting wrap_up_limit_s); 0: only the agent ends it")
+    pause_codes: list[CodeOut] = Field(default_factory=list,
+                                       description="The pause codes the agent may choose now (their call's or "
+                                                   "campaign's kind; the administrators' desk codes)")
 
 
 @api.get("/status", response_model=StatusOut, responses={401: {}, 403: {}})
@@ -153,7 +176,7 @@ async def get_status(request: Request, principal: Principal = AgentDep) -> Statu
     after every reconnection of its live stream (a call routed while no browser was open is here too)."""
     core = request.app.state.core
     return await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: status_out(
-        s, principal.staff_id, core.clock(), core.settings.wrap_up_limit_s))
+        s, principal.staff_id, core.clock(), core.settings.wrap_up_limit_s, lang_of(request)))
 
 
 class TodayOut(BaseModel):
@@ -194,11 +217,75 @@ async def get_callbacks(request: Request, principal: Principal = AgentDep) -> li
     return [CallbackOut(**r) for r in rows]
 
 
-def status_out(s: Any, staff_id: int, now: datetime, wrap_up_limit_s: float = 0.0) -> StatusOut:
+class DialNowOut(BaseModel):
+    callback_id: int
+    campaign_id: int
+    state: str = Field(description="The agent's state now (ready: the dialler places the callback to them)")
+
+
+@api.post("/callbacks/{callback_id}/dial", response_model=DialNowOut,
+          responses={401: {}, 403: {}, 404: {}, 409: {}})
+async def dial_callback_now(request: Request, callback_id: int = Path(ge=1, le=2**31 - 1),
+                            principal: Principal = AgentDep) -> DialNowOut:
+    """Call this callback now: it becomes due now and the agent's own, the agent goes ready for its campaign,
+    and the dialler places it to them (the do-not-call list and the calling hours checked here and again by the
+    dialler); audit-logged."""
+    core = request.app.state.core
+    now = core.clock()
+
+    def work(s: Any) -> dict[str, Any]:
+        return desk.dial_callback_now(s, principal.staff_id, callback_id, now, core.calendar.is_trading_day)
+
+    return await _dial_then_ready(request, principal, work)
+
+
+async def _dial_then_ready(request: Request, principal: Principal, work: Any) -> DialNowOut:
+    """A callback made due now for this agent (``work(s)``, one transaction), then the agent ready for it."""
+    core = request.app.state.core
+    try:
+        result = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, work)
+    except desk.DeskError as exc:
+        _raise(exc)
+    if result["state"] != "ready":
+        try:
+            await anyio.to_thread.run_sync(dialer.agent_ready, core, principal.staff_id)
+        except RuleError:
+            raise ApiError(409, "bad_state_change") from None
+    st = await anyio.to_thread.run_sync(run_in_transaction, core.sessions,
+                                        lambda s: desk.status(s, principal.staff_id, core.clock()))
+    _publish_state(request, principal.staff_id, st)
+    return DialNowOut(callback_id=result["callback_id"], campaign_id=result["campaign_id"], state=st.state)
+
+
+class ManualDialIn(BaseModel):
+    client_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="A client the agent may read")
+    phone: Text = Field(default="", max_length=32, description="Else a number (mobile, or landline with area code)")
+
+
+@api.post("/dial", response_model=DialNowOut, responses={401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def manual_dial(body: ManualDialIn, request: Request, principal: Principal = AgentDep) -> DialNowOut:
+    """Dial a client or a number by hand: through the campaign the agent works, checked against the do-not-call
+    list and its calling hours; the dialler places it to the agent (who goes ready for it); audit-logged."""
+    core = request.app.state.core
+    now = core.clock()
+    if body.client_id is None and not body.phone:
+        raise ApiError(422, "bad_number")
+
+    def work(s: Any) -> dict[str, Any]:
+        return desk.manual_dial(s, principal, now, core.calendar.is_trading_day, client_id=body.client_id,
+                                phone=body.phone)
+
+    return await _dial_then_ready(request, principal, work)
+
+
+def status_out(s: Any, staff_id: int, now: datetime, wrap_up_limit_s: float = 0.0, lang: str = "zh-CN") -> StatusOut:
     st = desk.status(s, staff_id, now)
     brief = desk.open_contact_brief(s, staff_id)
-    return StatusOut(state=st.state, reason=st.reason, since=st.since,
-                     contact=OpenContactOut(**brief) if brief is not None else None, wrap_up_limit_s=wrap_up_limit_s)
+    pauses = desk.desk_codes(s, "pause", desk.current_kind(s, staff_id), lang)
+    label = desk.code_labels(s, "pause", lang).get(st.reason, "") if st.reason else ""
+    return StatusOut(state=st.state, reason=st.reason, reason_label=label, since=st.since,
+                     contact=OpenContactOut(**brief) if brief is not None else None, wrap_up_limit_s=wrap_up_limit_s,
+                     pause_codes=[CodeOut(code=c, label=lbl) for c, lbl in pauses])
 
 
 class OkOut(BaseModel):

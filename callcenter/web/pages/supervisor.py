@@ -55,11 +55,12 @@ async def home(principal: Principal = roles(*SUP)) -> Response:
 async def wallboard_page(request: Request, principal: Principal = roles(*SUP)) -> Response:
     core = _core(request)
     level_s = core.settings.service_level_s
-    snap = await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: kpis.wallboard(
-        s, core.clock(), tz_of(request), service_level_s=level_s))
+    lang = lang_of(request)
+    snap, pause_labels = await anyio.to_thread.run_sync(read_only, core.sessions, lambda s: (kpis.wallboard(
+        s, core.clock(), tz_of(request), service_level_s=level_s), desk.code_labels(s, "pause", lang)))
     snap = kpis.board_for(snap, staff_actor(principal))
-    snap["parts"] = parts_line(core, lang_of(request), tz_of(request))
-    return render(request, "wallboard.html", principal, w=snap)
+    snap["parts"] = parts_line(core, lang, tz_of(request))
+    return render(request, "wallboard.html", principal, w=snap, pause_labels=pause_labels)
 
 
 # --- campaigns --------------------------------------------------------------------------------------------
@@ -299,6 +300,21 @@ async def upload_leads(request: Request, campaign_id: int = Id, principal: Princ
                   scheduler_on=sched is not None, upload=report, segment_result=None, tz=tz_of(request))
 
 
+# --- callbacks agents booked -------------------------------------------------------------------------------
+
+@router.get("/callbacks", response_class=HTMLResponse)
+async def callbacks_page(*, request: Request, principal: Principal = roles(*SUP),
+                         agent: int | None = Query(None, ge=1, le=2**31 - 1)) -> Response:
+    """The callbacks agents booked that the dialler has still to place, by due time, of the supervisor's groups
+    (an admin's: all), for one agent or all."""
+    core = _core(request)
+    now = core.clock()
+    rows = await _db(request, lambda s: desk.booked_callbacks(s, staff_actor(principal), now))
+    agents = sorted({(r["owner_id"], r["owner"]) for r in rows if r["owner_id"] is not None}, key=lambda x: x[1])
+    shown = [r for r in rows if agent is None or r["owner_id"] == agent]
+    return render(request, "callbacks.html", principal, rows=shown, agents=agents, agent=agent, tz=tz_of(request))
+
+
 # --- reports ----------------------------------------------------------------------------------------------
 
 def _range(request: Request, start: str | None, end: str | None) -> tuple[date, date]:
@@ -347,7 +363,9 @@ def _report(s: Any, kind: str, by: str, first: date, last: date, tz: Any, now: d
         cells = [[str(r["label"]) if r["label"] not in (None, "", "—") else t(W + "unassigned", lang),
                   str(r["attempts"]), str(r["contacts"]), f"{r['talk_s'] / 60:.1f}", str(r["appointments"]),
                   str(r["callbacks_kept"]), *[str(r["dispositions"].get(k, 0)) for k in codes]] for r in rows]
-        return ([t(W + c, lang) for c in cols] + [_name(lang, "web.disposition", k) for k in codes], cells, rows)
+        labels = desk.code_labels(s, "disposition", lang)  # the built-in ones and those administrators configured
+        return ([t(W + c, lang) for c in cols] + [labels.get(k) or _name(lang, "web.disposition", k) for k in codes],
+                cells, rows)
     return [t(W + c, lang) for c in cols], cells, rows
 
 

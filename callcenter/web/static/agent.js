@@ -315,6 +315,7 @@
         status.dataset.kind = body.kind;
         if (out.state !== "done") { toast(out.message || "", true); }
         loadTargets();
+        refreshStatus();  // hold / mute as the call core now has them
       });
     });
   }
@@ -338,10 +339,31 @@
   // The truth from the database (GET /api/desk/status): on load, and whenever the live stream (re)connects or
   // drops, so a screen that missed events (or had no browser open when the call came) shows the open call.
   let shown = null;  // the contact whose card is on screen
+  function showFlags(c) {  // on hold / muted: the call core's facts (GET /api/desk/status), so a reload keeps them
+    const flags = document.getElementById("call-flags");
+    if (!flags || !c || flags.closest("#call-card").dataset.contact !== String(c.id)) { return; }
+    flags.dataset.held = c.on_hold ? "yes" : "no";
+    flags.dataset.muted = c.muted ? "yes" : "no";
+    document.getElementById("flag-held").hidden = !c.on_hold;
+    document.getElementById("flag-muted").hidden = !c.muted;
+  }
+  function showPauses(codes) {  // the pause codes of the agent's call's (or campaign's) kind
+    const sel = document.getElementById("pause-reason");
+    if (!sel || !codes || !codes.length) { return; }
+    const was = sel.value;
+    sel.replaceChildren.apply(sel, codes.map(function (c) {
+      const o = document.createElement("option");
+      o.value = c.code; o.textContent = c.label; T["reason." + c.code] = c.label;
+      return o;
+    }));
+    if (codes.some(function (c) { return c.code === was; })) { sel.value = was; }
+  }
   function applyStatus(data) {
     if (typeof data.wrap_up_limit_s === "number") { wrapLimit = data.wrap_up_limit_s; }
     showState(data.state, data.reason, data.since);
+    showPauses(data.pause_codes);
     const c = data.contact;
+    showFlags(c);
     if (c && shown !== String(c.id)) { preview.hidden = true; shown = String(c.id); loadCard(c.id); }
     else if (!c && bar.dataset.contact) { bar.dataset.contact = ""; shown = null; callStart = null; slot.innerHTML = waitingHtml; }
   }
@@ -451,17 +473,63 @@
       await refreshCare(inner);
     }
   }
+  // Manual dial: a number through the campaign the agent works (DNC and calling hours checked by the server)
+  document.getElementById("manual-dial").addEventListener("submit", async function (ev) {
+    ev.preventDefault();
+    const phone = document.getElementById("manual-phone").value.trim();
+    if (!phone) { return; }
+    await post("/api/desk/dial", {phone: phone});
+    toast(T["cb.dialing"] || "");
+    document.getElementById("manual-dial").dataset.dialing = "yes";
+    refreshStatus();
+  });
+  // "Call now": the callback becomes due now and this agent's; the agent goes ready and the dialler places it
+  document.getElementById("cb-dial").addEventListener("click", async function () {
+    const id = document.getElementById("callback-detail").dataset.callback;
+    if (!id) { return; }
+    const data = await post("/api/desk/callbacks/" + id + "/dial", {});
+    toast(T["cb.dialing"] || "");
+    document.getElementById("callback-detail").dataset.dialing = data.state;
+    refreshStatus();
+  });
   document.getElementById("callback-list").addEventListener("click", function (ev) {
     const btn = ev.target.closest(".callback-item");
     if (btn) { selectCallback(btn.dataset.callback); }
   });
 
   // Keyboard shortcuts (listed in the ? overlay; the keys are the page's SHORTCUTS): never while typing.
+  // The overlay is a modal dialog: focus stays inside while it is open (Tab / Shift+Tab cycle its controls) and
+  // goes back where it was when it closes.
   const help = document.getElementById("help-overlay");
+  let helpReturn = null;  // what had the focus before the overlay opened
   function toggleHelp(open) {
+    if (open === !help.hidden) { return; }
     help.hidden = !open;
-    if (open) { document.getElementById("help-close").focus(); }
+    if (open) {
+      helpReturn = document.activeElement;
+      document.getElementById("help-close").focus();
+    } else if (helpReturn && document.contains(helpReturn) && typeof helpReturn.focus === "function") {
+      helpReturn.focus();
+      helpReturn = null;
+    }
   }
+  function helpFocusables() {
+    return Array.prototype.filter.call(
+      help.querySelectorAll('button, [href], input, select, textarea, [tabindex]:not([tabindex="-1"])'),
+      function (el) { return !el.disabled && el.getClientRects().length > 0; });
+  }
+  help.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Tab") { return; }
+    const items = helpFocusables();
+    if (!items.length) { ev.preventDefault(); return; }
+    const at = items.indexOf(document.activeElement);
+    const next = ev.shiftKey ? (at <= 0 ? items.length - 1 : at - 1) : (at < 0 || at === items.length - 1 ? 0 : at + 1);
+    items[next].focus();
+    ev.preventDefault();
+  });
+  document.addEventListener("focusin", function (ev) {  // a click or a script cannot move the focus out either
+    if (!help.hidden && !help.contains(ev.target)) { document.getElementById("help-close").focus(); }
+  });
   document.getElementById("btn-help").addEventListener("click", function () { toggleHelp(help.hidden); });
   document.getElementById("help-close").addEventListener("click", function () { toggleHelp(false); });
   help.addEventListener("click", function (ev) { if (ev.target === help) { toggleHelp(false); } });

@@ -46,6 +46,22 @@
       return tr;
     }));
   }
+  function groups(rows) {  // the queue per service group (the viewer's groups, and the callers of none)
+    const body = document.querySelector("#wb-groups tbody");
+    if (!body) return;
+    if (!rows.length) { empty(body, T.no_groups, 6); return; }
+    body.replaceChildren.apply(body, rows.map(function (g) {
+      const tr = document.createElement("tr");
+      tr.dataset.group = g.group_id === null ? "" : g.group_id;
+      if (g.waiting) tr.className = "waiting";
+      const waiting = cell(g.waiting, 1), longest = timed(g.longest_s), ready = cell(g.ready, 1), talking = cell(g.talking, 1);
+      waiting.classList.add("group-waiting"); longest.classList.add("group-longest");
+      ready.classList.add("group-ready"); talking.classList.add("group-talking");
+      [cell(g.group || T.no_group || ""), waiting, longest, cell(g.signed_in, 1), ready, talking]
+        .forEach(function (td) { tr.appendChild(td); });
+      return tr;
+    }));
+  }
   function apply(w) {
     received = Date.now();
     document.getElementById("wb-updated").textContent = w.at.slice(11, 19);
@@ -76,6 +92,7 @@
       parts.hidden = !items.length;
     }
     agents(w.agent_rows || []);
+    groups(w.groups || []);
     const body = document.querySelector("#wb-campaigns tbody");
     const rows = w.campaigns.map(function (c) {
       const tr = document.createElement("tr"); tr.dataset.campaign = c.id;
