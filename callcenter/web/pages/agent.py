@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
 from callcenter.services.scripts import CaptureError, RunError
-from callcenter.services import call_commands, desk
+from callcenter.services import call_commands, desk, phones
 from callcenter.ports import channel_variables as V
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import read_only, run_in_transaction
@@ -53,16 +53,17 @@ async def agent_page(request: Request, principal: Principal = roles("agent")) ->
     core = request.app.state.core
     now = core.clock()
 
-    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]], dict[str, Any] | None]:
+    def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]], dict[str, Any] | None, dict[str, str]]:
         return (desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now),
-                desk.preview_of(s, principal.staff_id))
+                desk.preview_of(s, principal.staff_id), phones.phones_of(s, principal.staff_id))
 
     from callcenter.domain.scripts.model import OUTCOMES
 
-    st, callbacks, preview_lead = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
+    st, callbacks, preview_lead, my_phones = await anyio.to_thread.run_sync(run_in_transaction, core.sessions, load)
     return render(request, "agent.html", principal, status=st, callbacks=callbacks, now=now, tz=tz_of(request),
                   reasons=desk.PAUSE_REASONS, preview=preview_lead, outcomes=OUTCOMES, shortcuts=SHORTCUTS,
-                  wrap_up_limit_s=core.settings.wrap_up_limit_s)
+                  wrap_up_limit_s=core.settings.wrap_up_limit_s, phones=my_phones,
+                  softphone=bool(core.settings.softphone_ws_url) and "webrtc" in my_phones)
 
 
 # The desk's keyboard shortcuts (agent.js binds the same keys; the help overlay lists them): key, action.
@@ -145,6 +146,9 @@ class StatusOut(BaseModel):
     contact: OpenContactOut | None = Field(description="The agent's open desk contact (a call or its wrap-up)")
     wrap_up_limit_s: float = Field(0.0, description="The dialler ends a wrap-up by itself after this long "
                                                     "(the setting wrap_up_limit_s); 0: only the agent ends it")
+    phone_registered: bool | None = Field(None, description="Is the phone the agent sits at registered (one of "
+                                          "their PJSIP endpoints: the softphone page's report or Asterisk's)? "
+                                          "None: not logged in, or a dial string the engine cannot check")
 
 
 @api.get("/status", response_model=StatusOut, responses={401: {}, 403: {}})
@@ -198,7 +202,62 @@ def status_out(s: Any, staff_id: int, now: datetime, wrap_up_limit_s: float = 0.
     st = desk.status(s, staff_id, now)
     brief = desk.open_contact_brief(s, staff_id)
     return StatusOut(state=st.state, reason=st.reason, since=st.since,
-                     contact=OpenContactOut(**brief) if brief is not None else None, wrap_up_limit_s=wrap_up_limit_s)
+                     contact=OpenContactOut(**brief) if brief is not None else None, wrap_up_limit_s=wrap_up_limit_s,
+                     phone_registered=desk.phone_registered(s, staff_id, now))
+
+
+# --- the agent's phone (issue 18) ---------------------------------------------------------------------------
+
+class SoftphoneOut(BaseModel):
+    ws_url: str = Field(description="Asterisk's SIP-over-WebSocket address (WSS)")
+    uri: str = Field(description="The softphone's SIP address (sip:<endpoint>@<domain>)")
+    user: str
+    realm: str
+    ha1: str = Field(description="The digest HA1 MD5(user:realm:password): what JsSIP authenticates with")
+    endpoint: str
+    report_every_s: float = Field(description="How often the page reports its registration")
+
+
+class PhoneOut(BaseModel):
+    phones: dict[str, str] = Field(description="The kinds of phone the agent may sit at (webrtc, sip) -> endpoint")
+    softphone: SoftphoneOut | None = Field(description="The browser softphone's registration, if the agent has one")
+    registered: bool | None = Field(description="As in GET /api/desk/status: phone_registered")
+
+
+@api.get("/phone", response_model=PhoneOut, responses={401: {}, 403: {}})
+async def get_phone(request: Request, response: Response, principal: Principal = AgentDep) -> PhoneOut:
+    """The agent's phones, and what the browser softphone registers with (no password: the digest's HA1)."""
+    core = request.app.state.core
+    response.headers["Cache-Control"] = "no-store"
+    soft = await anyio.to_thread.run_sync(phones.softphone_config, core, principal.staff_id)
+
+    def load(s: Any) -> tuple[dict[str, str], bool | None]:
+        return phones.phones_of(s, principal.staff_id), desk.phone_registered(s, principal.staff_id, core.clock())
+
+    mine, registered = await anyio.to_thread.run_sync(read_only, core.sessions, load)
+    return PhoneOut(phones=mine, softphone=SoftphoneOut(**soft) if soft else None, registered=registered)
+
+
+class RegistrationIn(BaseModel):
+    kind: Literal["webrtc", "sip"] = "webrtc"
+    registered: bool
+
+
+class RegistrationOut(BaseModel):
+    registered: bool
+
+
+@api.post("/phone/registration", response_model=RegistrationOut, responses={401: {}, 403: {}, 422: {}})
+async def report_registration(body: RegistrationIn, request: Request, principal: Principal = AgentDep) -> RegistrationOut:
+    """The softphone page's word on its registration: sent on every change and every ``report_every_s`` while it
+    holds; the desk counts the phone as registered for ``phone_report_stale_s`` after the last "yes"."""
+    core = request.app.state.core
+    try:
+        done = await anyio.to_thread.run_sync(phones.report_registration, core, principal.staff_id, body.kind,
+                                              body.registered)
+    except phones.PhoneRefused as exc:
+        raise ApiError(422, exc.code) from None
+    return RegistrationOut(registered=done)
 
 
 class OkOut(BaseModel):
