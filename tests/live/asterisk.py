@@ -32,6 +32,8 @@ AGI_PORT = int(os.environ.get("CALLCENTER_LIVE_AGI_PORT", "4573"))
 SIP_PORT = int(os.environ.get("CALLCENTER_LIVE_SIP_PORT", "5060"))
 HTTP_PORT = int(os.environ.get("CALLCENTER_LIVE_HTTP_PORT", "8088"))
 PHONES_SECRET = "live-phones-secret"
+SIPP_PORT = int(os.environ.get("CALLCENTER_LIVE_SIPP_PORT", "5062"))  # the SIP customer (sipp UAS) of sim-sip.conf
+SIM_SIP = Path(__file__).with_name("sim-sip.conf")
 # the call recordings of the live servers (the engine reads them where Asterisk writes them: one host)
 LIVE_RECORDINGS = Path(os.environ.get("TMPDIR", "/tmp")) / f"cc-live-recordings-{os.getuid()}-{AGI_PORT}"
 
@@ -77,6 +79,7 @@ class LiveAsterisk:
                 text = text.replace("secret = PHONES-CHANGE-ME", f"secret = {PHONES_SECRET}")
             if shipped.name == "pjsip.conf":
                 text = text.replace("bind = 0.0.0.0:5060", f"bind = {self.bind}:{SIP_PORT}")
+                text += "\n; --- live tests only: SIP parties ---\n#include sim-sip.conf\n"
             if shipped.name == "http.conf":
                 text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
                 text = text.replace("bindport = 8088", f"bindport = {HTTP_PORT}")
@@ -87,6 +90,8 @@ class LiveAsterisk:
                 text += "\n; --- live tests only: simulated parties ---\n#include sim-parties.conf\n"
             (etc / shipped.name).write_text(text, encoding="utf-8")
         shutil.copy(SIM_PARTIES, etc / "sim-parties.conf")
+        (etc / "sim-sip.conf").write_text(SIM_SIP.read_text(encoding="utf-8").replace(
+            "contact = sip:127.0.0.1:5062", f"contact = sip:{self.bind}:{SIPP_PORT}"), encoding="utf-8")
         (etc / "modules.conf").write_text("[modules]\nautoload = yes\n")
         (etc / "logger.conf").write_text("[general]\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n")
         docs = self.prefix / "var" / "lib" / "asterisk" / "documentation"
