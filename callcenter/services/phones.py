@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.services.admin import AdminPrincipal, AdminRefused, _require_admin, _staff, audit
 from callcenter.services.deps import Deps
@@ -248,8 +248,12 @@ def report_registration(deps: Deps, staff_id: int, kind: str, is_registered: boo
 def contact_status(deps: Deps, endpoint: str, status: str) -> bool | None:
     """Asterisk's ContactStatus event (AMI, read privilege "system") for an endpoint: ``Created``/``Reachable``/
     ``Updated`` registered it, ``Removed``/``Unreachable`` (qualify timed out: a dead socket) did not. Returns the
-    new state, None for an endpoint that is not an agent's phone."""
-    now = deps.clock()
+    new state, None for an endpoint that is not an agent's phone (or a status that says neither)."""
+    return record_contact_status(deps.sessions, deps.clock(), endpoint, status)
+
+
+def record_contact_status(sessions: sessionmaker[Session], now: datetime, endpoint: str, status: str) -> bool | None:
+    """``contact_status`` with the session factory and the time (the dialler engine's AMI events, issue 18)."""
     up = status in ("Created", "Reachable", "Updated", "NonQualified")
     down = status in ("Removed", "Unreachable")
     if not (up or down):
@@ -264,7 +268,7 @@ def contact_status(deps: Deps, endpoint: str, status: str) -> bool | None:
         phone.registered_by = "asterisk"
         return up
 
-    return run_in_transaction(deps.sessions, work)
+    return run_in_transaction(sessions, work)
 
 
 def softphone_config(deps: Deps, staff_id: int) -> dict[str, Any] | None:

@@ -221,3 +221,37 @@ def _admin(core: App, world: World) -> Any:
     from callcenter.services.staff_sessions import staff_principal
 
     return staff_principal(core.sessions, "adm")
+
+
+def test_asterisks_contact_status_over_ami_is_a_port_event() -> None:
+    from callcenter.adapters.telephony.ami_events import CallTracker
+    from callcenter.ports.telephony import PhoneContact
+
+    tracker = CallTracker("pbx1")
+    assert tracker.feed({"Event": "ContactStatus", "URI": "sip:1004@127.0.0.1:5070", "ContactStatus": "Unreachable",
+                         "AOR": "1004", "EndpointName": "1004"}, 5.0) == [PhoneContact("1004", "Unreachable", 5.0, "pbx1")]
+    assert tracker.feed({"Event": "ContactStatus", "AOR": "1004"}, 5.0) == []
+
+
+async def test_the_dialler_engine_records_contact_status(core: App, world: World) -> None:
+    """The engine's AMI reader hands ContactStatus to the dialler engine, which records it on the agent's phone:
+    the desk's "ready" then reads Asterisk's word (a phone that stopped answering its qualify is not registered)."""
+    from callcenter.adapters.telephony.simulated import SimulatedPbx
+    from callcenter.parts.dialer import dialer_deps
+    from callcenter.ports.telephony import PhoneContact
+    from callcenter.services.dialer.engine import DialerEngine
+
+    ag1 = world.staff["ag1"]
+    phones.set_phone(core, _admin(core, world), phones.NoPublisher(), ag1, "sip", endpoint="1004", password="x" * 12)
+    engine = DialerEngine(dialer_deps(core), SimulatedPbx(), dialer_id="contacts", sync_s=0.3)
+
+    def registered() -> bool | None:
+        return run_in_transaction(core.sessions, lambda s: phones.registered(s, "PJSIP/1004", core.clock()))
+
+    assert registered() is False
+    await engine.handle(PhoneContact("1004", "Reachable", 1.0))
+    assert registered() is True
+    await engine.handle(PhoneContact("1004", "Unreachable", 2.0))
+    assert registered() is False
+    await engine.handle(PhoneContact("someone-else", "Reachable", 3.0))
+    assert registered() is False
