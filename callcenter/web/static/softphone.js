@@ -46,7 +46,17 @@
     controlsEnabled();
   }
   function isRegistered() { return reg === "registered" && registeredUntil > Date.now(); }
-  window.ccSoftphone = {registered: isRegistered, state: function () { return reg; }};
+  // the page's own view, for the agent's screen and for tests: packets received/sent on the call (getStats)
+  async function callStats() {
+    const out = {received: 0, sent: 0};
+    if (!session || !session.connection) { return out; }
+    (await session.connection.getStats()).forEach(function (r) {
+      if (r.type === "inbound-rtp" && r.kind === "audio") { out.received += r.packetsReceived || 0; }
+      if (r.type === "outbound-rtp" && r.kind === "audio") { out.sent += r.packetsSent || 0; }
+    });
+    return out;
+  }
+  window.ccSoftphone = {registered: isRegistered, state: function () { return reg; }, stats: callStats};
 
   // --- the engine's word ----------------------------------------------------------------------------------------
   async function report(periodic) {
