@@ -181,6 +181,11 @@ def test_browser_softphone_takes_the_agent_leg_over_real_webrtc(core: App, aster
         until(lambda: page.evaluate("window.ccSoftphone.stats()")["sent"] > 0)
         until(lambda: len(rtp_rows(asterisk, f"{endpoint}-", "sim-sip-custom")) == 2 and all(
             int(r[4]) > 0 and int(r[8]) > 0 for r in rtp_rows(asterisk, f"{endpoint}-", "sim-sip-custom")))
+        # mute on the softphone's bar: the microphone's track stops (its level reads 0), then comes back
+        page.click("#sp-mute")
+        page.wait_for_selector("#softphone[data-muted='true'][data-level='0.000']", timeout=WAIT_MS)
+        page.click("#sp-mute")
+        page.wait_for_selector("#softphone[data-muted='false']", timeout=WAIT_MS)
         loop.run(ami.hangup("cc-live-w1"))
         assert isinstance(loop.run(next_of(events, (Ended,))), Ended)
 
