@@ -85,6 +85,7 @@
     setMic("granted");
     if (localStream) { localStream.getTracks().forEach(function (t) { t.stop(); }); }
     localStream = stream;
+    box.dataset.device = stream.getAudioTracks()[0] ? stream.getAudioTracks()[0].getSettings().deviceId || "" : "";
     meter(stream);
     if (session && session.connection) {  // a device changed mid-call: the new track replaces the old one
       const track = stream.getAudioTracks()[0];
