@@ -16,7 +16,19 @@ $(APIDOCS)/swagger-ui-bundle.js $(APIDOCS)/redoc.standalone.js:
 	  && tar -xzf redoc-2.5.4.tgz package/bundles/redoc.standalone.js) \
 	  && cp $$tmp/package/swagger-ui-bundle.js $$tmp/package/bundles/redoc.standalone.js $(APIDOCS)/ && rm -rf $$tmp
 
-$(STAMP): pyproject.toml setup.py $(APIDOCS)/swagger-ui-bundle.js $(APIDOCS)/redoc.standalone.js
+# The agent screen's softphone (issue 18): JsSIP from the npm registry, at the versions below (its three
+# dependencies pinned too), bundled for the browser by esbuild into one script (callcenter/web/static/softphone/,
+# ignored by git; see VENDORED.md there).
+SOFTPHONE := callcenter/web/static/softphone
+JSSIP_PKGS := jssip@3.13.8 debug@4.4.3 ms@2.1.3 events@3.3.0 sdp-transform@2.15.0 esbuild@0.28.2
+$(SOFTPHONE)/jssip.min.js:
+	tmp=$$(mktemp -d) && (cd $$tmp && npm install --silent --no-audit --no-fund --no-save --prefix . $(JSSIP_PKGS) >/dev/null \
+	  && ./node_modules/.bin/esbuild node_modules/jssip/lib/JsSIP.js --bundle --minify --format=iife \
+	     --global-name=JsSIP --platform=browser --log-level=warning --outfile=jssip.min.js) \
+	  && cp $$tmp/jssip.min.js $(SOFTPHONE)/ && cp $$tmp/node_modules/jssip/LICENSE.md $(SOFTPHONE)/LICENSE.jssip \
+	  && rm -rf $$tmp
+
+$(STAMP): pyproject.toml setup.py $(APIDOCS)/swagger-ui-bundle.js $(APIDOCS)/redoc.standalone.js $(SOFTPHONE)/jssip.min.js
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

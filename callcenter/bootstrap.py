@@ -58,6 +58,7 @@ class App:
     orders: Any = None  # callcenter.services.orders.OrderService: phone orders (电话委托), see _wire_orders
     recordings: Any = None  # callcenter.services.recordings.RecordingService (issue 14), see _wire_recordings
     appointments: Any = None  # callcenter.services.appointments.AppointmentService: 预约服务 (issue 15)
+    phones: Any = None  # callcenter.services.phones.PhonePublisher: agents' PJSIP endpoints to Asterisk (issue 18)
 
     def close(self) -> None:
         self.database.dispose()
@@ -206,10 +207,19 @@ def bootstrap(
     app.hash_pool = HashPool(settings.argon2_workers)
     _wire_orders(app)
     _wire_recordings(app)
+    app.phones = phone_publisher_from_settings(settings)
     app.ivr = StoreIvrBackend(sessions, transfers, clock, policies=ThrottlePolicies.from_settings(settings),
                               bus=app.bus, verify=app.hash_pool.verify, orders=app.orders,
                               appointments=app.appointments, recordings=app.recordings)
     return app
+
+
+def phone_publisher_from_settings(settings: Settings) -> Any:
+    """Where the agents' PJSIP endpoints go (issue 18): the include file and the reload account, or nowhere."""
+    from callcenter.adapters.telephony.pjsip_agents import publisher_from
+
+    return publisher_from(settings.asterisk_pjsip_agents_path, settings.ami_servers[0] if settings.ami_servers else "",
+                          settings.ami_phones_username, settings.ami_phones_secret.get_secret_value())
 
 
 # --- phone orders (issue 15): the order service over the simulated exchange -----------------------------------

@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     ami_connect_timeout_s: float = 5.0
     # the agent's phone: the extension they give at login (or an admin set) through this template
     agent_phone_template: str = "PJSIP/{extension}"
+    # agents' phones as PJSIP endpoints (issue 18, config/asterisk/pjsip.conf): the digest realm (pjsip.conf's
+    # default_realm), the include file the engine writes its agents' endpoints to (as the engine sees Asterisk's
+    # pjsip_agents.conf; empty: not written) and the AMI account allowed to reload res_pjsip after a change (its
+    # own, with the "config" write privilege the engine's call account does not have; empty: reload by hand)
+    sip_realm: str = Field("callcenter", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    asterisk_pjsip_agents_path: str = ""
+    ami_phones_username: str = ""
+    ami_phones_secret: SecretStr = SecretStr("")
+    # the browser softphone: the WSS address of Asterisk's SIP-over-WebSocket (http.conf's TLS server, path /ws)
+    # and the host of the agents' SIP addresses (empty: the host of that address); the desk refuses "ready" while
+    # the phone the agent sits at is not registered, as reported within this many seconds
+    softphone_ws_url: str = ""
+    softphone_sip_domain: str = ""
+    phone_report_stale_s: float = Field(25.0, ge=2.0, le=600.0)
     asterisk_sound_prefix: str = Field("cc", pattern=r"^[A-Za-z0-9_.\-/]{1,64}$")  # our prompts under Asterisk's sounds dir
     ami_dial_template: str = "PJSIP/{number}@trunk"  # the Channel of an outbound Originate
     ami_amd: bool = True  # answered outbound calls run AMD() in the dialplan (context cc-outbound-amd)

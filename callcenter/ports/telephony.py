@@ -105,6 +105,17 @@ class AgentLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class PhoneContact:
+    """An agent's SIP phone's registration as the PBX sees it (issue 18; Asterisk's ContactStatus: Created,
+    Reachable, Updated, Unreachable -- its qualify OPTIONS went unanswered --, Removed)."""
+
+    endpoint: str
+    status: str
+    at: float
+    server: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ServerDown:
     server: str
     at: float
@@ -138,7 +149,7 @@ class Recovered:
 
 
 CallEvent = Union[Ringing, Answered, Failed, Connected, Ended]
-TelephonyEvent = Union[CallEvent, DigitPressed, AgentJoined, AgentLeft, ServerDown, ServerUp, Recovered]
+TelephonyEvent = Union[CallEvent, DigitPressed, AgentJoined, AgentLeft, ServerDown, ServerUp, Recovered, PhoneContact]
 TERMINAL_EVENTS = (Failed, Ended)
 
 

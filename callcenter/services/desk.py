@@ -49,6 +49,7 @@ from callcenter.services.scripts import (
 from callcenter.domain.scripts.model import KINDS, OUTCOMES
 from callcenter.services.access import may_read, staff_actor
 from callcenter.services.clients import client_summary
+from callcenter.services import phones
 from callcenter.shipped import shipped_dir
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import run_in_transaction
@@ -58,6 +59,7 @@ from callcenter.store.models.dialer import AgentSession, Attempt, Callback, Camp
 from callcenter.store.models.ivr import IvrSession
 
 SCRIPTS_DIR = shipped_dir("scripts_templates")  # the shipped scripts; callers pass settings.scripts_path
+PHONE_CHOICES = ("webrtc", "sip")  # at login: which of the agent's phones they sit at (services.phones)
 DESK_STATES = ("ready", "paused", "wrap_up", "logged_out")
 PAUSE_REASONS = ("break", "meal", "training", "meeting", "admin")
 CAMPAIGN_KIND_TO_SCRIPT_KIND = {"former_clients": "win_back", "cold_leads": "cold_call", "dormant": "dormant",
@@ -244,6 +246,11 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
         raise DeskError("bad_reason", 422)
     if busy and to == "ready":
         raise DeskError("finish_call_first")
+    if phone in PHONE_CHOICES:  # issue 18: the browser softphone or the agent's desk SIP phone, by its endpoint
+        try:
+            phone = run_in_transaction(core.sessions, lambda s: phones.dial_string(s, staff_id, phone))
+        except phones.PhoneRefused:
+            raise DeskError("no_such_phone", 422) from None
     if to == "logged_out" and sess is not None and (busy or sess.state in ("reserved", "talking")):
         raise DeskError("on_a_call" if sess.state in ("reserved", "talking") else "finish_call_first")
     try:
@@ -260,6 +267,8 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
         else:
             sess_state, sess_reason = sess.state, sess.reason
         if to == "ready" and sess_state != "ready":
+            if not phone_ready(core, staff_id):
+                raise DeskError("phone_not_registered")
             dialer.agent_ready(core, staff_id)
         elif to == "paused" and (sess_state, sess_reason) != ("paused", reason):
             dialer.agent_pause(core, staff_id, reason)
@@ -268,6 +277,18 @@ def set_state(core: Deps, staff_id: int, to: str, reason: str = "", phone: str =
     except RuleError:
         raise DeskError("bad_state_change") from None
     return run_in_transaction(core.sessions, lambda s: status(s, staff_id, core.clock()))
+
+
+def phone_registered(s: Session, staff_id: int, now: datetime) -> bool | None:
+    """Is the phone the agent sits at registered? None: not logged in, or not one of our PJSIP endpoints."""
+    sess = _open_session(s, staff_id)
+    return None if sess is None else phones.registered(s, sess.phone, now)
+
+
+def phone_ready(core: Deps, staff_id: int) -> bool:
+    """May the agent go ready as far as their phone goes? Not while the phone they sit at (one of our PJSIP
+    endpoints) is not registered, by the page's latest report or Asterisk's ContactStatus (issue 18)."""
+    return run_in_transaction(core.sessions, lambda s: phone_registered(s, staff_id, core.clock()) is not False)
 
 
 # --- screen pop -----------------------------------------------------------------------------------------

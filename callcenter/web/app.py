@@ -83,9 +83,11 @@ class SecurityHeaders:
       ignored at best and, on a misconfigured host, lock users out.
     """
 
-    def __init__(self, app: ASGIApp, trust_forwarded_proto: bool) -> None:
+    def __init__(self, app: ASGIApp, trust_forwarded_proto: bool, connect_extra: str = "") -> None:
         self.app = app
         self.trust_forwarded_proto = trust_forwarded_proto
+        # the browser softphone's WebSocket to Asterisk (issue 18: softphone_ws_url) is one more connect-src
+        self.csp = CSP.replace("connect-src 'self'", f"connect-src 'self' {connect_extra}") if connect_extra else CSP
 
     def _https(self, scope: Scope) -> bool:
         if scope.get("scheme") == "https":
@@ -99,7 +101,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+        extra = [(b"content-security-policy", self.csp.encode()), (b"x-content-type-options", b"nosniff"),
                  (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin")]
         if not scope.get("path", "").startswith("/static/"):
             extra.append((b"cache-control", b"no-store"))
@@ -114,6 +116,16 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _ws_origin(url: str) -> str:
+    """``wss://host:port`` of a WebSocket address (no path: CSP source), or "" for none / not ws(s)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc or any(c in parts.netloc for c in " ;'\""):
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _install_api_docs(app: FastAPI, mode: str) -> None:
@@ -188,7 +200,8 @@ def create_app(core: App) -> FastAPI:
     app.state.staff_sessions = make_staff_sessions(core)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=core.settings.max_request_bytes)
-    app.add_middleware(SecurityHeaders, trust_forwarded_proto=core.settings.trust_forwarded_proto)  # outermost
+    app.add_middleware(SecurityHeaders, trust_forwarded_proto=core.settings.trust_forwarded_proto,  # outermost
+                       connect_extra=_ws_origin(core.settings.softphone_ws_url))
     _install_api_docs(app, core.settings.api_docs)
     for router in (health.router, auth_api.router, clients_api.router, transfers_api.router, admin_api.router,
                    supervisor_api.router):

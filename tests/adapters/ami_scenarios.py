@@ -303,6 +303,42 @@ SAFE_HARBOUR_PROMPT = "cc/safe-harbour"  # as callcenter.services.dialer.engine 
 MACHINE_PROMPT = "cc/leave-message"
 
 
+async def sip_desk_phone_takes_the_agent_leg(ami: AmiClient, pbx: Pbx) -> None:
+    """Issue 18, over real SIP: agent 7 sits at the desk SIP phone ``1004`` (a sipp UAS registered to Asterisk with
+    the digest the engine wrote into pjsip_agents.conf): the engine dials ``PJSIP/1004`` for the agent leg, the
+    phone answers, its leg joins agent-7; a customer reached over SIP (another sipp UAS, PJSIP/{number}@
+    sim-sip-customer) answers and is Redirected in; both PJSIP channels are in the room, with RTP both ways."""
+    async with ami:
+        events = ami.events().__aiter__()
+        await ami.agent_login("7", "PJSIP/1004")
+        assert isinstance(await next_of(events, (AgentJoined, AgentLeft)), AgentJoined)
+        await ami.originate("cc-live-s1", "90006", "95500", {}, timeout_s=10)
+        answered = await next_of(events, (Answered, Failed))
+        assert isinstance(answered, Answered), answered
+        await ami.connect("cc-live-s1", "7")
+        connected = await next_of(events, (Connected, Ended))
+        assert isinstance(connected, Connected) and connected.agent_id == "7"
+        members = await ami.query("ConfbridgeList", Conference="agent-7")
+        channels = sorted(str(m.get("Channel", "")).rsplit("-", 1)[0] for m in members)
+        assert channels == ["PJSIP/1004", "PJSIP/sim-sip-customer"], channels
+        await asyncio.sleep(2.0)  # both parties' pcaps play into the room
+        stats = pbx("pjsip show channelstats")
+        if isinstance(stats, str):  # live: Asterisk's own RTP counters for both legs (replays have no CLI)
+            rows = [line.split() for line in stats.splitlines() if "1004-" in line or "sim-sip-custom" in line]
+            assert len(rows) == 2, stats
+            for row in rows:  # BridgeId ChannelId UpTime Codec | Receive Count Lost Pct Jitter | Transmit Count ...
+                assert int(row[4]) > 0 and int(row[8]) > 0, stats  # packets received and sent on each leg
+        await ami.hangup("cc-live-s1")
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == "cc-live-s1"
+        await ami.agent_logout("7")
+        assert isinstance(await next_of(events, (AgentLeft,)), AgentLeft)
+
+
+sip_desk_phone_takes_the_agent_leg.options = AmiOptions(  # type: ignore[attr-defined]  # customers over SIP
+    dial_template="PJSIP/{number}@sim-sip-customer", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5)
+
+
 def options_of(name: str) -> AmiOptions:
     return getattr(SCENARIOS[name], "options", OPTIONS)
 
@@ -320,6 +356,7 @@ SCENARIOS: dict[str, Scenario] = {
     "answered_into_agent_room": answered_into_agent_room,
     "recorded_call_muted_and_stopped": recorded_call_muted_and_stopped,
     "restart_is_told_from_a_failure": restart_is_told_from_a_failure,
+    "sip_desk_phone_takes_the_agent_leg": sip_desk_phone_takes_the_agent_leg,
 }
 
 

@@ -28,6 +28,13 @@ DEBIAN_SOUNDS = Path("/usr/share/asterisk/sounds")
 HOSTS = tuple(os.environ.get("CALLCENTER_LIVE_HOSTS", "127.0.0.1,127.0.0.2").split(","))
 PRIMARY, SECOND = HOSTS[0], HOSTS[1]
 AGI_PORT = int(os.environ.get("CALLCENTER_LIVE_AGI_PORT", "4573"))
+# the shipped pjsip.conf's SIP port (UDP and TCP) and http.conf's WebSocket port, on the server's own address (the
+# copied files name them); TLS is off in the tests (no certificate): the softphone's socket is ws://, not wss://
+SIP_PORT = int(os.environ.get("CALLCENTER_LIVE_SIP_PORT", "5060"))
+HTTP_PORT = int(os.environ.get("CALLCENTER_LIVE_HTTP_PORT", "8088"))
+PHONES_SECRET = "live-phones-secret"
+SIPP_PORT = int(os.environ.get("CALLCENTER_LIVE_SIPP_PORT", "5062"))  # the SIP customer (sipp UAS) of sim-sip.conf
+SIM_SIP = Path(__file__).with_name("sim-sip.conf")
 # the call recordings of the live servers (the engine reads them where Asterisk writes them: one host)
 LIVE_RECORDINGS = Path(os.environ.get("TMPDIR", "/tmp")) / f"cc-live-recordings-{os.getuid()}-{AGI_PORT}"
 
@@ -50,6 +57,15 @@ class LiveAsterisk:
     def ami_address(self) -> tuple[str, int]:
         return self.bind, 5038
 
+    @property
+    def sip_address(self) -> tuple[str, int]:
+        return self.bind, SIP_PORT
+
+    @property
+    def pjsip_agents(self) -> Path:
+        """Where the engine writes the agents' endpoints (the shipped pjsip.conf includes it)."""
+        return self.home / "etc" / "pjsip_agents.conf"
+
     def lay_out(self) -> None:
         etc, data = self.home / "etc", self.home / "data"
         for d in ("etc", "run", "log", "spool", "varlib", "db", "data/sounds"):
@@ -60,13 +76,24 @@ class LiveAsterisk:
             if shipped.name == "manager.conf":
                 text = text.replace("secret = CHANGE-ME", f"secret = {self.ami_secret}")
                 text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
+            if shipped.name == "manager.conf":
+                text = text.replace("secret = PHONES-CHANGE-ME", f"secret = {PHONES_SECRET}")
+            if shipped.name == "pjsip.conf":
+                text = text.replace("bind = 0.0.0.0:5060", f"bind = {self.bind}:{SIP_PORT}")
+                text += "\n; --- live tests only: SIP parties ---\n#include sim-sip.conf\n"
+            if shipped.name == "http.conf":
+                text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
+                text = text.replace("bindport = 8088", f"bindport = {HTTP_PORT}")
+                text = text.replace("tlsenable = yes", "tlsenable = no")
             if shipped.name == "extensions.conf":
                 text = text.replace("agi://127.0.0.1:4573/", f"agi://127.0.0.1:{AGI_PORT}/")
                 text = text.replace("CC_RECORDINGS_DIR=\n", f"CC_RECORDINGS_DIR={self.recordings}\n")
                 text += "\n; --- live tests only: simulated parties ---\n#include sim-parties.conf\n"
             (etc / shipped.name).write_text(text, encoding="utf-8")
         shutil.copy(SIM_PARTIES, etc / "sim-parties.conf")
-        (etc / "modules.conf").write_text("[modules]\nautoload = yes\nnoload = chan_pjsip.so\n")
+        (etc / "sim-sip.conf").write_text(SIM_SIP.read_text(encoding="utf-8").replace(
+            "contact = sip:127.0.0.1:5062", f"contact = sip:{self.bind}:{SIPP_PORT}"), encoding="utf-8")
+        (etc / "modules.conf").write_text("[modules]\nautoload = yes\n")
         (etc / "logger.conf").write_text("[general]\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n")
         docs = self.prefix / "var" / "lib" / "asterisk" / "documentation"
         if docs.exists():

@@ -57,6 +57,7 @@ from callcenter.ports.telephony import (
     Failed,
     FailReason,
     LiveCall,
+    PhoneContact,
     Recovered,
     Ringing,
     ServerDown,
@@ -402,6 +403,11 @@ class CallTracker:
             return []
         return handler(self, h, now)
 
+    def _on_contact_status(self, h: dict[str, str], now: float) -> list[TelephonyEvent]:
+        """A SIP phone registered, stopped answering its qualify, or left (read privilege "system")."""
+        endpoint, status = h.get("endpointname", ""), h.get("contactstatus", "")
+        return [PhoneContact(endpoint, status, now, self.server)] if endpoint and status else []
+
     def _own(self, h: Mapping[str, str], key: str = "uniqueid") -> _Call | None:
         uid = h.get(key)
         return self._calls.get(uid) if uid else None
@@ -647,4 +653,5 @@ _HANDLERS = {
     "bridgeenter": CallTracker._on_bridge_enter,
     "hangup": CallTracker._on_hangup,
     "shutdown": CallTracker._on_shutdown,
+    "contactstatus": CallTracker._on_contact_status,
 }

@@ -105,6 +105,7 @@ from callcenter.services.dialer.hopper import (
 )
 from callcenter.services.dialer.campaigns import campaign_agent_ids, change_agent_state, start_due
 from callcenter.services import handoff as H
+from callcenter.services import phones
 from callcenter.domain.campaigns import RuleError, agent_transition, in_window, on_dnc
 from callcenter.services.bus import EventBus
 from callcenter.services.call_recording import CallRecorder
@@ -125,6 +126,7 @@ from callcenter.ports.telephony import (
     LiveCall,
     NoServerAvailable,
     OriginateRejected,
+    PhoneContact,
     Recovered,
     Telephony,
     TelephonyError,
@@ -311,6 +313,10 @@ class DialerEngine:
                 if live.call_id not in self.core.calls and live.call_id not in self._recovered:
                     self._recovered.add(live.call_id)  # once (run() hands it over before the reader does)
                     self._foreign[live.call_id] = (live, event.server)
+            return
+        if isinstance(event, PhoneContact):  # an agent's SIP phone (un)registered: the desk's "ready" reads it
+            await asyncio.to_thread(phones.record_contact_status, self.deps.sessions, self.wall(), event.endpoint,
+                                    event.status)
             return
         if not isinstance(event, _PORT_EVENTS):
             return  # Ringing, ServerDown/Up: nothing the core decides on

@@ -22,11 +22,13 @@ from callcenter.store.models.orders import (Appointment, AppointmentSlot, Order,
                                             SimFill, SimOrder, Trade)
 from callcenter.store.models import recordings as _recordings  # noqa: F401  (call recordings, quality inspection)
 from callcenter.store.models.admin import DeskCode
+from callcenter.store.models.phones import AgentPhone
 
 __all__ = [
     "AuditLog",
     "CallCommand",
     "DeskCode",
+    "AgentPhone",
     "Base",
     "BankAccount",
     "Client",

@@ -21,9 +21,11 @@ from callcenter.web.errors import ApiError
 from callcenter.web.pages.common import lang_of, render, roles, tz_of
 from callcenter.web.text import MultilineText, Text
 
+from callcenter.store.models.phones import PHONE_KINDS
+
 router = APIRouter(prefix="/admin", include_in_schema=False)
 ADMIN = roles("admin")
-SECTIONS = ("home", "staff", "locks", "dnc", "bulletins", "codes", "audit")
+SECTIONS = ("home", "staff", "phones", "locks", "dnc", "bulletins", "codes", "audit")
 
 
 def _core(request: Request) -> Any:
@@ -58,6 +60,12 @@ async def _load(request: Request, principal: Principal, section: str, q: str = "
     if section == "staff":
         return {"staff": await _run(admin.list_staff, core, principal), "groups": await _run(admin.list_groups, core),
                 "roles": admin.ROLES}
+    if section == "phones":
+        from callcenter.services import phones
+
+        return {"phones": await _run(phones.list_phones, core, principal),
+                "staff": [st for st in await _run(admin.list_staff, core, principal) if st.active],
+                "kinds": PHONE_KINDS}
     if section == "locks":
         return {"locks": await _run(_throttles(core).counting, principal), "scopes": [s.value for s in Scope]}
     if section == "dnc":
@@ -166,6 +174,43 @@ async def staff_password(*, request: Request, staff_id: int = Path(ge=1, le=2**3
     name = next((s.display_name for s in await _run(admin.list_staff, core, principal) if s.id == staff_id), "")
     return await _page(request, principal, "staff", notice=t("admin.staff.reset_done", lang_of(request), name=name,
                                                              password=password))
+
+
+# --- agents' phones (issue 18) ------------------------------------------------------------------------------
+
+@router.get("/phones", response_class=HTMLResponse)
+async def phones_page(request: Request, principal: Principal = ADMIN) -> Response:
+    return await _page(request, principal, "phones")
+
+
+@router.post("/phones", response_class=HTMLResponse)
+async def phone_set(*, request: Request, principal: Principal = ADMIN, staff_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+                    kind: Annotated[Text, Form(max_length=8)], endpoint: Annotated[Text, Form(max_length=40)] = "",
+                    password: Annotated[Text, Form(max_length=128)] = "") -> Response:
+    from callcenter.services import phones
+
+    core, lang = _core(request), lang_of(request)
+    try:
+        name, secret, published = await _run(phones.set_phone, core, principal, core.phones, staff_id, kind,
+                                             endpoint=endpoint, password=password)
+    except admin.AdminRefused as exc:
+        return await _refused(request, principal, "phones", exc)
+    notice = t(f"admin.phones.published.{published}", lang)
+    if secret:
+        notice += " · " + t("admin.phones.new_secret", lang, endpoint=name, password=secret)
+    return await _page(request, principal, "phones", notice=notice)
+
+
+@router.post("/phones/{phone_id}/remove", response_class=HTMLResponse)
+async def phone_remove(*, request: Request, phone_id: int = Path(ge=1, le=2**31 - 1), principal: Principal = ADMIN) -> Response:
+    from callcenter.services import phones
+
+    core = _core(request)
+    try:
+        published = await _run(phones.remove_phone, core, principal, core.phones, phone_id)
+    except admin.AdminRefused as exc:
+        return await _refused(request, principal, "phones", exc)
+    return await _page(request, principal, "phones", notice=t(f"admin.phones.published.{published}", lang_of(request)))
 
 
 # --- lockouts ----------------------------------------------------------------------------------------------

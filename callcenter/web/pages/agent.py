@@ -15,7 +15,7 @@ from callcenter.domain.campaigns import RuleError
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.domain.events import AgentStateChanged, CommandQueued, Disposed
 from callcenter.services.scripts import CaptureError, RunError
-from callcenter.services import call_commands, desk
+from callcenter.services import call_commands, desk, phones
 from callcenter.ports import channel_variables as V
 from callcenter.services.staff_sessions import Principal
 from callcenter.store.db import read_only, run_in_transaction
@@ -57,17 +57,19 @@ async def agent_page(request: Request, principal: Principal = roles("agent")) ->
     lang = lang_of(request)
 
     def load(s: Any) -> tuple[desk.AgentStatus, list[dict[str, Any]], dict[str, Any] | None, list[tuple[str, str]],
-                              dict[str, str], dict[str, str]]:
+                              dict[str, str], dict[str, str], dict[str, str]]:
         return (desk.status(s, principal.staff_id, now), desk.open_callbacks(s, principal.staff_id, now),
                 desk.preview_of(s, principal.staff_id),
                 desk.desk_codes(s, "pause", desk.current_kind(s, principal.staff_id), lang),
-                desk.code_labels(s, "pause", lang), desk.code_labels(s, "disposition", lang))
+                desk.code_labels(s, "pause", lang), desk.code_labels(s, "disposition", lang),
+                phones.phones_of(s, principal.staff_id))
 
-    st, callbacks, preview_lead, pauses, pause_labels, disp_labels = await anyio.to_thread.run_sync(
+    st, callbacks, preview_lead, pauses, pause_labels, disp_labels, my_phones = await anyio.to_thread.run_sync(
         run_in_transaction, core.sessions, load)
     return render(request, "agent.html", principal, status=st, callbacks=callbacks, now=now, tz=tz_of(request),
                   pauses=pauses, pause_labels=pause_labels, disp_labels=disp_labels, preview=preview_lead,
-                  shortcuts=SHORTCUTS, wrap_up_limit_s=core.settings.wrap_up_limit_s)
+                  shortcuts=SHORTCUTS, wrap_up_limit_s=core.settings.wrap_up_limit_s, phones=my_phones,
+                  softphone=bool(core.settings.softphone_ws_url) and "webrtc" in my_phones)
 
 
 # The desk's keyboard shortcuts (agent.js binds the same keys; the help overlay lists them): key, action.
@@ -168,6 +170,9 @@ class StatusOut(BaseModel):
     pause_codes: list[CodeOut] = Field(default_factory=list,
                                        description="The pause codes the agent may choose now (their call's or "
                                                    "campaign's kind; the administrators' desk codes)")
+    phone_registered: bool | None = Field(None, description="Is the phone the agent sits at registered (one of "
+                                          "their PJSIP endpoints: the softphone page's report or Asterisk's)? "
+                                          "None: not logged in, or a dial string the engine cannot check")
 
 
 @api.get("/status", response_model=StatusOut, responses={401: {}, 403: {}})
@@ -285,7 +290,62 @@ def status_out(s: Any, staff_id: int, now: datetime, wrap_up_limit_s: float = 0.
     label = desk.code_labels(s, "pause", lang).get(st.reason, "") if st.reason else ""
     return StatusOut(state=st.state, reason=st.reason, reason_label=label, since=st.since,
                      contact=OpenContactOut(**brief) if brief is not None else None, wrap_up_limit_s=wrap_up_limit_s,
-                     pause_codes=[CodeOut(code=c, label=lbl) for c, lbl in pauses])
+                     pause_codes=[CodeOut(code=c, label=lbl) for c, lbl in pauses],
+                     phone_registered=desk.phone_registered(s, staff_id, now))
+
+
+# --- the agent's phone (issue 18) ---------------------------------------------------------------------------
+
+class SoftphoneOut(BaseModel):
+    ws_url: str = Field(description="Asterisk's SIP-over-WebSocket address (WSS)")
+    uri: str = Field(description="The softphone's SIP address (sip:<endpoint>@<domain>)")
+    user: str
+    realm: str
+    ha1: str = Field(description="The digest HA1 MD5(user:realm:password): what JsSIP authenticates with")
+    endpoint: str
+    report_every_s: float = Field(description="How often the page reports its registration")
+
+
+class PhoneOut(BaseModel):
+    phones: dict[str, str] = Field(description="The kinds of phone the agent may sit at (webrtc, sip) -> endpoint")
+    softphone: SoftphoneOut | None = Field(description="The browser softphone's registration, if the agent has one")
+    registered: bool | None = Field(description="As in GET /api/desk/status: phone_registered")
+
+
+@api.get("/phone", response_model=PhoneOut, responses={401: {}, 403: {}})
+async def get_phone(request: Request, response: Response, principal: Principal = AgentDep) -> PhoneOut:
+    """The agent's phones, and what the browser softphone registers with (no password: the digest's HA1)."""
+    core = request.app.state.core
+    response.headers["Cache-Control"] = "no-store"
+    soft = await anyio.to_thread.run_sync(phones.softphone_config, core, principal.staff_id)
+
+    def load(s: Any) -> tuple[dict[str, str], bool | None]:
+        return phones.phones_of(s, principal.staff_id), desk.phone_registered(s, principal.staff_id, core.clock())
+
+    mine, registered = await anyio.to_thread.run_sync(read_only, core.sessions, load)
+    return PhoneOut(phones=mine, softphone=SoftphoneOut(**soft) if soft else None, registered=registered)
+
+
+class RegistrationIn(BaseModel):
+    kind: Literal["webrtc", "sip"] = "webrtc"
+    registered: bool
+
+
+class RegistrationOut(BaseModel):
+    registered: bool
+
+
+@api.post("/phone/registration", response_model=RegistrationOut, responses={401: {}, 403: {}, 422: {}})
+async def report_registration(body: RegistrationIn, request: Request, principal: Principal = AgentDep) -> RegistrationOut:
+    """The softphone page's word on its registration: sent on every change and every ``report_every_s`` while it
+    holds; the desk counts the phone as registered for ``phone_report_stale_s`` after the last "yes"."""
+    core = request.app.state.core
+    try:
+        done = await anyio.to_thread.run_sync(phones.report_registration, core, principal.staff_id, body.kind,
+                                              body.registered)
+    except phones.PhoneRefused as exc:
+        raise ApiError(422, exc.code) from None
+    return RegistrationOut(registered=done)
 
 
 class OkOut(BaseModel):

@@ -79,6 +79,12 @@
     btn.addEventListener("click", async function () {
       const state = btn.dataset.state;
       const body = {state: state, reason: state === "paused" ? document.getElementById("pause-reason").value : ""};
+      const choice = document.getElementById("phone-choice");  // at login: the phone the agent sits at (issue 18)
+      if (choice && bar.dataset.state === "logged_out" && state !== "logged_out") { body.phone = choice.value; }
+      if (state === "ready" && window.ccSoftphone && !window.ccSoftphone.registered() && (!choice || choice.value === "webrtc")) {
+        toast(T["sp.not_registered"] || "", true);  // the server refuses it too (phone_not_registered)
+        return;
+      }
       const data = await post("/api/desk/state", body);
       showState(data.state, data.reason, data.since);
       if (state === "ready" && !data.contact_id) { slot.innerHTML = waitingHtml; callStart = null; }
