@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Date, Engine, Index, MetaData, Row, String, bindparam, func, insert, select, update
+from sqlalchemy import (BigInteger, Date, Engine, Index, MetaData, Row, String, Table, bindparam, func, insert, select,
+                        update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -77,8 +78,8 @@ class Answer:
         return -self.amount_fen if self.direction == "in" else self.amount_fen
 
 
-_ACCOUNTS = SimAccount.__table__
-_TXNS = SimTransaction.__table__
+_ACCOUNTS = cast(Table, SimAccount.__table__)
+_TXNS = cast(Table, SimTransaction.__table__)
 # a delivery's statements, built once: the account (its row locked on PostgreSQL), the reference, the new
 # transaction, the balance
 _BALANCE_OF = select(_ACCOUNTS.c.balance_fen).where(_ACCOUNTS.c.account_no == bindparam("no"))

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -61,7 +62,7 @@ def _no_checkpoint(name: str) -> None:
 # runs with its values bound. The fund account's lookup brings its client's group, its bank account's number and
 # the ids of the books the transfer may post to (its transit book, its bank account's mirror), so a post of this
 # transfer looks no book up.
-_T = Transfer.__table__
+_T = cast(Table, Transfer.__table__)
 _TRANSIT = aliased(LedgerAccount, name="transit_book")
 _BANK_BOOK = aliased(LedgerAccount, name="bank_book")
 _BY_KEY = select(Transfer).where(Transfer.idempotency_scope == bindparam("scope"),

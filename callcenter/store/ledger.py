@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.store.models import FundAccount, JournalEntry, LedgerAccount, Posting
@@ -15,9 +16,10 @@ EQUITY_OWNER = 0
 Books = dict[tuple[str, int], int]  # book ids by (kind, owner id), as a caller already knows them
 
 # a post's statements, built once (not paid per post): the entry, its postings, the balances of its books
-_ENTRY = insert(JournalEntry.__table__).returning(JournalEntry.__table__.c.id)
-_POSTINGS = insert(Posting.__table__)
-_BOOK_T = LedgerAccount.__table__
+_ENTRY_T = cast(Table, JournalEntry.__table__)
+_ENTRY = insert(_ENTRY_T).returning(_ENTRY_T.c.id)
+_POSTINGS = insert(cast(Table, Posting.__table__))
+_BOOK_T = cast(Table, LedgerAccount.__table__)
 _BALANCE = (update(_BOOK_T).where(_BOOK_T.c.id == bindparam("book_id"))
             .values(balance_fen=_BOOK_T.c.balance_fen + bindparam("delta")))
 
