@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Date, Engine, Index, MetaData, String, func, select
+from sqlalchemy import (BigInteger, Date, Engine, Index, MetaData, Row, String, Table, bindparam, func, insert, select,
+                        update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -76,7 +78,19 @@ class Answer:
         return -self.amount_fen if self.direction == "in" else self.amount_fen
 
 
-def _answer(txn: SimTransaction, replayed: bool = False) -> Answer:
+_ACCOUNTS = cast(Table, SimAccount.__table__)
+_TXNS = cast(Table, SimTransaction.__table__)
+# a delivery's statements, built once: the account (its row locked on PostgreSQL), the reference, the new
+# transaction, the balance
+_BALANCE_OF = select(_ACCOUNTS.c.balance_fen).where(_ACCOUNTS.c.account_no == bindparam("no"))
+_BALANCE_OF_LOCKED = _BALANCE_OF.with_for_update()
+_TXN_OF = select(_TXNS).where(_TXNS.c.reference == bindparam("ref"))
+_NEW_TXN = insert(_TXNS)
+_MOVE = (update(_ACCOUNTS).where(_ACCOUNTS.c.account_no == bindparam("no"))
+         .values(balance_fen=_ACCOUNTS.c.balance_fen + bindparam("signed")))
+
+
+def _answer(txn: SimTransaction | Row[Any], replayed: bool = False) -> Answer:
     return Answer(reference=txn.reference, status=txn.status, code=txn.code, direction=txn.direction,
                   account_no=txn.account_no, amount_fen=txn.amount_fen, business_day=txn.business_day.isoformat(),
                   at=txn.at, replayed=replayed)
@@ -154,26 +168,23 @@ class BankBooks:
         signed = -amount_fen if direction == "in" else amount_fen
 
         def work(s: Session) -> Answer:
-            stmt = select(SimAccount).where(SimAccount.account_no == account_no)
-            acct = s.execute(stmt.with_for_update() if self._pg else stmt).scalar_one_or_none()
-            existing = s.get(SimTransaction, reference)
+            balance = s.execute(_BALANCE_OF_LOCKED if self._pg else _BALANCE_OF, {"no": account_no}).scalar()
+            existing = s.execute(_TXN_OF, {"ref": reference}).first()
             if existing is not None:
                 if existing.direction != "void" and (existing.direction, existing.account_no, existing.amount_fen) \
                         != (direction, account_no, amount_fen):
                     raise ReferenceConflict(reference)
                 return _answer(existing, replayed=True)
             at, day = self._now()
-            code = refuse or ("unknown_account" if acct is None else
-                              "insufficient_funds" if acct.balance_fen + signed < 0 else "")
-            txn = SimTransaction(reference=reference, direction=direction, account_no=account_no,
-                                 amount_fen=amount_fen, status="rejected" if code else "applied", code=code,
-                                 business_day=day, at=at)
+            code = refuse or ("unknown_account" if balance is None else
+                              "insufficient_funds" if balance + signed < 0 else "")
+            row = dict(reference=reference, direction=direction, account_no=account_no, amount_fen=amount_fen,
+                       status="rejected" if code else "applied", code=code, business_day=day, at=at)
+            s.execute(_NEW_TXN, row)
             if not code:
-                assert acct is not None
-                acct.balance_fen += signed
-            s.add(txn)
-            s.flush()
-            return _answer(txn)
+                s.execute(_MOVE, {"no": account_no, "signed": signed})
+            return Answer(reference=reference, status=str(row["status"]), code=code, direction=direction,
+                          account_no=account_no, amount_fen=amount_fen, business_day=day.isoformat(), at=at)
 
         try:
             return run_in_transaction(self._sessions, work)

@@ -4,7 +4,11 @@
 uvicorn on 127.0.0.1, a session cookie per agent, the event bus, the stream generator). For every event one
 call-style event is published on each agent's topic at once; we time its arrival at every client. The same
 fan-out over a bare Starlette SSE echo server (one queue per connection, nothing else) is the baseline,
-measured in the same run on the same loop layout (servers on their own thread, clients on the main loop).
+measured in the same run on the same layout: each server on its own thread, the clients in ANOTHER process
+(``python -m callcenter.bench.push`` with the URLs on its stdin), so the clients' loop does not share this
+process's CPU and GIL with the server it measures. The client process says on its stdout when every stream is
+open and when every client got event ``i``; only then is event ``i + 1`` published. Times are
+``time.monotonic()``, one clock for both processes. Every client must get every event, in order, exactly once.
 
 Figures: per-delivery latency p50/p99 and per-event "reached every client" p50/p99, in milliseconds, with
 ratios engine/baseline.
@@ -17,10 +21,12 @@ import hashlib
 import json
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,24 +100,26 @@ def _echo_app() -> tuple[Starlette, dict[int, asyncio.Queue[str]]]:
     return Starlette(routes=[Route("/sse/{n}", sse)]), queues
 
 
-async def _measure(urls: list[tuple[str, dict[str, str]]], publish: Callable[[int], None], events: int) -> dict[str, float]:
+async def _measure(urls: list[tuple[str, dict[str, str]]], publish: Callable[[int], Awaitable[None]],
+                   events: int) -> dict[str, float]:
     n = len(urls)
     arrivals: dict[int, list[float]] = {}
     counts: dict[int, int] = {}
     done = {i: asyncio.Event() for i in range(events)}
     ready = 0
     all_ready = asyncio.Event()
+    last: dict[int, int] = {}  # per client, the last event it got
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
 
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60, read=None)) as client:
-        async def listen(url: str, cookies: dict[str, str]) -> None:
+        async def listen(k: int, url: str, cookies: dict[str, str]) -> None:
             nonlocal ready
             async with client.stream("GET", url, cookies=cookies) as resp:
                 resp.raise_for_status()
                 async for line in resp.aiter_lines():
                     if not line.startswith("data: "):
                         continue
-                    now = time.perf_counter()
+                    now = time.monotonic()
                     data = json.loads(line[6:])
                     if data.get("type") == "hello":
                         ready += 1
@@ -121,6 +129,9 @@ async def _measure(urls: list[tuple[str, dict[str, str]]], publish: Callable[[in
                     if data.get("type") != "bench":
                         continue
                     i = int(data["i"])
+                    if i != last.get(k, -1) + 1:
+                        raise RuntimeError(f"bench push: client {k} got event {i} after {last.get(k)}")
+                    last[k] = i
                     arrivals.setdefault(i, []).append((now - float(data["t0"])) * 1000)
                     counts[i] = counts.get(i, 0) + 1
                     if counts[i] == n:
@@ -128,15 +139,17 @@ async def _measure(urls: list[tuple[str, dict[str, str]]], publish: Callable[[in
                     if i == events - 1 and counts[i] == n:
                         return
 
-        tasks = [asyncio.create_task(listen(u, c)) for u, c in urls]
+        tasks = [asyncio.create_task(listen(k, u, c)) for k, (u, c) in enumerate(urls)]
         await asyncio.wait_for(all_ready.wait(), 60)
         for i in range(events):
-            publish(i)
+            await publish(i)
             await asyncio.wait_for(done[i].wait(), 30)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    if any(len(arrivals.get(i, [])) != n for i in range(events)):
+        raise RuntimeError("bench push: an event did not reach every client exactly once")
     deliveries = [x for i in range(events) for x in arrivals[i]]
     every = [max(arrivals[i]) for i in range(events)]
     return {"p50_ms": round(_pct(deliveries, 0.5), 3), "p99_ms": round(_pct(deliveries, 0.99), 3),
@@ -177,6 +190,47 @@ def _engine(clients: int, tmp: Path) -> tuple[Any, list[tuple[str, dict[str, str
     return core, [(str(sid), {"cc_session": tok}) for sid, tok in tokens]
 
 
+class _Clients:
+    """The SSE clients in another process: ``python -m callcenter.bench.push`` reads the URLs and the number of
+    events as one JSON line, prints ``ready`` once every stream is open, ``got <i>`` once every client has event
+    ``i``, then the figures as JSON."""
+
+    def __init__(self, urls: list[tuple[str, dict[str, str]]], events: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "callcenter.bench.push"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"urls": urls, "events": events}) + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, word: str) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith(word):
+            self.proc.kill()
+            raise RuntimeError(f"bench push: the client process said {line!r}, not {word!r}")
+        return line
+
+    def figures(self) -> dict[str, float]:
+        out: dict[str, float] = json.loads(self.expect("{"))
+        self.proc.wait(30)
+        return out
+
+
+def _over(srv: "_ServerThread", urls: list[tuple[str, dict[str, str]]], events: int,
+          fire: Callable[[int], Callable[[], None]]) -> dict[str, float]:
+    """Time ``events`` fan-outs (``fire(i)`` run on the server's loop) to clients in another process."""
+    clients = _Clients(urls, events)
+    try:
+        clients.expect("ready")
+        for i in range(events):
+            srv.call(fire(i))
+            clients.expect(f"got {i}")
+        return clients.figures()
+    finally:
+        if clients.proc.poll() is None:
+            clients.proc.kill()
+
+
 def run(clients: int = 200, events: int = 200, as_json: bool = False) -> dict[str, Any]:
     """Measure both servers; print a table (and, with ``as_json``, the figures as JSON on the last line)."""
     from callcenter.web.app import create_app
@@ -189,14 +243,14 @@ def run(clients: int = 200, events: int = 200, as_json: bool = False) -> dict[st
                 staff_ids = [int(sid) for sid, _ in agents]
                 base = f"http://127.0.0.1:{srv.port}"
 
-                def publish_engine(i: int) -> None:
+                def fire_engine(i: int) -> Callable[[], None]:
                     def fire() -> None:
-                        t0 = time.perf_counter()
+                        t0 = time.monotonic()
                         for sid in staff_ids:
                             core.bus.emit(BenchPing(staff_id=sid, i=i, t0=t0))
-                    srv.call(fire)
+                    return fire
 
-                engine = asyncio.run(_measure([(base + "/live/agent", c) for _, c in agents], publish_engine, events))
+                engine = _over(srv, [(base + "/live/agent", c) for _, c in agents], events, fire_engine)
         finally:
             core.close()
 
@@ -204,22 +258,23 @@ def run(clients: int = 200, events: int = 200, as_json: bool = False) -> dict[st
     with _ServerThread(echo_app) as srv:
         base = f"http://127.0.0.1:{srv.port}"
 
-        def publish_echo(i: int) -> None:
+        def fire_echo(i: int) -> Callable[[], None]:
             def fire() -> None:
-                t0 = time.perf_counter()
+                t0 = time.monotonic()
                 payload = json.dumps({"type": "bench", "i": i, "t0": t0})
                 for q in list(queues.values()):
                     q.put_nowait(payload)
-            srv.call(fire)
+            return fire
 
-        baseline = asyncio.run(_measure([(f"{base}/sse/{n}", {}) for n in range(clients)], publish_echo, events))
+        baseline = _over(srv, [(f"{base}/sse/{n}", {}) for n in range(clients)], events, fire_echo)
 
-    figures: dict[str, Any] = {"clients": clients, "events": events, "engine": engine, "baseline": baseline,
+    figures: dict[str, Any] = {"clients": clients, "events": events, "clients_process": "separate",
+                               "engine": engine, "baseline": baseline,
                                "ratio_p50": round(engine["p50_ms"] / baseline["p50_ms"], 2) if baseline["p50_ms"] else None,
                                "ratio_p99": round(engine["p99_ms"] / baseline["p99_ms"], 2) if baseline["p99_ms"] else None,
                                "ratio_every_p99": round(engine["every_p99_ms"] / baseline["every_p99_ms"], 2)
                                if baseline["every_p99_ms"] else None}
-    print(f"bench push: {clients} SSE clients, {events} events each fanned out to every client")
+    print(f"bench push: {clients} SSE clients (in another process), {events} events each fanned out to every client")
     print(f"{'':28}{'engine /live/agent':>20}{'bare SSE echo':>16}{'ratio':>8}")
     for key, label in (("p50_ms", "delivery p50 (ms)"), ("p99_ms", "delivery p99 (ms)"),
                        ("every_p50_ms", "reached all p50 (ms)"), ("every_p99_ms", "reached all p99 (ms)")):
@@ -228,3 +283,29 @@ def run(clients: int = 200, events: int = 200, as_json: bool = False) -> dict[st
     if as_json:
         print(json.dumps(figures, separators=(",", ":")))
     return figures
+
+
+def _client_main() -> None:
+    """The client process: the streams on this loop; ``ready`` / ``got <i>`` / the figures on stdout."""
+    job = json.loads(sys.stdin.readline())
+    urls = [(u, dict(c)) for u, c in job["urls"]]
+    loop = asyncio.new_event_loop()
+    said = {"ready": False}
+
+    async def publish(i: int) -> None:
+        # the parent publishes: tell it the previous event reached everyone (or that all streams are open)
+        if not said["ready"]:
+            print("ready", flush=True)
+            said["ready"] = True
+        else:
+            print(f"got {i - 1}", flush=True)
+
+    figures = loop.run_until_complete(_measure(urls, publish, int(job["events"])))
+    print(f"got {int(job['events']) - 1}", flush=True)
+    print(json.dumps(figures), flush=True)
+    loop.run_until_complete(loop.shutdown_asyncgens())  # the cancelled streams' generators closed here
+    loop.close()
+
+
+if __name__ == "__main__":  # the client process of ``run``
+    _client_main()

@@ -21,11 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from callcenter.ports.progress import Progress, no_progress
 from callcenter.domain.access import Actor, may_move_money
@@ -45,7 +46,7 @@ from callcenter.i18n import t
 from callcenter.ports.bank import BankAnswer, BankUnavailable, DepositoryBank
 from callcenter.ports.calendar import Calendar
 from callcenter.store.db import dialect_name, run_in_transaction
-from callcenter.store.ledger import post
+from callcenter.store.ledger import Books, post
 from callcenter.store.models import BankAccount, Client, FundAccount, LedgerAccount, Transfer
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,55 @@ Checkpoint = Callable[[str], None]
 
 def _no_checkpoint(name: str) -> None:
     return None
+
+
+# The transfer path's statements, built once (their construction and cache keys are not paid per transfer); each
+# runs with its values bound. The fund account's lookup brings its client's group, its bank account's number and
+# the ids of the books the transfer may post to (its transit book, its bank account's mirror), so a post of this
+# transfer looks no book up.
+_T = cast(Table, Transfer.__table__)
+_TRANSIT = aliased(LedgerAccount, name="transit_book")
+_BANK_BOOK = aliased(LedgerAccount, name="bank_book")
+_BY_KEY = select(Transfer).where(Transfer.idempotency_scope == bindparam("scope"),
+                                 Transfer.idempotency_key == bindparam("key"))
+_FUND = (select(FundAccount.id, FundAccount.client_id, FundAccount.bank_account_id, Client.service_group_id,
+                BankAccount.account_no, _TRANSIT.id, _BANK_BOOK.id)
+         .join(Client, Client.id == FundAccount.client_id)
+         .outerjoin(BankAccount, BankAccount.id == FundAccount.bank_account_id)
+         .outerjoin(_TRANSIT, and_(_TRANSIT.kind == "transit", _TRANSIT.owner_id == FundAccount.id))
+         .outerjoin(_BANK_BOOK, and_(_BANK_BOOK.kind == "bank", _BANK_BOOK.owner_id == FundAccount.bank_account_id))
+         .where(FundAccount.account_no == bindparam("no")))
+_FUND_LOCKED = _FUND.with_for_update(of=Client)  # PostgreSQL: the client's row locked in the same lookup
+_VIEWS = (select(FundAccount.id, FundAccount.client_id, FundAccount.is_main, FundAccount.status,
+                 FundAccount.bank_account_id, LedgerAccount.balance_fen, LedgerAccount.id)
+          .outerjoin(LedgerAccount, and_(LedgerAccount.kind == "fund", LedgerAccount.owner_id == FundAccount.id))
+          .where(FundAccount.client_id == bindparam("client")))
+_TARGET = (select(FundAccount.id, FundAccount.client_id, FundAccount.is_main, FundAccount.status,
+                  FundAccount.bank_account_id, Client.service_group_id)
+           .join(Client, Client.id == FundAccount.client_id)
+           .where(FundAccount.account_no == bindparam("no")))
+_TODAY = select(func.coalesce(func.sum(Transfer.amount_fen), 0)).where(
+    Transfer.client_id == bindparam("client"), Transfer.trade_date == bindparam("day"),
+    Transfer.kind != "fund_to_fund", Transfer.status.in_(("pending", "done")))
+_INSERT = insert(_T).returning(_T.c.id)
+_SETTLE = (update(_T).where(_T.c.id == bindparam("tid"), _T.c.status == "pending")
+           .values(status=bindparam("new_status"), error_code=bindparam("new_code"),
+                   finished_at=bindparam("at"), response_json=bindparam("answer"))
+           .returning(_T.c.id))
+_BANK_NO = select(BankAccount.account_no).where(BankAccount.id == bindparam("id"))
+
+
+@dataclass(frozen=True)
+class _Fund:
+    """The fund account a transfer names, as step 1 reads it."""
+
+    id: int
+    client_id: int
+    bank_account_id: int | None
+    service_group_id: int | None
+    bank_account_no: str | None
+    transit_book: int | None
+    bank_book: int | None
 
 
 # Told of every answered transfer request: (kind as requested, outcome, seconds it took). Outcome is the status
@@ -119,6 +169,7 @@ class Pending:
     bank_account_id: int
     bank_account_no: str
     amount_fen: int
+    books: tuple[tuple[tuple[str, int], int], ...] = ()  # ids of the books known from step 1 ((kind, owner), id)
 
 
 @dataclass
@@ -260,9 +311,9 @@ class TransferService:
                fingerprint: str) -> tuple[TransferOutcome | None, Pending | None]:
         """Check the rules and record the request (its first moves posted): the answer when it is final, else
         what the bank call needs. One lookup of the key, one of the fund account (with its client's lock, service
-        group and bank account), one of the client's accounts with their cash, one of today's total. A twin that
-        committed the same key meanwhile makes the INSERT fail on the key's unique index: the caller runs this
-        again and finds it."""
+        group, bank account and books), one of the client's accounts with their cash, one of today's total. A twin
+        that committed the same key meanwhile makes the INSERT fail on the key's unique index: the caller runs
+        this again and finds it."""
         existing = self._by_key(s, cmd)
         if existing is not None:
             return self._existing(s, existing, fingerprint)
@@ -272,49 +323,42 @@ class TransferService:
         # exactly like one that does not exist, so account numbers cannot be probed.
         if cmd.kind not in TRANSFER_KINDS:
             return self._refusal(Rule.BAD_KIND), None
-        found = self._fund_locked(s, cmd.fund_account_no)
-        if found is None or not may_move_money(cmd.actor, found[0].client_id, found[1]):
+        fund = self._fund_locked(s, cmd.fund_account_no)
+        if fund is None or not may_move_money(cmd.actor, fund.client_id, fund.service_group_id):
             return self._refusal(Rule.UNKNOWN_ACCOUNT), None
-        fund, _, bank_account_no = found
         try:
             amount = yuan_to_fen(cmd.amount_yuan)
             amount_error: Rule | None = None
         except MoneyError as exc:
             amount, amount_error = 0, Rule(exc.code)
 
-        accounts = self._account_views(s, fund.client_id)
+        accounts, books = self._account_views(s, fund.client_id)
+        if fund.transit_book is not None:
+            books[("transit", fund.id)] = fund.transit_book
+        if fund.bank_book is not None and fund.bank_account_id is not None:
+            books[("bank", fund.bank_account_id)] = fund.bank_book
         to_id = None
         if cmd.to_fund_account_no is not None:
-            target = s.execute(
-                select(FundAccount, Client.service_group_id).join(Client, Client.id == FundAccount.client_id)
-                .where(FundAccount.account_no == cmd.to_fund_account_no)
-            ).one_or_none()
-            if target is None or (target[0].client_id != fund.client_id
-                                  and not may_move_money(cmd.actor, target[0].client_id, target[1])):
+            target = s.execute(_TARGET, {"no": cmd.to_fund_account_no}).one_or_none()
+            if target is None or (target[1] != fund.client_id and not may_move_money(cmd.actor, target[1], target[5])):
                 return self._refusal(Rule.UNKNOWN_ACCOUNT), None
-            to = target[0]
-            to_id = to.id
-            if to.id not in accounts:  # another client's account: the rules refuse it
-                accounts[to.id] = AccountView(to.id, to.client_id, to.is_main, to.status, to.bank_account_id, 0)
+            to_id = target[0]
+            if to_id not in accounts:  # another client's account: the rules refuse it
+                accounts[to_id] = AccountView(to_id, target[1], target[2], target[3], target[4], 0)
         now = self._clock()
         local = now.astimezone(self._tz)
         trade_date = local.date()
-        today = s.execute(
-            select(func.coalesce(func.sum(Transfer.amount_fen), 0)).where(
-                Transfer.client_id == fund.client_id,
-                Transfer.trade_date == trade_date,
-                Transfer.kind != "fund_to_fund",
-                Transfer.status.in_(("pending", "done")),
-            )
-        ).scalar_one()
+        today = s.execute(_TODAY, {"client": fund.client_id, "day": trade_date}).scalar_one()
         request = TransferRequest(cmd.kind, amount, fund.id, to_id, cmd.bank_account_id)
-        transfer = Transfer(
-            idempotency_scope=cmd.actor.scope, idempotency_key=cmd.idempotency_key, request_hash=fingerprint, reference=self._new_reference(local),
-            client_id=fund.client_id, kind=cmd.kind, from_fund_account_id=fund.id, to_fund_account_id=to_id,
-            bank_account_id=fund.bank_account_id if cmd.kind != "fund_to_fund" else None,
+        reference = self._new_reference(local)
+        row = dict(
+            idempotency_scope=cmd.actor.scope, idempotency_key=cmd.idempotency_key, request_hash=fingerprint,
+            reference=reference, client_id=fund.client_id, kind=cmd.kind, from_fund_account_id=fund.id,
+            to_fund_account_id=to_id, bank_account_id=fund.bank_account_id if cmd.kind != "fund_to_fund" else None,
             amount_fen=amount, status="pending", channel=cmd.channel[:16], caller_phone=cmd.caller_phone[:20],
-            staff_id=cmd.actor.staff_id, trade_date=trade_date, created_at=now, error_code="",
-        )  # every column the answer reads is set here: it may be built before the row is flushed
+            staff_id=cmd.actor.staff_id, trade_date=trade_date, created_at=now, error_code="", finished_at=None,
+            response_json="",
+        )  # every column of the row: the answer is built from these values, the row inserted by Core
         try:
             if amount_error is not None:
                 raise CustodyError(amount_error)
@@ -322,27 +366,25 @@ class TransferService:
                               limits=self._limits, transferred_today_fen=int(today))
         except CustodyError as exc:
             refusal = self._refusal(exc.rule)
-            refusal.reference = transfer.reference
+            refusal.reference = reference
             refusal.kind, refusal.amount = cmd.kind, str(fen_to_yuan(amount))
-            transfer.status, transfer.error_code = "rejected", exc.rule.value
-            transfer.finished_at, transfer.response_json = now, refusal.to_json()
-            s.add(transfer)
-            s.flush()
+            row.update(status="rejected", error_code=exc.rule.value, finished_at=now, response_json=refusal.to_json())
+            s.execute(_INSERT, row)
             return refusal, None
+        outcome = None
         if not decision.needs_bank:
-            transfer.status, transfer.finished_at = "done", now
-            outcome = self._outcome(transfer)
-            transfer.response_json = outcome.to_json()
-        s.add(transfer)
-        s.flush()
+            outcome = self._worded("done", reference, cmd.kind, amount)
+            row.update(status="done", finished_at=now, response_json=outcome.to_json())
+        transfer_id = s.execute(_INSERT, row).scalar_one()
         if decision.moves:
-            post(s, now, f"transfer {transfer.reference} step 1", decision.moves, transfer.id)
+            post(s, now, f"transfer {reference} step 1", decision.moves, transfer_id, books=books)
         self._checkpoint("before_commit")
-        if not decision.needs_bank:
+        if outcome is not None:
             return outcome, None
-        assert transfer.bank_account_id is not None and bank_account_no is not None
-        return None, Pending(transfer.id, transfer.kind, transfer.reference, transfer.client_id, fund.id,
-                             transfer.bank_account_id, bank_account_no, amount)
+        bank_account_id = row["bank_account_id"]
+        assert isinstance(bank_account_id, int) and fund.bank_account_no is not None
+        return None, Pending(transfer_id, cmd.kind, reference, fund.client_id, fund.id, bank_account_id,
+                             fund.bank_account_no, amount, books=tuple(books.items()))
 
     def _existing(self, s: Session, existing: Transfer,
                   fingerprint: str) -> tuple[TransferOutcome | None, Pending | None]:
@@ -357,7 +399,7 @@ class TransferService:
     @staticmethod
     def _pending_of(s: Session, tr: Transfer) -> Pending:
         assert tr.bank_account_id is not None and tr.from_fund_account_id is not None
-        account_no = s.execute(select(BankAccount.account_no).where(BankAccount.id == tr.bank_account_id)).scalar_one()
+        account_no = s.execute(_BANK_NO, {"id": tr.bank_account_id}).scalar_one()
         return Pending(tr.id, tr.kind, tr.reference, tr.client_id, tr.from_fund_account_id, tr.bank_account_id,
                        account_no, tr.amount_fen)
 
@@ -387,14 +429,13 @@ class TransferService:
             status, error_code = "failed", f"bank_{answer.code or answer.status}"
             moves = void_moves(p.kind, p.fund_account_id, p.amount_fen)
         outcome = self._answer(p, status, error_code)
-        won = s.execute(update(Transfer).where(Transfer.id == p.transfer_id, Transfer.status == "pending")
-                        .values(status=status, error_code=error_code, finished_at=now, response_json=outcome.to_json())
-                        .returning(Transfer.id).execution_options(synchronize_session=False)).first()
+        won = s.execute(_SETTLE, {"tid": p.transfer_id, "new_status": status, "new_code": error_code, "at": now,
+                                  "answer": outcome.to_json()}).first()
         if won is None:  # a twin or reconcile settled it first
             return self._final(s, p.transfer_id)
         if moves:
             post(s, now, f"transfer {p.reference} {'bank applied' if status == 'done' else 'voided'}", moves,
-                 p.transfer_id)
+                 p.transfer_id, books=dict(p.books))
         return outcome
 
     def _final(self, s: Session, transfer_id: int) -> TransferOutcome:
@@ -437,30 +478,28 @@ class TransferService:
     @staticmethod
     def _by_key(s: Session, cmd: TransferCommand) -> Transfer | None:
         """The transfer this actor already made with this key (another actor's same key is another request)."""
-        return s.execute(select(Transfer).where(Transfer.idempotency_scope == cmd.actor.scope,
-                                                Transfer.idempotency_key == cmd.idempotency_key)).scalar_one_or_none()
+        return s.execute(_BY_KEY, {"scope": cmd.actor.scope, "key": cmd.idempotency_key}).scalar_one_or_none()
 
-    def _fund_locked(self, s: Session, account_no: str) -> tuple[FundAccount, int | None, str | None] | None:
-        """The fund account ``account_no`` with its client's service group and its bank account's number, its
-        client locked: that lock serialises the money movements of one client that decide anything (step 1;
-        settling only adds money back or moves it on). PostgreSQL: ``FOR UPDATE OF clients`` in this one
-        lookup; SQLite: BEGIN IMMEDIATE has already taken the database write lock."""
-        query = (select(FundAccount, Client.service_group_id, BankAccount.account_no)
-                 .join(Client, Client.id == FundAccount.client_id)
-                 .outerjoin(BankAccount, BankAccount.id == FundAccount.bank_account_id)
-                 .where(FundAccount.account_no == account_no))
-        if self._pg:
-            query = query.with_for_update(of=Client)
-        row = s.execute(query).one_or_none()
-        return None if row is None else (row[0], row[1], row[2])
+    def _fund_locked(self, s: Session, account_no: str) -> _Fund | None:
+        """The fund account ``account_no`` with its client's service group, its bank account's number and the ids
+        of its transit book and its bank account's book, its client locked: that lock serialises the money
+        movements of one client that decide anything (step 1; settling only adds money back or moves it on).
+        PostgreSQL: ``FOR UPDATE OF clients`` in this one lookup; SQLite: BEGIN IMMEDIATE has already taken the
+        database write lock."""
+        row = s.execute(_FUND_LOCKED if self._pg else _FUND, {"no": account_no}).one_or_none()
+        return None if row is None else _Fund(*row)
 
-    def _account_views(self, s: Session, client_id: int) -> dict[int, AccountView]:
-        """The client's fund accounts with their cash (the cached balance of each ``fund`` book), one query."""
-        rows = s.execute(select(FundAccount, LedgerAccount.balance_fen).outerjoin(
-            LedgerAccount, and_(LedgerAccount.kind == "fund", LedgerAccount.owner_id == FundAccount.id))
-            .where(FundAccount.client_id == client_id)).all()
-        return {f.id: AccountView(f.id, f.client_id, f.is_main, f.status, f.bank_account_id, int(cash or 0))
-                for f, cash in rows}
+    @staticmethod
+    def _account_views(s: Session, client_id: int) -> tuple[dict[int, AccountView], Books]:
+        """The client's fund accounts with their cash (the cached balance of each ``fund`` book) and the ids of
+        those books, one query."""
+        views: dict[int, AccountView] = {}
+        books: Books = {}
+        for id_, client, is_main, status, bank_id, cash, book_id in s.execute(_VIEWS, {"client": client_id}):
+            views[id_] = AccountView(id_, client, is_main, status, bank_id, int(cash or 0))
+            if book_id is not None:
+                books[("fund", id_)] = book_id
+        return views, books
 
     def _new_reference(self, local: datetime) -> str:
         return f"{local:%y%m%d}{secrets.randbelow(10**8):08d}"
@@ -477,12 +516,16 @@ class TransferService:
 
     def _answer(self, p: Pending, status: str, error_code: str = "") -> TransferOutcome:
         """The outcome of a bank transfer once ``status`` (as ``_outcome`` words it, without reading the row)."""
+        return self._worded(status, p.reference, p.kind, p.amount_fen, error_code)
+
+    def _worded(self, status: str, reference: str, kind: str, amount_fen: int, error_code: str = "") -> TransferOutcome:
+        """A transfer's answer as ``_outcome`` words it, from its values."""
         message_key = {"done": "custody.done", "pending": "custody.pending"}.get(status, f"custody.{error_code}")
         try:
             message = t(message_key, self._lang)
         except KeyError:
             message = error_code
-        return TransferOutcome(status=status, reference=p.reference, kind=p.kind, amount=str(fen_to_yuan(p.amount_fen)),
+        return TransferOutcome(status=status, reference=reference, kind=kind, amount=str(fen_to_yuan(amount_fen)),
                                error_code=error_code, message=message)
 
     def _refusal(self, rule: Rule | str, code: str | None = None) -> TransferOutcome:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Select, and_, case, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.store.models import FundAccount, JournalEntry, LedgerAccount, Posting
 
 EQUITY_OWNER = 0
+
+Books = dict[tuple[str, int], int]  # book ids by (kind, owner id), as a caller already knows them
+
+# a post's statements, built once (not paid per post): the entry, its postings, the balances of its books
+_ENTRY_T = cast(Table, JournalEntry.__table__)
+_ENTRY = insert(_ENTRY_T).returning(_ENTRY_T.c.id)
+_POSTINGS = insert(cast(Table, Posting.__table__))
+_BOOK_T = cast(Table, LedgerAccount.__table__)
+_BALANCE = (update(_BOOK_T).where(_BOOK_T.c.id == bindparam("book_id"))
+            .values(balance_fen=_BOOK_T.c.balance_fen + bindparam("delta")))
 
 
 def book(session: Session, kind: str, owner_id: int) -> LedgerAccount:
@@ -40,37 +51,35 @@ def books_query(wanted: set[tuple[str, int]]) -> Select[int, str, int]:
 
 
 def post(
-    session: Session, at: datetime, memo: str, moves: list[tuple[str, int, int]], transfer_id: int | None = None
+    session: Session, at: datetime, memo: str, moves: list[tuple[str, int, int]], transfer_id: int | None = None,
+    *, books: Books | None = None,
 ) -> int:
     """Post one balanced journal entry. ``moves`` are (book kind, owner id, signed fen); they must sum to zero.
-    Returns the entry id. Books are looked up in one query (``books_query``); postings go in as one batch; the
-    books' cached balances change in one UPDATE."""
+    Returns the entry id. ``books``: ids the caller already read (a transfer reads its books with its fund
+    account); the others are looked up in one query (``books_query``). Postings go in as one batch; the books'
+    cached balances change in one batch of UPDATEs, in book id order (no deadlock between two posts)."""
     if not moves:
         raise ValueError("an entry needs postings")
     if sum(m[2] for m in moves) != 0:
         raise ValueError(f"unbalanced entry {memo}: {moves}")
     wanted = {(kind, owner) for kind, owner, _ in moves}
-    rows = session.execute(books_query(wanted)).all()
-    ids = {(kind, owner): id_ for id_, kind, owner in rows}
-    for key in wanted - ids.keys():
-        ids[key] = book(session, *key).id
-    entry_id = session.execute(
-        insert(JournalEntry).values(at=at, memo=memo, transfer_id=transfer_id).returning(JournalEntry.id)
-    ).scalar_one()
-    session.execute(insert(Posting), [
+    ids = {key: books[key] for key in wanted if key in books} if books else {}
+    missing = wanted - ids.keys()
+    if missing:
+        ids.update({(kind, owner): id_ for id_, kind, owner in session.execute(books_query(missing))})
+        for key in missing - ids.keys():
+            ids[key] = book(session, *key).id
+    entry_id = session.execute(_ENTRY, {"at": at, "memo": memo, "transfer_id": transfer_id}).scalar_one()
+    session.execute(_POSTINGS, [
         {"entry_id": entry_id, "ledger_account_id": ids[(kind, owner)], "amount_fen": amount}
         for kind, owner, amount in moves
     ])
     per_book: dict[int, int] = {}
     for kind, owner, amount in moves:
         per_book[ids[(kind, owner)]] = per_book.get(ids[(kind, owner)], 0) + amount
-    deltas = {book_id: delta for book_id, delta in sorted(per_book.items()) if delta}
-    if deltas:  # every book's cached balance in one UPDATE (its rows locked in id order: no deadlock between posts)
-        session.execute(
-            update(LedgerAccount).where(LedgerAccount.id.in_(list(deltas)))
-            .values(balance_fen=LedgerAccount.balance_fen + case(deltas, value=LedgerAccount.id))
-            .execution_options(synchronize_session=False)
-        )
+    deltas = [{"book_id": book_id, "delta": delta} for book_id, delta in sorted(per_book.items()) if delta]
+    if deltas:
+        session.execute(_BALANCE, deltas)
     return entry_id
 
 

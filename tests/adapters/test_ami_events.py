@@ -346,3 +346,18 @@ def test_a_notification_call_handed_to_an_agent_goes_on_under_the_hand_offs_id()
     assert t.feed(ev("Hangup", Uniqueid="care-5-1", Cause="16", **{"Cause-txt": "Normal Clearing"}), 20.0) == [
         Ended(H1, 20.0, 16, "Normal Clearing", 9.0)]
     assert t.in_flight() == set()
+
+
+def test_headers_of_a_panoramisk_message_are_those_of_its_plain_mapping() -> None:
+    """``headers`` reads a panoramisk message's own store (not the Mapping ABC): same result as any mapping."""
+    from panoramisk.message import Message
+
+    from callcenter.adapters.telephony.ami_events import headers
+
+    fields = {"Event": "Hangup", "Channel": "Local/1@x-00000001;1", "Uniqueid": "cc-1", "Cause": "16",
+              "ChanVariable": ["CC_ATTEMPT=1", "CC_OTHER=2"], "Empty": [], "Number": 5}
+    message = Message(fields)
+    expected = {"event": "Hangup", "channel": "Local/1@x-00000001;1", "uniqueid": "cc-1", "cause": "16",
+                "chanvariable": "CC_ATTEMPT=1", "content": ""}
+    assert headers(message) == expected == headers(dict(message.items()))
+    assert headers({"EVENT": "Hangup", "event": "other", 3: "x"}) == {"event": "Hangup"}  # first value kept

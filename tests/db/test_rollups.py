@@ -1,7 +1,7 @@
 """The reports' rollup (``attempt_days``, ``dialer.rollups``) on SQLite and PostgreSQL: kept by the use cases that
 close attempts and change a closed attempt's disposition, it gives a long-range report the figures of the
 attempts themselves (``kpis.report(rollup=False)``, GROUP BY over the range) for every dimension; migration
-0014's backfill rebuilds the same rows from the attempts; a 30-day report reads it."""
+0018's backfill rebuilds the same rows from the attempts; a 30-day report reads it."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ FIRST, LAST = date(2026, 10, 27), date(2026, 11, 25)  # 30 local days
 
 def _migration_backfill() -> Callable[..., None]:
     path = Path(callcenter.store.__file__).parent / "migrations" / "versions" / "0018_scale_rollups.py"
-    spec = importlib.util.spec_from_file_location("m0014", path)
+    spec = importlib.util.spec_from_file_location("m0018", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -152,3 +152,42 @@ def test_the_claim_of_a_lead_closes_its_left_open_attempt_in_the_rollup(core: Ap
         attempt = s.scalars(select(Attempt).where(Attempt.campaign_id == cid)).one()
     assert attempt.outcome == "lost" and (row.day, row.agent_id, row.disposition, row.attempts) == \
         ((NOW - timedelta(hours=1)).astimezone(SH).date(), 0, "", 1)
+
+
+def test_an_attempt_across_midnight_re_disposed_counts_once_on_the_day_it_was_dialled(core: App) -> None:
+    """Dialled at 23:58 local, ended at 00:04 the next day, closed again by a late end event and disposed three
+    times: one attempt, one contact, its last talk time and its last disposition, on the day it was dialled, in
+    the rollup as in the attempts; the next day has nothing of it."""
+    cid = create_campaign(core, name="跨夜", kind="cold_leads", script_id="cold_call", window_start=time(0),
+                          window_end=time(23, 59), days="every", max_attempts=9)
+    start_campaign(core, cid)
+    add_leads(core, cid, [LeadRow(0, "+8613900000088")])
+    day = date(2026, 11, 20)
+    dialled = datetime.combine(day, time(23, 58), SH).astimezone(UTC)
+    with transaction(core.sessions) as s:
+        agent = Staff(username="night", display_name="夜班", password_hash="-", role="agent")
+        s.add(agent)
+        s.flush()
+        campaign = s.get(Campaign, cid)
+        lead = s.scalars(select(Lead).where(Lead.campaign_id == cid)).one()
+        assert campaign is not None and claim_one(s, lead.id, "d1", dialled) is not None
+        attempt = start_attempt(s, lead, campaign, "d1", dialled, mode="progressive")
+        attempt.agent_id, attempt.connected_at = agent.id, dialled + timedelta(seconds=9)
+        finish_attempt(s, attempt, "human", dialled + timedelta(minutes=6), talk_s=301.7, tz=SH)
+        finish_attempt(s, attempt, "human", dialled + timedelta(minutes=7), talk_s=333.2, tz=SH)  # late, again
+        for disposition in ("callback", "appointment_booked", "not_interested"):
+            record_disposition_in(s, agent.id, attempt.id, disposition, dialled + timedelta(minutes=8),
+                                  then="wrap_up", tz=SH)
+        agent_id = agent.id
+    assert attempt.ended_at is not None and attempt.ended_at.astimezone(SH).date() == day + timedelta(days=1)
+    rows = {r for r in _rollup_rows(core) if r[1] == cid}
+    assert rows == {(day, cid, agent_id, "not_interested", 1, 1, 333)}
+    for by in kpis.REPORT_DIMENSIONS:
+        with transaction(core.sessions) as s:
+            fast = kpis.report(s, by, day, day + timedelta(days=1), SH, rollup=True)
+            assert fast == kpis.report(s, by, day, day + timedelta(days=1), SH, rollup=False), by
+            [row] = [r for r in fast if r["attempts"]]
+            assert (row["attempts"], row["contacts"], row["talk_s"], row["dispositions"]) == \
+                (1, 1, 333, {"not_interested": 1}), by
+            assert not any(r["attempts"] for r in kpis.report(s, by, day + timedelta(days=1),
+                                                                day + timedelta(days=1), SH, rollup=True))

@@ -1,7 +1,8 @@
 """The transfer path runs the statements it needs and no more (issue 17), on SQLite and PostgreSQL: counted with
 SQLAlchemy's cursor events around one transfer of each kind. Every transaction it opens writes (no read-only
 transaction between the request and the bank's answer); the bank's answer is settled by one conditional
-``UPDATE ... RETURNING``; the fund account, the idempotency key and each post's books are looked up once."""
+``UPDATE ... RETURNING``; the fund account and the idempotency key are looked up once, and the books a transfer
+posts to come with the fund account's lookup and the client's accounts (no post looks a book up)."""
 
 from __future__ import annotations
 
@@ -78,10 +79,10 @@ def _shape(tx: list[str]) -> list[str]:
 
 
 STEP1 = ["SELECT transfers",  # the idempotency key, once
-         "SELECT fund_accounts",  # the fund account with its client (locked), group and bank account, once
-         "SELECT fund_accounts",  # the client's accounts with their cash
+         "SELECT fund_accounts",  # the fund account with its client (locked), group, bank account and books, once
+         "SELECT fund_accounts",  # the client's accounts with their cash and their cash books
          "SELECT transfers"]  # today's total
-POST = ["SELECT ledger_accounts", "INSERT journal_entries", "INSERT postings", "UPDATE ledger_accounts"]
+POST = ["INSERT journal_entries", "INSERT postings", "UPDATE ledger_accounts"]  # books known: none looked up
 SETTLE = ["UPDATE transfers"]  # WHERE status = 'pending' RETURNING id
 EXPECTED = {
     "bank_to_fund": [STEP1 + ["INSERT transfers"], SETTLE + POST],

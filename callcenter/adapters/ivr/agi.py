@@ -20,6 +20,7 @@ the interpreter's idempotency key), and nothing else moves money.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -90,6 +91,12 @@ def safe_token(value: object, allowed: str = r"A-Za-z0-9_.\-/", limit: int = 256
     return re.sub(f"[^{allowed}]", "", str(value))[:limit]
 
 
+@functools.lru_cache(maxsize=4096)
+def _sound_file(prefix: str, lang: str, stem: str) -> str:
+    """A prompt's file as STREAM FILE names it, made safe once per prompt (not per play)."""
+    return safe_token(f"{prefix}/{lang}/{stem}")
+
+
 def caller_number(raw: str | None) -> str:
     """agi_callerid as data: digits and a leading + only ("unknown" -> "")."""
     raw = (raw or "").strip()
@@ -154,8 +161,9 @@ class AgiChannel:
         self.on_turnaround = on_turnaround
 
     async def _readline(self, timeout_s: float | None = None) -> str:
-        try:
-            raw = await asyncio.wait_for(self.reader.readline(), timeout_s or self.timeout_s)
+        try:  # asyncio.timeout: a timer on this task, not a new task and a timer per line as wait_for made
+            async with asyncio.timeout(timeout_s or self.timeout_s):
+                raw = await self.reader.readline()
         except TimeoutError as exc:  # Asterisk (or whoever connected) went silent
             raise AgiHangup("reply_timeout") from exc
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
@@ -546,7 +554,7 @@ class AgiCall:
 
     # --- playing --------------------------------------------------------------------------------
     def _file(self, key_stem: str, lang: str) -> str:
-        return safe_token(f"{self.config.sound_prefix}/{lang}/{key_stem}")
+        return _sound_file(self.config.sound_prefix, lang, key_stem)
 
     async def _play(self, item: _Play, escape: str) -> str | None:
         """Play one item; returns the key that interrupted it, if any."""

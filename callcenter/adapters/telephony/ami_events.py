@@ -106,8 +106,24 @@ AMD_STATUS: dict[str, AmdVerdict] = {"HUMAN": "human", "MACHINE": "machine", "NO
 
 
 def headers(message: Mapping[str, Any]) -> dict[str, str]:
-    """Lower-case header names; a repeated header keeps its first value; non-text values dropped."""
-    out: dict[str, str] = {}
+    """Lower-case header names; a repeated header keeps its first value; non-text values dropped.
+
+    panoramisk's messages (a ``CaseInsensitiveDict``) keep ``{lower-case name: (name, value)}`` in ``_store``:
+    that dict is read directly, once, instead of through the ``Mapping`` ABC (whose ``items()`` lower-cases and
+    looks up every name again); any other mapping is read through ``items()``."""
+    store = getattr(message, "_store", None)
+    if type(store) is dict:
+        out: dict[str, str] = {}
+        for lower, pair in store.items():
+            value = pair[1] if type(pair) is tuple and len(pair) == 2 else None
+            if type(value) is not str:
+                if isinstance(value, list):
+                    value = value[0] if value and isinstance(value[0], str) else None
+                if not isinstance(value, str) or not isinstance(lower, str):
+                    continue
+            out[lower] = value
+        return out
+    out = {}
     for key, value in message.items():
         if not isinstance(key, str):
             continue
