@@ -82,13 +82,9 @@ def telephony_from_settings(settings: Settings, twilio_line: Any = None) -> Tele
                              recordings_dir=settings.asterisk_recordings_dir)
         return AmiPool(servers_from_settings(settings), options)
     if backend == "twilio":
-        from twilio.rest import Client
+        from callcenter.adapters.telephony.twilio_calls import TwilioCalls
 
-        from callcenter.adapters.telephony.twilio_calls import MediaHttpClient, TwilioCalls
-
-        # the recordings' media come back as bytes through this HTTP client (the library's decodes text)
-        client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
-                        http_client=MediaHttpClient())
+        client = twilio_client(settings)
         signer = prompt_signer(settings)
         return TwilioCalls(client, settings.twilio_from_number, settings.twilio_public_url,
                            machine_detection=settings.ami_amd, prompt_url=signer.url, line=twilio_line,
@@ -96,6 +92,17 @@ def telephony_from_settings(settings: Settings, twilio_line: Any = None) -> Tele
     from callcenter.adapters.telephony.simulated import CustomerModel, LoopClock, SimulatedPbx
 
     return SimulatedPbx(CustomerModel(**settings.simulated_pbx_model), clock=LoopClock(), seed=settings.simulated_pbx_seed)
+
+
+def twilio_client(settings: Settings) -> Any:
+    """The twilio REST client; the recordings' media come back as bytes through its HTTP client (the library's
+    own decodes text)."""
+    from twilio.rest import Client
+
+    from callcenter.adapters.telephony.twilio_calls import MediaHttpClient
+
+    return Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                  http_client=MediaHttpClient())
 
 
 def prompt_signer(settings: Settings) -> Any:

@@ -238,8 +238,9 @@ class Settings(BaseSettings):
     # the folder the shipped dialplan's MixMonitor writes to (its CC_RECORDINGS_DIR) as this engine reads it (a
     # shared folder; the same path when both run on one host). Empty: no audio is kept of Asterisk calls.
     asterisk_recordings_dir: str = ""
-    # record hotline (IVR) sessions on Asterisk too — menus, read-backs, the order confirmation — in MixMonitor
-    # segments stopped while the caller types a PIN or a password (services.ivr.recording); needs the folder above
+    # record hotline (IVR) sessions — menus, read-backs, the order confirmation: on Asterisk in MixMonitor segments
+    # stopped while the caller types a PIN or a password (needs the folder above), on Twilio one Recordings-API
+    # recording paused (silence) around those <Gather>s (services.ivr.recording)
     record_ivr: bool = True
     # 质检 sampling per agent per ISO week: qa_sample_count random calls, or (when qa_sample_rate > 0) that
     # share of the agent's recorded calls; every call with a complaint is sampled besides

@@ -184,12 +184,19 @@ def _twilio_voice_router(core: App) -> APIRouter:
     from callcenter.bootstrap import prompt_files, prompt_signer
 
     s = core.settings
+    rest = recorder = None
+    if s.record_ivr and core.recordings is not None:  # sessions recorded on Twilio (services.ivr.recording)
+        from callcenter.bootstrap import twilio_client
+        from callcenter.services.ivr.recording import IvrRecorder
+
+        rest, recorder = twilio_client(s), IvrRecorder(core.recordings, core.sessions)
     # the prompts are the rendered files (<Play> of their signed URLs, served by web/routes/prompts.py), as on AGI
     return make_router(core.ivr, load_flow(s.flows_path / "hotline.yaml"), s.twilio_auth_token.get_secret_value(),
                        s.twilio_public_url, StoreCallStateStore(core.sessions, core.clock),
                        limits={"pin_failures": s.ivr_pin_attempts_per_call}, replay_wait_s=s.twilio_replay_wait_s,
                        clock=core.clock, calls_line=core.twilio_line, prompt_files=prompt_files(s),
-                       prompt_signer=prompt_signer(s), action_inline_s=s.twilio_action_inline_s)
+                       prompt_signer=prompt_signer(s), action_inline_s=s.twilio_action_inline_s, rest=rest,
+                       recorder=recorder)
 
 
 def create_app(core: App) -> FastAPI:

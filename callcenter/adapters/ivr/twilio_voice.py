@@ -31,6 +31,16 @@ token files) as ``<Play>`` of their signed URLs (served by ``web/routes/prompts.
 command no prompt file renders (free text, a prompt with parameters, the speech tools missing) falls back to
 ``<Say>`` of its words. Without them every command is a ``<Say>``.
 
+Recording (``rest`` and ``recorder`` given): each run of the flow starts a Recordings-API recording of the caller's
+call (its ``recordingStatusCallback`` is ``/twilio/voice/recording``, signed like every webhook); the webhook
+whose TwiML ``<Gather>``s a secret (a ``Collect`` with ``secret``: PIN, trading password) pauses it first
+(``status=paused``, ``pauseBehavior=silence``: the span keeps its length as silence, no key of the secret is
+heard in it), the first webhook whose TwiML does not resumes it, a hand-off stops it (the agent's leg is then
+recorded as the agent's call). The spans live in the call's state. The ``completed`` callback — claimed, so a
+replay has no effect; a recording the call's state does not know is ignored — fetches the WAV through the
+client's HTTP client and keeps it with :meth:`services.ivr.recording.IvrRecorder.keep_whole`, the same row logic
+as on Asterisk (``pin`` spans, linked to the session and client, ``order`` with its confirmations).
+
 A hand-off: the caller is redirected to ``/twilio/calls/cc-h<IVR session id>/parked`` (the telephony backend's
 webhooks, ``adapters/telephony/twilio_webhooks.py``), where the dialler's call core finds them as a parked
 inbound call and moves them into an agent's conference; the call's final status callback is passed on to that
@@ -52,6 +62,7 @@ from typing import Any, Callable, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
+from twilio.base.exceptions import TwilioException
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -152,6 +163,8 @@ class _TwilioCarrier:
         self.record_id: int | None = None  # the IVR session's id, from the record of the hand-off
         self.typeahead = typed  # keys typed while backend work ran, for the next questions
         self.prefix = ""  # keys typed ahead that only began the answer of the <Gather> being sent
+        self.secret = False  # the <Gather> being sent asks for a secret (PIN, trading password)
+        self.handed_off = False
 
     def speak(self, cmd: Command) -> None:
         urls = self.voice.prompt_urls(cmd)
@@ -201,6 +214,7 @@ class _TwilioCarrier:
         _says(gather, self.says)
         self.response.append(gather)
         self.response.redirect(self.voice.input_url(self.step, timeout="1"), method="POST")
+        self.secret = cmd.secret
         return None  # the caller's keys arrive with the next webhook
 
     def waiting(self, please_wait: bool) -> str:
@@ -217,6 +231,7 @@ class _TwilioCarrier:
 
     def handoff(self, cmd: Handoff) -> None:
         _says(self.response, self.says)
+        self.handed_off = True
         if self.record_id is None:  # no record of the hand-off: nobody can route the call
             self.response.hangup()
             return
@@ -237,7 +252,7 @@ class _Voice:
                  limits: dict[str, int] | None, calls_line: Any = None, replay_wait_s: float = 10.0,
                  claim_stale_s: float = 60.0, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  prompt_files: Any = None, prompt_signer: Any = None, action_inline_s: float = 0.3,
-                 action_workers: int = 8) -> None:
+                 action_workers: int = 8, rest: Any = None, recorder: Any = None) -> None:
         self.backend = backend
         self.flow = flow
         self.public_url = public_url.rstrip("/")
@@ -251,6 +266,91 @@ class _Voice:
         self.prompt_signer = prompt_signer  # PromptSigner: prompt name -> signed URL
         self.action_inline_s = action_inline_s  # an action done within this is answered in its own webhook
         self.pool = ThreadPoolExecutor(max_workers=action_workers, thread_name_prefix="twilio-ivr-action")
+        # recording the session: the twilio REST client (its HTTP client a MediaHttpClient, so the media are bytes)
+        # and services.ivr.recording.IvrRecorder; either missing: sessions are not recorded
+        self.rest = rest
+        self.recorder = recorder
+
+    # --- recording the session: one Recordings-API recording of the caller's call, paused around secrets -------
+    def _tape_start(self, call_sid: str) -> dict[str, Any] | None:
+        if self.rest is None or self.recorder is None:
+            return None
+        try:
+            created = self.rest.calls(call_sid).recordings.create(
+                recording_status_callback=f"{self.public_url}/twilio/voice/recording",
+                recording_status_callback_event=["completed", "absent"], recording_status_callback_method="POST",
+                recording_channels="mono", recording_track="both", trim="do-not-trim")
+        except (TwilioException, OSError) as exc:
+            log.warning("IVR call %s: recording not started (%s)", call_sid, type(exc).__name__)
+            return None
+        return {"sid": str(created.sid), "t0": self.clock().isoformat(), "spans": [], "paused": False, "on": True}
+
+    def _tape_sync(self, call_sid: str, state: dict[str, Any], secret: bool, handed_off: bool) -> None:
+        """Before the webhook's TwiML goes out: the recording paused (silence) when it asks for a secret, running
+        again when it does not, stopped at a hand-off (the agent's leg is recorded as the agent's call). The spans
+        are kept in the call's state, as offsets from the recording's start."""
+        tapes = state.get("tapes") or []
+        tape = tapes[-1] if tapes else None
+        if tape is None or not tape["on"]:
+            return
+        at = round((self.clock() - datetime.fromisoformat(tape["t0"])).total_seconds(), 3)
+        recording = self.rest.calls(call_sid).recordings(tape["sid"])
+        if handed_off or (secret and not tape["paused"]):
+            try:
+                if handed_off:
+                    recording.update(status="stopped")
+                else:
+                    recording.update(status="paused", pause_behavior="silence")
+            except (TwilioException, OSError) as exc:  # never a secret on tape: stopped if it cannot be paused
+                log.warning("IVR call %s: recording %s not paused (%s): stopped", call_sid, tape["sid"],
+                            type(exc).__name__)
+                handed_off = True
+                try:
+                    recording.update(status="stopped")
+                except (TwilioException, OSError):
+                    log.error("IVR call %s: recording %s could not be stopped before a secret", call_sid, tape["sid"])
+            if secret and not tape["paused"]:
+                tape["spans"].append([at, None])
+                tape["paused"] = True
+            if handed_off:
+                if tape["paused"] and not secret:
+                    tape["spans"][-1][1] = at
+                tape["on"] = False
+        elif not secret and tape["paused"]:
+            try:
+                recording.update(status="in-progress")
+            except (TwilioException, OSError) as exc:  # the span then runs on: silence to the end
+                log.warning("IVR call %s: recording %s not resumed (%s)", call_sid, tape["sid"], type(exc).__name__)
+                return
+            tape["spans"][-1][1] = at
+            tape["paused"] = False
+
+    def recording(self, params: dict[str, str], token: str | None) -> None:
+        """A recording's status callback: once ``completed``, its media fetched and kept as the session's one
+        recording (``IvrRecorder.keep_whole``); claimed first, so a replay has no effect; a recording this call's
+        state does not know (another call's, a forged SID) is ignored."""
+        call_sid, sid = params.get("CallSid", ""), params.get("RecordingSid", "")
+        if self.rest is None or self.recorder is None or not sid:
+            return
+        state = self.store.load(call_sid)
+        tape = next((t for t in (state or {}).get("tapes", []) if t["sid"] == sid), None)
+        if tape is None or params.get("RecordingStatus") != "completed":
+            return
+        key = f"rec:{sid}"[:40]
+        if not self.store.claim(call_sid, key, token).mine:
+            return  # a replay
+        outcome = "kept"
+        try:
+            url = f"https://api.twilio.com/2010-04-01/Accounts/{self.rest.account_sid}/Recordings/{sid}.wav"
+            got = self.rest.request("GET", url, allow_redirects=True)
+            if got.status_code != 200 or not isinstance(got.content, bytes):
+                raise ValueError(f"media not fetched (HTTP {got.status_code})")
+            spans = [(float(a), None if b is None else float(b)) for a, b in tape["spans"]]
+            self.recorder.keep_whole(call_sid, datetime.fromisoformat(tape["t0"]), got.content, spans)
+        except (TwilioException, OSError, ValueError) as exc:
+            outcome = "failed"
+            log.warning("IVR recording %s of %s not kept: %s", sid, call_sid, exc)
+        self.store.answer(call_sid, key, outcome, None)  # the call's state is not written: other webhooks own it
 
     def prompt_urls(self, cmd: Command) -> list[str] | None:
         """The signed URLs of the rendered prompts that say ``cmd``; None when one of them cannot be rendered (or
@@ -301,7 +401,11 @@ class _Voice:
         before = self.store.load(call_sid) if visit else None
         step = int(before["step"]) + 1 if before is not None else 0
         session = FlowRun(self.flow, caller=caller, call_id=call_sid, limits=self.limits, entry=entry)
-        twiml, state = self._run(session, session.start(), {"step": step})
+        tapes = list((before or {}).get("tapes", []))
+        tape = self._tape_start(call_sid)
+        if tape is not None:
+            tapes.append(tape)
+        twiml, state = self._run(session, session.start(), {"step": step, **({"tapes": tapes} if tapes else {})})
         self.store.answer(call_sid, key, twiml, state)
         return twiml
 
@@ -322,7 +426,7 @@ class _Voice:
         else:
             if state.get("prefix") and isinstance(event, (DigitsEntered, Timeout)):  # keys typed ahead begin it
                 event = DigitsEntered(state["prefix"] + (event.digits if isinstance(event, DigitsEntered) else ""))
-            twiml, new_state = self._run(session, session.feed(event), {"step": step + 1})
+            twiml, new_state = self._run(session, session.feed(event), {"step": step + 1, **_kept(state)})
         self.store.answer(call_sid, key, twiml, new_state)
         return twiml
 
@@ -345,7 +449,7 @@ class _Voice:
             result = ActionResult(**json.loads(raw))
         spec = ACTIONS.get(result.name)
         typed = kept_after(result.outcome, spec.keep_typeahead if spec else (), typed)
-        return self._run(session, session.feed(result), {"step": step}, typed)
+        return self._run(session, session.feed(result), {"step": step, **_kept(state)}, typed)
 
     def status(self, call_sid: str, detail: dict[str, str], token: str | None) -> None:
         """A status callback: recorded once; a final one closes the session and records why."""
@@ -370,9 +474,11 @@ class _Voice:
         except ActionRunning as running:  # answered now; the result is stored when the work is done
             key = f"action:{state['step']}"
             self._store_when_done(session.call_id, key, running.future)
+            self._tape_sync(session.call_id, state, False, False)
             return carrier.waiting(running.please_wait), {
                 **state, "session": session.snapshot(), "typed": carrier.typeahead,
                 "running": {"key": key, "action": running.command.name, "since": self.clock().isoformat()}}
+        self._tape_sync(session.call_id, state, carrier.secret, carrier.handed_off)
         out = {**state, "session": session.snapshot()}
         if carrier.typeahead:
             out["typed"] = carrier.typeahead
@@ -400,6 +506,11 @@ class ActionRunning(Exception):
     def __init__(self, command: RunAction, future: Future[ActionResult], please_wait: bool) -> None:
         super().__init__(command.name)
         self.command, self.future, self.please_wait = command, future, please_wait
+
+
+def _kept(state: dict[str, Any]) -> dict[str, Any]:
+    """What a call's state keeps from one run of the flow to the next: its recordings."""
+    return {"tapes": state["tapes"]} if state.get("tapes") else {}
 
 
 WAIT_MAX_KEYS = 32  # a <Gather> while an action runs takes up to this many keys typed ahead
@@ -454,16 +565,20 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
                 limits: dict[str, int] | None = None, calls_line: Any = None,
                 replay_wait_s: float = 10.0,
                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                prompt_files: Any = None, prompt_signer: Any = None, action_inline_s: float = 0.3) -> APIRouter:
-    """Routes ``POST /twilio/voice``, ``/twilio/voice/input`` and ``/twilio/voice/status``. With ``prompt_files``
-    and ``prompt_signer`` the prompts are ``<Play>`` of the rendered files (``<Say>`` what none renders).
+                prompt_files: Any = None, prompt_signer: Any = None, action_inline_s: float = 0.3,
+                rest: Any = None, recorder: Any = None) -> APIRouter:
+    """Routes ``POST /twilio/voice``, ``/twilio/voice/input``, ``/twilio/voice/status`` and
+    ``/twilio/voice/recording``. With ``prompt_files`` and ``prompt_signer`` the prompts are ``<Play>`` of the
+    rendered files (``<Say>`` what none renders). With ``rest`` (a twilio ``Client``) and ``recorder``
+    (``IvrRecorder``) every session is recorded.
 
     Refuses to build without an auth token: a signature keyed with the empty string is one anyone can compute."""
     if not auth_token:
         raise ValueError("Twilio webhooks need an auth token: an empty key verifies forged signatures")
     validator = RequestValidator(auth_token)
     voice = _Voice(backend, flow, public_url, state_store, limits, calls_line, replay_wait_s, clock=clock,
-                   prompt_files=prompt_files, prompt_signer=prompt_signer, action_inline_s=action_inline_s)
+                   prompt_files=prompt_files, prompt_signer=prompt_signer, action_inline_s=action_inline_s,
+                   rest=rest, recorder=recorder)
     router = APIRouter()
 
     async def verified_form(request: Request) -> dict[str, str] | None:
@@ -513,6 +628,14 @@ def make_router(backend: IvrBackend, flow: Flow, auth_token: str, public_url: st
         calls = getattr(voice.calls_line, "calls", None)
         if calls is not None and detail.get("CallStatus") in FINAL_STATUSES:
             calls.status_of_sid(params["CallSid"], params)  # a hand-off's caller hung up: the core ends the call
+        return Response(status_code=204)
+
+    @router.post("/twilio/voice/recording")
+    async def recording(request: Request) -> Response:
+        params = await verified_form(request)
+        if params is None or not params.get("CallSid"):
+            return forbidden()
+        await asyncio.to_thread(voice.recording, params, request.headers.get("I-Twilio-Idempotency-Token"))
         return Response(status_code=204)
 
     return router

@@ -10,6 +10,10 @@ span (so the file's timeline is the call's), the spans marked ``pin`` in its met
 and its client, kept under the ``order`` retention class when an order was confirmed in it (and each of those
 ``order_confirmations`` then names the recording), ``ordinary`` otherwise.
 
+Twilio records the session as one file instead (``adapters/ivr/twilio_voice.py``: the Recordings API on the
+caller's call, paused with ``pauseBehavior=silence`` around each secret ``<Gather>``): :meth:`IvrRecorder.keep_whole`
+takes it with its spans. Both end in :func:`keep_session_recording`, the one owner of the row.
+
 Use cases only: the files are read through the ``read`` callable the carrier hands over (Asterisk closes a
 MixMonitor file on its own thread, a little after the stop).
 """
@@ -114,31 +118,53 @@ class IvrRecorder:
         except ValueError as exc:
             log.warning("IVR recording of %s: %s; kept none", tape.call_id, exc)
             return None
-        return await asyncio.to_thread(self._keep_row, tape, audio, spans, ended)
-
-    def _keep_row(self, tape: IvrTape, audio: bytes, spans: list[tuple[float, float]], ended: float) -> int:
-        def facts(s: Session) -> tuple[int | None, int | None, list[int]]:
-            session = s.scalars(select(IvrSession).where(IvrSession.call_id == tape.call_id)).first()
-            if session is None:
-                return None, None, []
-            confirmed = list(s.scalars(select(OrderConfirmation.id)
-                                       .where(OrderConfirmation.ivr_session_id == session.id)))
-            return session.id, session.client_id, confirmed
-
-        session_id, client_id, confirmations = run_in_transaction(self.sessions, facts)
-        at = tape.started_at
-        rec_id = self.recordings.start(tape.call_id, client_id=client_id, ivr_session_id=session_id,
-                                       retention_class="order" if confirmations else "ordinary", at=at)
-        for start, end in spans:
-            self.recordings.pause(rec_id, at + timedelta(seconds=start), reason="pin")
-            self.recordings.resume(rec_id, at + timedelta(seconds=end))
-        self.recordings.stop(rec_id, at + timedelta(seconds=ended), audio=audio)
-        if confirmations:
-            def link(s: Session) -> None:
-                s.execute(update(OrderConfirmation).where(OrderConfirmation.id.in_(confirmations))
-                          .values(recording_id=rec_id))
-
-            run_in_transaction(self.sessions, link)
+        rec_id = await asyncio.to_thread(keep_session_recording, self.recordings, self.sessions, tape.call_id,
+                                         tape.started_at, audio, spans, ended)
         log.info("IVR session %s recorded (recording %s, %d segment(s), %d secret span(s))", tape.call_id, rec_id,
                  len(tape.segments), len(tape.secret_spans))
         return rec_id
+
+    def keep_whole(self, call_id: str, started_at: datetime, audio: bytes,
+                   spans: list[tuple[float, float | None]]) -> int:
+        """A session the carrier recorded as **one** file, silent where it was paused for a secret (Twilio's
+        Recordings API with ``pauseBehavior=silence``): ``spans`` are offsets in that file (an open end — the call
+        ended while paused — runs to the file's end). ValueError when ``audio`` is not a PCM WAV file."""
+        ended = wav_duration_s(audio)
+        closed = [(min(start, ended), min(ended, end if end is not None else ended)) for start, end in spans]
+        rec_id = keep_session_recording(self.recordings, self.sessions, call_id, started_at, audio,
+                                        [(a, max(a, b)) for a, b in closed], ended)
+        log.info("IVR session %s recorded (recording %s, one file, %d secret span(s))", call_id, rec_id, len(spans))
+        return rec_id
+
+
+def keep_session_recording(recordings: RecordingService, sessions: sessionmaker[Session], call_id: str,
+                           started_at: datetime, audio: bytes, spans: list[tuple[float, float]],
+                           ended: float) -> int:
+    """The one owner of an IVR session's recording row, whichever carrier made the file: ``audio`` (stitched or
+    whole) from ``started_at``, ``spans`` (offsets in it) marked ``pin``, linked to the session of ``call_id`` and
+    its client; ``order`` when an order was confirmed in it since ``started_at`` (each such confirmation not yet
+    linked to a recording then names this one), ``ordinary`` otherwise."""
+    def facts(s: Session) -> tuple[int | None, int | None, list[int]]:
+        session = s.scalars(select(IvrSession).where(IvrSession.call_id == call_id)).first()
+        if session is None:
+            return None, None, []
+        confirmed = list(s.scalars(select(OrderConfirmation.id)
+                                   .where(OrderConfirmation.ivr_session_id == session.id,
+                                          OrderConfirmation.recording_id.is_(None))))
+        return session.id, session.client_id, confirmed
+
+    session_id, client_id, confirmations = run_in_transaction(sessions, facts)
+    at = started_at
+    rec_id = recordings.start(call_id, client_id=client_id, ivr_session_id=session_id,
+                              retention_class="order" if confirmations else "ordinary", at=at)
+    for start, end in spans:
+        recordings.pause(rec_id, at + timedelta(seconds=start), reason="pin")
+        recordings.resume(rec_id, at + timedelta(seconds=end))
+    recordings.stop(rec_id, at + timedelta(seconds=ended), audio=audio)
+    if confirmations:
+        def link(s: Session) -> None:
+            s.execute(update(OrderConfirmation).where(OrderConfirmation.id.in_(confirmations))
+                      .values(recording_id=rec_id))
+
+        run_in_transaction(sessions, link)
+    return rec_id
