@@ -6,11 +6,13 @@ board change. Screenshots go to test-artifacts/screenshots/ (and docs/screenshot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -69,6 +71,27 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@contextlib.contextmanager
+def serving_with_engine(core: Any, pbx: Any, engine: Any) -> Iterator[Server]:
+    """The web app on a real port with a DialerEngine and its PBX running on the server's own loop
+    (as `callcenter run` has them); the engine is stopped when the block ends, whatever happened in it."""
+    with Server(create_app(core)) as srv:
+        stop: list[asyncio.Event] = []
+
+        async def run_engine() -> None:
+            stop.append(asyncio.Event())
+            core.bus.bind_loop(asyncio.get_running_loop())
+            await pbx.start()
+            await engine.run(stop[0])
+
+        srv.call(lambda: srv.loop.create_task(run_engine()))  # type: ignore[union-attr]
+        try:
+            yield srv
+        finally:
+            if stop:
+                srv.call(stop[0].set)
 
 
 @pytest.fixture

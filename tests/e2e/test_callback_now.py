@@ -28,7 +28,7 @@ from callcenter.store.models import AuditLog
 from callcenter.store.models.dialer import Attempt, Callback, DncEntry, Lead
 from callcenter.web.app import create_app
 from tests.e2e.desk_world import World, build, connect_call, page_login
-from tests.e2e.test_browser_screens import Server, _csp_violations, _login, browser  # noqa: F401
+from tests.e2e.test_browser_screens import _csp_violations, _login, browser, serving_with_engine  # noqa: F401
 
 pytestmark = pytest.mark.db
 PHONE = "+8613900000077"
@@ -127,46 +127,32 @@ def test_the_agent_calls_a_callback_now_and_the_dialler_places_it_to_them(core: 
     model = CustomerModel(talk_mean_s=900.0, talk_sd_s=5.0, human_answer_min_s=0.5, human_answer_max_s=1.0)
     pbx = SimulatedPbx(model, outcomes={PHONE: "human"})
     engine = DialerEngine(dialer_deps(core), pbx, dialer_id="browser", campaign_ids={cid}, sync_s=0.3)
-    with Server(create_app(core)) as srv:
-        stop: list[asyncio.Event] = []
+    with serving_with_engine(core, pbx, engine) as srv:
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        blocked = _csp_violations(page)
+        _login(page, srv.url, "ag1")
+        page.wait_for_url("**/agent")
+        page.select_option("#pause-reason", "break")
+        page.click("#btn-pause")  # signed in, on a break: the dialler routes nothing to them
+        page.wait_for_selector("#statusbar[data-state='paused']")
+        page.click(f"#callback-list .callback-item[data-callback='{cb}']")
+        page.wait_for_selector("#callback-detail", state="visible")
+        assert "下午方便" in page.inner_text("#cb-note")
+        page.click("#cb-dial")
+        page.wait_for_selector("#call-card #call-controls", timeout=WAIT_MS)  # the dialler placed it to ag1
+        page.wait_for_selector("#statusbar[data-state='talking']", timeout=WAIT_MS)
+        assert page.inner_text("#client-name").startswith("测试")
 
-        async def run_engine() -> None:
-            stop.append(asyncio.Event())
-            core.bus.bind_loop(asyncio.get_running_loop())
-            await pbx.start()
-            await engine.run(stop[0])
+        def placed(s: Any) -> tuple[str, str, int | None, int | None]:
+            row = s.get(Callback, cb)
+            att = s.get(Attempt, row.attempt_id)
+            return row.status, att.mode, att.agent_id, att.callback_id
 
-        assert srv.loop is not None
-        srv.loop.call_soon_threadsafe(lambda: srv.loop.create_task(run_engine()))  # type: ignore[union-attr]
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-            blocked = _csp_violations(page)
-            _login(page, srv.url, "ag1")
-            page.wait_for_url("**/agent")
-            page.select_option("#pause-reason", "break")
-            page.click("#btn-pause")  # signed in, on a break: the dialler routes nothing to them
-            page.wait_for_selector("#statusbar[data-state='paused']")
-            page.click(f"#callback-list .callback-item[data-callback='{cb}']")
-            page.wait_for_selector("#callback-detail", state="visible")
-            assert "下午方便" in page.inner_text("#cb-note")
-            page.click("#cb-dial")
-            page.wait_for_selector("#call-card #call-controls", timeout=WAIT_MS)  # the dialler placed it to ag1
-            page.wait_for_selector("#statusbar[data-state='talking']", timeout=WAIT_MS)
-            assert page.inner_text("#client-name").startswith("测试")
-
-            def placed(s: Any) -> tuple[str, str, int | None, int | None]:
-                row = s.get(Callback, cb)
-                att = s.get(Attempt, row.attempt_id)
-                return row.status, att.mode, att.agent_id, att.callback_id
-
-            assert run_in_transaction(core.sessions, placed) == ("placed", "callback", ag1, cb)
-            call_id = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, next(iter(engine.calls))), srv.loop).result(5)
-            assert asyncio.run_coroutine_threadsafe(
-                asyncio.sleep(0, pbx.hears(H.customer(call_id), H.agent(ag1))), srv.loop).result(5)
-            assert blocked == []
-        finally:
-            if stop:
-                srv.loop.call_soon_threadsafe(stop[0].set)
+        assert run_in_transaction(core.sessions, placed) == ("placed", "callback", ag1, cb)
+        call_id = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, next(iter(engine.calls))), srv.loop).result(5)
+        assert asyncio.run_coroutine_threadsafe(
+            asyncio.sleep(0, pbx.hears(H.customer(call_id), H.agent(ag1))), srv.loop).result(5)
+        assert blocked == []
 
 
 def test_manual_dial_of_a_number_or_a_client_goes_through_the_campaign_and_its_checks(core: App) -> None:
