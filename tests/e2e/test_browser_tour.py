@@ -6,25 +6,32 @@ Content-Security-Policy with its figures in words and units, and each is photogr
 
 from __future__ import annotations
 
+import array
 import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from callcenter.adapters.recordings_simulated import wav_bytes
 from callcenter.bootstrap import App
 from callcenter.demo.campaign_simulation import run_simulated_campaign
 from callcenter.demo.seed import DEMO_LOGINS, seed
 from callcenter.demo.seed_campaigns import seed_campaigns
+from callcenter.domain import quality as qrules
+from callcenter.domain.access import Actor
+from callcenter.services import quality
 from callcenter.services.care.complaints import ComplaintService
 from callcenter.store.db import run_in_transaction
 from callcenter.services.dialer import campaigns as dialer
 from callcenter.store.models import Client, Staff
 from callcenter.store.models.dialer import Campaign, Lead
 from callcenter.web.app import create_app
+from tests.factories import make_staff
 from tests.e2e.test_browser_screens import ARTIFACTS, Server, _csp_violations, _save, browser  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.db]
@@ -44,6 +51,36 @@ def _login(page: Any, base: str, user: str) -> None:
 
 def _visible_text(page: Any) -> str:
     return str(page.inner_text("main") if page.locator("main").count() else page.inner_text("body"))
+
+
+def _grade_some_calls(core: App) -> str:
+    """A QA member grades three of agent01's recorded calls on a form of the supervisor's (one
+    fails a critical item and its agent disputes it), so the quality page has scores, a form and a dispute to
+    show. Returns the display name of the graded agent."""
+    sup = run_in_transaction(core.sessions, lambda s: s.execute(
+        select(Staff.id).where(Staff.username == "supervisor1")).scalar_one())
+    qa = Actor.staff("qa", make_staff(core, "qa-tour", "pw-qa-tour-1", "qa"))
+    items = qrules.parse_form_lines("开场白规范 | yes_no | 20\n身份核实 | yes_no | 30 | critical\n风险揭示 | scale | 50 | | 5")
+    form = run_in_transaction(core.sessions, lambda s: quality.create_form(
+        s, Actor.staff("supervisor", sup), "回访质检表", items, 80.0, core.clock()))
+    agent, clients = run_in_transaction(core.sessions, lambda s: (
+        s.execute(select(Staff.id).where(Staff.username == "agent01")).scalar_one(),
+        list(s.execute(select(Client.id).order_by(Client.id).limit(3)).scalars())))
+    recs = []
+    for i, client in enumerate(clients):  # three of agent01's calls, recorded (3 s of silence each)
+        rid = core.recordings.start(f"tour-{i}", agent_id=agent, client_id=client)
+        core.recordings.stop(rid, audio=wav_bytes(array.array("h", bytes(2 * 8000 * 3))))
+        recs.append((rid, agent))
+    tz = ZoneInfo(core.settings.timezone)
+    failed = 0
+    for rid, _ in recs:
+        answers = {"i1": True, "i2": rid != recs[0][0], "i3": 4}
+        ev = run_in_transaction(core.sessions, lambda s, rid=rid, answers=answers: quality.evaluate(
+            s, core.recordings, qa, rid, form, answers, "", core.clock(), tz).id)
+        failed = failed or ev
+    me = Actor.staff("agent", agent, frozenset())
+    run_in_transaction(core.sessions, lambda s: quality.dispute(s, me, failed, "客户已在IVR验证过身份", core.clock()))
+    return str(run_in_transaction(core.sessions, lambda s: s.get(Staff, agent).display_name))
 
 
 def test_every_supervisor_screen_on_the_demo_brokerage(core: App, browser: Any) -> None:  # noqa: F811
@@ -69,6 +106,7 @@ def test_every_supervisor_screen_on_the_demo_brokerage(core: App, browser: Any) 
                                     created_by=agent)
 
     run_in_transaction(core.sessions, book)
+    graded = _grade_some_calls(core)
 
     with Server(create_app(core)) as srv:
         page = browser.new_page(viewport=VIEWPORT, locale="zh-CN")
@@ -118,4 +156,7 @@ def test_every_supervisor_screen_on_the_demo_brokerage(core: App, browser: Any) 
         assert "模拟活动 3" in page.inner_text("main")
         page.goto(srv.url + "/supervisor/care/complaints")
         assert "银证转账" in page.inner_text("main") or "转账" in page.inner_text("main")
+        page.goto(srv.url + "/supervisor/quality")
+        quality_text = page.inner_text("main")
+        assert graded in quality_text and "回访质检表" in quality_text and "客户已在IVR验证过身份" in quality_text
         assert blocked == []
