@@ -8,7 +8,8 @@ actor           reads a client's record                        moves a client's 
 ==============  =============================================  =================================================
 agent           own service group, and the client of a call    never (the client moves it on the hotline, a
                 routed to them (an open desk contact)          supervisor through the API)
-supervisor      the groups they supervise                      the groups they supervise
+supervisor      the groups they supervise, and the client of a    the groups they supervise
+                call they took at the desk (an escalation)
 admin           every client (audit-logged)                    never: admins administer staff, campaigns and
                                                                groups; client money is not theirs to move
 client (IVR)    only themself                                  only their own accounts
@@ -77,9 +78,7 @@ def may_read_client(actor: Actor, client_id: int, group_id: int | None) -> bool:
     if actor.role == "client":
         return actor.client_id is not None and actor.client_id == client_id
     in_group = group_id is not None and group_id in actor.group_ids
-    if actor.role == "supervisor":
-        return in_group
-    if actor.role == "agent":
+    if actor.role in ("agent", "supervisor"):  # their groups' clients, and whoever they are on a call with
         return in_group or client_id in actor.contact_client_ids
     return False
 

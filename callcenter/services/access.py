@@ -29,9 +29,10 @@ class ClientNotVisible(Exception):
 
 
 def actor_for(s: Session, principal: StaffPrincipal) -> Actor:
-    """The actor of a logged-in staff member; for an agent, with the clients of their open desk contacts."""
+    """The actor of a logged-in staff member; for someone at the desk (an agent, or a supervisor taking an
+    escalated call), with the clients of their own open desk contacts."""
     contacts: frozenset[int] = frozenset()
-    if principal.role == "agent":
+    if principal.role in ("agent", "supervisor"):
         contacts = frozenset(c for c in s.execute(
             select(DeskContact.client_id).where(DeskContact.agent_id == principal.staff_id,
                                                 DeskContact.ended_at.is_(None), DeskContact.client_id.is_not(None))

@@ -55,7 +55,7 @@ def sse(data: dict[str, Any], event: str | None = None) -> bytes:
 
 
 @router.get("/agent")
-async def agent_stream(request: Request, principal: Principal = Depends(require_roles("agent"))) -> StreamingResponse:
+async def agent_stream(request: Request, principal: Principal = Depends(require_roles("agent", "supervisor"))) -> StreamingResponse:
     core = request.app.state.core
     topic = f"agent:{principal.staff_id}"
 

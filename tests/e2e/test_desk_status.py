@@ -46,7 +46,11 @@ def test_status_shows_a_contact_opened_with_no_browser_connected(core: App) -> N
     assert c.post(f"/api/desk/contacts/{contact_id}/dispose", headers=h,
                   json={"disposition": "not_interested"}).status_code == 200
     assert c.get("/api/desk/status").json()["contact"] is None
-    # agents only
+    # a supervisor's desk status is their own (they may sit at the desk), never the agent's call; QA has no desk
     sup = TestClient(create_app(core), raise_server_exceptions=False)
     page_login(sup, "sup1")
-    assert sup.get("/api/desk/status").status_code == 403
+    mine = sup.get("/api/desk/status")
+    assert mine.status_code == 200 and mine.json()["contact"] is None and mine.json()["state"] != "wrap_up"
+    adm = TestClient(create_app(core), raise_server_exceptions=False)
+    page_login(adm, "adm")
+    assert adm.get("/api/desk/status").status_code == 403

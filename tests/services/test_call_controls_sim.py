@@ -25,7 +25,7 @@ from callcenter.services.dialer import campaigns as dialer
 from callcenter.services.dialer.engine import DialerEngine
 from callcenter.services.dialer.leads import LeadRow, add_leads
 from callcenter.store.db import transaction
-from callcenter.store.models import CallCommand
+from callcenter.store.models import CallCommand, Client
 from callcenter.store.models.core import AuditLog
 from callcenter.store.models.desk import DeskContact
 from callcenter.store.models.dialer import AgentSession
@@ -171,3 +171,70 @@ async def test_hold_mute_keys_monitoring_conference_and_transfer_between_two_age
         assert audit == [("call_listen", ag1), ("call_whisper", ag1), ("call_barge", ag1), ("call_monitor_stop", ag1)]
         kinds = [(c.kind, c.state) for c in db.scalars(select(CallCommand).order_by(CallCommand.id))]
         assert ("transfer", "done") in kinds and ("conference", "done") in kinds
+
+
+async def test_an_agent_escalates_the_call_to_a_supervisor_sitting_at_the_desk(stack: Stack) -> None:
+    """Escalation (转主管): a supervisor who sits at the desk (ready, their phone in their room) is a transfer
+    target like any agent; the customer ends up talking to the supervisor, whose desk shows the client's card
+    (a client of another group: they read it because the call is theirs), and the agent's card ends."""
+    core, world = stack.core, stack.world
+    ag1, sup1 = world.staff["ag1"], world.staff["sup1"]
+    cid = dialer.create_campaign(core, name="客户投诉升级", kind="former_clients", script_id="win_back",
+                                 dial_mode="progressive", window_start=time(0), window_end=time(23, 59, 59),
+                                 days="every")
+    dialer.assign_campaign(core, cid, group_ids=[world.g1])
+    add_leads(core, cid, [LeadRow(0, PHONE, "", 0, None, world.theirs)])  # a client of the other group
+    pbx = SimulatedPbx(CustomerModel(talk_mean_s=600.0, talk_sd_s=5.0), clock=stack.vclock, outcomes={PHONE: "human"})
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="it", clock=stack.vclock, campaign_ids={cid})
+    await pbx.start()
+    a, ah = await stack.login("ag1")
+    s, sh = await stack.login("sup1")
+    stop = asyncio.Event()
+    loop = asyncio.create_task(command_loop(core.sessions, core.bus, engine.dialer_id, engine.command_requested,
+                                            stop, poll_s=0.05, clock=stack.wall))
+    desk = Desk(stack, engine, pbx)
+    try:
+        assert (await a.post("/api/desk/state", json={"state": "ready"}, headers=ah)).status_code == 200
+        r = await s.post(f"/supervisor/campaigns/{cid}/action", data={"action": "start", "csrf": sh["X-CSRF-Token"]})
+        assert r.status_code == 303
+        await drive(engine, pbx, stack.vclock, 30, until=lambda: any(c.connected for c in engine.calls.values()))
+        [call] = engine.calls.values()
+        assert call.agent_id == ag1
+        with transaction(core.sessions) as db:
+            contact = db.scalars(select(DeskContact).where(DeskContact.agent_id == ag1)).one().id
+        control = f"/api/desk/contacts/{contact}/control"
+        assert (await s.get(f"/agent/contacts/{contact}/card")).status_code == 404  # not a client of their groups
+        assert (await s.get(f"/api/clients/{world.theirs}")).status_code == 404
+        # not at the desk yet: not offered, and a transfer to them is refused
+        targets = {t["staff_id"]: t for t in (await a.get("/api/desk/transfer-targets")).json()}
+        assert sup1 not in targets
+        out = await desk.settle(a, await a.post(control, json={"kind": "transfer", "target": sup1}, headers=ah))
+        assert out["state"] != "done"
+        assert pbx.calls[call.call_id].room == str(ag1)
+        # the supervisor sits down at the desk and goes ready
+        assert (await s.post("/api/desk/state", json={"state": "ready"}, headers=sh)).status_code == 200
+        await drive(engine, pbx, stack.vclock, 2)  # their phone joins their room
+        targets = {t["staff_id"]: t for t in (await a.get("/api/desk/transfer-targets")).json()}
+        assert targets[sup1]["role"] == "supervisor" and targets[sup1]["state"] == "ready"
+        out = await desk.settle(a, await a.post(control, json={"kind": "transfer", "target": sup1}, headers=ah))
+        assert out["state"] == "done", out
+        await drive(engine, pbx, stack.vclock, 1)
+        customer, agent1, supervisor = H.customer(call.call_id), H.agent(ag1), H.agent(sup1)
+        assert pbx.calls[call.call_id].room == str(sup1)
+        assert hears(pbx, customer, supervisor) and hears(pbx, supervisor, customer)
+        assert not hears(pbx, customer, agent1)
+        mine = (await s.get("/api/desk/status")).json()
+        assert mine["state"] == "talking" and mine["contact"] is not None
+        card = await s.get(f"/agent/contacts/{mine['contact']['id']}/card")
+        with transaction(core.sessions) as db:
+            name = db.get(Client, world.theirs).name
+        assert card.status_code == 200 and name in card.text
+        assert (await s.get(f"/api/clients/{world.theirs}")).status_code == 200  # the client of their own call
+    finally:
+        stop.set()
+        await asyncio.gather(loop, return_exceptions=True)
+        for c in (a, s):
+            await c.aclose()
+    with transaction(core.sessions) as db:
+        states = {r.staff_id: r.state for r in db.scalars(select(AgentSession).where(AgentSession.ended_at.is_(None)))}
+        assert states[ag1] == "wrap_up" and states[sup1] == "talking"

@@ -29,7 +29,9 @@ from callcenter.web.text import MultilineText, Text
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api/desk", tags=["desk"])
 
-AgentDep = Depends(require_roles("agent"))
+# The desk: agents, and supervisors who sit at it to take escalated and transferred calls (their own calls only)
+DESK_ROLES = ("agent", "supervisor")
+AgentDep = Depends(require_roles(*DESK_ROLES))
 ContactId = Path(ge=1, le=2**31 - 1)
 
 
@@ -50,7 +52,7 @@ def _raise(exc: Exception) -> None:
 
 
 @pages.get("/agent", response_class=HTMLResponse)
-async def agent_page(request: Request, principal: Principal = roles("agent")) -> Response:
+async def agent_page(request: Request, principal: Principal = roles(*DESK_ROLES)) -> Response:
     core = request.app.state.core
     now = core.clock()
 
@@ -80,7 +82,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
 
 
 @pages.get("/agent/contacts/{contact_id}/card", response_class=HTMLResponse)
-async def card_fragment(request: Request, contact_id: int = ContactId, principal: Principal = roles("agent")) -> Response:
+async def card_fragment(request: Request, contact_id: int = ContactId, principal: Principal = roles(*DESK_ROLES)) -> Response:
     core = request.app.state.core
     lang = lang_of(request)
     try:
