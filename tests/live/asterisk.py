@@ -10,6 +10,8 @@ a temporary directory; the modules, documentation and sounds are read from the b
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import shutil
 import socket
@@ -28,10 +30,12 @@ DEBIAN_SOUNDS = Path("/usr/share/asterisk/sounds")
 HOSTS = tuple(os.environ.get("CALLCENTER_LIVE_HOSTS", "127.0.0.1,127.0.0.2").split(","))
 PRIMARY, SECOND = HOSTS[0], HOSTS[1]
 AGI_PORT = int(os.environ.get("CALLCENTER_LIVE_AGI_PORT", "4573"))
-# the shipped pjsip.conf's SIP port (UDP and TCP) and http.conf's WebSocket port, on the server's own address (the
-# copied files name them); TLS is off in the tests (no certificate): the softphone's socket is ws://, not wss://
+# the shipped pjsip.conf's SIP port (UDP and TCP) and http.conf's WebSocket ports, plain and TLS, on the server's own
+# address (the copied files name them). The TLS listener gets a certificate made for the test (``live_certificate``)
+# where the operator names theirs: the softphone reaches Asterisk over ws:// and over wss://.
 SIP_PORT = int(os.environ.get("CALLCENTER_LIVE_SIP_PORT", "5060"))
 HTTP_PORT = int(os.environ.get("CALLCENTER_LIVE_HTTP_PORT", "8088"))
+TLS_PORT = int(os.environ.get("CALLCENTER_LIVE_TLS_PORT", "8089"))
 PHONES_SECRET = "live-phones-secret"
 SIPP_PORT = int(os.environ.get("CALLCENTER_LIVE_SIPP_PORT", "5062"))  # the SIP customer (sipp UAS) of sim-sip.conf
 SIM_SIP = Path(__file__).with_name("sim-sip.conf")
@@ -62,6 +66,17 @@ class LiveAsterisk:
         return self.bind, SIP_PORT
 
     @property
+    def wss_url(self) -> str:
+        """The softphone's address over TLS, as ``softphone_ws_url`` names it in production."""
+        return f"wss://{self.bind}:{TLS_PORT}/ws"
+
+    @property
+    def tls_spki(self) -> str:
+        """The base64 SHA-256 of the test certificate's public key: what a browser is told to trust
+        (``--ignore-certificate-errors-spki-list`` pins this one key; every other certificate error stands)."""
+        return spki_sha256(self.home / "keys" / "asterisk.crt")
+
+    @property
     def pjsip_agents(self) -> Path:
         """Where the engine writes the agents' endpoints (the shipped pjsip.conf includes it)."""
         return self.home / "etc" / "pjsip_agents.conf"
@@ -81,10 +96,13 @@ class LiveAsterisk:
             if shipped.name == "pjsip.conf":
                 text = text.replace("bind = 0.0.0.0:5060", f"bind = {self.bind}:{SIP_PORT}")
                 text += "\n; --- live tests only: SIP parties ---\n#include sim-sip.conf\n"
-            if shipped.name == "http.conf":
+            if shipped.name == "http.conf":  # as the README has the operator do: their certificate's two paths
+                cert, key = live_certificate(self.home / "keys", self.bind)
                 text = text.replace("bindaddr = 127.0.0.1", f"bindaddr = {self.bind}")
                 text = text.replace("bindport = 8088", f"bindport = {HTTP_PORT}")
-                text = text.replace("tlsenable = yes", "tlsenable = no")
+                text = text.replace("tlsbindaddr = 0.0.0.0:8089", f"tlsbindaddr = {self.bind}:{TLS_PORT}")
+                text = text.replace("tlscertfile = /etc/asterisk/keys/asterisk.crt", f"tlscertfile = {cert}")
+                text = text.replace("tlsprivatekey = /etc/asterisk/keys/asterisk.key", f"tlsprivatekey = {key}")
             if shipped.name == "extensions.conf":
                 text = text.replace("agi://127.0.0.1:4573/", f"agi://127.0.0.1:{AGI_PORT}/")
                 text = text.replace("CC_RECORDINGS_DIR=\n", f"CC_RECORDINGS_DIR={self.recordings}\n")
@@ -192,6 +210,26 @@ class LiveAsterisk:
         while needle not in (log := self.log()) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         return log
+
+
+def live_certificate(folder: Path, host: str) -> tuple[Path, Path]:
+    """A self-signed certificate for the server's address (IP SAN), made with Debian's openssl for this run only:
+    the stand-in for the certificate an operator's browsers trust."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "asterisk.crt", folder / "asterisk.key"
+    if not cert.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+def spki_sha256(cert: Path) -> str:
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], check=True, capture_output=True,
+                         timeout=10).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, check=True,
+                         capture_output=True, timeout=10).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def live_binary() -> Path | None:
