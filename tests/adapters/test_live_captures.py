@@ -332,3 +332,23 @@ async def test_reminder_call_replayed_1_repeats_0_reaches_the_agent(core: Any, t
     redirects = [dict((k.lower(), v) for k, v in f).get("context") for f in server.received
                  if dict((k.lower(), v) for k, v in f).get("action", "").lower() == "redirect"]
     assert redirects == ["cc-notify-menu", "cc-notify-menu", "cc-handoff-wait", "cc-agent-join"]
+
+
+# --- the dialler's outcomes from SIP customers (tests/live/test_live_sip.py), replayed ------------------------
+
+
+@pytest.mark.db
+async def test_sip_customers_outcomes_replayed_through_the_engine(core: Any) -> None:
+    """The engine's AMI session of the live SIP outcomes run, replayed on a fresh database built the same way: the
+    agent's phone called into its room, the four leads dialled one after the other into [cc-outbound-amd], the
+    machine hung up; the attempts end busy (486), no_answer (ringing until the timeout), failed (503: Asterisk says
+    Reason 0 and the leg's Hangup Cause 34, congestion) and machine (AMD's verdict)."""
+    from tests.adapters.sip_outcomes_world import EXPECTED, OPTIONS as SIP_OPTIONS, build_outcomes_world, check_outcomes, outcomes
+
+    build_outcomes_world(core)
+    async with engine_on_replay(core, "sip_dialler_outcomes", SIP_OPTIONS):
+        for _ in range(500):
+            if len(outcomes(core)) == len(EXPECTED):
+                break
+            await asyncio.sleep(0.02)
+    check_outcomes(core)
