@@ -352,3 +352,33 @@ async def test_sip_customers_outcomes_replayed_through_the_engine(core: Any) -> 
                 break
             await asyncio.sleep(0.02)
     check_outcomes(core)
+
+
+# --- a SIP caller's RFC 2833 keys into the hotline (tests/live/test_live_sip_hotline.py), replayed ----------------
+
+
+@pytest.mark.db
+async def test_sip_caller_hotline_session_replayed_authenticates_and_reads_the_balances(core: Any) -> None:
+    """The AGI session of the live SIP caller (a PJSIP channel whose keys came as RFC 2833 events) against the
+    store's IVR backend on a fresh database: the same commands, the account and PIN keyed over RTP authenticate
+    the client, the "1" answers the main menu, the balances are read, and the session ends on the caller's
+    hang-up, with the client on it."""
+    world = build_handoff_world(core)
+    capture = load_agi_capture(LIVE_CAPTURES / "hotline_sip_dtmf.agi")
+    assert any(h == b"agi_channel: PJSIP/sim-sip-caller-00000000" for h in capture.header)
+    replay = AgiReplay(capture)
+    config = AgiConfig(prompts_dir=Path("/nonexistent-on-the-pbx"), sound_prefix="cc")
+    server, app = await start_agi_server(core.ivr, "127.0.0.1", 0, config=config)
+    try:
+        async with server:
+            await replay.run("127.0.0.1", server.sockets[0].getsockname()[1], timeout_s=30)
+            await asyncio.wait_for(app.wait_idle(), 10)
+    finally:
+        app.close()
+    assert replay.mismatches == [] and replay.unanswered == [], (replay.mismatches, replay.unanswered)
+    assert [c for c in replay.sent if not c.startswith("WAIT FOR DIGIT")] == [
+        e.command for e in capture.exchanges if not e.is_wait]
+    assert any("/available" in c for c in replay.sent) and any("/main_menu" in c for c in replay.sent)
+    [(client, ended, reason, handed_off)] = run_in_transaction(core.sessions, lambda s: [
+        (r.client_id, r.ended_at, r.end_reason, r.handed_off) for r in s.scalars(select(IvrSession))])
+    assert (client, reason, handed_off) == (world.client_id, "caller_hangup", False) and ended is not None
