@@ -369,6 +369,16 @@ sip_customer_outcomes.options = AmiOptions(  # type: ignore[attr-defined]  # cus
     dial_template="PJSIP/{number}@sim-sip-customer", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5, amd=True)
 
 
+async def sip_phone_states(ami: AmiClient, pbx: Pbx) -> None:
+    """Issue 18, what the engine reads at start (ContactStatus only tells changes): of the agents' endpoints
+    ``1004`` (a sipp desk phone registered with the digest) and ``1005`` (written into pjsip_agents.conf, never
+    registered), Asterisk says ``Reachable`` and ``Unavailable`` (``Getvar`` of ``DEVICE_STATE(PJSIP/<endpoint>)``,
+    within the call account's write class); ``1099`` (no such endpoint) is ``Unavailable`` too."""
+    async with ami:
+        states = await ami.phone_states(["1004", "1005", "1099"])
+        assert states == {"1004": "Reachable", "1005": "Unavailable", "1099": "Unavailable"}, states
+
+
 def options_of(name: str) -> AmiOptions:
     return getattr(SCENARIOS[name], "options", OPTIONS)
 
@@ -388,6 +398,7 @@ SCENARIOS: dict[str, Scenario] = {
     "restart_is_told_from_a_failure": restart_is_told_from_a_failure,
     "sip_desk_phone_takes_the_agent_leg": sip_desk_phone_takes_the_agent_leg,
     "sip_customer_outcomes": sip_customer_outcomes,
+    "sip_phone_states": sip_phone_states,
 }
 
 

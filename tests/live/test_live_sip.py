@@ -145,3 +145,33 @@ async def test_engine_records_the_sip_customers_outcomes(core: App, asterisk: Li
     if os.environ.get("CALLCENTER_LIVE_RECORD") == "1":
         proxy.write(LIVE_CAPTURES / "sip_dialler_outcomes.ami",
                     note=f"live: the dialler engine's outcomes from SIP customers against {asterisk.version}")
+
+
+async def test_phone_states_read_from_asterisk(asterisk: LiveAsterisk, tmp_path: Path) -> None:
+    """The engine's read at start (``phone_states``): a registered desk phone, a written one nobody registered."""
+    if SIPP is None:
+        pytest.fail("sipp is required (Debian's sip-tester)")
+    host = asterisk.bind
+    written = [AgentPhone(staff_id=7, kind="sip", endpoint="1004", realm="callcenter",
+                          ha1=ha1("1004", "callcenter", PASSWORD), active=True),
+               AgentPhone(staff_id=8, kind="sip", endpoint="1005", realm="callcenter",
+                          ha1=ha1("1005", "callcenter", "desk-phone-1005-secret"), active=True)]
+    publisher = publisher_from(str(asterisk.pjsip_agents), f"{host}:5038", "callcenter-phones", PHONES_SECRET)
+    assert publisher.publish(render_agents_conf(written)) == "reloaded"
+    until(lambda: "1005/1005" in asterisk.cli("pjsip show endpoint 1005"))
+    logs = tmp_path / "sipp"
+    logs.mkdir()
+    agent = subprocess.Popen([SIPP, f"{host}:{SIP_PORT}", "-sf", str(SCENARIOS / "agent-phone.xml"),
+                              "-oocsf", str(SCENARIOS / "agent-leg.xml"), "-aa", "-s", "1004",
+                              "-au", "1004", "-ap", PASSWORD, "-i", host, "-p", str(free_udp_port(host)),
+                              "-mp", str(free_udp_port(host)), "-m", "1", "-nostdin", "-trace_err",
+                              "-error_file", str(logs / "agent.err")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=logs)
+    try:
+        until(lambda: "1004/sip:1004@" in asterisk.cli("pjsip show contacts") and
+              "Avail" in asterisk.cli("pjsip show contacts"))
+        await run_live("sip_phone_states", asterisk)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()

@@ -307,6 +307,26 @@ class DialerEngine:
                 raise
             await self._flush()
 
+    async def read_phone_states(self) -> None:
+        """What the PBX says now of every agent's SIP phone (issue 18), recorded as its ContactStatus would be:
+        those events only tell changes, so a phone that unregistered while no engine listened (or the whole PBX
+        restarted meanwhile) would otherwise keep the word it had, and "ready" would be let through, or refused,
+        on it. A port without ``phone_states`` (the simulated PBX, Twilio) has no SIP phones to read."""
+        read = getattr(self.telephony, "phone_states", None)
+        if not callable(read):
+            return
+        endpoints = await asyncio.to_thread(phones.active_endpoints, self.deps.sessions)
+        if not endpoints:
+            return
+        try:
+            states = await read(endpoints)
+        except TelephonyError as exc:
+            log.warning("could not read the agents' phones' states from the PBX: %s", exc)
+            return
+        now = self.wall()
+        for endpoint, status in states.items():
+            await asyncio.to_thread(phones.record_contact_status, self.deps.sessions, now, endpoint, status)
+
     async def _handle_locked(self, event: TelephonyEvent) -> None:
         if isinstance(event, Recovered):
             for live in event.calls:
@@ -424,6 +444,7 @@ class DialerEngine:
                 for event in found or ():
                     if isinstance(event, (Recovered, AgentJoined)):
                         await self.handle(event)
+        await self.read_phone_states()
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,
