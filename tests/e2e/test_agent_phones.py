@@ -301,3 +301,55 @@ async def test_the_dialler_engine_reads_the_phones_states_at_start(core: App, wo
         await asyncio.wait_for(runner, 10)
     assert asked == [["1004", "1005", "1006"]]
     assert [registered(e) for e in ("1004", "1005", "1006")] == [False, True, True]
+
+
+async def test_the_dialler_engine_reads_the_phones_states_again_when_the_pbx_comes_back(core: App,
+                                                                                         world: World) -> None:
+    """The PBX went away and came back (a restart): the ContactStatus events of the time between are lost to us, so
+    after its ServerDown and ServerUp the engine reads the phones' states again; a ServerUp alone (the first
+    connection) does not repeat the read at start."""
+    import asyncio
+
+    from callcenter.adapters.telephony.simulated import SimulatedPbx
+    from callcenter.parts.dialer import dialer_deps
+    from callcenter.ports.telephony import ServerDown, ServerUp
+    from callcenter.services.dialer.engine import DialerEngine
+
+    answers = [{"1004": "Reachable"}, {"1004": "Unavailable"}]
+    asked: list[list[str]] = []
+
+    class SipPbx(SimulatedPbx):
+        async def phone_states(self, endpoints: list[str]) -> dict[str, str]:
+            asked.append(list(endpoints))
+            return answers[min(len(asked), len(answers)) - 1]
+
+    phones.set_phone(core, _admin(core, world), phones.NoPublisher(), world.staff["ag1"], "sip", endpoint="1004",
+                     password="x" * 12)
+    pbx = SipPbx()
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="contacts", sync_s=0.3)
+
+    def registered() -> bool | None:
+        return run_in_transaction(core.sessions, lambda s: phones.registered(s, "PJSIP/1004", core.clock()))
+
+    async def until(check: Any) -> None:
+        for _ in range(250):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("timed out")
+
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
+    try:
+        await until(lambda: asked)
+        assert registered() is True
+        pbx.stream.publish(ServerUp(pbx.server, 1.0))  # not a comeback: no second read
+        await asyncio.sleep(0.3)
+        assert len(asked) == 1
+        pbx.stream.publish(ServerDown(pbx.server, 2.0, "restart"))
+        pbx.stream.publish(ServerUp(pbx.server, 3.0))
+        await until(lambda: len(asked) == 2)
+        await until(lambda: registered() is False)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)

@@ -128,6 +128,8 @@ from callcenter.ports.telephony import (
     OriginateRejected,
     PhoneContact,
     Recovered,
+    ServerDown,
+    ServerUp,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -417,11 +419,18 @@ class DialerEngine:
         """Real time: read port events and tick until ``stop`` is set."""
         wake = asyncio.Event()
         notify = self.deps.notify
+        went_down: set[str] = set()  # servers whose ServerDown this run saw: their next ServerUp is a comeback
+        reread = asyncio.Event()  # a server came back: the phones' states are read again (by the loop below)
 
         async def read() -> None:
             async for burst in _bursts(self.telephony.events(), MAX_BURST):
                 mine: list[TelephonyEvent] = []
                 for event in burst:
+                    if isinstance(event, ServerDown):
+                        went_down.add(event.server)
+                    elif isinstance(event, ServerUp) and event.server in went_down:
+                        went_down.discard(event.server)
+                        reread.set()  # its ContactStatus events while we were away are lost
                     if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
                         if mine:
                             await self.handle_burst(mine)
@@ -457,6 +466,9 @@ class DialerEngine:
                 if hanger.done():
                     hanger.result()
                     break
+                if reread.is_set():
+                    reread.clear()
+                    await self.read_phone_states()
                 await self.tick()
                 delay = min(max(self.next_deadline() - self.clock.time(), 0.02), 0.5)
                 try:
