@@ -255,7 +255,7 @@ def contact_status(deps: Deps, endpoint: str, status: str) -> bool | None:
 def record_contact_status(sessions: sessionmaker[Session], now: datetime, endpoint: str, status: str) -> bool | None:
     """``contact_status`` with the session factory and the time (the dialler engine's AMI events, issue 18)."""
     up = status in ("Created", "Reachable", "Updated", "NonQualified")
-    down = status in ("Removed", "Unreachable")
+    down = status in ("Removed", "Unreachable", "Unavailable")  # Unavailable: the port's read at start
     if not (up or down):
         return None
 
@@ -269,6 +269,12 @@ def record_contact_status(sessions: sessionmaker[Session], now: datetime, endpoi
         return up
 
     return run_in_transaction(sessions, work)
+
+
+def active_endpoints(sessions: sessionmaker[Session]) -> list[str]:
+    """Every active agent phone's endpoint: what the dialler engine asks Asterisk about at start."""
+    return run_in_transaction(sessions, lambda s: list(s.scalars(
+        select(AgentPhone.endpoint).where(AgentPhone.active.is_(True)).order_by(AgentPhone.endpoint))))
 
 
 def softphone_config(deps: Deps, staff_id: int) -> dict[str, Any] | None:

@@ -339,6 +339,46 @@ sip_desk_phone_takes_the_agent_leg.options = AmiOptions(  # type: ignore[attr-de
     dial_template="PJSIP/{number}@sim-sip-customer", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5)
 
 
+async def sip_customer_outcomes(ami: AmiClient, pbx: Pbx) -> None:
+    """Issue 18, the dialler's customers over real SIP (tests/live/sipp/outcomes.xml, one sipp UAS behind
+    ``PJSIP/{number}@sim-sip-customer``, by the number's last digit): 486 Busy Here is ``busy``; 180 Ringing until
+    the originate timeout (Asterisk CANCELs) is ``no_answer``; 503 Service Unavailable is ``congestion``; a
+    pick-up with a long recorded greeting runs the shipped [cc-outbound-amd] and AMD() says ``machine``."""
+    failing = {attempt_call_id(32): "busy", attempt_call_id(33): "no_answer", attempt_call_id(34): "congestion"}
+    machine = attempt_call_id(38)
+    async with ami:
+        events = ami.events().__aiter__()
+        for call_id in (*failing, machine):
+            await ami.originate(call_id, "9000" + call_id[-1], "95500", {}, timeout_s=6)
+        seen: dict[str, object] = {}
+        while len(seen) < len(failing) + 1:
+            event = await next_of(events, (Answered, Failed))
+            assert isinstance(event, (Answered, Failed))
+            if isinstance(event, Answered):
+                assert event.amd_cause, event  # Asterisk says why (LONGGREETING-..., MAXWORDS-...)
+                seen[event.call_id] = event.amd
+            else:
+                seen[event.call_id] = event.reason
+        assert seen == {**failing, machine: "machine"}, seen
+        await ami.hangup(machine)
+        ended = await next_of(events, (Ended,))
+        assert isinstance(ended, Ended) and ended.call_id == machine, ended
+
+
+sip_customer_outcomes.options = AmiOptions(  # type: ignore[attr-defined]  # customers over SIP, AMD on answer
+    dial_template="PJSIP/{number}@sim-sip-customer", heartbeat_s=0, tick_s=0, backoff_initial_s=0.5, amd=True)
+
+
+async def sip_phone_states(ami: AmiClient, pbx: Pbx) -> None:
+    """Issue 18, what the engine reads at start (ContactStatus only tells changes): of the agents' endpoints
+    ``1004`` (a sipp desk phone registered with the digest) and ``1005`` (written into pjsip_agents.conf, never
+    registered), Asterisk says ``Reachable`` and ``Unavailable`` (``Getvar`` of ``DEVICE_STATE(PJSIP/<endpoint>)``,
+    within the call account's write class); ``1099`` (no such endpoint) is ``Unavailable`` too."""
+    async with ami:
+        states = await ami.phone_states(["1004", "1005", "1099"])
+        assert states == {"1004": "Reachable", "1005": "Unavailable", "1099": "Unavailable"}, states
+
+
 def options_of(name: str) -> AmiOptions:
     return getattr(SCENARIOS[name], "options", OPTIONS)
 
@@ -357,6 +397,8 @@ SCENARIOS: dict[str, Scenario] = {
     "recorded_call_muted_and_stopped": recorded_call_muted_and_stopped,
     "restart_is_told_from_a_failure": restart_is_told_from_a_failure,
     "sip_desk_phone_takes_the_agent_leg": sip_desk_phone_takes_the_agent_leg,
+    "sip_customer_outcomes": sip_customer_outcomes,
+    "sip_phone_states": sip_phone_states,
 }
 
 

@@ -97,6 +97,29 @@ def test_originate_response_found_by_action_id_when_uniqueid_missing():
     assert out == [Failed("c4", 1.0, "congestion", None)]
 
 
+def test_unexplained_failure_waits_for_the_legs_hang_up_cause():
+    """Asterisk 22 over PJSIP (tests/fixtures/asterisk-22-live/sip_customer_outcomes.ami): a 503 is OriginateResponse
+    Reason 0, sent before the leg's Hangup that says Cause 34; a 486 likewise with Cause 17."""
+    t = tracker("c")
+    t.feed(ev("Newchannel", Uniqueid="c", Channel="PJSIP/sim-sip-customer-00000002"), 0.5)
+    assert t.feed(ev("OriginateResponse", Response="Failure", Reason="0", Uniqueid="c"), 1.0) == []
+    assert t.feed(ev("Hangup", Uniqueid="c", Cause="34", **{"Cause-txt": "Normal circuit congestion"}), 1.1) == [
+        Failed("c", 1.1, "congestion", 34)]
+    assert t.tick(10.0) == []
+    busy = tracker("b")
+    assert busy.feed(ev("Hangup", Uniqueid="b", Cause="17"), 1.0) == []  # the other order: the cause is known
+    assert busy.feed(ev("OriginateResponse", Response="Failure", Reason="0", Uniqueid="b"), 1.1) == [
+        Failed("b", 1.1, "busy", 17)]
+
+
+def test_unexplained_failure_without_a_hang_up_is_an_error_after_the_grace():
+    t = tracker("c")
+    t.feed(ev("Newchannel", Uniqueid="c", Channel="PJSIP/trunk-00000001"), 0.5)
+    assert t.feed(ev("OriginateResponse", Response="Failure", Reason="0", Uniqueid="c"), 1.0) == []
+    assert t.tick(5.9) == []
+    assert t.tick(6.0) == [Failed("c", 6.0, "error", None)]
+
+
 @pytest.mark.parametrize(
     "reason,expected", [("0", "error"), ("1", "no_answer"), ("3", "no_answer"), ("5", "busy"), ("8", "congestion")]
 )

@@ -332,3 +332,53 @@ async def test_reminder_call_replayed_1_repeats_0_reaches_the_agent(core: Any, t
     redirects = [dict((k.lower(), v) for k, v in f).get("context") for f in server.received
                  if dict((k.lower(), v) for k, v in f).get("action", "").lower() == "redirect"]
     assert redirects == ["cc-notify-menu", "cc-notify-menu", "cc-handoff-wait", "cc-agent-join"]
+
+
+# --- the dialler's outcomes from SIP customers (tests/live/test_live_sip.py), replayed ------------------------
+
+
+@pytest.mark.db
+async def test_sip_customers_outcomes_replayed_through_the_engine(core: Any) -> None:
+    """The engine's AMI session of the live SIP outcomes run, replayed on a fresh database built the same way: the
+    agent's phone called into its room, the four leads dialled one after the other into [cc-outbound-amd], the
+    machine hung up; the attempts end busy (486), no_answer (ringing until the timeout), failed (503: Asterisk says
+    Reason 0 and the leg's Hangup Cause 34, congestion) and machine (AMD's verdict)."""
+    from tests.adapters.sip_outcomes_world import EXPECTED, OPTIONS as SIP_OPTIONS, build_outcomes_world, check_outcomes, outcomes
+
+    build_outcomes_world(core)
+    async with engine_on_replay(core, "sip_dialler_outcomes", SIP_OPTIONS):
+        for _ in range(500):
+            if len(outcomes(core)) == len(EXPECTED):
+                break
+            await asyncio.sleep(0.02)
+    check_outcomes(core)
+
+
+# --- a SIP caller's RFC 2833 keys into the hotline (tests/live/test_live_sip_hotline.py), replayed ----------------
+
+
+@pytest.mark.db
+async def test_sip_caller_hotline_session_replayed_authenticates_and_reads_the_balances(core: Any) -> None:
+    """The AGI session of the live SIP caller (a PJSIP channel whose keys came as RFC 2833 events) against the
+    store's IVR backend on a fresh database: the same commands, the account and PIN keyed over RTP authenticate
+    the client, the "1" answers the main menu, the balances are read, and the session ends on the caller's
+    hang-up, with the client on it."""
+    world = build_handoff_world(core)
+    capture = load_agi_capture(LIVE_CAPTURES / "hotline_sip_dtmf.agi")
+    assert any(h == b"agi_channel: PJSIP/sim-sip-caller-00000000" for h in capture.header)
+    replay = AgiReplay(capture)
+    config = AgiConfig(prompts_dir=Path("/nonexistent-on-the-pbx"), sound_prefix="cc")
+    server, app = await start_agi_server(core.ivr, "127.0.0.1", 0, config=config)
+    try:
+        async with server:
+            await replay.run("127.0.0.1", server.sockets[0].getsockname()[1], timeout_s=30)
+            await asyncio.wait_for(app.wait_idle(), 10)
+    finally:
+        app.close()
+    assert replay.mismatches == [] and replay.unanswered == [], (replay.mismatches, replay.unanswered)
+    assert [c for c in replay.sent if not c.startswith("WAIT FOR DIGIT")] == [
+        e.command for e in capture.exchanges if not e.is_wait]
+    assert any("/available" in c for c in replay.sent) and any("/main_menu" in c for c in replay.sent)
+    [(client, ended, reason, handed_off)] = run_in_transaction(core.sessions, lambda s: [
+        (r.client_id, r.ended_at, r.end_reason, r.handed_off) for r in s.scalars(select(IvrSession))])
+    assert (client, reason, handed_off) == (world.client_id, "caller_hangup", False) and ended is not None

@@ -255,3 +255,101 @@ async def test_the_dialler_engine_records_contact_status(core: App, world: World
     assert registered() is False
     await engine.handle(PhoneContact("someone-else", "Reachable", 3.0))
     assert registered() is False
+
+
+async def test_the_dialler_engine_reads_the_phones_states_at_start(core: App, world: World) -> None:
+    """ContactStatus only tells changes: a phone Asterisk had reported registered that left while no engine ran
+    (or the PBX restarted meanwhile), and one that registered meanwhile. At start the engine asks the PBX
+    (``phone_states``: the AMI port's Getvar of DEVICE_STATE(PJSIP/<endpoint>), proven in tests/live/test_live_sip.py)
+    and records its word before anything else, so "ready" is refused, or allowed, on the truth."""
+    import asyncio
+
+    from callcenter.adapters.telephony.simulated import SimulatedPbx
+    from callcenter.parts.dialer import dialer_deps
+    from callcenter.ports.telephony import PhoneContact
+    from callcenter.services.dialer.engine import DialerEngine
+
+    asked: list[list[str]] = []
+
+    class SipPbx(SimulatedPbx):
+        async def phone_states(self, endpoints: list[str]) -> dict[str, str]:
+            asked.append(list(endpoints))
+            return {"1004": "Unavailable", "1005": "Reachable"}  # 1006: Asterisk cannot tell; left as it was
+
+    admin = _admin(core, world)
+    for staff, endpoint in (("ag1", "1004"), ("ag2", "1005"), ("bo1", "1006")):
+        phones.set_phone(core, admin, phones.NoPublisher(), world.staff[staff], "sip", endpoint=endpoint,
+                         password="x" * 12)
+    before = DialerEngine(dialer_deps(core), SimulatedPbx(), dialer_id="contacts", sync_s=0.3)
+    await before.handle(PhoneContact("1004", "Reachable", 1.0))  # the last word the previous engine heard
+    await before.handle(PhoneContact("1006", "Reachable", 1.0))
+
+    def registered(endpoint: str) -> bool | None:
+        return run_in_transaction(core.sessions, lambda s: phones.registered(s, f"PJSIP/{endpoint}", core.clock()))
+
+    assert [registered(e) for e in ("1004", "1005", "1006")] == [True, False, True]
+    engine = DialerEngine(dialer_deps(core), SipPbx(), dialer_id="contacts", sync_s=0.3)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
+    try:
+        for _ in range(200):
+            if asked:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    assert asked == [["1004", "1005", "1006"]]
+    assert [registered(e) for e in ("1004", "1005", "1006")] == [False, True, True]
+
+
+async def test_the_dialler_engine_reads_the_phones_states_again_when_the_pbx_comes_back(core: App,
+                                                                                         world: World) -> None:
+    """The PBX went away and came back (a restart): the ContactStatus events of the time between are lost to us, so
+    after its ServerDown and ServerUp the engine reads the phones' states again; a ServerUp alone (the first
+    connection) does not repeat the read at start."""
+    import asyncio
+
+    from callcenter.adapters.telephony.simulated import SimulatedPbx
+    from callcenter.parts.dialer import dialer_deps
+    from callcenter.ports.telephony import ServerDown, ServerUp
+    from callcenter.services.dialer.engine import DialerEngine
+
+    answers = [{"1004": "Reachable"}, {"1004": "Unavailable"}]
+    asked: list[list[str]] = []
+
+    class SipPbx(SimulatedPbx):
+        async def phone_states(self, endpoints: list[str]) -> dict[str, str]:
+            asked.append(list(endpoints))
+            return answers[min(len(asked), len(answers)) - 1]
+
+    phones.set_phone(core, _admin(core, world), phones.NoPublisher(), world.staff["ag1"], "sip", endpoint="1004",
+                     password="x" * 12)
+    pbx = SipPbx()
+    engine = DialerEngine(dialer_deps(core), pbx, dialer_id="contacts", sync_s=0.3)
+
+    def registered() -> bool | None:
+        return run_in_transaction(core.sessions, lambda s: phones.registered(s, "PJSIP/1004", core.clock()))
+
+    async def until(check: Any) -> None:
+        for _ in range(250):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("timed out")
+
+    stop = asyncio.Event()
+    runner = asyncio.create_task(engine.run(stop))
+    try:
+        await until(lambda: asked)
+        assert registered() is True
+        pbx.stream.publish(ServerUp(pbx.server, 1.0))  # not a comeback: no second read
+        await asyncio.sleep(0.3)
+        assert len(asked) == 1
+        pbx.stream.publish(ServerDown(pbx.server, 2.0, "restart"))
+        pbx.stream.publish(ServerUp(pbx.server, 3.0))
+        await until(lambda: len(asked) == 2)
+        await until(lambda: registered() is False)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)

@@ -28,7 +28,7 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +138,7 @@ class AmiOptions:
 
 _SECRETS = re.compile(r"(?im)^(secret|key|variable|callerid):[^\r\n]*")
 _DIGITS = re.compile(r"\d{7,}")
+_ENDPOINT = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a PJSIP endpoint name we write (pjsip_agents.conf)
 
 
 def mask(text: str) -> str:
@@ -535,6 +536,27 @@ class AmiClient:
             log.warning("AMI %s: could not list the channels to recover (%s); retried at the next login", self.name, exc)
             return []
 
+    async def phone_states(self, endpoints: Sequence[str]) -> dict[str, str]:
+        """Asterisk's word now on agents' SIP phones (issue 18): ``Reachable`` when the endpoint has a contact it
+        can reach, ``Unavailable`` when it has none (unregistered, or its qualify went unanswered); an endpoint
+        whose state Asterisk cannot tell is left out. ContactStatus events only tell changes, so the engine reads
+        this at start. ``Getvar`` of ``DEVICE_STATE(PJSIP/<endpoint>)``: the call account's own write class (the
+        PJSIPShow* actions need "system")."""
+        out: dict[str, str] = {}
+        for endpoint in endpoints:
+            if not _ENDPOINT.fullmatch(endpoint):
+                continue
+            reply = await self._send({"Action": "Getvar", "Variable": f"DEVICE_STATE(PJSIP/{endpoint})"},
+                                     as_list=False)
+            if reply.get("Response") != "Success":
+                continue
+            state = str(reply.get("Value", "")).strip().upper()
+            if state in ("UNAVAILABLE", "INVALID"):
+                out[endpoint] = "Unavailable"
+            elif state in ("NOT_INUSE", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"):
+                out[endpoint] = "Reachable"
+        return out
+
     async def originate(
         self,
         call_id: str,
@@ -929,6 +951,23 @@ class AmiPool:
         if client is not None and client.tracker.has_agent(agent_id):
             return client
         return next((c for c in self.clients if c.tracker.has_agent(agent_id)), client)
+
+    async def phone_states(self, endpoints: Sequence[str]) -> dict[str, str]:
+        """``AmiClient.phone_states`` over the connected servers: ``Reachable`` where any server can reach the
+        phone, ``Unavailable`` where every server that answered says so."""
+        out: dict[str, str] = {}
+        for client in self.clients:
+            if not client.connected:
+                continue
+            try:
+                states = await client.phone_states(endpoints)
+            except AmiError as exc:
+                log.warning("AMI %s: could not read the phones' states (%s)", client.name, exc)
+                continue
+            for endpoint, state in states.items():
+                if out.get(endpoint) != "Reachable":
+                    out[endpoint] = state
+        return out
 
     async def recover(self) -> list[TelephonyEvent]:
         """``AmiClient.recover`` on every server (one not connected now recovers at its next login)."""

@@ -159,6 +159,7 @@ class _Call:
     agent_id: str | None = None
     connected_at: float | None = None
     own_hangup: tuple[int | None, str, float] | None = None  # cause, text, at
+    failed_unexplained: float | None = None  # when an OriginateResponse said Reason 0 with no hang-up cause yet
     other_keys: tuple[str, ...] = ()
     other_cause: int | None = None
     unverified: bool = False
@@ -399,12 +400,15 @@ class CallTracker:
         return out, orphans
 
     def tick(self, now: float) -> list[TelephonyEvent]:
-        """Settle attempts whose leg hung up before any OriginateResponse (lost or late reply)."""
+        """Settle attempts whose leg hung up before any OriginateResponse (lost or late reply), and those whose
+        unexplained failure (Reason 0) was never followed by a hang-up cause."""
         out: list[TelephonyEvent] = []
         for call in list(self._calls.values()):
-            if call.state == "dialing" and call.own_hangup is not None:
-                if now - call.own_hangup[2] >= self.settle_grace_s:
-                    out += self._fail_by_cause(call, now)
+            if call.state != "dialing":
+                continue
+            since = call.own_hangup[2] if call.own_hangup is not None else call.failed_unexplained
+            if since is not None and now - since >= self.settle_grace_s:
+                out += self._fail_by_cause(call, now)
         return out
 
     # --- messages ----------------------------------------------------------------------------
@@ -473,6 +477,12 @@ class CallTracker:
             return self._answered(call, now, None, None, report=not call.expect_amd)
         reason = ORIGINATE_REASONS.get(reason_code) if reason_code is not None else None
         if reason is None or reason == "error":
+            if self._known_cause(call) is None and call.channel is not None and call.failed_unexplained is None:
+                # Asterisk 22 over PJSIP reports a 486 or a 503 as Reason 0 and may send the response before the
+                # leg's Hangup that carries the cause (17, 34): our leg exists, so its Hangup is due; wait for it
+                # (``tick`` settles without one). No leg (Asterisk refused the Originate): an error at once.
+                call.failed_unexplained = now
+                return []
             return self._fail_by_cause(call, now)
         return self._fail(call, reason, self._known_cause(call), now)
 
@@ -581,6 +591,8 @@ class CallTracker:
                 return self._end(call, cause, text, now)
             if call.own_hangup is None:
                 call.own_hangup = (cause, text, now)
+            if call.failed_unexplained is not None:
+                return self._fail_by_cause(call, now)
             return []
         other = self._others.get(uid)
         if other is not None and other in self._calls:

@@ -128,6 +128,8 @@ from callcenter.ports.telephony import (
     OriginateRejected,
     PhoneContact,
     Recovered,
+    ServerDown,
+    ServerUp,
     Telephony,
     TelephonyError,
     TelephonyEvent,
@@ -307,6 +309,26 @@ class DialerEngine:
                 raise
             await self._flush()
 
+    async def read_phone_states(self) -> None:
+        """What the PBX says now of every agent's SIP phone (issue 18), recorded as its ContactStatus would be:
+        those events only tell changes, so a phone that unregistered while no engine listened (or the whole PBX
+        restarted meanwhile) would otherwise keep the word it had, and "ready" would be let through, or refused,
+        on it. A port without ``phone_states`` (the simulated PBX, Twilio) has no SIP phones to read."""
+        read = getattr(self.telephony, "phone_states", None)
+        if not callable(read):
+            return
+        endpoints = await asyncio.to_thread(phones.active_endpoints, self.deps.sessions)
+        if not endpoints:
+            return
+        try:
+            states = await read(endpoints)
+        except TelephonyError as exc:
+            log.warning("could not read the agents' phones' states from the PBX: %s", exc)
+            return
+        now = self.wall()
+        for endpoint, status in states.items():
+            await asyncio.to_thread(phones.record_contact_status, self.deps.sessions, now, endpoint, status)
+
     async def _handle_locked(self, event: TelephonyEvent) -> None:
         if isinstance(event, Recovered):
             for live in event.calls:
@@ -397,11 +419,18 @@ class DialerEngine:
         """Real time: read port events and tick until ``stop`` is set."""
         wake = asyncio.Event()
         notify = self.deps.notify
+        went_down: set[str] = set()  # servers whose ServerDown this run saw: their next ServerUp is a comeback
+        reread = asyncio.Event()  # a server came back: the phones' states are read again (by the loop below)
 
         async def read() -> None:
             async for burst in _bursts(self.telephony.events(), MAX_BURST):
                 mine: list[TelephonyEvent] = []
                 for event in burst:
+                    if isinstance(event, ServerDown):
+                        went_down.add(event.server)
+                    elif isinstance(event, ServerUp) and event.server in went_down:
+                        went_down.discard(event.server)
+                        reread.set()  # its ContactStatus events while we were away are lost
                     if notify is not None and str(getattr(event, "call_id", "")).startswith(NOTIFY_PREFIX):
                         if mine:
                             await self.handle_burst(mine)
@@ -424,6 +453,7 @@ class DialerEngine:
                 for event in found or ():
                     if isinstance(event, (Recovered, AgentJoined)):
                         await self.handle(event)
+        await self.read_phone_states()
         done = asyncio.Event()  # the command loop's stop: it ends on an event, not by cancellation
         hanger = asyncio.create_task(command_loop(  # the screens' hang-ups, as rows this dialler claims
             self.deps.sessions, self.deps.bus, self.dialer_id,
@@ -436,6 +466,9 @@ class DialerEngine:
                 if hanger.done():
                     hanger.result()
                     break
+                if reread.is_set():
+                    reread.clear()
+                    await self.read_phone_states()
                 await self.tick()
                 delay = min(max(self.next_deadline() - self.clock.time(), 0.02), 0.5)
                 try:
