@@ -1,6 +1,6 @@
 """The browser softphone against a real Asterisk 22 (issue 18): Debian's headless Chromium with fake media devices
 logs in as an agent whose WebRTC endpoint the engine wrote into pjsip_agents.conf (reloaded over the phones AMI
-account), registers over the WebSocket of the shipped http.conf/pjsip.conf (TLS off in the tests: ws://, through a
+account), registers over the WebSocket of the shipped http.conf/pjsip.conf (ws:// here, through a
 proxy the test can cut), answers the agent leg by itself, and a customer reached over SIP (sipp) is bridged to it:
 media flows both ways (the page's getStats and Asterisk's RTP counters). Then the WebSocket is cut mid-shift and
 the softphone registers again on a new one."""
